@@ -1,0 +1,11 @@
+//! Pure logic shared by the cutover daemon and CLI.
+//!
+//! Nothing here does IO on sockets or talks to Docker: no tokio, hyper or bollard.
+//! That keeps the decisions (what routes where, what a deploy must do) testable
+//! as plain functions.
+#![forbid(unsafe_code)]
+
+pub mod route;
+pub mod service;
+pub mod status;
+pub mod target;

@@ -1,0 +1,1 @@
+//! Route table: which service serves a host and path. (Being written.)

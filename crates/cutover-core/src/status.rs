@@ -1,0 +1,103 @@
+//! What the daemon reports about services and target sets: the shapes of the
+//! status call, the event stream and the state file.
+
+use serde::{Deserialize, Serialize};
+
+use crate::service::{Color, DeployRequest};
+
+/// Health of one target as the prober last saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// Not probed successfully yet (new or restored target).
+    Unknown,
+    Healthy,
+    Unhealthy,
+}
+
+/// Lifecycle of a target set: Active -> Draining -> Drained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SetState {
+    Active,
+    Draining,
+    Drained,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetStatus {
+    pub addr: String,
+    pub health: Health,
+    /// Why the last probe failed, when it did.
+    pub last_error: Option<String>,
+    pub in_flight: u64,
+    pub upgraded: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetSetStatus {
+    /// Daemon-unique id of the set; drain events name it.
+    pub id: u64,
+    pub color: Color,
+    pub version: Option<String>,
+    pub state: SetState,
+    /// Unix time in milliseconds when the set entered its current state.
+    pub since_ms: u64,
+    pub targets: Vec<TargetStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub name: String,
+    /// The request that made the active set live.
+    pub config: DeployRequest,
+    pub active: TargetSetStatus,
+    pub draining: Vec<TargetSetStatus>,
+}
+
+/// Something that happened in the daemon, streamed to whoever listens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// New targets went live; `previous` is the set that now drains.
+    Switched {
+        service: String,
+        set_id: u64,
+        color: Color,
+        version: Option<String>,
+        previous: Option<u64>,
+    },
+    /// A draining set has no requests or connections left (or they were cut at
+    /// their deadline); its targets may now be stopped.
+    Drained {
+        service: String,
+        set_id: u64,
+        color: Color,
+        version: Option<String>,
+        /// HTTP requests cut at `drain` timeout.
+        cut_requests: u64,
+        /// Upgraded connections closed with 1012 at `websocket_drain` timeout.
+        closed_websockets: u64,
+    },
+    HealthChanged {
+        service: String,
+        addr: String,
+        health: Health,
+        reason: Option<String>,
+    },
+    Removed {
+        service: String,
+    },
+}
+
+/// What survives a daemon restart: the active request of each service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxyState {
+    pub services: Vec<PersistedService>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersistedService {
+    pub name: String,
+    pub request: DeployRequest,
+}

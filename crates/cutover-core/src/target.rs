@@ -1,0 +1,1 @@
+//! Target set lifecycle. (Being written.)

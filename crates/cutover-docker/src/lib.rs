@@ -1,0 +1,2 @@
+//! Docker Engine adapter. (Being written.)
+#![forbid(unsafe_code)]

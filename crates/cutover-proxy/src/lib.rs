@@ -1,0 +1,10 @@
+//! cutover's data plane and control API.
+//!
+//! [`Proxy`] is the one handle the rest of the daemon holds: the data listener
+//! serves through it, the control API calls `deploy`/`remove`/`status` on it and
+//! the deploy engine waits on its events to know when an old color is drained.
+#![forbid(unsafe_code)]
+
+mod handle;
+
+pub use handle::{DeployError, Proxy, ProxyConfig};

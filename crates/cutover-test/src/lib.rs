@@ -1,0 +1,2 @@
+//! Test support: in-process origins and clients. (Being written.)
+#![forbid(unsafe_code)]
