@@ -5,7 +5,10 @@
 //! as plain functions.
 #![forbid(unsafe_code)]
 
+pub mod compose;
+pub mod plan;
 pub mod route;
 pub mod service;
+pub mod progress;
 pub mod status;
 pub mod target;

@@ -1,13 +1,25 @@
-//! The public handle of the proxy. (Signatures fixed; bodies being written.)
+//! The public handle of the proxy: the control side (deploy, remove, status)
+//! and the entry to the data listener.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cutover_core::service::DeployRequest;
-use cutover_core::status::{Event, ProxyState, ServiceStatus};
+use cutover_core::route::{normalize_prefix, validate_host, RouteError, RouteTable};
+use cutover_core::service::{Color, DeployRequest, HealthCheck, Timeouts};
+use cutover_core::status::{Event, Health, PersistedService, ProxyState, ServiceStatus};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::metrics::{self, ServiceGauges, Unrouted};
+use crate::router::{Route, Router, Snapshot};
+use crate::service::{Service, ServiceEntry};
+use crate::target::TargetSet;
+use crate::{drain, health, server};
 
 /// Data-plane settings that come from `cutover serve` flags.
 #[derive(Debug, Clone)]
@@ -54,59 +66,345 @@ pub enum DeployError {
     UnknownService(String),
 }
 
+/// Everything the handle's clones share.
+pub(crate) struct Inner {
+    pub config: ProxyConfig,
+    pub router: Router,
+    services: Mutex<BTreeMap<String, ServiceEntry>>,
+    events: broadcast::Sender<Event>,
+    /// Drain tasks, health monitors and WebSocket relays.
+    pub tasks: TaskTracker,
+    /// Daemon shutdown: closes upgraded connections, stops monitors.
+    pub shutdown: CancellationToken,
+    next_set_id: AtomicU64,
+    pub unrouted: Unrouted,
+    local_addr: Mutex<Option<SocketAddr>>,
+}
+
+impl Inner {
+    pub fn emit(&self, event: Event) {
+        // No subscriber is fine: events are a notification, not a queue.
+        let _ = self.events.send(event);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, ServiceEntry>> {
+        self.services.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn health_changed(&self, set: &TargetSet, idx: usize, prev: Health) {
+        let t = &set.targets[idx];
+        let health = t.health();
+        let reason = t.last_error().filter(|_| health != Health::Healthy);
+        tracing::info!(
+            service = &*set.service, target = %t.addr, from = ?prev, to = ?health,
+            reason = reason.as_deref().unwrap_or(""), "target health changed"
+        );
+        self.emit(Event::HealthChanged {
+            service: set.service.to_string(),
+            addr: t.addr.clone(),
+            health,
+            reason,
+        });
+    }
+
+    /// A drained set leaves its service's status.
+    pub fn forget_drained(&self, set: &Arc<TargetSet>) {
+        if let Some(entry) = self.lock().get_mut(&*set.service) {
+            entry.draining.retain(|s| !Arc::ptr_eq(s, set));
+        }
+    }
+
+    /// How long shutdown waits for in-flight work: the longest drain timeout
+    /// of any service, or the default.
+    pub fn max_drain(&self) -> Duration {
+        self.lock()
+            .values()
+            .map(|e| e.config.timeouts.drain)
+            .max()
+            .unwrap_or(Timeouts::default().drain)
+    }
+
+    /// Rebuilds the route table from the services; the caller holds the lock.
+    fn snapshot(services: &BTreeMap<String, ServiceEntry>) -> Result<Snapshot, RouteError> {
+        let mut table = RouteTable::new();
+        for e in services.values() {
+            let route = Arc::new(Route {
+                service: e.service.clone(),
+                set: e.active.clone(),
+            });
+            table.insert(&e.config.hosts, e.config.path_prefix.as_deref(), route)?;
+        }
+        Ok(Snapshot { table })
+    }
+
+    fn new_set(&self, service: &str, color: Color, req: &DeployRequest, initial: Health) -> Arc<TargetSet> {
+        Arc::new(TargetSet::new(
+            self.next_set_id.fetch_add(1, Ordering::Relaxed) + 1,
+            service.into(),
+            color,
+            req.version.clone(),
+            &req.targets,
+            initial,
+            &self.shutdown,
+        ))
+    }
+
+    fn start_monitor(self: &Arc<Self>, set: &Arc<TargetSet>, hc: &HealthCheck) {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            self.tasks.spawn(health::monitor(self.clone(), set.clone(), hc.clone()));
+        }
+    }
+
+    /// Installs `set` as the service's active set and retires the previous
+    /// one. The new snapshot is published before the old set is marked
+    /// draining, so a request never finds no route in between.
+    fn install(
+        self: &Arc<Self>,
+        name: &str,
+        req: DeployRequest,
+        set: Arc<TargetSet>,
+    ) -> Result<(ServiceStatus, Option<u64>), DeployError> {
+        let mut services = self.lock();
+        let previous = services.get(name).map(|e| e.active.clone());
+        let service = services
+            .get(name)
+            .map(|e| e.service.clone())
+            .unwrap_or_else(|| Arc::new(Service::new(name)));
+        let draining = services.get(name).map(|e| e.draining.clone()).unwrap_or_default();
+        let old_entry = services.insert(
+            name.to_string(),
+            ServiceEntry {
+                service,
+                config: req.clone(),
+                active: set.clone(),
+                draining,
+            },
+        );
+        let snapshot = match Self::snapshot(&services) {
+            Ok(s) => s,
+            Err(e) => {
+                match old_entry {
+                    Some(old) => services.insert(name.to_string(), old),
+                    None => services.remove(name),
+                };
+                return Err(DeployError::Invalid(e.to_string()));
+            }
+        };
+        self.router.publish(snapshot);
+        let prev_id = previous.as_ref().map(|s| s.id);
+        if let Some(old) = previous {
+            // The request that retires a set decides how long it drains:
+            // its timeouts are the ones the operator just asked for.
+            if let Some(e) = services.get_mut(name) {
+                e.draining.push(old.clone());
+            }
+            drain::retire(self, old, req.timeouts.clone());
+        }
+        self.start_monitor(&set, &req.health);
+        let status = services.get(name).expect("just inserted").status();
+        Ok((status, prev_id))
+    }
+}
+
+fn validate(service: &str, req: &DeployRequest) -> Result<(), DeployError> {
+    if service.is_empty() || service.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(DeployError::Invalid(format!(
+            "service name {service:?} is empty or has whitespace"
+        )));
+    }
+    if req.targets.is_empty() {
+        return Err(DeployError::Invalid("no targets given\nhint: pass at least one addr:port".into()));
+    }
+    for t in &req.targets {
+        let port_ok = t
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0));
+        if !port_ok {
+            return Err(DeployError::Invalid(format!(
+                "target {t:?} is not addr:port\nhint: e.g. 10.0.0.5:8080 or athens-green:8080"
+            )));
+        }
+    }
+    for h in &req.hosts {
+        validate_host(h).map_err(|e| DeployError::Invalid(e.to_string()))?;
+    }
+    normalize_prefix(req.path_prefix.as_deref()).map_err(|e| DeployError::Invalid(e.to_string()))?;
+    if !req.health.path.starts_with('/') {
+        return Err(DeployError::Invalid(format!(
+            "health check path {:?} must start with '/'",
+            req.health.path
+        )));
+    }
+    if req.health.interval.is_zero() || req.health.timeout.is_zero() {
+        return Err(DeployError::Invalid("health check interval and timeout must be positive".into()));
+    }
+    Ok(())
+}
+
 /// Cheap to clone; all clones drive the same proxy.
 #[derive(Clone)]
 pub struct Proxy {
-    _private: (),
+    inner: Arc<Inner>,
 }
 
 impl Proxy {
-    pub fn new(_config: ProxyConfig) -> Self {
-        todo!()
+    pub fn new(config: ProxyConfig) -> Self {
+        let (events, _) = broadcast::channel(1024);
+        Proxy {
+            inner: Arc::new(Inner {
+                config,
+                router: Router::new(),
+                services: Mutex::new(BTreeMap::new()),
+                events,
+                tasks: TaskTracker::new(),
+                shutdown: CancellationToken::new(),
+                next_set_id: AtomicU64::new(0),
+                unrouted: Unrouted::default(),
+                local_addr: Mutex::new(None),
+            }),
+        }
     }
 
     /// Health-gate the request's targets, switch the service to them atomically
     /// and start draining the previous set. Returns once the switch is done.
-    pub async fn deploy(&self, _service: &str, _req: DeployRequest) -> Result<ServiceStatus, DeployError> {
-        todo!()
+    pub async fn deploy(&self, service: &str, req: DeployRequest) -> Result<ServiceStatus, DeployError> {
+        validate(service, &req)?;
+        // Reject a route conflict before spending the deploy timeout on probes.
+        let color = {
+            let services = self.inner.lock();
+            let mut table: RouteTable<()> = RouteTable::new();
+            for (name, e) in services.iter().filter(|(n, _)| n.as_str() != service) {
+                table
+                    .insert(&e.config.hosts, e.config.path_prefix.as_deref(), ())
+                    .map_err(|err| DeployError::Invalid(format!("{err} (service {name:?})")))?;
+            }
+            table
+                .insert(&req.hosts, req.path_prefix.as_deref(), ())
+                .map_err(|e| DeployError::Invalid(e.to_string()))?;
+            req.color
+                .or_else(|| services.get(service).map(|e| e.active.color.other()))
+                .unwrap_or(Color::Blue)
+        };
+        let set = self.inner.new_set(service, color, &req, Health::Unknown);
+        if let Err(detail) = health::gate(&set, &req.health, req.timeouts.deploy).await {
+            return Err(DeployError::Unhealthy {
+                timeout: req.timeouts.deploy,
+                detail,
+            });
+        }
+        let version = req.version.clone();
+        let (status, previous) = self.inner.install(service, req, set.clone())?;
+        tracing::info!(service, color = color.as_str(), set_id = set.id, version = version.as_deref().unwrap_or(""), "switched");
+        self.inner.emit(Event::Switched {
+            service: service.to_string(),
+            set_id: set.id,
+            color,
+            version,
+            previous,
+        });
+        Ok(status)
     }
 
     /// Stop routing to a service; its targets drain like after a switch.
-    pub fn remove(&self, _service: &str) -> Result<(), DeployError> {
-        todo!()
+    pub fn remove(&self, service: &str) -> Result<(), DeployError> {
+        let mut services = self.inner.lock();
+        let Some(mut entry) = services.remove(service) else {
+            return Err(DeployError::UnknownService(service.to_string()));
+        };
+        let snapshot = Inner::snapshot(&services).expect("a table minus one service has no new conflict");
+        self.inner.router.publish(snapshot);
+        drop(services);
+        entry.draining.push(entry.active.clone());
+        drain::retire(&self.inner, entry.active.clone(), entry.config.timeouts.clone());
+        self.inner.emit(Event::Removed {
+            service: service.to_string(),
+        });
+        Ok(())
     }
 
     pub fn status(&self) -> Vec<ServiceStatus> {
-        todo!()
+        self.inner.lock().values().map(ServiceEntry::status).collect()
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        todo!()
+        self.inner.events.subscribe()
     }
 
     /// What must be persisted to come back after a restart.
     pub fn state(&self) -> ProxyState {
-        todo!()
+        ProxyState {
+            services: self
+                .inner
+                .lock()
+                .iter()
+                .map(|(name, e)| PersistedService {
+                    name: name.clone(),
+                    request: e.config.clone(),
+                })
+                .collect(),
+        }
     }
 
     /// Reinstall persisted services without a health gate; their targets start
     /// `Unknown` and count as healthy only after a successful probe.
-    pub fn restore(&self, _state: ProxyState) {
-        todo!()
+    ///
+    /// Health monitors start only when called inside a Tokio runtime.
+    pub fn restore(&self, state: ProxyState) {
+        for s in state.services {
+            if let Err(e) = validate(&s.name, &s.request) {
+                tracing::warn!(service = %s.name, error = %e, "not restoring an invalid service");
+                continue;
+            }
+            let color = s.request.color.unwrap_or(Color::Blue);
+            let set = self.inner.new_set(&s.name, color, &s.request, Health::Unknown);
+            if let Err(e) = self.inner.install(&s.name, s.request, set) {
+                tracing::warn!(service = %s.name, error = %e, "not restoring a service");
+            }
+        }
     }
 
     /// Accept and serve on the data listener until `shutdown` fires, then stop
     /// accepting and wait for in-flight work (bounded by the drain timeout).
-    pub async fn serve(&self, _listener: TcpListener, _shutdown: CancellationToken) -> std::io::Result<()> {
-        todo!()
+    pub async fn serve(&self, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
+        if let Ok(a) = listener.local_addr() {
+            *self.inner.local_addr.lock().unwrap_or_else(|p| p.into_inner()) = Some(a);
+        }
+        server::serve(self.inner.clone(), listener, shutdown).await
     }
 
     /// Prometheus text exposition of the proxy's metrics.
     pub fn render_metrics(&self) -> String {
-        todo!()
+        let services = self.inner.lock();
+        let gauges: Vec<ServiceGauges<'_>> = services
+            .values()
+            .map(|e| {
+                let (in_flight, upgraded) = e.active.load();
+                let (mut draining_in_flight, mut draining_upgraded) = (0, 0);
+                for d in &e.draining {
+                    let (r, u) = d.load();
+                    draining_in_flight += r;
+                    draining_upgraded += u;
+                }
+                let targets = std::iter::once(&e.active)
+                    .chain(e.draining.iter())
+                    .flat_map(|s| s.targets.iter().map(move |t| (t.addr.as_str(), s.color, t.health() == Health::Healthy)))
+                    .collect();
+                ServiceGauges {
+                    name: &e.service.name,
+                    metrics: &e.service.metrics,
+                    in_flight: in_flight + draining_in_flight,
+                    upgraded: upgraded + draining_upgraded,
+                    draining_in_flight,
+                    draining_upgraded,
+                    targets,
+                }
+            })
+            .collect();
+        metrics::render(&gauges, &self.inner.unrouted)
     }
 
+    /// The data listener's address once `serve` has started.
     pub fn local_addr_hint(&self) -> Option<SocketAddr> {
-        None
+        *self.inner.local_addr.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -5,6 +5,18 @@
 //! the deploy engine waits on its events to know when an old color is drained.
 #![forbid(unsafe_code)]
 
+pub mod admin;
+mod access_log;
+mod drain;
 mod handle;
+mod health;
+mod metrics;
+mod proxy;
+mod router;
+mod server;
+mod service;
+mod target;
+pub mod state;
+mod websocket;
 
 pub use handle::{DeployError, Proxy, ProxyConfig};

@@ -1,2 +1,9 @@
-//! Test support: in-process origins and clients. (Being written.)
+//! Test support: in-process origins and clients.
 #![forbid(unsafe_code)]
+
+pub mod images;
+
+pub mod client;
+pub mod origin;
+
+pub use origin::Origin;

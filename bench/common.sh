@@ -1,0 +1,323 @@
+# Shared by bench/proxy.sh and bench/switch.sh: starting the origin and the
+# proxies on loopback, each configured the same way (keep-alive to the
+# upstream, no access log, one worker or thread per core). Source it.
+# shellcheck shell=bash
+# Variables set here are used by the scripts that source this file.
+# shellcheck disable=SC2034
+
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+
+BENCH_PORT_BASE="${BENCH_PORT_BASE:-18100}"
+CUTOVER_BIN="${CUTOVER_BIN:-$CUTOVER_ROOT/target/release/cutover}"
+NCPU="$(nproc)"
+CLK_TCK="$(getconf CLK_TCK)"
+
+BENCH_DIR="$(mktemp -d "${TMPDIR:-/tmp}/cutover-bench.XXXXXX")"
+# Every process this script starts, so cleanup stops exactly those.
+BENCH_PIDS=()
+
+bench_cleanup() {
+    local pid
+    for pid in "${BENCH_PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${BENCH_PIDS[@]}"; do
+        local deadline=$((SECONDS + 10))
+        while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    BENCH_PIDS=()
+    if [ -z "${BENCH_KEEP_DIR:-}" ]; then rm -rf "$BENCH_DIR"; fi
+}
+
+# After a process is known to have exited, so cleanup never signals a PID
+# that may have been reused.
+forget_pid() {
+    local keep=() p
+    for p in "${BENCH_PIDS[@]}"; do
+        if [ "$p" != "$1" ]; then keep+=("$p"); fi
+    done
+    BENCH_PIDS=("${keep[@]}")
+}
+
+port() { echo $((BENCH_PORT_BASE + $1)); }
+# HTTP/1.1 ports; nginx needs a second listener for h2c (prior knowledge).
+ORIGIN_PORT=$(port 0)
+ORIGIN_H2_PORT=$(port 1)
+NGINX_PORT=$(port 2)
+NGINX_H2_PORT=$(port 3)
+HAPROXY_PORT=$(port 4)
+CADDY_PORT=$(port 5)
+CADDY_ADMIN_PORT=$(port 6)
+CUTOVER_PORT=$(port 7)
+GREEN_PORT=$(port 8)
+HAPROXY_STATS_SOCK="$BENCH_DIR/haproxy.sock"
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+check_ports_free() {
+    local p
+    for p in "$@"; do
+        port_free "$p" || die "port $p on 127.0.0.1 is in use" \
+            "stop what listens there, or set BENCH_PORT_BASE to another range"
+    done
+}
+
+# wait_http URL [SECONDS]: until URL answers 200.
+wait_http() {
+    local url="$1" deadline=$((SECONDS + ${2:-10}))
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        if curl -sf -o /dev/null --max-time 1 "$url"; then return 0; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# The origin: nginx with one worker returning a 5-byte body, so that the
+# origin is not what limits a proxy. NAME lets switch.sh run two (blue, green).
+start_origin() {
+    local name="$1" port="$2" h2port="${3:-}" body="${4:-hello}"
+    local dir="$BENCH_DIR/$name"
+    mkdir -p "$dir"
+    local h2listen=""
+    if [ -n "$h2port" ]; then h2listen="listen 127.0.0.1:$h2port http2;"; fi
+    cat >"$dir/nginx.conf" <<EOF
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+    client_body_temp_path $dir/tmp;
+    proxy_temp_path $dir/tmp;
+    fastcgi_temp_path $dir/tmp;
+    uwsgi_temp_path $dir/tmp;
+    scgi_temp_path $dir/tmp;
+    server {
+        listen 127.0.0.1:$port;
+        $h2listen
+        default_type text/plain;
+        location / { return 200 '$body'; }
+    }
+}
+EOF
+    nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' >"$dir/stdout.log" 2>&1 &
+    BENCH_PIDS+=($!)
+    eval "PID_$name=$!"
+    wait_http "http://127.0.0.1:$port/" || die "the $name origin did not start" "see $dir/error.log"
+}
+
+start_nginx() {
+    local upstream="$1" dir="$BENCH_DIR/nginx"
+    mkdir -p "$dir"
+    write_nginx_conf "$upstream"
+    nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' >"$dir/stdout.log" 2>&1 &
+    BENCH_PIDS+=($!)
+    PID_nginx=$!
+    wait_http "http://127.0.0.1:$NGINX_PORT/" || die "nginx did not start" "see $dir/error.log"
+}
+
+# Also used by switch.sh to point nginx at the other color before a reload.
+write_nginx_conf() {
+    local upstream="$1" dir="$BENCH_DIR/nginx"
+    cat >"$dir/nginx.conf.new" <<EOF
+worker_processes $NCPU;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+    client_body_temp_path $dir/tmp;
+    proxy_temp_path $dir/tmp;
+    fastcgi_temp_path $dir/tmp;
+    uwsgi_temp_path $dir/tmp;
+    scgi_temp_path $dir/tmp;
+    upstream origin {
+        server $upstream;
+        keepalive 64;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        listen 127.0.0.1:$NGINX_H2_PORT http2;
+        location / {
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+    mv "$dir/nginx.conf.new" "$dir/nginx.conf"
+}
+
+start_haproxy() {
+    local upstream="$1" dir="$BENCH_DIR/haproxy"
+    mkdir -p "$dir"
+    write_haproxy_conf "$upstream"
+    haproxy -db -f "$dir/haproxy.cfg" >"$dir/stdout.log" 2>&1 &
+    BENCH_PIDS+=($!)
+    PID_haproxy=$!
+    wait_http "http://127.0.0.1:$HAPROXY_PORT/" || die "haproxy did not start" "see $dir/stdout.log"
+}
+
+# UPSTREAM is one address, or two (blue green) for the switch test, where
+# green starts disabled and the runtime API flips them.
+write_haproxy_conf() {
+    local blue="$1" green="${2:-}" dir="$BENCH_DIR/haproxy"
+    local green_line=""
+    if [ -n "$green" ]; then green_line="    server green $green disabled"; fi
+    cat >"$dir/haproxy.cfg.new" <<EOF
+global
+    nbthread $NCPU
+    maxconn 4096
+    stats socket $HAPROXY_STATS_SOCK mode 600 level admin expose-fd listeners
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    option http-keep-alive
+    http-reuse always
+frontend fe
+    bind 127.0.0.1:$HAPROXY_PORT
+    default_backend be
+backend be
+    server blue $blue
+$green_line
+EOF
+    mv "$dir/haproxy.cfg.new" "$dir/haproxy.cfg"
+}
+
+start_caddy() {
+    local upstream="$1" dir="$BENCH_DIR/caddy"
+    mkdir -p "$dir"
+    write_caddyfile "$upstream"
+    # Caddy keeps state under XDG dirs; keep it out of the user's home.
+    XDG_DATA_HOME="$dir" XDG_CONFIG_HOME="$dir" \
+        caddy run --config "$dir/Caddyfile" --adapter caddyfile >"$dir/stdout.log" 2>&1 &
+    BENCH_PIDS+=($!)
+    PID_caddy=$!
+    wait_http "http://127.0.0.1:$CADDY_PORT/" 20 || die "caddy did not start" "see $dir/stdout.log"
+}
+
+write_caddyfile() {
+    local upstream="$1" dir="$BENCH_DIR/caddy"
+    cat >"$dir/Caddyfile" <<EOF
+{
+    admin 127.0.0.1:$CADDY_ADMIN_PORT
+    auto_https off
+    servers {
+        protocols h1 h2c
+    }
+}
+http://127.0.0.1:$CADDY_PORT {
+    reverse_proxy $upstream
+}
+EOF
+}
+
+# cutover: the daemon, then the route through its admin socket. Returns 1
+# (with the reason in CUTOVER_UNAVAILABLE) when the binary is missing or does
+# not serve, so the peers can still be measured.
+CUTOVER_UNAVAILABLE=""
+start_cutover() {
+    local upstream="$1" dir="$BENCH_DIR/cutover"
+    mkdir -p "$dir/state"
+    if [ ! -x "$CUTOVER_BIN" ]; then
+        CUTOVER_UNAVAILABLE="$CUTOVER_BIN does not exist (build it with cargo build --release -p cutover)"
+        return 1
+    fi
+    "$CUTOVER_BIN" serve --listen "127.0.0.1:$CUTOVER_PORT" --socket "$dir/cutover.sock" \
+        --state-dir "$dir/state" --no-access-log >"$dir/stdout.log" 2>&1 &
+    BENCH_PIDS+=($!)
+    PID_cutover=$!
+    local deadline=$((SECONDS + 10))
+    while [ ! -S "$dir/cutover.sock" ] && [ "$SECONDS" -lt "$deadline" ]; do
+        if ! kill -0 "$PID_cutover" 2>/dev/null; then break; fi
+        sleep 0.1
+    done
+    if [ ! -S "$dir/cutover.sock" ]; then
+        CUTOVER_UNAVAILABLE="cutover serve did not create its socket: $(tail -n 3 "$dir/stdout.log" | tr '\n' ' ')"
+        return 1
+    fi
+    if ! cutover_route "$upstream"; then
+        CUTOVER_UNAVAILABLE="PUT /v1/services/bench failed: $(cat "$dir/put.out" 2>/dev/null)"
+        return 1
+    fi
+    if ! wait_http "http://127.0.0.1:$CUTOVER_PORT/" 15; then
+        CUTOVER_UNAVAILABLE="cutover did not serve the route within 15s: $(tail -n 3 "$dir/stdout.log" | tr '\n' ' ')"
+        return 1
+    fi
+}
+
+# cutover_route TARGET: points the bench service at TARGET (the switch).
+cutover_route() {
+    curl -sS -f --max-time 10 --unix-socket "$BENCH_DIR/cutover/cutover.sock" \
+        -X PUT http://localhost/v1/services/bench -H 'content-type: application/json' \
+        -d "{\"targets\":[\"$1\"],\"health\":{\"path\":\"/\"}}" >"$BENCH_DIR/cutover/put.out" 2>&1
+}
+
+# The PIDs of a server: the process and its children (nginx's workers).
+server_pids() {
+    local pid="$1"
+    echo "$pid"
+    pgrep -P "$pid" || true
+}
+
+# Sum of utime+stime, in clock ticks, of the given processes (all threads).
+cpu_ticks() {
+    local pid total=0 stat
+    for pid in "$@"; do
+        stat="$(cat "/proc/$pid/stat" 2>/dev/null)" || continue
+        # Fields after the ")" closing the command name: utime is the 12th, stime the 13th.
+        stat="${stat##*) }"
+        # shellcheck disable=SC2086
+        set -- $stat
+        total=$((total + ${12} + ${13}))
+    done
+    echo "$total"
+}
+
+# Sum of VmRSS in KiB of the given processes.
+rss_kib() {
+    local pid total=0 v
+    for pid in "$@"; do
+        v="$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null)" || continue
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
+
+# sample_rss OUTFILE PID...: runs until killed, keeping the maximum in OUTFILE.
+sample_rss() {
+    local out="$1" max=0 now
+    shift
+    while :; do
+        now="$(rss_kib "$@")"
+        if [ "$now" -gt "$max" ]; then
+            max=$now
+            echo "$max" >"$out"
+        fi
+        sleep 0.2
+    done
+}
+
+machine_summary() {
+    local cpu
+    cpu="$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+    printf -- '- machine: %s CPUs (%s), kernel %s, %s\n' "$NCPU" "$cpu" "$(uname -r)" \
+        "$(awk -F= '$1 == "PRETTY_NAME" {gsub(/"/, "", $2); print $2}' /etc/os-release)"
+    printf -- '- load average before the run (1, 5, 15 min): %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+    printf -- '- versions: %s\n' "$(dpkg-query -W -f='${Package} ${Version}, ' nginx haproxy caddy wrk nghttp2-client 2>/dev/null | sed 's/, $//')"
+    if [ -x "$CUTOVER_BIN" ]; then
+        printf -- '- cutover: %s, commit %s%s\n' "$("$CUTOVER_BIN" --version 2>/dev/null || echo "version unknown")" \
+            "$(git -C "$CUTOVER_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+            "$(if [ -n "$(git -C "$CUTOVER_ROOT" status --porcelain 2>/dev/null)" ]; then echo " + uncommitted changes"; fi)"
+    fi
+}

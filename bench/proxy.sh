@@ -1,0 +1,240 @@
+#!/usr/bin/env bash
+# Proxy overhead: the same origin direct and through cutover, nginx, HAProxy
+# and Caddy, on loopback. See docs/benchmarks.md for the method and results.
+#
+#   bench/proxy.sh [--reps N] [--duration S] [--peers "direct cutover nginx haproxy caddy"]
+#                  [--append] [--build]
+#
+#   --reps N       interleaved repetitions; the table shows medians (default 3)
+#   --duration S   seconds per load run (default 10)
+#   --peers LIST   which paths to measure (default: all five)
+#   --append       also append the result section to docs/benchmarks.md
+#   --build        cargo build --release -p cutover first
+#
+# Env: BENCH_PORT_BASE (default 18100; uses the next 10 ports), CUTOVER_BIN,
+# CONNS (default 50), H2_CLIENTS (10) and H2_STREAMS (10) for h2load.
+# Needs root only to install missing packages (scripts/deps.sh bench).
+set -euo pipefail
+# shellcheck source=bench/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+REPS=3
+DURATION=10
+PEERS="direct cutover nginx haproxy caddy"
+APPEND=""
+BUILD=""
+CONNS="${CONNS:-50}"
+H2_CLIENTS="${H2_CLIENTS:-10}"
+H2_STREAMS="${H2_STREAMS:-10}"
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --reps) REPS="$2"; shift 2 ;;
+    --duration) DURATION="$2"; shift 2 ;;
+    --peers) PEERS="$2"; shift 2 ;;
+    --append) APPEND=1; shift ;;
+    --build) BUILD=1; shift ;;
+    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+    *) die "unknown argument '$1'" "see bench/proxy.sh --help" ;;
+    esac
+done
+[[ "$REPS" =~ ^[1-9][0-9]*$ ]] || die "--reps must be a positive integer, got '$REPS'"
+[[ "$DURATION" =~ ^[1-9][0-9]*$ ]] || die "--duration must be a positive integer, got '$DURATION'"
+
+trap bench_cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+"$CUTOVER_ROOT/scripts/deps.sh" bench
+if [ -n "$BUILD" ]; then
+    log "bench: cargo build --release -p cutover"
+    (cd "$CUTOVER_ROOT" && cargo build --release -q -p cutover)
+fi
+
+check_ports_free "$ORIGIN_PORT" "$ORIGIN_H2_PORT" "$NGINX_PORT" "$NGINX_H2_PORT" "$HAPROXY_PORT" \
+    "$CADDY_PORT" "$CADDY_ADMIN_PORT" "$CUTOVER_PORT"
+
+ORIGIN="127.0.0.1:$ORIGIN_PORT"
+start_origin origin "$ORIGIN_PORT" "$ORIGIN_H2_PORT"
+
+# Which peers run, their ports, and the PIDs whose RSS and CPU are counted.
+declare -A H1_PORT=([direct]=$ORIGIN_PORT [cutover]=$CUTOVER_PORT [nginx]=$NGINX_PORT
+    [haproxy]=$HAPROXY_PORT [caddy]=$CADDY_PORT)
+declare -A H2_PORT=([direct]=$ORIGIN_H2_PORT [cutover]=$CUTOVER_PORT [nginx]=$NGINX_H2_PORT
+    [haproxy]=$HAPROXY_PORT [caddy]=$CADDY_PORT)
+declare -A MAIN_PID=()
+declare -A NOTE=()
+active=()
+for peer in $PEERS; do
+    case "$peer" in
+    direct) ;;
+    nginx) start_nginx "$ORIGIN"; MAIN_PID[nginx]=$PID_nginx ;;
+    haproxy) start_haproxy "$ORIGIN"; MAIN_PID[haproxy]=$PID_haproxy ;;
+    caddy) start_caddy "$ORIGIN"; MAIN_PID[caddy]=$PID_caddy ;;
+    cutover)
+        if ! start_cutover "$ORIGIN"; then
+            log "bench: cutover is not measured: $CUTOVER_UNAVAILABLE"
+            NOTE[cutover]="not measured: $CUTOVER_UNAVAILABLE"
+            continue
+        fi
+        MAIN_PID[cutover]=$PID_cutover
+        ;;
+    *) die "unknown peer '$peer'" "use some of: direct cutover nginx haproxy caddy" ;;
+    esac
+    body="$(curl -sf --max-time 2 "http://127.0.0.1:${H1_PORT[$peer]}/" || true)"
+    [ "$body" = "hello" ] || die "$peer answered '$body' instead of the origin's 'hello'"
+    active+=("$peer")
+done
+
+RESULTS="$BENCH_DIR/results"
+: >"$RESULTS"
+record() { echo "$1 $2 $3" >>"$RESULTS"; }
+
+# wrk latency lines look like "     99%    1.20ms": convert to microseconds.
+to_us() {
+    awk -v v="$1" 'BEGIN {
+        if (v ~ /us$/) { sub(/us$/, "", v); print v + 0 }
+        else if (v ~ /ms$/) { sub(/ms$/, "", v); print v * 1000 }
+        else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000000 }
+        else print "nan" }'
+}
+
+# run_wrk PEER CONNS TAG: one wrk run; records req/s, p50, p99, errors, and
+# for proxies the max RSS and the requests per CPU-second of the proxy.
+run_wrk() {
+    local peer="$1" conns="$2" tag="$3" out="$BENCH_DIR/wrk.out"
+    local pids=() sampler="" before=0 after=0
+    if [ -n "${MAIN_PID[$peer]:-}" ]; then
+        mapfile -t pids < <(server_pids "${MAIN_PID[$peer]}")
+        echo 0 >"$BENCH_DIR/rss"
+        sample_rss "$BENCH_DIR/rss" "${pids[@]}" &
+        sampler=$!
+        before=$(cpu_ticks "${pids[@]}")
+    fi
+    # wrk stops itself after DURATION; timeout is only a guard against a hang.
+    timeout $((DURATION + 30)) wrk -t1 -c"$conns" -d"${DURATION}s" --latency \
+        "http://127.0.0.1:${H1_PORT[$peer]}/" >"$out" 2>&1 || true
+    if [ -n "$sampler" ]; then
+        after=$(cpu_ticks "${pids[@]}")
+        kill "$sampler" 2>/dev/null || true
+        wait "$sampler" 2>/dev/null || true
+    fi
+    local rps p50 p99 total errors
+    rps="$(awk '/^Requests\/sec:/ {print $2}' "$out")"
+    total="$(awk '/requests in/ {print $1}' "$out")"
+    p50="$(awk '$1 == "50%" {print $2}' "$out")"
+    p99="$(awk '$1 == "99%" {print $2}' "$out")"
+    errors="$(awk '/Socket errors:/ {gsub(/,/, ""); print $4 + $6 + $8 + $10} /Non-2xx/ {print $NF}' "$out" |
+        awk '{s += $1} END {print s + 0}')"
+    if [ -z "$rps" ] || [ -z "$p50" ]; then
+        log "bench: wrk against $peer gave no result:"
+        cat "$out" >&2
+        return 0
+    fi
+    record "$peer" "${tag}_rps" "$rps"
+    record "$peer" "${tag}_p50" "$(to_us "$p50")"
+    record "$peer" "${tag}_p99" "$(to_us "$p99")"
+    record "$peer" "${tag}_errors" "$errors"
+    if [ -n "$sampler" ]; then
+        record "$peer" "${tag}_rss" "$(cat "$BENCH_DIR/rss")"
+        local ticks=$((after - before))
+        if [ "$ticks" -gt 0 ]; then
+            record "$peer" "${tag}_per_cpu" "$(awk -v n="$total" -v t="$ticks" -v hz="$CLK_TCK" 'BEGIN {print n / (t / hz)}')"
+            record "$peer" "${tag}_cores" "$(awk -v t="$ticks" -v hz="$CLK_TCK" -v d="$DURATION" 'BEGIN {print t / hz / d}')"
+        fi
+    fi
+    log "bench:   $peer $tag: $rps req/s, p50 $p50, p99 $p99, errors $errors"
+}
+
+run_h2load() {
+    local peer="$1" out="$BENCH_DIR/h2load.out"
+    timeout $((DURATION + 30)) h2load -t1 -c"$H2_CLIENTS" -m"$H2_STREAMS" -D"$DURATION" \
+        "http://127.0.0.1:${H2_PORT[$peer]}/" >"$out" 2>&1 || true
+    local rps ok failed
+    rps="$(awk '/^finished in/ {gsub(/,/, ""); print $4}' "$out")"
+    ok="$(awk '/^requests:/ {print $8}' "$out")"
+    failed="$(awk '/^requests:/ {print $10 + $12}' "$out")"
+    if [ -z "$rps" ] || [ "${ok:-0}" -eq 0 ]; then
+        log "bench:   $peer h2c: no successful request ($(grep -m1 -iE 'error|fail|protocol' "$out" || echo 'no output'))"
+        return 0
+    fi
+    record "$peer" h2_rps "$rps"
+    record "$peer" h2_errors "${failed:-0}"
+    log "bench:   $peer h2c: $rps req/s, failed $failed"
+}
+
+log "bench: ${#active[@]} paths (${active[*]}), $REPS reps, ${DURATION}s per run, interleaved"
+for rep in $(seq 1 "$REPS"); do
+    log "bench: rep $rep/$REPS"
+    for peer in "${active[@]}"; do run_wrk "$peer" "$CONNS" c50; done
+    for peer in "${active[@]}"; do run_wrk "$peer" 1 c1; done
+    for peer in "${active[@]}"; do run_h2load "$peer"; done
+done
+
+# median PEER METRIC: median over the reps, empty when never measured.
+median() {
+    awk -v p="$1" -v m="$2" '$1 == p && $2 == m {print $3}' "$RESULTS" | sort -g |
+        awk '{v[NR] = $1} END {if (NR == 0) exit; if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+fmt_k() { awk -v v="$1" 'BEGIN {if (v == "") print "–"; else printf "%.1fk", v / 1000}'; }
+fmt_us() {
+    awk -v v="$1" 'BEGIN {if (v == "") print "–"; else if (v >= 1000) printf "%.2f ms", v / 1000; else printf "%d µs", v + 0.5}'
+}
+fmt_ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "" || b == "" || b == 0) print "–"; else printf "%.2f×", a / b}'; }
+fmt_added() {
+    awk -v a="$1" -v b="$2" 'BEGIN {if (a == "" || b == "") print "–"; else if (a == b) print "0"; else printf "%+d µs", a - b + (a >= b ? 0.5 : -0.5)}'
+}
+fmt_mib() { awk -v v="$1" 'BEGIN {if (v == "") print "–"; else printf "%.1f MiB", v / 1024}'; }
+fmt_cores() { awk -v v="$1" 'BEGIN {if (v == "") print "–"; else printf "%.2f", v}'; }
+sum_metric() { awk -v p="$1" -v m="$2" '$1 == p && $2 == m {s += $3} END {print s + 0}' "$RESULTS"; }
+
+report() {
+    local d_rps d_p50 n_rps n_h2
+    d_rps="$(median direct c50_rps)"
+    d_p50="$(median direct c1_p50)"
+    n_rps="$(median nginx c50_rps)"
+    n_h2="$(median nginx h2_rps)"
+    echo "### Run of $(date -u +%Y-%m-%dT%H:%MZ)"
+    echo
+    machine_summary
+    echo "- method: wrk -t1, ${DURATION}s per run, $CONNS connections and 1 connection;" \
+        "h2load -t1 -c$H2_CLIENTS -m$H2_STREAMS (h2c, prior knowledge), ${DURATION}s;" \
+        "medians of $REPS interleaved reps"
+    echo
+    echo "| path | req/s, $CONNS conns | vs direct | vs nginx | proxy CPU, cores | req per CPU-second | p99, $CONNS conns | p50, 1 conn | added p50 | p99, 1 conn | h2c req/s | h2c vs nginx | RSS under load |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    local peer
+    for peer in direct cutover nginx haproxy caddy; do
+        [[ " $PEERS " == *" $peer "* ]] || continue
+        if [ -n "${NOTE[$peer]:-}" ]; then
+            echo "| $peer | not measured (see below) | – | – | – | – | – | – | – | – | – | – | – |"
+            continue
+        fi
+        local rps p50 h2
+        rps="$(median "$peer" c50_rps)"
+        p50="$(median "$peer" c1_p50)"
+        h2="$(median "$peer" h2_rps)"
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
+            "$peer" "$(fmt_k "$rps")" "$(fmt_ratio "$rps" "$d_rps")" "$(fmt_ratio "$rps" "$n_rps")" \
+            "$(fmt_cores "$(median "$peer" c50_cores)")" "$(fmt_k "$(median "$peer" c50_per_cpu)")" \
+            "$(fmt_us "$(median "$peer" c50_p99)")" \
+            "$(fmt_us "$p50")" "$(fmt_added "$p50" "$d_p50")" "$(fmt_us "$(median "$peer" c1_p99)")" \
+            "$(fmt_k "$h2")" "$(fmt_ratio "$h2" "$n_h2")" "$(fmt_mib "$(median "$peer" c50_rss)")"
+    done
+    echo
+    local errors="" e
+    for peer in "${active[@]}"; do
+        e=$(($(sum_metric "$peer" c50_errors) + $(sum_metric "$peer" c1_errors) + $(sum_metric "$peer" h2_errors)))
+        if [ "$e" -gt 0 ]; then errors="$errors $peer: $e;"; fi
+    done
+    echo "Client errors over all runs (socket errors, non-2xx, failed h2 requests):${errors:- none}"
+    for peer in "${!NOTE[@]}"; do echo "- $peer: ${NOTE[$peer]}"; done
+    echo
+}
+
+table="$(report)"
+printf '\n%s\n' "$table"
+if [ -n "$APPEND" ]; then
+    printf '\n%s\n' "$table" >>"$CUTOVER_ROOT/docs/benchmarks.md"
+    log "bench: appended to docs/benchmarks.md"
+fi

@@ -1,0 +1,279 @@
+//! The resolved, normalized project: what `cutover deploy` sends to the daemon.
+//! Every value is final: variables interpolated, paths absolute, env merged,
+//! durations parsed, resource names as they will be created.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::service::{Color, HealthCheck, Timeouts};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolvedProject {
+    pub name: String,
+    /// Directory of the first compose file; relative paths were resolved against it.
+    pub project_dir: PathBuf,
+    /// Colored services, in dependency order.
+    pub apps: Vec<AppSpec>,
+    /// Shared long-lived services, in dependency order.
+    pub accessories: Vec<AccessorySpec>,
+    pub networks: Vec<NetworkSpec>,
+    pub volumes: Vec<VolumeSpec>,
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl ResolvedProject {
+    pub fn app(&self, service: &str) -> Option<&AppSpec> {
+        self.apps.iter().find(|a| a.service.name == service)
+    }
+
+    pub fn accessory(&self, service: &str) -> Option<&AccessorySpec> {
+        self.accessories.iter().find(|a| a.service.name == service)
+    }
+}
+
+/// `<project>-<service>-<color>`: the two slots of an app.
+pub fn app_container_name(project: &str, service: &str, color: Color) -> String {
+    format!("{project}-{service}-{color}")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppSpec {
+    pub service: ServiceSpec,
+    pub cutover: AppSettings,
+}
+
+/// The `x-cutover:` block of an app, with defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppSettings {
+    /// Port the app serves inside its container.
+    pub port: u16,
+    pub health: HealthCheck,
+    pub hosts: Vec<String>,
+    pub path_prefix: Option<String>,
+    pub timeouts: Timeouts,
+    /// Old versions kept (stopped) for rollback.
+    pub keep: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessorySpec {
+    pub service: ServiceSpec,
+    /// `container_name:` when given, else `<project>-<service>`.
+    pub container_name: String,
+}
+
+/// Everything about one container that comes from the compose file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceSpec {
+    /// The key under `services:`.
+    pub name: String,
+    /// Image reference; `<project>-<service>` for a build-only service.
+    pub image: String,
+    pub build: Option<BuildSpec>,
+    /// `None` keeps the image's CMD.
+    pub command: Option<Vec<String>>,
+    /// `None` keeps the image's ENTRYPOINT.
+    pub entrypoint: Option<Vec<String>>,
+    /// `env_file` entries in order, then `environment`, later wins.
+    pub environment: BTreeMap<String, String>,
+    pub mounts: Vec<Mount>,
+    pub networks: Vec<ServiceNetwork>,
+    pub ports: Vec<PortSpec>,
+    pub depends_on: Vec<Dependency>,
+    pub healthcheck: Option<Healthcheck>,
+    /// `no`, `always`, `unless-stopped`, `on-failure` or `on-failure:N`.
+    pub restart: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub user: Option<String>,
+    pub working_dir: Option<String>,
+    #[serde(with = "humantime_serde")]
+    pub stop_grace_period: Option<Duration>,
+    /// `host:ip` entries.
+    pub extra_hosts: Vec<String>,
+    pub logging: Option<Logging>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildSpec {
+    /// Absolute directory, or a URL (git or https) as written.
+    pub context: String,
+    /// Relative to the context, as Docker expects.
+    pub dockerfile: Option<String>,
+    pub args: BTreeMap<String, String>,
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Mount {
+    Volume {
+        /// The Docker volume name (`<project>_<key>` or its `name:`); `None` is
+        /// an anonymous volume.
+        source: Option<String>,
+        target: String,
+        read_only: bool,
+        nocopy: bool,
+    },
+    Bind {
+        /// Absolute path on the host.
+        source: PathBuf,
+        target: String,
+        read_only: bool,
+        create_host_path: bool,
+        /// `z` or `Z`.
+        selinux: Option<String>,
+    },
+    Tmpfs {
+        target: String,
+        size: Option<u64>,
+        mode: Option<u32>,
+    },
+}
+
+impl Mount {
+    pub fn target(&self) -> &str {
+        match self {
+            Mount::Volume { target, .. }
+            | Mount::Bind { target, .. }
+            | Mount::Tmpfs { target, .. } => target,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceNetwork {
+    /// The key under top-level `networks:` (`default` for the implicit one).
+    pub key: String,
+    /// The Docker network name.
+    pub name: String,
+    pub aliases: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortSpec {
+    pub target: u16,
+    /// `None` publishes on an ephemeral host port.
+    pub published: Option<u16>,
+    /// `None` is every interface.
+    pub host_ip: Option<String>,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DependsCondition {
+    ServiceStarted,
+    ServiceHealthy,
+    ServiceCompletedSuccessfully,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dependency {
+    pub service: String,
+    pub condition: DependsCondition,
+    /// `required: false` tolerates the dependency being absent or failing.
+    pub required: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Healthcheck {
+    /// `["NONE"]` disables the image's check; else `CMD` or `CMD-SHELL` first.
+    pub test: Vec<String>,
+    #[serde(with = "humantime_serde")]
+    pub interval: Option<Duration>,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    #[serde(with = "humantime_serde")]
+    pub start_period: Option<Duration>,
+    #[serde(with = "humantime_serde")]
+    pub start_interval: Option<Duration>,
+    pub retries: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Logging {
+    pub driver: Option<String>,
+    pub options: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkSpec {
+    /// The key under top-level `networks:`.
+    pub key: String,
+    /// The Docker network name: `name:`, else `<project>_<key>`; an external
+    /// network's key is its name.
+    pub name: String,
+    /// Never created by cutover; must exist.
+    pub external: bool,
+    pub driver: Option<String>,
+    pub driver_opts: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    pub internal: bool,
+    pub attachable: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeSpec {
+    pub key: String,
+    pub name: String,
+    pub external: bool,
+    pub driver: Option<String>,
+    pub driver_opts: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// An error or warning about the compose input, located as precisely as known.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Diagnostic {
+    pub file: Option<String>,
+    pub line: Option<usize>,
+    /// Key path such as `services.backend.ports[0]`; empty for file-level.
+    pub key: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.file, self.line) {
+            (Some(file), Some(line)) => write!(f, "{file}:{line}: ")?,
+            (Some(file), None) => write!(f, "{file}: ")?,
+            _ => {}
+        }
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\nhint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// All errors found in the input; loading reports every one it can at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComposeError {
+    pub errors: Vec<Diagnostic>,
+    /// Warnings found before the errors stopped loading; not part of Display.
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl fmt::Display for ComposeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.errors.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ComposeError {}

@@ -1,0 +1,495 @@
+//! What a deploy must do: `plan(desired, observed)` compares the resolved
+//! project with what exists on the host and returns ordered steps. Pure, so
+//! every decision of a deploy can be tested and shown (`cutover plan`) before
+//! anything runs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::compose::{
+    app_container_name, changed_fields, config_hash, env_changes, version_id, AppSettings,
+    EnvChanges, ResolvedProject, ServiceSpec,
+};
+use crate::service::Color;
+
+/// What exists on the host, as the daemon observed it through the labels it
+/// writes (never by name patterns).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observed {
+    /// Names of existing networks.
+    pub networks: BTreeSet<String>,
+    /// Names of existing volumes.
+    pub volumes: BTreeSet<String>,
+    /// Accessory containers of this project by service name.
+    pub accessories: BTreeMap<String, ObservedAccessory>,
+    /// Apps of this project by service name.
+    pub apps: BTreeMap<String, ObservedApp>,
+    /// Image ID each image reference resolves to now (after pull or build).
+    /// A reference missing here is compared by config only.
+    pub images: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedAccessory {
+    pub container: String,
+    /// The `cutover.config-hash` label.
+    pub config_hash: String,
+    pub image_id: Option<String>,
+    pub running: bool,
+    /// The spec it was created from, when the daemon kept it; only used to
+    /// name what changed.
+    pub spec: Option<ServiceSpec>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedApp {
+    /// The version the proxy routes to.
+    pub live: Option<ObservedVersion>,
+    /// Stopped versions kept for rollback, newest first.
+    pub kept: Vec<ObservedVersion>,
+    /// The `x-cutover` settings the proxy routes the live version with, when
+    /// known; a change of routing alone needs no new container.
+    #[serde(default)]
+    pub settings: Option<AppSettings>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedVersion {
+    pub color: Color,
+    pub version_id: String,
+    pub config_hash: String,
+    pub image_id: String,
+    pub container: String,
+    pub spec: Option<ServiceSpec>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanOptions {
+    /// Deploy apps even when nothing changed.
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    CreateNetwork {
+        key: String,
+        name: String,
+    },
+    CreateVolume {
+        key: String,
+        name: String,
+    },
+    StartAccessory {
+        service: String,
+        container: String,
+        reason: StartReason,
+    },
+    /// Interrupts the accessory: clients see it go away and come back.
+    RecreateAccessory {
+        service: String,
+        container: String,
+        reason: RecreateReason,
+    },
+    LeaveAccessory {
+        service: String,
+        container: String,
+    },
+    DeployApp {
+        service: String,
+        /// The slot the new version goes into: the other one of the live color.
+        color: Color,
+        container: String,
+        /// `None` when the image ID is only known after pulling or building.
+        version: Option<String>,
+        /// A kept container of exactly this version, to restart instead of
+        /// creating one (a rollback).
+        reuse: Option<String>,
+        reason: DeployReason,
+    },
+    AppUpToDate {
+        service: String,
+        color: Color,
+        version: String,
+    },
+    /// The live version keeps running; only how the proxy routes to it and
+    /// checks it changes (hosts, path_prefix, health, timeouts).
+    UpdateRoute {
+        service: String,
+        changed: Vec<String>,
+    },
+    /// Kept versions beyond `keep`, removed once the deploy succeeded.
+    RemoveOldVersions {
+        service: String,
+        containers: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartReason {
+    Missing,
+    Stopped,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RecreateReason {
+    ConfigChanged(ConfigChange),
+    ImageChanged { from: String, to: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DeployReason {
+    New,
+    ImageChanged { from: String, to: String },
+    ConfigChanged(ConfigChange),
+    Forced,
+}
+
+/// What differs in the container config; empty when the previous spec is
+/// unknown (only its hash was kept).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigChange {
+    /// Top-level fields, e.g. `environment`, `image`, `mounts`.
+    pub fields: Vec<String>,
+    pub env: EnvChanges,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    /// True when the plan creates, starts or deploys nothing.
+    pub fn is_noop(&self) -> bool {
+        self.steps
+            .iter()
+            .all(|s| matches!(s, Step::LeaveAccessory { .. } | Step::AppUpToDate { .. }))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanError {
+    MissingExternalNetwork { key: String, name: String },
+    MissingExternalVolume { key: String, name: String },
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlanError::MissingExternalNetwork { key, name } => write!(
+                f,
+                "network {name} (networks.{key}, external) does not exist\n\
+                 hint: create it with `docker network create {name}`, or remove `external: true` so cutover creates it"
+            ),
+            PlanError::MissingExternalVolume { key, name } => write!(
+                f,
+                "volume {name} (volumes.{key}, external) does not exist\n\
+                 hint: create it with `docker volume create {name}`, or remove `external: true` so cutover creates it"
+            ),
+        }
+    }
+}
+
+/// Every problem that stops the plan, reported together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanErrors(pub Vec<PlanError>);
+
+impl fmt::Display for PlanErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for PlanErrors {}
+
+pub fn plan(desired: &ResolvedProject, observed: &Observed) -> Result<Plan, PlanErrors> {
+    plan_with(desired, observed, &PlanOptions::default())
+}
+
+pub fn plan_with(
+    desired: &ResolvedProject,
+    observed: &Observed,
+    opts: &PlanOptions,
+) -> Result<Plan, PlanErrors> {
+    let mut steps = Vec::new();
+    let mut warnings: Vec<String> = desired.warnings.iter().map(|w| w.to_string()).collect();
+    let mut errors = Vec::new();
+
+    for n in &desired.networks {
+        if observed.networks.contains(&n.name) {
+            continue;
+        }
+        if n.external {
+            errors.push(PlanError::MissingExternalNetwork {
+                key: n.key.clone(),
+                name: n.name.clone(),
+            });
+        } else {
+            steps.push(Step::CreateNetwork {
+                key: n.key.clone(),
+                name: n.name.clone(),
+            });
+        }
+    }
+    for v in &desired.volumes {
+        if observed.volumes.contains(&v.name) {
+            continue;
+        }
+        if v.external {
+            errors.push(PlanError::MissingExternalVolume {
+                key: v.key.clone(),
+                name: v.name.clone(),
+            });
+        } else {
+            steps.push(Step::CreateVolume {
+                key: v.key.clone(),
+                name: v.name.clone(),
+            });
+        }
+    }
+    if !errors.is_empty() {
+        return Err(PlanErrors(errors));
+    }
+
+    for acc in &desired.accessories {
+        let service = acc.service.name.clone();
+        let container = acc.container_name.clone();
+        let hash = config_hash(&acc.service);
+        let Some(obs) = observed.accessories.get(&service) else {
+            steps.push(Step::StartAccessory {
+                service,
+                container,
+                reason: StartReason::Missing,
+            });
+            continue;
+        };
+        let image_now = observed.images.get(&acc.service.image);
+        let reason = if obs.config_hash != hash {
+            Some(RecreateReason::ConfigChanged(config_change(
+                obs.spec.as_ref(),
+                &acc.service,
+            )))
+        } else {
+            match (&obs.image_id, image_now) {
+                (Some(from), Some(to)) if from != to => Some(RecreateReason::ImageChanged {
+                    from: from.clone(),
+                    to: to.clone(),
+                }),
+                _ => None,
+            }
+        };
+        match reason {
+            Some(reason) => {
+                warnings.push(format!(
+                    "{service} will be recreated ({}): its clients lose their connections while {container} restarts; data in named volumes is kept",
+                    describe_recreate(&reason)
+                ));
+                steps.push(Step::RecreateAccessory {
+                    service,
+                    container,
+                    reason,
+                });
+            }
+            None if !obs.running => steps.push(Step::StartAccessory {
+                service,
+                container: obs.container.clone(),
+                reason: StartReason::Stopped,
+            }),
+            None => steps.push(Step::LeaveAccessory {
+                service,
+                container: obs.container.clone(),
+            }),
+        }
+    }
+    for (service, obs) in &observed.accessories {
+        if desired.accessory(service).is_none() && desired.app(service).is_none() {
+            warnings.push(format!(
+                "container {} belongs to service {service}, which is no longer in the compose file; it is left running\nhint: remove it with `docker rm -f {}`",
+                obs.container, obs.container
+            ));
+        }
+    }
+
+    for app in &desired.apps {
+        let service = app.service.name.clone();
+        let hash = config_hash(&app.service);
+        let image_id = observed.images.get(&app.service.image);
+        let version = image_id.map(|id| version_id(id, &hash));
+        let obs = observed.apps.get(&service).cloned().unwrap_or_default();
+        let container = |color| app_container_name(&desired.name, &service, color);
+        let reuse = version
+            .as_ref()
+            .and_then(|v| obs.kept.iter().find(|k| &k.version_id == v))
+            .map(|k| k.container.clone());
+
+        let Some(live) = &obs.live else {
+            let color = Color::Blue;
+            steps.push(Step::DeployApp {
+                service: service.clone(),
+                color,
+                container: container(color),
+                version,
+                reuse: reuse.clone(),
+                reason: DeployReason::New,
+            });
+            if let Some(s) = remove_old(
+                &service,
+                &obs.kept,
+                None,
+                reuse.as_deref(),
+                app.cutover.keep,
+            ) {
+                steps.push(s);
+            }
+            continue;
+        };
+        let reason = if live.config_hash != hash {
+            Some(DeployReason::ConfigChanged(config_change(
+                live.spec.as_ref(),
+                &app.service,
+            )))
+        } else if let Some(to) = image_id.filter(|id| **id != live.image_id) {
+            Some(DeployReason::ImageChanged {
+                from: live.image_id.clone(),
+                to: to.clone(),
+            })
+        } else if opts.force {
+            Some(DeployReason::Forced)
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => {
+                let color = live.color.other();
+                steps.push(Step::DeployApp {
+                    service: service.clone(),
+                    color,
+                    container: container(color),
+                    version,
+                    reuse: reuse.clone(),
+                    reason,
+                });
+                if let Some(s) = remove_old(
+                    &service,
+                    &obs.kept,
+                    Some(live),
+                    reuse.as_deref(),
+                    app.cutover.keep,
+                ) {
+                    steps.push(s);
+                }
+            }
+            None => {
+                steps.push(Step::AppUpToDate {
+                    service: service.clone(),
+                    color: live.color,
+                    version: live.version_id.clone(),
+                });
+                let changed = obs
+                    .settings
+                    .as_ref()
+                    .map(|s| route_changes(s, &app.cutover))
+                    .unwrap_or_default();
+                if !changed.is_empty() {
+                    steps.push(Step::UpdateRoute {
+                        service: service.clone(),
+                        changed,
+                    });
+                }
+                if let Some(s) = remove_old(&service, &obs.kept, None, None, app.cutover.keep) {
+                    steps.push(s);
+                }
+            }
+        }
+    }
+    Ok(Plan { steps, warnings })
+}
+
+/// After a deploy the live version joins the kept ones (newest first); those
+/// past `keep` go. A kept container reused for the deploy is not a kept one.
+fn remove_old(
+    service: &str,
+    kept: &[ObservedVersion],
+    retiring: Option<&ObservedVersion>,
+    reused: Option<&str>,
+    keep: u32,
+) -> Option<Step> {
+    let old: Vec<&ObservedVersion> = retiring
+        .into_iter()
+        .chain(kept.iter())
+        .filter(|v| Some(v.container.as_str()) != reused)
+        .collect();
+    let containers: Vec<String> = old
+        .iter()
+        .skip(keep as usize)
+        .map(|v| v.container.clone())
+        .collect();
+    (!containers.is_empty()).then(|| Step::RemoveOldVersions {
+        service: service.to_string(),
+        containers,
+    })
+}
+
+fn route_changes(old: &AppSettings, new: &AppSettings) -> Vec<String> {
+    let mut out = Vec::new();
+    if old.hosts != new.hosts {
+        out.push("hosts".to_string());
+    }
+    if old.path_prefix != new.path_prefix {
+        out.push("path_prefix".into());
+    }
+    if old.health != new.health {
+        out.push("health".into());
+    }
+    if old.timeouts != new.timeouts {
+        out.push("timeouts".into());
+    }
+    out
+}
+
+fn config_change(old: Option<&ServiceSpec>, new: &ServiceSpec) -> ConfigChange {
+    match old {
+        Some(old) => ConfigChange {
+            fields: changed_fields(old, new),
+            env: env_changes(old, new),
+        },
+        None => ConfigChange::default(),
+    }
+}
+
+fn describe_recreate(r: &RecreateReason) -> String {
+    match r {
+        RecreateReason::ImageChanged { .. } => "its image changed".into(),
+        RecreateReason::ConfigChanged(c) if c.fields.is_empty() => {
+            "its configuration changed".into()
+        }
+        RecreateReason::ConfigChanged(c) => {
+            let mut s = format!("changed: {}", c.fields.join(", "));
+            let keys: Vec<&str> = c
+                .env
+                .added
+                .iter()
+                .chain(&c.env.changed)
+                .chain(&c.env.removed)
+                .map(String::as_str)
+                .collect();
+            if !keys.is_empty() {
+                s.push_str(&format!("; env keys {}", keys.join(", ")));
+            }
+            s
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! The wire shapes between the CLI and the daemon's deploy engine: what a
+//! client asks for and the events a deploy streams back (newline-delimited JSON).
+
+use serde::{Deserialize, Serialize};
+
+use crate::compose::ResolvedProject;
+use crate::service::Color;
+
+/// When to pull an app or accessory image.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PullPolicy {
+    #[default]
+    Missing,
+    Always,
+    Never,
+}
+
+/// Body of `POST /v1/projects/{project}/deploy` and `.../plan`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployCommand {
+    pub project: ResolvedProject,
+    /// Apps to deploy; all of them when empty. Accessories are always reconciled.
+    #[serde(default)]
+    pub services: Vec<String>,
+    /// Redeploy even when the version is unchanged.
+    #[serde(default)]
+    pub force: bool,
+    /// User-facing version label (e.g. a git SHA); a short hash when unset.
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub pull: PullPolicy,
+    /// How long to wait for the project lock; 0 fails at once.
+    #[serde(default, with = "humantime_serde")]
+    pub wait_lock: std::time::Duration,
+}
+
+/// Body of `POST /v1/projects/{project}/rollback`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackCommand {
+    /// The app to roll back; the only app when unset.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// A kept version label or id; the previous one when unset.
+    #[serde(default)]
+    pub to: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub wait_lock: std::time::Duration,
+}
+
+/// How a deploy, rollback or down ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Done; the new version serves.
+    Ok,
+    /// Nothing to do: the running version is the desired one.
+    UpToDate,
+    /// Failed; the previous version still serves and nothing new is left behind.
+    Failed,
+    /// The project lock was held by another operation for longer than `wait_lock`.
+    LockTimeout,
+    /// The request itself was invalid (unknown service, missing external network...).
+    Invalid,
+}
+
+impl Outcome {
+    /// The CLI's exit code for this outcome (see docs/style.md).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Outcome::Ok | Outcome::UpToDate => 0,
+            Outcome::Failed => 1,
+            Outcome::Invalid => 2,
+            Outcome::LockTimeout => 4,
+        }
+    }
+}
+
+/// One line of the NDJSON progress stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ProgressEvent {
+    /// A step began; `id` pairs it with its `StepDone`/`StepFailed`.
+    StepStarted { id: u32, what: String },
+    StepDone { id: u32, what: String, detail: Option<String>, elapsed_ms: u64 },
+    StepFailed { id: u32, what: String, error: String, elapsed_ms: u64 },
+    /// Something the user should know that does not stop the operation.
+    Warning { message: String, hint: Option<String> },
+    /// Lines a failing container printed last, to explain the failure.
+    Logs { container: String, lines: Vec<String> },
+    /// Traffic moved to the new color.
+    Switched { service: String, color: Color, version: String },
+    /// The last event of every stream.
+    Finished {
+        outcome: Outcome,
+        message: String,
+        hint: Option<String>,
+        elapsed_ms: u64,
+    },
+}

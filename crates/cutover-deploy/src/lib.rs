@@ -1,0 +1,2 @@
+//! The deploy engine. (Being written.)
+#![forbid(unsafe_code)]

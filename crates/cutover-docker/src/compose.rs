@@ -1,0 +1,426 @@
+//! The file side of compose loading: find the files like Docker Compose does,
+//! read them, `.env` and `env_file:` entries, then hand the contents to the
+//! pure resolver in `cutover_core::compose`.
+//!
+//! The process environment is passed in, never read here, so the CLI decides
+//! what it is and tests do not depend on the machine they run on.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use cutover_core::compose::{
+    load, ComposeError, ComposeFile, EnvFileReader, LoadInput, ResolvedProject, DEFAULT_FILE_NAMES,
+};
+
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `-f`, in order; empty means discover in `working_dir` and its parents.
+    pub files: Vec<PathBuf>,
+    /// `-p`.
+    pub project_name: Option<String>,
+    /// `--env-file`; `.env` beside the first compose file when unset.
+    pub env_file: Option<PathBuf>,
+    /// Where relative `-f` / `--env-file` paths and discovery start (the cwd).
+    pub working_dir: PathBuf,
+    /// The process environment; it wins over `.env`.
+    pub process_env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(
+        "no compose file found in {} or its parents (looked for {})\nhint: run cutover in the project's folder or pass -f <file>",
+        dir.display(),
+        DEFAULT_FILE_NAMES.join(", ")
+    )]
+    NotFound { dir: PathBuf },
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    EnvFile { path: PathBuf, message: String },
+    #[error("{0}")]
+    Compose(#[from] ComposeError),
+}
+
+/// The compose file for a folder: the first of Compose's names found in `dir`,
+/// else in its nearest parent that has one.
+pub fn discover(dir: &Path) -> Result<PathBuf, LoadError> {
+    for d in dir.ancestors() {
+        if let Some(found) = DEFAULT_FILE_NAMES
+            .iter()
+            .map(|n| d.join(n))
+            .find(|p| p.is_file())
+        {
+            return Ok(found);
+        }
+    }
+    Err(LoadError::NotFound {
+        dir: dir.to_path_buf(),
+    })
+}
+
+/// `compose.override.yaml` beside `compose.yaml` (and the same for the other
+/// names), which Compose merges automatically when no `-f` is given.
+fn override_for(file: &Path) -> Option<PathBuf> {
+    let stem = file.file_stem()?.to_str()?;
+    let dir = file.parent()?;
+    ["yaml", "yml"]
+        .iter()
+        .map(|ext| dir.join(format!("{stem}.override.{ext}")))
+        .find(|p| p.is_file())
+}
+
+/// Parses a dotenv file without touching the process environment.
+pub fn read_dotenv(path: &Path) -> Result<Option<Vec<(String, String)>>, LoadError> {
+    let iter = match dotenvy::from_path_iter(path) {
+        Ok(it) => it,
+        Err(e) if e.not_found() => return Ok(None),
+        Err(e) => {
+            return Err(LoadError::EnvFile {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })
+        }
+    };
+    let mut out = Vec::new();
+    for item in iter {
+        match item {
+            Ok(pair) => out.push(pair),
+            Err(dotenvy::Error::LineParse(line, index)) => {
+                return Err(LoadError::EnvFile {
+                    path: path.to_path_buf(),
+                    message: format!("cannot parse {line:?} (at character {index})\nhint: write KEY=value, quoting values with spaces or #"),
+                })
+            }
+            Err(e) => return Err(LoadError::EnvFile { path: path.to_path_buf(), message: e.to_string() }),
+        }
+    }
+    Ok(Some(out))
+}
+
+/// `env_file:` entries, read from disk.
+pub struct FsEnvFiles;
+
+impl EnvFileReader for FsEnvFiles {
+    fn read_env_file(&self, path: &Path) -> Result<Option<Vec<(String, String)>>, String> {
+        read_dotenv(path).map_err(|e| match e {
+            LoadError::EnvFile { message, .. } => message,
+            other => other.to_string(),
+        })
+    }
+}
+
+/// Shown in messages as the user would type it: relative to the working
+/// directory when inside it.
+fn shown(path: &Path, working_dir: &Path) -> PathBuf {
+    path.strip_prefix(working_dir)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// What [`load_project`] read, before resolution; useful to print which files
+/// and env file were used.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    pub input: LoadInput,
+    /// The `.env` / `--env-file` that was read, if any.
+    pub env_file: Option<PathBuf>,
+}
+
+pub fn read_sources(opts: &LoadOptions) -> Result<Sources, LoadError> {
+    let paths: Vec<(PathBuf, PathBuf)> = if opts.files.is_empty() {
+        let first = discover(&opts.working_dir)?;
+        let mut v = vec![first.clone()];
+        v.extend(override_for(&first));
+        v.into_iter()
+            .map(|p| (shown(&p, &opts.working_dir), p))
+            .collect()
+    } else {
+        opts.files
+            .iter()
+            .map(|f| (f.clone(), opts.working_dir.join(f)))
+            .collect()
+    };
+    let mut files = Vec::new();
+    for (display, abs) in &paths {
+        let content = std::fs::read_to_string(abs).map_err(|source| LoadError::Read {
+            path: display.clone(),
+            source,
+        })?;
+        files.push(ComposeFile {
+            path: display.clone(),
+            content,
+        });
+    }
+    let project_dir = paths[0]
+        .1
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| opts.working_dir.clone());
+
+    let (env_path, required) = match &opts.env_file {
+        Some(p) => (opts.working_dir.join(p), true),
+        None => (project_dir.join(".env"), false),
+    };
+    let dotenv = read_dotenv(&env_path)?;
+    if dotenv.is_none() && required {
+        return Err(LoadError::Read {
+            path: env_path,
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "--env-file does not exist"),
+        });
+    }
+    let env_file = dotenv.is_some().then_some(env_path);
+    let mut env: BTreeMap<String, String> = dotenv.unwrap_or_default().into_iter().collect();
+    env.extend(opts.process_env.iter().map(|(k, v)| (k.clone(), v.clone())));
+
+    Ok(Sources {
+        input: LoadInput {
+            files,
+            project_dir,
+            project_name: opts.project_name.clone(),
+            env,
+        },
+        env_file,
+    })
+}
+
+/// Finds, reads and resolves the project.
+pub fn load_project(opts: &LoadOptions) -> Result<ResolvedProject, LoadError> {
+    let sources = read_sources(opts)?;
+    Ok(load(&sources.input, &FsEnvFiles)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn write(dir: &Path, name: &str, content: &str) {
+        let p = dir.join(name);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, content).unwrap();
+    }
+
+    fn opts(dir: &Path) -> LoadOptions {
+        LoadOptions {
+            working_dir: dir.to_path_buf(),
+            ..LoadOptions::default()
+        }
+    }
+
+    #[test]
+    fn discovery_follows_compose_precedence() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        write(d, "docker-compose.yaml", "");
+        assert_eq!(discover(d).unwrap(), d.join("docker-compose.yaml"));
+        write(d, "docker-compose.yml", "");
+        assert_eq!(discover(d).unwrap(), d.join("docker-compose.yml"));
+        write(d, "compose.yml", "");
+        assert_eq!(discover(d).unwrap(), d.join("compose.yml"));
+        write(d, "compose.yaml", "");
+        assert_eq!(discover(d).unwrap(), d.join("compose.yaml"));
+    }
+
+    #[test]
+    fn discovery_walks_up_and_reports_where_it_looked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let sub = tmp.path().join("a/b");
+        fs::create_dir_all(&sub).unwrap();
+        let err = discover(&sub).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("no compose file found in {}", sub.display())),
+            "{err}"
+        );
+        assert!(err.contains("\nhint: "), "{err}");
+        write(tmp.path(), "a/compose.yaml", "");
+        assert_eq!(discover(&sub).unwrap(), tmp.path().join("a/compose.yaml"));
+    }
+
+    #[test]
+    fn dotenv_beside_the_first_file_and_process_env_wins() {
+        let tmp = tempfile::tempdir().unwrap();
+        let proj = tmp.path().join("athens");
+        write(&proj, "compose.yaml", "services:\n  web:\n    image: ${IMG}\n    environment: {TAG: '${TAG}', FROM: '${FROM}'}\n");
+        write(
+            &proj,
+            ".env",
+            "IMG=from-dotenv:1\nTAG=dotenv\nFROM=dotenv\n",
+        );
+        // A .env in the working directory is not the project's.
+        write(tmp.path(), ".env", "IMG=wrong\n");
+        let mut o = opts(tmp.path());
+        o.files = vec!["athens/compose.yaml".into()];
+        o.process_env = BTreeMap::from([("TAG".into(), "process".into())]);
+        let p = load_project(&o).unwrap();
+        let web = &p.accessory("web").unwrap().service;
+        assert_eq!(web.image, "from-dotenv:1");
+        assert_eq!(web.environment["TAG"], "process");
+        assert_eq!(web.environment["FROM"], "dotenv");
+        assert_eq!(p.name, "athens");
+        assert_eq!(p.project_dir, proj);
+    }
+
+    #[test]
+    fn env_file_flag_replaces_dotenv() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        write(
+            d,
+            "compose.yaml",
+            "services:\n  web:\n    image: ${IMG:-none}\n",
+        );
+        write(d, ".env", "IMG=dotenv:1\n");
+        write(d, "envs/staging.env", "IMG=staging:1\n");
+        let mut o = opts(d);
+        o.env_file = Some("envs/staging.env".into());
+        assert_eq!(
+            load_project(&o)
+                .unwrap()
+                .accessory("web")
+                .unwrap()
+                .service
+                .image,
+            "staging:1"
+        );
+        o.env_file = Some("envs/missing.env".into());
+        let err = load_project(&o).unwrap_err().to_string();
+        assert!(
+            err.contains("missing.env") && err.contains("does not exist"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn multiple_files_merge_in_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        write(
+            d,
+            "compose.yaml",
+            "name: shop\nservices:\n  web:\n    image: app:1\n    x-cutover: {port: 8080}\n",
+        );
+        write(
+            d,
+            "prod/compose.prod.yaml",
+            "services:\n  web:\n    image: app:2\n    volumes: [./data:/data]\n",
+        );
+        let mut o = opts(d);
+        o.files = vec!["compose.yaml".into(), "prod/compose.prod.yaml".into()];
+        let p = load_project(&o).unwrap();
+        let web = &p.app("web").unwrap().service;
+        assert_eq!(web.image, "app:2");
+        // Relative paths of every file resolve against the first file's folder.
+        assert_eq!(
+            web.mounts[0],
+            cutover_core::compose::Mount::Bind {
+                source: d.join("data"),
+                target: "/data".into(),
+                read_only: false,
+                create_host_path: true,
+                selinux: None,
+            }
+        );
+    }
+
+    #[test]
+    fn override_file_is_merged_when_discovering() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        write(d, "compose.yaml", "services:\n  web: {image: app:1}\n");
+        write(
+            d,
+            "compose.override.yml",
+            "services:\n  web: {image: app:dev}\n",
+        );
+        assert_eq!(
+            load_project(&opts(d))
+                .unwrap()
+                .accessory("web")
+                .unwrap()
+                .service
+                .image,
+            "app:dev"
+        );
+    }
+
+    #[test]
+    fn env_file_entries_are_relative_to_the_project() {
+        let tmp = tempfile::tempdir().unwrap();
+        let proj = tmp.path().join("proj");
+        write(&proj, "compose.yaml", "services:\n  web:\n    image: app\n    env_file: [config/app.env, {path: config/opt.env, required: false}]\n    environment: {B: override}\n");
+        write(
+            &proj,
+            "config/app.env",
+            "# comment\nA=1\nB=2\nQUOTED=\"a b\"\n",
+        );
+        let mut o = opts(tmp.path());
+        o.files = vec!["proj/compose.yaml".into()];
+        let env = load_project(&o)
+            .unwrap()
+            .accessory("web")
+            .unwrap()
+            .service
+            .environment
+            .clone();
+        assert_eq!(
+            env,
+            BTreeMap::from([
+                ("A".into(), "1".into()),
+                ("B".into(), "override".into()),
+                ("QUOTED".into(), "a b".into())
+            ])
+        );
+        // A required env_file that is missing names the compose line.
+        write(
+            &proj,
+            "compose.yaml",
+            "services:\n  web:\n    image: app\n    env_file: gone.env\n",
+        );
+        let err = load_project(&o).unwrap_err().to_string();
+        assert!(
+            err.starts_with("proj/compose.yaml:4: services.web.env_file: env file "),
+            "{err}"
+        );
+        assert!(err.contains("gone.env does not exist"), "{err}");
+    }
+
+    #[test]
+    fn bad_dotenv_line_is_reported() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        write(d, "compose.yaml", "services:\n  web: {image: app}\n");
+        write(d, ".env", "GOOD=1\nBAD LINE\n");
+        let err = load_project(&opts(d)).unwrap_err().to_string();
+        assert!(err.contains(".env: cannot parse"), "{err}");
+    }
+
+    #[test]
+    fn project_name_precedence() {
+        let tmp = tempfile::tempdir().unwrap();
+        let proj = tmp.path().join("My_Project");
+        write(&proj, "compose.yaml", "services:\n  web: {image: app}\n");
+        let mut o = opts(&proj);
+        assert_eq!(load_project(&o).unwrap().name, "my_project");
+        write(
+            &proj,
+            "compose.yaml",
+            "name: from-file\nservices:\n  web: {image: app}\n",
+        );
+        assert_eq!(load_project(&o).unwrap().name, "from-file");
+        o.project_name = Some("from-flag".into());
+        assert_eq!(load_project(&o).unwrap().name, "from-flag");
+    }
+
+    #[test]
+    fn missing_f_file_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut o = opts(tmp.path());
+        o.files = vec!["nope.yaml".into()];
+        let err = load_project(&o).unwrap_err().to_string();
+        assert!(err.starts_with("cannot read nope.yaml: "), "{err}");
+    }
+}

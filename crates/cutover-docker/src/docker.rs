@@ -1,0 +1,1105 @@
+//! [`DockerEngine`]: the [`Engine`] over the Docker Engine API, with bollard.
+//!
+//! Written against API 1.41 (Docker 20.10) and newer: the version is
+//! negotiated at connect, and nothing newer than 1.41 is sent. That is why a
+//! container is created on its first network only and joins the others
+//! before it starts: creating on several networks at once needs API 1.44.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HealthConfig, HealthStatusEnum, HostConfig,
+    HostConfigLogConfig, NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest,
+    NetworkingConfig, PortBinding, RestartPolicyNameEnum, VolumeCreateRequest,
+};
+use bollard::query_parameters as q;
+use bollard::Docker;
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+
+use crate::context;
+use crate::engine::{Engine, EngineFuture, EngineResult, LogStream};
+use crate::error::{EngineError, ObjectKind};
+use crate::labels::LabelFilter;
+use crate::logs::LineSplitter;
+use crate::model::*;
+use crate::spec::*;
+
+/// Where the engine listens when `DOCKER_HOST` is unset.
+pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
+
+/// Timeout of one engine request (until the answer starts) in bollard; long
+/// stops get more, see [`Engine::stop_container`].
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The engine address the docker CLI would use given the value of
+/// `DOCKER_HOST`.
+pub fn docker_host(env_value: Option<&str>) -> String {
+    match env_value.map(str::trim) {
+        Some(value) if !value.is_empty() => value.to_owned(),
+        _ => DEFAULT_DOCKER_HOST.to_owned(),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DockerEngine {
+    docker: Docker,
+    host: String,
+}
+
+impl DockerEngine {
+    /// Connects where `DOCKER_HOST` says, as the docker CLI does.
+    pub async fn connect() -> EngineResult<DockerEngine> {
+        let host = docker_host(std::env::var("DOCKER_HOST").ok().as_deref());
+        Self::connect_to(&host).await
+    }
+
+    /// Connects to `host` (`unix:///path`, `tcp://host:port`,
+    /// `http://host:port`) and settles on an API version both sides speak.
+    pub async fn connect_to(host: &str) -> EngineResult<DockerEngine> {
+        let err = |e| EngineError::from_bollard(e, host, "connect to", ObjectKind::Engine, host);
+        let docker = Docker::connect_with_host(host)
+            .map_err(err)?
+            .with_timeout(REQUEST_TIMEOUT);
+        let docker = docker.negotiate_version().await.map_err(err)?;
+        Ok(DockerEngine {
+            docker,
+            host: host.to_owned(),
+        })
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The bollard client, for what this adapter does not cover.
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+
+    fn err(
+        &self,
+        action: &'static str,
+        kind: ObjectKind,
+        name: &str,
+    ) -> impl FnOnce(bollard::errors::Error) -> EngineError + '_ {
+        let name = name.to_owned();
+        move |e| EngineError::from_bollard(e, &self.host, action, kind, &name)
+    }
+}
+
+/// `Ok(None)` for a 404, so inspects can answer "does it exist".
+fn optional<T>(result: EngineResult<T>) -> EngineResult<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(err) if err.is_not_found() => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+fn removal(result: EngineResult<()>) -> EngineResult<Removal> {
+    match result {
+        Ok(()) => Ok(Removal::Removed),
+        Err(err) if err.is_not_found() => Ok(Removal::Absent),
+        Err(err) => Err(err),
+    }
+}
+
+/// Start and stop answer 304 when there was nothing to do.
+fn not_modified_ok(result: Result<(), bollard::errors::Error>) -> Result<(), bollard::errors::Error> {
+    match result {
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 304, ..
+        }) => Ok(()),
+        other => other,
+    }
+}
+
+fn btree(map: Option<HashMap<String, String>>) -> BTreeMap<String, String> {
+    map.unwrap_or_default().into_iter().collect()
+}
+
+fn hashmap(map: &BTreeMap<String, String>) -> HashMap<String, String> {
+    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+fn nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// An address the engine reports, which may carry a prefix length
+/// (`172.18.0.2/16`) or be empty.
+fn parse_ip(text: Option<&str>) -> Option<IpAddr> {
+    let text = text?.split('/').next()?;
+    text.parse().ok()
+}
+
+fn network_info(net: bollard::models::NetworkInspect) -> NetworkInfo {
+    let mut containers: Vec<AttachedContainer> = net
+        .containers
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(id, ep)| AttachedContainer {
+            id,
+            name: ep.name.unwrap_or_default(),
+            ipv4: parse_ip(ep.ipv4_address.as_deref()),
+        })
+        .collect();
+    containers.sort_by(|a, b| a.name.cmp(&b.name));
+    NetworkInfo {
+        id: net.id.unwrap_or_default(),
+        name: net.name.unwrap_or_default(),
+        driver: net.driver.unwrap_or_default(),
+        internal: net.internal.unwrap_or(false),
+        labels: btree(net.labels),
+        containers,
+    }
+}
+
+fn volume_info(v: bollard::models::Volume) -> VolumeInfo {
+    VolumeInfo {
+        name: v.name,
+        driver: v.driver,
+        labels: v.labels.into_iter().collect(),
+    }
+}
+
+fn parse_port_key(key: &str) -> Option<(u16, Protocol)> {
+    let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+    let protocol = match proto {
+        "tcp" => Protocol::Tcp,
+        "udp" => Protocol::Udp,
+        _ => return None,
+    };
+    Some((port.parse().ok()?, protocol))
+}
+
+fn container_info(c: bollard::models::ContainerInspectResponse) -> ContainerInfo {
+    let state = c.state.unwrap_or_default();
+    let health = state.health.as_ref();
+    let health_state = health.and_then(|h| match h.status {
+        Some(HealthStatusEnum::STARTING) => Some(HealthState::Starting),
+        Some(HealthStatusEnum::HEALTHY) => Some(HealthState::Healthy),
+        Some(HealthStatusEnum::UNHEALTHY) => Some(HealthState::Unhealthy),
+        _ => None,
+    });
+    let last_health_output = health
+        .and_then(|h| h.log.as_ref())
+        .and_then(|log| log.last())
+        .and_then(|r| r.output.clone());
+    let config = c.config.unwrap_or_default();
+    let settings = c.network_settings.unwrap_or_default();
+    let networks = settings
+        .networks
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, ep)| {
+            (
+                name,
+                EndpointInfo {
+                    ip: parse_ip(ep.ip_address.as_deref()),
+                    aliases: ep.aliases.unwrap_or_default(),
+                },
+            )
+        })
+        .collect();
+    let mut ports = Vec::new();
+    for (key, bindings) in settings.ports.unwrap_or_default() {
+        let Some((container_port, protocol)) = parse_port_key(&key) else {
+            continue;
+        };
+        for binding in bindings.unwrap_or_default() {
+            if let Some(host_port) = binding.host_port.as_deref().and_then(|p| p.parse().ok()) {
+                ports.push(PublishedPort {
+                    container_port,
+                    protocol,
+                    host_ip: parse_ip(binding.host_ip.as_deref()),
+                    host_port,
+                });
+            }
+        }
+    }
+    ports.sort_by_key(|p| (p.container_port, p.host_port));
+    ContainerInfo {
+        id: c.id.unwrap_or_default(),
+        name: c.name.unwrap_or_default().trim_start_matches('/').to_owned(),
+        image: config.image.unwrap_or_default(),
+        image_id: c.image.unwrap_or_default(),
+        labels: btree(config.labels),
+        state: state
+            .status
+            .map(|s| ContainerState::parse(&s.to_string()))
+            .unwrap_or(ContainerState::Unknown),
+        exit_code: state.exit_code,
+        health: health_state,
+        last_health_output,
+        restart_count: c.restart_count.unwrap_or(0),
+        networks,
+        ports,
+    }
+}
+
+/// The create call's body for `spec`, attached to its first network only.
+pub(crate) fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
+    let mut binds = Vec::new();
+    let mut tmpfs = HashMap::new();
+    for mount in &spec.mounts {
+        match mount {
+            MountSpec::Volume {
+                name,
+                target,
+                read_only,
+            } => binds.push(format!("{name}:{target}{}", if *read_only { ":ro" } else { "" })),
+            MountSpec::Bind {
+                source,
+                target,
+                read_only,
+            } => binds.push(format!(
+                "{}:{target}{}",
+                source.display(),
+                if *read_only { ":ro" } else { "" }
+            )),
+            MountSpec::Tmpfs { target } => {
+                tmpfs.insert(target.clone(), String::new());
+            }
+        }
+    }
+
+    let mut exposed = Vec::new();
+    let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    for port in &spec.ports {
+        let key = format!("{}/{}", port.container_port, port.protocol.as_str());
+        if !exposed.contains(&key) {
+            exposed.push(key.clone());
+        }
+        port_bindings
+            .entry(key)
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: port.host_ip.map(|ip| ip.to_string()),
+                host_port: port.host_port.map(|p| p.to_string()),
+            });
+    }
+
+    let restart_policy = match spec.restart {
+        RestartPolicy::No => bollard::models::RestartPolicy {
+            name: Some(RestartPolicyNameEnum::NO),
+            maximum_retry_count: None,
+        },
+        RestartPolicy::Always => bollard::models::RestartPolicy {
+            name: Some(RestartPolicyNameEnum::ALWAYS),
+            maximum_retry_count: None,
+        },
+        RestartPolicy::UnlessStopped => bollard::models::RestartPolicy {
+            name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+            maximum_retry_count: None,
+        },
+        RestartPolicy::OnFailure { max_retries } => bollard::models::RestartPolicy {
+            name: Some(RestartPolicyNameEnum::ON_FAILURE),
+            maximum_retry_count: max_retries.map(i64::from),
+        },
+    };
+
+    let first_network = spec.networks.first();
+    let host_config = HostConfig {
+        binds: (!binds.is_empty()).then_some(binds),
+        tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
+        port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
+        restart_policy: Some(restart_policy),
+        extra_hosts: (!spec.extra_hosts.is_empty()).then(|| spec.extra_hosts.clone()),
+        log_config: spec.logging.as_ref().map(|l| HostConfigLogConfig {
+            typ: Some(l.driver.clone()),
+            config: Some(hashmap(&l.options)),
+        }),
+        // As `docker run --network`: without it the engine would also put
+        // the container on the default bridge.
+        network_mode: first_network.map(|n| n.network.clone()),
+        ..Default::default()
+    };
+
+    let networking_config = first_network.map(|n| NetworkingConfig {
+        endpoints_config: Some(HashMap::from([(
+            n.network.clone(),
+            EndpointSettings {
+                aliases: (!n.aliases.is_empty()).then(|| n.aliases.clone()),
+                ..Default::default()
+            },
+        )])),
+    });
+
+    let healthcheck = spec.healthcheck.as_ref().map(|h| HealthConfig {
+        test: Some(h.test.to_docker()),
+        interval: h.interval.map(nanos),
+        timeout: h.timeout.map(nanos),
+        retries: h.retries.map(i64::from),
+        start_period: h.start_period.map(nanos),
+        // StartInterval is API 1.44.
+        start_interval: None,
+    });
+
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        env: (!spec.env.is_empty())
+            .then(|| spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        cmd: spec.cmd.clone(),
+        entrypoint: spec.entrypoint.clone(),
+        labels: Some(hashmap(&spec.labels)),
+        user: spec.user.clone(),
+        working_dir: spec.working_dir.clone(),
+        hostname: spec.hostname.clone(),
+        stop_signal: spec.stop_signal.clone(),
+        // The engine takes whole seconds; round up so the grace is never
+        // shorter than asked.
+        stop_timeout: spec
+            .stop_grace
+            .map(|g| i64::try_from(g.as_millis().div_ceil(1000)).unwrap_or(i64::MAX)),
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        healthcheck,
+        host_config: Some(host_config),
+        networking_config,
+        ..Default::default()
+    }
+}
+
+impl Engine for DockerEngine {
+    fn info(&self) -> EngineFuture<'_, EngineInfo> {
+        Box::pin(async move {
+            let info = self
+                .docker
+                .info()
+                .await
+                .map_err(self.err("query", ObjectKind::Engine, &self.host))?;
+            let v = self.docker.client_version();
+            Ok(EngineInfo {
+                operating_system: info.operating_system.unwrap_or_default(),
+                server_version: info.server_version.unwrap_or_default(),
+                api_version: format!("{}.{}", v.major_version, v.minor_version),
+            })
+        })
+    }
+
+    fn create_network<'a>(&'a self, spec: &'a NetworkSpec) -> EngineFuture<'a, NetworkInfo> {
+        Box::pin(async move {
+            let request = NetworkCreateRequest {
+                name: spec.name.clone(),
+                driver: Some(spec.driver.clone().unwrap_or_else(|| "bridge".into())),
+                internal: Some(spec.internal),
+                labels: Some(hashmap(&spec.labels)),
+                ..Default::default()
+            };
+            self.docker
+                .create_network(request)
+                .await
+                .map_err(self.err("create", ObjectKind::Network, &spec.name))?;
+            match self.inspect_network(&spec.name).await? {
+                Some(info) => Ok(info),
+                None => Err(EngineError::NotFound {
+                    kind: ObjectKind::Network,
+                    name: spec.name.clone(),
+                    message: "removed right after it was created".into(),
+                }),
+            }
+        })
+    }
+
+    fn inspect_network<'a>(&'a self, name: &'a str) -> EngineFuture<'a, Option<NetworkInfo>> {
+        Box::pin(async move {
+            let result = self
+                .docker
+                .inspect_network(name, None)
+                .await
+                .map_err(self.err("inspect", ObjectKind::Network, name));
+            // The engine also answers to an id prefix or a partial match;
+            // cutover means the exact name only.
+            Ok(optional(result)?
+                .map(network_info)
+                .filter(|n| n.name == name || n.id == name))
+        })
+    }
+
+    fn list_networks<'a>(&'a self, filter: &'a LabelFilter) -> EngineFuture<'a, Vec<NetworkInfo>> {
+        Box::pin(async move {
+            let options = q::ListNetworksOptions {
+                filters: Some(filter.to_docker_filters()),
+            };
+            let nets = self
+                .docker
+                .list_networks(Some(options))
+                .await
+                .map_err(self.err("list", ObjectKind::Network, ""))?;
+            let mut out: Vec<NetworkInfo> = nets
+                .into_iter()
+                .map(|n| NetworkInfo {
+                    id: n.id.unwrap_or_default(),
+                    name: n.name.unwrap_or_default(),
+                    driver: n.driver.unwrap_or_default(),
+                    internal: n.internal.unwrap_or(false),
+                    labels: btree(n.labels),
+                    containers: Vec::new(),
+                })
+                .collect();
+            out.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(out)
+        })
+    }
+
+    fn connect_network<'a>(
+        &'a self,
+        network: &'a str,
+        container: &'a str,
+        aliases: &'a [String],
+    ) -> EngineFuture<'a, ()> {
+        Box::pin(async move {
+            let request = NetworkConnectRequest {
+                container: container.to_owned(),
+                endpoint_config: Some(EndpointSettings {
+                    aliases: (!aliases.is_empty()).then(|| aliases.to_vec()),
+                    ..Default::default()
+                }),
+            };
+            self.docker
+                .connect_network(network, request)
+                .await
+                .map_err(self.err("connect to", ObjectKind::Network, network))
+        })
+    }
+
+    fn disconnect_network<'a>(
+        &'a self,
+        network: &'a str,
+        container: &'a str,
+    ) -> EngineFuture<'a, ()> {
+        Box::pin(async move {
+            let request = NetworkDisconnectRequest {
+                container: container.to_owned(),
+                force: Some(true),
+            };
+            self.docker
+                .disconnect_network(network, request)
+                .await
+                .map_err(self.err("disconnect from", ObjectKind::Network, network))
+        })
+    }
+
+    fn delete_network<'a>(&'a self, name: &'a str) -> EngineFuture<'a, Removal> {
+        Box::pin(async move {
+            removal(
+                self.docker
+                    .remove_network(name)
+                    .await
+                    .map_err(self.err("remove", ObjectKind::Network, name)),
+            )
+        })
+    }
+
+    fn create_volume<'a>(&'a self, spec: &'a VolumeSpec) -> EngineFuture<'a, VolumeInfo> {
+        Box::pin(async move {
+            let request = VolumeCreateRequest {
+                name: Some(spec.name.clone()),
+                driver: spec.driver.clone(),
+                driver_opts: (!spec.driver_opts.is_empty()).then(|| hashmap(&spec.driver_opts)),
+                labels: Some(hashmap(&spec.labels)),
+                ..Default::default()
+            };
+            let volume = self
+                .docker
+                .create_volume(request)
+                .await
+                .map_err(self.err("create", ObjectKind::Volume, &spec.name))?;
+            Ok(volume_info(volume))
+        })
+    }
+
+    fn inspect_volume<'a>(&'a self, name: &'a str) -> EngineFuture<'a, Option<VolumeInfo>> {
+        Box::pin(async move {
+            let result = self
+                .docker
+                .inspect_volume(name)
+                .await
+                .map_err(self.err("inspect", ObjectKind::Volume, name));
+            Ok(optional(result)?.map(volume_info))
+        })
+    }
+
+    fn list_volumes<'a>(&'a self, filter: &'a LabelFilter) -> EngineFuture<'a, Vec<VolumeInfo>> {
+        Box::pin(async move {
+            let options = q::ListVolumesOptions {
+                filters: Some(filter.to_docker_filters()),
+            };
+            let list = self
+                .docker
+                .list_volumes(Some(options))
+                .await
+                .map_err(self.err("list", ObjectKind::Volume, ""))?;
+            let mut out: Vec<VolumeInfo> = list
+                .volumes
+                .unwrap_or_default()
+                .into_iter()
+                .map(volume_info)
+                .collect();
+            out.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(out)
+        })
+    }
+
+    fn remove_volume<'a>(&'a self, name: &'a str) -> EngineFuture<'a, Removal> {
+        Box::pin(async move {
+            removal(
+                self.docker
+                    .remove_volume(name, None::<q::RemoveVolumeOptions>)
+                    .await
+                    .map_err(self.err("remove", ObjectKind::Volume, name)),
+            )
+        })
+    }
+
+    fn inspect_image<'a>(&'a self, reference: &'a str) -> EngineFuture<'a, Option<ImageInfo>> {
+        Box::pin(async move {
+            let result = self
+                .docker
+                .inspect_image(reference)
+                .await
+                .map_err(self.err("inspect", ObjectKind::Image, reference));
+            Ok(optional(result)?.map(|image| ImageInfo {
+                id: image.id.unwrap_or_default(),
+                tags: image.repo_tags.unwrap_or_default(),
+                labels: btree(image.config.and_then(|c| c.labels)),
+            }))
+        })
+    }
+
+    fn pull_image<'a>(&'a self, reference: &'a str) -> EngineFuture<'a, ImageInfo> {
+        Box::pin(async move {
+            let (image, tag) = split_reference(reference);
+            let options = q::CreateImageOptions {
+                from_image: Some(image.to_owned()),
+                tag: Some(tag.to_owned()),
+                ..Default::default()
+            };
+            let mut progress = self.docker.create_image(Some(options), None, None);
+            while let Some(item) = progress.next().await {
+                if let Err(err) = item {
+                    let err = EngineError::from_bollard(
+                        err,
+                        &self.host,
+                        "pull",
+                        ObjectKind::Image,
+                        reference,
+                    );
+                    return Err(match err {
+                        EngineError::Unreachable { .. } => err,
+                        other => EngineError::Pull {
+                            image: reference.to_owned(),
+                            message: match other {
+                                EngineError::NotFound { message, .. }
+                                | EngineError::Api { message, .. }
+                                | EngineError::Transport { message, .. } => message,
+                                other => other.to_string(),
+                            },
+                        },
+                    });
+                }
+            }
+            self.inspect_image(reference)
+                .await?
+                .ok_or_else(|| EngineError::Pull {
+                    image: reference.to_owned(),
+                    message: "the pull ended but the image is not there".into(),
+                })
+        })
+    }
+
+    fn build_image<'a>(&'a self, spec: &'a BuildSpec) -> EngineFuture<'a, BuildOutput> {
+        Box::pin(async move {
+            let dockerfile = context::dockerfile_in_context(&spec.context, spec.dockerfile.as_deref())?;
+            let tar = {
+                let context_dir = spec.context.clone();
+                let dockerfile = dockerfile.clone();
+                tokio::task::spawn_blocking(move || context::tar_context(&context_dir, &dockerfile))
+                    .await
+                    .map_err(|e| EngineError::Context {
+                        path: spec.context.display().to_string(),
+                        message: format!("packing the context failed: {e}"),
+                    })??
+            };
+            let options = q::BuildImageOptions {
+                dockerfile,
+                t: Some(spec.tag.clone()),
+                buildargs: (!spec.build_args.is_empty()).then(|| hashmap(&spec.build_args)),
+                labels: (!spec.labels.is_empty()).then(|| hashmap(&spec.labels)),
+                target: spec.target.clone().unwrap_or_default(),
+                pull: spec.pull.then(|| "1".to_owned()),
+                nocache: spec.no_cache,
+                networkmode: spec.network_mode.clone(),
+                rm: true,
+                forcerm: true,
+                ..Default::default()
+            };
+            let mut log: Vec<String> = Vec::new();
+            let mut partial = String::new();
+            let mut image_id = None;
+            let mut stream = self.docker.build_image(
+                options,
+                None,
+                Some(bollard::body_full(bytes::Bytes::from(tar))),
+            );
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(info) => {
+                        if let Some(text) = info.stream {
+                            partial.push_str(&text);
+                            while let Some(pos) = partial.find('\n') {
+                                let line: String = partial.drain(..=pos).collect();
+                                log.push(line.trim_end().to_owned());
+                            }
+                        }
+                        if let Some(id) = info.aux.and_then(|aux| aux.id) {
+                            image_id = Some(id);
+                        }
+                    }
+                    Err(err) => {
+                        if !partial.trim().is_empty() {
+                            log.push(partial.trim_end().to_owned());
+                        }
+                        let message = match err {
+                            bollard::errors::Error::DockerStreamError { error } => error,
+                            other => {
+                                let sorted = EngineError::from_bollard(
+                                    other,
+                                    &self.host,
+                                    "build",
+                                    ObjectKind::Image,
+                                    &spec.tag,
+                                );
+                                if sorted.is_unreachable() {
+                                    return Err(sorted);
+                                }
+                                sorted.to_string()
+                            }
+                        };
+                        let skip = log.len().saturating_sub(20);
+                        return Err(EngineError::Build {
+                            tag: spec.tag.clone(),
+                            message: message.trim().to_owned(),
+                            log_tail: log.split_off(skip),
+                        });
+                    }
+                }
+            }
+            if !partial.trim().is_empty() {
+                log.push(partial.trim_end().to_owned());
+            }
+            let image_id = match image_id {
+                Some(id) => id,
+                // Older engines only print "Successfully built <id>".
+                None => self
+                    .inspect_image(&spec.tag)
+                    .await?
+                    .map(|i| i.id)
+                    .ok_or_else(|| EngineError::Build {
+                        tag: spec.tag.clone(),
+                        message: "the build ended without producing the image".into(),
+                        log_tail: log.clone(),
+                    })?,
+            };
+            Ok(BuildOutput { image_id, log })
+        })
+    }
+
+    fn create_container<'a>(&'a self, spec: &'a ContainerSpec) -> EngineFuture<'a, String> {
+        Box::pin(async move {
+            spec.validate().map_err(|message| EngineError::InvalidSpec {
+                name: spec.name.clone(),
+                message,
+            })?;
+            // The engine accepts a created container on a network that does
+            // not exist and fails only at start; refuse up front instead.
+            for net in &spec.networks {
+                if self.inspect_network(&net.network).await?.is_none() {
+                    return Err(EngineError::NotFound {
+                        kind: ObjectKind::Network,
+                        name: net.network.clone(),
+                        message: format!(
+                            "container {} is to join network {}, which does not exist",
+                            spec.name, net.network
+                        ),
+                    });
+                }
+            }
+            let options = q::CreateContainerOptions {
+                name: Some(spec.name.clone()),
+                ..Default::default()
+            };
+            let created = self
+                .docker
+                .create_container(Some(options), create_body(spec))
+                .await
+                .map_err(self.err("create", ObjectKind::Container, &spec.name))?;
+            for warning in &created.warnings {
+                tracing::warn!(container = %spec.name, "engine: {warning}");
+            }
+            for net in spec.networks.iter().skip(1) {
+                if let Err(err) = self
+                    .connect_network(&net.network, &created.id, &net.aliases)
+                    .await
+                {
+                    // A half-wired container must not stay behind.
+                    if let Err(cleanup) = self.remove_container(&created.id).await {
+                        tracing::warn!(container = %spec.name, "removing after a failed network connect: {cleanup}");
+                    }
+                    return Err(err);
+                }
+            }
+            Ok(created.id)
+        })
+    }
+
+    fn start_container<'a>(&'a self, name: &'a str) -> EngineFuture<'a, ()> {
+        Box::pin(async move {
+            not_modified_ok(self.docker.start_container(name, None).await)
+                .map_err(self.err("start", ObjectKind::Container, name))
+        })
+    }
+
+    fn stop_container<'a>(&'a self, name: &'a str, grace: Duration) -> EngineFuture<'a, ()> {
+        Box::pin(async move {
+            let secs = i32::try_from(grace.as_millis().div_ceil(1000)).unwrap_or(i32::MAX);
+            let options = q::StopContainerOptions {
+                t: Some(secs),
+                signal: None,
+            };
+            // The engine answers only once the container is down, which may
+            // take the whole grace period.
+            let docker = if grace + Duration::from_secs(30) > REQUEST_TIMEOUT {
+                self.docker.clone().with_timeout(grace + Duration::from_secs(30))
+            } else {
+                self.docker.clone()
+            };
+            not_modified_ok(docker.stop_container(name, Some(options)).await)
+                .map_err(self.err("stop", ObjectKind::Container, name))
+        })
+    }
+
+    fn remove_container<'a>(&'a self, name: &'a str) -> EngineFuture<'a, Removal> {
+        Box::pin(async move {
+            let options = q::RemoveContainerOptions {
+                force: true,
+                v: true,
+                link: false,
+            };
+            let result = self
+                .docker
+                .remove_container(name, Some(options))
+                .await
+                .map_err(self.err("remove", ObjectKind::Container, name));
+            match result {
+                // Already being removed (by an earlier call or auto-remove):
+                // it will be gone without us.
+                Err(EngineError::Conflict { message, .. })
+                    if message.contains("already in progress") =>
+                {
+                    Ok(Removal::Removed)
+                }
+                other => removal(other),
+            }
+        })
+    }
+
+    fn inspect_container<'a>(&'a self, name: &'a str) -> EngineFuture<'a, Option<ContainerInfo>> {
+        Box::pin(async move {
+            let result = self
+                .docker
+                .inspect_container(name, None)
+                .await
+                .map_err(self.err("inspect", ObjectKind::Container, name));
+            Ok(optional(result)?.map(container_info))
+        })
+    }
+
+    fn list_containers<'a>(
+        &'a self,
+        filter: &'a LabelFilter,
+    ) -> EngineFuture<'a, Vec<ContainerSummary>> {
+        Box::pin(async move {
+            let options = q::ListContainersOptions {
+                all: true,
+                filters: Some(filter.to_docker_filters()),
+                ..Default::default()
+            };
+            let list = self
+                .docker
+                .list_containers(Some(options))
+                .await
+                .map_err(self.err("list", ObjectKind::Container, ""))?;
+            let mut out: Vec<ContainerSummary> = list
+                .into_iter()
+                .map(|c| ContainerSummary {
+                    id: c.id.unwrap_or_default(),
+                    name: c
+                        .names
+                        .and_then(|n| n.into_iter().next())
+                        .unwrap_or_default()
+                        .trim_start_matches('/')
+                        .to_owned(),
+                    image: c.image.unwrap_or_default(),
+                    labels: btree(c.labels),
+                    state: c
+                        .state
+                        .map(|s| ContainerState::parse(&s.to_string()))
+                        .unwrap_or(ContainerState::Unknown),
+                    status: c.status.unwrap_or_default(),
+                })
+                .collect();
+            out.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(out)
+        })
+    }
+
+    fn logs_tail<'a>(&'a self, name: &'a str, lines: usize) -> EngineFuture<'a, Vec<LogLine>> {
+        Box::pin(async move { self.logs_follow_inner(name, lines, false).try_collect().await })
+    }
+
+    fn logs_follow(&self, name: &str, tail: usize) -> LogStream {
+        self.logs_follow_inner(name, tail, true)
+    }
+
+    fn exec<'a>(&'a self, container: &'a str, argv: &'a [String]) -> EngineFuture<'a, ExecOutput> {
+        Box::pin(async move {
+            let config = bollard::models::ExecConfig {
+                cmd: Some(argv.to_vec()),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                ..Default::default()
+            };
+            let created = self
+                .docker
+                .create_exec(container, config)
+                .await
+                .map_err(self.err("exec in", ObjectKind::Container, container))?;
+            let started = self
+                .docker
+                .start_exec(&created.id, None)
+                .await
+                .map_err(self.err("start", ObjectKind::Exec, &created.id))?;
+            let mut splitter = LineSplitter::default();
+            let mut stdout = Vec::new();
+            let mut stderr = Vec::new();
+            if let bollard::exec::StartExecResults::Attached { mut output, .. } = started {
+                while let Some(chunk) = output.next().await {
+                    let chunk = chunk.map_err(self.err("read output of", ObjectKind::Exec, &created.id))?;
+                    let (source, bytes) = log_frame(chunk);
+                    for line in splitter.push(source, &bytes) {
+                        match line.source {
+                            LogSource::Stdout => stdout.push(line.text),
+                            LogSource::Stderr => stderr.push(line.text),
+                        }
+                    }
+                }
+            }
+            for line in splitter.finish() {
+                match line.source {
+                    LogSource::Stdout => stdout.push(line.text),
+                    LogSource::Stderr => stderr.push(line.text),
+                }
+            }
+            let inspect = self
+                .docker
+                .inspect_exec(&created.id)
+                .await
+                .map_err(self.err("inspect", ObjectKind::Exec, &created.id))?;
+            Ok(ExecOutput {
+                exit_code: inspect.exit_code.unwrap_or(-1),
+                stdout: stdout.join("\n"),
+                stderr: stderr.join("\n"),
+            })
+        })
+    }
+}
+
+fn log_frame(output: bollard::container::LogOutput) -> (LogSource, bytes::Bytes) {
+    use bollard::container::LogOutput as L;
+    match output {
+        L::StdErr { message } => (LogSource::Stderr, message),
+        // A TTY container has one stream; it reads as stdout.
+        L::StdOut { message } | L::Console { message } | L::StdIn { message } => {
+            (LogSource::Stdout, message)
+        }
+    }
+}
+
+impl DockerEngine {
+    fn logs_follow_inner(&self, name: &str, tail: usize, follow: bool) -> LogStream {
+        let options = q::LogsOptions {
+            follow,
+            stdout: true,
+            stderr: true,
+            tail: tail.to_string(),
+            ..Default::default()
+        };
+        let frames = self.docker.logs(name, Some(options));
+        let host = self.host.clone();
+        let name = name.to_owned();
+        struct State<S> {
+            frames: S,
+            splitter: LineSplitter,
+            ready: std::collections::VecDeque<LogLine>,
+            done: bool,
+        }
+        let state = State {
+            frames: Box::pin(frames),
+            splitter: LineSplitter::default(),
+            ready: Default::default(),
+            done: false,
+        };
+        stream::unfold(state, move |mut st| {
+            let host = host.clone();
+            let name = name.clone();
+            async move {
+                loop {
+                    if let Some(line) = st.ready.pop_front() {
+                        return Some((Ok(line), st));
+                    }
+                    if st.done {
+                        return None;
+                    }
+                    match st.frames.next().await {
+                        Some(Ok(frame)) => {
+                            let (source, bytes) = log_frame(frame);
+                            st.ready.extend(st.splitter.push(source, &bytes));
+                        }
+                        Some(Err(err)) => {
+                            st.done = true;
+                            let err = EngineError::from_bollard(
+                                err,
+                                &host,
+                                "read logs of",
+                                ObjectKind::Container,
+                                &name,
+                            );
+                            return Some((Err(err), st));
+                        }
+                        None => {
+                            st.done = true;
+                            st.ready.extend(st.splitter.finish());
+                        }
+                    }
+                }
+            }
+        })
+        .boxed()
+    }
+}
+
+/// `name[:tag]` (or `name@digest`) into what the create-image call takes.
+fn split_reference(reference: &str) -> (&str, &str) {
+    if let Some((name, digest)) = reference.split_once('@') {
+        return (name, digest);
+    }
+    // A colon after the last slash is a tag; before it, a registry port.
+    let last_slash = reference.rfind('/').map(|i| i + 1).unwrap_or(0);
+    match reference[last_slash..].rfind(':') {
+        Some(i) => (&reference[..last_slash + i], &reference[last_slash + i + 1..]),
+        None => (reference, "latest"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_split_into_name_and_tag() {
+        assert_eq!(split_reference("redis"), ("redis", "latest"));
+        assert_eq!(split_reference("redis:7"), ("redis", "7"));
+        assert_eq!(
+            split_reference("registry:5000/team/app"),
+            ("registry:5000/team/app", "latest")
+        );
+        assert_eq!(
+            split_reference("registry:5000/team/app:v2"),
+            ("registry:5000/team/app", "v2")
+        );
+        assert_eq!(split_reference("app@sha256:abc"), ("app", "sha256:abc"));
+    }
+
+    #[test]
+    fn docker_host_defaults_to_the_local_socket() {
+        assert_eq!(docker_host(None), DEFAULT_DOCKER_HOST);
+        assert_eq!(docker_host(Some("  ")), DEFAULT_DOCKER_HOST);
+        assert_eq!(docker_host(Some("tcp://1.2.3.4:2375")), "tcp://1.2.3.4:2375");
+    }
+
+    #[test]
+    fn ips_lose_their_prefix_length() {
+        assert_eq!(
+            parse_ip(Some("172.18.0.2/16")),
+            Some("172.18.0.2".parse().unwrap())
+        );
+        assert_eq!(parse_ip(Some("")), None);
+        assert_eq!(parse_ip(None), None);
+    }
+
+    #[test]
+    fn create_body_maps_the_spec() {
+        let spec = ContainerSpec {
+            name: "athens-blue".into(),
+            image: "athens:1".into(),
+            env: BTreeMap::from([("REDIS_HOST".into(), "redis".into())]),
+            networks: vec![
+                NetworkAttachment::new("app").alias("backend"),
+                NetworkAttachment::new("other"),
+            ],
+            mounts: vec![
+                MountSpec::Volume {
+                    name: "data".into(),
+                    target: "/data".into(),
+                    read_only: false,
+                },
+                MountSpec::Bind {
+                    source: "/srv/log".into(),
+                    target: "/log".into(),
+                    read_only: true,
+                },
+            ],
+            ports: vec![PortSpec {
+                container_port: 8080,
+                protocol: Protocol::Tcp,
+                host_ip: Some("127.0.0.1".parse().unwrap()),
+                host_port: None,
+            }],
+            restart: RestartPolicy::OnFailure {
+                max_retries: Some(3),
+            },
+            stop_grace: Some(Duration::from_millis(1500)),
+            healthcheck: Some(HealthcheckSpec {
+                test: HealthTest::Shell("true".into()),
+                interval: Some(Duration::from_secs(1)),
+                timeout: None,
+                retries: Some(3),
+                start_period: None,
+            }),
+            ..Default::default()
+        };
+        let body = create_body(&spec);
+        assert_eq!(body.env.unwrap(), vec!["REDIS_HOST=redis"]);
+        assert_eq!(body.stop_timeout, Some(2));
+        assert_eq!(body.exposed_ports.unwrap(), vec!["8080/tcp"]);
+        let hc = body.healthcheck.unwrap();
+        assert_eq!(hc.interval, Some(1_000_000_000));
+        assert_eq!(hc.test.unwrap(), vec!["CMD-SHELL", "true"]);
+        let host = body.host_config.unwrap();
+        assert_eq!(host.binds.unwrap(), vec!["data:/data", "/srv/log:/log:ro"]);
+        assert_eq!(host.network_mode.as_deref(), Some("app"));
+        let binding = &host.port_bindings.unwrap()["8080/tcp"].clone().unwrap()[0];
+        assert_eq!(binding.host_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(binding.host_port, None);
+        let restart = host.restart_policy.unwrap();
+        assert_eq!(restart.name, Some(RestartPolicyNameEnum::ON_FAILURE));
+        assert_eq!(restart.maximum_retry_count, Some(3));
+        let endpoints = body.networking_config.unwrap().endpoints_config.unwrap();
+        assert_eq!(endpoints.len(), 1, "API 1.41 takes one network at create");
+        assert_eq!(endpoints["app"].aliases.clone().unwrap(), vec!["backend"]);
+    }
+}

@@ -1,0 +1,160 @@
+//! The labels cutover writes on everything it creates, and filters built from
+//! them.
+//!
+//! Identity is always by label, never by name: the field report's color
+//! detection (`docker ps --filter name=athens`) also matched `athens-redis`.
+
+use std::collections::{BTreeMap, HashMap};
+
+/// Project (the app's name) an object belongs to.
+pub const PROJECT: &str = "cutover.project";
+/// Service inside the project.
+pub const SERVICE: &str = "cutover.service";
+/// `blue` or `green`, on app containers only.
+pub const COLOR: &str = "cutover.color";
+/// Free-form version of the deployment (image tag, git sha).
+pub const VERSION: &str = "cutover.version";
+/// Hash of the resolved service configuration; a change means a redeploy.
+pub const CONFIG_HASH: &str = "cutover.config-hash";
+/// [`Role`] of the service.
+pub const ROLE: &str = "cutover.role";
+
+/// Whether a service alternates between colors or lives across deploys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    App,
+    Accessory,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::App => "app",
+            Role::Accessory => "accessory",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Role> {
+        match value {
+            "app" => Some(Role::App),
+            "accessory" => Some(Role::Accessory),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A conjunction of label conditions: every one must hold.
+///
+/// An empty filter matches everything, which is only meant for tests looking
+/// at a whole fake engine: deploy code always filters by project at least.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LabelFilter {
+    conditions: Vec<(String, Option<String>)>,
+}
+
+impl LabelFilter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Everything of one project.
+    pub fn project(project: &str) -> Self {
+        Self::new().with(PROJECT, project)
+    }
+
+    /// Also require `key=value`.
+    pub fn with(mut self, key: &str, value: &str) -> Self {
+        self.conditions.push((key.to_owned(), Some(value.to_owned())));
+        self
+    }
+
+    /// Also require that `key` is present, whatever its value.
+    pub fn with_key(mut self, key: &str) -> Self {
+        self.conditions.push((key.to_owned(), None));
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.conditions.is_empty()
+    }
+
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.conditions
+            .iter()
+            .all(|(key, value)| match (labels.get(key), value) {
+                (Some(_), None) => true,
+                (Some(have), Some(want)) => have == want,
+                (None, _) => false,
+            })
+    }
+
+    /// The `filters` query parameter of the engine's list calls.
+    pub fn to_docker_filters(&self) -> HashMap<String, Vec<String>> {
+        let mut filters = HashMap::new();
+        if !self.conditions.is_empty() {
+            filters.insert(
+                "label".to_owned(),
+                self.conditions
+                    .iter()
+                    .map(|(key, value)| match value {
+                        Some(value) => format!("{key}={value}"),
+                        None => key.clone(),
+                    })
+                    .collect(),
+            );
+        }
+        filters
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn filter_requires_every_condition() {
+        let filter = LabelFilter::project("athens").with(COLOR, "blue");
+        assert!(filter.matches(&labels(&[(PROJECT, "athens"), (COLOR, "blue")])));
+        assert!(!filter.matches(&labels(&[(PROJECT, "athens"), (COLOR, "green")])));
+        assert!(!filter.matches(&labels(&[(PROJECT, "athens")])));
+        assert!(!filter.matches(&labels(&[(PROJECT, "athens-redis"), (COLOR, "blue")])));
+    }
+
+    #[test]
+    fn key_only_condition_accepts_any_value() {
+        let filter = LabelFilter::new().with_key(COLOR);
+        assert!(filter.matches(&labels(&[(COLOR, "green")])));
+        assert!(!filter.matches(&labels(&[(PROJECT, "x")])));
+    }
+
+    #[test]
+    fn docker_filters_use_label_syntax() {
+        let filters = LabelFilter::project("p").with_key(COLOR).to_docker_filters();
+        assert_eq!(
+            filters.get("label").unwrap(),
+            &vec!["cutover.project=p".to_owned(), "cutover.color".to_owned()]
+        );
+        assert!(LabelFilter::new().to_docker_filters().is_empty());
+    }
+
+    #[test]
+    fn role_round_trips() {
+        for role in [Role::App, Role::Accessory] {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+        }
+        assert_eq!(Role::parse("db"), None);
+    }
+}

@@ -1,0 +1,120 @@
+//! The control API of `cutover serve`: JSON over HTTP/1.1, served on a Unix
+//! socket (and, when asked for, on TCP behind a bearer token).
+//!
+//! The routes are documented for users in `docs/api.md`. Every change that
+//! succeeds (deploy, remove) is persisted before it is answered, so a client
+//! that got a 2xx knows the change survives a restart.
+
+mod auth;
+mod body;
+mod error;
+mod events;
+mod services;
+mod socket;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use tokio_util::sync::CancellationToken;
+
+use crate::state::{StateError, StateStore};
+use crate::Proxy;
+
+pub use auth::{require_bearer, BearerToken, TokenError};
+pub use body::{parse_json, validate_deploy, validate_service_name};
+pub use error::ApiError;
+pub use events::DrainedAnswer;
+pub use socket::{bind_control_socket, ControlSocket, SocketError, SocketFile};
+
+/// Everything the control API handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct Admin {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    proxy: Proxy,
+    store: Option<Arc<StateStore>>,
+    /// Fires at daemon shutdown: event streams and long polls end with it so
+    /// that the graceful shutdown of the server does not wait on them.
+    shutdown: CancellationToken,
+    version: String,
+    listen: Option<SocketAddr>,
+}
+
+impl Admin {
+    /// `store` is where successful changes are persisted; `None` keeps state
+    /// in memory only (tests, or a daemon run without a state directory).
+    pub fn new(proxy: Proxy, store: Option<Arc<StateStore>>, shutdown: CancellationToken) -> Admin {
+        Admin::with_info(proxy, store, shutdown, env!("CARGO_PKG_VERSION").into(), None)
+    }
+
+    /// Like [`Admin::new`] with the version and data-listener address the
+    /// health call reports.
+    pub fn with_info(
+        proxy: Proxy,
+        store: Option<Arc<StateStore>>,
+        shutdown: CancellationToken,
+        version: String,
+        listen: Option<SocketAddr>,
+    ) -> Admin {
+        Admin { inner: Arc::new(Inner { proxy, store, shutdown, version, listen }) }
+    }
+
+    pub fn proxy(&self) -> &Proxy {
+        &self.inner.proxy
+    }
+
+    /// Writes the proxy's current state to the state file, if there is one.
+    pub async fn persist(&self) -> Result<(), StateError> {
+        let Some(store) = self.inner.store.clone() else { return Ok(()) };
+        let proxy = self.inner.proxy.clone();
+        // fsync blocks; keep it off the runtime's worker threads.
+        tokio::task::spawn_blocking(move || store.save_with(|| proxy.state()))
+            .await
+            .expect("the state writer does not panic")
+    }
+
+    /// The full control API.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/v1/health", get(health))
+            .route("/v1/services", get(services::list))
+            .route(
+                "/v1/services/{name}",
+                get(services::get_one).put(services::deploy).delete(services::remove),
+            )
+            .route("/v1/services/{name}/sets/{id}/drained", get(events::wait_drained))
+            .route("/v1/events", get(events::stream))
+            .route("/metrics", get(metrics))
+            .fallback(not_found)
+            .with_state(self.clone())
+    }
+}
+
+/// Only `GET /metrics`, for the opt-in `--metrics-listen` TCP endpoint that
+/// must not expose the control routes.
+pub fn metrics_router(admin: &Admin) -> Router {
+    Router::new().route("/metrics", get(metrics)).fallback(not_found).with_state(admin.clone())
+}
+
+async fn health(State(admin): State<Admin>) -> impl IntoResponse {
+    Json(serde_json::json!({
+        "status": "ok",
+        "version": admin.inner.version,
+        "listen": admin.inner.listen.map(|a| a.to_string()),
+    }))
+}
+
+async fn metrics(State(admin): State<Admin>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], admin.inner.proxy.render_metrics())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route").with_hint("the routes are listed in docs/api.md; they start with /v1/")
+}

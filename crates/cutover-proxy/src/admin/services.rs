@@ -1,0 +1,79 @@
+//! `/v1/services` and `/v1/services/{name}`.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use cutover_core::service::DeployRequest;
+use cutover_core::status::ServiceStatus;
+
+use super::body::{parse_json, validate_deploy, validate_service_name};
+use super::error::ApiError;
+use super::Admin;
+use crate::DeployError;
+
+pub(super) async fn list(State(admin): State<Admin>) -> Json<Vec<ServiceStatus>> {
+    let mut all = admin.proxy().status();
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    Json(all)
+}
+
+pub(super) async fn get_one(
+    State(admin): State<Admin>,
+    Path(name): Path<String>,
+) -> Result<Json<ServiceStatus>, ApiError> {
+    admin.proxy().status().into_iter().find(|s| s.name == name).map(Json).ok_or_else(|| unknown_service(&name))
+}
+
+pub(super) async fn deploy(
+    State(admin): State<Admin>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<ServiceStatus>, ApiError> {
+    validate_service_name(&name)?;
+    let req: DeployRequest = parse_json(&body)?;
+    validate_deploy(&req)?;
+    tracing::info!(service = %name, targets = ?req.targets, version = ?req.version, "deploy requested");
+    let status = admin.proxy().deploy(&name, req).await.map_err(|e| deploy_error(&name, e))?;
+    persist(&admin, "the switch happened").await?;
+    tracing::info!(service = %name, set_id = status.active.id, color = %status.active.color, "deployed");
+    Ok(Json(status))
+}
+
+pub(super) async fn remove(State(admin): State<Admin>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    admin.proxy().remove(&name).map_err(|e| deploy_error(&name, e))?;
+    persist(&admin, "the service no longer receives traffic").await?;
+    tracing::info!(service = %name, "removed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A change the proxy made but the state file did not record would be undone
+/// by the next restart: the caller must hear about it.
+async fn persist(admin: &Admin, what_happened: &str) -> Result<(), ApiError> {
+    admin.persist().await.map_err(|e| {
+        tracing::error!(error = %e, "cannot persist state");
+        let mut err = ApiError::internal(format!("{what_happened}, but the state could not be saved: {e}"))
+            .with_detail("the change is live now and will be lost at the next restart of the daemon");
+        if let Some(hint) = e.hint() {
+            err = err.with_hint(hint);
+        }
+        err
+    })
+}
+
+fn unknown_service(name: &str) -> ApiError {
+    ApiError::not_found(format!("no service named {name:?}")).with_hint("GET /v1/services lists the services")
+}
+
+fn deploy_error(name: &str, e: DeployError) -> ApiError {
+    match e {
+        DeployError::Unhealthy { timeout, detail } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{name} did not become healthy within {}", humantime::format_duration(timeout)),
+        )
+        .with_detail(detail)
+        .with_hint("nothing changed: the previous targets are still serving"),
+        DeployError::Invalid(why) => ApiError::bad_request(format!("invalid deploy request: {why}")),
+        DeployError::UnknownService(_) => unknown_service(name),
+    }
+}

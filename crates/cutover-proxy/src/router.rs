@@ -1,0 +1,42 @@
+//! The routing snapshot: one immutable table swapped atomically on every
+//! deploy. A request loads it once (an ArcSwap load, no lock) and keeps the
+//! route it found, so it is served wholly by the set it picked.
+
+use std::sync::Arc;
+
+use arc_swap::{ArcSwap, Guard};
+use cutover_core::route::RouteTable;
+
+use crate::service::Service;
+use crate::target::TargetSet;
+
+/// Where one service's requests go right now.
+pub(crate) struct Route {
+    pub service: Arc<Service>,
+    pub set: Arc<TargetSet>,
+}
+
+#[derive(Default)]
+pub(crate) struct Snapshot {
+    pub table: RouteTable<Arc<Route>>,
+}
+
+pub(crate) struct Router {
+    current: ArcSwap<Snapshot>,
+}
+
+impl Router {
+    pub fn new() -> Self {
+        Router {
+            current: ArcSwap::from_pointee(Snapshot::default()),
+        }
+    }
+
+    pub fn load(&self) -> Guard<Arc<Snapshot>> {
+        self.current.load()
+    }
+
+    pub fn publish(&self, snapshot: Snapshot) {
+        self.current.store(Arc::new(snapshot));
+    }
+}

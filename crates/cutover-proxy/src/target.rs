@@ -1,0 +1,375 @@
+//! One upstream address and the set of them that serves a service's color,
+//! with a small per-target pool of idle HTTP/1.1 connections.
+//!
+//! Pools belong to a target of one set, never to an address: after a switch
+//! the old set's pool is emptied and its connections are not reused, even if a
+//! new target happens to share the address.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cutover_core::service::Color;
+use cutover_core::status::{Health, SetState, TargetSetStatus, TargetStatus};
+use cutover_core::target::Lifecycle;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::proxy::ReqBody;
+
+pub(crate) type UpstreamSender = http1::SendRequest<ReqBody>;
+
+/// Idle connections kept per target; beyond this a finished connection closes.
+const MAX_IDLE_PER_TARGET: usize = 256;
+
+const HEALTH_UNKNOWN: u8 = 0;
+const HEALTH_HEALTHY: u8 = 1;
+const HEALTH_UNHEALTHY: u8 = 2;
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+pub(crate) struct Target {
+    pub addr: String,
+    /// Parsed once so the common `ip:port` case skips name resolution.
+    socket_addr: Option<SocketAddr>,
+    health: AtomicU8,
+    last_error: Mutex<Option<String>>,
+    pub in_flight: AtomicU64,
+    pub upgraded: AtomicU64,
+    pool: Mutex<Vec<UpstreamSender>>,
+}
+
+impl Target {
+    fn new(addr: String, health: Health) -> Self {
+        Target {
+            socket_addr: addr.parse().ok(),
+            addr,
+            health: AtomicU8::new(encode(health)),
+            last_error: Mutex::new(None),
+            in_flight: AtomicU64::new(0),
+            upgraded: AtomicU64::new(0),
+            pool: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn health(&self) -> Health {
+        match self.health.load(Ordering::Relaxed) {
+            HEALTH_HEALTHY => Health::Healthy,
+            HEALTH_UNHEALTHY => Health::Unhealthy,
+            _ => Health::Unknown,
+        }
+    }
+
+    fn is_healthy(&self) -> bool {
+        self.health.load(Ordering::Relaxed) == HEALTH_HEALTHY
+    }
+
+    /// Records a probe (or connect) result; returns the previous health when it
+    /// changed so the caller can emit an event.
+    pub fn set_health(&self, health: Health, error: Option<String>) -> Option<Health> {
+        let prev = self.health.swap(encode(health), Ordering::Relaxed);
+        let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
+        if error.is_some() || health == Health::Healthy {
+            *last = error;
+        }
+        (prev != encode(health)).then(|| decode(prev))
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A connection ready for a request: an idle pooled one or a new one.
+    /// Nothing has been sent when this fails, so the caller may try elsewhere.
+    pub async fn checkout(&self, connect_timeout: Duration) -> Result<UpstreamSender, String> {
+        loop {
+            let pooled = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let Some(mut sender) = pooled else { break };
+            if sender.is_closed() {
+                continue;
+            }
+            if sender.is_ready() {
+                return Ok(sender);
+            }
+            // Checked in right after its response ended; the connection task
+            // has not caught up yet. A short wait beats a new connection.
+            if let Ok(Ok(())) = tokio::time::timeout(Duration::from_millis(100), sender.ready()).await {
+                return Ok(sender);
+            }
+        }
+        self.connect(connect_timeout).await
+    }
+
+    pub async fn connect(&self, connect_timeout: Duration) -> Result<UpstreamSender, String> {
+        let connecting = async {
+            match self.socket_addr {
+                Some(a) => TcpStream::connect(a).await,
+                None => TcpStream::connect(self.addr.as_str()).await,
+            }
+        };
+        let stream = match tokio::time::timeout(connect_timeout, connecting).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(format!("connect to {}: {e}", self.addr)),
+            Err(_) => return Err(format!("connect to {}: timed out after {connect_timeout:?}", self.addr)),
+        };
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("handshake with {}: {e}", self.addr))?;
+        tokio::spawn(async move {
+            // Errors here surface on the request that used the connection.
+            let _ = conn.with_upgrades().await;
+        });
+        Ok(sender)
+    }
+
+    pub fn checkin(&self, sender: UpstreamSender) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < MAX_IDLE_PER_TARGET {
+            pool.push(sender);
+        }
+    }
+
+    pub fn clear_pool(&self) {
+        self.pool.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    fn status(&self) -> TargetStatus {
+        TargetStatus {
+            addr: self.addr.clone(),
+            health: self.health(),
+            last_error: self.last_error(),
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+            upgraded: self.upgraded.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn encode(h: Health) -> u8 {
+    match h {
+        Health::Unknown => HEALTH_UNKNOWN,
+        Health::Healthy => HEALTH_HEALTHY,
+        Health::Unhealthy => HEALTH_UNHEALTHY,
+    }
+}
+
+fn decode(v: u8) -> Health {
+    match v {
+        HEALTH_HEALTHY => Health::Healthy,
+        HEALTH_UNHEALTHY => Health::Unhealthy,
+        _ => Health::Unknown,
+    }
+}
+
+/// The targets one deploy put live for a service, in one color.
+pub(crate) struct TargetSet {
+    pub id: u64,
+    pub service: Arc<str>,
+    pub color: Color,
+    pub version: Option<String>,
+    pub targets: Vec<Target>,
+    rr: AtomicUsize,
+    lifecycle: Mutex<Lifecycle>,
+    /// Mirrors "not Active" for the hot path: a request that picked this set
+    /// from a stale snapshot backs off once it sees the flag.
+    draining: AtomicBool,
+    since_ms: AtomicU64,
+    /// Woken when the last request or upgraded connection of a draining set ends.
+    pub idle: Notify,
+    /// Cancelled at the drain deadline: in-flight requests are cut.
+    pub cut: CancellationToken,
+    /// Cancelled at the websocket drain deadline or daemon shutdown: relays
+    /// close their connections with 1012/1001.
+    pub close_upgraded: CancellationToken,
+    /// Stops the active health monitor.
+    pub monitor_stop: CancellationToken,
+    pub cut_requests: AtomicU64,
+    pub closed_websockets: AtomicU64,
+}
+
+impl TargetSet {
+    pub fn new(
+        id: u64,
+        service: Arc<str>,
+        color: Color,
+        version: Option<String>,
+        addrs: &[String],
+        initial: Health,
+        shutdown: &CancellationToken,
+    ) -> Self {
+        TargetSet {
+            id,
+            service,
+            color,
+            version,
+            targets: addrs.iter().map(|a| Target::new(a.clone(), initial)).collect(),
+            rr: AtomicUsize::new(0),
+            lifecycle: Mutex::new(Lifecycle::new()),
+            draining: AtomicBool::new(false),
+            since_ms: AtomicU64::new(now_ms()),
+            idle: Notify::new(),
+            cut: CancellationToken::new(),
+            close_upgraded: shutdown.child_token(),
+            monitor_stop: shutdown.child_token(),
+            cut_requests: AtomicU64::new(0),
+            closed_websockets: AtomicU64::new(0),
+        }
+    }
+
+    /// Next target, round-robin over healthy ones, skipping those in `tried`
+    /// (a bit per index; targets past 64 are never skipped).
+    ///
+    /// When no untried target is healthy, every untried target is a
+    /// candidate: like nginx with all upstreams marked failed, we would rather
+    /// try a target a flaky probe called unhealthy than answer 503 to all; a
+    /// target that is really down then fails fast on connect (502).
+    pub fn pick(&self, tried: u64) -> Option<usize> {
+        let n = self.targets.len();
+        let untried = |i: usize| i >= 64 || tried & (1 << i) == 0;
+        if n == 1 {
+            return untried(0).then_some(0);
+        }
+        let start = self.rr.fetch_add(1, Ordering::Relaxed);
+        let mut fallback = None;
+        for k in 0..n {
+            let i = (start + k) % n;
+            if !untried(i) {
+                continue;
+            }
+            if self.targets[i].is_healthy() {
+                return Some(i);
+            }
+            fallback.get_or_insert(i);
+        }
+        fallback
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    pub fn state(&self) -> SetState {
+        self.lifecycle.lock().unwrap_or_else(|p| p.into_inner()).state()
+    }
+
+    pub fn with_lifecycle<R>(&self, f: impl FnOnce(&mut Lifecycle) -> R) -> R {
+        let mut l = self.lifecycle.lock().unwrap_or_else(|p| p.into_inner());
+        let before = l.state();
+        let r = f(&mut l);
+        if l.state() != before {
+            self.since_ms.store(now_ms(), Ordering::Relaxed);
+            if l.state() != SetState::Active {
+                self.draining.store(true, Ordering::SeqCst);
+            }
+        }
+        r
+    }
+
+    /// (in-flight requests, upgraded connections) over all targets.
+    pub fn load(&self) -> (u64, u64) {
+        self.targets.iter().fold((0, 0), |(r, u), t| {
+            (
+                r + t.in_flight.load(Ordering::SeqCst),
+                u + t.upgraded.load(Ordering::SeqCst),
+            )
+        })
+    }
+
+    pub fn clear_pools(&self) {
+        for t in &self.targets {
+            t.clear_pool();
+        }
+    }
+
+    pub fn status(&self) -> TargetSetStatus {
+        TargetSetStatus {
+            id: self.id,
+            color: self.color,
+            version: self.version.clone(),
+            state: self.state(),
+            since_ms: self.since_ms.load(Ordering::Relaxed),
+            targets: self.targets.iter().map(Target::status).collect(),
+        }
+    }
+}
+
+/// Counts one request against a target for as long as it lives; the drain
+/// task is woken when the last one of a draining set ends.
+pub(crate) struct InFlight {
+    set: Arc<TargetSet>,
+    idx: usize,
+}
+
+impl InFlight {
+    /// None when the set already drains: the caller must route again.
+    pub fn enter(set: &Arc<TargetSet>, idx: usize) -> Option<InFlight> {
+        set.targets[idx].in_flight.fetch_add(1, Ordering::SeqCst);
+        let guard = InFlight {
+            set: set.clone(),
+            idx,
+        };
+        if set.is_draining() {
+            return None;
+        }
+        Some(guard)
+    }
+
+    pub fn set(&self) -> &Arc<TargetSet> {
+        &self.set
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.set.targets[self.idx]
+    }
+
+    pub fn idx(&self) -> usize {
+        self.idx
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let prev = self.set.targets[self.idx].in_flight.fetch_sub(1, Ordering::SeqCst);
+        if prev == 1 && self.set.is_draining() {
+            self.set.idle.notify_one();
+        }
+    }
+}
+
+/// Counts one upgraded connection against a target while its relay runs.
+pub(crate) struct Upgraded {
+    set: Arc<TargetSet>,
+    idx: usize,
+}
+
+impl Upgraded {
+    pub fn enter(set: &Arc<TargetSet>, idx: usize) -> Upgraded {
+        set.targets[idx].upgraded.fetch_add(1, Ordering::SeqCst);
+        Upgraded {
+            set: set.clone(),
+            idx,
+        }
+    }
+}
+
+impl Drop for Upgraded {
+    fn drop(&mut self) {
+        let prev = self.set.targets[self.idx].upgraded.fetch_sub(1, Ordering::SeqCst);
+        if prev == 1 && self.set.is_draining() {
+            self.set.idle.notify_one();
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! The command line as the user typed it. Nothing here is resolved or
+//! validated beyond what clap checks; `settings` turns it into what the
+//! commands run with.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cutover",
+    version,
+    about = "Zero-downtime blue/green deploys of containerized web apps.",
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Arguments every subcommand takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Control socket of the daemon [default: /run/cutover/cutover.sock as root, else
+    /// $XDG_RUNTIME_DIR/cutover.sock]
+    #[arg(long, global = true, env = "CUTOVER_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: the reverse proxy and its control API
+    Serve(ServeArgs),
+    /// Show the services the daemon routes to
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address of the HTTP listener that proxies to the services [default: 0.0.0.0:80]
+    #[arg(long, env = "CUTOVER_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// Group that may use the control socket (name or numeric id); makes the socket 0660
+    #[arg(long, value_name = "GROUP")]
+    pub socket_group: Option<String>,
+
+    /// Directory of the state file [default: /var/lib/cutover as root, else
+    /// $XDG_STATE_HOME/cutover or ~/.local/state/cutover]
+    #[arg(long, env = "CUTOVER_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Log format on stderr (filter with CUTOVER_LOG, e.g. CUTOVER_LOG=debug)
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
+
+    /// Log one line per proxied request (target "cutover::access") [default]
+    #[arg(long, overrides_with = "no_access_log")]
+    pub access_log: bool,
+
+    /// Do not log proxied requests
+    #[arg(long, overrides_with = "access_log")]
+    pub no_access_log: bool,
+
+    /// Do not answer /_cutover/health on the proxy listener
+    #[arg(long)]
+    pub no_health_endpoint: bool,
+
+    /// Time to connect to a target [default: 5s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub connect_timeout: Option<Duration>,
+
+    /// Time a target has to send response headers [default: 60s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub response_header_timeout: Option<Duration>,
+
+    /// Time a client has to send its request headers [default: 10s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub client_header_timeout: Option<Duration>,
+
+    /// Idle keep-alive connections are closed after this [default: 75s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub idle_timeout: Option<Duration>,
+
+    /// Largest request body accepted, e.g. 10MiB [default: 1GiB]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_request_body: Option<u64>,
+
+    /// Largest request head accepted, e.g. 64KiB [default: 64KiB]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_header_bytes: Option<u64>,
+
+    /// Serve Prometheus metrics on this TCP address (GET /metrics); off unless given
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+
+    /// Also serve the control API on this TCP address; needs --control-token-file
+    #[arg(long, value_name = "ADDR")]
+    pub control_listen: Option<String>,
+
+    /// File holding the bearer token the TCP control listener requires
+    #[arg(long, value_name = "FILE")]
+    pub control_token_file: Option<PathBuf>,
+
+    /// Worker threads of the runtime [default: the number of CPU cores]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print the daemon's answer as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where a value came from, so that an error names what the user must fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    pub flag: &'static str,
+    pub env: Option<&'static str>,
+    pub from_env: bool,
+}
+
+impl Origin {
+    /// `--listen`, or `CUTOVER_LISTEN` when the value came from there.
+    pub fn name(&self) -> &'static str {
+        match (self.from_env, self.env) {
+            (true, Some(env)) => env,
+            _ => self.flag,
+        }
+    }
+}
+
+/// The origins of the values that may come from the environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origins {
+    pub socket: Origin,
+    pub listen: Origin,
+    pub state_dir: Origin,
+}
+
+impl Default for Origins {
+    fn default() -> Origins {
+        Origins {
+            socket: Origin { flag: "--socket", env: Some("CUTOVER_SOCKET"), from_env: false },
+            listen: Origin { flag: "--listen", env: Some("CUTOVER_LISTEN"), from_env: false },
+            state_dir: Origin { flag: "--state-dir", env: Some("CUTOVER_STATE_DIR"), from_env: false },
+        }
+    }
+}
+
+fn from_env(matches: &ArgMatches, id: &str) -> bool {
+    matches!(matches.try_get_raw(id).map(|_| matches.value_source(id)), Ok(Some(ValueSource::EnvVariable)))
+}
+
+/// Parses `std::env::args`, keeping where env-backed values came from.
+pub fn parse() -> Result<(Cli, Origins), clap::Error> {
+    parse_from(std::env::args_os())
+}
+
+pub fn parse_from<I, T>(args: I) -> Result<(Cli, Origins), clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let matches = Cli::command().try_get_matches_from(args)?;
+    let cli = Cli::from_arg_matches(&matches)?;
+    let mut origins = Origins::default();
+    // A global arg is recorded on the subcommand's matches when given after it.
+    let sub = matches.subcommand().map(|(_, m)| m);
+    origins.socket.from_env = sub.map_or_else(|| from_env(&matches, "socket"), |m| from_env(m, "socket"));
+    if let Some(("serve", m)) = matches.subcommand() {
+        origins.listen.from_env = from_env(m, "listen");
+        origins.state_dir.from_env = from_env(m, "state_dir");
+    }
+    Ok((cli, origins))
+}
+
+fn parse_duration(raw: &str) -> Result<Duration, String> {
+    humantime::parse_duration(raw).map_err(|e| format!("{e} (write a duration like 5s, 500ms or 2m)"))
+}
+
+/// `65536`, `64KiB`, `10MiB`, `1GiB`, `10MB`: binary units are the ones
+/// people mean for limits; decimal ones are accepted as written.
+pub fn parse_size(raw: &str) -> Result<u64, String> {
+    let trimmed = raw.trim();
+    let split = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let number: u64 = number.parse().map_err(|_| format!("{raw:?} is not a size (write e.g. 65536, 64KiB or 10MiB)"))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        other => return Err(format!("unknown size unit {other:?} (use B, KiB, MiB or GiB)")),
+    };
+    number.checked_mul(factor).ok_or_else(|| format!("{raw:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert_eq!(parse_size("64KiB"), Ok(64 * 1024));
+        assert_eq!(parse_size("10 MiB"), Ok(10 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("2MB"), Ok(2_000_000));
+        assert!(parse_size("ten").is_err());
+        assert!(parse_size("5 parsecs").is_err());
+        assert!(parse_size("99999999999999GiB").is_err());
+    }
+
+    #[test]
+    fn socket_is_global_and_its_origin_is_known() {
+        let (cli, origins) = parse_from(["cutover", "status", "--socket", "/tmp/x.sock"]).unwrap();
+        assert_eq!(cli.global.socket.as_deref(), Some(std::path::Path::new("/tmp/x.sock")));
+        assert!(!origins.socket.from_env);
+        assert_eq!(origins.socket.name(), "--socket");
+        let (cli, _) = parse_from(["cutover", "--socket", "/tmp/y.sock", "serve"]).unwrap();
+        assert_eq!(cli.global.socket.as_deref(), Some(std::path::Path::new("/tmp/y.sock")));
+    }
+
+    #[test]
+    fn access_log_flags_override_each_other() {
+        let (cli, _) = parse_from(["cutover", "serve", "--no-access-log", "--access-log"]).unwrap();
+        let Command::Serve(args) = cli.command else { panic!() };
+        assert!(args.access_log && !args.no_access_log);
+        let (cli, _) = parse_from(["cutover", "serve", "--access-log", "--no-access-log"]).unwrap();
+        let Command::Serve(args) = cli.command else { panic!() };
+        assert!(!args.access_log && args.no_access_log);
+    }
+}

@@ -1,0 +1,229 @@
+//! `cutover serve`: the per-host daemon. The proxy listener, the control
+//! socket (and the opt-in TCP control and metrics listeners), the state file,
+//! and an orderly shutdown on SIGTERM/SIGINT.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cutover_proxy::admin::{bind_control_socket, metrics_router, require_bearer, Admin};
+use cutover_proxy::state::StateStore;
+use cutover_proxy::Proxy;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::args::{GlobalArgs, Origins, ServeArgs};
+use crate::error::CliError;
+use crate::exit::ExitStatus;
+use crate::settings::{HostEnv, ServeSettings};
+
+/// After the data plane has drained, control connections still open (a
+/// deploy that is waiting on its health gate) get this long to finish.
+const CONTROL_GRACE: Duration = Duration::from_secs(5);
+
+pub fn run(args: &ServeArgs, global: &GlobalArgs, origins: &Origins, env: &HostEnv) -> Result<ExitStatus, CliError> {
+    let settings = ServeSettings::resolve(args, global, origins, env)?;
+    crate::logging::init(settings.log_format, "info");
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all().thread_name("cutover");
+    if let Some(n) = settings.threads {
+        runtime.worker_threads(n);
+    }
+    let runtime = runtime.build().map_err(|e| CliError::failure(format!("cannot start the async runtime: {e}")))?;
+    let status = runtime.block_on(serve(settings));
+    // Streams to clients that never read do not hold the exit up.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    status
+}
+
+type Server = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
+
+async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
+    let store = Arc::new(StateStore::open(&settings.state_dir)?);
+    let restored = store.load()?;
+
+    // The socket first: a second daemon must hear that one is running, not
+    // that port 80 is taken. If anything after it fails, the file goes away.
+    let socket = bind_control_socket(&settings.socket, settings.socket_group.as_ref().map(|g| g.gid)).await?;
+    let (unix, socket_file) = socket.into_parts();
+    let listeners = async {
+        let data = bind_tcp(settings.listen, "--listen").await?;
+        let metrics = match settings.metrics_listen {
+            Some(addr) => Some(bind_tcp(addr, "--metrics-listen").await?),
+            None => None,
+        };
+        let control_tcp = match &settings.control_listen {
+            Some(control) => Some((bind_tcp(control.addr, "--control-listen").await?, control.token.clone())),
+            None => None,
+        };
+        Ok::<_, CliError>((data, metrics, control_tcp))
+    };
+    let (data, metrics, control_tcp) = match listeners.await {
+        Ok(bound) => bound,
+        Err(e) => {
+            socket_file.remove();
+            return Err(e);
+        }
+    };
+    let listen = data.local_addr().map_err(|e| CliError::failure(format!("the proxy listener has no address: {e}")))?;
+
+    let proxy = Proxy::new(settings.proxy.clone());
+    if let Some(state) = restored {
+        tracing::info!(
+            services = state.services.len(),
+            path = %store.path().display(),
+            "restoring services; their targets serve once a health probe succeeds"
+        );
+        proxy.restore(state);
+    }
+
+    let shutdown = CancellationToken::new();
+    let admin = Admin::with_info(
+        proxy.clone(),
+        Some(store.clone()),
+        shutdown.clone(),
+        env!("CARGO_PKG_VERSION").into(),
+        Some(listen),
+    );
+
+    let mut control: JoinSet<(&'static str, io::Result<()>)> = JoinSet::new();
+    spawn(&mut control, "control socket", Box::pin(serve_router(unix, admin.router(), shutdown.clone())));
+    if let Some((tcp, token)) = control_tcp {
+        let addr = tcp.local_addr().ok();
+        spawn(&mut control, "control listener", Box::pin(serve_router(tcp, require_bearer(admin.router(), token), shutdown.clone())));
+        tracing::info!(addr = ?addr, "control API on TCP, bearer token required");
+    }
+    if let Some(tcp) = metrics {
+        let addr = tcp.local_addr().ok();
+        spawn(&mut control, "metrics listener", Box::pin(serve_router(tcp, metrics_router(&admin), shutdown.clone())));
+        tracing::info!(addr = ?addr, "metrics on TCP");
+    }
+    let data_task = tokio::spawn({
+        let proxy = proxy.clone();
+        let shutdown = shutdown.clone();
+        async move { proxy.serve(data, shutdown).await }
+    });
+    tokio::pin!(data_task);
+
+    tracing::info!(
+        listen = %listen,
+        socket = %socket_file.path().display(),
+        state = %store.path().display(),
+        version = env!("CARGO_PKG_VERSION"),
+        "cutover serve is ready"
+    );
+
+    let mut signals = Signals::new()?;
+    let mut status = ExitStatus::Success;
+    let mut data_result = None;
+    tokio::select! {
+        name = signals.next() => tracing::info!(signal = name, "shutting down: no new connections, draining in-flight requests"),
+        result = &mut data_task => {
+            tracing::error!("the proxy listener stopped unexpectedly");
+            data_result = Some(result);
+            status = ExitStatus::Failure;
+        }
+        Some(Ok((what, result))) = control.join_next() => {
+            tracing::error!(server = what, error = ?result.err(), "a control listener stopped unexpectedly");
+            status = ExitStatus::Failure;
+        }
+    }
+    shutdown.cancel();
+
+    // The data plane bounds its own drain by the drain timeouts. A second
+    // signal is the operator saying "now".
+    let data_result = match data_result {
+        Some(result) => Some(result),
+        None => tokio::select! {
+            result = &mut data_task => Some(result),
+            name = signals.next() => {
+                tracing::warn!(signal = name, "second signal: exiting without waiting for in-flight requests");
+                status = ExitStatus::Failure;
+                None
+            }
+        },
+    };
+    match data_result {
+        Some(Ok(Ok(()))) | None => {}
+        Some(Ok(Err(e))) => {
+            tracing::error!(error = %e, "the proxy listener failed");
+            status = ExitStatus::Failure;
+        }
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "the proxy task panicked");
+            status = ExitStatus::Failure;
+        }
+    }
+    let drained = tokio::time::timeout(CONTROL_GRACE, async {
+        while let Some(joined) = control.join_next().await {
+            if let Ok((what, Err(e))) = joined {
+                tracing::warn!(server = what, error = %e, "control listener error during shutdown");
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("control requests still running after {CONTROL_GRACE:?}; cutting them");
+        control.abort_all();
+    }
+
+    if let Err(e) = admin.persist().await {
+        tracing::error!(error = %e, "cannot save the state at shutdown");
+        status = ExitStatus::Failure;
+    }
+    socket_file.remove();
+    tracing::info!("stopped");
+    Ok(status)
+}
+
+fn spawn(set: &mut JoinSet<(&'static str, io::Result<()>)>, what: &'static str, server: Server) {
+    set.spawn(async move { (what, server.await) });
+}
+
+async fn serve_router<L>(listener: L, router: axum::Router, shutdown: CancellationToken) -> io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await
+}
+
+async fn bind_tcp(addr: SocketAddr, flag: &str) -> Result<TcpListener, CliError> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        let err = CliError::failure(format!("cannot listen on {addr} ({flag}): {e}"));
+        match e.kind() {
+            io::ErrorKind::AddrInUse => {
+                err.with_hint(format!("another process listens on {addr}: stop it, or choose another address with {flag}"))
+            }
+            io::ErrorKind::PermissionDenied if addr.port() < 1024 => err.with_hint(format!(
+                "ports below 1024 need root or CAP_NET_BIND_SERVICE (dist/cutover.service grants it); or choose a higher port with {flag}"
+            )),
+            io::ErrorKind::AddrNotAvailable => err.with_hint(format!("{} is not an address of this host", addr.ip())),
+            _ => err,
+        }
+    })
+}
+
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Signals, CliError> {
+        let install = |kind| signal(kind).map_err(|e| CliError::failure(format!("cannot handle signals: {e}")));
+        Ok(Signals { term: install(SignalKind::terminate())?, int: install(SignalKind::interrupt())? })
+    }
+
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}

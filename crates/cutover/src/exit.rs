@@ -1,0 +1,36 @@
+//! The process exit codes, the contract with CI scripts (docs/style.md).
+
+use std::process::ExitCode;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// 0: the command did what was asked (including "nothing to do").
+    Success,
+    /// 1: the operation failed; for a deploy, the previous version still serves.
+    Failure,
+    /// 2: bad input: flags, environment variables, files the user wrote.
+    BadInput,
+    /// 3: the daemon could not be reached on its control socket.
+    Unreachable,
+    /// 4: a lock was not acquired in time.
+    #[allow(dead_code)] // taken by the deploy commands, which come next
+    LockTimeout,
+}
+
+impl ExitStatus {
+    pub fn code(self) -> u8 {
+        match self {
+            ExitStatus::Success => 0,
+            ExitStatus::Failure => 1,
+            ExitStatus::BadInput => 2,
+            ExitStatus::Unreachable => 3,
+            ExitStatus::LockTimeout => 4,
+        }
+    }
+}
+
+impl From<ExitStatus> for ExitCode {
+    fn from(status: ExitStatus) -> ExitCode {
+        ExitCode::from(status.code())
+    }
+}

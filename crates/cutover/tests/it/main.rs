@@ -1,0 +1,9 @@
+//! Integration tests of the `cutover` binary: each spawns the real binary
+//! with its own temporary socket, state directory and loopback ports.
+
+mod api;
+mod cli;
+mod control_tcp;
+mod lifecycle;
+mod socket;
+mod util;

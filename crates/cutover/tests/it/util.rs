@@ -1,0 +1,231 @@
+//! Spawning the real `cutover` binary and talking to it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::{TcpStream, UnixStream};
+
+/// Upper bound for anything a test waits on; generous so a loaded CI machine
+/// does not fail a correct daemon.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_cutover")
+}
+
+/// A `cutover` command with no CUTOVER_* variables inherited from the shell.
+pub fn cutover() -> Command {
+    let mut cmd = Command::new(bin());
+    for var in ["CUTOVER_SOCKET", "CUTOVER_LISTEN", "CUTOVER_STATE_DIR", "CUTOVER_LOG", "NO_COLOR"] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null()).output().expect("the cutover binary runs")
+}
+
+/// A port that was free a moment ago, for listeners that cannot report the
+/// port they got.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A running `cutover serve` with its own temporary socket and state.
+pub struct Daemon {
+    pub child: Child,
+    pub dir: PathBuf,
+    pub socket: PathBuf,
+    pub state_dir: PathBuf,
+    pub listen: SocketAddr,
+    stderr_path: PathBuf,
+}
+
+pub struct DaemonBuilder {
+    dir: PathBuf,
+    args: Vec<String>,
+}
+
+impl DaemonBuilder {
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub async fn start(self) -> Daemon {
+        let socket = self.dir.join("cutover.sock");
+        let state_dir = self.dir.join("state");
+        let stderr_path = self.dir.join(format!("stderr-{}.log", LOGS.fetch_add(1, Ordering::Relaxed)));
+        let stderr = std::fs::File::create(&stderr_path).unwrap();
+        let child = cutover()
+            .arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--state-dir")
+            .arg(&state_dir)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("cutover serve starts");
+        let mut daemon = Daemon {
+            child,
+            dir: self.dir,
+            socket,
+            state_dir,
+            listen: "0.0.0.0:0".parse().unwrap(),
+            stderr_path,
+        };
+        daemon.listen = daemon.wait_ready().await;
+        daemon
+    }
+}
+
+static LOGS: AtomicUsize = AtomicUsize::new(0);
+
+impl Daemon {
+    /// A daemon in `dir` (reusing its socket and state when started again).
+    pub fn in_dir(dir: &Path) -> DaemonBuilder {
+        DaemonBuilder { dir: dir.to_path_buf(), args: Vec::new() }
+    }
+
+    async fn wait_ready(&mut self) -> SocketAddr {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("cutover serve exited with {status} before it was ready:\n{}", self.stderr());
+            }
+            if let Ok((StatusCode::OK, body)) = unix_request(&self.socket, Method::GET, "/v1/health", None).await {
+                let health: Value = serde_json::from_slice(&body).unwrap();
+                return health["listen"].as_str().unwrap().parse().unwrap();
+            }
+            assert!(start.elapsed() < PATIENCE, "cutover serve not ready after {PATIENCE:?}:\n{}", self.stderr());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    pub async fn request(&self, method: Method, path: &str, body: Option<&str>) -> (StatusCode, Value) {
+        let (status, bytes) = unix_request(&self.socket, method, path, body.map(|b| b.as_bytes().to_vec()))
+            .await
+            .unwrap_or_else(|e| panic!("control request {path} failed: {e}\n{}", self.stderr()));
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        (status, value)
+    }
+
+    pub async fn deploy(&self, service: &str, targets: &[String]) -> Value {
+        let body = serde_json::json!({
+            "targets": targets,
+            "health": {"interval": "100ms", "timeout": "1s"},
+            "timeouts": {"deploy": "10s", "drain": "5s", "websocket_drain": "5s"},
+        });
+        let (status, answer) =
+            self.request(Method::PUT, &format!("/v1/services/{service}"), Some(&body.to_string())).await;
+        assert_eq!(status, StatusCode::OK, "deploy failed: {answer}\n{}", self.stderr());
+        answer
+    }
+
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status().unwrap();
+        assert!(ok.success());
+    }
+
+    /// Waits (bounded) for the process to exit.
+    pub async fn wait_exit(&mut self) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(start.elapsed() < PATIENCE, "cutover serve did not exit:\n{}", self.stderr());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn stop(&mut self) -> ExitStatus {
+        self.signal("TERM");
+        self.wait_exit().await
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn send<S>(stream: S, req: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), BoxError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let response = sender.send_request(req).await?;
+    let status = response.status();
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok((status, body))
+}
+
+fn build(method: Method, path: &str, body: Option<Vec<u8>>, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
+    let mut req = Request::builder().method(method).uri(path).header("host", "cutover");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.body(Full::new(Bytes::from(body.unwrap_or_default()))).unwrap()
+}
+
+pub async fn unix_request(
+    socket: &Path,
+    method: Method,
+    path: &str,
+    body: Option<Vec<u8>>,
+) -> Result<(StatusCode, Bytes), BoxError> {
+    let stream = UnixStream::connect(socket).await?;
+    send(stream, build(method, path, body, &[])).await
+}
+
+pub async fn tcp_request(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<(StatusCode, Bytes), BoxError> {
+    let stream = TcpStream::connect(addr).await?;
+    send(stream, build(method, path, None, headers)).await
+}
+
+/// Polls `GET path` on the proxy listener until it answers 200 (bounded).
+pub async fn get_until_ok(addr: SocketAddr, path: &str) -> String {
+    let start = Instant::now();
+    loop {
+        if let Ok((StatusCode::OK, body)) = tcp_request(addr, Method::GET, path, &[]).await {
+            return String::from_utf8_lossy(&body).into_owned();
+        }
+        assert!(start.elapsed() < PATIENCE, "GET {path} via {addr} never answered 200");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

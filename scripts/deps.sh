@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests (and optionally the benchmark) need.
+# The lists below are the single place to add a package.
+#
+#   scripts/deps.sh            packages for the tests and CI
+#   scripts/deps.sh bench      packages for bench/*.sh
+#   scripts/deps.sh all        both
+#
+# Does nothing (and needs no root) when everything is installed already.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+# docker.io: the engine the integration tests drive; debootstrap: builds the
+# local base image (no image is pulled from a registry); shellcheck: CI lints
+# the scripts.
+TEST_PACKAGES=(docker.io debootstrap ca-certificates curl tar gzip shellcheck)
+# The proxies compared in docs/benchmarks.md and the load generators.
+BENCH_PACKAGES=(nginx haproxy caddy wrk nghttp2-client curl socat python3)
+
+case "${1:-test}" in
+test) wanted=("${TEST_PACKAGES[@]}") ;;
+bench) wanted=("${BENCH_PACKAGES[@]}") ;;
+all) wanted=("${TEST_PACKAGES[@]}" "${BENCH_PACKAGES[@]}") ;;
+*) die "unknown package set '$1'" "use one of: test, bench, all" ;;
+esac
+
+missing=()
+for pkg in "${wanted[@]}"; do
+    status="$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)"
+    [ "$status" = "install ok installed" ] || missing+=("$pkg")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    log "deps: all ${#wanted[@]} packages are installed"
+    exit 0
+fi
+
+command -v apt-get >/dev/null 2>&1 ||
+    die "missing packages: ${missing[*]}, and apt-get is not available" \
+        "install them with your package manager"
+
+log "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
+# Packages like nginx and docker.io start their service from postinst. A test
+# machine must not get a system nginx on :80 or a second dockerd, so service
+# starts are refused for the duration of the install, unless the machine
+# already has its own policy.
+policy=/usr/sbin/policy-rc.d
+added_policy=""
+cleanup() { if [ -n "$added_policy" ]; then as_root rm -f "$policy"; fi; }
+trap cleanup EXIT
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+    as_root chmod 755 "$policy"
+    added_policy=1
+fi
+
+# A third-party source that is down must not stop the install from the Debian
+# mirror: apt-get install below fails clearly if a package really is missing.
+as_root apt-get update -qq || log "deps: apt-get update reported errors, trying the install anyway"
+as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" ||
+    die "apt-get could not install: ${missing[*]}" \
+        "check that the Debian mirror in /etc/apt/sources.list is reachable"
+log "deps: installed ${missing[*]}"

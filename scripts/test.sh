@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The test command: works on a fresh Debian bookworm machine and on a
+# developer's machine alike.
+#
+#   scripts/test.sh [ARGS...]    ARGS go to `cargo test --workspace`
+#
+# 1. installs missing Debian packages (scripts/deps.sh; skipped when present),
+# 2. uses the running Docker engine, or starts dockerd and stops it at the end,
+# 3. builds the local test images (scripts/images.sh; cached),
+# 4. runs cargo test --workspace and prints a summary.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$CUTOVER_ROOT"
+
+trap stop_dockerd EXIT
+# A ^C or a CI cancel still stops the daemon this script started.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+"$CUTOVER_ROOT/scripts/deps.sh" test
+ensure_dockerd
+"$CUTOVER_ROOT/scripts/images.sh" all
+
+mkdir -p "$CUTOVER_LOG_DIR"
+test_log="$CUTOVER_LOG_DIR/cargo-test.log"
+log "test: cargo test --workspace --no-fail-fast $*"
+start=$SECONDS
+set +e
+cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$test_log"
+status=${PIPESTATUS[0]}
+set -e
+
+# One line per test binary reads "test result: ok. 12 passed; 0 failed; ...";
+# add them up so the end of a long CI log says how it went.
+awk -v secs=$((SECONDS - start)) -v status="$status" '
+    /^test result:/ {
+        for (i = 2; i <= NF; i++) {
+            word = $(i); sub(/;$/, "", word)
+            if (word == "passed" || word == "failed" || word == "ignored") n[word] += $(i - 1)
+        }
+        binaries++
+    }
+    # cargo lists failed tests, indented, after the last "failures:" header.
+    /^failures:$/ { in_failures = 1; next }
+    in_failures && /^    / { failed = failed "\n  " substr($0, 5); next }
+    in_failures { in_failures = 0 }
+    END {
+        printf "\n== test summary: %d passed, %d failed, %d ignored in %d test binaries, %ds ==\n",
+            n["passed"], n["failed"], n["ignored"], binaries, secs
+        if (failed != "") printf "failed tests:%s\n", failed
+        if (status != 0 && n["failed"] == 0)
+            printf "cargo test exited with %d outside the tests (a build error?), see above\n", status
+    }' "$test_log"
+
+[ "$status" -eq 0 ] || die "cargo test failed (exit $status); the full output is in $test_log"
+log "test: all passed"
