@@ -30,7 +30,8 @@ as_root() {
     fi
 }
 
-docker_reachable() { docker info >/dev/null 2>&1; }
+# Bounded: a wedged engine must not hang a CI run.
+docker_reachable() { timeout 20 docker info >/dev/null 2>&1; }
 
 # Set by ensure_dockerd when this shell started the daemon, so only that one
 # is stopped again; a developer's own dockerd is left alone.

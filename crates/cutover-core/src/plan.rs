@@ -356,11 +356,17 @@ pub fn plan_with(
             }
             continue;
         };
-        let reason = if live.config_hash != hash {
-            Some(DeployReason::ConfigChanged(config_change(
-                live.spec.as_ref(),
-                &app.service,
-            )))
+        let port_changed = obs
+            .settings
+            .as_ref()
+            .is_some_and(|s| s.port != app.cutover.port);
+        let reason = if live.config_hash != hash || port_changed {
+            let mut change = config_change(live.spec.as_ref(), &app.service);
+            if port_changed {
+                // A new port is only proven by a health-gated deploy.
+                change.fields.push("x-cutover.port".into());
+            }
+            Some(DeployReason::ConfigChanged(change))
         } else if let Some(to) = image_id.filter(|id| **id != live.image_id) {
             Some(DeployReason::ImageChanged {
                 from: live.image_id.clone(),

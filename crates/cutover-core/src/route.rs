@@ -122,7 +122,11 @@ fn best<'a, T>(entries: &'a [Entry<T>], path: &str) -> Option<&'a T> {
         .map(|e| &e.value)
 }
 
-fn insert_sorted<T>(list: &mut Vec<Entry<T>>, entry: Entry<T>, host: &str) -> Result<(), RouteError> {
+fn insert_sorted<T>(
+    list: &mut Vec<Entry<T>>,
+    entry: Entry<T>,
+    host: &str,
+) -> Result<(), RouteError> {
     if list.iter().any(|e| e.prefix == entry.prefix) {
         return Err(RouteError::Duplicate {
             host: host.to_string(),
@@ -148,17 +152,15 @@ impl<T: Clone> RouteTable<T> {
 
     /// Routes `hosts` (none = catch-all) under `prefix` to `value`. Fails on an
     /// invalid pattern or when the same host and prefix are already routed.
-    pub fn insert(&mut self, hosts: &[String], prefix: Option<&str>, value: T) -> Result<(), RouteError> {
+    pub fn insert(
+        &mut self,
+        hosts: &[String],
+        prefix: Option<&str>,
+        value: T,
+    ) -> Result<(), RouteError> {
         let prefix = normalize_prefix(prefix)?;
         if hosts.is_empty() {
-            return insert_sorted(
-                &mut self.catch_all,
-                Entry {
-                    prefix,
-                    value,
-                },
-                "*",
-            );
+            return insert_sorted(&mut self.catch_all, Entry { prefix, value }, "*");
         }
         for h in hosts {
             validate_host(h)?;
@@ -169,9 +171,11 @@ impl<T: Clone> RouteTable<T> {
                 value: value.clone(),
             };
             match lower.strip_prefix("*.") {
-                Some(suffix) => {
-                    insert_sorted(self.wildcard.entry(suffix.to_string()).or_default(), entry, h)?
-                }
+                Some(suffix) => insert_sorted(
+                    self.wildcard.entry(suffix.to_string()).or_default(),
+                    entry,
+                    h,
+                )?,
                 None => insert_sorted(self.exact.entry(lower.clone()).or_default(), entry, h)?,
             }
         }
@@ -231,7 +235,10 @@ mod tests {
         ]);
         assert_eq!(t.lookup(Some("app.example.com"), "/"), Some(&"app"));
         assert_eq!(t.lookup(Some("other.example.com"), "/"), Some(&"wild"));
-        assert_eq!(t.lookup(Some("deep.other.example.com"), "/x"), Some(&"wild"));
+        assert_eq!(
+            t.lookup(Some("deep.other.example.com"), "/x"),
+            Some(&"wild")
+        );
         assert_eq!(t.lookup(Some("example.org"), "/"), Some(&"default"));
         assert_eq!(t.lookup(None, "/"), Some(&"default"));
     }
@@ -244,7 +251,10 @@ mod tests {
 
     #[test]
     fn more_specific_wildcard_wins() {
-        let t = table(&[(&["*.example.com"], None, "outer"), (&["*.eu.example.com"], None, "eu")]);
+        let t = table(&[
+            (&["*.example.com"], None, "outer"),
+            (&["*.eu.example.com"], None, "eu"),
+        ]);
         assert_eq!(t.lookup(Some("a.eu.example.com"), "/"), Some(&"eu"));
         assert_eq!(t.lookup(Some("a.us.example.com"), "/"), Some(&"outer"));
     }
@@ -299,7 +309,9 @@ mod tests {
     #[test]
     fn duplicate_route_rejected() {
         let mut t = table(&[(&["a.test"], Some("/x"), "a")]);
-        let err = t.insert(&["A.test".to_string()], Some("/x/"), "b").unwrap_err();
+        let err = t
+            .insert(&["A.test".to_string()], Some("/x/"), "b")
+            .unwrap_err();
         assert!(matches!(err, RouteError::Duplicate { .. }), "{err}");
         let mut t = table(&[(&[], None, "a")]);
         assert!(t.insert(&[], Some("/"), "b").is_err());

@@ -152,7 +152,12 @@ fn field_report_as_one_file() {
             nocopy: false
         }
     );
+    assert_eq!(redis.service.networks[0].aliases, ["redis"]);
+    assert!(app.service.networks[0].aliases.is_empty());
     insta::assert_json_snapshot!("field_report_resolved", p);
+    // A change here changes every deployed version's identity: upgrading
+    // cutover would redeploy every app. Make it on purpose only.
+    insta::assert_snapshot!("field_report_config_hash", config_hash(&app.service));
 }
 
 #[test]
@@ -482,12 +487,12 @@ networks:
             ServiceNetwork {
                 key: "front".into(),
                 name: "exact-front".into(),
-                aliases: vec!["api.internal".into()]
+                aliases: vec!["api".into(), "api.internal".into()]
             },
             ServiceNetwork {
                 key: "shared".into(),
                 name: "shared".into(),
-                aliases: vec![]
+                aliases: vec!["api".into()]
             },
         ]
     );
@@ -828,4 +833,20 @@ fn resolved_project_round_trips_through_json() {
     let json = serde_json::to_string(&p).unwrap();
     let back: ResolvedProject = serde_json::from_str(&json).unwrap();
     assert_eq!(back, p);
+}
+
+#[test]
+fn reset_tag_in_a_single_file_removes_the_value() {
+    let p = ok("services:\n  web:\n    image: app\n    ports: !reset []\n    environment: !override {A: '1'}\n");
+    let web = &p.accessory("web").unwrap().service;
+    assert!(web.ports.is_empty());
+    assert_eq!(web.environment.get("A").map(String::as_str), Some("1"));
+}
+
+#[test]
+fn empty_services_is_an_error() {
+    assert_eq!(
+        err("name: x\nservices: {}\n"),
+        "compose.yaml:2: services: no services defined\nhint: add at least one service under `services:`"
+    );
 }

@@ -1,2 +1,157 @@
-//! The deploy engine. (Being written.)
+//! The deploy engine inside the daemon: runs blue/green deploys, rollbacks
+//! and `down` against Docker (through [`cutover_docker::Engine`]) and the
+//! in-process proxy (through [`cutover_proxy::Proxy`]), streams progress as
+//! NDJSON, and keeps what a rollback and crash recovery need in the state dir.
+//!
+//! Naming: an app's two slots are `<project>-<service>-blue|green`. A
+//! retired version stays, stopped, under its slot name until that slot is
+//! needed again; it is then recreated stopped as
+//! `<project>-<service>-<version_id>` (the engine has no rename; a kept
+//! version is its image plus its recorded spec, so the copy is the same
+//! version) or removed when it is past `keep`. The proxy service of an app
+//! is `<project>/<service>`.
 #![forbid(unsafe_code)]
+
+pub mod api;
+pub mod containers;
+pub mod events;
+pub mod executor;
+pub mod history;
+pub mod journal;
+pub mod lock;
+pub mod observe;
+pub mod reconcile;
+pub mod releases;
+pub mod rollback;
+pub mod down;
+pub mod status;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use cutover_docker::{container_address, ContainerInfo, Engine, EngineError, Reachability};
+use cutover_proxy::Proxy;
+use tokio_util::task::TaskTracker;
+
+pub use api::router;
+
+/// Resolves the address the proxy sends an app container's traffic to.
+pub type AddressFn =
+    Arc<dyn Fn(&ContainerInfo, &str, u16) -> Result<SocketAddr, String> + Send + Sync>;
+
+/// How the daemon reaches app containers.
+#[derive(Clone)]
+pub enum Addressing {
+    /// Ask the engine once (Docker Desktop cannot route to container IPs).
+    Detect,
+    Fixed(Reachability),
+    /// Tests: map containers to in-process origins on loopback.
+    Custom(AddressFn),
+}
+
+/// The engine of deploys; cheap to clone, clones share everything.
+#[derive(Clone)]
+pub struct DeployEngine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub engine: Arc<dyn Engine>,
+    pub proxy: Proxy,
+    pub state_dir: PathBuf,
+    pub locks: lock::Locks,
+    pub releases: releases::Releases,
+    pub history: history::History,
+    pub journal: journal::Journal,
+    /// Operations run here, not in the HTTP handler: a client that
+    /// disconnects does not cancel its deploy.
+    pub tasks: TaskTracker,
+    addressing: Mutex<Addressing>,
+}
+
+impl DeployEngine {
+    pub fn new(engine: Arc<dyn Engine>, proxy: Proxy, state_dir: PathBuf) -> DeployEngine {
+        DeployEngine {
+            inner: Arc::new(Inner {
+                engine,
+                proxy,
+                locks: lock::Locks::default(),
+                releases: releases::Releases::new(&state_dir),
+                history: history::History::new(&state_dir),
+                journal: journal::Journal::new(&state_dir),
+                state_dir,
+                tasks: TaskTracker::new(),
+                addressing: Mutex::new(Addressing::Detect),
+            }),
+        }
+    }
+
+    pub fn with_addressing(self, addressing: Addressing) -> DeployEngine {
+        *self
+            .inner
+            .addressing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = addressing;
+        self
+    }
+
+    pub fn proxy(&self) -> &Proxy {
+        &self.inner.proxy
+    }
+
+    pub fn state_dir(&self) -> &std::path::Path {
+        &self.inner.state_dir
+    }
+
+    /// Operations still running (the daemon waits for them at shutdown).
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.inner.tasks
+    }
+}
+
+impl Inner {
+    /// Whether app ports must be published on loopback for the daemon.
+    pub(crate) async fn reachability(&self) -> Result<Option<Reachability>, EngineError> {
+        let current = self
+            .addressing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match current {
+            Addressing::Fixed(r) => Ok(Some(r)),
+            Addressing::Custom(_) => Ok(None),
+            Addressing::Detect => {
+                let r = Reachability::detect(&self.engine.info().await?);
+                *self.addressing.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Addressing::Fixed(r);
+                Ok(Some(r))
+            }
+        }
+    }
+
+    pub(crate) async fn address(
+        &self,
+        info: &ContainerInfo,
+        network: &str,
+        port: u16,
+    ) -> Result<SocketAddr, String> {
+        let custom = match &*self.addressing.lock().unwrap_or_else(|p| p.into_inner()) {
+            Addressing::Custom(f) => Some(f.clone()),
+            _ => None,
+        };
+        if let Some(f) = custom {
+            return f(info, network, port);
+        }
+        let how = self
+            .reachability()
+            .await
+            .map_err(|e| e.to_string())?
+            .unwrap_or(Reachability::ContainerIp);
+        container_address(info, network, port, how).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -81,7 +81,9 @@ fn match_segments(pattern: &[String], path: &[&str]) -> bool {
             (0..=path.len()).any(|skip| match_segments(rest, &path[skip..]))
         }
         Some((first, rest)) => match path.split_first() {
-            Some((seg, path_rest)) => match_glob(first.as_bytes(), seg.as_bytes()) && match_segments(rest, path_rest),
+            Some((seg, path_rest)) => {
+                match_glob(first.as_bytes(), seg.as_bytes()) && match_segments(rest, path_rest)
+            }
             None => false,
         },
     }
@@ -222,7 +224,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         fs::write(root.join("Dockerfile"), "FROM scratch\n").unwrap();
-        fs::write(root.join(".dockerignore"), "Dockerfile\n*.log\ncache\n!cache/keep\n").unwrap();
+        fs::write(
+            root.join(".dockerignore"),
+            "Dockerfile\n*.log\ncache\n!cache/keep\n",
+        )
+        .unwrap();
         fs::write(root.join("app.sh"), "echo hi\n").unwrap();
         fs::write(root.join("debug.log"), "noise\n").unwrap();
         fs::create_dir(root.join("cache")).unwrap();
@@ -255,6 +261,9 @@ mod tests {
         let err = dockerfile_in_context(dir.path(), Some(Path::new("../Dockerfile"))).unwrap_err();
         assert!(err.to_string().contains("inside the context"), "{err}");
         let err = dockerfile_in_context(dir.path(), None).unwrap_err();
-        assert!(err.to_string().contains("no Dockerfile at Dockerfile"), "{err}");
+        assert!(
+            err.to_string().contains("no Dockerfile at Dockerfile"),
+            "{err}"
+        );
     }
 }

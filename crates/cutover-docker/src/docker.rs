@@ -42,6 +42,9 @@ pub fn docker_host(env_value: Option<&str>) -> String {
     }
 }
 
+// Deploy code holds the engine as `Arc<dyn Engine>`.
+const _: fn(DockerEngine) -> std::sync::Arc<dyn Engine> = |e| std::sync::Arc::new(e);
+
 #[derive(Debug, Clone)]
 pub struct DockerEngine {
     docker: Docker,
@@ -107,7 +110,9 @@ fn removal(result: EngineResult<()>) -> EngineResult<Removal> {
 }
 
 /// Start and stop answer 304 when there was nothing to do.
-fn not_modified_ok(result: Result<(), bollard::errors::Error>) -> Result<(), bollard::errors::Error> {
+fn not_modified_ok(
+    result: Result<(), bollard::errors::Error>,
+) -> Result<(), bollard::errors::Error> {
     match result {
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 304, ..
@@ -223,13 +228,17 @@ fn container_info(c: bollard::models::ContainerInspectResponse) -> ContainerInfo
     ports.sort_by_key(|p| (p.container_port, p.host_port));
     ContainerInfo {
         id: c.id.unwrap_or_default(),
-        name: c.name.unwrap_or_default().trim_start_matches('/').to_owned(),
+        name: c
+            .name
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_owned(),
         image: config.image.unwrap_or_default(),
         image_id: c.image.unwrap_or_default(),
         labels: btree(config.labels),
         state: state
             .status
-            .map(|s| ContainerState::parse(&s.to_string()))
+            .map(|s| ContainerState::parse(s.as_ref()))
             .unwrap_or(ContainerState::Unknown),
         exit_code: state.exit_code,
         health: health_state,
@@ -250,7 +259,10 @@ pub(crate) fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
                 name,
                 target,
                 read_only,
-            } => binds.push(format!("{name}:{target}{}", if *read_only { ":ro" } else { "" })),
+            } => binds.push(format!(
+                "{name}:{target}{}",
+                if *read_only { ":ro" } else { "" }
+            )),
             MountSpec::Bind {
                 source,
                 target,
@@ -366,11 +378,11 @@ pub(crate) fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
 impl Engine for DockerEngine {
     fn info(&self) -> EngineFuture<'_, EngineInfo> {
         Box::pin(async move {
-            let info = self
-                .docker
-                .info()
-                .await
-                .map_err(self.err("query", ObjectKind::Engine, &self.host))?;
+            let info = self.docker.info().await.map_err(self.err(
+                "query",
+                ObjectKind::Engine,
+                &self.host,
+            ))?;
             let v = self.docker.client_version();
             Ok(EngineInfo {
                 operating_system: info.operating_system.unwrap_or_default(),
@@ -389,10 +401,11 @@ impl Engine for DockerEngine {
                 labels: Some(hashmap(&spec.labels)),
                 ..Default::default()
             };
-            self.docker
-                .create_network(request)
-                .await
-                .map_err(self.err("create", ObjectKind::Network, &spec.name))?;
+            self.docker.create_network(request).await.map_err(self.err(
+                "create",
+                ObjectKind::Network,
+                &spec.name,
+            ))?;
             match self.inspect_network(&spec.name).await? {
                 Some(info) => Ok(info),
                 None => Err(EngineError::NotFound {
@@ -485,12 +498,11 @@ impl Engine for DockerEngine {
 
     fn delete_network<'a>(&'a self, name: &'a str) -> EngineFuture<'a, Removal> {
         Box::pin(async move {
-            removal(
-                self.docker
-                    .remove_network(name)
-                    .await
-                    .map_err(self.err("remove", ObjectKind::Network, name)),
-            )
+            removal(self.docker.remove_network(name).await.map_err(self.err(
+                "remove",
+                ObjectKind::Network,
+                name,
+            )))
         })
     }
 
@@ -503,22 +515,22 @@ impl Engine for DockerEngine {
                 labels: Some(hashmap(&spec.labels)),
                 ..Default::default()
             };
-            let volume = self
-                .docker
-                .create_volume(request)
-                .await
-                .map_err(self.err("create", ObjectKind::Volume, &spec.name))?;
+            let volume = self.docker.create_volume(request).await.map_err(self.err(
+                "create",
+                ObjectKind::Volume,
+                &spec.name,
+            ))?;
             Ok(volume_info(volume))
         })
     }
 
     fn inspect_volume<'a>(&'a self, name: &'a str) -> EngineFuture<'a, Option<VolumeInfo>> {
         Box::pin(async move {
-            let result = self
-                .docker
-                .inspect_volume(name)
-                .await
-                .map_err(self.err("inspect", ObjectKind::Volume, name));
+            let result = self.docker.inspect_volume(name).await.map_err(self.err(
+                "inspect",
+                ObjectKind::Volume,
+                name,
+            ));
             Ok(optional(result)?.map(volume_info))
         })
     }
@@ -557,11 +569,11 @@ impl Engine for DockerEngine {
 
     fn inspect_image<'a>(&'a self, reference: &'a str) -> EngineFuture<'a, Option<ImageInfo>> {
         Box::pin(async move {
-            let result = self
-                .docker
-                .inspect_image(reference)
-                .await
-                .map_err(self.err("inspect", ObjectKind::Image, reference));
+            let result = self.docker.inspect_image(reference).await.map_err(self.err(
+                "inspect",
+                ObjectKind::Image,
+                reference,
+            ));
             Ok(optional(result)?.map(|image| ImageInfo {
                 id: image.id.unwrap_or_default(),
                 tags: image.repo_tags.unwrap_or_default(),
@@ -613,7 +625,8 @@ impl Engine for DockerEngine {
 
     fn build_image<'a>(&'a self, spec: &'a BuildSpec) -> EngineFuture<'a, BuildOutput> {
         Box::pin(async move {
-            let dockerfile = context::dockerfile_in_context(&spec.context, spec.dockerfile.as_deref())?;
+            let dockerfile =
+                context::dockerfile_in_context(&spec.context, spec.dockerfile.as_deref())?;
             let tar = {
                 let context_dir = spec.context.clone();
                 let dockerfile = dockerfile.clone();
@@ -710,10 +723,11 @@ impl Engine for DockerEngine {
 
     fn create_container<'a>(&'a self, spec: &'a ContainerSpec) -> EngineFuture<'a, String> {
         Box::pin(async move {
-            spec.validate().map_err(|message| EngineError::InvalidSpec {
-                name: spec.name.clone(),
-                message,
-            })?;
+            spec.validate()
+                .map_err(|message| EngineError::InvalidSpec {
+                    name: spec.name.clone(),
+                    message,
+                })?;
             // The engine accepts a created container on a network that does
             // not exist and fails only at start; refuse up front instead.
             for net in &spec.networks {
@@ -758,8 +772,11 @@ impl Engine for DockerEngine {
 
     fn start_container<'a>(&'a self, name: &'a str) -> EngineFuture<'a, ()> {
         Box::pin(async move {
-            not_modified_ok(self.docker.start_container(name, None).await)
-                .map_err(self.err("start", ObjectKind::Container, name))
+            not_modified_ok(self.docker.start_container(name, None).await).map_err(self.err(
+                "start",
+                ObjectKind::Container,
+                name,
+            ))
         })
     }
 
@@ -773,12 +790,17 @@ impl Engine for DockerEngine {
             // The engine answers only once the container is down, which may
             // take the whole grace period.
             let docker = if grace + Duration::from_secs(30) > REQUEST_TIMEOUT {
-                self.docker.clone().with_timeout(grace + Duration::from_secs(30))
+                self.docker
+                    .clone()
+                    .with_timeout(grace + Duration::from_secs(30))
             } else {
                 self.docker.clone()
             };
-            not_modified_ok(docker.stop_container(name, Some(options)).await)
-                .map_err(self.err("stop", ObjectKind::Container, name))
+            not_modified_ok(docker.stop_container(name, Some(options)).await).map_err(self.err(
+                "stop",
+                ObjectKind::Container,
+                name,
+            ))
         })
     }
 
@@ -847,7 +869,7 @@ impl Engine for DockerEngine {
                     labels: btree(c.labels),
                     state: c
                         .state
-                        .map(|s| ContainerState::parse(&s.to_string()))
+                        .map(|s| ContainerState::parse(s.as_ref()))
                         .unwrap_or(ContainerState::Unknown),
                     status: c.status.unwrap_or_default(),
                 })
@@ -858,7 +880,11 @@ impl Engine for DockerEngine {
     }
 
     fn logs_tail<'a>(&'a self, name: &'a str, lines: usize) -> EngineFuture<'a, Vec<LogLine>> {
-        Box::pin(async move { self.logs_follow_inner(name, lines, false).try_collect().await })
+        Box::pin(async move {
+            self.logs_follow_inner(name, lines, false)
+                .try_collect()
+                .await
+        })
     }
 
     fn logs_follow(&self, name: &str, tail: usize) -> LogStream {
@@ -888,7 +914,8 @@ impl Engine for DockerEngine {
             let mut stderr = Vec::new();
             if let bollard::exec::StartExecResults::Attached { mut output, .. } = started {
                 while let Some(chunk) = output.next().await {
-                    let chunk = chunk.map_err(self.err("read output of", ObjectKind::Exec, &created.id))?;
+                    let chunk =
+                        chunk.map_err(self.err("read output of", ObjectKind::Exec, &created.id))?;
                     let (source, bytes) = log_frame(chunk);
                     for line in splitter.push(source, &bytes) {
                         match line.source {
@@ -1000,7 +1027,10 @@ fn split_reference(reference: &str) -> (&str, &str) {
     // A colon after the last slash is a tag; before it, a registry port.
     let last_slash = reference.rfind('/').map(|i| i + 1).unwrap_or(0);
     match reference[last_slash..].rfind(':') {
-        Some(i) => (&reference[..last_slash + i], &reference[last_slash + i + 1..]),
+        Some(i) => (
+            &reference[..last_slash + i],
+            &reference[last_slash + i + 1..],
+        ),
         None => (reference, "latest"),
     }
 }
@@ -1028,7 +1058,10 @@ mod tests {
     fn docker_host_defaults_to_the_local_socket() {
         assert_eq!(docker_host(None), DEFAULT_DOCKER_HOST);
         assert_eq!(docker_host(Some("  ")), DEFAULT_DOCKER_HOST);
-        assert_eq!(docker_host(Some("tcp://1.2.3.4:2375")), "tcp://1.2.3.4:2375");
+        assert_eq!(
+            docker_host(Some("tcp://1.2.3.4:2375")),
+            "tcp://1.2.3.4:2375"
+        );
     }
 
     #[test]

@@ -43,8 +43,7 @@ pub trait Engine: Send + Sync {
     fn create_network<'a>(&'a self, spec: &'a NetworkSpec) -> EngineFuture<'a, NetworkInfo>;
     fn inspect_network<'a>(&'a self, name: &'a str) -> EngineFuture<'a, Option<NetworkInfo>>;
     /// Networks whose labels match; their `containers` are left empty.
-    fn list_networks<'a>(&'a self, filter: &'a LabelFilter)
-        -> EngineFuture<'a, Vec<NetworkInfo>>;
+    fn list_networks<'a>(&'a self, filter: &'a LabelFilter) -> EngineFuture<'a, Vec<NetworkInfo>>;
     fn connect_network<'a>(
         &'a self,
         network: &'a str,
@@ -52,8 +51,11 @@ pub trait Engine: Send + Sync {
         aliases: &'a [String],
     ) -> EngineFuture<'a, ()>;
     /// Forced: works on stopped containers too.
-    fn disconnect_network<'a>(&'a self, network: &'a str, container: &'a str)
-        -> EngineFuture<'a, ()>;
+    fn disconnect_network<'a>(
+        &'a self,
+        network: &'a str,
+        container: &'a str,
+    ) -> EngineFuture<'a, ()>;
     /// The bare engine call; see [`Engine::remove_network`] for the policy.
     fn delete_network<'a>(&'a self, name: &'a str) -> EngineFuture<'a, Removal>;
 
@@ -83,8 +85,7 @@ pub trait Engine: Send + Sync {
     fn stop_container<'a>(&'a self, name: &'a str, grace: Duration) -> EngineFuture<'a, ()>;
     /// Forced removal (running or not), with its anonymous volumes.
     fn remove_container<'a>(&'a self, name: &'a str) -> EngineFuture<'a, Removal>;
-    fn inspect_container<'a>(&'a self, name: &'a str)
-        -> EngineFuture<'a, Option<ContainerInfo>>;
+    fn inspect_container<'a>(&'a self, name: &'a str) -> EngineFuture<'a, Option<ContainerInfo>>;
     /// All containers, running or not, whose labels match. There is
     /// deliberately no listing by name.
     fn list_containers<'a>(
@@ -96,14 +97,16 @@ pub trait Engine: Send + Sync {
     /// The last `tail` lines, then new lines as they come.
     fn logs_follow(&self, name: &str, tail: usize) -> LogStream;
     /// Runs `argv` in the running container and waits for it.
-    fn exec<'a>(&'a self, container: &'a str, argv: &'a [String])
-        -> EngineFuture<'a, ExecOutput>;
+    fn exec<'a>(&'a self, container: &'a str, argv: &'a [String]) -> EngineFuture<'a, ExecOutput>;
 
     // Provided policies.
 
     /// Creates the network unless it exists. An existing network is returned
     /// as it is, whoever made it: [`NetworkInfo::is_external`] tells.
-    fn ensure_network<'a>(&'a self, spec: &'a NetworkSpec) -> EngineFuture<'a, Ensured<NetworkInfo>> {
+    fn ensure_network<'a>(
+        &'a self,
+        spec: &'a NetworkSpec,
+    ) -> EngineFuture<'a, Ensured<NetworkInfo>> {
         Box::pin(ensure_network(self, spec))
     }
 
@@ -143,7 +146,11 @@ pub trait Engine: Send + Sync {
     /// Waits until the container's Docker healthcheck reports healthy, for
     /// at most `timeout`. Fails early when it reports unhealthy or the
     /// container stops.
-    fn wait_healthy<'a>(&'a self, name: &'a str, timeout: Duration) -> EngineFuture<'a, ContainerInfo> {
+    fn wait_healthy<'a>(
+        &'a self,
+        name: &'a str,
+        timeout: Duration,
+    ) -> EngineFuture<'a, ContainerInfo> {
         Box::pin(wait_healthy(self, name, timeout))
     }
 }
@@ -266,9 +273,12 @@ async fn wait_healthy<E: Engine + ?Sized>(
             .await?
             .ok_or_else(|| not_found(ObjectKind::Container, name))?;
         if info.state.is_stopped() {
-            return Err(EngineError::Exited {
+            return Err(EngineError::NotRunning {
                 name: name.to_owned(),
-                exit_code: info.exit_code.unwrap_or(-1),
+                state: info.state.as_str(),
+                exit_code: info
+                    .exit_code
+                    .filter(|_| info.state != ContainerState::Created),
             });
         }
         match info.health {

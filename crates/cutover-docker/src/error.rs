@@ -107,10 +107,22 @@ pub enum EngineError {
     NoHealthcheck { name: String },
 
     #[error("container {name} is unhealthy{}", last_output(output))]
-    Unhealthy { name: String, output: Option<String> },
+    Unhealthy {
+        name: String,
+        output: Option<String>,
+    },
 
-    #[error("container {name} exited with code {exit_code} while waiting for it to become healthy")]
-    Exited { name: String, exit_code: i64 },
+    /// The container is not running (never started, exited, dead) while
+    /// something waits for it to become healthy.
+    #[error(
+        "container {name} is not running ({state}{}), so it cannot become healthy",
+        exit_suffix(exit_code)
+    )]
+    NotRunning {
+        name: String,
+        state: &'static str,
+        exit_code: Option<i64>,
+    },
 
     #[error("gave up waiting after {after:?} for {what}{}", last_output(output))]
     Timeout {
@@ -119,7 +131,10 @@ pub enum EngineError {
         output: Option<String>,
     },
 
-    #[error("container {name} cannot be reached on port {port}: {reason}{}", hint_line(hint))]
+    #[error(
+        "container {name} cannot be reached on port {port}: {reason}{}",
+        hint_line(hint)
+    )]
     NotReachable {
         name: String,
         port: u16,
@@ -144,6 +159,10 @@ fn last_output(output: &Option<String>) -> String {
         Some(out) if !out.trim().is_empty() => format!("; last healthcheck output: {}", out.trim()),
         _ => String::new(),
     }
+}
+
+fn exit_suffix(code: &Option<i64>) -> String {
+    code.map(|c| format!(", exit code {c}")).unwrap_or_default()
 }
 
 fn hint_line(hint: &Option<String>) -> String {

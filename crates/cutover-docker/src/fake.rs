@@ -106,7 +106,13 @@ impl State {
     fn ip(&mut self) -> IpAddr {
         self.next_ip += 1;
         let n = self.next_ip;
-        IpAddr::V4(Ipv4Addr::new(172, 30, (n >> 8) as u8, (n & 0xff) as u8 + 1))
+        // .2 to .251 in each /24, skipping the gateway and broadcast ends.
+        IpAddr::V4(Ipv4Addr::new(
+            172,
+            30,
+            ((n / 250) % 256) as u8,
+            (n % 250) as u8 + 2,
+        ))
     }
 
     fn record(&mut self, op: Op, target: &str) -> EngineResult<()> {
@@ -115,9 +121,7 @@ impl State {
             target: target.to_owned(),
         });
         let hit = self.failures.iter_mut().position(|f| {
-            f.op == op
-                && f.target.as_deref().is_none_or(|t| t == target)
-                && f.remaining != Some(0)
+            f.op == op && f.target.as_deref().is_none_or(|t| t == target) && f.remaining != Some(0)
         });
         let Some(index) = hit else { return Ok(()) };
         let injected = &mut self.failures[index];
@@ -366,8 +370,11 @@ impl FakeEngine {
     pub fn set_health_output(&self, container: &str, output: &str) {
         let mut st = self.lock();
         if let Some(key) = st.container_key(container) {
-            st.containers.get_mut(&key).expect("looked up").info.last_health_output =
-                Some(output.to_owned());
+            st.containers
+                .get_mut(&key)
+                .expect("looked up")
+                .info
+                .last_health_output = Some(output.to_owned());
         }
     }
 
@@ -385,16 +392,22 @@ impl FakeEngine {
     pub fn push_log(&self, container: &str, source: LogSource, text: &str) {
         let mut st = self.lock();
         if let Some(key) = st.container_key(container) {
-            st.containers.get_mut(&key).expect("looked up").logs.push(LogLine {
-                source,
-                text: text.to_owned(),
-            });
+            st.containers
+                .get_mut(&key)
+                .expect("looked up")
+                .logs
+                .push(LogLine {
+                    source,
+                    text: text.to_owned(),
+                });
         }
     }
 
     /// What `exec` in `container` returns; exit 0 and no output otherwise.
     pub fn set_exec_result(&self, container: &str, output: ExecOutput) {
-        self.lock().exec_results.insert(container.to_owned(), output);
+        self.lock()
+            .exec_results
+            .insert(container.to_owned(), output);
     }
 
     /// The spec a container was created from.
@@ -510,7 +523,9 @@ impl Engine for FakeEngine {
                     kind: ObjectKind::Network,
                     name: key.clone(),
                     status: 403,
-                    message: format!("error while removing network: network {key} has active endpoints"),
+                    message: format!(
+                        "error while removing network: network {key} has active endpoints"
+                    ),
                 });
             }
             st.networks.remove(&key);
@@ -637,10 +652,11 @@ impl Engine for FakeEngine {
         let result = (|| {
             let mut st = self.lock();
             st.record(Op::CreateContainer, &spec.name)?;
-            spec.validate().map_err(|message| EngineError::InvalidSpec {
-                name: spec.name.clone(),
-                message,
-            })?;
+            spec.validate()
+                .map_err(|message| EngineError::InvalidSpec {
+                    name: spec.name.clone(),
+                    message,
+                })?;
             if st.containers.contains_key(&spec.name) {
                 return Err(EngineError::Conflict {
                     kind: ObjectKind::Container,
@@ -648,15 +664,15 @@ impl Engine for FakeEngine {
                     message: format!("the container name \"/{}\" is already in use", spec.name),
                 });
             }
-            let image = st
-                .images
-                .get(&spec.image)
-                .cloned()
-                .ok_or_else(|| EngineError::NotFound {
-                    kind: ObjectKind::Image,
-                    name: spec.image.clone(),
-                    message: format!("no such image: {}", spec.image),
-                })?;
+            let image =
+                st.images
+                    .get(&spec.image)
+                    .cloned()
+                    .ok_or_else(|| EngineError::NotFound {
+                        kind: ObjectKind::Image,
+                        name: spec.image.clone(),
+                        message: format!("no such image: {}", spec.image),
+                    })?;
             for net in &spec.networks {
                 if st.network_key(&net.network).is_none() {
                     return Err(not_found(ObjectKind::Network, &net.network));
@@ -762,9 +778,10 @@ impl Engine for FakeEngine {
 
     fn inspect_container<'a>(&'a self, name: &'a str) -> Fut<'a, Option<ContainerInfo>> {
         let mut st = self.lock();
-        let result = st
-            .record(Op::InspectContainer, name)
-            .map(|()| st.container_key(name).map(|k| st.containers[&k].info.clone()));
+        let result = st.record(Op::InspectContainer, name).map(|()| {
+            st.container_key(name)
+                .map(|k| st.containers[&k].info.clone())
+        });
         ready(result)
     }
 
@@ -879,7 +896,9 @@ mod tests {
         let fake = FakeEngine::new();
         fake.add_network(&NetworkSpec::new("ubuntu_app-network"));
         let ensured = fake
-            .ensure_network(&NetworkSpec::new("ubuntu_app-network").label(labels::PROJECT, "athens"))
+            .ensure_network(
+                &NetworkSpec::new("ubuntu_app-network").label(labels::PROJECT, "athens"),
+            )
             .await
             .unwrap();
         assert!(ensured.value.is_external());
@@ -895,12 +914,15 @@ mod tests {
     #[tokio::test]
     async fn list_by_label_ignores_name_lookalikes() {
         let fake = engine_with_network("athens", "app");
-        fake.create_container(&app_spec("athens-blue", "athens", "app").label(labels::COLOR, "blue"))
-            .await
-            .unwrap();
+        fake.create_container(
+            &app_spec("athens-blue", "athens", "app").label(labels::COLOR, "blue"),
+        )
+        .await
+        .unwrap();
         // Named like an app color but not labelled as one: failure #4.
         fake.create_container(
-            &ContainerSpec::new("athens-redis-blue", "app:1").label(labels::PROJECT, "athens-redis"),
+            &ContainerSpec::new("athens-redis-blue", "app:1")
+                .label(labels::PROJECT, "athens-redis"),
         )
         .await
         .unwrap();
@@ -931,7 +953,11 @@ mod tests {
         );
         assert_eq!(fake.calls_of(Op::DisconnectNetwork), vec!["app"]);
         assert!(fake.network_names().is_empty());
-        let c = fake.inspect_container("athens-blue").await.unwrap().unwrap();
+        let c = fake
+            .inspect_container("athens-blue")
+            .await
+            .unwrap()
+            .unwrap();
         assert!(c.networks.is_empty());
         assert_eq!(
             fake.remove_network("app", "athens").await.unwrap(),
@@ -945,9 +971,11 @@ mod tests {
         fake.create_container(&app_spec("athens-blue", "athens", "app"))
             .await
             .unwrap();
-        fake.create_container(&ContainerSpec::new("someone-else", "app:1").network(NetworkAttachment::new("app")))
-            .await
-            .unwrap();
+        fake.create_container(
+            &ContainerSpec::new("someone-else", "app:1").network(NetworkAttachment::new("app")),
+        )
+        .await
+        .unwrap();
         let err = fake.remove_network("app", "athens").await.unwrap_err();
         match &err {
             EngineError::NetworkInUse { containers, .. } => {
@@ -981,7 +1009,9 @@ mod tests {
         assert_eq!(info.networks["app"].aliases, vec!["backend"]);
         assert!(info.ip_on("app").is_some());
 
-        fake.stop_container("c1", Duration::from_secs(1)).await.unwrap();
+        fake.stop_container("c1", Duration::from_secs(1))
+            .await
+            .unwrap();
         assert_eq!(
             fake.inspect_container("c1").await.unwrap().unwrap().state,
             ContainerState::Exited
@@ -992,9 +1022,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn addresses_stay_distinct_past_one_subnet() {
+        let fake = engine_with_network("p", "app");
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..300 {
+            let name = format!("c{i}");
+            fake.create_container(&app_spec(&name, "p", "app"))
+                .await
+                .unwrap();
+            let info = fake.inspect_container(&name).await.unwrap().unwrap();
+            assert!(seen.insert(info.ip_on("app").unwrap()));
+        }
+    }
+
+    #[tokio::test]
     async fn injected_failures_count_down() {
         let fake = engine_with_network("p", "app");
-        fake.create_container(&app_spec("c", "p", "app")).await.unwrap();
+        fake.create_container(&app_spec("c", "p", "app"))
+            .await
+            .unwrap();
         fake.fail(
             Op::StartContainer,
             Some("c"),
@@ -1005,7 +1051,10 @@ mod tests {
             1,
         );
         let err = fake.start_container("c").await.unwrap_err();
-        assert!(err.to_string().contains("port is already allocated"), "{err}");
+        assert!(
+            err.to_string().contains("port is already allocated"),
+            "{err}"
+        );
         fake.start_container("c").await.unwrap();
     }
 
@@ -1021,10 +1070,17 @@ mod tests {
             read_only: false,
         });
         fake.create_container(&spec).await.unwrap();
-        assert!(fake.remove_volume("redis-data").await.unwrap_err().is_conflict());
+        assert!(fake
+            .remove_volume("redis-data")
+            .await
+            .unwrap_err()
+            .is_conflict());
         fake.remove_container("redis").await.unwrap();
         assert_eq!(
-            fake.list_volumes(&LabelFilter::project("p")).await.unwrap().len(),
+            fake.list_volumes(&LabelFilter::project("p"))
+                .await
+                .unwrap()
+                .len(),
             1
         );
         assert_eq!(
@@ -1041,14 +1097,19 @@ mod tests {
         fake.ensure_image("local:1").await.unwrap();
         fake.ensure_image("remote:1").await.unwrap();
         let err = fake.ensure_image("nowhere:1").await.unwrap_err();
-        assert!(err.to_string().contains("hint: the engine must reach"), "{err}");
+        assert!(
+            err.to_string().contains("hint: the engine must reach"),
+            "{err}"
+        );
         assert_eq!(fake.calls_of(Op::PullImage), vec!["remote:1", "nowhere:1"]);
     }
 
     #[tokio::test]
     async fn logs_tail_returns_the_last_lines() {
         let fake = engine_with_network("p", "app");
-        fake.create_container(&app_spec("c", "p", "app")).await.unwrap();
+        fake.create_container(&app_spec("c", "p", "app"))
+            .await
+            .unwrap();
         for i in 0..5 {
             fake.push_log("c", LogSource::Stdout, &format!("line {i}"));
         }
@@ -1110,15 +1171,45 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn wait_healthy_fails_fast_on_exit_unhealthy_or_no_check() {
         let fake = engine_with_network("p", "app");
-        fake.create_container(&with_healthcheck("exits")).await.unwrap();
+        fake.create_container(&with_healthcheck("exits"))
+            .await
+            .unwrap();
         fake.start_container("exits").await.unwrap();
         fake.exit("exits", 3);
-        match fake.wait_healthy("exits", Duration::from_secs(60)).await {
-            Err(EngineError::Exited { exit_code: 3, .. }) => {}
-            other => panic!("expected Exited, got {other:?}"),
-        }
+        let err = fake
+            .wait_healthy("exits", Duration::from_secs(60))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                EngineError::NotRunning {
+                    exit_code: Some(3),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "container exits is not running (exited, exit code 3), so it cannot become healthy"
+        );
 
-        fake.create_container(&with_healthcheck("sick")).await.unwrap();
+        fake.create_container(&with_healthcheck("never-started"))
+            .await
+            .unwrap();
+        let err = fake
+            .wait_healthy("never-started", Duration::from_secs(60))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "container never-started is not running (created), so it cannot become healthy"
+        );
+
+        fake.create_container(&with_healthcheck("sick"))
+            .await
+            .unwrap();
         fake.start_container("sick").await.unwrap();
         fake.set_health("sick", Some(HealthState::Unhealthy));
         match fake.wait_healthy("sick", Duration::from_secs(60)).await {
@@ -1126,7 +1217,9 @@ mod tests {
             other => panic!("expected Unhealthy, got {other:?}"),
         }
 
-        fake.create_container(&app_spec("plain", "p", "app")).await.unwrap();
+        fake.create_container(&app_spec("plain", "p", "app"))
+            .await
+            .unwrap();
         fake.start_container("plain").await.unwrap();
         match fake.wait_healthy("plain", Duration::from_secs(60)).await {
             Err(EngineError::NoHealthcheck { .. }) => {}

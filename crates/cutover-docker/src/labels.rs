@@ -6,6 +6,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use cutover_core::service::Color;
+
 /// Project (the app's name) an object belongs to.
 pub const PROJECT: &str = "cutover.project";
 /// Service inside the project.
@@ -49,6 +51,48 @@ impl std::fmt::Display for Role {
     }
 }
 
+/// The labels of an app container of one color.
+pub fn app(
+    project: &str,
+    service: &str,
+    color: Color,
+    version: &str,
+    config_hash: &str,
+) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (PROJECT.to_owned(), project.to_owned()),
+        (SERVICE.to_owned(), service.to_owned()),
+        (ROLE.to_owned(), Role::App.as_str().to_owned()),
+        (COLOR.to_owned(), color.as_str().to_owned()),
+        (VERSION.to_owned(), version.to_owned()),
+        (CONFIG_HASH.to_owned(), config_hash.to_owned()),
+    ])
+}
+
+/// The labels of an accessory container, which has no color.
+pub fn accessory(project: &str, service: &str, config_hash: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (PROJECT.to_owned(), project.to_owned()),
+        (SERVICE.to_owned(), service.to_owned()),
+        (ROLE.to_owned(), Role::Accessory.as_str().to_owned()),
+        (CONFIG_HASH.to_owned(), config_hash.to_owned()),
+    ])
+}
+
+/// The color an app container was labelled with.
+pub fn color_of(labels: &BTreeMap<String, String>) -> Option<Color> {
+    match labels.get(COLOR).map(String::as_str) {
+        Some("blue") => Some(Color::Blue),
+        Some("green") => Some(Color::Green),
+        _ => None,
+    }
+}
+
+/// The role a container was labelled with.
+pub fn role_of(labels: &BTreeMap<String, String>) -> Option<Role> {
+    labels.get(ROLE).and_then(|r| Role::parse(r))
+}
+
 /// A conjunction of label conditions: every one must hold.
 ///
 /// An empty filter matches everything, which is only meant for tests looking
@@ -68,9 +112,17 @@ impl LabelFilter {
         Self::new().with(PROJECT, project)
     }
 
+    /// The app containers of one service, both colors.
+    pub fn app_service(project: &str, service: &str) -> Self {
+        Self::project(project)
+            .with(SERVICE, service)
+            .with(ROLE, Role::App.as_str())
+    }
+
     /// Also require `key=value`.
     pub fn with(mut self, key: &str, value: &str) -> Self {
-        self.conditions.push((key.to_owned(), Some(value.to_owned())));
+        self.conditions
+            .push((key.to_owned(), Some(value.to_owned())));
         self
     }
 
@@ -142,12 +194,28 @@ mod tests {
 
     #[test]
     fn docker_filters_use_label_syntax() {
-        let filters = LabelFilter::project("p").with_key(COLOR).to_docker_filters();
+        let filters = LabelFilter::project("p")
+            .with_key(COLOR)
+            .to_docker_filters();
         assert_eq!(
             filters.get("label").unwrap(),
             &vec!["cutover.project=p".to_owned(), "cutover.color".to_owned()]
         );
         assert!(LabelFilter::new().to_docker_filters().is_empty());
+    }
+
+    #[test]
+    fn app_and_accessory_labels_are_found_by_their_filters() {
+        let blue = app("athens", "backend", Color::Blue, "v1", "h1");
+        let redis = accessory("athens", "redis", "h2");
+        let apps = LabelFilter::app_service("athens", "backend");
+        assert!(apps.matches(&blue));
+        assert!(!apps.matches(&redis));
+        assert_eq!(color_of(&blue), Some(Color::Blue));
+        assert_eq!(color_of(&redis), None);
+        assert_eq!(role_of(&blue), Some(Role::App));
+        assert_eq!(role_of(&redis), Some(Role::Accessory));
+        assert!(LabelFilter::project("athens").matches(&redis));
     }
 
     #[test]

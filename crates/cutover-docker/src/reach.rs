@@ -146,7 +146,10 @@ mod tests {
         let err = container_address(&container(), "other", 8080, Reachability::ContainerIp)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("not attached to network other (attached: app)"), "{err}");
+        assert!(
+            err.contains("not attached to network other (attached: app)"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -163,7 +166,10 @@ mod tests {
         let err = container_address(&c, "app", 9000, Reachability::PublishedLoopback)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("\nhint: container IPs are not routable"), "{err}");
+        assert!(
+            err.contains("\nhint: container IPs are not routable"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -350,7 +350,10 @@ mod tests {
             target: "/log".into(),
             read_only: false,
         });
-        assert!(spec.validate().unwrap_err().contains("not an absolute path"));
+        assert!(spec
+            .validate()
+            .unwrap_err()
+            .contains("not an absolute path"));
 
         let spec = ContainerSpec::new("c", "img")
             .network(NetworkAttachment::new("n"))

@@ -58,7 +58,7 @@ impl Default for ProxyConfig {
 pub enum DeployError {
     /// The new targets did not all become healthy before `deploy_timeout`.
     /// Nothing changed; `detail` names each failing target and its last probe.
-    #[error("targets did not become healthy within {timeout:?}: {detail}")]
+    #[error("targets did not become healthy within {timeout:?}: {detail}\nhint: nothing was switched, the previous targets keep serving; check the new targets' logs and the health check path")]
     Unhealthy { timeout: Duration, detail: String },
     #[error("invalid deploy request: {0}")]
     Invalid(String),
@@ -137,7 +137,13 @@ impl Inner {
         Ok(Snapshot { table })
     }
 
-    fn new_set(&self, service: &str, color: Color, req: &DeployRequest, initial: Health) -> Arc<TargetSet> {
+    fn new_set(
+        &self,
+        service: &str,
+        color: Color,
+        req: &DeployRequest,
+        initial: Health,
+    ) -> Arc<TargetSet> {
         Arc::new(TargetSet::new(
             self.next_set_id.fetch_add(1, Ordering::Relaxed) + 1,
             service.into(),
@@ -151,7 +157,8 @@ impl Inner {
 
     fn start_monitor(self: &Arc<Self>, set: &Arc<TargetSet>, hc: &HealthCheck) {
         if tokio::runtime::Handle::try_current().is_ok() {
-            self.tasks.spawn(health::monitor(self.clone(), set.clone(), hc.clone()));
+            self.tasks
+                .spawn(health::monitor(self.clone(), set.clone(), hc.clone()));
         }
     }
 
@@ -170,7 +177,10 @@ impl Inner {
             .get(name)
             .map(|e| e.service.clone())
             .unwrap_or_else(|| Arc::new(Service::new(name)));
-        let draining = services.get(name).map(|e| e.draining.clone()).unwrap_or_default();
+        let draining = services
+            .get(name)
+            .map(|e| e.draining.clone())
+            .unwrap_or_default();
         let old_entry = services.insert(
             name.to_string(),
             ServiceEntry {
@@ -213,12 +223,14 @@ fn validate(service: &str, req: &DeployRequest) -> Result<(), DeployError> {
         )));
     }
     if req.targets.is_empty() {
-        return Err(DeployError::Invalid("no targets given\nhint: pass at least one addr:port".into()));
+        return Err(DeployError::Invalid(
+            "no targets given\nhint: pass at least one addr:port".into(),
+        ));
     }
     for t in &req.targets {
-        let port_ok = t
-            .rsplit_once(':')
-            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0));
+        let port_ok = t.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0)
+        });
         if !port_ok {
             return Err(DeployError::Invalid(format!(
                 "target {t:?} is not addr:port\nhint: e.g. 10.0.0.5:8080 or athens-green:8080"
@@ -228,7 +240,8 @@ fn validate(service: &str, req: &DeployRequest) -> Result<(), DeployError> {
     for h in &req.hosts {
         validate_host(h).map_err(|e| DeployError::Invalid(e.to_string()))?;
     }
-    normalize_prefix(req.path_prefix.as_deref()).map_err(|e| DeployError::Invalid(e.to_string()))?;
+    normalize_prefix(req.path_prefix.as_deref())
+        .map_err(|e| DeployError::Invalid(e.to_string()))?;
     if !req.health.path.starts_with('/') {
         return Err(DeployError::Invalid(format!(
             "health check path {:?} must start with '/'",
@@ -236,7 +249,9 @@ fn validate(service: &str, req: &DeployRequest) -> Result<(), DeployError> {
         )));
     }
     if req.health.interval.is_zero() || req.health.timeout.is_zero() {
-        return Err(DeployError::Invalid("health check interval and timeout must be positive".into()));
+        return Err(DeployError::Invalid(
+            "health check interval and timeout must be positive".into(),
+        ));
     }
     Ok(())
 }
@@ -244,7 +259,7 @@ fn validate(service: &str, req: &DeployRequest) -> Result<(), DeployError> {
 /// Cheap to clone; all clones drive the same proxy.
 #[derive(Clone)]
 pub struct Proxy {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl Proxy {
@@ -267,7 +282,11 @@ impl Proxy {
 
     /// Health-gate the request's targets, switch the service to them atomically
     /// and start draining the previous set. Returns once the switch is done.
-    pub async fn deploy(&self, service: &str, req: DeployRequest) -> Result<ServiceStatus, DeployError> {
+    pub async fn deploy(
+        &self,
+        service: &str,
+        req: DeployRequest,
+    ) -> Result<ServiceStatus, DeployError> {
         validate(service, &req)?;
         // Reject a route conflict before spending the deploy timeout on probes.
         let color = {
@@ -294,7 +313,13 @@ impl Proxy {
         }
         let version = req.version.clone();
         let (status, previous) = self.inner.install(service, req, set.clone())?;
-        tracing::info!(service, color = color.as_str(), set_id = set.id, version = version.as_deref().unwrap_or(""), "switched");
+        tracing::info!(
+            service,
+            color = color.as_str(),
+            set_id = set.id,
+            version = version.as_deref().unwrap_or(""),
+            "switched"
+        );
         self.inner.emit(Event::Switched {
             service: service.to_string(),
             set_id: set.id,
@@ -311,11 +336,16 @@ impl Proxy {
         let Some(mut entry) = services.remove(service) else {
             return Err(DeployError::UnknownService(service.to_string()));
         };
-        let snapshot = Inner::snapshot(&services).expect("a table minus one service has no new conflict");
+        let snapshot =
+            Inner::snapshot(&services).expect("a table minus one service has no new conflict");
         self.inner.router.publish(snapshot);
         drop(services);
         entry.draining.push(entry.active.clone());
-        drain::retire(&self.inner, entry.active.clone(), entry.config.timeouts.clone());
+        drain::retire(
+            &self.inner,
+            entry.active.clone(),
+            entry.config.timeouts.clone(),
+        );
         self.inner.emit(Event::Removed {
             service: service.to_string(),
         });
@@ -323,7 +353,11 @@ impl Proxy {
     }
 
     pub fn status(&self) -> Vec<ServiceStatus> {
-        self.inner.lock().values().map(ServiceEntry::status).collect()
+        self.inner
+            .lock()
+            .values()
+            .map(ServiceEntry::status)
+            .collect()
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
@@ -356,7 +390,9 @@ impl Proxy {
                 continue;
             }
             let color = s.request.color.unwrap_or(Color::Blue);
-            let set = self.inner.new_set(&s.name, color, &s.request, Health::Unknown);
+            let set = self
+                .inner
+                .new_set(&s.name, color, &s.request, Health::Unknown);
             if let Err(e) = self.inner.install(&s.name, s.request, set) {
                 tracing::warn!(service = %s.name, error = %e, "not restoring a service");
             }
@@ -365,9 +401,17 @@ impl Proxy {
 
     /// Accept and serve on the data listener until `shutdown` fires, then stop
     /// accepting and wait for in-flight work (bounded by the drain timeout).
-    pub async fn serve(&self, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<()> {
         if let Ok(a) = listener.local_addr() {
-            *self.inner.local_addr.lock().unwrap_or_else(|p| p.into_inner()) = Some(a);
+            *self
+                .inner
+                .local_addr
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(a);
         }
         server::serve(self.inner.clone(), listener, shutdown).await
     }
@@ -387,7 +431,11 @@ impl Proxy {
                 }
                 let targets = std::iter::once(&e.active)
                     .chain(e.draining.iter())
-                    .flat_map(|s| s.targets.iter().map(move |t| (t.addr.as_str(), s.color, t.health() == Health::Healthy)))
+                    .flat_map(|s| {
+                        s.targets
+                            .iter()
+                            .map(move |t| (t.addr.as_str(), s.color, t.health() == Health::Healthy))
+                    })
                     .collect();
                 ServiceGauges {
                     name: &e.service.name,
@@ -405,6 +453,10 @@ impl Proxy {
 
     /// The data listener's address once `serve` has started.
     pub fn local_addr_hint(&self) -> Option<SocketAddr> {
-        *self.inner.local_addr.lock().unwrap_or_else(|p| p.into_inner())
+        *self
+            .inner
+            .local_addr
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -33,11 +33,14 @@ pub(crate) async fn probe(addr: &str, hc: &HealthCheck, timeout: Duration) -> Re
 }
 
 async fn probe_inner(addr: &str, hc: &HealthCheck) -> Result<(), String> {
-    let stream = TcpStream::connect(addr).await.map_err(|e| format!("connect: {e}"))?;
-    let _ = stream.set_nodelay(true);
-    let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+    let stream = TcpStream::connect(addr)
         .await
-        .map_err(|e| format!("handshake: {e}"))?;
+        .map_err(|e| format!("connect: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
     let conn = tokio::spawn(conn);
     let result = async {
         let req = Request::get(hc.path.as_str())
@@ -82,7 +85,11 @@ async fn probe_inner(addr: &str, hc: &HealthCheck) -> Result<(), String> {
 
 /// Polls every target of a new set until all pass or `within` runs out.
 /// On failure the error lists each failing target with its last probe.
-pub(crate) async fn gate(set: &TargetSet, hc: &HealthCheck, within: Duration) -> Result<(), String> {
+pub(crate) async fn gate(
+    set: &TargetSet,
+    hc: &HealthCheck,
+    within: Duration,
+) -> Result<(), String> {
     let deadline = Instant::now() + within;
     let poll = hc.interval.min(GATE_POLL);
     let waits = set.targets.iter().map(|t| async move {
@@ -130,7 +137,16 @@ pub(crate) async fn gate(set: &TargetSet, hc: &HealthCheck, within: Duration) ->
 /// Probes an active set's targets every `interval` until the set retires,
 /// moving targets in and out of rotation and reporting transitions.
 pub(crate) async fn monitor(inner: Arc<Inner>, set: Arc<TargetSet>, hc: HealthCheck) {
-    let mut tick = tokio::time::interval(hc.interval.max(Duration::from_millis(10)));
+    let period = hc.interval.max(Duration::from_millis(10));
+    // Targets that just passed the gate need no probe right away; restored
+    // ones (Unknown) do, to enter rotation as soon as they answer.
+    let gated = set.targets.iter().all(|t| t.health() == Health::Healthy);
+    let start = if gated {
+        Instant::now() + period
+    } else {
+        Instant::now()
+    };
+    let mut tick = tokio::time::interval_at(start, period);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {

@@ -11,8 +11,8 @@ use cutover_core::service::Color;
 
 /// Upper bounds of the latency buckets, in microseconds.
 const BUCKETS_US: [u64; 14] = [
-    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
-    5_000_000, 10_000_000,
+    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000, 5_000_000, 10_000_000,
 ];
 
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -103,12 +103,16 @@ pub(crate) struct ServiceGauges<'a> {
 }
 
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 pub(crate) fn render(services: &[ServiceGauges<'_>], unrouted: &Unrouted) -> String {
     let mut out = String::with_capacity(4096);
-    out.push_str("# HELP cutover_requests_total Requests answered, by service, status class and color.\n");
+    out.push_str(
+        "# HELP cutover_requests_total Requests answered, by service, status class and color.\n",
+    );
     out.push_str("# TYPE cutover_requests_total counter\n");
     for s in services {
         let name = escape(s.name);
@@ -127,24 +131,43 @@ pub(crate) fn render(services: &[ServiceGauges<'_>], unrouted: &Unrouted) -> Str
     for (ci, class) in CLASSES.iter().enumerate() {
         let v = unrouted.requests[ci].load(Ordering::Relaxed);
         if v > 0 {
-            let _ = writeln!(out, "cutover_requests_total{{service=\"\",class=\"{class}\",color=\"\"}} {v}");
+            let _ = writeln!(
+                out,
+                "cutover_requests_total{{service=\"\",class=\"{class}\",color=\"\"}} {v}"
+            );
         }
     }
-    out.push_str("# HELP cutover_request_duration_seconds Time from request head to end of response.\n");
+    out.push_str(
+        "# HELP cutover_request_duration_seconds Time from request head to end of response.\n",
+    );
     out.push_str("# TYPE cutover_request_duration_seconds histogram\n");
     for s in services {
         let labels = format!("service=\"{}\"", escape(s.name));
-        s.metrics.latency.render(&mut out, "cutover_request_duration_seconds", &labels);
+        s.metrics
+            .latency
+            .render(&mut out, "cutover_request_duration_seconds", &labels);
     }
     out.push_str("# HELP cutover_in_flight_requests HTTP requests being proxied.\n");
     out.push_str("# TYPE cutover_in_flight_requests gauge\n");
     for s in services {
-        let _ = writeln!(out, "cutover_in_flight_requests{{service=\"{}\"}} {}", escape(s.name), s.in_flight);
+        let _ = writeln!(
+            out,
+            "cutover_in_flight_requests{{service=\"{}\"}} {}",
+            escape(s.name),
+            s.in_flight
+        );
     }
-    out.push_str("# HELP cutover_upgraded_connections Upgraded (WebSocket) connections being relayed.\n");
+    out.push_str(
+        "# HELP cutover_upgraded_connections Upgraded (WebSocket) connections being relayed.\n",
+    );
     out.push_str("# TYPE cutover_upgraded_connections gauge\n");
     for s in services {
-        let _ = writeln!(out, "cutover_upgraded_connections{{service=\"{}\"}} {}", escape(s.name), s.upgraded);
+        let _ = writeln!(
+            out,
+            "cutover_upgraded_connections{{service=\"{}\"}} {}",
+            escape(s.name),
+            s.upgraded
+        );
     }
     out.push_str("# HELP cutover_draining_connections Requests and upgraded connections still on draining target sets.\n");
     out.push_str("# TYPE cutover_draining_connections gauge\n");
@@ -189,10 +212,22 @@ mod tests {
         h.record(Duration::from_secs(100));
         let mut out = String::new();
         h.render(&mut out, "x", "service=\"s\"");
-        assert!(out.contains("x_bucket{service=\"s\",le=\"0.0005\"} 1\n"), "{out}");
-        assert!(out.contains("x_bucket{service=\"s\",le=\"0.001\"} 2\n"), "{out}");
-        assert!(out.contains("x_bucket{service=\"s\",le=\"10\"} 2\n"), "{out}");
-        assert!(out.contains("x_bucket{service=\"s\",le=\"+Inf\"} 3\n"), "{out}");
+        assert!(
+            out.contains("x_bucket{service=\"s\",le=\"0.0005\"} 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("x_bucket{service=\"s\",le=\"0.001\"} 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("x_bucket{service=\"s\",le=\"10\"} 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("x_bucket{service=\"s\",le=\"+Inf\"} 3\n"),
+            "{out}"
+        );
         assert!(out.contains("x_count{service=\"s\"} 3\n"), "{out}");
     }
 

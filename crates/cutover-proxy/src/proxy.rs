@@ -27,7 +27,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use crate::access_log::{self, LogCtx};
 use crate::handle::Inner;
 use crate::router::Route;
-use crate::target::{InFlight, UpstreamSender, Upgraded};
+use crate::target::{InFlight, Upgraded, UpstreamSender};
 
 pub(crate) const HEALTH_PATH: &str = "/_cutover/health";
 
@@ -79,7 +79,10 @@ impl Body for ReqBody {
     type Data = Bytes;
     type Error = ReqBodyError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, ReqBodyError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ReqBodyError>>> {
         let this = &mut *self;
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
@@ -106,7 +109,10 @@ impl Body for ReqBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.as_ref().map(|b| b.size_hint()).unwrap_or_else(|| SizeHint::with_exact(0))
+        self.inner
+            .as_ref()
+            .map(|b| b.size_hint())
+            .unwrap_or_else(|| SizeHint::with_exact(0))
     }
 }
 
@@ -144,7 +150,9 @@ impl Tail {
             return;
         }
         self.done = true;
-        let Some(guard) = self.guard.take() else { return };
+        let Some(guard) = self.guard.take() else {
+            return;
+        };
         if complete && !guard.set().is_draining() {
             if let Some(s) = self.sender.take() {
                 guard.target().checkin(s);
@@ -157,7 +165,11 @@ impl Tail {
             .metrics
             .record(guard.set().color, self.status, elapsed);
         if let Some(ctx) = &self.log {
-            let note = if complete { self.note } else { self.note.or(Some("client went away or body error")) };
+            let note = if complete {
+                self.note
+            } else {
+                self.note.or(Some("client went away or body error"))
+            };
             access_log::write(
                 ctx,
                 &self.route.service.name,
@@ -196,17 +208,29 @@ impl Body for RespBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.project() {
             RespProj::Local { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            RespProj::Upstream { body, mut cut, tail } => {
+            RespProj::Upstream {
+                body,
+                mut cut,
+                tail,
+            } => {
                 if tail.done {
                     return Poll::Ready(None);
                 }
-                match Pin::new(body).poll_frame(cx) {
+                match Pin::new(&mut *body).poll_frame(cx) {
                     Poll::Ready(Some(Ok(frame))) => {
                         if let Some(d) = frame.data_ref() {
                             tail.bytes += d.len() as u64;
+                        }
+                        // hyper stops polling once a body says it is over,
+                        // so a length-delimited body is settled here.
+                        if body.is_end_stream() {
+                            tail.finish(true);
                         }
                         return Poll::Ready(Some(Ok(frame)));
                     }
@@ -254,7 +278,9 @@ impl Body for RespBody {
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            RespBody::Local { data } => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            RespBody::Local { data } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
             RespBody::Upstream { body, .. } => body.size_hint(),
         }
     }
@@ -268,15 +294,18 @@ pub(crate) fn local(status: StatusCode, text: &'static str) -> Response<RespBody
         data: Some(Bytes::from_static(text.as_bytes())),
     });
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     resp
 }
 
 const PAGE_404: &str = "404 Not Found: no service is routed for this host and path\n";
 const PAGE_413: &str = "413 Payload Too Large: the request body exceeds the proxy's limit\n";
 const PAGE_502: &str = "502 Bad Gateway: the service's targets could not be reached\n";
-const PAGE_503: &str = "503 Service Unavailable: the request was cut while its target set drained\n";
+const PAGE_503: &str =
+    "503 Service Unavailable: the request was cut while its target set drained\n";
 const PAGE_504: &str = "504 Gateway Timeout: the target did not answer in time\n";
 
 /// Request ids: a per-process random prefix and a counter, hex encoded.
@@ -308,7 +337,12 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
 /// Connection header names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if let Some(conn) = headers.get(header::CONNECTION) {
-        if conn.as_bytes().contains(&b',') || !matches!(conn.as_bytes(), b"keep-alive" | b"close" | b"Keep-Alive" | b"Close" | b"upgrade" | b"Upgrade") {
+        if conn.as_bytes().contains(&b',')
+            || !matches!(
+                conn.as_bytes(),
+                b"keep-alive" | b"close" | b"Keep-Alive" | b"Close" | b"upgrade" | b"Upgrade"
+            )
+        {
             let named: Vec<HeaderName> = headers
                 .get_all(header::CONNECTION)
                 .iter()
@@ -344,24 +378,50 @@ pub(crate) async fn handle(
 fn request_host(req: &Request<Incoming>) -> Option<&str> {
     match req.uri().authority() {
         Some(a) => Some(a.as_str()),
-        None => req.headers().get(header::HOST).and_then(|v| v.to_str().ok()),
+        None => req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok()),
     }
 }
 
-fn local_logged(inner: &Inner, req: &Request<Incoming>, start: Instant, status: StatusCode, page: &'static str) -> Response<RespBody> {
+fn local_logged(
+    inner: &Inner,
+    req: &Request<Incoming>,
+    start: Instant,
+    status: StatusCode,
+    page: &'static str,
+) -> Response<RespBody> {
     inner.unrouted.record(status.as_u16());
     if access_log::enabled(inner.config.access_log) {
         let ctx = LogCtx {
             method: req.method().clone(),
             path: req.uri().path_and_query().cloned(),
-            request_id: req.headers().get(&X_REQUEST_ID).cloned().unwrap_or_else(new_request_id),
+            request_id: req
+                .headers()
+                .get(&X_REQUEST_ID)
+                .cloned()
+                .unwrap_or_else(new_request_id),
         };
-        access_log::write(&ctx, "", "", "", status.as_u16(), start.elapsed().as_micros() as u64, page.len() as u64, None);
+        access_log::write(
+            &ctx,
+            "",
+            "",
+            "",
+            status.as_u16(),
+            start.elapsed().as_micros() as u64,
+            page.len() as u64,
+            None,
+        );
     }
     local(status, page)
 }
 
-async fn handle_inner(inner: &Arc<Inner>, conn: &ConnInfo, mut req: Request<Incoming>) -> Response<RespBody> {
+async fn handle_inner(
+    inner: &Arc<Inner>,
+    conn: &ConnInfo,
+    mut req: Request<Incoming>,
+) -> Response<RespBody> {
     let start = Instant::now();
     if inner.config.health_endpoint && req.uri().path() == HEALTH_PATH {
         return local_logged(inner, &req, start, StatusCode::OK, "ok\n");
@@ -398,9 +458,20 @@ async fn handle_inner(inner: &Arc<Inner>, conn: &ConnInfo, mut req: Request<Inco
             let log = access_log::enabled(inner.config.access_log).then(|| LogCtx {
                 method: req.method().clone(),
                 path: req.uri().path_and_query().cloned(),
-                request_id: req.headers().get(&X_REQUEST_ID).cloned().unwrap_or_else(new_request_id),
+                request_id: req
+                    .headers()
+                    .get(&X_REQUEST_ID)
+                    .cloned()
+                    .unwrap_or_else(new_request_id),
             });
-            return finish_local(&route, guard, start, StatusCode::PAYLOAD_TOO_LARGE, PAGE_413, log);
+            return finish_local(
+                &route,
+                guard,
+                start,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                PAGE_413,
+                log,
+            );
         }
     }
 
@@ -453,11 +524,17 @@ async fn handle_inner(inner: &Arc<Inner>, conn: &ConnInfo, mut req: Request<Inco
         None => conn.peer_ip.clone(),
     };
     parts.headers.insert(X_FORWARDED_FOR.clone(), xff);
+    // Incoming X-Forwarded-Proto/Host are kept (a TLS terminator in front
+    // of cutover sets them); X-Forwarded-For is appended to, never replaced.
     if !parts.headers.contains_key(&X_FORWARDED_PROTO) {
-        parts.headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+        parts
+            .headers
+            .insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
     }
     if let Some(u) = &upgrade {
-        parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         parts.headers.insert(header::UPGRADE, u.clone());
     }
     if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
@@ -493,7 +570,11 @@ async fn handle_inner(inner: &Arc<Inner>, conn: &ConnInfo, mut req: Request<Inco
                 tracing::warn!(service = &*route.service.name, error = %e, "upstream connect failed, trying another target");
                 last_error = e;
                 tried |= 1u64.checked_shl(guard.idx() as u32).unwrap_or(0);
-                match route.set.pick(tried).and_then(|i| InFlight::enter(&route.set, i)) {
+                match route
+                    .set
+                    .pick(tried)
+                    .and_then(|i| InFlight::enter(&route.set, i))
+                {
                     // Enter the next target before leaving this one, so the
                     // set never looks idle to its drain task in between.
                     Some(next) => {
@@ -531,7 +612,10 @@ async fn handle_inner(inner: &Arc<Inner>, conn: &ConnInfo, mut req: Request<Inco
                     let mut src: Option<&(dyn StdError + 'static)> = Some(&err);
                     let mut found = false;
                     while let Some(s) = src {
-                        if matches!(s.downcast_ref::<ReqBodyError>(), Some(ReqBodyError::TooLarge)) {
+                        if matches!(
+                            s.downcast_ref::<ReqBodyError>(),
+                            Some(ReqBodyError::TooLarge)
+                        ) {
                             found = true;
                             break;
                         }
@@ -540,20 +624,48 @@ async fn handle_inner(inner: &Arc<Inner>, conn: &ConnInfo, mut req: Request<Inco
                     found
                 };
                 if too_large {
-                    return finish_local(&route, guard, start, StatusCode::PAYLOAD_TOO_LARGE, PAGE_413, log_ctx);
+                    return finish_local(
+                        &route,
+                        guard,
+                        start,
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        PAGE_413,
+                        log_ctx,
+                    );
                 }
                 tracing::warn!(service = &*route.service.name, target = %guard.target().addr, error = %err, "upstream request failed");
-                return finish_local(&route, guard, start, StatusCode::BAD_GATEWAY, PAGE_502, log_ctx);
+                return finish_local(
+                    &route,
+                    guard,
+                    start,
+                    StatusCode::BAD_GATEWAY,
+                    PAGE_502,
+                    log_ctx,
+                );
             }
             Err(_) => {
                 tracing::warn!(service = &*route.service.name, target = %guard.target().addr, "upstream did not send response headers in {:?}", cfg.response_header_timeout);
-                return finish_local(&route, guard, start, StatusCode::GATEWAY_TIMEOUT, PAGE_504, log_ctx);
+                return finish_local(
+                    &route,
+                    guard,
+                    start,
+                    StatusCode::GATEWAY_TIMEOUT,
+                    PAGE_504,
+                    log_ctx,
+                );
             }
         }
     }
     let Some((mut resp, sender)) = response else {
         tracing::warn!(service = &*route.service.name, error = %last_error, "no target of the service could be reached");
-        return finish_local(&route, guard, start, StatusCode::BAD_GATEWAY, PAGE_502, log_ctx);
+        return finish_local(
+            &route,
+            guard,
+            start,
+            StatusCode::BAD_GATEWAY,
+            PAGE_502,
+            log_ctx,
+        );
     };
 
     let status = resp.status();
@@ -589,7 +701,7 @@ async fn handle_inner(inner: &Arc<Inner>, conn: &ConnInfo, mut req: Request<Inco
     }
 
     let (parts, body) = resp.into_parts();
-    let tail = Tail {
+    let mut tail = Tail {
         route,
         guard: Some(guard),
         sender,
@@ -600,7 +712,19 @@ async fn handle_inner(inner: &Arc<Inner>, conn: &ConnInfo, mut req: Request<Inco
         note: None,
         done: false,
     };
-    Response::from_parts(parts, RespBody::Upstream { body, cut: None, tail })
+    if body.is_end_stream() {
+        // hyper never polls a body that says it is over (204, HEAD,
+        // Content-Length: 0), so settle now or the connection is not reused.
+        tail.finish(true);
+    }
+    Response::from_parts(
+        parts,
+        RespBody::Upstream {
+            body,
+            cut: None,
+            tail,
+        },
+    )
 }
 
 /// Answers with a proxy page for a routed request, accounted like a proxied one.
@@ -625,4 +749,48 @@ fn finish_local(
     };
     tail.finish(true);
     local(status, page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_are_removed() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("connection", "keep-alive, x-private"),
+            ("x-private", "1"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("trailer", "x"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("proxy-connection", "keep-alive"),
+            ("proxy-authorization", "secret"),
+            ("x-kept", "yes"),
+        ] {
+            h.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        strip_hop_by_hop(&mut h);
+        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["x-kept"]);
+    }
+
+    #[test]
+    fn request_ids_are_unique_hex() {
+        let a = new_request_id();
+        let b = new_request_id();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 24);
+        assert!(a.as_bytes().iter().all(u8::is_ascii_hexdigit));
+    }
+
+    #[test]
+    fn connection_tokens_are_case_insensitive() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, Upgrade"));
+        assert!(connection_has(&h, "upgrade"));
+        assert!(!connection_has(&h, "close"));
+    }
 }

@@ -36,7 +36,11 @@ fn builder(config: &ProxyConfig) -> auto::Builder<TokioExecutor> {
     b
 }
 
-pub(crate) async fn serve(inner: Arc<Inner>, listener: TcpListener, shutdown: CancellationToken) -> io::Result<()> {
+pub(crate) async fn serve(
+    inner: Arc<Inner>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
     let builder = Arc::new(builder(&inner.config));
     let conns = TaskTracker::new();
     loop {
@@ -56,7 +60,8 @@ pub(crate) async fn serve(inner: Arc<Inner>, listener: TcpListener, shutdown: Ca
         };
         let _ = stream.set_nodelay(true);
         let info = Arc::new(ConnInfo {
-            peer_ip: HeaderValue::from_str(&peer.ip().to_string()).expect("an IP address is a valid header value"),
+            peer_ip: HeaderValue::from_str(&peer.ip().to_string())
+                .expect("an IP address is a valid header value"),
         });
         let inner = inner.clone();
         let builder = builder.clone();

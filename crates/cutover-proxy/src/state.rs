@@ -91,8 +91,16 @@ impl StateStore {
     /// Opens (and creates when missing) the state directory.
     pub fn open(dir: impl Into<PathBuf>) -> Result<StateStore, StateError> {
         let dir = dir.into();
-        fs::create_dir_all(&dir).map_err(|source| StateError::CreateDir { path: dir.clone(), source })?;
-        Ok(StateStore { path: dir.join(STATE_FILE), dir, write_lock: Mutex::new(()), tmp_counter: AtomicU64::new(0) })
+        fs::create_dir_all(&dir).map_err(|source| StateError::CreateDir {
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(StateStore {
+            path: dir.join(STATE_FILE),
+            dir,
+            write_lock: Mutex::new(()),
+            tmp_counter: AtomicU64::new(0),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -108,16 +116,28 @@ impl StateStore {
         let bytes = match fs::read(&self.path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(StateError::Read { path: self.path.clone(), source }),
+            Err(source) => {
+                return Err(StateError::Read {
+                    path: self.path.clone(),
+                    source,
+                })
+            }
         };
-        let corrupt = |detail: String| StateError::Corrupt { path: self.path.clone(), detail };
+        let corrupt = |detail: String| StateError::Corrupt {
+            path: self.path.clone(),
+            detail,
+        };
         // The version is read on its own first so that a future layout gets a
         // version error rather than a confusing field error.
-        let header: FileVersion = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        let header: FileVersion =
+            serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
         match header.version {
             None => return Err(corrupt("missing field `version`".into())),
             Some(v) if v != u64::from(FORMAT_VERSION) => {
-                return Err(StateError::UnsupportedVersion { path: self.path.clone(), found: v })
+                return Err(StateError::UnsupportedVersion {
+                    path: self.path.clone(),
+                    found: v,
+                })
             }
             Some(_) => {}
         }
@@ -143,17 +163,29 @@ impl StateStore {
     /// it. Concurrent callers that each read the live state this way can never
     /// leave an older state on disk than the last one read.
     pub fn save_with(&self, current: impl FnOnce() -> ProxyState) -> Result<(), StateError> {
-        let _guard = self.write_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _guard = self
+            .write_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let state = current();
-        let mut bytes = serde_json::to_vec_pretty(&FileOut { version: FORMAT_VERSION, state: &state })
-            .expect("a ProxyState always serializes");
+        let mut bytes = serde_json::to_vec_pretty(&FileOut {
+            version: FORMAT_VERSION,
+            state: &state,
+        })
+        .expect("a ProxyState always serializes");
         bytes.push(b'\n');
-        self.write_atomically(&bytes).map_err(|source| StateError::Write { path: self.path.clone(), source })
+        self.write_atomically(&bytes)
+            .map_err(|source| StateError::Write {
+                path: self.path.clone(),
+                source,
+            })
     }
 
     fn write_atomically(&self, bytes: &[u8]) -> io::Result<()> {
         let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
-        let tmp = self.dir.join(format!(".{STATE_FILE}.tmp.{}.{n}", std::process::id()));
+        let tmp = self
+            .dir
+            .join(format!(".{STATE_FILE}.tmp.{}.{n}", std::process::id()));
         let result = (|| {
             let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
             file.write_all(bytes)?;
@@ -212,7 +244,8 @@ mod tests {
         let again = StateStore::open(dir.path()).unwrap();
         assert_eq!(again.load().unwrap(), Some(sample()));
 
-        let raw: serde_json::Value = serde_json::from_slice(&fs::read(store.path()).unwrap()).unwrap();
+        let raw: serde_json::Value =
+            serde_json::from_slice(&fs::read(store.path()).unwrap()).unwrap();
         assert_eq!(raw["version"], FORMAT_VERSION);
     }
 
@@ -223,7 +256,10 @@ mod tests {
         store.save(&sample()).unwrap();
         store.save(&ProxyState::default()).unwrap();
         assert_eq!(store.load().unwrap(), Some(ProxyState::default()));
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from(STATE_FILE)]);
     }
 
@@ -235,7 +271,11 @@ mod tests {
         // A directory where the temp file would go makes the write fail
         // before the rename, as a full disk would.
         let n = store.tmp_counter.load(Ordering::Relaxed);
-        fs::create_dir(dir.path().join(format!(".{STATE_FILE}.tmp.{}.{n}", std::process::id()))).unwrap();
+        fs::create_dir(
+            dir.path()
+                .join(format!(".{STATE_FILE}.tmp.{}.{n}", std::process::id())),
+        )
+        .unwrap();
         let err = store.save(&ProxyState::default()).unwrap_err();
         assert!(matches!(err, StateError::Write { .. }), "{err}");
         assert_eq!(store.load().unwrap(), Some(sample()));
@@ -245,8 +285,11 @@ mod tests {
     fn corrupt_file_names_the_file_and_the_field() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(dir.path()).unwrap();
-        fs::write(store.path(), r#"{"version":1,"state":{"services":[{"name":"web","request":{"targets":"x"}}]}}"#)
-            .unwrap();
+        fs::write(
+            store.path(),
+            r#"{"version":1,"state":{"services":[{"name":"web","request":{"targets":"x"}}]}}"#,
+        )
+        .unwrap();
         let err = store.load().unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, StateError::Corrupt { .. }), "{msg}");
@@ -262,14 +305,24 @@ mod tests {
         store.save(&sample()).unwrap();
         let bytes = fs::read(store.path()).unwrap();
         fs::write(store.path(), &bytes[..bytes.len() / 2]).unwrap();
-        assert!(matches!(store.load().unwrap_err(), StateError::Corrupt { .. }));
+        assert!(matches!(
+            store.load().unwrap_err(),
+            StateError::Corrupt { .. }
+        ));
     }
 
     #[test]
     fn newer_version_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(dir.path()).unwrap();
-        fs::write(store.path(), r#"{"version":7,"state":{"services":[],"new_thing":1}}"#).unwrap();
-        assert!(matches!(store.load().unwrap_err(), StateError::UnsupportedVersion { found: 7, .. }));
+        fs::write(
+            store.path(),
+            r#"{"version":7,"state":{"services":[],"new_thing":1}}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            store.load().unwrap_err(),
+            StateError::UnsupportedVersion { found: 7, .. }
+        ));
     }
 }

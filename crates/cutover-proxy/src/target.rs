@@ -85,7 +85,10 @@ impl Target {
     }
 
     pub fn last_error(&self) -> Option<String> {
-        self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// A connection ready for a request: an idle pooled one or a new one.
@@ -102,7 +105,9 @@ impl Target {
             }
             // Checked in right after its response ended; the connection task
             // has not caught up yet. A short wait beats a new connection.
-            if let Ok(Ok(())) = tokio::time::timeout(Duration::from_millis(100), sender.ready()).await {
+            if let Ok(Ok(())) =
+                tokio::time::timeout(Duration::from_millis(100), sender.ready()).await
+            {
                 return Ok(sender);
             }
         }
@@ -119,7 +124,12 @@ impl Target {
         let stream = match tokio::time::timeout(connect_timeout, connecting).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(format!("connect to {}: {e}", self.addr)),
-            Err(_) => return Err(format!("connect to {}: timed out after {connect_timeout:?}", self.addr)),
+            Err(_) => {
+                return Err(format!(
+                    "connect to {}: timed out after {connect_timeout:?}",
+                    self.addr
+                ))
+            }
         };
         let _ = stream.set_nodelay(true);
         let (sender, conn) = http1::Builder::new()
@@ -215,7 +225,10 @@ impl TargetSet {
             service,
             color,
             version,
-            targets: addrs.iter().map(|a| Target::new(a.clone(), initial)).collect(),
+            targets: addrs
+                .iter()
+                .map(|a| Target::new(a.clone(), initial))
+                .collect(),
             rr: AtomicUsize::new(0),
             lifecycle: Mutex::new(Lifecycle::new()),
             draining: AtomicBool::new(false),
@@ -262,7 +275,10 @@ impl TargetSet {
     }
 
     pub fn state(&self) -> SetState {
-        self.lifecycle.lock().unwrap_or_else(|p| p.into_inner()).state()
+        self.lifecycle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .state()
     }
 
     pub fn with_lifecycle<R>(&self, f: impl FnOnce(&mut Lifecycle) -> R) -> R {
@@ -342,7 +358,9 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let prev = self.set.targets[self.idx].in_flight.fetch_sub(1, Ordering::SeqCst);
+        let prev = self.set.targets[self.idx]
+            .in_flight
+            .fetch_sub(1, Ordering::SeqCst);
         if prev == 1 && self.set.is_draining() {
             self.set.idle.notify_one();
         }
@@ -367,9 +385,73 @@ impl Upgraded {
 
 impl Drop for Upgraded {
     fn drop(&mut self) {
-        let prev = self.set.targets[self.idx].upgraded.fetch_sub(1, Ordering::SeqCst);
+        let prev = self.set.targets[self.idx]
+            .upgraded
+            .fetch_sub(1, Ordering::SeqCst);
         if prev == 1 && self.set.is_draining() {
             self.set.idle.notify_one();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(n: usize) -> TargetSet {
+        let addrs: Vec<String> = (0..n).map(|i| format!("127.0.0.1:{}", 1000 + i)).collect();
+        TargetSet::new(
+            1,
+            "svc".into(),
+            Color::Blue,
+            None,
+            &addrs,
+            Health::Healthy,
+            &CancellationToken::new(),
+        )
+    }
+
+    #[test]
+    fn round_robin_over_healthy_targets() {
+        let s = set(3);
+        let picks: Vec<usize> = (0..6).map(|_| s.pick(0).unwrap()).collect();
+        assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
+        s.targets[1].set_health(Health::Unhealthy, Some("down".into()));
+        let picks: Vec<usize> = (0..4).map(|_| s.pick(0).unwrap()).collect();
+        assert!(!picks.contains(&1), "{picks:?}");
+    }
+
+    #[test]
+    fn all_unhealthy_still_tries_targets() {
+        let s = set(2);
+        for t in &s.targets {
+            t.set_health(Health::Unhealthy, Some("probe failed".into()));
+        }
+        assert!(s.pick(0).is_some());
+    }
+
+    #[test]
+    fn retry_skips_tried_targets() {
+        let s = set(3);
+        assert_eq!(s.pick(0b011), Some(2));
+        assert_eq!(s.pick(0b111), None);
+        let one = set(1);
+        assert_eq!(one.pick(0), Some(0));
+        assert_eq!(one.pick(1), None);
+    }
+
+    #[test]
+    fn health_transitions_are_reported_once() {
+        let s = set(1);
+        let t = &s.targets[0];
+        assert_eq!(t.set_health(Health::Healthy, None), None);
+        assert_eq!(
+            t.set_health(Health::Unhealthy, Some("503".into())),
+            Some(Health::Healthy)
+        );
+        assert_eq!(t.set_health(Health::Unhealthy, Some("503 again".into())), None);
+        assert_eq!(t.last_error().as_deref(), Some("503 again"));
+        assert_eq!(t.set_health(Health::Healthy, None), Some(Health::Unhealthy));
+        assert_eq!(t.last_error(), None);
     }
 }

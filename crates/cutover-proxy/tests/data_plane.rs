@@ -123,13 +123,22 @@ async fn switch_under_concurrent_load_loses_no_request() {
     let before = Arc::new(AtomicU64::new(0));
     let mut clients = Vec::new();
     for i in 0..8 {
-        let (switched, stop, before, addr) = (switched.clone(), stop.clone(), before.clone(), h.addr);
+        let (switched, stop, before, addr) =
+            (switched.clone(), stop.clone(), before.clone(), h.addr);
         clients.push(tokio::spawn(async move {
             let mut failures = Vec::new();
             let mut after_switch = Vec::new();
             let h2 = i % 2 == 1;
-            let mut s1 = if h2 { None } else { Some(client::http1(addr).await.unwrap()) };
-            let mut s2 = if h2 { Some(client::http2(addr).await.unwrap()) } else { None };
+            let mut s1 = if h2 {
+                None
+            } else {
+                Some(client::http1(addr).await.unwrap())
+            };
+            let mut s2 = if h2 {
+                Some(client::http2(addr).await.unwrap())
+            } else {
+                None
+            };
             for _ in 0..5000 {
                 if stop.load(Ordering::SeqCst) {
                     break;
@@ -154,19 +163,28 @@ async fn switch_under_concurrent_load_loses_no_request() {
             (failures, after_switch)
         }));
     }
-    wait_until("load before the switch", || before.load(Ordering::Relaxed) > 200).await;
+    wait_until("load before the switch", || {
+        before.load(Ordering::Relaxed) > 200
+    })
+    .await;
     h.deploy(&[&green], Color::Green).await;
     switched.store(true, Ordering::SeqCst);
     // Let every client run a good number of requests on the new set.
     let served_before = green.requests();
-    wait_until("load after the switch", || green.requests() > served_before + 400).await;
+    wait_until("load after the switch", || {
+        green.requests() > served_before + 400
+    })
+    .await;
     stop.store(true, Ordering::SeqCst);
 
     let mut total_after = 0;
     for c in clients {
         let (failures, after) = c.await.unwrap();
         assert!(failures.is_empty(), "failed requests: {failures:?}");
-        assert!(after.iter().all(|b| b == "green"), "a request after the switch was not served by green");
+        assert!(
+            after.iter().all(|b| b == "green"),
+            "a request after the switch was not served by green"
+        );
         total_after += after.len();
     }
     assert!(total_after > 0);
@@ -183,8 +201,7 @@ async fn slow_request_in_flight_finishes_on_blue() {
 
     let addr = h.addr;
     let slow = tokio::spawn(async move { client::get(addr, HOST, "/slow?ms=700").await.unwrap() });
-    let before = blue.requests();
-    wait_until("the slow request to reach blue", || blue.requests() > before).await;
+    wait_until("the slow request to reach blue", || blue.in_flight() == 1).await;
     h.deploy(&[&green], Color::Green).await;
 
     assert_eq!(h.get("/").await, (StatusCode::OK, "green".to_string()));
@@ -197,15 +214,21 @@ async fn slow_request_in_flight_finishes_on_blue() {
     assert_eq!(slow.await.unwrap(), (StatusCode::OK, "blue".to_string()));
     let ev = next_event(&mut events, |e| matches!(e, Event::Drained { .. })).await;
     assert!(
-        matches!(ev, Event::Drained { color: Color::Blue, cut_requests: 0, closed_websockets: 0, .. }),
+        matches!(
+            ev,
+            Event::Drained {
+                color: Color::Blue,
+                cut_requests: 0,
+                closed_websockets: 0,
+                ..
+            }
+        ),
         "{ev:?}"
     );
     assert!(h.proxy.status()[0].draining.is_empty());
 }
 
-async fn ws_connect(
-    addr: SocketAddr,
-) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+async fn ws_connect(addr: SocketAddr) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (ws, resp) = tokio_tungstenite::client_async(format!("ws://{HOST}/ws"), stream)
         .await
@@ -257,8 +280,21 @@ async fn websocket_survives_the_switch_and_gets_1012_at_its_deadline() {
     .expect("close frame within 5s");
     assert_eq!(close, Some(1012));
     let ev = next_event(&mut events, |e| matches!(e, Event::Drained { .. })).await;
-    assert!(matches!(ev, Event::Drained { closed_websockets: 1, cut_requests: 0, .. }), "{ev:?}");
-    wait_until("blue to see the 1001 close", || blue.ws_close_codes() == [1001]).await;
+    assert!(
+        matches!(
+            ev,
+            Event::Drained {
+                closed_websockets: 1,
+                cut_requests: 0,
+                ..
+            }
+        ),
+        "{ev:?}"
+    );
+    wait_until("blue to see the 1001 close", || {
+        blue.ws_close_codes() == [1001]
+    })
+    .await;
 
     // The green one is untouched.
     new.send(Message::text("hi")).await.unwrap();
@@ -290,7 +326,13 @@ async fn sse_keeps_streaming_across_the_switch() {
     }
     let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
     assert_eq!(events.len(), 8, "{text}");
-    assert!(events.iter().enumerate().all(|(i, e)| *e == format!("data: blue {i}")), "{text}");
+    assert!(
+        events
+            .iter()
+            .enumerate()
+            .all(|(i, e)| *e == format!("data: blue {i}")),
+        "{text}"
+    );
     assert_eq!(h.get("/").await.1, "green");
 }
 
@@ -310,7 +352,10 @@ async fn health_gate_refuses_unhealthy_green_and_blue_keeps_serving() {
     };
     assert!(detail.contains(&green.target()), "{detail}");
     assert!(detail.contains("503"), "{detail}");
-    assert!(detail.contains("green is failing its health check"), "{detail}");
+    assert!(
+        detail.contains("green is failing its health check"),
+        "{detail}"
+    );
 
     // A target nobody listens on names the connect error.
     let dead = {
@@ -345,18 +390,42 @@ async fn unhealthy_target_leaves_rotation_and_comes_back() {
 
     b.set_healthy(false);
     let ev = next_event(&mut events, |e| matches!(e, Event::HealthChanged { .. })).await;
-    let Event::HealthChanged { addr, health, reason, .. } = ev else { unreachable!() };
-    assert_eq!((addr.as_str(), health), (b.target().as_str(), Health::Unhealthy));
+    let Event::HealthChanged {
+        addr,
+        health,
+        reason,
+        ..
+    } = ev
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (addr.as_str(), health),
+        (b.target().as_str(), Health::Unhealthy)
+    );
     assert!(reason.unwrap().contains("503"));
     for _ in 0..10 {
         assert_eq!(h.get("/").await.1, "a");
     }
     let t = &h.proxy.status()[0].active.targets[1];
     assert_eq!(t.health, Health::Unhealthy);
-    assert!(t.last_error.as_deref().unwrap().contains("failing its health check"));
+    assert!(t
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("failing its health check"));
 
     b.set_healthy(true);
-    next_event(&mut events, |e| matches!(e, Event::HealthChanged { health: Health::Healthy, .. })).await;
+    next_event(&mut events, |e| {
+        matches!(
+            e,
+            Event::HealthChanged {
+                health: Health::Healthy,
+                ..
+            }
+        )
+    })
+    .await;
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..10 {
         seen.insert(h.get("/").await.1);
@@ -375,7 +444,10 @@ async fn connect_failure_is_retried_on_another_target() {
     h.proxy.deploy("app", req).await.unwrap();
     b.stop();
     // Give b's listener time to close.
-    wait_until("b to refuse connections", || std::net::TcpStream::connect(b.addr()).is_err()).await;
+    wait_until("b to refuse connections", || {
+        std::net::TcpStream::connect(b.addr()).is_err()
+    })
+    .await;
 
     for _ in 0..10 {
         assert_eq!(h.get("/").await, (StatusCode::OK, "a".to_string()));
@@ -383,7 +455,10 @@ async fn connect_failure_is_retried_on_another_target() {
     // The failed connect took b out of rotation.
     let t = &h.proxy.status()[0].active.targets[1];
     assert_eq!(t.health, Health::Unhealthy);
-    assert!(t.last_error.as_deref().unwrap().contains("connect"), "{t:?}");
+    assert!(
+        t.last_error.as_deref().unwrap().contains("connect"),
+        "{t:?}"
+    );
 }
 
 #[tokio::test]
@@ -392,7 +467,10 @@ async fn all_targets_down_is_a_502() {
     let h = Harness::start().await;
     h.deploy(&[&a], Color::Blue).await;
     a.stop();
-    wait_until("a to refuse connections", || std::net::TcpStream::connect(a.addr()).is_err()).await;
+    wait_until("a to refuse connections", || {
+        std::net::TcpStream::connect(a.addr()).is_err()
+    })
+    .await;
     let (status, body) = h.get("/").await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
     assert!(body.contains("502"));
@@ -416,15 +494,25 @@ async fn drain_timeout_cuts_long_requests_and_reports_them() {
         .unwrap();
     let mut body = resp.into_body();
     body.frame().await.unwrap().unwrap();
-    let before = blue.requests();
-    wait_until("both requests to reach blue", || blue.requests() >= before.max(2)).await;
+    // The stream is on blue (its first event came); wait for the slow one.
+    wait_until("the slow request to reach blue", || blue.in_flight() == 1).await;
 
     let mut req = request(&[&green], Color::Green);
     req.timeouts.drain = Duration::from_millis(300);
     h.proxy.deploy("app", req).await.unwrap();
 
     let ev = next_event(&mut events, |e| matches!(e, Event::Drained { .. })).await;
-    assert!(matches!(ev, Event::Drained { cut_requests: 2, color: Color::Blue, .. }), "{ev:?}");
+    assert!(
+        matches!(
+            ev,
+            Event::Drained {
+                cut_requests: 2,
+                color: Color::Blue,
+                ..
+            }
+        ),
+        "{ev:?}"
+    );
     let (status, _) = waiting.await.unwrap().unwrap();
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     let streamed = tokio::time::timeout(Duration::from_secs(5), async {
@@ -438,7 +526,10 @@ async fn drain_timeout_cuts_long_requests_and_reports_them() {
     })
     .await
     .unwrap();
-    assert!(streamed, "the cut stream must end with an error, not a clean end");
+    assert!(
+        streamed,
+        "the cut stream must end with an error, not a clean end"
+    );
 }
 
 #[tokio::test]
@@ -452,12 +543,21 @@ async fn malformed_oversized_unknown_and_health() {
     h.deploy(&[&blue], Color::Blue).await;
     let wait = Duration::from_secs(2);
 
-    let answer = raw(h.addr, b"GET / HTTP/1.1\r\nHost: app.test\r\nBad Header\r\n\r\n", wait).await.unwrap();
+    let answer = raw(
+        h.addr,
+        b"GET / HTTP/1.1\r\nHost: app.test\r\nBad Header\r\n\r\n",
+        wait,
+    )
+    .await
+    .unwrap();
     assert_eq!(raw_status(&answer), Some(400), "{answer}");
     let answer = raw(h.addr, b"\x01\x02garbage\r\n\r\n", wait).await.unwrap();
     assert_eq!(raw_status(&answer), Some(400), "{answer}");
 
-    let big = format!("GET / HTTP/1.1\r\nHost: app.test\r\nX-Big: {}\r\n\r\n", "a".repeat(20_000));
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: app.test\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
     let answer = raw(h.addr, big.as_bytes(), wait).await.unwrap();
     assert_eq!(raw_status(&answer), Some(431), "{answer}");
 
@@ -465,7 +565,9 @@ async fn malformed_oversized_unknown_and_health() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body.contains("no service"), "{body}");
 
-    let (status, body) = client::get(h.addr, "anything", "/_cutover/health").await.unwrap();
+    let (status, body) = client::get(h.addr, "anything", "/_cutover/health")
+        .await
+        .unwrap();
     assert_eq!((status, body.as_str()), (StatusCode::OK, "ok\n"));
 
     // The proxy is still fine after all that.
@@ -482,12 +584,20 @@ async fn forwarding_headers_and_hop_by_hop() {
          Keep-Alive: timeout=5\r\nProxy-Authorization: x\r\nX-Forwarded-For: 10.9.8.7\r\nX-Request-Id: abc-123\r\n\
          Content-Length: 0\r\n\r\n"
     );
-    let answer = raw(h.addr, req.as_bytes(), Duration::from_millis(500)).await.unwrap();
+    let answer = raw(h.addr, req.as_bytes(), Duration::from_millis(500))
+        .await
+        .unwrap();
     assert_eq!(raw_status(&answer), Some(200), "{answer}");
     let body = answer.to_ascii_lowercase();
-    assert!(body.contains("x-forwarded-for: 10.9.8.7, 127.0.0.1\n"), "{answer}");
+    assert!(
+        body.contains("x-forwarded-for: 10.9.8.7, 127.0.0.1\n"),
+        "{answer}"
+    );
     assert!(body.contains("x-forwarded-proto: http\n"), "{answer}");
-    assert!(body.contains(&format!("x-forwarded-host: {HOST}:8080\n")), "{answer}");
+    assert!(
+        body.contains(&format!("x-forwarded-host: {HOST}:8080\n")),
+        "{answer}"
+    );
     assert!(body.contains("x-request-id: abc-123\n"), "{answer}");
     assert!(body.contains(&format!("host: {HOST}:8080\n")), "{answer}");
     for gone in ["x-secret:", "keep-alive:", "proxy-authorization:"] {
@@ -499,7 +609,10 @@ async fn forwarding_headers_and_hop_by_hop() {
     let (status, body) = client::get2(&mut s, HOST, "/headers").await.unwrap();
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains(&format!("host: {HOST}\n")), "{body}");
-    let id = body.lines().find_map(|l| l.strip_prefix("x-request-id: ")).unwrap();
+    let id = body
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .unwrap();
     assert_eq!(id.len(), 24, "{id}");
 }
 
@@ -513,10 +626,19 @@ async fn request_body_limit_is_413() {
     .await;
     h.deploy(&[&blue], Color::Blue).await;
     let wait = Duration::from_millis(500);
-    let declared = format!("POST /echo HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 17\r\n\r\n{}", "x".repeat(17));
-    assert_eq!(raw_status(&raw(h.addr, declared.as_bytes(), wait).await.unwrap()), Some(413));
+    let declared = format!(
+        "POST /echo HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 17\r\n\r\n{}",
+        "x".repeat(17)
+    );
+    assert_eq!(
+        raw_status(&raw(h.addr, declared.as_bytes(), wait).await.unwrap()),
+        Some(413)
+    );
     let chunked = format!("POST /echo HTTP/1.1\r\nHost: {HOST}\r\nTransfer-Encoding: chunked\r\n\r\n20\r\n{}\r\n0\r\n\r\n", "y".repeat(32));
-    assert_eq!(raw_status(&raw(h.addr, chunked.as_bytes(), wait).await.unwrap()), Some(413));
+    assert_eq!(
+        raw_status(&raw(h.addr, chunked.as_bytes(), wait).await.unwrap()),
+        Some(413)
+    );
     let small = format!("POST /echo HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 5\r\n\r\nhello");
     let answer = raw(h.addr, small.as_bytes(), wait).await.unwrap();
     assert_eq!(raw_status(&answer), Some(200));
@@ -536,10 +658,31 @@ async fn routes_by_host_and_prefix_and_remove_drains() {
     req.path_prefix = Some("/api".into());
     h.proxy.deploy("api", req).await.unwrap();
 
-    assert_eq!(client::get(h.addr, "x.example.test", "/api/v1").await.unwrap().1, "api");
-    assert_eq!(client::get(h.addr, "X.Example.Test:80", "/api").await.unwrap().1, "api");
-    assert_eq!(client::get(h.addr, "x.example.test", "/other").await.unwrap().1, "web");
-    assert_eq!(client::get(h.addr, "elsewhere", "/api").await.unwrap().1, "web");
+    assert_eq!(
+        client::get(h.addr, "x.example.test", "/api/v1")
+            .await
+            .unwrap()
+            .1,
+        "api"
+    );
+    assert_eq!(
+        client::get(h.addr, "X.Example.Test:80", "/api")
+            .await
+            .unwrap()
+            .1,
+        "api"
+    );
+    assert_eq!(
+        client::get(h.addr, "x.example.test", "/other")
+            .await
+            .unwrap()
+            .1,
+        "web"
+    );
+    assert_eq!(
+        client::get(h.addr, "elsewhere", "/api").await.unwrap().1,
+        "web"
+    );
 
     // A route clash is refused before any probe.
     let mut req = request(&[&api], Color::Blue);
@@ -550,9 +693,22 @@ async fn routes_by_host_and_prefix_and_remove_drains() {
 
     let mut events = h.proxy.subscribe();
     h.proxy.remove("api").unwrap();
-    assert_eq!(client::get(h.addr, "x.example.test", "/api").await.unwrap().1, "web");
-    next_event(&mut events, |e| matches!(e, Event::Drained { service, .. } if service == "api")).await;
-    assert!(matches!(h.proxy.remove("api"), Err(DeployError::UnknownService(_))));
+    assert_eq!(
+        client::get(h.addr, "x.example.test", "/api")
+            .await
+            .unwrap()
+            .1,
+        "web"
+    );
+    next_event(
+        &mut events,
+        |e| matches!(e, Event::Drained { service, .. } if service == "api"),
+    )
+    .await;
+    assert!(matches!(
+        h.proxy.remove("api"),
+        Err(DeployError::UnknownService(_))
+    ));
     assert_eq!(h.proxy.state().services.len(), 1);
 }
 
@@ -566,10 +722,25 @@ async fn metrics_count_requests_by_service_class_and_color() {
     }
     client::get(h.addr, "nobody.test", "/").await.unwrap();
     let text = h.proxy.render_metrics();
-    assert!(text.contains("cutover_requests_total{service=\"app\",class=\"2xx\",color=\"blue\"} 3\n"), "{text}");
-    assert!(text.contains("cutover_requests_total{service=\"\",class=\"4xx\",color=\"\"} 1\n"), "{text}");
-    assert!(text.contains("cutover_request_duration_seconds_count{service=\"app\"} 3\n"), "{text}");
-    assert!(text.contains(&format!("cutover_target_healthy{{service=\"app\",target=\"{}\",color=\"blue\"}} 1\n", blue.target())), "{text}");
+    assert!(
+        text.contains("cutover_requests_total{service=\"app\",class=\"2xx\",color=\"blue\"} 3\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cutover_requests_total{service=\"\",class=\"4xx\",color=\"\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cutover_request_duration_seconds_count{service=\"app\"} 3\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "cutover_target_healthy{{service=\"app\",target=\"{}\",color=\"blue\"}} 1\n",
+            blue.target()
+        )),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -583,8 +754,20 @@ async fn restore_serves_without_gate_and_probes_to_healthy() {
     let mut events = h2.proxy.subscribe();
     h2.proxy.restore(state);
     assert_eq!(h2.get("/").await, (StatusCode::OK, "blue".to_string()));
-    next_event(&mut events, |e| matches!(e, Event::HealthChanged { health: Health::Healthy, .. })).await;
-    assert_eq!(h2.proxy.status()[0].active.targets[0].health, Health::Healthy);
+    next_event(&mut events, |e| {
+        matches!(
+            e,
+            Event::HealthChanged {
+                health: Health::Healthy,
+                ..
+            }
+        )
+    })
+    .await;
+    assert_eq!(
+        h2.proxy.status()[0].active.targets[0].health,
+        Health::Healthy
+    );
 }
 
 #[tokio::test]
@@ -594,10 +777,173 @@ async fn shutdown_finishes_in_flight_requests() {
     h.deploy(&[&blue], Color::Blue).await;
     let addr = h.addr;
     let slow = tokio::spawn(async move { client::get(addr, HOST, "/slow?ms=300").await.unwrap() });
-    let before = blue.requests();
-    wait_until("the slow request to reach blue", || blue.requests() > before).await;
+    wait_until("the slow request to reach blue", || blue.in_flight() == 1).await;
     h.shutdown.cancel();
     assert_eq!(slow.await.unwrap(), (StatusCode::OK, "blue".to_string()));
     h.served.await.unwrap().unwrap();
-    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "listener closed");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "listener closed"
+    );
+}
+
+#[tokio::test]
+async fn slow_client_head_is_dropped_and_slow_upstream_is_504() {
+    let blue = Origin::start("blue").await.unwrap();
+    let h = Harness::with_config(ProxyConfig {
+        client_header_timeout: Duration::from_millis(200),
+        response_header_timeout: Duration::from_millis(200),
+        ..ProxyConfig::default()
+    })
+    .await;
+    h.deploy(&[&blue], Color::Blue).await;
+
+    // Slowloris: a head that never ends must not hold the connection.
+    let answer = raw(
+        h.addr,
+        b"GET / HTTP/1.1\r\nHost: app.test\r\nX-Slow: 1",
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    assert!(
+        answer.is_empty() || raw_status(&answer) == Some(408),
+        "expected the connection to be closed: {answer}"
+    );
+
+    let (status, body) = h.get("/slow?ms=3000").await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert!(body.contains("504"), "{body}");
+    assert_eq!(h.get("/").await, (StatusCode::OK, "blue".to_string()));
+}
+
+#[tokio::test]
+async fn websockets_get_1012_on_shutdown() {
+    let blue = Origin::start("blue").await.unwrap();
+    let h = Harness::start().await;
+    h.deploy(&[&blue], Color::Blue).await;
+    let mut ws = ws_connect(h.addr).await;
+    assert_eq!(next_text(&mut ws).await, "blue");
+    h.shutdown.cancel();
+    let close = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                other => panic!("connection ended without a close frame: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("close frame within 5s");
+    assert_eq!(close, Some(1012));
+    h.served.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn empty_bodies_reuse_the_upstream_connection() {
+    let blue = Origin::start("blue").await.unwrap();
+    let h = Harness::start().await;
+    let mut req = request(&[&blue], Color::Blue);
+    req.health.interval = Duration::from_secs(3600);
+    h.proxy.deploy("app", req).await.unwrap();
+    let probes = blue.connections();
+    let mut s = client::http1(h.addr).await.unwrap();
+    for _ in 0..5 {
+        let resp = s
+            .send_request(
+                http::Request::head("/")
+                    .header(http::header::HOST, HOST)
+                    .body(http_body_util::Full::new(bytes::Bytes::new()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.into_body().collect().await.unwrap();
+        s.ready().await.unwrap();
+    }
+    let (_, body) = h.get("/").await;
+    assert_eq!(body, "blue");
+    // Six requests, one upstream connection.
+    assert_eq!(blue.connections() - probes, 1);
+}
+
+/// Collects the fields of `cutover::access` events on the current thread.
+mod capture {
+    use std::sync::{Arc, Mutex};
+
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Metadata, Subscriber};
+
+    #[derive(Clone, Default)]
+    pub struct Lines(pub Arc<Mutex<Vec<Vec<(String, String)>>>>);
+
+    struct Fields(Vec<(String, String)>);
+
+    impl Visit for Fields {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            self.0.push((field.name().to_string(), format!("{value:?}")));
+        }
+        fn record_str(&mut self, field: &Field, value: &str) {
+            self.0.push((field.name().to_string(), value.to_string()));
+        }
+    }
+
+    impl Subscriber for Lines {
+        fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+            metadata.target() == "cutover::access"
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let mut f = Fields(Vec::new());
+            event.record(&mut f);
+            self.0.lock().unwrap().push(f.0);
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn access_log_line_has_the_request_fields() {
+    let lines = capture::Lines::default();
+    let _guard = tracing::subscriber::set_default(lines.clone());
+    let blue = Origin::start("blue").await.unwrap();
+    let h = Harness::start().await;
+    h.deploy(&[&blue], Color::Blue).await;
+    let raw_req = format!(
+        "GET /headers?x=1 HTTP/1.1\r\nHost: {HOST}\r\nX-Request-Id: rid-42\r\nConnection: close\r\n\r\n"
+    );
+    let answer = raw(h.addr, raw_req.as_bytes(), Duration::from_secs(2)).await.unwrap();
+    assert_eq!(raw_status(&answer), Some(200));
+    client::get(h.addr, "nobody.test", "/").await.unwrap();
+
+    let lines = lines.0.lock().unwrap().clone();
+    let find = |id: &str| {
+        lines
+            .iter()
+            .find(|l| l.iter().any(|(k, v)| k == "request_id" && v == id))
+            .cloned()
+            .unwrap_or_else(|| panic!("no access line for {id}: {lines:?}"))
+    };
+    let line = find("rid-42");
+    let get = |k: &str| line.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    assert_eq!(get("service").as_deref(), Some("app"));
+    assert_eq!(get("target"), Some(blue.target()));
+    assert_eq!(get("color").as_deref(), Some("blue"));
+    assert_eq!(get("status").as_deref(), Some("200"));
+    assert_eq!(get("method").as_deref(), Some("GET"));
+    assert_eq!(get("path").as_deref(), Some("/headers?x=1"));
+    assert!(get("bytes").unwrap().parse::<u64>().unwrap() > 0);
+    assert!(get("duration_us").is_some());
+    assert!(
+        lines.iter().any(|l| l.iter().any(|(k, v)| k == "status" && v == "404")),
+        "the 404 is logged too: {lines:?}"
+    );
 }

@@ -40,7 +40,11 @@ pub fn get_request(host: &str, path: &str, http2: bool) -> Request<Full<Bytes>> 
     } else {
         path.to_string()
     });
-    let b = if http2 { b } else { b.header(header::HOST, host) };
+    let b = if http2 {
+        b
+    } else {
+        b.header(header::HOST, host)
+    };
     b.body(Full::new(Bytes::new())).expect("valid request")
 }
 
@@ -71,7 +75,11 @@ pub async fn get2(
 }
 
 /// One request on a fresh connection.
-pub async fn get(addr: SocketAddr, host: &str, path: &str) -> Result<(StatusCode, String), BoxError> {
+pub async fn get(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+) -> Result<(StatusCode, String), BoxError> {
     let mut s = http1(addr).await?;
     get1(&mut s, host, path).await
 }

@@ -33,6 +33,10 @@ pub struct OriginState {
     pub name: String,
     healthy: AtomicBool,
     requests: AtomicU64,
+    probes: AtomicU64,
+    /// Requests whose response head is not ready yet.
+    in_flight: AtomicU64,
+    connections: AtomicU64,
     /// Close codes the origin received from WebSocket peers, in order.
     ws_close_codes: Mutex<Vec<u16>>,
 }
@@ -43,6 +47,9 @@ impl OriginState {
             name: name.to_string(),
             healthy: AtomicBool::new(true),
             requests: AtomicU64::new(0),
+            probes: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
             ws_close_codes: Mutex::new(Vec::new()),
         })
     }
@@ -63,7 +70,9 @@ impl Origin {
     }
 
     pub fn start_on(listener: TcpListener, name: &str) -> Origin {
-        let addr = listener.local_addr().expect("bound listener has an address");
+        let addr = listener
+            .local_addr()
+            .expect("bound listener has an address");
         let state = OriginState::new(name);
         let shutdown = CancellationToken::new();
         tokio::spawn(serve(listener, state.clone(), shutdown.clone()));
@@ -92,9 +101,25 @@ impl Origin {
         self.state.healthy.store(healthy, Ordering::SeqCst);
     }
 
-    /// Requests served so far (any path).
+    /// Requests received so far, health probes (`/up`) not counted.
     pub fn requests(&self) -> u64 {
         self.state.requests.load(Ordering::SeqCst)
+    }
+
+    /// Health probes (`/up`) received so far.
+    pub fn probes(&self) -> u64 {
+        self.state.probes.load(Ordering::SeqCst)
+    }
+
+    /// Requests being handled whose response head is not sent yet (e.g. a
+    /// `/slow` one still sleeping).
+    pub fn in_flight(&self) -> u64 {
+        self.state.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.state.connections.load(Ordering::SeqCst)
     }
 
     /// Close codes received from WebSocket clients (the proxy, in tests).
@@ -129,6 +154,7 @@ pub async fn serve(listener: TcpListener, state: Arc<OriginState>, shutdown: Can
             continue;
         };
         let _ = stream.set_nodelay(true);
+        state.connections.fetch_add(1, Ordering::SeqCst);
         let state = state.clone();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
@@ -161,7 +187,25 @@ fn query_u64(req: &Request<Incoming>, key: &str) -> Option<u64> {
     })
 }
 
-async fn handle(state: Arc<OriginState>, mut req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+struct InFlight<'a>(&'a AtomicU64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn handle(
+    state: Arc<OriginState>,
+    mut req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    if req.uri().path() == "/up" {
+        state.probes.fetch_add(1, Ordering::SeqCst);
+    } else {
+        state.requests.fetch_add(1, Ordering::SeqCst);
+    }
+    state.in_flight.fetch_add(1, Ordering::SeqCst);
+    let _in_flight = InFlight(&state.in_flight);
     state.requests.fetch_add(1, Ordering::Relaxed);
     let resp = match req.uri().path() {
         "/up" => {
@@ -192,7 +236,12 @@ async fn handle(state: Arc<OriginState>, mut req: Request<Incoming>) -> Result<R
         }
         "/echo" => {
             // Echoes the request body back, for body-streaming tests.
-            let body = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
             text(StatusCode::OK, body)
         }
         "/ws" => websocket(&state, &mut req),
@@ -231,8 +280,11 @@ fn websocket(state: &Arc<OriginState>, req: &mut Request<Incoming>) -> Response<
     let on_upgrade = hyper::upgrade::on(req);
     let state = state.clone();
     tokio::spawn(async move {
-        let Ok(upgraded) = on_upgrade.await else { return };
-        let mut ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let mut ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
         if ws.send(Message::text(state.name.clone())).await.is_err() {
             return;
         }

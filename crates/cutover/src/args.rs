@@ -35,7 +35,7 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon: the reverse proxy and its control API
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Show the services the daemon routes to
     Status(StatusArgs),
 }
@@ -154,15 +154,30 @@ pub struct Origins {
 impl Default for Origins {
     fn default() -> Origins {
         Origins {
-            socket: Origin { flag: "--socket", env: Some("CUTOVER_SOCKET"), from_env: false },
-            listen: Origin { flag: "--listen", env: Some("CUTOVER_LISTEN"), from_env: false },
-            state_dir: Origin { flag: "--state-dir", env: Some("CUTOVER_STATE_DIR"), from_env: false },
+            socket: Origin {
+                flag: "--socket",
+                env: Some("CUTOVER_SOCKET"),
+                from_env: false,
+            },
+            listen: Origin {
+                flag: "--listen",
+                env: Some("CUTOVER_LISTEN"),
+                from_env: false,
+            },
+            state_dir: Origin {
+                flag: "--state-dir",
+                env: Some("CUTOVER_STATE_DIR"),
+                from_env: false,
+            },
         }
     }
 }
 
 fn from_env(matches: &ArgMatches, id: &str) -> bool {
-    matches!(matches.try_get_raw(id).map(|_| matches.value_source(id)), Ok(Some(ValueSource::EnvVariable)))
+    matches!(
+        matches.try_get_raw(id).map(|_| matches.value_source(id)),
+        Ok(Some(ValueSource::EnvVariable))
+    )
 }
 
 /// Parses `std::env::args`, keeping where env-backed values came from.
@@ -180,7 +195,8 @@ where
     let mut origins = Origins::default();
     // A global arg is recorded on the subcommand's matches when given after it.
     let sub = matches.subcommand().map(|(_, m)| m);
-    origins.socket.from_env = sub.map_or_else(|| from_env(&matches, "socket"), |m| from_env(m, "socket"));
+    origins.socket.from_env =
+        sub.map_or_else(|| from_env(&matches, "socket"), |m| from_env(m, "socket"));
     if let Some(("serve", m)) = matches.subcommand() {
         origins.listen.from_env = from_env(m, "listen");
         origins.state_dir.from_env = from_env(m, "state_dir");
@@ -189,16 +205,21 @@ where
 }
 
 fn parse_duration(raw: &str) -> Result<Duration, String> {
-    humantime::parse_duration(raw).map_err(|e| format!("{e} (write a duration like 5s, 500ms or 2m)"))
+    humantime::parse_duration(raw)
+        .map_err(|e| format!("{e} (write a duration like 5s, 500ms or 2m)"))
 }
 
 /// `65536`, `64KiB`, `10MiB`, `1GiB`, `10MB`: binary units are the ones
 /// people mean for limits; decimal ones are accepted as written.
 pub fn parse_size(raw: &str) -> Result<u64, String> {
     let trimmed = raw.trim();
-    let split = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
     let (number, unit) = trimmed.split_at(split);
-    let number: u64 = number.parse().map_err(|_| format!("{raw:?} is not a size (write e.g. 65536, 64KiB or 10MiB)"))?;
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a size (write e.g. 65536, 64KiB or 10MiB)"))?;
     let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kib" => 1 << 10,
@@ -207,9 +228,15 @@ pub fn parse_size(raw: &str) -> Result<u64, String> {
         "kb" => 1_000,
         "mb" => 1_000_000,
         "gb" => 1_000_000_000,
-        other => return Err(format!("unknown size unit {other:?} (use B, KiB, MiB or GiB)")),
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} (use B, KiB, MiB or GiB)"
+            ))
+        }
     };
-    number.checked_mul(factor).ok_or_else(|| format!("{raw:?} is too large"))
+    number
+        .checked_mul(factor)
+        .ok_or_else(|| format!("{raw:?} is too large"))
 }
 
 #[cfg(test)]
@@ -236,20 +263,44 @@ mod tests {
     #[test]
     fn socket_is_global_and_its_origin_is_known() {
         let (cli, origins) = parse_from(["cutover", "status", "--socket", "/tmp/x.sock"]).unwrap();
-        assert_eq!(cli.global.socket.as_deref(), Some(std::path::Path::new("/tmp/x.sock")));
+        assert_eq!(
+            cli.global.socket.as_deref(),
+            Some(std::path::Path::new("/tmp/x.sock"))
+        );
         assert!(!origins.socket.from_env);
         assert_eq!(origins.socket.name(), "--socket");
         let (cli, _) = parse_from(["cutover", "--socket", "/tmp/y.sock", "serve"]).unwrap();
-        assert_eq!(cli.global.socket.as_deref(), Some(std::path::Path::new("/tmp/y.sock")));
+        assert_eq!(
+            cli.global.socket.as_deref(),
+            Some(std::path::Path::new("/tmp/y.sock"))
+        );
+    }
+
+    #[test]
+    fn errors_name_the_env_var_only_when_the_value_came_from_it() {
+        let mut origin = Origins::default().listen;
+        assert_eq!(origin.name(), "--listen");
+        origin.from_env = true;
+        assert_eq!(origin.name(), "CUTOVER_LISTEN");
+        let flag_only = Origin {
+            flag: "--metrics-listen",
+            env: None,
+            from_env: true,
+        };
+        assert_eq!(flag_only.name(), "--metrics-listen");
     }
 
     #[test]
     fn access_log_flags_override_each_other() {
         let (cli, _) = parse_from(["cutover", "serve", "--no-access-log", "--access-log"]).unwrap();
-        let Command::Serve(args) = cli.command else { panic!() };
+        let Command::Serve(args) = cli.command else {
+            panic!()
+        };
         assert!(args.access_log && !args.no_access_log);
         let (cli, _) = parse_from(["cutover", "serve", "--access-log", "--no-access-log"]).unwrap();
-        let Command::Serve(args) = cli.command else { panic!() };
+        let Command::Serve(args) = cli.command else {
+            panic!()
+        };
         assert!(!args.access_log && args.no_access_log);
     }
 }

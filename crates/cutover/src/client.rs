@@ -27,7 +27,9 @@ struct ApiErrorBody {
 
 impl DaemonClient {
     pub fn new(socket: impl Into<PathBuf>) -> DaemonClient {
-        DaemonClient { socket: socket.into() }
+        DaemonClient {
+            socket: socket.into(),
+        }
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
@@ -47,28 +49,40 @@ impl DaemonClient {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<(StatusCode, Bytes), CliError> {
-        let stream = UnixStream::connect(&self.socket).await.map_err(|e| self.unreachable(e))?;
+        let stream = UnixStream::connect(&self.socket)
+            .await
+            .map_err(|e| self.unreachable(e))?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| self.unreachable(std::io::Error::other(e)))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        let mut req = Request::builder().method(&method).uri(path).header(hyper::header::HOST, "cutover");
+        let mut req = Request::builder()
+            .method(&method)
+            .uri(path)
+            .header(hyper::header::HOST, "cutover");
         if body.is_some() {
             req = req.header(hyper::header::CONTENT_TYPE, "application/json");
         }
-        let req = req.body(Full::new(Bytes::from(body.unwrap_or_default()))).expect("a valid request");
-        let response = sender
-            .send_request(req)
-            .await
-            .map_err(|e| CliError::failure(format!("the daemon closed the connection during {method} {path}: {e}")))?;
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .expect("a valid request");
+        let response = sender.send_request(req).await.map_err(|e| {
+            CliError::failure(format!(
+                "the daemon closed the connection during {method} {path}: {e}"
+            ))
+        })?;
         let status = response.status();
         let body = response
             .into_body()
             .collect()
             .await
-            .map_err(|e| CliError::failure(format!("reading the daemon's answer to {method} {path}: {e}")))?
+            .map_err(|e| {
+                CliError::failure(format!(
+                    "reading the daemon's answer to {method} {path}: {e}"
+                ))
+            })?
             .to_bytes();
         Ok((status, body))
     }
@@ -82,14 +96,21 @@ impl DaemonClient {
         };
         CliError::new(
             ExitStatus::Unreachable,
-            format!("cannot reach the cutover daemon at {}: {e}", self.socket.display()),
+            format!(
+                "cannot reach the cutover daemon at {}: {e}",
+                self.socket.display()
+            ),
         )
         .with_hint(hint)
     }
 }
 
 fn api_error(status: StatusCode, body: &[u8]) -> CliError {
-    let exit = if status.is_client_error() { ExitStatus::BadInput } else { ExitStatus::Failure };
+    let exit = if status.is_client_error() {
+        ExitStatus::BadInput
+    } else {
+        ExitStatus::Failure
+    };
     match serde_json::from_slice::<ApiErrorBody>(body) {
         Ok(err) => {
             let mut message = err.error;
@@ -102,6 +123,12 @@ fn api_error(status: StatusCode, body: &[u8]) -> CliError {
                 None => cli,
             }
         }
-        Err(_) => CliError::new(exit, format!("the daemon answered {status}: {}", String::from_utf8_lossy(body).trim())),
+        Err(_) => CliError::new(
+            exit,
+            format!(
+                "the daemon answered {status}: {}",
+                String::from_utf8_lossy(body).trim()
+            ),
+        ),
     }
 }

@@ -17,7 +17,11 @@ pub struct CliError {
 
 impl CliError {
     pub fn new(status: ExitStatus, message: impl Into<String>) -> CliError {
-        CliError { status, message: message.into(), hint: None }
+        CliError {
+            status,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     pub fn failure(message: impl Into<String>) -> CliError {

@@ -21,7 +21,11 @@ fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             // --help and --version are "errors" to clap but succeed.
-            return if e.use_stderr() { ExitStatus::BadInput.into() } else { ExitStatus::Success.into() };
+            return if e.use_stderr() {
+                ExitStatus::BadInput.into()
+            } else {
+                ExitStatus::Success.into()
+            };
         }
     };
     match commands::run(cli, origins) {

@@ -13,7 +13,11 @@ fn health(h: Health) -> &'static str {
 }
 
 fn targets(set: &TargetSetStatus) -> String {
-    set.targets.iter().map(|t| format!("{} ({})", t.addr, health(t.health))).collect::<Vec<_>>().join(", ")
+    set.targets
+        .iter()
+        .map(|t| format!("{} ({})", t.addr, health(t.health)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One line per service, then one indented line per draining set.
@@ -27,7 +31,13 @@ pub fn services_table(services: &[ServiceStatus]) -> String {
             let routes = match (s.config.hosts.is_empty(), &s.config.path_prefix) {
                 (true, None) => "*".to_string(),
                 (true, Some(p)) => format!("*{p}"),
-                (false, p) => s.config.hosts.iter().map(|h| format!("{h}{}", p.as_deref().unwrap_or(""))).collect::<Vec<_>>().join(","),
+                (false, p) => s
+                    .config
+                    .hosts
+                    .iter()
+                    .map(|h| format!("{h}{}", p.as_deref().unwrap_or("")))
+                    .collect::<Vec<_>>()
+                    .join(","),
             };
             [
                 s.name.clone(),

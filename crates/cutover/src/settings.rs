@@ -24,7 +24,11 @@ pub struct HostEnv {
 impl HostEnv {
     pub fn from_process() -> HostEnv {
         use std::os::unix::fs::MetadataExt;
-        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let var = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         HostEnv {
             // /proc/self belongs to the effective user of the process.
             is_root: std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0),
@@ -36,11 +40,18 @@ impl HostEnv {
 }
 
 /// The control socket: `--socket`/`CUTOVER_SOCKET`, else the per-host default.
-pub fn socket_path(global: &GlobalArgs, origins: &Origins, env: &HostEnv) -> Result<PathBuf, CliError> {
+pub fn socket_path(
+    global: &GlobalArgs,
+    origins: &Origins,
+    env: &HostEnv,
+) -> Result<PathBuf, CliError> {
     if let Some(path) = &global.socket {
         if path.as_os_str().is_empty() {
-            return Err(CliError::bad_input(format!("{} is empty", origins.socket.name()))
-                .with_hint("give the path of the daemon's control socket, e.g. /run/cutover/cutover.sock"));
+            return Err(
+                CliError::bad_input(format!("{} is empty", origins.socket.name())).with_hint(
+                    "give the path of the daemon's control socket, e.g. /run/cutover/cutover.sock",
+                ),
+            );
         }
         return Ok(path.clone());
     }
@@ -49,8 +60,10 @@ pub fn socket_path(global: &GlobalArgs, origins: &Origins, env: &HostEnv) -> Res
     }
     match &env.xdg_runtime_dir {
         Some(dir) if dir.is_absolute() => Ok(dir.join("cutover.sock")),
-        _ => Err(CliError::bad_input("cannot choose a control socket: not root and XDG_RUNTIME_DIR is not set")
-            .with_hint("pass --socket PATH or set CUTOVER_SOCKET")),
+        _ => Err(CliError::bad_input(
+            "cannot choose a control socket: not root and XDG_RUNTIME_DIR is not set",
+        )
+        .with_hint("pass --socket PATH or set CUTOVER_SOCKET")),
     }
 }
 
@@ -105,32 +118,56 @@ impl ServeSettings {
                 .ok()
                 .filter(|n| *n >= 1024)
                 .ok_or_else(|| {
-                    CliError::bad_input(format!("--max-header-bytes: {n} is too small or too large"))
-                        .with_hint("give at least 1KiB; 64KiB suits almost every client")
+                    CliError::bad_input(format!(
+                        "--max-header-bytes: {n} is too small or too large"
+                    ))
+                    .with_hint("give at least 1KiB; 64KiB suits almost every client")
                 })?,
             None => defaults.max_header_bytes,
         };
         let proxy = ProxyConfig {
             health_endpoint: !args.no_health_endpoint,
-            connect_timeout: nonzero(args.connect_timeout, "--connect-timeout")?.unwrap_or(defaults.connect_timeout),
-            response_header_timeout: nonzero(args.response_header_timeout, "--response-header-timeout")?
-                .unwrap_or(defaults.response_header_timeout),
+            connect_timeout: nonzero(args.connect_timeout, "--connect-timeout")?
+                .unwrap_or(defaults.connect_timeout),
+            response_header_timeout: nonzero(
+                args.response_header_timeout,
+                "--response-header-timeout",
+            )?
+            .unwrap_or(defaults.response_header_timeout),
             client_header_timeout: nonzero(args.client_header_timeout, "--client-header-timeout")?
                 .unwrap_or(defaults.client_header_timeout),
-            idle_timeout: nonzero(args.idle_timeout, "--idle-timeout")?.unwrap_or(defaults.idle_timeout),
+            idle_timeout: nonzero(args.idle_timeout, "--idle-timeout")?
+                .unwrap_or(defaults.idle_timeout),
             max_request_body: args.max_request_body.unwrap_or(defaults.max_request_body),
             max_header_bytes,
             access_log: !args.no_access_log,
         };
 
         let metrics_listen = match &args.metrics_listen {
-            Some(raw) => Some(parse_addr(raw, Origin { flag: "--metrics-listen", env: None, from_env: false })?),
+            Some(raw) => Some(parse_addr(
+                raw,
+                Origin {
+                    flag: "--metrics-listen",
+                    env: None,
+                    from_env: false,
+                },
+            )?),
             None => None,
         };
         let control_listen = match (&args.control_listen, &args.control_token_file) {
             (Some(raw), Some(file)) => {
-                let addr = parse_addr(raw, Origin { flag: "--control-listen", env: None, from_env: false })?;
-                Some(ControlListen { addr, token: BearerToken::from_file(file)? })
+                let addr = parse_addr(
+                    raw,
+                    Origin {
+                        flag: "--control-listen",
+                        env: None,
+                        from_env: false,
+                    },
+                )?;
+                Some(ControlListen {
+                    addr,
+                    token: BearerToken::from_file(file)?,
+                })
             }
             (Some(_), None) => {
                 return Err(CliError::bad_input("--control-listen needs --control-token-file")
@@ -152,8 +189,10 @@ impl ServeSettings {
             }
         }
         if metrics_listen.is_some() && metrics_listen == Some(listen) {
-            return Err(CliError::bad_input(format!("--metrics-listen {listen} is also the proxy's --listen"))
-                .with_hint("give the metrics endpoint its own port, e.g. 127.0.0.1:9090"));
+            return Err(CliError::bad_input(format!(
+                "--metrics-listen {listen} is also the proxy's --listen"
+            ))
+            .with_hint("give the metrics endpoint its own port, e.g. 127.0.0.1:9090"));
         }
 
         Ok(ServeSettings {
@@ -175,24 +214,31 @@ fn nonzero(
     flag: &str,
 ) -> Result<Option<std::time::Duration>, CliError> {
     match value {
-        Some(d) if d.is_zero() => Err(CliError::bad_input(format!("{flag} must be longer than 0s"))
-            .with_hint("leave the flag out to use the default")),
+        Some(d) if d.is_zero() => Err(CliError::bad_input(format!(
+            "{flag} must be longer than 0s"
+        ))
+        .with_hint("leave the flag out to use the default")),
         other => Ok(other),
     }
 }
 
 fn parse_addr(raw: &str, origin: Origin) -> Result<SocketAddr, CliError> {
     raw.trim().parse().map_err(|_| {
-        CliError::bad_input(format!("{}: {raw:?} is not an address with a port", origin.name()))
-            .with_hint("write IP:PORT, e.g. 0.0.0.0:80, 127.0.0.1:8080 or [::]:80")
+        CliError::bad_input(format!(
+            "{}: {raw:?} is not an address with a port",
+            origin.name()
+        ))
+        .with_hint("write IP:PORT, e.g. 0.0.0.0:80, 127.0.0.1:8080 or [::]:80")
     })
 }
 
 fn state_dir(args: &ServeArgs, origins: &Origins, env: &HostEnv) -> Result<PathBuf, CliError> {
     if let Some(dir) = &args.state_dir {
         if dir.as_os_str().is_empty() {
-            return Err(CliError::bad_input(format!("{} is empty", origins.state_dir.name()))
-                .with_hint("give the directory that holds state.json, e.g. /var/lib/cutover"));
+            return Err(
+                CliError::bad_input(format!("{} is empty", origins.state_dir.name()))
+                    .with_hint("give the directory that holds state.json, e.g. /var/lib/cutover"),
+            );
         }
         return Ok(dir.clone());
     }
@@ -206,14 +252,19 @@ fn state_dir(args: &ServeArgs, origins: &Origins, env: &HostEnv) -> Result<PathB
     if let Some(home) = env.home.as_ref().filter(|d| d.is_absolute()) {
         return Ok(home.join(".local/state/cutover"));
     }
-    Err(CliError::bad_input("cannot choose a state directory: not root, and neither XDG_STATE_HOME nor HOME is set")
-        .with_hint("pass --state-dir DIR or set CUTOVER_STATE_DIR"))
+    Err(CliError::bad_input(
+        "cannot choose a state directory: not root, and neither XDG_STATE_HOME nor HOME is set",
+    )
+    .with_hint("pass --state-dir DIR or set CUTOVER_STATE_DIR"))
 }
 
 /// A group name from `group_file` (in /etc/group's format) or a numeric id.
 pub fn resolve_group(raw: &str, group_file: &Path) -> Result<Group, CliError> {
     if let Ok(gid) = raw.parse::<u32>() {
-        return Ok(Group { name: raw.into(), gid });
+        return Ok(Group {
+            name: raw.into(),
+            gid,
+        });
     }
     let content = std::fs::read_to_string(group_file).unwrap_or_default();
     let gid = content.lines().find_map(|line| {
@@ -236,7 +287,9 @@ mod tests {
 
     fn resolve(argv: &[&str], env: &HostEnv) -> Result<ServeSettings, CliError> {
         let (cli, origins) = parse_from(argv).unwrap();
-        let Command::Serve(args) = &cli.command else { panic!("not serve") };
+        let Command::Serve(args) = &cli.command else {
+            panic!("not serve")
+        };
         ServeSettings::resolve(args, &cli.global, &origins, env)
     }
 
@@ -251,7 +304,10 @@ mod tests {
 
     #[test]
     fn defaults_for_root_and_for_a_user() {
-        let root = HostEnv { is_root: true, ..HostEnv::default() };
+        let root = HostEnv {
+            is_root: true,
+            ..HostEnv::default()
+        };
         let s = resolve(&["cutover", "serve"], &root).unwrap();
         assert_eq!(s.listen, "0.0.0.0:80".parse().unwrap());
         assert_eq!(s.socket, Path::new("/run/cutover/cutover.sock"));
@@ -263,9 +319,18 @@ mod tests {
         assert_eq!(s.socket, Path::new("/run/user/1000/cutover.sock"));
         assert_eq!(s.state_dir, Path::new("/home/ada/.local/state/cutover"));
 
-        let xdg = HostEnv { xdg_state_home: Some("/xdg/state".into()), ..user() };
-        assert_eq!(resolve(&["cutover", "serve"], &xdg).unwrap().state_dir, Path::new("/xdg/state/cutover"));
-        let relative = HostEnv { xdg_state_home: Some("state".into()), ..user() };
+        let xdg = HostEnv {
+            xdg_state_home: Some("/xdg/state".into()),
+            ..user()
+        };
+        assert_eq!(
+            resolve(&["cutover", "serve"], &xdg).unwrap().state_dir,
+            Path::new("/xdg/state/cutover")
+        );
+        let relative = HostEnv {
+            xdg_state_home: Some("state".into()),
+            ..user()
+        };
         assert_eq!(
             resolve(&["cutover", "serve"], &relative).unwrap().state_dir,
             Path::new("/home/ada/.local/state/cutover")
@@ -274,7 +339,10 @@ mod tests {
 
     #[test]
     fn a_user_without_runtime_dir_must_name_the_socket() {
-        let env = HostEnv { xdg_runtime_dir: None, ..user() };
+        let env = HostEnv {
+            xdg_runtime_dir: None,
+            ..user()
+        };
         let err = resolve(&["cutover", "serve"], &env).unwrap_err();
         assert!(err.message.contains("XDG_RUNTIME_DIR"), "{err}");
         assert!(err.hint.unwrap().contains("--socket"));
@@ -309,7 +377,10 @@ mod tests {
         assert_eq!(s.listen, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(s.socket, Path::new("/tmp/c.sock"));
         assert_eq!(s.state_dir, Path::new("/tmp/st"));
-        assert_eq!(s.proxy.connect_timeout, std::time::Duration::from_millis(250));
+        assert_eq!(
+            s.proxy.connect_timeout,
+            std::time::Duration::from_millis(250)
+        );
         assert_eq!(s.proxy.max_request_body, 10 << 20);
         assert!(!s.proxy.access_log && !s.proxy.health_endpoint);
         assert_eq!(s.metrics_listen, Some("127.0.0.1:9090".parse().unwrap()));
@@ -319,18 +390,33 @@ mod tests {
     #[test]
     fn bad_listen_names_the_flag() {
         let err = resolve(&["cutover", "serve", "--listen", "localhost"], &user()).unwrap_err();
-        assert_eq!(err.message, r#"--listen: "localhost" is not an address with a port"#);
+        assert_eq!(
+            err.message,
+            r#"--listen: "localhost" is not an address with a port"#
+        );
         assert!(err.hint.is_some());
     }
 
     #[test]
     fn control_listen_needs_a_token_file() {
-        let err = resolve(&["cutover", "serve", "--control-listen", "127.0.0.1:7000"], &user()).unwrap_err();
+        let err = resolve(
+            &["cutover", "serve", "--control-listen", "127.0.0.1:7000"],
+            &user(),
+        )
+        .unwrap_err();
         assert_eq!(err.message, "--control-listen needs --control-token-file");
-        let err = resolve(&["cutover", "serve", "--control-token-file", "/x"], &user()).unwrap_err();
+        let err =
+            resolve(&["cutover", "serve", "--control-token-file", "/x"], &user()).unwrap_err();
         assert!(err.message.contains("--control-listen is not"), "{err}");
         let err = resolve(
-            &["cutover", "serve", "--control-listen", "127.0.0.1:7000", "--control-token-file", "/nonexistent/t"],
+            &[
+                "cutover",
+                "serve",
+                "--control-listen",
+                "127.0.0.1:7000",
+                "--control-token-file",
+                "/nonexistent/t",
+            ],
             &user(),
         )
         .unwrap_err();
@@ -348,7 +434,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("group");
         std::fs::write(&file, "root:x:0:\ndocker:x:998:ada\ncutover:x:1001:\n").unwrap();
-        assert_eq!(resolve_group("cutover", &file).unwrap(), Group { name: "cutover".into(), gid: 1001 });
+        assert_eq!(
+            resolve_group("cutover", &file).unwrap(),
+            Group {
+                name: "cutover".into(),
+                gid: 1001
+            }
+        );
         assert_eq!(resolve_group("42", &file).unwrap().gid, 42);
         let err = resolve_group("nobody-here", &file).unwrap_err();
         assert!(err.message.contains("nobody-here"), "{err}");

@@ -91,6 +91,24 @@ fn strip_tag(v: Value) -> Option<Value> {
     }
 }
 
+/// Applies `!reset` / `!override` left in the merged document (a single file
+/// may use them too): a reset value disappears, an override is its content.
+pub fn strip_tags(v: Value) -> Option<Value> {
+    match v {
+        Value::Tagged(t) if t.tag == "reset" => None,
+        Value::Tagged(t) if t.tag == "override" => strip_tags(t.value),
+        Value::Mapping(m) => Some(Value::Mapping(
+            m.into_iter()
+                .filter_map(|(k, v)| strip_tags(v).map(|v| (k, v)))
+                .collect(),
+        )),
+        Value::Sequence(items) => Some(Value::Sequence(
+            items.into_iter().filter_map(strip_tags).collect(),
+        )),
+        v => Some(v),
+    }
+}
+
 /// Mappings merge recursively, sequences append, scalars are replaced.
 pub fn merge_generic(base: Value, over: Value) -> Value {
     match (base, over) {

@@ -150,6 +150,8 @@ pub struct ServiceNetwork {
     pub key: String,
     /// The Docker network name.
     pub name: String,
+    /// DNS names on this network. For an accessory the service name comes
+    /// first (Compose's implicit alias); an app has only those written.
     pub aliases: Vec<String>,
 }
 

@@ -14,7 +14,7 @@ use serde_norway::Value;
 
 use super::interpolate::{interpolate, InterpolateError, Unset};
 use super::locate::{locate, KeyPath};
-use super::merge::{keyed_list_to_map, merge_files};
+use super::merge::{keyed_list_to_map, merge_files, strip_tags};
 use super::model::*;
 use crate::service::{HealthCheck, Timeouts};
 
@@ -540,7 +540,7 @@ pub fn load(
             });
         }
     }
-    let project = match merged {
+    let project = match merged.and_then(strip_tags) {
         Some(root) if cx.errors.is_empty() => resolve_root(&mut cx, &root, env_files),
         _ => None,
     };
@@ -724,6 +724,14 @@ fn resolve_root(
     };
     let services_m = cx.mapping(services_v, &services_p)?;
     let services = cx.entries(services_m, &services_p);
+    if services.is_empty() {
+        cx.error_hint(
+            &services_p,
+            "no services defined",
+            "add at least one service under `services:`",
+        );
+        return None;
+    }
     let names: BTreeSet<String> = services.iter().map(|(k, _)| k.clone()).collect();
     let apps_set: BTreeSet<String> = services
         .iter()
@@ -1042,7 +1050,17 @@ impl ServiceResolver<'_> {
         let mounts = get("volumes")
             .map(|v| self.mounts(cx, v, &p.key("volumes")))
             .unwrap_or_default();
-        let networks = self.service_networks(cx, get("networks"), &p.key("networks"));
+        let mut networks = self.service_networks(cx, get("networks"), &p.key("networks"));
+        if !is_app {
+            // Compose's implicit alias: other services reach an accessory by
+            // its service name (REDIS_HOST=redis). Apps get none, since two
+            // colors answering one name would bypass the proxy's switch.
+            for n in &mut networks {
+                if !n.aliases.iter().any(|a| a == name) {
+                    n.aliases.insert(0, name.to_string());
+                }
+            }
+        }
         let ports = get("ports")
             .map(|v| ports(cx, v, &p.key("ports")))
             .unwrap_or_default();

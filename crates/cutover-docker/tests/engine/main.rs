@@ -195,17 +195,29 @@ async fn cleanup(run: &str) -> Result<(), String> {
     let engine = DockerEngine::connect().await.map_err(|e| e.to_string())?;
     let mine = LabelFilter::new().with(TEST_RUN, run);
     let mut problems = Vec::new();
-    for c in engine.list_containers(&mine).await.map_err(|e| e.to_string())? {
+    for c in engine
+        .list_containers(&mine)
+        .await
+        .map_err(|e| e.to_string())?
+    {
         if let Err(e) = engine.remove_container(&c.id).await {
             problems.push(e.to_string());
         }
     }
-    for n in engine.list_networks(&mine).await.map_err(|e| e.to_string())? {
+    for n in engine
+        .list_networks(&mine)
+        .await
+        .map_err(|e| e.to_string())?
+    {
         if let Err(e) = engine.delete_network(&n.name).await {
             problems.push(e.to_string());
         }
     }
-    for v in engine.list_volumes(&mine).await.map_err(|e| e.to_string())? {
+    for v in engine
+        .list_volumes(&mine)
+        .await
+        .map_err(|e| e.to_string())?
+    {
         if let Err(e) = engine.remove_volume(&v.name).await {
             problems.push(e.to_string());
         }
@@ -223,7 +235,11 @@ async fn cleanup(run: &str) -> Result<(), String> {
             force: true,
             ..Default::default()
         };
-        if let Err(e) = engine.client().remove_image(&image.id, Some(options), None).await {
+        if let Err(e) = engine
+            .client()
+            .remove_image(&image.id, Some(options), None)
+            .await
+        {
             problems.push(e.to_string());
         }
     }
@@ -362,10 +378,18 @@ async fn network_removal_after_stop_and_remove_and_with_attached_containers() {
         Removal::Removed
     );
     assert_eq!(
-        env.engine.remove_network(&net.name, env.project()).await.unwrap(),
+        env.engine
+            .remove_network(&net.name, env.project())
+            .await
+            .unwrap(),
         Removal::Removed
     );
-    assert!(env.engine.inspect_network(&net.name).await.unwrap().is_none());
+    assert!(env
+        .engine
+        .inspect_network(&net.name)
+        .await
+        .unwrap()
+        .is_none());
 
     // Failure #5: removing the network while our container is still on it
     // disconnects it first instead of failing.
@@ -378,10 +402,17 @@ async fn network_removal_after_stop_and_remove_and_with_attached_containers() {
     assert_eq!(attached.len(), 1);
     assert_eq!(attached[0].name, running.name);
     assert_eq!(
-        env.engine.remove_network(&net.name, env.project()).await.unwrap(),
+        env.engine
+            .remove_network(&net.name, env.project())
+            .await
+            .unwrap(),
         Removal::Removed
     );
-    assert!(env.inspect(&running.name).await.networks.get(&net.name).is_none());
+    assert!(!env
+        .inspect(&running.name)
+        .await
+        .networks
+        .contains_key(&net.name));
 
     // A container of someone else on it: refused, naming it.
     env.engine.ensure_network(&net).await.unwrap();
@@ -400,9 +431,17 @@ async fn network_removal_after_stop_and_remove_and_with_attached_containers() {
         }
         other => panic!("expected NetworkInUse, got {other}"),
     }
-    assert!(env.engine.inspect_network(&net.name).await.unwrap().is_some());
+    assert!(env
+        .engine
+        .inspect_network(&net.name)
+        .await
+        .unwrap()
+        .is_some());
     assert_eq!(
-        env.engine.remove_network("no-such-network-cutover", env.project()).await.unwrap(),
+        env.engine
+            .remove_network("no-such-network-cutover", env.project())
+            .await
+            .unwrap(),
         Removal::Absent
     );
 }
@@ -410,9 +449,11 @@ async fn network_removal_after_stop_and_remove_and_with_attached_containers() {
 #[tokio::test]
 async fn logs_tail_returns_the_last_lines_and_follow_streams() {
     let env = Env::new("logs").await;
-    let printer = env
-        .container("printer", BASE_IMAGE)
-        .cmd(["bash", "-c", "for i in $(seq 1 50); do echo line $i; done"]);
+    let printer = env.container("printer", BASE_IMAGE).cmd([
+        "bash",
+        "-c",
+        "for i in $(seq 1 50); do echo line $i; done",
+    ]);
     env.run_container(&printer).await;
     env.wait_exit(&printer.name).await;
     let tail = env.engine.logs_tail(&printer.name, 3).await.unwrap();
@@ -421,9 +462,11 @@ async fn logs_tail_returns_the_last_lines_and_follow_streams() {
 
     // The engine orders lines of different streams only by the time it read
     // them, so stderr is checked on its own.
-    let complainer = env
-        .container("complainer", BASE_IMAGE)
-        .cmd(["bash", "-c", "echo warn 1 >&2; echo warn 2 >&2"]);
+    let complainer = env.container("complainer", BASE_IMAGE).cmd([
+        "bash",
+        "-c",
+        "echo warn 1 >&2; echo warn 2 >&2",
+    ]);
     env.run_container(&complainer).await;
     env.wait_exit(&complainer.name).await;
     let tail = env.engine.logs_tail(&complainer.name, 1).await.unwrap();
@@ -452,7 +495,11 @@ async fn logs_tail_returns_the_last_lines_and_follow_streams() {
         vec!["tick 1", "tick 2", "tick 3", "tick 4", "tick 5"]
     );
 
-    let err = env.engine.logs_tail(&env.name("missing"), 3).await.unwrap_err();
+    let err = env
+        .engine
+        .logs_tail(&env.name("missing"), 3)
+        .await
+        .unwrap_err();
     assert!(err.is_not_found(), "{err}");
 }
 
@@ -520,7 +567,10 @@ async fn build_with_build_arg_target_and_dockerignore() {
             message, log_tail, ..
         } => {
             assert!(message.contains("returned a non-zero code: 3"), "{message}");
-            assert!(log_tail.iter().any(|l| l.contains("about to fail")), "{log_tail:?}");
+            assert!(
+                log_tail.iter().any(|l| l.contains("about to fail")),
+                "{log_tail:?}"
+            );
         }
         other => panic!("expected a build error, got {other}"),
     }
@@ -545,13 +595,20 @@ async fn containers_resolve_each_other_by_service_alias() {
         .network(NetworkAttachment::new(&net.name).alias("backend"))
         .network(NetworkAttachment::new(&other_net.name).alias("web"));
     let app_info = env.run_container(&app).await;
-    assert!(app_info.networks[&net.name].aliases.contains(&"backend".to_owned()));
-    assert!(app_info.networks[&other_net.name].aliases.contains(&"web".to_owned()));
+    assert!(app_info.networks[&net.name]
+        .aliases
+        .contains(&"backend".to_owned()));
+    assert!(app_info.networks[&other_net.name]
+        .aliases
+        .contains(&"web".to_owned()));
 
     let redis_ip = redis_info.ip_on(&net.name).expect("redis has an address");
     let out = env
         .engine
-        .exec(&app.name, &["getent".into(), "hosts".into(), "redis".into()])
+        .exec(
+            &app.name,
+            &["getent".into(), "hosts".into(), "redis".into()],
+        )
         .await
         .unwrap();
     assert_eq!(out.exit_code, 0, "{out:?}");
@@ -562,7 +619,14 @@ async fn containers_resolve_each_other_by_service_alias() {
     );
     let out = env
         .engine
-        .exec(&app.name, &["getent".into(), "hosts".into(), "nothing-by-this-name".into()])
+        .exec(
+            &app.name,
+            &[
+                "getent".into(),
+                "hosts".into(),
+                "nothing-by-this-name".into(),
+            ],
+        )
         .await
         .unwrap();
     assert_eq!(out.exit_code, 2, "{out:?}");
@@ -580,7 +644,12 @@ async fn failed_network_join_leaves_no_container_behind() {
         .network(NetworkAttachment::new(env.name("missing")));
     let err = env.engine.create_container(&spec).await.unwrap_err();
     assert!(err.is_not_found(), "{err}");
-    assert!(env.engine.inspect_container(&spec.name).await.unwrap().is_none());
+    assert!(env
+        .engine
+        .inspect_container(&spec.name)
+        .await
+        .unwrap()
+        .is_none());
 
     // Name taken: a conflict, typed.
     let ok = env.container("taken", image);
@@ -593,24 +662,28 @@ async fn failed_network_join_leaves_no_container_behind() {
 async fn wait_healthy_follows_the_docker_healthcheck() {
     let env = Env::new("health").await;
     let image = env.sleeper().await;
-    let check = |test: &str| HealthcheckSpec {
+    // Failures inside the start period do not count, as with compose; the
+    // first success ends it.
+    let check = |test: &str, start_period: Option<Duration>| HealthcheckSpec {
         test: HealthTest::Shell(test.into()),
         interval: Some(Duration::from_millis(200)),
         timeout: Some(Duration::from_secs(5)),
         retries: Some(2),
-        start_period: None,
+        start_period,
     };
 
-    let mut good = env
-        .container("good", image)
-        .cmd(["bash", "-c", "sleep 0.5; touch /tmp/ready; exec sleep infinity"]);
-    good.healthcheck = Some(check("test -f /tmp/ready"));
+    let mut good = env.container("good", image).cmd([
+        "bash",
+        "-c",
+        "sleep 0.5; touch /tmp/ready; exec sleep infinity",
+    ]);
+    good.healthcheck = Some(check("test -f /tmp/ready", Some(PATIENCE)));
     env.run_container(&good).await;
     let info = env.engine.wait_healthy(&good.name, PATIENCE).await.unwrap();
     assert_eq!(info.health, Some(HealthState::Healthy));
 
     let mut bad = env.container("bad", image);
-    bad.healthcheck = Some(check("echo not ready; exit 1"));
+    bad.healthcheck = Some(check("echo not ready; exit 1", None));
     env.run_container(&bad).await;
     match env.engine.wait_healthy(&bad.name, PATIENCE).await {
         Err(EngineError::Unhealthy { output, .. }) => {
@@ -671,7 +744,11 @@ async fn address_is_the_network_ip_or_a_loopback_port() {
         .engine
         .exec(
             &spec.name,
-            &["bash".into(), "-c".into(), "echo $A; pwd; id -un; getent hosts upstream.test".into()],
+            &[
+                "bash".into(),
+                "-c".into(),
+                "echo $A; pwd; id -un; getent hosts upstream.test".into(),
+            ],
         )
         .await
         .unwrap();
@@ -687,12 +764,47 @@ async fn unreachable_engine_is_a_typed_error_with_a_hint() {
         .unwrap_err();
     assert!(err.is_unreachable(), "{err:?}");
     let text = err.to_string();
-    assert!(text.contains("unix:///nonexistent/cutover/docker.sock"), "{text}");
+    assert!(
+        text.contains("unix:///nonexistent/cutover/docker.sock"),
+        "{text}"
+    );
     assert!(text.contains("\nhint: is dockerd running"), "{text}");
 
     // Nothing listens on port 1 of the loopback: refused, not a hang.
-    let err = DockerEngine::connect_to("tcp://127.0.0.1:1").await.unwrap_err();
+    let err = DockerEngine::connect_to("tcp://127.0.0.1:1")
+        .await
+        .unwrap_err();
     assert!(err.is_unreachable(), "{err:?}");
+}
+
+const CHILD_MARKER: &str = "CUTOVER_DOCKER_TEST_CHILD";
+const MISSING_SOCKET: &str = "unix:///nonexistent/cutover/from-env.sock";
+
+/// `connect()` goes where DOCKER_HOST says. Setting the variable in this
+/// process would redirect the other tests running beside it, so the test
+/// runs itself again as a child with the variable set.
+#[tokio::test]
+async fn connect_follows_docker_host() {
+    if std::env::var_os(CHILD_MARKER).is_some() {
+        let err = DockerEngine::connect().await.unwrap_err();
+        assert!(err.is_unreachable(), "{err:?}");
+        assert!(err.to_string().contains(MISSING_SOCKET), "{err}");
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "connect_follows_docker_host", "--test-threads=1"])
+        .env(CHILD_MARKER, "1")
+        .env("DOCKER_HOST", MISSING_SOCKET)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The child ran the test, it did not filter it away.
+    assert!(stdout.contains("1 passed"), "{stdout}");
 }
 
 #[tokio::test]
@@ -709,7 +821,10 @@ async fn pull_failure_says_a_registry_is_needed() {
         EngineError::Pull { image, .. } => assert_eq!(image, "127.0.0.1:1/cutover/nothing:1"),
         other => panic!("expected a pull error, got {other:?}"),
     }
-    assert!(err.to_string().contains("\nhint: the engine must reach"), "{err}");
+    assert!(
+        err.to_string().contains("\nhint: the engine must reach"),
+        "{err}"
+    );
     // The local image is used without a pull.
     let base = env.engine.ensure_image(BASE_IMAGE).await.unwrap();
     assert!(base.tags.contains(&BASE_IMAGE.to_owned()));

@@ -52,7 +52,10 @@ impl BearerToken {
     /// Reads the token from a file; surrounding whitespace (the newline an
     /// editor or `echo` adds) is not part of it.
     pub fn from_file(path: &Path) -> Result<BearerToken, TokenError> {
-        let raw = std::fs::read(path).map_err(|source| TokenError::Read { path: path.into(), source })?;
+        let raw = std::fs::read(path).map_err(|source| TokenError::Read {
+            path: path.into(),
+            source,
+        })?;
         if let Ok(meta) = std::fs::metadata(path) {
             if meta.permissions().mode() & 0o077 != 0 {
                 tracing::warn!(
@@ -66,9 +69,13 @@ impl BearerToken {
             return Err(TokenError::Empty { path: path.into() });
         }
         if token.len() < MIN_TOKEN_LEN {
-            return Err(TokenError::TooShort { path: path.into(), len: token.len() });
+            return Err(TokenError::TooShort {
+                path: path.into(),
+                len: token.len(),
+            });
         }
-        if HeaderValue::from_bytes(token).is_err() || token.iter().any(|b| b.is_ascii_whitespace()) {
+        if HeaderValue::from_bytes(token).is_err() || token.iter().any(|b| b.is_ascii_whitespace())
+        {
             return Err(TokenError::NotAHeader { path: path.into() });
         }
         Ok(BearerToken(token.into()))
@@ -80,7 +87,10 @@ impl BearerToken {
         if candidate.len() != self.0.len() {
             return false;
         }
-        let diff = candidate.iter().zip(self.0.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        let diff = candidate
+            .iter()
+            .zip(self.0.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
         std::hint::black_box(diff) == 0
     }
 }
@@ -91,7 +101,10 @@ pub fn require_bearer(router: Router, token: BearerToken) -> Router {
 }
 
 async fn check(State(token): State<BearerToken>, req: Request, next: Next) -> Response {
-    let presented = req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes());
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
     let ok = match presented {
         Some(value) => value
             .strip_prefix(b"Bearer ")
@@ -109,7 +122,9 @@ async fn check(State(token): State<BearerToken>, req: Request, next: Next) -> Re
     }
     .with_hint("send `Authorization: Bearer <token>` with the token from the daemon's --control-token-file");
     let mut response = err.into_response();
-    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     response
 }
 
@@ -137,8 +152,14 @@ mod tests {
     #[test]
     fn refuses_weak_or_missing_tokens() {
         assert!(matches!(token_in(" \n"), Err(TokenError::Empty { .. })));
-        assert!(matches!(token_in("short"), Err(TokenError::TooShort { len: 5, .. })));
-        assert!(matches!(token_in("0123456789abcdef ghi"), Err(TokenError::NotAHeader { .. })));
+        assert!(matches!(
+            token_in("short"),
+            Err(TokenError::TooShort { len: 5, .. })
+        ));
+        assert!(matches!(
+            token_in("0123456789abcdef ghi"),
+            Err(TokenError::NotAHeader { .. })
+        ));
         let missing = BearerToken::from_file(Path::new("/nonexistent/cutover-token")).unwrap_err();
         assert!(matches!(missing, TokenError::Read { .. }));
         assert!(missing.to_string().contains("/nonexistent/cutover-token"));

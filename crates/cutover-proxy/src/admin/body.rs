@@ -13,7 +13,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let message = strip_location(&inner.to_string(), inner.line(), inner.column());
-        let error = if path == "." { format!("request body: {message}") } else { format!("{path}: {message}") };
+        let error = if path == "." {
+            format!("request body: {message}")
+        } else {
+            format!("{path}: {message}")
+        };
         ApiError::bad_request(error)
             .with_detail(format!("line {}, column {}", inner.line(), inner.column()))
             .with_hint("see docs/api.md for the request body of this call")
@@ -37,7 +41,9 @@ fn strip_location(message: &str, line: usize, column: usize) -> String {
 pub fn validate_service_name(name: &str) -> Result<(), ApiError> {
     let ok = !name.is_empty()
         && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         && name.as_bytes()[0].is_ascii_alphanumeric();
     if ok {
         Ok(())
@@ -51,19 +57,27 @@ pub fn validate_service_name(name: &str) -> Result<(), ApiError> {
 /// Checks what serde cannot: every target is a `host:port`.
 pub fn validate_deploy(req: &DeployRequest) -> Result<(), ApiError> {
     if req.targets.is_empty() {
-        return Err(ApiError::bad_request("targets: at least one target is required")
-            .with_hint("list the new targets as \"host:port\", e.g. [\"10.0.3.7:8080\"]"));
+        return Err(
+            ApiError::bad_request("targets: at least one target is required")
+                .with_hint("list the new targets as \"host:port\", e.g. [\"10.0.3.7:8080\"]"),
+        );
     }
     for (i, target) in req.targets.iter().enumerate() {
         if let Err(why) = check_host_port(target) {
-            return Err(ApiError::bad_request(format!("targets[{i}]: invalid socket address {target:?}: {why}"))
-                .with_hint("write each target as \"host:port\", e.g. \"10.0.3.7:8080\" or \"[::1]:8080\""));
+            return Err(ApiError::bad_request(format!(
+                "targets[{i}]: invalid socket address {target:?}: {why}"
+            ))
+            .with_hint(
+                "write each target as \"host:port\", e.g. \"10.0.3.7:8080\" or \"[::1]:8080\"",
+            ));
         }
     }
     if let Some(prefix) = &req.path_prefix {
         if !prefix.starts_with('/') {
-            return Err(ApiError::bad_request(format!("path_prefix: {prefix:?} does not start with '/'"))
-                .with_hint("write the prefix as an absolute path, e.g. \"/api\""));
+            return Err(ApiError::bad_request(format!(
+                "path_prefix: {prefix:?} does not start with '/'"
+            ))
+            .with_hint("write the prefix as an absolute path, e.g. \"/api\""));
         }
     }
     for (i, host) in req.hosts.iter().enumerate() {
@@ -73,20 +87,29 @@ pub fn validate_deploy(req: &DeployRequest) -> Result<(), ApiError> {
         }
     }
     if !req.health.path.starts_with('/') {
-        return Err(ApiError::bad_request(format!("health.path: {:?} does not start with '/'", req.health.path)));
+        return Err(ApiError::bad_request(format!(
+            "health.path: {:?} does not start with '/'",
+            req.health.path
+        )));
     }
     Ok(())
 }
 
 fn check_host_port(target: &str) -> Result<(), &'static str> {
     let (host, port) = target.rsplit_once(':').ok_or("expected host:port")?;
-    let port: u16 = port.parse().map_err(|_| "the port is not a number from 1 to 65535")?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| "the port is not a number from 1 to 65535")?;
     if port == 0 {
         return Err("the port is not a number from 1 to 65535");
     }
     if let Some(inner) = host.strip_prefix('[') {
-        let inner = inner.strip_suffix(']').ok_or("unclosed '[' in an IPv6 address")?;
-        inner.parse::<std::net::Ipv6Addr>().map_err(|_| "invalid IPv6 address")?;
+        let inner = inner
+            .strip_suffix(']')
+            .ok_or("unclosed '[' in an IPv6 address")?;
+        inner
+            .parse::<std::net::Ipv6Addr>()
+            .map_err(|_| "invalid IPv6 address")?;
         return Ok(());
     }
     if host.is_empty() {
@@ -96,7 +119,11 @@ fn check_host_port(target: &str) -> Result<(), &'static str> {
         return Err("an IPv6 address must be written in brackets, e.g. [::1]:8080");
     }
     let valid_name = host.split('.').all(|label| {
-        !label.is_empty() && label.len() <= 63 && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
     });
     if !valid_name {
         return Err("the host is neither an IP address nor a host name");
@@ -138,11 +165,25 @@ mod tests {
 
     #[test]
     fn bad_targets_are_named_by_index() {
-        for bad in ["nope", "1.2.3.4:0", "1.2.3.4:99999", ":80", "::1:80", "a b:80", "[::1:80"] {
+        for bad in [
+            "nope",
+            "1.2.3.4:0",
+            "1.2.3.4:99999",
+            ":80",
+            "::1:80",
+            "a b:80",
+            "[::1:80",
+        ] {
             let err = deploy(&format!(r#"{{"targets":["127.0.0.1:8080",{bad:?}]}}"#)).unwrap_err();
-            assert!(err.error.starts_with("targets[1]: invalid socket address"), "{bad}: {err:?}");
+            assert!(
+                err.error.starts_with("targets[1]: invalid socket address"),
+                "{bad}: {err:?}"
+            );
         }
-        assert!(deploy(r#"{"targets":[]}"#).unwrap_err().error.starts_with("targets:"));
+        assert!(deploy(r#"{"targets":[]}"#)
+            .unwrap_err()
+            .error
+            .starts_with("targets:"));
     }
 
     #[test]

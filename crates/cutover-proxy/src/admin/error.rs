@@ -23,7 +23,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, error: impl Into<String>) -> ApiError {
-        ApiError { status, error: error.into(), detail: None, hint: None }
+        ApiError {
+            status,
+            error: error.into(),
+            detail: None,
+            hint: None,
+        }
     }
 
     pub fn bad_request(error: impl Into<String>) -> ApiError {

@@ -40,29 +40,41 @@ fn event_service(event: &Event) -> &str {
 pub(super) async fn stream(State(admin): State<Admin>, Query(q): Query<StreamQuery>) -> Response {
     let rx = admin.proxy().subscribe();
     let shutdown = admin.inner.shutdown.clone();
-    let stream = futures_util::stream::unfold((rx, shutdown, q.service), |(mut rx, shutdown, filter)| async move {
-        loop {
-            let next = tokio::select! {
-                _ = shutdown.cancelled() => return None,
-                next = rx.recv() => next,
-            };
-            match next {
-                Ok(event) => {
-                    if filter.as_deref().is_some_and(|f| f != event_service(&event)) {
-                        continue;
+    let stream = futures_util::stream::unfold(
+        (rx, shutdown, q.service),
+        |(mut rx, shutdown, filter)| async move {
+            loop {
+                let next = tokio::select! {
+                    _ = shutdown.cancelled() => return None,
+                    next = rx.recv() => next,
+                };
+                match next {
+                    Ok(event) => {
+                        if filter
+                            .as_deref()
+                            .is_some_and(|f| f != event_service(&event))
+                        {
+                            continue;
+                        }
+                        let mut line = serde_json::to_vec(&event).expect("events always serialize");
+                        line.push(b'\n');
+                        return Some((
+                            Ok::<_, Infallible>(Bytes::from(line)),
+                            (rx, shutdown, filter),
+                        ));
                     }
-                    let mut line = serde_json::to_vec(&event).expect("events always serialize");
-                    line.push(b'\n');
-                    return Some((Ok::<_, Infallible>(Bytes::from(line)), (rx, shutdown, filter)));
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::warn!(
+                            missed,
+                            "an event stream client fell behind; ending its stream"
+                        );
+                        return None;
+                    }
+                    Err(RecvError::Closed) => return None,
                 }
-                Err(RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "an event stream client fell behind; ending its stream");
-                    return None;
-                }
-                Err(RecvError::Closed) => return None,
             }
-        }
-    });
+        },
+    );
     Response::builder()
         .header(header::CONTENT_TYPE, "application/x-ndjson")
         .header(header::CACHE_CONTROL, "no-cache")
@@ -125,14 +137,18 @@ fn state_name(state: SetState) -> &'static str {
 }
 
 pub(super) fn parse_timeout(raw: Option<&str>) -> Result<Duration, ApiError> {
-    let Some(raw) = raw else { return Ok(DEFAULT_WAIT) };
+    let Some(raw) = raw else {
+        return Ok(DEFAULT_WAIT);
+    };
     let timeout = humantime::parse_duration(raw).map_err(|e| {
         ApiError::bad_request(format!("timeout: invalid duration {raw:?}: {e}"))
             .with_hint("write a duration like 30s, 2m or 500ms")
     })?;
     if timeout > MAX_WAIT {
-        return Err(ApiError::bad_request(format!("timeout: {raw} is longer than the maximum of 1h"))
-            .with_hint("poll again after a timeout instead"));
+        return Err(ApiError::bad_request(format!(
+            "timeout: {raw} is longer than the maximum of 1h"
+        ))
+        .with_hint("poll again after a timeout instead"));
     }
     Ok(timeout)
 }
@@ -188,8 +204,11 @@ pub(super) async fn wait_drained(
 }
 
 fn shutting_down() -> ApiError {
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the daemon is shutting down")
-        .with_hint("wait for it to come back and ask again")
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the daemon is shutting down",
+    )
+    .with_hint("wait for it to come back and ask again")
 }
 
 #[cfg(test)]
@@ -199,8 +218,14 @@ mod tests {
     #[test]
     fn timeouts() {
         assert_eq!(parse_timeout(None).unwrap(), DEFAULT_WAIT);
-        assert_eq!(parse_timeout(Some("250ms")).unwrap(), Duration::from_millis(250));
-        assert!(parse_timeout(Some("soon")).unwrap_err().error.starts_with("timeout: invalid duration"));
+        assert_eq!(
+            parse_timeout(Some("250ms")).unwrap(),
+            Duration::from_millis(250)
+        );
+        assert!(parse_timeout(Some("soon"))
+            .unwrap_err()
+            .error
+            .starts_with("timeout: invalid duration"));
         assert!(parse_timeout(Some("2h")).is_err());
     }
 }

@@ -51,7 +51,13 @@ impl Admin {
     /// `store` is where successful changes are persisted; `None` keeps state
     /// in memory only (tests, or a daemon run without a state directory).
     pub fn new(proxy: Proxy, store: Option<Arc<StateStore>>, shutdown: CancellationToken) -> Admin {
-        Admin::with_info(proxy, store, shutdown, env!("CARGO_PKG_VERSION").into(), None)
+        Admin::with_info(
+            proxy,
+            store,
+            shutdown,
+            env!("CARGO_PKG_VERSION").into(),
+            None,
+        )
     }
 
     /// Like [`Admin::new`] with the version and data-listener address the
@@ -63,7 +69,15 @@ impl Admin {
         version: String,
         listen: Option<SocketAddr>,
     ) -> Admin {
-        Admin { inner: Arc::new(Inner { proxy, store, shutdown, version, listen }) }
+        Admin {
+            inner: Arc::new(Inner {
+                proxy,
+                store,
+                shutdown,
+                version,
+                listen,
+            }),
+        }
     }
 
     pub fn proxy(&self) -> &Proxy {
@@ -72,7 +86,9 @@ impl Admin {
 
     /// Writes the proxy's current state to the state file, if there is one.
     pub async fn persist(&self) -> Result<(), StateError> {
-        let Some(store) = self.inner.store.clone() else { return Ok(()) };
+        let Some(store) = self.inner.store.clone() else {
+            return Ok(());
+        };
         let proxy = self.inner.proxy.clone();
         // fsync blocks; keep it off the runtime's worker threads.
         tokio::task::spawn_blocking(move || store.save_with(|| proxy.state()))
@@ -87,9 +103,14 @@ impl Admin {
             .route("/v1/services", get(services::list))
             .route(
                 "/v1/services/{name}",
-                get(services::get_one).put(services::deploy).delete(services::remove),
+                get(services::get_one)
+                    .put(services::deploy)
+                    .delete(services::remove),
             )
-            .route("/v1/services/{name}/sets/{id}/drained", get(events::wait_drained))
+            .route(
+                "/v1/services/{name}/sets/{id}/drained",
+                get(events::wait_drained),
+            )
             .route("/v1/events", get(events::stream))
             .route("/metrics", get(metrics))
             .fallback(not_found)
@@ -100,7 +121,10 @@ impl Admin {
 /// Only `GET /metrics`, for the opt-in `--metrics-listen` TCP endpoint that
 /// must not expose the control routes.
 pub fn metrics_router(admin: &Admin) -> Router {
-    Router::new().route("/metrics", get(metrics)).fallback(not_found).with_state(admin.clone())
+    Router::new()
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .with_state(admin.clone())
 }
 
 async fn health(State(admin): State<Admin>) -> impl IntoResponse {
@@ -112,9 +136,16 @@ async fn health(State(admin): State<Admin>) -> impl IntoResponse {
 }
 
 async fn metrics(State(admin): State<Admin>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], admin.inner.proxy.render_metrics())
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        admin.inner.proxy.render_metrics(),
+    )
 }
 
 async fn not_found() -> ApiError {
-    ApiError::not_found("no such route").with_hint("the routes are listed in docs/api.md; they start with /v1/")
+    ApiError::not_found("no such route")
+        .with_hint("the routes are listed in docs/api.md; they start with /v1/")
 }

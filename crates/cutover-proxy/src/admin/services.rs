@@ -22,7 +22,13 @@ pub(super) async fn get_one(
     State(admin): State<Admin>,
     Path(name): Path<String>,
 ) -> Result<Json<ServiceStatus>, ApiError> {
-    admin.proxy().status().into_iter().find(|s| s.name == name).map(Json).ok_or_else(|| unknown_service(&name))
+    admin
+        .proxy()
+        .status()
+        .into_iter()
+        .find(|s| s.name == name)
+        .map(Json)
+        .ok_or_else(|| unknown_service(&name))
 }
 
 pub(super) async fn deploy(
@@ -34,17 +40,37 @@ pub(super) async fn deploy(
     let req: DeployRequest = parse_json(&body)?;
     validate_deploy(&req)?;
     tracing::info!(service = %name, targets = ?req.targets, version = ?req.version, "deploy requested");
-    let status = admin.proxy().deploy(&name, req).await.map_err(|e| deploy_error(&name, e))?;
-    persist(&admin, "the switch happened").await?;
-    tracing::info!(service = %name, set_id = status.active.id, color = %status.active.color, "deployed");
-    Ok(Json(status))
+    // A client that hangs up must not cancel the deploy between the switch
+    // and the state write: the work runs on its own task.
+    let task = tokio::spawn(async move {
+        let status = admin
+            .proxy()
+            .deploy(&name, req)
+            .await
+            .map_err(|e| deploy_error(&name, e))?;
+        persist(&admin, "the switch happened").await?;
+        tracing::info!(service = %name, set_id = status.active.id, color = %status.active.color, "deployed");
+        Ok(Json(status))
+    });
+    task.await
+        .map_err(|e| ApiError::internal(format!("the deploy task failed: {e}")))?
 }
 
-pub(super) async fn remove(State(admin): State<Admin>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
-    admin.proxy().remove(&name).map_err(|e| deploy_error(&name, e))?;
-    persist(&admin, "the service no longer receives traffic").await?;
-    tracing::info!(service = %name, "removed");
-    Ok(StatusCode::NO_CONTENT)
+pub(super) async fn remove(
+    State(admin): State<Admin>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let task = tokio::spawn(async move {
+        admin
+            .proxy()
+            .remove(&name)
+            .map_err(|e| deploy_error(&name, e))?;
+        persist(&admin, "the service no longer receives traffic").await?;
+        tracing::info!(service = %name, "removed");
+        Ok(StatusCode::NO_CONTENT)
+    });
+    task.await
+        .map_err(|e| ApiError::internal(format!("the remove task failed: {e}")))?
 }
 
 /// A change the proxy made but the state file did not record would be undone
@@ -52,8 +78,10 @@ pub(super) async fn remove(State(admin): State<Admin>, Path(name): Path<String>)
 async fn persist(admin: &Admin, what_happened: &str) -> Result<(), ApiError> {
     admin.persist().await.map_err(|e| {
         tracing::error!(error = %e, "cannot persist state");
-        let mut err = ApiError::internal(format!("{what_happened}, but the state could not be saved: {e}"))
-            .with_detail("the change is live now and will be lost at the next restart of the daemon");
+        let mut err = ApiError::internal(format!(
+            "{what_happened}, but the state could not be saved: {e}"
+        ))
+        .with_detail("the change is live now and will be lost at the next restart of the daemon");
         if let Some(hint) = e.hint() {
             err = err.with_hint(hint);
         }
@@ -62,18 +90,24 @@ async fn persist(admin: &Admin, what_happened: &str) -> Result<(), ApiError> {
 }
 
 fn unknown_service(name: &str) -> ApiError {
-    ApiError::not_found(format!("no service named {name:?}")).with_hint("GET /v1/services lists the services")
+    ApiError::not_found(format!("no service named {name:?}"))
+        .with_hint("GET /v1/services lists the services")
 }
 
 fn deploy_error(name: &str, e: DeployError) -> ApiError {
     match e {
         DeployError::Unhealthy { timeout, detail } => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            format!("{name} did not become healthy within {}", humantime::format_duration(timeout)),
+            format!(
+                "{name} did not become healthy within {}",
+                humantime::format_duration(timeout)
+            ),
         )
         .with_detail(detail)
         .with_hint("nothing changed: the previous targets are still serving"),
-        DeployError::Invalid(why) => ApiError::bad_request(format!("invalid deploy request: {why}")),
+        DeployError::Invalid(why) => {
+            ApiError::bad_request(format!("invalid deploy request: {why}"))
+        }
         DeployError::UnknownService(_) => unknown_service(name),
     }
 }

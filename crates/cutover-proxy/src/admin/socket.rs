@@ -23,7 +23,11 @@ pub enum SocketError {
     #[error("cannot bind the control socket {}: {source}", path.display())]
     Bind { path: PathBuf, source: io::Error },
     #[error("cannot give the control socket {} to group id {gid}: {source}", path.display())]
-    Chown { path: PathBuf, gid: u32, source: io::Error },
+    Chown {
+        path: PathBuf,
+        gid: u32,
+        source: io::Error,
+    },
     #[error("cannot set the mode of the control socket {}: {source}", path.display())]
     Chmod { path: PathBuf, source: io::Error },
 }
@@ -65,7 +69,13 @@ impl ControlSocket {
 
     /// Splits off the listener; the returned handle removes the file later.
     pub fn into_parts(self) -> (UnixListener, SocketFile) {
-        (self.listener, SocketFile { path: self.path, identity: self.identity })
+        (
+            self.listener,
+            SocketFile {
+                path: self.path,
+                identity: self.identity,
+            },
+        )
     }
 }
 
@@ -99,7 +109,10 @@ impl SocketFile {
 /// An existing socket file is removed only when nothing answers on it (a
 /// daemon that crashed); a live daemon on it is an error, as is a file that
 /// is not a socket.
-pub async fn bind_control_socket(path: &Path, gid: Option<u32>) -> Result<ControlSocket, SocketError> {
+pub async fn bind_control_socket(
+    path: &Path,
+    gid: Option<u32>,
+) -> Result<ControlSocket, SocketError> {
     let path = path.to_path_buf();
     match fs::symlink_metadata(&path) {
         Ok(meta) if !meta.file_type().is_socket() => return Err(SocketError::NotASocket { path }),
@@ -107,7 +120,10 @@ pub async fn bind_control_socket(path: &Path, gid: Option<u32>) -> Result<Contro
             Ok(_) => return Err(SocketError::InUse { path }),
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
                 tracing::info!(path = %path.display(), "removing the stale control socket of a stopped daemon");
-                fs::remove_file(&path).map_err(|source| SocketError::RemoveStale { path: path.clone(), source })?;
+                fs::remove_file(&path).map_err(|source| SocketError::RemoveStale {
+                    path: path.clone(),
+                    source,
+                })?;
             }
             Err(source) => return Err(SocketError::Probe { path, source }),
         },
@@ -115,25 +131,49 @@ pub async fn bind_control_socket(path: &Path, gid: Option<u32>) -> Result<Contro
         Err(source) => return Err(SocketError::Probe { path, source }),
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).map_err(|source| SocketError::CreateDir { path: dir.into(), source })?;
+        fs::create_dir_all(dir).map_err(|source| SocketError::CreateDir {
+            path: dir.into(),
+            source,
+        })?;
     }
-    let listener = UnixListener::bind(&path).map_err(|source| SocketError::Bind { path: path.clone(), source })?;
+    let listener = UnixListener::bind(&path).map_err(|source| SocketError::Bind {
+        path: path.clone(),
+        source,
+    })?;
     // Whatever fails from here on leaves no socket file behind.
     let cleanup = |e: SocketError| {
         let _ = fs::remove_file(&path);
         e
     };
     let mode = if let Some(gid) = gid {
-        std::os::unix::fs::chown(&path, None, Some(gid))
-            .map_err(|source| cleanup(SocketError::Chown { path: path.clone(), gid, source }))?;
+        std::os::unix::fs::chown(&path, None, Some(gid)).map_err(|source| {
+            cleanup(SocketError::Chown {
+                path: path.clone(),
+                gid,
+                source,
+            })
+        })?;
         0o660
     } else {
         0o600
     };
-    fs::set_permissions(&path, fs::Permissions::from_mode(mode))
-        .map_err(|source| cleanup(SocketError::Chmod { path: path.clone(), source }))?;
-    let meta = fs::symlink_metadata(&path).map_err(|source| cleanup(SocketError::Chmod { path: path.clone(), source }))?;
-    Ok(ControlSocket { listener, identity: (meta.dev(), meta.ino()), path })
+    fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(|source| {
+        cleanup(SocketError::Chmod {
+            path: path.clone(),
+            source,
+        })
+    })?;
+    let meta = fs::symlink_metadata(&path).map_err(|source| {
+        cleanup(SocketError::Chmod {
+            path: path.clone(),
+            source,
+        })
+    })?;
+    Ok(ControlSocket {
+        listener,
+        identity: (meta.dev(), meta.ino()),
+        path,
+    })
 }
 
 #[cfg(test)]
@@ -145,7 +185,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run/cutover.sock");
         let first = bind_control_socket(&path, None).await.unwrap();
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
 
         // While it listens, a second daemon is refused.
         let err = bind_control_socket(&path, None).await.unwrap_err();

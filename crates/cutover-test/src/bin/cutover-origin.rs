@@ -31,7 +31,9 @@ async fn main() -> ExitCode {
     let listener = match TcpListener::bind(&listen).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("cannot listen on {listen}: {e}\nhint: pick a free port with --listen or PORT");
+            eprintln!(
+                "cannot listen on {listen}: {e}\nhint: pick a free port with --listen or PORT"
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -41,7 +43,9 @@ async fn main() -> ExitCode {
     tokio::spawn(async move {
         let term = async {
             #[cfg(unix)]
-            if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            if let Ok(mut s) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            {
                 s.recv().await;
                 return;
             }

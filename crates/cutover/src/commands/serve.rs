@@ -26,7 +26,12 @@ use crate::settings::{HostEnv, ServeSettings};
 /// deploy that is waiting on its health gate) get this long to finish.
 const CONTROL_GRACE: Duration = Duration::from_secs(5);
 
-pub fn run(args: &ServeArgs, global: &GlobalArgs, origins: &Origins, env: &HostEnv) -> Result<ExitStatus, CliError> {
+pub fn run(
+    args: &ServeArgs,
+    global: &GlobalArgs,
+    origins: &Origins,
+    env: &HostEnv,
+) -> Result<ExitStatus, CliError> {
     let settings = ServeSettings::resolve(args, global, origins, env)?;
     crate::logging::init(settings.log_format, "info");
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
@@ -34,7 +39,9 @@ pub fn run(args: &ServeArgs, global: &GlobalArgs, origins: &Origins, env: &HostE
     if let Some(n) = settings.threads {
         runtime.worker_threads(n);
     }
-    let runtime = runtime.build().map_err(|e| CliError::failure(format!("cannot start the async runtime: {e}")))?;
+    let runtime = runtime
+        .build()
+        .map_err(|e| CliError::failure(format!("cannot start the async runtime: {e}")))?;
     let status = runtime.block_on(serve(settings));
     // Streams to clients that never read do not hold the exit up.
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -44,12 +51,19 @@ pub fn run(args: &ServeArgs, global: &GlobalArgs, origins: &Origins, env: &HostE
 type Server = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
 
 async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
+    // Before anything can report the daemon ready: a SIGTERM sent right after
+    // the socket answers must drain, not kill with the default action.
+    let mut signals = Signals::new()?;
     let store = Arc::new(StateStore::open(&settings.state_dir)?);
     let restored = store.load()?;
 
     // The socket first: a second daemon must hear that one is running, not
     // that port 80 is taken. If anything after it fails, the file goes away.
-    let socket = bind_control_socket(&settings.socket, settings.socket_group.as_ref().map(|g| g.gid)).await?;
+    let socket = bind_control_socket(
+        &settings.socket,
+        settings.socket_group.as_ref().map(|g| g.gid),
+    )
+    .await?;
     let (unix, socket_file) = socket.into_parts();
     let listeners = async {
         let data = bind_tcp(settings.listen, "--listen").await?;
@@ -58,7 +72,10 @@ async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
             None => None,
         };
         let control_tcp = match &settings.control_listen {
-            Some(control) => Some((bind_tcp(control.addr, "--control-listen").await?, control.token.clone())),
+            Some(control) => Some((
+                bind_tcp(control.addr, "--control-listen").await?,
+                control.token.clone(),
+            )),
             None => None,
         };
         Ok::<_, CliError>((data, metrics, control_tcp))
@@ -70,7 +87,9 @@ async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
             return Err(e);
         }
     };
-    let listen = data.local_addr().map_err(|e| CliError::failure(format!("the proxy listener has no address: {e}")))?;
+    let listen = data
+        .local_addr()
+        .map_err(|e| CliError::failure(format!("the proxy listener has no address: {e}")))?;
 
     let proxy = Proxy::new(settings.proxy.clone());
     if let Some(state) = restored {
@@ -92,15 +111,31 @@ async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
     );
 
     let mut control: JoinSet<(&'static str, io::Result<()>)> = JoinSet::new();
-    spawn(&mut control, "control socket", Box::pin(serve_router(unix, admin.router(), shutdown.clone())));
+    spawn(
+        &mut control,
+        "control socket",
+        Box::pin(serve_router(unix, admin.router(), shutdown.clone())),
+    );
     if let Some((tcp, token)) = control_tcp {
         let addr = tcp.local_addr().ok();
-        spawn(&mut control, "control listener", Box::pin(serve_router(tcp, require_bearer(admin.router(), token), shutdown.clone())));
+        spawn(
+            &mut control,
+            "control listener",
+            Box::pin(serve_router(
+                tcp,
+                require_bearer(admin.router(), token),
+                shutdown.clone(),
+            )),
+        );
         tracing::info!(addr = ?addr, "control API on TCP, bearer token required");
     }
     if let Some(tcp) = metrics {
         let addr = tcp.local_addr().ok();
-        spawn(&mut control, "metrics listener", Box::pin(serve_router(tcp, metrics_router(&admin), shutdown.clone())));
+        spawn(
+            &mut control,
+            "metrics listener",
+            Box::pin(serve_router(tcp, metrics_router(&admin), shutdown.clone())),
+        );
         tracing::info!(addr = ?addr, "metrics on TCP");
     }
     let data_task = tokio::spawn({
@@ -118,7 +153,6 @@ async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
         "cutover serve is ready"
     );
 
-    let mut signals = Signals::new()?;
     let mut status = ExitStatus::Success;
     let mut data_result = None;
     tokio::select! {
@@ -185,12 +219,18 @@ fn spawn(set: &mut JoinSet<(&'static str, io::Result<()>)>, what: &'static str, 
     set.spawn(async move { (what, server.await) });
 }
 
-async fn serve_router<L>(listener: L, router: axum::Router, shutdown: CancellationToken) -> io::Result<()>
+async fn serve_router<L>(
+    listener: L,
+    router: axum::Router,
+    shutdown: CancellationToken,
+) -> io::Result<()>
 where
     L: axum::serve::Listener,
     L::Addr: std::fmt::Debug,
 {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
 }
 
 async fn bind_tcp(addr: SocketAddr, flag: &str) -> Result<TcpListener, CliError> {
@@ -216,8 +256,13 @@ struct Signals {
 
 impl Signals {
     fn new() -> Result<Signals, CliError> {
-        let install = |kind| signal(kind).map_err(|e| CliError::failure(format!("cannot handle signals: {e}")));
-        Ok(Signals { term: install(SignalKind::terminate())?, int: install(SignalKind::interrupt())? })
+        let install = |kind| {
+            signal(kind).map_err(|e| CliError::failure(format!("cannot handle signals: {e}")))
+        };
+        Ok(Signals {
+            term: install(SignalKind::terminate())?,
+            int: install(SignalKind::interrupt())?,
+        })
     }
 
     async fn next(&mut self) -> &'static str {

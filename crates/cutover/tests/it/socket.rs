@@ -9,16 +9,27 @@ async fn socket_is_owner_only() {
     let mut daemon = Daemon::in_dir(dir.path()).start().await;
     let meta = std::fs::metadata(&daemon.socket).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
-    assert!(daemon.stop().await.success());
+    // SIGINT (^C in a terminal) shuts down like SIGTERM.
+    daemon.signal("INT");
+    let exit = daemon.wait_exit().await;
+    assert_eq!(exit.code(), Some(0), "{}", daemon.stderr());
     assert!(!daemon.socket.exists(), "the socket is removed at exit");
 }
 
 #[tokio::test]
 async fn socket_group_makes_it_0660() {
     let group = String::from_utf8(Command::new("id").arg("-gn").output().unwrap().stdout).unwrap();
-    let gid: u32 = String::from_utf8(Command::new("id").arg("-g").output().unwrap().stdout).unwrap().trim().parse().unwrap();
+    let gid: u32 = String::from_utf8(Command::new("id").arg("-g").output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let daemon = Daemon::in_dir(dir.path()).arg("--socket-group").arg(group.trim()).start().await;
+    let daemon = Daemon::in_dir(dir.path())
+        .arg("--socket-group")
+        .arg(group.trim())
+        .start()
+        .await;
     let meta = std::fs::metadata(&daemon.socket).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o660);
     assert_eq!(meta.gid(), gid);
@@ -29,10 +40,17 @@ async fn a_second_daemon_is_refused_and_a_stale_socket_is_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let mut first = Daemon::in_dir(dir.path()).start().await;
 
-    let out = run(cutover().args(["serve", "--listen", "127.0.0.1:0", "--socket"]).arg(&first.socket).arg("--state-dir").arg(dir.path().join("other")));
+    let out = run(cutover()
+        .args(["serve", "--listen", "127.0.0.1:0", "--socket"])
+        .arg(&first.socket)
+        .arg("--state-dir")
+        .arg(dir.path().join("other")));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("another cutover daemon is already answering"), "{stderr}");
+    assert!(
+        stderr.contains("another cutover daemon is already answering"),
+        "{stderr}"
+    );
     assert!(stderr.contains("\nhint: "), "{stderr}");
 
     // A crashed daemon leaves its socket file; the next one takes over.
@@ -47,13 +65,22 @@ async fn a_second_daemon_is_refused_and_a_stale_socket_is_replaced() {
 async fn unknown_socket_group_is_bad_input() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(cutover()
-        .args(["serve", "--listen", "127.0.0.1:0", "--socket-group", "no-such-group-cutover"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--socket-group",
+            "no-such-group-cutover",
+        ])
         .arg("--socket")
         .arg(dir.path().join("s.sock"))
         .arg("--state-dir")
         .arg(dir.path()));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("--socket-group: no group named \"no-such-group-cutover\""), "{stderr}");
+    assert!(
+        stderr.contains("--socket-group: no group named \"no-such-group-cutover\""),
+        "{stderr}"
+    );
     assert!(!dir.path().join("s.sock").exists());
 }

@@ -2,8 +2,8 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
@@ -24,26 +24,37 @@ pub fn bin() -> &'static str {
 /// A `cutover` command with no CUTOVER_* variables inherited from the shell.
 pub fn cutover() -> Command {
     let mut cmd = Command::new(bin());
-    for var in ["CUTOVER_SOCKET", "CUTOVER_LISTEN", "CUTOVER_STATE_DIR", "CUTOVER_LOG", "NO_COLOR"] {
+    for var in [
+        "CUTOVER_SOCKET",
+        "CUTOVER_LISTEN",
+        "CUTOVER_STATE_DIR",
+        "CUTOVER_LOG",
+        "NO_COLOR",
+    ] {
         cmd.env_remove(var);
     }
     cmd
 }
 
 pub fn run(cmd: &mut Command) -> Output {
-    cmd.stdin(Stdio::null()).output().expect("the cutover binary runs")
+    cmd.stdin(Stdio::null())
+        .output()
+        .expect("the cutover binary runs")
 }
 
 /// A port that was free a moment ago, for listeners that cannot report the
 /// port they got.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running `cutover serve` with its own temporary socket and state.
 pub struct Daemon {
     pub child: Child,
-    pub dir: PathBuf,
     pub socket: PathBuf,
     pub state_dir: PathBuf,
     pub listen: SocketAddr,
@@ -64,7 +75,10 @@ impl DaemonBuilder {
     pub async fn start(self) -> Daemon {
         let socket = self.dir.join("cutover.sock");
         let state_dir = self.dir.join("state");
-        let stderr_path = self.dir.join(format!("stderr-{}.log", LOGS.fetch_add(1, Ordering::Relaxed)));
+        let stderr_path = self.dir.join(format!(
+            "stderr-{}.log",
+            LOGS.fetch_add(1, Ordering::Relaxed)
+        ));
         let stderr = std::fs::File::create(&stderr_path).unwrap();
         let child = cutover()
             .arg("serve")
@@ -82,7 +96,6 @@ impl DaemonBuilder {
             .expect("cutover serve starts");
         let mut daemon = Daemon {
             child,
-            dir: self.dir,
             socket,
             state_dir,
             listen: "0.0.0.0:0".parse().unwrap(),
@@ -98,20 +111,32 @@ static LOGS: AtomicUsize = AtomicUsize::new(0);
 impl Daemon {
     /// A daemon in `dir` (reusing its socket and state when started again).
     pub fn in_dir(dir: &Path) -> DaemonBuilder {
-        DaemonBuilder { dir: dir.to_path_buf(), args: Vec::new() }
+        DaemonBuilder {
+            dir: dir.to_path_buf(),
+            args: Vec::new(),
+        }
     }
 
     async fn wait_ready(&mut self) -> SocketAddr {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("cutover serve exited with {status} before it was ready:\n{}", self.stderr());
+                panic!(
+                    "cutover serve exited with {status} before it was ready:\n{}",
+                    self.stderr()
+                );
             }
-            if let Ok((StatusCode::OK, body)) = unix_request(&self.socket, Method::GET, "/v1/health", None).await {
+            if let Ok((StatusCode::OK, body)) =
+                unix_request(&self.socket, Method::GET, "/v1/health", None).await
+            {
                 let health: Value = serde_json::from_slice(&body).unwrap();
                 return health["listen"].as_str().unwrap().parse().unwrap();
             }
-            assert!(start.elapsed() < PATIENCE, "cutover serve not ready after {PATIENCE:?}:\n{}", self.stderr());
+            assert!(
+                start.elapsed() < PATIENCE,
+                "cutover serve not ready after {PATIENCE:?}:\n{}",
+                self.stderr()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -120,14 +145,25 @@ impl Daemon {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
-    pub async fn request(&self, method: Method, path: &str, body: Option<&str>) -> (StatusCode, Value) {
-        let (status, bytes) = unix_request(&self.socket, method, path, body.map(|b| b.as_bytes().to_vec()))
-            .await
-            .unwrap_or_else(|e| panic!("control request {path} failed: {e}\n{}", self.stderr()));
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let (status, bytes) = unix_request(
+            &self.socket,
+            method,
+            path,
+            body.map(|b| b.as_bytes().to_vec()),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("control request {path} failed: {e}\n{}", self.stderr()));
         let value = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
         };
         (status, value)
     }
@@ -138,14 +174,28 @@ impl Daemon {
             "health": {"interval": "100ms", "timeout": "1s"},
             "timeouts": {"deploy": "10s", "drain": "5s", "websocket_drain": "5s"},
         });
-        let (status, answer) =
-            self.request(Method::PUT, &format!("/v1/services/{service}"), Some(&body.to_string())).await;
-        assert_eq!(status, StatusCode::OK, "deploy failed: {answer}\n{}", self.stderr());
+        let (status, answer) = self
+            .request(
+                Method::PUT,
+                &format!("/v1/services/{service}"),
+                Some(&body.to_string()),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "deploy failed: {answer}\n{}",
+            self.stderr()
+        );
         answer
     }
 
     pub fn signal(&self, name: &str) {
-        let ok = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status().unwrap();
+        let ok = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
         assert!(ok.success());
     }
 
@@ -156,7 +206,11 @@ impl Daemon {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(start.elapsed() < PATIENCE, "cutover serve did not exit:\n{}", self.stderr());
+            assert!(
+                start.elapsed() < PATIENCE,
+                "cutover serve did not exit:\n{}",
+                self.stderr()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -190,12 +244,21 @@ where
     Ok((status, body))
 }
 
-fn build(method: Method, path: &str, body: Option<Vec<u8>>, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
-    let mut req = Request::builder().method(method).uri(path).header("host", "cutover");
+fn build(
+    method: Method,
+    path: &str,
+    body: Option<Vec<u8>>,
+    headers: &[(&str, &str)],
+) -> Request<Full<Bytes>> {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "cutover");
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    req.body(Full::new(Bytes::from(body.unwrap_or_default()))).unwrap()
+    req.body(Full::new(Bytes::from(body.unwrap_or_default())))
+        .unwrap()
 }
 
 pub async fn unix_request(
@@ -225,7 +288,10 @@ pub async fn get_until_ok(addr: SocketAddr, path: &str) -> String {
         if let Ok((StatusCode::OK, body)) = tcp_request(addr, Method::GET, path, &[]).await {
             return String::from_utf8_lossy(&body).into_owned();
         }
-        assert!(start.elapsed() < PATIENCE, "GET {path} via {addr} never answered 200");
+        assert!(
+            start.elapsed() < PATIENCE,
+            "GET {path} via {addr} never answered 200"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -1,0 +1,2 @@
+use crate::DeployEngine;
+pub fn router(_engine: DeployEngine) -> axum::Router { axum::Router::new() }

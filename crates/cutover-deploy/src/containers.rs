@@ -1,0 +1,194 @@
+//! Compose service specs to engine container specs, with the labels that are
+//! the only way cutover recognizes its containers (failure #4).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use cutover_core::compose::{self, config_hash, Mount, ServiceSpec};
+use cutover_core::service::Color;
+use cutover_docker::labels;
+use cutover_docker::{
+    ContainerSpec, HealthTest, HealthcheckSpec, LoggingSpec, MountSpec, NetworkAttachment,
+    PortSpec, Protocol, RestartPolicy, Role,
+};
+
+/// Name a kept version gets when its slot is needed for a newer one.
+pub fn kept_name(project: &str, service: &str, version_id: &str) -> String {
+    format!("{project}-{service}-{version_id}")
+}
+
+/// The proxy's service name for an app: unique across projects.
+pub fn route_name(project: &str, service: &str) -> String {
+    format!("{project}/{service}")
+}
+
+pub struct AppLabels<'a> {
+    pub project: &'a str,
+    pub color: Color,
+    /// The user-facing version label.
+    pub version: &'a str,
+}
+
+/// An app container in one color slot.
+pub fn app_container(
+    name: &str,
+    image: &str,
+    spec: &ServiceSpec,
+    l: &AppLabels<'_>,
+    publish_loopback: Option<u16>,
+) -> Result<ContainerSpec, String> {
+    let mut c = base(name, image, spec, l.project, Role::App)?;
+    c.labels
+        .insert(labels::COLOR.into(), l.color.as_str().into());
+    c.labels.insert(labels::VERSION.into(), l.version.into());
+    // Both colors answer to the service name, so other services reach the
+    // app as `backend` whichever color is live.
+    for n in &mut c.networks {
+        if !n.aliases.iter().any(|a| a == &spec.name) {
+            n.aliases.push(spec.name.clone());
+        }
+    }
+    if let Some(port) = publish_loopback {
+        if !c.ports.iter().any(|p| p.container_port == port) {
+            c.ports.push(PortSpec {
+                container_port: port,
+                protocol: Protocol::Tcp,
+                host_ip: Some(IpAddr::from([127, 0, 0, 1])),
+                host_port: None,
+            });
+        }
+    }
+    Ok(c)
+}
+
+pub fn accessory_container(
+    name: &str,
+    spec: &ServiceSpec,
+    project: &str,
+) -> Result<ContainerSpec, String> {
+    base(name, &spec.image, spec, project, Role::Accessory)
+}
+
+fn base(
+    name: &str,
+    image: &str,
+    spec: &ServiceSpec,
+    project: &str,
+    role: Role,
+) -> Result<ContainerSpec, String> {
+    let mut c = ContainerSpec::new(name, image);
+    for (k, v) in &spec.labels {
+        c.labels.insert(k.clone(), v.clone());
+    }
+    c.labels.insert(labels::PROJECT.into(), project.into());
+    c.labels.insert(labels::SERVICE.into(), spec.name.clone());
+    c.labels.insert(labels::ROLE.into(), role.as_str().into());
+    c.labels
+        .insert(labels::CONFIG_HASH.into(), config_hash(spec));
+    c.env = spec.environment.clone();
+    c.cmd = spec.command.clone();
+    c.entrypoint = spec.entrypoint.clone();
+    c.networks = spec
+        .networks
+        .iter()
+        .map(|n| NetworkAttachment {
+            network: n.name.clone(),
+            aliases: n.aliases.clone(),
+        })
+        .collect();
+    for m in &spec.mounts {
+        c.mounts.push(match m {
+            Mount::Volume {
+                source: Some(source),
+                target,
+                read_only,
+                ..
+            } => MountSpec::Volume {
+                name: source.clone(),
+                target: target.clone(),
+                read_only: *read_only,
+            },
+            Mount::Volume { source: None, target, .. } => {
+                return Err(format!(
+                    "services.{}: the anonymous volume at {target} is not supported: it would be lost at every deploy\nhint: name it under top-level `volumes:` and mount it as `<name>:{target}`",
+                    spec.name
+                ))
+            }
+            Mount::Bind {
+                source,
+                target,
+                read_only,
+                ..
+            } => MountSpec::Bind {
+                source: source.clone(),
+                target: target.clone(),
+                read_only: *read_only,
+            },
+            Mount::Tmpfs { target, .. } => MountSpec::Tmpfs {
+                target: target.clone(),
+            },
+        });
+    }
+    for p in &spec.ports {
+        let host_ip = match &p.host_ip {
+            None => None,
+            Some(ip) => Some(ip.parse::<IpAddr>().map_err(|_| {
+                format!("services.{}: port host address {ip:?} is not an IP address", spec.name)
+            })?),
+        };
+        c.ports.push(PortSpec {
+            container_port: p.target,
+            protocol: if p.protocol == "udp" {
+                Protocol::Udp
+            } else {
+                Protocol::Tcp
+            },
+            host_ip,
+            host_port: p.published,
+        });
+    }
+    c.restart = restart(spec.restart.as_deref());
+    c.user = spec.user.clone();
+    c.working_dir = spec.working_dir.clone();
+    c.stop_grace = spec.stop_grace_period;
+    c.extra_hosts = spec.extra_hosts.clone();
+    c.logging = spec.logging.as_ref().map(|l| LoggingSpec {
+        driver: l.driver.clone().unwrap_or_else(|| "json-file".into()),
+        options: l.options.clone(),
+    });
+    c.healthcheck = spec.healthcheck.as_ref().map(healthcheck);
+    Ok(c)
+}
+
+fn restart(policy: Option<&str>) -> RestartPolicy {
+    match policy {
+        Some("always") => RestartPolicy::Always,
+        Some("unless-stopped") => RestartPolicy::UnlessStopped,
+        Some("on-failure") => RestartPolicy::OnFailure { max_retries: None },
+        Some(p) if p.starts_with("on-failure:") => RestartPolicy::OnFailure {
+            max_retries: p["on-failure:".len()..].parse().ok(),
+        },
+        _ => RestartPolicy::No,
+    }
+}
+
+fn healthcheck(h: &compose::Healthcheck) -> HealthcheckSpec {
+    let test = match h.test.first().map(String::as_str) {
+        Some("NONE") => HealthTest::Disabled,
+        Some("CMD-SHELL") => HealthTest::Shell(h.test[1..].join(" ")),
+        Some("CMD") => HealthTest::Exec(h.test[1..].to_vec()),
+        _ => HealthTest::Exec(h.test.clone()),
+    };
+    HealthcheckSpec {
+        test,
+        interval: h.interval,
+        timeout: h.timeout,
+        retries: h.retries,
+        start_period: h.start_period,
+    }
+}
+
+/// How long a stop waits before SIGKILL.
+pub fn stop_grace(spec: &ServiceSpec) -> Duration {
+    spec.stop_grace_period.unwrap_or(Duration::from_secs(10))
+}

@@ -1,0 +1,146 @@
+//! The progress stream of one operation: numbered steps, warnings and the
+//! final `Finished`, sent to whoever listens.
+//!
+//! The channel is unbounded on purpose: a slow or gone client must never
+//! hold up a deploy half-way through a cutover. Sending to a closed channel
+//! (the client disconnected) is not an error: the operation carries on.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+
+use cutover_core::progress::{Outcome, ProgressEvent};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+pub type Receiver = mpsc::UnboundedReceiver<ProgressEvent>;
+
+pub struct Progress {
+    tx: mpsc::UnboundedSender<ProgressEvent>,
+    next_id: AtomicU32,
+    started: Instant,
+    finished: Mutex<Option<Outcome>>,
+}
+
+/// A step in progress; finish it with [`Progress::done`] or [`Progress::failed`].
+pub struct StepHandle {
+    id: u32,
+    what: String,
+    started: Instant,
+}
+
+impl Progress {
+    pub fn channel() -> (Progress, Receiver) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (
+            Progress {
+                tx,
+                next_id: AtomicU32::new(1),
+                started: Instant::now(),
+                finished: Mutex::new(None),
+            },
+            rx,
+        )
+    }
+
+    pub fn emit(&self, event: ProgressEvent) {
+        let _ = self.tx.send(event);
+    }
+
+    pub fn step(&self, what: impl Into<String>) -> StepHandle {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let what = what.into();
+        tracing::info!(step = id, what = %what, "step started");
+        self.emit(ProgressEvent::StepStarted {
+            id,
+            what: what.clone(),
+        });
+        StepHandle {
+            id,
+            what,
+            started: Instant::now(),
+        }
+    }
+
+    pub fn done(&self, step: StepHandle, detail: Option<String>) {
+        self.emit(ProgressEvent::StepDone {
+            id: step.id,
+            what: step.what,
+            detail,
+            elapsed_ms: ms(step.started),
+        });
+    }
+
+    pub fn failed(&self, step: StepHandle, error: impl std::fmt::Display) {
+        let error = error.to_string();
+        tracing::warn!(step = step.id, what = %step.what, error = %error, "step failed");
+        self.emit(ProgressEvent::StepFailed {
+            id: step.id,
+            what: step.what,
+            error,
+            elapsed_ms: ms(step.started),
+        });
+    }
+
+    /// `message` may carry a `\nhint: ` line, which becomes the hint.
+    pub fn warn(&self, message: impl std::fmt::Display) {
+        let (message, hint) = split_hint(&message.to_string());
+        tracing::warn!(%message, "deploy warning");
+        self.emit(ProgressEvent::Warning { message, hint });
+    }
+
+    pub fn finish(&self, outcome: Outcome, message: impl std::fmt::Display) {
+        let (message, hint) = split_hint(&message.to_string());
+        *self.finished.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
+        self.emit(ProgressEvent::Finished {
+            outcome,
+            message,
+            hint,
+            elapsed_ms: ms(self.started),
+        });
+    }
+
+    pub fn outcome(&self) -> Option<Outcome> {
+        *self.finished.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn elapsed_ms(&self) -> u64 {
+        ms(self.started)
+    }
+}
+
+fn ms(since: Instant) -> u64 {
+    since.elapsed().as_millis().min(u64::MAX as u128) as u64
+}
+
+/// Errors in this project end with `\nhint: …`; the wire format has a field
+/// for it.
+pub fn split_hint(text: &str) -> (String, Option<String>) {
+    match text.split_once("\nhint: ") {
+        Some((message, hint)) => (message.to_string(), Some(hint.to_string())),
+        None => (text.to_string(), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hint_is_split_off() {
+        assert_eq!(
+            split_hint("network x missing\nhint: create it"),
+            ("network x missing".into(), Some("create it".into()))
+        );
+        assert_eq!(split_hint("plain"), ("plain".into(), None));
+    }
+
+    #[tokio::test]
+    async fn a_gone_client_does_not_fail_the_operation() {
+        let (p, rx) = Progress::channel();
+        drop(rx);
+        let s = p.step("work");
+        p.done(s, None);
+        p.finish(Outcome::Ok, "done");
+        assert_eq!(p.outcome(), Some(Outcome::Ok));
+    }
+}

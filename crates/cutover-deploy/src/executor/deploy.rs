@@ -1,0 +1,624 @@
+//! `deploy`: images, plan, networks, volumes, accessories, then each app's
+//! cutover.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use cutover_core::compose::{config_hash, version_id, DependsCondition, ResolvedProject, ServiceSpec};
+use cutover_core::plan::{plan_with, Plan, PlanOptions, Step};
+use cutover_core::progress::{DeployCommand, Outcome, PullPolicy};
+use cutover_core::service::DeployRequest;
+use cutover_docker::labels;
+use cutover_docker::{BuildSpec, EngineError, NetworkSpec, VolumeSpec};
+
+use crate::containers;
+use crate::events::{Progress, Receiver};
+use crate::executor::switch::{self, Candidate};
+use crate::executor::{lock_timeout_message, Stop};
+use crate::history::Entry;
+use crate::lock::Holder;
+use crate::observe::{observe, AppState};
+use crate::store::now_ms;
+use crate::{DeployEngine, Inner};
+
+/// How long an accessory an app depends on (`condition: service_healthy`)
+/// has to report healthy.
+const ACCESSORY_HEALTHY_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl DeployEngine {
+    /// Starts a deploy in a daemon-owned task; the receiver streams its
+    /// progress and ends with `Finished`. Dropping the receiver does not
+    /// stop the deploy.
+    pub fn deploy(&self, cmd: DeployCommand) -> Receiver {
+        let (p, rx) = Progress::channel();
+        let inner = self.inner.clone();
+        self.inner.tasks.spawn(async move {
+            run(&inner, cmd, &p).await;
+        });
+        rx
+    }
+
+    /// What a deploy would do, with no side effect: images are only looked
+    /// up, never pulled or built.
+    pub async fn plan(&self, cmd: &DeployCommand) -> Result<Plan, Stop> {
+        let desired = &cmd.project;
+        let selected = selected_apps(desired, &cmd.services)?;
+        let mut images = BTreeMap::new();
+        for spec in desired
+            .apps
+            .iter()
+            .map(|a| &a.service)
+            .chain(desired.accessories.iter().map(|a| &a.service))
+        {
+            if let Some(img) = self
+                .inner
+                .engine
+                .inspect_image(&spec.image)
+                .await
+                .map_err(Stop::failed)?
+            {
+                images.insert(spec.image.clone(), img.id);
+            }
+        }
+        let (observed, _) = observe(&*self.inner.engine, desired, &self.inner.releases, &images)
+            .await
+            .map_err(Stop::failed)?;
+        let mut plan = plan_with(desired, &observed, &PlanOptions { force: cmd.force })
+            .map_err(Stop::invalid)?;
+        plan.steps.retain(|s| wanted(s, &selected));
+        Ok(plan)
+    }
+}
+
+async fn run(inner: &Inner, cmd: DeployCommand, p: &Progress) {
+    let project = cmd.project.name.clone();
+    let started = tokio::time::Instant::now();
+    let holder = Holder {
+        operation: "deploy".into(),
+        version: cmd.version.clone(),
+        since: SystemTime::now(),
+    };
+    let result = match inner.locks.acquire(&project, holder, cmd.wait_lock).await {
+        Ok(guard) => {
+            let r = deploy(inner, &cmd, p).await;
+            drop(guard);
+            r
+        }
+        Err(h) => Err(Stop {
+            outcome: Outcome::LockTimeout,
+            message: lock_timeout_message(&project, h, cmd.wait_lock),
+            recorded: false,
+        }),
+    };
+    finish(inner, p, &project, "deploy", cmd.version.clone(), started, result, true);
+}
+
+pub(crate) fn finish(
+    inner: &Inner,
+    p: &Progress,
+    project: &str,
+    operation: &str,
+    version: Option<String>,
+    started: tokio::time::Instant,
+    result: Result<(Outcome, String), Stop>,
+    ok_recorded_per_app: bool,
+) {
+    let (outcome, message, recorded) = match result {
+        Ok((o, m)) => (o, m, ok_recorded_per_app && o == Outcome::Ok),
+        Err(s) => (s.outcome, s.message, s.recorded),
+    };
+    if !recorded {
+        let entry = Entry {
+            time_ms: now_ms(),
+            project: project.to_string(),
+            operation: operation.to_string(),
+            service: None,
+            version,
+            color: None,
+            result: outcome,
+            duration_ms: started.elapsed().as_millis() as u64,
+            error: (!matches!(outcome, Outcome::Ok | Outcome::UpToDate)).then(|| message.clone()),
+        };
+        if let Err(e) = inner.history.append(&entry) {
+            p.warn(e);
+        }
+    }
+    p.finish(outcome, message);
+}
+
+fn selected_apps(desired: &ResolvedProject, services: &[String]) -> Result<BTreeSet<String>, Stop> {
+    if services.is_empty() {
+        return Ok(desired.apps.iter().map(|a| a.service.name.clone()).collect());
+    }
+    let mut out = BTreeSet::new();
+    for s in services {
+        if desired.app(s).is_some() {
+            out.insert(s.clone());
+        } else if desired.accessory(s).is_some() {
+            return Err(Stop::invalid(format!(
+                "{s} is an accessory, not an app: accessories are always reconciled by a deploy\nhint: deploy without naming services, or name an app ({})",
+                app_names(desired)
+            )));
+        } else {
+            return Err(Stop::invalid(format!(
+                "no app named {s} in project {}\nhint: apps are the services with an x-cutover block: {}",
+                desired.name,
+                app_names(desired)
+            )));
+        }
+    }
+    Ok(out)
+}
+
+fn app_names(desired: &ResolvedProject) -> String {
+    let names: Vec<&str> = desired.apps.iter().map(|a| a.service.name.as_str()).collect();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Steps of apps not selected are left out; shared resources always stay.
+fn wanted(step: &Step, selected: &BTreeSet<String>) -> bool {
+    match step {
+        Step::DeployApp { service, .. }
+        | Step::AppUpToDate { service, .. }
+        | Step::UpdateRoute { service, .. }
+        | Step::RemoveOldVersions { service, .. } => selected.contains(service),
+        _ => true,
+    }
+}
+
+async fn deploy(inner: &Inner, cmd: &DeployCommand, p: &Progress) -> Result<(Outcome, String), Stop> {
+    let desired = &cmd.project;
+    let project = desired.name.as_str();
+    let selected = selected_apps(desired, &cmd.services)?;
+    if desired.apps.is_empty() && desired.accessories.is_empty() {
+        return Err(Stop::invalid(format!(
+            "project {project} has no services\nhint: add services to the compose file"
+        )));
+    }
+    let images = resolve_images(inner, p, desired, &selected, cmd.pull).await?;
+    let (observed, obs) = observe(&*inner.engine, desired, &inner.releases, &images)
+        .await
+        .map_err(Stop::failed)?;
+    let plan = plan_with(desired, &observed, &PlanOptions { force: cmd.force }).map_err(Stop::invalid)?;
+    for w in &plan.warnings {
+        p.warn(w);
+    }
+    let steps: Vec<Step> = plan.steps.into_iter().filter(|s| wanted(s, &selected)).collect();
+    if steps
+        .iter()
+        .all(|s| matches!(s, Step::LeaveAccessory { .. } | Step::AppUpToDate { .. }))
+    {
+        let live: Vec<String> = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::AppUpToDate {
+                    service,
+                    color,
+                    version,
+                } => Some(format!("{service} {version} ({color})")),
+                _ => None,
+            })
+            .collect();
+        return Ok((
+            Outcome::UpToDate,
+            if live.is_empty() {
+                format!("{project} is up to date")
+            } else {
+                format!("up to date: {} already runs", live.join(", "))
+            },
+        ));
+    }
+
+    let mut deployed = Vec::new();
+    let mut accessories_ready = false;
+    for step in &steps {
+        match step {
+            Step::CreateNetwork { key, name } => {
+                let n = desired.networks.iter().find(|n| &n.key == key);
+                let mut spec = NetworkSpec::new(name).label(labels::PROJECT, project);
+                if let Some(n) = n {
+                    for (k, v) in &n.labels {
+                        spec.labels.insert(k.clone(), v.clone());
+                    }
+                    spec.driver = n.driver.clone();
+                    spec.internal = n.internal;
+                }
+                let s = p.step(format!("create network {name}"));
+                match inner.engine.ensure_network(&spec).await {
+                    Ok(e) => p.done(s, (!e.created).then(|| "it already existed".into())),
+                    Err(e) => {
+                        p.failed(s, &e);
+                        return Err(Stop::failed(e));
+                    }
+                }
+            }
+            Step::CreateVolume { key, name } => {
+                let v = desired.volumes.iter().find(|v| &v.key == key);
+                let mut spec = VolumeSpec::new(name).label(labels::PROJECT, project);
+                if let Some(v) = v {
+                    for (k, val) in &v.labels {
+                        spec.labels.insert(k.clone(), val.clone());
+                    }
+                    spec.driver = v.driver.clone();
+                    spec.driver_opts = v.driver_opts.clone();
+                }
+                let s = p.step(format!("create volume {name}"));
+                match inner.engine.ensure_volume(&spec).await {
+                    Ok(_) => p.done(s, None),
+                    Err(e) => {
+                        p.failed(s, &e);
+                        return Err(Stop::failed(e));
+                    }
+                }
+            }
+            Step::StartAccessory {
+                service, container, ..
+            } => {
+                let acc = desired.accessory(service).expect("planned from desired");
+                let s = p.step(format!("start accessory {service} ({container})"));
+                let r = start_accessory(inner, project, &acc.service, container, false).await;
+                step_result(p, s, r)?;
+            }
+            Step::RecreateAccessory {
+                service, container, ..
+            } => {
+                let acc = desired.accessory(service).expect("planned from desired");
+                let s = p.step(format!("recreate accessory {service} ({container})"));
+                let r = start_accessory(inner, project, &acc.service, container, true).await;
+                step_result(p, s, r)?;
+            }
+            Step::LeaveAccessory { .. } | Step::AppUpToDate { .. } => {}
+            Step::DeployApp {
+                service,
+                color,
+                reason,
+                ..
+            } => {
+                if !accessories_ready {
+                    wait_accessories(inner, p, desired, &selected).await?;
+                    accessories_ready = true;
+                }
+                let app = desired.app(service).expect("planned from desired");
+                let image_id = images
+                    .get(&app.service.image)
+                    .cloned()
+                    .expect("selected app images are resolved");
+                let hash = config_hash(&app.service);
+                let vid = version_id(&image_id, &hash);
+                let remove_after: Vec<String> = steps
+                    .iter()
+                    .find_map(|s| match s {
+                        Step::RemoveOldVersions {
+                            service: s2,
+                            containers,
+                        } if s2 == service => Some(containers.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                let state = obs.apps.get(service).cloned().unwrap_or_default();
+                tracing::info!(project, service, color = %color, reason = ?reason, "deploying");
+                let done = switch::roll_out(
+                    inner,
+                    p,
+                    project,
+                    Candidate {
+                        app,
+                        image: app.service.image.clone(),
+                        image_id,
+                        version: cmd.version.clone().unwrap_or_else(|| vid.clone()),
+                        version_id: vid,
+                        config_hash: hash,
+                        color: *color,
+                        operation: "deploy",
+                    },
+                    &state,
+                    &remove_after,
+                )
+                .await;
+                match done {
+                    Ok(_) => deployed.push(format!("{service} ({color})")),
+                    Err(mut stop) => {
+                        if !deployed.is_empty() {
+                            stop.message = format!(
+                                "{}\n(already switched in this deploy: {})",
+                                stop.message,
+                                deployed.join(", ")
+                            );
+                        }
+                        return Err(stop);
+                    }
+                }
+            }
+            Step::UpdateRoute { service, changed } => {
+                let app = desired.app(service).expect("planned from desired");
+                let state = obs.apps.get(service).cloned().unwrap_or_default();
+                update_route(inner, p, project, app, &state, changed).await?;
+            }
+            Step::RemoveOldVersions {
+                service,
+                containers,
+            } => {
+                // With a DeployApp the cutover prunes after the switch.
+                let deploying = steps
+                    .iter()
+                    .any(|s| matches!(s, Step::DeployApp { service: s2, .. } if s2 == service));
+                if !deploying {
+                    for c in containers {
+                        switch::remove_container(inner, p, c, "past keep").await?;
+                    }
+                }
+            }
+        }
+    }
+    Ok((
+        Outcome::Ok,
+        if deployed.is_empty() {
+            format!("{project}: accessories and routes updated")
+        } else {
+            format!("deployed {}", deployed.join(", "))
+        },
+    ))
+}
+
+fn step_result(
+    p: &Progress,
+    s: crate::events::StepHandle,
+    r: Result<(), String>,
+) -> Result<(), Stop> {
+    match r {
+        Ok(()) => {
+            p.done(s, None);
+            Ok(())
+        }
+        Err(e) => {
+            p.failed(s, &e);
+            Err(Stop::failed(e))
+        }
+    }
+}
+
+async fn start_accessory(
+    inner: &Inner,
+    project: &str,
+    spec: &ServiceSpec,
+    container: &str,
+    recreate: bool,
+) -> Result<(), String> {
+    let engine = &*inner.engine;
+    if let Some(existing) = engine
+        .inspect_container(container)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        let ours = existing.labels.get(labels::PROJECT).map(String::as_str) == Some(project)
+            && existing.labels.get(labels::SERVICE) == Some(&spec.name);
+        if !ours {
+            return Err(format!(
+                "container name {container} is taken by a container cutover does not manage\nhint: remove it (`docker rm -f {container}`) or set another `container_name:` for {}",
+                spec.name
+            ));
+        }
+        if !recreate {
+            return engine
+                .start_container(container)
+                .await
+                .map_err(|e| e.to_string());
+        }
+        engine
+            .remove_container(container)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let c = containers::accessory_container(container, spec, project)?;
+    engine
+        .create_container(&c)
+        .await
+        .map_err(|e| e.to_string())?;
+    engine
+        .start_container(container)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Accessories an app waits for with `condition: service_healthy`.
+async fn wait_accessories(
+    inner: &Inner,
+    p: &Progress,
+    desired: &ResolvedProject,
+    selected: &BTreeSet<String>,
+) -> Result<(), Stop> {
+    let mut names = BTreeSet::new();
+    for app in desired.apps.iter().filter(|a| selected.contains(&a.service.name)) {
+        for d in &app.service.depends_on {
+            if d.condition == DependsCondition::ServiceHealthy {
+                if let Some(acc) = desired.accessory(&d.service) {
+                    names.insert(acc.container_name.clone());
+                }
+            }
+        }
+    }
+    for name in names {
+        let s = p.step(format!("wait for {name} to be healthy"));
+        match inner
+            .engine
+            .wait_healthy(&name, ACCESSORY_HEALTHY_TIMEOUT)
+            .await
+        {
+            Ok(_) => p.done(s, None),
+            Err(EngineError::NoHealthcheck { .. }) => {
+                p.done(s, Some("it has no healthcheck; started is all there is".into()))
+            }
+            Err(e) => {
+                p.failed(s, &e);
+                return Err(Stop::failed(format!(
+                    "accessory {name} is not healthy: {e}\nhint: `docker logs {name}` tells why"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Hosts, path prefix, health or timeouts changed and nothing else: the
+/// live container stays, the proxy re-checks it with the new settings and
+/// switches to the new route.
+async fn update_route(
+    inner: &Inner,
+    p: &Progress,
+    project: &str,
+    app: &cutover_core::compose::AppSpec,
+    state: &AppState,
+    changed: &[String],
+) -> Result<(), Stop> {
+    let service = &app.service.name;
+    let Some(live) = &state.live else {
+        return Ok(());
+    };
+    let s = p.step(format!("update route of {service} ({})", changed.join(", ")));
+    let network = app
+        .service
+        .networks
+        .first()
+        .map(|n| n.name.clone())
+        .unwrap_or_default();
+    let addr = match inner.address(&live.info, &network, app.cutover.port).await {
+        Ok(a) => a,
+        Err(e) => {
+            p.failed(s, &e);
+            return Err(Stop::failed(e));
+        }
+    };
+    let c = &app.cutover;
+    let r = inner
+        .proxy
+        .deploy(
+            &containers::route_name(project, service),
+            DeployRequest {
+                targets: vec![addr.to_string()],
+                hosts: c.hosts.clone(),
+                path_prefix: c.path_prefix.clone(),
+                color: Some(live.color),
+                version: Some(live.version.clone()),
+                health: c.health.clone(),
+                timeouts: c.timeouts.clone(),
+            },
+        )
+        .await;
+    match r {
+        Ok(_) => {
+            let settings = c.clone();
+            if let Err(e) = inner
+                .releases
+                .update(project, service, &live.version_id, |r| r.app.cutover = settings)
+            {
+                p.warn(e);
+            }
+            p.done(s, None);
+            Ok(())
+        }
+        Err(e) => {
+            p.failed(s, &e);
+            Err(Stop::failed(format!(
+                "the new route of {service} was refused: {e}; the old route stays"
+            )))
+        }
+    }
+}
+
+async fn resolve_images(
+    inner: &Inner,
+    p: &Progress,
+    desired: &ResolvedProject,
+    selected: &BTreeSet<String>,
+    pull: PullPolicy,
+) -> Result<BTreeMap<String, String>, Stop> {
+    let mut images = BTreeMap::new();
+    let specs = desired
+        .accessories
+        .iter()
+        .map(|a| (&a.service, true))
+        .chain(
+            desired
+                .apps
+                .iter()
+                .map(|a| (&a.service, selected.contains(&a.service.name))),
+        );
+    for (spec, wanted) in specs {
+        if images.contains_key(&spec.image) {
+            continue;
+        }
+        if !wanted {
+            if let Some(img) = inner
+                .engine
+                .inspect_image(&spec.image)
+                .await
+                .map_err(Stop::failed)?
+            {
+                images.insert(spec.image.clone(), img.id);
+            }
+            continue;
+        }
+        let id = resolve_image(inner, p, desired, spec, pull).await?;
+        images.insert(spec.image.clone(), id);
+    }
+    Ok(images)
+}
+
+async fn resolve_image(
+    inner: &Inner,
+    p: &Progress,
+    desired: &ResolvedProject,
+    spec: &ServiceSpec,
+    pull: PullPolicy,
+) -> Result<String, Stop> {
+    let engine = &*inner.engine;
+    if let Some(b) = &spec.build {
+        let s = p.step(format!("build {} for {}", spec.image, spec.name));
+        let mut bs = BuildSpec::new(PathBuf::from(&b.context), spec.image.clone());
+        bs.dockerfile = b.dockerfile.as_ref().map(PathBuf::from);
+        bs.build_args = b.args.clone();
+        bs.target = b.target.clone();
+        bs.labels
+            .insert(labels::PROJECT.into(), desired.name.clone());
+        return match engine.build_image(&bs).await {
+            Ok(out) => {
+                p.done(s, None);
+                Ok(out.image_id)
+            }
+            Err(e) => {
+                p.failed(s, &e);
+                Err(Stop::failed(e))
+            }
+        };
+    }
+    let local = engine
+        .inspect_image(&spec.image)
+        .await
+        .map_err(Stop::failed)?;
+    match (pull, local) {
+        (PullPolicy::Missing, Some(img)) => Ok(img.id),
+        (PullPolicy::Never, Some(img)) => Ok(img.id),
+        (PullPolicy::Never, None) => Err(Stop::invalid(format!(
+            "image {} (service {}) is not on this host and pulling is off\nhint: pull or load it first, or deploy with --pull missing",
+            spec.image, spec.name
+        ))),
+        (PullPolicy::Always, _) | (PullPolicy::Missing, None) => {
+            let s = p.step(format!("pull {}", spec.image));
+            match engine.pull_image(&spec.image).await {
+                Ok(img) => {
+                    p.done(s, None);
+                    Ok(img.id)
+                }
+                Err(e) => {
+                    p.failed(s, &e);
+                    Err(Stop::failed(e))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,490 @@
+//! The cutover of one app to a new version, shared by deploy and rollback:
+//! make room in the slot, start the new container, let the proxy health-gate
+//! and switch, then drain and stop the old color and prune past `keep`.
+//!
+//! A failure before the switch removes what this operation created, so the
+//! old color keeps serving and nothing is left behind (failures #5, #9).
+
+use std::time::Duration;
+
+use cutover_core::compose::{app_container_name, AppSpec};
+use cutover_core::progress::{Outcome, ProgressEvent};
+use cutover_core::service::{Color, DeployRequest};
+use cutover_core::status::Event;
+use cutover_docker::{ContainerSpec, Reachability};
+
+use crate::containers::{self, AppLabels};
+use crate::events::Progress;
+use crate::executor::Stop;
+use crate::history::Entry;
+use crate::journal::InProgress;
+use crate::observe::{AppContainer, AppState};
+use crate::releases::Release;
+use crate::store::now_ms;
+use crate::Inner;
+
+/// Lines of the failing container's log shown with a failed deploy.
+pub const LOG_LINES: usize = 40;
+
+/// Time to wait for a drain past its own deadlines before stopping anyway.
+const DRAIN_SLACK: Duration = Duration::from_secs(10);
+
+/// The version to put live.
+pub struct Candidate<'a> {
+    pub app: &'a AppSpec,
+    /// What the container is created from: a reference, or an image ID.
+    pub image: String,
+    pub image_id: String,
+    pub version: String,
+    pub version_id: String,
+    pub config_hash: String,
+    pub color: Color,
+    pub operation: &'static str,
+}
+
+pub struct Outcome1 {
+    pub container: String,
+}
+
+pub(crate) async fn roll_out(
+    inner: &Inner,
+    p: &Progress,
+    project: &str,
+    cand: Candidate<'_>,
+    state: &AppState,
+    remove_after: &[String],
+) -> Result<Outcome1, Stop> {
+    let started = tokio::time::Instant::now();
+    let result = roll_out_inner(inner, p, project, &cand, state, remove_after).await;
+    let entry = Entry {
+        time_ms: now_ms(),
+        project: project.to_string(),
+        operation: cand.operation.to_string(),
+        service: Some(cand.app.service.name.clone()),
+        version: Some(cand.version.clone()),
+        color: Some(cand.color),
+        result: match &result {
+            Ok(_) => Outcome::Ok,
+            Err(s) => s.outcome,
+        },
+        duration_ms: started.elapsed().as_millis() as u64,
+        error: result.as_ref().err().map(|s| s.message.clone()),
+    };
+    if let Err(e) = inner.history.append(&entry) {
+        p.warn(e);
+    }
+    result.map_err(|mut s| {
+        s.recorded = true;
+        s
+    })
+}
+
+async fn roll_out_inner(
+    inner: &Inner,
+    p: &Progress,
+    project: &str,
+    cand: &Candidate<'_>,
+    state: &AppState,
+    remove_after: &[String],
+) -> Result<Outcome1, Stop> {
+    let engine = &*inner.engine;
+    let service = cand.app.service.name.as_str();
+    let slot = app_container_name(project, service, cand.color);
+    let route = containers::route_name(project, service);
+
+    // Running containers that are not the live one were left by a deploy
+    // that never finished: they serve nothing.
+    for stray in &state.stray {
+        remove_container(inner, p, stray.name(), "left by an unfinished deploy").await?;
+    }
+
+    let mut reuse = false;
+    if let Some(occupant) = state.kept.iter().find(|k| k.name() == slot) {
+        if occupant.version_id == cand.version_id {
+            reuse = true;
+        } else {
+            make_room(inner, p, project, occupant, cand.app.cutover.keep, remove_after).await?;
+        }
+    } else if let Some(info) = engine.inspect_container(&slot).await.map_err(Stop::failed)? {
+        // A container by the slot's name that is not one of ours: never
+        // removed silently.
+        if !state.stray.iter().any(|s| s.name() == slot) {
+            return Err(Stop::failed(format!(
+                "container name {slot} is taken by a container cutover does not manage (labels {:?})\nhint: remove or rename it (`docker rm -f {slot}`), then deploy again",
+                info.labels
+            )));
+        }
+    }
+
+    if let Err(e) = inner.journal.begin(&InProgress {
+        project: project.to_string(),
+        service: service.to_string(),
+        operation: cand.operation.to_string(),
+        container: slot.clone(),
+        reused: reuse,
+        started_ms: now_ms(),
+    }) {
+        return Err(Stop::failed(e));
+    }
+
+    let step = p.step(format!(
+        "start {slot} ({} {})",
+        if reuse { "kept version" } else { "version" },
+        cand.version
+    ));
+    let created = async {
+        if !reuse {
+            let publish = match inner.reachability().await.map_err(|e| e.to_string())? {
+                Some(Reachability::PublishedLoopback) => Some(cand.app.cutover.port),
+                _ => None,
+            };
+            let spec: ContainerSpec = containers::app_container(
+                &slot,
+                &cand.image,
+                &cand.app.service,
+                &AppLabels {
+                    project,
+                    color: cand.color,
+                    version: &cand.version,
+                },
+                publish,
+            )?;
+            engine
+                .create_container(&spec)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        engine
+            .start_container(&slot)
+            .await
+            .map_err(|e| e.to_string())?;
+        engine
+            .inspect_container(&slot)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("container {slot} vanished right after it started"))
+    }
+    .await;
+    let info = match created {
+        Ok(info) => {
+            p.done(step, None);
+            info
+        }
+        Err(e) => {
+            p.failed(step, &e);
+            abandon(inner, p, project, service, &slot, reuse).await;
+            return Err(Stop::failed(format!(
+                "{} of {service} failed{}: {e}",
+                cand.operation,
+                serving(state)
+            )));
+        }
+    };
+
+    let network = cand
+        .app
+        .service
+        .networks
+        .first()
+        .map(|n| n.name.clone())
+        .unwrap_or_default();
+    let addr = match inner.address(&info, &network, cand.app.cutover.port).await {
+        Ok(a) => a,
+        Err(e) => {
+            p.warn(&e);
+            abandon(inner, p, project, service, &slot, reuse).await;
+            return Err(Stop::failed(format!(
+                "{} of {service} failed{}: {e}",
+                cand.operation,
+                serving(state)
+            )));
+        }
+    };
+
+    let old_set = inner
+        .proxy
+        .status()
+        .into_iter()
+        .find(|s| s.name == route)
+        .map(|s| s.active.id);
+    // Subscribed before the switch, so the drain of the old set cannot be
+    // missed however fast it is.
+    let mut events = inner.proxy.subscribe();
+    let c = &cand.app.cutover;
+    let step = p.step(format!(
+        "health check {slot} at {addr}{} and switch",
+        c.health.path
+    ));
+    let switched = inner
+        .proxy
+        .deploy(
+            &route,
+            DeployRequest {
+                targets: vec![addr.to_string()],
+                hosts: c.hosts.clone(),
+                path_prefix: c.path_prefix.clone(),
+                color: Some(cand.color),
+                version: Some(cand.version.clone()),
+                health: c.health.clone(),
+                timeouts: c.timeouts.clone(),
+            },
+        )
+        .await;
+    if let Err(e) = switched {
+        p.failed(step, &e);
+        let lines = engine
+            .logs_tail(&slot, LOG_LINES)
+            .await
+            .map(|l| l.into_iter().map(|l| l.text).collect())
+            .unwrap_or_else(|e| vec![format!("(could not read the logs: {e})")]);
+        p.emit(ProgressEvent::Logs {
+            container: slot.clone(),
+            lines,
+        });
+        abandon(inner, p, project, service, &slot, reuse).await;
+        return Err(Stop::failed(format!(
+            "{} of {service} version {} failed{}: {e}",
+            cand.operation,
+            cand.version,
+            serving(state)
+        )));
+    }
+    p.done(step, Some(format!("{service} now serves from {slot}")));
+    p.emit(ProgressEvent::Switched {
+        service: service.to_string(),
+        color: cand.color,
+        version: cand.version.clone(),
+    });
+    let release = Release {
+        version_id: cand.version_id.clone(),
+        version: cand.version.clone(),
+        image_id: cand.image_id.clone(),
+        config_hash: cand.config_hash.clone(),
+        color: cand.color,
+        container: slot.clone(),
+        released_ms: now_ms(),
+        app: cand.app.clone(),
+    };
+    // Enough records to recreate every kept version, plus some that are
+    // only reachable by `rollback --to`.
+    if let Err(e) = inner
+        .releases
+        .record(project, release, cand.app.cutover.keep as usize + 5)
+    {
+        p.warn(e);
+    }
+    inner.journal.end(project, service);
+
+    if let Some(old) = state.live.as_ref().filter(|o| o.name() != slot) {
+        retire(inner, p, old, old_set, &mut events, cand.app).await;
+    }
+    for name in remove_after {
+        if *name != slot {
+            remove_container(inner, p, name, "past keep").await?;
+        }
+    }
+    Ok(Outcome1 { container: slot })
+}
+
+/// Waits for the proxy to drain the old color, then stops it; it stays
+/// (stopped) for rollback.
+async fn retire(
+    inner: &Inner,
+    p: &Progress,
+    old: &AppContainer,
+    old_set: Option<u64>,
+    events: &mut tokio::sync::broadcast::Receiver<Event>,
+    app: &AppSpec,
+) {
+    let t = &app.cutover.timeouts;
+    let step = p.step(format!("drain and stop {}", old.name()));
+    let mut detail = None;
+    if let Some(set_id) = old_set {
+        let limit = t.drain.max(t.websocket_drain) + DRAIN_SLACK;
+        let waited = tokio::time::timeout(limit, async {
+            loop {
+                match events.recv().await {
+                    Ok(Event::Drained {
+                        set_id: id,
+                        cut_requests,
+                        closed_websockets,
+                        ..
+                    }) if id == set_id => return Some((cut_requests, closed_websockets)),
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        // Missed events: the set is drained when the proxy
+                        // no longer lists it.
+                        let still = inner
+                            .proxy
+                            .status()
+                            .iter()
+                            .any(|s| s.draining.iter().any(|d| d.id == set_id));
+                        if !still {
+                            return None;
+                        }
+                    }
+                    Err(_) => return None,
+                }
+            }
+        })
+        .await;
+        detail = match waited {
+            Ok(Some((0, 0))) | Ok(None) => None,
+            Ok(Some((r, w))) => Some(format!(
+                "drain deadline cut {r} request(s) and closed {w} WebSocket(s)"
+            )),
+            Err(_) => Some("drain did not finish in time; stopping anyway".to_string()),
+        };
+    }
+    let grace = old
+        .release
+        .as_ref()
+        .map(|r| containers::stop_grace(&r.app.service))
+        .unwrap_or_else(|| containers::stop_grace(&app.service));
+    match inner.engine.stop_container(old.name(), grace).await {
+        Ok(()) => p.done(step, detail),
+        Err(e) => {
+            p.failed(step, &e);
+            p.warn(format!(
+                "the old color {} still runs (it gets no traffic)\nhint: stop it with `docker stop {}`",
+                old.name(),
+                old.name()
+            ));
+        }
+    }
+}
+
+/// Frees the slot a kept version occupies: past `keep` it goes, otherwise
+/// it is recreated, stopped, under its version name from its recorded spec.
+async fn make_room(
+    inner: &Inner,
+    p: &Progress,
+    project: &str,
+    occupant: &AppContainer,
+    keep: u32,
+    remove_after: &[String],
+) -> Result<(), Stop> {
+    let going = keep == 0 || remove_after.iter().any(|n| n == occupant.name());
+    let (Some(release), false) = (occupant.release.as_ref(), going) else {
+        return remove_container(inner, p, occupant.name(), "its slot is needed").await;
+    };
+    let new_name = containers::kept_name(project, &occupant.service, &occupant.version_id);
+    let step = p.step(format!("keep {} as {new_name}", occupant.name()));
+    let engine = &*inner.engine;
+    let exists = engine
+        .inspect_container(&new_name)
+        .await
+        .map_err(Stop::failed)?
+        .is_some();
+    if !exists {
+        let spec = containers::app_container(
+            &new_name,
+            &occupant.info.image_id,
+            &release.app.service,
+            &AppLabels {
+                project,
+                color: occupant.color,
+                version: &occupant.version,
+            },
+            None,
+        )
+        .map_err(Stop::failed)?;
+        let mut spec = spec;
+        // By ID when the engine knows it (a retagged reference must not
+        // change a kept version), else the reference.
+        if engine
+            .inspect_image(&occupant.info.image_id)
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+        {
+            spec.image = occupant.info.image.clone();
+        }
+        if let Err(e) = engine.create_container(&spec).await {
+            p.failed(step, &e);
+            return remove_container(inner, p, occupant.name(), "its slot is needed").await;
+        }
+    }
+    match engine.remove_container(occupant.name()).await {
+        Ok(_) => {
+            let _ = inner.releases.update(
+                project,
+                &occupant.service,
+                &occupant.version_id,
+                |r| r.container = new_name.clone(),
+            );
+            p.done(step, None);
+            Ok(())
+        }
+        Err(e) => {
+            p.failed(step, &e);
+            Err(Stop::failed(format!(
+                "cannot free the slot {}: {e}",
+                occupant.name()
+            )))
+        }
+    }
+}
+
+pub(crate) async fn remove_container(
+    inner: &Inner,
+    p: &Progress,
+    name: &str,
+    why: &str,
+) -> Result<(), Stop> {
+    let step = p.step(format!("remove {name} ({why})"));
+    match inner.engine.remove_container(name).await {
+        Ok(_) => {
+            p.done(step, None);
+            Ok(())
+        }
+        Err(e) => {
+            p.failed(step, &e);
+            Err(Stop::failed(format!("cannot remove container {name}: {e}")))
+        }
+    }
+}
+
+/// Undoes what a failed cutover created: the new container goes (a reused
+/// kept one is only stopped again).
+async fn abandon(inner: &Inner, p: &Progress, project: &str, service: &str, slot: &str, reuse: bool) {
+    let engine = &*inner.engine;
+    let result = if reuse {
+        let step = p.step(format!("stop {slot} again"));
+        let r = engine.stop_container(slot, Duration::from_secs(10)).await;
+        match &r {
+            Ok(()) => p.done(step, None),
+            Err(e) => p.failed(step, e),
+        }
+        r.map(|_| ())
+    } else {
+        let step = p.step(format!("remove {slot}"));
+        let r = engine.remove_container(slot).await;
+        match &r {
+            Ok(_) => p.done(step, None),
+            Err(e) => p.failed(step, e),
+        }
+        r.map(|_| ())
+    };
+    match result {
+        // Only a settled slot clears the journal; otherwise recovery at the
+        // next start finishes the cleanup.
+        Ok(()) => inner.journal.end(project, service),
+        Err(e) => p.warn(format!(
+            "{slot} could not be cleaned up: {e}\nhint: remove it with `docker rm -f {slot}`; the daemon also retries at its next start"
+        )),
+    }
+}
+
+fn serving(state: &AppState) -> String {
+    match &state.live {
+        Some(live) => format!(
+            " ({} version {} keeps serving)",
+            live.name(),
+            live.version
+        ),
+        None => String::new(),
+    }
+}
+

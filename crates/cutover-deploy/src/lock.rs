@@ -1,0 +1,155 @@
+//! One deploy, rollback or down per project at a time (failure #12: two CI
+//! runs interleaving). A waiter that gives up learns who holds the lock.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use tokio::sync::OwnedMutexGuard;
+
+/// What holds a project's lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Holder {
+    pub operation: String,
+    pub version: Option<String>,
+    #[serde(skip)]
+    pub since: SystemTime,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.operation)?;
+        if let Some(v) = &self.version {
+            write!(f, " of version {v}")?;
+        }
+        write!(
+            f,
+            ", running since {}",
+            humantime::format_rfc3339_seconds(self.since)
+        )
+    }
+}
+
+#[derive(Default)]
+struct Slot {
+    lock: Arc<tokio::sync::Mutex<()>>,
+    holder: Mutex<Option<Holder>>,
+}
+
+#[derive(Default)]
+pub struct Locks {
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
+}
+
+/// Held while the operation runs; releases the project when dropped.
+pub struct ProjectGuard {
+    _guard: OwnedMutexGuard<()>,
+    slot: Arc<Slot>,
+}
+
+impl Drop for ProjectGuard {
+    fn drop(&mut self) {
+        *self.slot.holder.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+impl Locks {
+    /// Waits up to `wait` for the project; on timeout returns who holds it.
+    pub async fn acquire(
+        &self,
+        project: &str,
+        holder: Holder,
+        wait: Duration,
+    ) -> Result<ProjectGuard, Option<Holder>> {
+        let slot = self
+            .slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(project.to_string())
+            .or_default()
+            .clone();
+        let guard = match slot.lock.clone().try_lock_owned() {
+            Ok(g) => g,
+            Err(_) if wait.is_zero() => return Err(current(&slot)),
+            Err(_) => match tokio::time::timeout(wait, slot.lock.clone().lock_owned()).await {
+                Ok(g) => g,
+                Err(_) => return Err(current(&slot)),
+            },
+        };
+        *slot.holder.lock().unwrap_or_else(|p| p.into_inner()) = Some(holder);
+        Ok(ProjectGuard {
+            _guard: guard,
+            slot,
+        })
+    }
+
+    /// Who holds the project now, if anyone.
+    pub fn holder(&self, project: &str) -> Option<Holder> {
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.get(project).and_then(|s| current(s))
+    }
+}
+
+fn current(slot: &Slot) -> Option<Holder> {
+    slot.holder.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holder(op: &str) -> Holder {
+        Holder {
+            operation: op.into(),
+            version: Some("v1".into()),
+            since: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn second_waiter_times_out_naming_the_holder() {
+        let locks = Locks::default();
+        let g = locks
+            .acquire("athens", holder("deploy"), Duration::ZERO)
+            .await
+            .unwrap();
+        let err = locks
+            .acquire("athens", holder("rollback"), Duration::from_secs(30))
+            .await
+            .err()
+            .unwrap()
+            .unwrap();
+        assert_eq!(err.operation, "deploy");
+        assert!(err.to_string().contains("deploy of version v1, running since 1970-01-01T00:00:00Z"));
+        // Another project is not blocked.
+        assert!(locks
+            .acquire("other", holder("deploy"), Duration::ZERO)
+            .await
+            .is_ok());
+        drop(g);
+        assert!(locks.holder("athens").is_none());
+        assert!(locks
+            .acquire("athens", holder("down"), Duration::ZERO)
+            .await
+            .is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiter_gets_the_lock_when_released_in_time() {
+        let locks = Arc::new(Locks::default());
+        let g = locks
+            .acquire("p", holder("deploy"), Duration::ZERO)
+            .await
+            .unwrap();
+        let l2 = locks.clone();
+        let waiter = tokio::spawn(async move {
+            l2.acquire("p", holder("deploy"), Duration::from_secs(10))
+                .await
+                .map(|_| ())
+        });
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        drop(g);
+        assert!(waiter.await.unwrap().is_ok());
+    }
+}

@@ -1,0 +1,204 @@
+//! What exists for a project, found by the labels cutover writes and never by
+//! name patterns (failure #4: `--filter name=athens` also matched
+//! `athens-redis`).
+
+use std::collections::BTreeMap;
+
+use cutover_core::compose::{version_id, ResolvedProject};
+use cutover_core::plan::{Observed, ObservedAccessory, ObservedApp, ObservedVersion};
+use cutover_core::service::Color;
+use cutover_docker::labels::{self, LabelFilter};
+use cutover_docker::{ContainerInfo, ContainerState, Engine, EngineError, Role};
+
+use crate::releases::{Release, Releases};
+
+/// One app container of the project, as observed.
+#[derive(Debug, Clone)]
+pub struct AppContainer {
+    pub service: String,
+    pub color: Color,
+    pub version: String,
+    pub version_id: String,
+    pub config_hash: String,
+    pub info: ContainerInfo,
+    /// The release record of its version, when the daemon kept one.
+    pub release: Option<Release>,
+}
+
+impl AppContainer {
+    pub fn running(&self) -> bool {
+        self.info.state == ContainerState::Running
+            || self.info.state == ContainerState::Restarting
+    }
+
+    pub fn name(&self) -> &str {
+        &self.info.name
+    }
+
+    fn observed(&self) -> ObservedVersion {
+        ObservedVersion {
+            color: self.color,
+            version_id: self.version_id.clone(),
+            config_hash: self.config_hash.clone(),
+            image_id: self.info.image_id.clone(),
+            container: self.info.name.clone(),
+            spec: self.release.as_ref().map(|r| r.app.service.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AppState {
+    pub live: Option<AppContainer>,
+    /// Stopped versions, newest release first.
+    pub kept: Vec<AppContainer>,
+    /// Running containers beyond the live one: left by a crash mid-deploy.
+    pub stray: Vec<AppContainer>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Observation {
+    pub apps: BTreeMap<String, AppState>,
+    pub accessories: BTreeMap<String, ContainerInfo>,
+}
+
+/// All containers of `project` (apps and accessories), inspected.
+pub async fn project_containers(
+    engine: &dyn Engine,
+    project: &str,
+    releases: &Releases,
+) -> Result<Observation, EngineError> {
+    let list = engine
+        .list_containers(&LabelFilter::project(project))
+        .await?;
+    let mut apps: BTreeMap<String, Vec<AppContainer>> = BTreeMap::new();
+    let mut accessories = BTreeMap::new();
+    for summary in list {
+        let Some(service) = summary.labels.get(labels::SERVICE).cloned() else {
+            continue;
+        };
+        let Some(info) = engine.inspect_container(&summary.id).await? else {
+            // Removed since the list: nothing to observe.
+            continue;
+        };
+        match summary.labels.get(labels::ROLE).and_then(|r| Role::parse(r)) {
+            Some(Role::Accessory) => {
+                accessories.insert(service, info);
+            }
+            Some(Role::App) => {
+                let color = match summary.labels.get(labels::COLOR).map(String::as_str) {
+                    Some("green") => Color::Green,
+                    _ => Color::Blue,
+                };
+                let config_hash = summary
+                    .labels
+                    .get(labels::CONFIG_HASH)
+                    .cloned()
+                    .unwrap_or_default();
+                let vid = version_id(&info.image_id, &config_hash);
+                let release = releases.find(project, &service, &vid);
+                apps.entry(service.clone()).or_default().push(AppContainer {
+                    service,
+                    color,
+                    version: summary
+                        .labels
+                        .get(labels::VERSION)
+                        .cloned()
+                        .unwrap_or_else(|| vid.clone()),
+                    version_id: vid,
+                    config_hash,
+                    info,
+                    release,
+                });
+            }
+            None => {}
+        }
+    }
+    let apps = apps
+        .into_iter()
+        .map(|(service, containers)| {
+            let history = releases.list(project, &service);
+            (service, sort_app(containers, &history))
+        })
+        .collect();
+    Ok(Observation { apps, accessories })
+}
+
+/// Picks the live container: the running one of the newest release (there is
+/// only one outside a crash mid-deploy); orders kept ones newest first.
+fn sort_app(containers: Vec<AppContainer>, history: &[Release]) -> AppState {
+    let rank = |c: &AppContainer| {
+        history
+            .iter()
+            .position(|r| r.version_id == c.version_id && r.container == c.info.name)
+            .or_else(|| history.iter().position(|r| r.version_id == c.version_id))
+            .unwrap_or(usize::MAX)
+    };
+    let (mut running, mut kept): (Vec<_>, Vec<_>) =
+        containers.into_iter().partition(AppContainer::running);
+    running.sort_by_key(rank);
+    kept.sort_by_key(rank);
+    let mut running = running.into_iter();
+    AppState {
+        live: running.next(),
+        kept,
+        stray: running.collect(),
+    }
+}
+
+/// The planner's view: networks and volumes of the desired project that
+/// exist, containers by label, and the image IDs resolved so far.
+pub async fn observe(
+    engine: &dyn Engine,
+    desired: &ResolvedProject,
+    releases: &Releases,
+    images: &BTreeMap<String, String>,
+) -> Result<(Observed, Observation), EngineError> {
+    let mut observed = Observed {
+        images: images.clone(),
+        ..Observed::default()
+    };
+    for n in &desired.networks {
+        if engine.inspect_network(&n.name).await?.is_some() {
+            observed.networks.insert(n.name.clone());
+        }
+    }
+    for v in &desired.volumes {
+        if engine.inspect_volume(&v.name).await?.is_some() {
+            observed.volumes.insert(v.name.clone());
+        }
+    }
+    let obs = project_containers(engine, &desired.name, releases).await?;
+    for (service, info) in &obs.accessories {
+        observed.accessories.insert(
+            service.clone(),
+            ObservedAccessory {
+                container: info.name.clone(),
+                config_hash: info
+                    .labels
+                    .get(labels::CONFIG_HASH)
+                    .cloned()
+                    .unwrap_or_default(),
+                image_id: Some(info.image_id.clone()),
+                running: info.state == ContainerState::Running
+                    || info.state == ContainerState::Restarting,
+                spec: None,
+            },
+        );
+    }
+    for (service, app) in &obs.apps {
+        observed.apps.insert(
+            service.clone(),
+            ObservedApp {
+                live: app.live.as_ref().map(AppContainer::observed),
+                kept: app.kept.iter().map(AppContainer::observed).collect(),
+                settings: app
+                    .live
+                    .as_ref()
+                    .and_then(|l| l.release.as_ref())
+                    .map(|r| r.app.cutover.clone()),
+            },
+        );
+    }
+    Ok((observed, obs))
+}

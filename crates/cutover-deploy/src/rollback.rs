@@ -1,0 +1,203 @@
+//! `rollback`: back to a kept version, run with the spec recorded when it
+//! was released (its own env and config, not today's compose file). No
+//! pull, no build: a version whose image is gone cannot come back.
+
+use std::time::SystemTime;
+
+use cutover_core::progress::{Outcome, RollbackCommand};
+
+use crate::events::{Progress, Receiver};
+use crate::executor::deploy::finish;
+use crate::executor::switch::{self, Candidate};
+use crate::executor::{lock_timeout_message, Stop};
+use crate::lock::Holder;
+use crate::observe::project_containers;
+use crate::releases::Release;
+use crate::{DeployEngine, Inner};
+
+impl DeployEngine {
+    pub fn rollback(&self, project: String, cmd: RollbackCommand) -> Receiver {
+        let (p, rx) = Progress::channel();
+        let inner = self.inner.clone();
+        self.inner.tasks.spawn(async move {
+            let started = tokio::time::Instant::now();
+            let holder = Holder {
+                operation: "rollback".into(),
+                version: cmd.to.clone(),
+                since: SystemTime::now(),
+            };
+            let result = match inner.locks.acquire(&project, holder, cmd.wait_lock).await {
+                Ok(guard) => {
+                    let r = rollback(&inner, &project, &cmd, &p).await;
+                    drop(guard);
+                    r
+                }
+                Err(h) => Err(Stop {
+                    outcome: Outcome::LockTimeout,
+                    message: lock_timeout_message(&project, h, cmd.wait_lock),
+                    recorded: false,
+                }),
+            };
+            finish(&inner, &p, &project, "rollback", cmd.to.clone(), started, result, true);
+        });
+        rx
+    }
+}
+
+async fn rollback(
+    inner: &Inner,
+    project: &str,
+    cmd: &RollbackCommand,
+    p: &Progress,
+) -> Result<(Outcome, String), Stop> {
+    let engine = &*inner.engine;
+    let obs = project_containers(engine, project, &inner.releases)
+        .await
+        .map_err(Stop::failed)?;
+    let mut services: Vec<String> = obs.apps.keys().cloned().collect();
+    for s in inner.releases.services(project) {
+        if !services.contains(&s) {
+            services.push(s);
+        }
+    }
+    let service = match (&cmd.service, services.as_slice()) {
+        (Some(s), _) => s.clone(),
+        (None, [only]) => only.clone(),
+        (None, []) => {
+            return Err(Stop::invalid(format!(
+                "project {project} has no app deployed\nhint: deploy it first"
+            )))
+        }
+        (None, many) => {
+            return Err(Stop::invalid(format!(
+                "project {project} has several apps: {}\nhint: name the one to roll back",
+                many.join(", ")
+            )))
+        }
+    };
+    let state = obs.apps.get(&service).cloned().unwrap_or_default();
+    let Some(live) = &state.live else {
+        return Err(Stop::invalid(format!(
+            "{service} has no live version to roll back from\nhint: `cutover deploy` starts it"
+        )));
+    };
+    let records = inner.releases.list(project, &service);
+    let target: Release = match &cmd.to {
+        Some(to) => records
+            .iter()
+            .find(|r| &r.version == to || &r.version_id == to)
+            .or_else(|| {
+                records
+                    .iter()
+                    .find(|r| to.len() >= 4 && r.version_id.starts_with(to.as_str()))
+            })
+            .cloned()
+            .ok_or_else(|| {
+                Stop::invalid(format!(
+                    "{service} has no recorded version {to}\nhint: versions that can come back: {}",
+                    describe(&records, &live.version_id)
+                ))
+            })?,
+        None => state
+            .kept
+            .iter()
+            .find_map(|k| k.release.clone())
+            .or_else(|| {
+                records
+                    .iter()
+                    .find(|r| r.version_id != live.version_id)
+                    .cloned()
+            })
+            .ok_or_else(|| {
+                Stop::invalid(format!(
+                    "{service} has no previous version to roll back to\nhint: only {} was ever released here",
+                    live.version
+                ))
+            })?,
+    };
+    if target.version_id == live.version_id {
+        return Ok((
+            Outcome::UpToDate,
+            format!("{service} already runs version {}", target.version),
+        ));
+    }
+    let image = match engine
+        .inspect_image(&target.image_id)
+        .await
+        .map_err(Stop::failed)?
+    {
+        Some(_) => target.image_id.clone(),
+        None => match engine
+            .inspect_image(&target.app.service.image)
+            .await
+            .map_err(Stop::failed)?
+        {
+            Some(img) if img.id == target.image_id => target.app.service.image.clone(),
+            _ => {
+                return Err(Stop::failed(format!(
+                    "the image of version {} ({}, {}) is no longer on this host\nhint: pull or load that image, or roll back to another version",
+                    target.version, target.app.service.image, target.image_id
+                )))
+            }
+        },
+    };
+    // The kept copies of the target become redundant once it is live, and
+    // the retiring version joins the kept ones, so prune past `keep`.
+    let slot = cutover_core::compose::app_container_name(project, &service, live.color.other());
+    let keep = target.app.cutover.keep as usize;
+    let mut remove_after: Vec<String> = state
+        .kept
+        .iter()
+        .filter(|k| k.version_id == target.version_id && k.name() != slot)
+        .map(|k| k.name().to_string())
+        .collect();
+    let others: Vec<String> = std::iter::once(live.name().to_string())
+        .chain(
+            state
+                .kept
+                .iter()
+                .filter(|k| k.version_id != target.version_id)
+                .map(|k| k.name().to_string()),
+        )
+        .collect();
+    remove_after.extend(others.into_iter().skip(keep));
+    let color = live.color.other();
+    switch::roll_out(
+        inner,
+        p,
+        project,
+        Candidate {
+            app: &target.app,
+            image,
+            image_id: target.image_id.clone(),
+            version: target.version.clone(),
+            version_id: target.version_id.clone(),
+            config_hash: target.config_hash.clone(),
+            color,
+            operation: "rollback",
+        },
+        &state,
+        &remove_after,
+    )
+    .await?;
+    Ok((
+        Outcome::Ok,
+        format!(
+            "rolled {service} back to version {} ({color}); {} is stopped and kept",
+            target.version, live.version
+        ),
+    ))
+}
+
+fn describe(records: &[Release], live: &str) -> String {
+    let v: Vec<String> = records
+        .iter()
+        .filter(|r| r.version_id != live)
+        .map(|r| format!("{} ({})", r.version, r.version_id))
+        .collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}

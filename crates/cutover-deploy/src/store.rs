@@ -1,0 +1,80 @@
+//! Files in the daemon's state dir, written so that a crash leaves either the
+//! old or the new content, never half of one.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, thiserror::Error)]
+#[error("state file {}: {source}\nhint: the daemon's state dir must be writable by the daemon", path.display())]
+pub struct StoreError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+pub fn err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Temp file in the same directory, fsync, rename, fsync the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(err(dir))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("state")
+    ));
+    let mut f = std::fs::File::create(&tmp).map_err(err(&tmp))?;
+    f.write_all(bytes).map_err(err(&tmp))?;
+    f.sync_all().map_err(err(&tmp))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(err(path))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        // Makes the rename itself durable; not all filesystems support it.
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Appends one line and fsyncs: a JSON-lines log survives a crash up to the
+/// last complete line.
+pub fn append_line(path: &Path, line: &str) -> Result<(), StoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(err(dir))?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(err(path))?;
+    let mut buf = line.as_bytes().to_vec();
+    buf.push(b'\n');
+    f.write_all(&buf).map_err(err(path))?;
+    f.sync_data().map_err(err(path))
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A project or service name as a file name: they are already restricted to
+/// `[a-z0-9_-]`, but a name from a URL is not trusted.
+pub fn safe_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect::<String>()
+        .trim_start_matches('.')
+        .to_string()
+}

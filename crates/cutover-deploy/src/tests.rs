@@ -1,0 +1,373 @@
+//! Deploy logic against the in-memory engine and a real proxy whose
+//! targets are in-process origins on loopback.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use cutover_core::compose::{load, ComposeFile, EnvFileReader, LoadInput, ResolvedProject};
+use cutover_core::progress::{DeployCommand, Outcome, ProgressEvent, PullPolicy};
+use cutover_core::service::Color;
+use cutover_docker::fake::{FakeEngine, Op};
+use cutover_docker::labels;
+use cutover_proxy::{Proxy, ProxyConfig};
+use cutover_test::Origin;
+
+use crate::events::Receiver;
+use crate::{Addressing, DeployEngine};
+
+struct NoEnvFiles;
+
+impl EnvFileReader for NoEnvFiles {
+    fn read_env_file(&self, _: &Path) -> Result<Option<Vec<(String, String)>>, String> {
+        Ok(None)
+    }
+}
+
+pub fn compose(greeting: &str, keep: u32) -> ResolvedProject {
+    let yaml = format!(
+        r#"
+name: athens
+services:
+  web:
+    image: athens:1
+    environment:
+      REDIS_HOST: redis
+      GREETING: "{greeting}"
+    depends_on: [redis]
+    x-cutover:
+      port: 8080
+      health: {{path: /up, interval: 100ms, timeout: 1s}}
+      deploy_timeout: 2s
+      drain_timeout: 1s
+      websocket_drain_timeout: 1s
+      keep: {keep}
+  redis:
+    image: redis:7
+    volumes: [redis-data:/data]
+volumes:
+  redis-data: {{}}
+"#
+    );
+    load(
+        &LoadInput {
+            files: vec![ComposeFile {
+                path: "compose.yaml".into(),
+                content: yaml,
+            }],
+            project_dir: "/srv/athens".into(),
+            project_name: None,
+            env: BTreeMap::new(),
+        },
+        &NoEnvFiles,
+    )
+    .unwrap()
+}
+
+pub fn cmd(project: ResolvedProject) -> DeployCommand {
+    DeployCommand {
+        project,
+        services: vec![],
+        force: false,
+        version: None,
+        pull: PullPolicy::Missing,
+        wait_lock: std::time::Duration::ZERO,
+    }
+}
+
+pub struct Harness {
+    pub fake: FakeEngine,
+    pub proxy: Proxy,
+    pub engine: DeployEngine,
+    pub _dir: tempfile::TempDir,
+    /// Container name -> origin standing in for it.
+    pub origins: Arc<Mutex<HashMap<String, SocketAddr>>>,
+    pub blue: Origin,
+    pub green: Origin,
+}
+
+impl Harness {
+    pub async fn new() -> Harness {
+        let fake = FakeEngine::new();
+        fake.add_image("athens:1");
+        fake.add_image("redis:7");
+        let proxy = Proxy::new(ProxyConfig::default());
+        let dir = tempfile::tempdir().unwrap();
+        let origins: Arc<Mutex<HashMap<String, SocketAddr>>> = Arc::default();
+        let blue = Origin::start("blue").await.unwrap();
+        let green = Origin::start("green").await.unwrap();
+        origins
+            .lock()
+            .unwrap()
+            .insert("athens-web-blue".into(), blue.addr());
+        origins
+            .lock()
+            .unwrap()
+            .insert("athens-web-green".into(), green.addr());
+        let map = origins.clone();
+        let engine = DeployEngine::new(Arc::new(fake.clone()), proxy.clone(), dir.path().into())
+            .with_addressing(Addressing::Custom(Arc::new(move |info, _, _| {
+                map.lock()
+                    .unwrap()
+                    .get(&info.name)
+                    .copied()
+                    .ok_or_else(|| format!("no origin for {}", info.name))
+            })));
+        Harness {
+            fake,
+            proxy,
+            engine,
+            _dir: dir,
+            origins,
+            blue,
+            green,
+        }
+    }
+
+    pub fn live(&self) -> Option<(Color, Option<String>)> {
+        self.proxy
+            .status()
+            .into_iter()
+            .find(|s| s.name == "athens/web")
+            .map(|s| (s.active.color, s.active.version))
+    }
+
+    pub fn running(&self, name: &str) -> bool {
+        futures_util::FutureExt::now_or_never(cutover_docker::Engine::inspect_container(
+            &self.fake, name,
+        ))
+        .unwrap()
+        .unwrap()
+        .is_some_and(|c| c.state == cutover_docker::ContainerState::Running)
+    }
+}
+
+pub async fn collect(mut rx: Receiver) -> Vec<ProgressEvent> {
+    let mut out = Vec::new();
+    while let Some(e) = rx.recv().await {
+        out.push(e);
+    }
+    out
+}
+
+pub fn outcome(events: &[ProgressEvent]) -> (Outcome, String) {
+    match events.last() {
+        Some(ProgressEvent::Finished {
+            outcome, message, ..
+        }) => (*outcome, message.clone()),
+        other => panic!("the stream did not end with Finished: {other:?}\n{events:#?}"),
+    }
+}
+
+#[tokio::test]
+async fn fresh_deploy_creates_everything_with_labels_and_routes_blue() {
+    let h = Harness::new().await;
+    let ev = collect(h.engine.deploy(cmd(compose("hello", 2)))).await;
+    assert_eq!(outcome(&ev).0, Outcome::Ok, "{ev:#?}");
+    assert_eq!(h.fake.network_names(), vec!["athens_default"]);
+    assert_eq!(h.fake.volume_names(), vec!["athens_redis-data"]);
+    assert!(h.running("athens-redis") && h.running("athens-web-blue"));
+    let spec = h.fake.spec_of("athens-web-blue").unwrap();
+    assert_eq!(spec.labels[labels::PROJECT], "athens");
+    assert_eq!(spec.labels[labels::SERVICE], "web");
+    assert_eq!(spec.labels[labels::COLOR], "blue");
+    assert_eq!(spec.labels[labels::ROLE], "app");
+    assert_eq!(spec.labels[labels::VERSION].len(), 12);
+    assert!(spec.labels.contains_key(labels::CONFIG_HASH));
+    // The app answers to its service name on the project network, and
+    // redis to its own (failure #3).
+    assert!(spec.networks[0].aliases.contains(&"web".to_string()));
+    let redis = h.fake.spec_of("athens-redis").unwrap();
+    assert!(redis.networks[0].aliases.contains(&"redis".to_string()));
+    assert_eq!(redis.labels[labels::ROLE], "accessory");
+    assert!(redis.ports.is_empty());
+    assert_eq!(h.live().unwrap().0, Color::Blue);
+    assert!(ev
+        .iter()
+        .any(|e| matches!(e, ProgressEvent::Switched { color: Color::Blue, .. })));
+    // Traffic reached the blue origin's health endpoint through the gate.
+    assert!(h.blue.requests() > 0);
+    let hist = h.engine.inner.history.read("athens", Some("web"));
+    assert_eq!(hist.len(), 1);
+    assert_eq!(hist[0].result, Outcome::Ok);
+}
+
+#[tokio::test]
+async fn unchanged_version_is_up_to_date_and_force_redeploys() {
+    let h = Harness::new().await;
+    collect(h.engine.deploy(cmd(compose("hello", 2)))).await;
+    h.fake.clear_calls();
+    let ev = collect(h.engine.deploy(cmd(compose("hello", 2)))).await;
+    let (o, msg) = outcome(&ev);
+    assert_eq!(o, Outcome::UpToDate, "{ev:#?}");
+    assert!(msg.starts_with("up to date: web "), "{msg}");
+    assert!(h.fake.calls_of(Op::CreateContainer).is_empty());
+
+    let mut forced = cmd(compose("hello", 2));
+    forced.force = true;
+    let ev = collect(h.engine.deploy(forced)).await;
+    assert_eq!(outcome(&ev).0, Outcome::Ok, "{ev:#?}");
+    assert_eq!(h.live().unwrap().0, Color::Green);
+}
+
+#[tokio::test]
+async fn env_change_rolls_out_to_the_other_color_and_keeps_the_old_stopped() {
+    let h = Harness::new().await;
+    collect(h.engine.deploy(cmd(compose("hello", 2)))).await;
+    let ev = collect(h.engine.deploy(cmd(compose("bonjour", 2)))).await;
+    assert_eq!(outcome(&ev).0, Outcome::Ok, "{ev:#?}");
+    assert_eq!(h.live().unwrap().0, Color::Green);
+    let green = h.fake.spec_of("athens-web-green").unwrap();
+    assert_eq!(green.env["GREETING"], "bonjour");
+    assert!(h.running("athens-web-green"));
+    // Drained, stopped, kept for rollback.
+    assert!(!h.running("athens-web-blue"));
+    assert!(h.fake.container_names().contains(&"athens-web-blue".to_string()));
+    // The accessory was left alone.
+    assert_eq!(
+        h.fake
+            .calls_of(Op::CreateContainer)
+            .iter()
+            .filter(|c| c.as_str() == "athens-redis")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn failed_health_leaves_nothing_behind_and_the_old_color_serving() {
+    let h = Harness::new().await;
+    collect(h.engine.deploy(cmd(compose("hello", 2)))).await;
+    h.green.set_healthy(false);
+    let ev = collect(h.engine.deploy(cmd(compose("broken", 2)))).await;
+    let (o, msg) = outcome(&ev);
+    assert_eq!(o, Outcome::Failed, "{ev:#?}");
+    assert!(msg.contains("athens-web-blue"), "{msg}");
+    assert!(ev
+        .iter()
+        .any(|e| matches!(e, ProgressEvent::Logs { container, .. } if container == "athens-web-green")));
+    assert!(ev.iter().any(|e| matches!(e, ProgressEvent::StepFailed { .. })));
+    assert!(!h.fake.container_names().contains(&"athens-web-green".to_string()));
+    assert_eq!(h.live().unwrap().0, Color::Blue);
+    assert!(h.running("athens-web-blue"));
+    assert!(h.engine.inner.journal.pending().is_empty());
+    let hist = h.engine.inner.history.read("athens", Some("web"));
+    assert_eq!(hist.last().unwrap().result, Outcome::Failed);
+}
+
+#[tokio::test]
+async fn a_held_lock_times_out_naming_the_holder() {
+    let h = Harness::new().await;
+    let _held = h
+        .engine
+        .inner
+        .locks
+        .acquire(
+            "athens",
+            crate::lock::Holder {
+                operation: "rollback".into(),
+                version: Some("v7".into()),
+                since: std::time::SystemTime::now(),
+            },
+            std::time::Duration::ZERO,
+        )
+        .await
+        .unwrap();
+    let ev = collect(h.engine.deploy(cmd(compose("hello", 2)))).await;
+    let (o, msg) = outcome(&ev);
+    assert_eq!(o, Outcome::LockTimeout);
+    assert!(msg.contains("locked by rollback of version v7"), "{msg}");
+    assert_eq!(o.exit_code(), 4);
+    assert!(h.fake.calls_of(Op::CreateContainer).is_empty());
+}
+
+#[tokio::test]
+async fn keep_prunes_versions_past_it() {
+    let h = Harness::new().await;
+    for g in ["one", "two", "three", "four"] {
+        let ev = collect(h.engine.deploy(cmd(compose(g, 1)))).await;
+        assert_eq!(outcome(&ev).0, Outcome::Ok, "{ev:#?}");
+    }
+    // Live: "four"; kept: "three" only.
+    let mut apps: Vec<String> = h
+        .fake
+        .container_names()
+        .into_iter()
+        .filter(|n| n.starts_with("athens-web"))
+        .collect();
+    apps.sort();
+    assert_eq!(apps.len(), 2, "{apps:?}");
+    let envs: Vec<String> = apps
+        .iter()
+        .map(|n| h.fake.spec_of(n).unwrap().env["GREETING"].clone())
+        .collect();
+    assert!(envs.contains(&"four".to_string()) && envs.contains(&"three".to_string()), "{envs:?}");
+}
+
+#[tokio::test]
+async fn keep_two_moves_the_kept_version_aside_by_version_name() {
+    let h = Harness::new().await;
+    for g in ["one", "two", "three"] {
+        let ev = collect(h.engine.deploy(cmd(compose(g, 2)))).await;
+        assert_eq!(outcome(&ev).0, Outcome::Ok, "{ev:#?}");
+    }
+    // "one" was in blue, which "three" needed: it lives on by version name.
+    let names = h.fake.container_names();
+    let moved: Vec<&String> = names
+        .iter()
+        .filter(|n| n.starts_with("athens-web-") && !n.ends_with("blue") && !n.ends_with("green"))
+        .collect();
+    assert_eq!(moved.len(), 1, "{names:?}");
+    assert_eq!(h.fake.spec_of(moved[0]).unwrap().env["GREETING"], "one");
+    assert!(!h.running(moved[0]));
+}
+
+#[tokio::test]
+async fn a_disconnected_client_does_not_stop_the_deploy() {
+    let h = Harness::new().await;
+    drop(h.engine.deploy(cmd(compose("hello", 2))));
+    h.engine.tasks().close();
+    h.engine.tasks().wait().await;
+    assert_eq!(h.live().unwrap().0, Color::Blue);
+    assert_eq!(
+        h.engine.inner.history.read("athens", Some("web"))[0].result,
+        Outcome::Ok
+    );
+}
+
+#[tokio::test]
+async fn plan_has_no_side_effects_and_names_env_keys_only() {
+    let h = Harness::new().await;
+    collect(h.engine.deploy(cmd(compose("hello", 2)))).await;
+    h.fake.clear_calls();
+    let plan = h.engine.plan(&cmd(compose("secret-value", 2))).await.unwrap();
+    let json = serde_json::to_string(&plan).unwrap();
+    assert!(json.contains("GREETING"), "{json}");
+    assert!(!json.contains("secret-value"), "{json}");
+    assert!(json.contains("deploy_app"), "{json}");
+    for op in [Op::CreateContainer, Op::PullImage, Op::CreateNetwork, Op::StartContainer] {
+        assert!(h.fake.calls_of(op).is_empty(), "{op:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_missing_external_network_is_invalid_with_a_hint() {
+    let h = Harness::new().await;
+    let mut p = compose("hello", 2);
+    for n in &mut p.networks {
+        n.external = true;
+        n.name = "ubuntu_app-network".into();
+    }
+    let ev = collect(h.engine.deploy(cmd(p))).await;
+    let (o, _) = outcome(&ev);
+    assert_eq!(o, Outcome::Invalid);
+    match ev.last().unwrap() {
+        ProgressEvent::Finished { hint, message, .. } => {
+            assert!(message.contains("ubuntu_app-network"), "{message}");
+            assert!(hint.as_deref().unwrap_or("").contains("docker network create"));
+        }
+        _ => unreachable!(),
+    }
+    assert!(h.fake.calls_of(Op::CreateContainer).is_empty());
+}

@@ -1,0 +1,132 @@
+//! The command line's text and exit codes, and where settings come from.
+
+use std::process::Command;
+
+use hyper::Method;
+
+use crate::util::{cutover, run, Daemon};
+
+fn stderr_of(cmd: &mut Command) -> (Option<i32>, String) {
+    let out = run(cmd);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn serve_help() {
+    let out = run(cutover().args(["serve", "--help"]));
+    assert_eq!(out.status.code(), Some(0));
+    insta::assert_snapshot!(String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let (code, stderr) = stderr_of(cutover().args(["serve", "--connect-timeout", "soon"]));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--connect-timeout"), "{stderr}");
+    let (code, _) = stderr_of(cutover().args(["serve", "--threads", "0"]));
+    assert_eq!(code, Some(2));
+    let (code, _) = stderr_of(cutover().arg("frobnicate"));
+    assert_eq!(code, Some(2));
+}
+
+#[test]
+fn listen_errors_name_the_env_var_or_the_flag() {
+    let (code, stderr) = stderr_of(cutover().args(["serve"]).env("CUTOVER_LISTEN", "localhost"));
+    assert_eq!(code, Some(2), "{stderr}");
+    insta::assert_snapshot!(stderr, @r#"
+    error: CUTOVER_LISTEN: "localhost" is not an address with a port
+    hint: write IP:PORT, e.g. 0.0.0.0:80, 127.0.0.1:8080 or [::]:80
+    "#);
+
+    // A flag beats the environment, and the error names the flag.
+    let (code, stderr) = stderr_of(
+        cutover()
+            .args(["serve", "--listen", "80"])
+            .env("CUTOVER_LISTEN", "127.0.0.1:0"),
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with("error: --listen: \"80\" is not an address with a port\n"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn settings_come_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("env.sock");
+    let state_dir = dir.path().join("env-state");
+    let mut child = cutover()
+        .arg("serve")
+        .env("CUTOVER_LISTEN", "127.0.0.1:0")
+        .env("CUTOVER_SOCKET", &socket)
+        .env("CUTOVER_STATE_DIR", &state_dir)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while crate::util::unix_request(&socket, Method::GET, "/v1/health", None)
+        .await
+        .is_err()
+    {
+        assert!(
+            start.elapsed() < crate::util::PATIENCE,
+            "no daemon on CUTOVER_SOCKET"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "cutover serve exited");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(state_dir.is_dir(), "CUTOVER_STATE_DIR was used");
+
+    // The client finds the daemon the same way.
+    let out = run(cutover()
+        .args(["status", "--json"])
+        .env("CUTOVER_SOCKET", &socket));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test]
+async fn status_lists_services() {
+    let origin = cutover_test::Origin::start("blue").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::in_dir(dir.path()).start().await;
+    daemon.deploy("web", &[origin.target()]).await;
+    let out = run(cutover().arg("status").arg("--socket").arg(&daemon.socket));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0));
+    let mut lines = stdout.lines();
+    assert!(
+        lines.next().unwrap().starts_with("SERVICE  COLOR"),
+        "{stdout}"
+    );
+    let row = lines.next().unwrap();
+    assert!(row.starts_with("web "), "{stdout}");
+    assert!(row.contains(&origin.target()), "{stdout}");
+}
+
+#[test]
+fn status_without_a_daemon_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stderr) = stderr_of(
+        cutover()
+            .arg("status")
+            .arg("--socket")
+            .arg(dir.path().join("none.sock")),
+    );
+    assert_eq!(code, Some(3), "{stderr}");
+    insta::assert_snapshot!(stderr.replace(dir.path().to_str().unwrap(), "[TMP]"), @r"
+    error: cannot reach the cutover daemon at [TMP]/none.sock: No such file or directory (os error 2)
+    hint: start it with `cutover serve` (or `systemctl start cutover`), or point --socket / CUTOVER_SOCKET at its socket
+    ");
+}

@@ -1,0 +1,140 @@
+use std::time::{Duration, Instant};
+
+use cutover_test::Origin;
+use hyper::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::util::{cutover, get_until_ok, run, tcp_request, Daemon, PATIENCE};
+
+#[tokio::test]
+async fn restart_restores_the_routes() {
+    let origin = Origin::start("green-7").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Daemon::in_dir(dir.path()).start().await;
+    first.deploy("web", &[origin.target()]).await;
+    assert_eq!(get_until_ok(first.listen, "/").await, "green-7");
+    assert!(first.stop().await.success(), "{}", first.stderr());
+
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(first.state_dir.join("state.json")).unwrap())
+            .unwrap();
+    assert_eq!(state["version"], 1);
+    assert_eq!(state["state"]["services"][0]["name"], "web");
+
+    let second = Daemon::in_dir(dir.path()).start().await;
+    let (status, services) = second.request(Method::GET, "/v1/services", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(services[0]["name"], "web");
+    assert_eq!(services[0]["active"]["targets"][0]["addr"], origin.target());
+    // Served again once the restored target passed a probe.
+    assert_eq!(get_until_ok(second.listen, "/").await, "green-7");
+}
+
+#[tokio::test]
+async fn sigterm_lets_a_slow_request_finish_and_exits_0() {
+    let origin = Origin::start("blue").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = Daemon::in_dir(dir.path()).start().await;
+    daemon.deploy("web", &[origin.target()]).await;
+    get_until_ok(daemon.listen, "/").await;
+
+    let before = origin.requests();
+    let listen = daemon.listen;
+    let slow =
+        tokio::spawn(async move { tcp_request(listen, Method::GET, "/slow?ms=1500", &[]).await });
+    // Signal only once the request has reached the origin, so it is in flight.
+    let start = Instant::now();
+    while origin.requests() == before {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the slow request never reached the origin"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    daemon.signal("TERM");
+
+    let (status, body) = slow
+        .await
+        .unwrap()
+        .expect("the in-flight request completes");
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"blue"[..]));
+    let exit = daemon.wait_exit().await;
+    assert_eq!(exit.code(), Some(0), "{}", daemon.stderr());
+    assert!(!daemon.socket.exists());
+    let log = daemon.stderr();
+    assert!(log.contains("SIGTERM"), "{log}");
+}
+
+#[tokio::test]
+async fn a_corrupt_state_file_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = dir.path().join("state");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let state_file = state_dir.join("state.json");
+    std::fs::write(
+        &state_file,
+        r#"{"version": 1, "state": {"services": [{"name": "web"}]}}"#,
+    )
+    .unwrap();
+    let out = run(cutover()
+        .args(["serve", "--listen", "127.0.0.1:0", "--socket"])
+        .arg(dir.path().join("c.sock"))
+        .arg("--state-dir")
+        .arg(&state_dir));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: the state file {} is corrupt: state.services[0]: missing field `request`",
+            state_file.display()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: "), "{stderr}");
+    assert!(
+        !dir.path().join("c.sock").exists(),
+        "a failed start leaves no socket"
+    );
+    assert!(state_file.exists(), "the file is kept for the user to fix");
+}
+
+#[tokio::test]
+async fn json_logs_carry_the_access_log() {
+    let origin = Origin::start("blue").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = Daemon::in_dir(dir.path())
+        .arg("--log-format")
+        .arg("json")
+        .start()
+        .await;
+    daemon.deploy("web", &[origin.target()]).await;
+    get_until_ok(daemon.listen, "/logged").await;
+    assert!(daemon.stop().await.success());
+    let log = daemon.stderr();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["target"] == "cutover::access"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn no_access_log_silences_the_access_log() {
+    let origin = Origin::start("blue").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = Daemon::in_dir(dir.path())
+        .arg("--log-format")
+        .arg("json")
+        .arg("--no-access-log")
+        .start()
+        .await;
+    daemon.deploy("web", &[origin.target()]).await;
+    get_until_ok(daemon.listen, "/quiet").await;
+    assert!(daemon.stop().await.success());
+    let log = daemon.stderr();
+    assert!(log.contains("cutover serve is ready"), "{log}");
+    assert!(!log.contains("cutover::access"), "{log}");
+}
