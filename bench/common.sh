@@ -243,7 +243,14 @@ start_cutover() {
         sleep 0.1
     done
     if [ ! -S "$dir/cutover.sock" ]; then
-        CUTOVER_UNAVAILABLE="cutover serve did not create its socket: $(tail -n 3 "$dir/stdout.log" | tr '\n' ' ')"
+        local how="within 10s"
+        if ! kill -0 "$PID_cutover" 2>/dev/null; then
+            local code=0
+            wait "$PID_cutover" || code=$?
+            forget_pid "$PID_cutover"
+            how="and exited with status $code"
+        fi
+        CUTOVER_UNAVAILABLE="cutover serve did not create its socket $how: $(tail -n 3 "$dir/stdout.log" | tr '\n' ' ')"
         return 1
     fi
     if ! cutover_route "$upstream"; then

@@ -1,2 +1,255 @@
+//! The deploy engine's HTTP API (merged by the daemon with the proxy's
+//! control API on the same Unix socket). Operations answer with NDJSON
+//! progress streams; the operation runs in a daemon task, so a client that
+//! goes away does not stop it.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cutover_core::progress::{DeployCommand, Outcome, RollbackCommand};
+use futures_util::stream::{self, StreamExt};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::down::DownCommand;
+use crate::events::{split_hint, Receiver};
+use crate::status::LogsQuery;
 use crate::DeployEngine;
-pub fn router(_engine: DeployEngine) -> axum::Router { axum::Router::new() }
+
+pub const NDJSON: &str = "application/x-ndjson";
+
+pub fn router(engine: DeployEngine) -> Router {
+    Router::new()
+        .route("/v1/projects", get(projects))
+        .route("/v1/projects/{project}/deploy", post(deploy))
+        .route("/v1/projects/{project}/plan", post(plan))
+        .route("/v1/projects/{project}/rollback", post(rollback))
+        .route("/v1/projects/{project}/down", post(down))
+        .route("/v1/projects/{project}/status", get(status))
+        .route("/v1/projects/{project}/history", get(history))
+        .route("/v1/projects/{project}/logs", get(logs))
+        .with_state(engine)
+}
+
+/// `{"error": "...", "detail": ..., "hint": ...}` with a status: the shape of
+/// every error of the daemon's API (docs/api.md, Errors).
+fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
+    error_with(status, message, None)
+}
+
+fn error_with(
+    status: StatusCode,
+    message: impl std::fmt::Display,
+    detail: Option<String>,
+) -> Response {
+    let (error, hint) = split_hint(&message.to_string());
+    (
+        status,
+        Json(json!({ "error": error, "detail": detail, "hint": hint })),
+    )
+        .into_response()
+}
+
+/// Parses a JSON body; the error starts with the path of the wrong field.
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let text = inner.to_string();
+        let message = text
+            .rsplit_once(" at line ")
+            .map(|(m, _)| m.to_string())
+            .unwrap_or(text);
+        let at = if path == "." || path.is_empty() || inner.is_syntax() || inner.is_eof() {
+            "request body".to_string()
+        } else {
+            path
+        };
+        Box::new(error_with(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{at}: {message}\nhint: see the Deploy engine section of docs/api.md for the request body of this call"
+            ),
+            Some(format!("line {}, column {}", inner.line(), inner.column())),
+        ))
+    })
+}
+
+fn same_project(path: &str, body: &str) -> Result<(), Box<Response>> {
+    if path == body {
+        Ok(())
+    } else {
+        Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            format!("the URL names project {path:?} but the body's project.name is {body:?}\nhint: they must be the same"),
+        )))
+    }
+}
+
+fn ndjson(rx: Receiver) -> Response {
+    let body = stream::unfold(rx, |mut rx| async move {
+        let event = rx.recv().await?;
+        let mut line = serde_json::to_vec(&event).expect("progress events serialize");
+        line.push(b'\n');
+        Some((Ok::<_, Infallible>(Bytes::from(line)), rx))
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, NDJSON)
+        .body(Body::from_stream(body))
+        .expect("static response parts are valid")
+}
+
+async fn deploy(
+    State(engine): State<DeployEngine>,
+    Path(project): Path<String>,
+    body: Bytes,
+) -> Response {
+    let cmd: DeployCommand = match parse(&body) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    if let Err(r) = same_project(&project, &cmd.project.name) {
+        return *r;
+    }
+    ndjson(engine.deploy(cmd))
+}
+
+async fn plan(
+    State(engine): State<DeployEngine>,
+    Path(project): Path<String>,
+    body: Bytes,
+) -> Response {
+    let cmd: DeployCommand = match parse(&body) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    if let Err(r) = same_project(&project, &cmd.project.name) {
+        return *r;
+    }
+    match engine.plan(&cmd).await {
+        Ok(plan) => Json(plan).into_response(),
+        Err(stop) if stop.outcome == Outcome::Invalid => {
+            error(StatusCode::UNPROCESSABLE_ENTITY, stop.message)
+        }
+        Err(stop) => error(StatusCode::BAD_GATEWAY, stop.message),
+    }
+}
+
+async fn rollback(
+    State(engine): State<DeployEngine>,
+    Path(project): Path<String>,
+    body: Bytes,
+) -> Response {
+    let cmd: RollbackCommand = match parse(if body.is_empty() { b"{}" } else { &body }) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    ndjson(engine.rollback(project, cmd))
+}
+
+async fn down(
+    State(engine): State<DeployEngine>,
+    Path(project): Path<String>,
+    body: Bytes,
+) -> Response {
+    let cmd: DownCommand = match parse(if body.is_empty() { b"{}" } else { &body }) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    ndjson(engine.down(project, cmd))
+}
+
+async fn projects(State(engine): State<DeployEngine>) -> Response {
+    match engine.projects().await {
+        Ok(p) => Json(p).into_response(),
+        Err(e) => error(StatusCode::BAD_GATEWAY, e),
+    }
+}
+
+async fn status(State(engine): State<DeployEngine>, Path(project): Path<String>) -> Response {
+    match engine.status(&project).await {
+        Ok(s) => Json(s).into_response(),
+        Err(e) => error(StatusCode::BAD_GATEWAY, e),
+    }
+}
+
+async fn history(
+    State(engine): State<DeployEngine>,
+    Path(project): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(k) = q.keys().find(|k| k.as_str() != "service") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("unknown query parameter `{k}`\nhint: history takes service=<name>"),
+        );
+    }
+    Json(engine.history(&project, q.get("service").map(String::as_str))).into_response()
+}
+
+fn flag(q: &HashMap<String, String>, name: &str) -> Result<bool, Box<Response>> {
+    match q.get(name).map(String::as_str) {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("") | Some("true") | Some("1") => Ok(true),
+        Some(v) => Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            format!("query parameter `{name}` must be true or false, not {v:?}"),
+        ))),
+    }
+}
+
+async fn logs(
+    State(engine): State<DeployEngine>,
+    Path(project): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(k) = q
+        .keys()
+        .find(|k| !["service", "tail", "follow", "all", "since"].contains(&k.as_str()))
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("unknown query parameter `{k}`\nhint: logs takes service, tail, follow, all"),
+        );
+    }
+    if q.contains_key("since") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "query parameter `since` is not supported yet\nhint: use tail=<lines> instead",
+        );
+    }
+    let tail = match q.get("tail").map(|t| t.parse::<usize>()) {
+        None => 100,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "query parameter `tail` must be a number of lines",
+            )
+        }
+    };
+    let (follow, all) = match (flag(&q, "follow"), flag(&q, "all")) {
+        (Ok(f), Ok(a)) => (f, a),
+        (Err(r), _) | (_, Err(r)) => return *r,
+    };
+    let query = LogsQuery {
+        service: q.get("service").cloned(),
+        tail,
+        follow,
+        all,
+    };
+    match engine.logs(&project, &query).await {
+        Ok(s) => Response::builder()
+            .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(Body::from_stream(s.map(Ok::<_, Infallible>)))
+            .expect("static response parts are valid"),
+        Err(e) => error(StatusCode::NOT_FOUND, e),
+    }
+}

@@ -133,7 +133,10 @@ fn base(
         let host_ip = match &p.host_ip {
             None => None,
             Some(ip) => Some(ip.parse::<IpAddr>().map_err(|_| {
-                format!("services.{}: port host address {ip:?} is not an IP address", spec.name)
+                format!(
+                    "services.{}: port host address {ip:?} is not an IP address",
+                    spec.name
+                )
             })?),
         };
         c.ports.push(PortSpec {

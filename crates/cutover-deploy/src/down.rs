@@ -10,11 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::containers;
 use crate::events::{Progress, Receiver};
-use crate::executor::deploy::finish;
+use crate::executor::deploy::{finish, Finish};
 use crate::executor::{lock_timeout_message, Stop};
 use crate::lock::Holder;
 use crate::{DeployEngine, Inner};
-
 
 /// Body of `POST /v1/projects/{project}/down`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,7 +49,18 @@ impl DeployEngine {
                     recorded: false,
                 }),
             };
-            finish(&inner, &p, &project, "down", None, started, result, false);
+            finish(
+                &inner,
+                &p,
+                Finish {
+                    project: &project,
+                    operation: "down",
+                    version: None,
+                    started,
+                    ok_recorded_per_app: false,
+                },
+                result,
+            );
         });
         rx
     }
@@ -71,7 +81,10 @@ async fn down(
 
     let mut apps: Vec<String> = list
         .iter()
-        .filter(|c| c.labels.get(labels::ROLE).map(String::as_str) == Some("app"))
+        .filter(|c| {
+            c.labels.get(labels::ROLE).map(String::as_str)
+                == Some(cutover_docker::Role::App.as_str())
+        })
         .filter_map(|c| c.labels.get(labels::SERVICE).cloned())
         .collect();
     apps.sort();
@@ -87,9 +100,15 @@ async fn down(
         }
     }
 
+    if !apps.is_empty() {
+        inner.routes_changed().await;
+    }
+
     // Apps first: they are the accessories' clients.
     let mut ordered = list.clone();
-    ordered.sort_by_key(|c| c.labels.get(labels::ROLE).map(String::as_str) != Some("app"));
+    ordered.sort_by_key(|c| {
+        c.labels.get(labels::ROLE).map(String::as_str) != Some(cutover_docker::Role::App.as_str())
+    });
     for c in &ordered {
         let grace = c
             .labels

@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod containers;
+pub mod down;
 pub mod events;
 pub mod executor;
 pub mod history;
@@ -23,7 +24,6 @@ pub mod observe;
 pub mod reconcile;
 pub mod releases;
 pub mod rollback;
-pub mod down;
 pub mod status;
 pub mod store;
 
@@ -40,6 +40,11 @@ pub use api::router;
 /// Resolves the address the proxy sends an app container's traffic to.
 pub type AddressFn =
     Arc<dyn Fn(&ContainerInfo, &str, u16) -> Result<SocketAddr, String> + Send + Sync>;
+
+/// Called after the engine changed the proxy's routes (a switch, a route
+/// update, a `down`, a reconcile), e.g. to persist the proxy's state file.
+pub type RoutesChanged =
+    Arc<dyn Fn() -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>;
 
 /// How the daemon reaches app containers.
 #[derive(Clone)]
@@ -69,6 +74,7 @@ pub(crate) struct Inner {
     /// disconnects does not cancel its deploy.
     pub tasks: TaskTracker,
     addressing: Mutex<Addressing>,
+    routes_changed: Mutex<Option<RoutesChanged>>,
 }
 
 impl DeployEngine {
@@ -84,6 +90,7 @@ impl DeployEngine {
                 state_dir,
                 tasks: TaskTracker::new(),
                 addressing: Mutex::new(Addressing::Detect),
+                routes_changed: Mutex::new(None),
             }),
         }
     }
@@ -94,6 +101,18 @@ impl DeployEngine {
             .addressing
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = addressing;
+        self
+    }
+
+    /// Runs `hook` after every change of the proxy's routes this engine
+    /// makes, so the daemon can persist the proxy's state at once rather
+    /// than at shutdown.
+    pub fn on_routes_changed(self, hook: RoutesChanged) -> DeployEngine {
+        *self
+            .inner
+            .routes_changed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(hook);
         self
     }
 
@@ -112,6 +131,17 @@ impl DeployEngine {
 }
 
 impl Inner {
+    pub(crate) async fn routes_changed(&self) {
+        let hook = self
+            .routes_changed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(hook) = hook {
+            hook().await;
+        }
+    }
+
     /// Whether app ports must be published on loopback for the daemon.
     pub(crate) async fn reachability(&self) -> Result<Option<Reachability>, EngineError> {
         let current = self
@@ -124,8 +154,7 @@ impl Inner {
             Addressing::Custom(_) => Ok(None),
             Addressing::Detect => {
                 let r = Reachability::detect(&self.engine.info().await?);
-                *self.addressing.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Addressing::Fixed(r);
+                *self.addressing.lock().unwrap_or_else(|p| p.into_inner()) = Addressing::Fixed(r);
                 Ok(Some(r))
             }
         }

@@ -92,7 +92,10 @@ impl Locks {
 }
 
 fn current(slot: &Slot) -> Option<Holder> {
-    slot.holder.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    slot.holder
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
 }
 
 #[cfg(test)]
@@ -121,7 +124,9 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(err.operation, "deploy");
-        assert!(err.to_string().contains("deploy of version v1, running since 1970-01-01T00:00:00Z"));
+        assert!(err
+            .to_string()
+            .contains("deploy of version v1, running since 1970-01-01T00:00:00Z"));
         // Another project is not blocked.
         assert!(locks
             .acquire("other", holder("deploy"), Duration::ZERO)

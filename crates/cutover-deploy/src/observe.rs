@@ -27,8 +27,7 @@ pub struct AppContainer {
 
 impl AppContainer {
     pub fn running(&self) -> bool {
-        self.info.state == ContainerState::Running
-            || self.info.state == ContainerState::Restarting
+        self.info.state == ContainerState::Running || self.info.state == ContainerState::Restarting
     }
 
     pub fn name(&self) -> &str {
@@ -81,7 +80,11 @@ pub async fn project_containers(
             // Removed since the list: nothing to observe.
             continue;
         };
-        match summary.labels.get(labels::ROLE).and_then(|r| Role::parse(r)) {
+        match summary
+            .labels
+            .get(labels::ROLE)
+            .and_then(|r| Role::parse(r))
+        {
             Some(Role::Accessory) => {
                 accessories.insert(service, info);
             }

@@ -1,0 +1,186 @@
+//! At daemon start: finish what a crash interrupted. Containers of an
+//! unfinished deploy (journal + labels) are removed, and the proxy routes
+//! each live app at its container's current address (the proxy restored its
+//! own state file, but a container restarted by Docker may have a new IP:
+//! the live container is the truth). Running `deploy` again then converges.
+
+use std::collections::BTreeSet;
+
+use cutover_core::service::DeployRequest;
+use cutover_docker::labels::{self, LabelFilter};
+use serde::Serialize;
+
+use crate::containers;
+use crate::observe::project_containers;
+use crate::DeployEngine;
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReconcileReport {
+    /// Containers of unfinished operations that were removed (or stopped).
+    pub cleaned: Vec<String>,
+    /// Proxy services (re)installed at the live container's address.
+    pub routes: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+impl DeployEngine {
+    pub async fn reconcile(&self) -> ReconcileReport {
+        let inner = &self.inner;
+        let engine = &*inner.engine;
+        let mut report = ReconcileReport::default();
+
+        for j in inner.journal.pending() {
+            let route = containers::route_name(&j.project, &j.service);
+            let info = match engine.inspect_container(&j.container).await {
+                Ok(i) => i,
+                Err(e) => {
+                    report
+                        .warnings
+                        .push(format!("cannot inspect {}: {e}", j.container));
+                    continue;
+                }
+            };
+            let Some(info) = info else {
+                inner.journal.end(&j.project, &j.service);
+                continue;
+            };
+            let ours = info.labels.get(labels::PROJECT) == Some(&j.project)
+                && info.labels.get(labels::SERVICE) == Some(&j.service);
+            if !ours {
+                report.warnings.push(format!(
+                    "journal names {} for {}/{}, but its labels say otherwise; left alone",
+                    j.container, j.project, j.service
+                ));
+                inner.journal.end(&j.project, &j.service);
+                continue;
+            }
+            // Crashed after the switch: the proxy already routes to it.
+            let version = info.labels.get(labels::VERSION).cloned();
+            let routed = inner.proxy.status().iter().any(|s| {
+                s.name == route && s.active.version == version && {
+                    let ips: BTreeSet<String> = info
+                        .networks
+                        .values()
+                        .filter_map(|n| n.ip.map(|ip| ip.to_string()))
+                        .collect();
+                    s.active.targets.iter().any(|t| {
+                        t.addr
+                            .rsplit_once(':')
+                            .is_some_and(|(h, _)| ips.contains(h.trim_matches(['[', ']'])))
+                    })
+                }
+            });
+            if routed {
+                inner.journal.end(&j.project, &j.service);
+                continue;
+            }
+            let r = if j.reused {
+                engine
+                    .stop_container(&j.container, std::time::Duration::from_secs(10))
+                    .await
+            } else {
+                engine.remove_container(&j.container).await.map(|_| ())
+            };
+            match r {
+                Ok(()) => {
+                    report.cleaned.push(j.container.clone());
+                    inner.journal.end(&j.project, &j.service);
+                }
+                Err(e) => report
+                    .warnings
+                    .push(format!("cannot clean up {}: {e}", j.container)),
+            }
+        }
+
+        let projects: BTreeSet<String> = match engine
+            .list_containers(
+                &LabelFilter::new().with(labels::ROLE, cutover_docker::Role::App.as_str()),
+            )
+            .await
+        {
+            Ok(list) => list
+                .into_iter()
+                .filter_map(|c| c.labels.get(labels::PROJECT).cloned())
+                .collect(),
+            Err(e) => {
+                report
+                    .warnings
+                    .push(format!("cannot list app containers: {e}"));
+                return report;
+            }
+        };
+        for project in projects {
+            let obs = match project_containers(engine, &project, &inner.releases).await {
+                Ok(o) => o,
+                Err(e) => {
+                    report.warnings.push(format!("{project}: {e}"));
+                    continue;
+                }
+            };
+            for (service, state) in obs.apps {
+                let Some(live) = state.live else { continue };
+                let Some(release) = live.release.clone() else {
+                    report.warnings.push(format!(
+                        "{} runs but has no release record; deploy {project} again to route it",
+                        live.name()
+                    ));
+                    continue;
+                };
+                let app = &release.app;
+                let network = app
+                    .service
+                    .networks
+                    .first()
+                    .map(|n| n.name.clone())
+                    .unwrap_or_default();
+                let addr = match inner.address(&live.info, &network, app.cutover.port).await {
+                    Ok(a) => a.to_string(),
+                    Err(e) => {
+                        report.warnings.push(e);
+                        continue;
+                    }
+                };
+                let route = containers::route_name(&project, &service);
+                let current = inner.proxy.status().into_iter().find(|s| s.name == route);
+                let agrees = current.as_ref().is_some_and(|s| {
+                    s.active.targets.len() == 1
+                        && s.active.targets[0].addr == addr
+                        && s.active.color == live.color
+                });
+                if agrees {
+                    continue;
+                }
+                let c = &app.cutover;
+                let r = inner
+                    .proxy
+                    .deploy(
+                        &route,
+                        DeployRequest {
+                            targets: vec![addr.clone()],
+                            hosts: c.hosts.clone(),
+                            path_prefix: c.path_prefix.clone(),
+                            color: Some(live.color),
+                            version: Some(live.version.clone()),
+                            health: c.health.clone(),
+                            timeouts: c.timeouts.clone(),
+                        },
+                    )
+                    .await;
+                match r {
+                    Ok(_) => report.routes.push(route),
+                    Err(e) => report.warnings.push(format!(
+                        "{route}: cannot route to {} at {addr}: {e}",
+                        live.name()
+                    )),
+                }
+            }
+        }
+        if !report.routes.is_empty() {
+            inner.routes_changed().await;
+        }
+        for w in &report.warnings {
+            tracing::warn!(warning = %w, "reconcile");
+        }
+        report
+    }
+}

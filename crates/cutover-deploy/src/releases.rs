@@ -74,12 +74,7 @@ impl Releases {
     /// Records `release` as the newest; an earlier record of the same version
     /// is replaced. Records past `limit` are dropped (rollback can only
     /// reach kept versions, plus a margin for those recreated from records).
-    pub fn record(
-        &self,
-        project: &str,
-        release: Release,
-        limit: usize,
-    ) -> Result<(), StoreError> {
+    pub fn record(&self, project: &str, release: Release, limit: usize) -> Result<(), StoreError> {
         let service = release.app.service.name.clone();
         let mut list = self.list(project, &service);
         list.retain(|r| r.version_id != release.version_id);

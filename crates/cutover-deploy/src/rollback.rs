@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use cutover_core::progress::{Outcome, RollbackCommand};
 
 use crate::events::{Progress, Receiver};
-use crate::executor::deploy::finish;
+use crate::executor::deploy::{finish, Finish};
 use crate::executor::switch::{self, Candidate};
 use crate::executor::{lock_timeout_message, Stop};
 use crate::lock::Holder;
@@ -38,7 +38,18 @@ impl DeployEngine {
                     recorded: false,
                 }),
             };
-            finish(&inner, &p, &project, "rollback", cmd.to.clone(), started, result, true);
+            finish(
+                &inner,
+                &p,
+                Finish {
+                    project: &project,
+                    operation: "rollback",
+                    version: cmd.to.clone(),
+                    started,
+                    ok_recorded_per_app: true,
+                },
+                result,
+            );
         });
         rx
     }

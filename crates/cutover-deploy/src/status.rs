@@ -1,0 +1,329 @@
+//! `status`, `projects`, `history` and `logs`: what runs, read from the
+//! engine by label and from the proxy; nothing here changes anything.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
+use cutover_core::service::Color;
+use cutover_core::status::{Health, TargetStatus};
+use cutover_docker::labels::{self, LabelFilter};
+use cutover_docker::{ContainerState, EngineError, LogSource};
+use futures_util::stream::{self, BoxStream, StreamExt};
+use serde::Serialize;
+
+use crate::containers;
+use crate::history::Entry;
+use crate::lock::Holder;
+use crate::observe::{project_containers, AppContainer};
+use crate::DeployEngine;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectStatus {
+    pub project: String,
+    pub apps: Vec<AppStatus>,
+    pub accessories: Vec<AccessoryStatus>,
+    pub networks: Vec<NetworkStatus>,
+    /// The operation running on the project now, if any.
+    pub busy: Option<Holder>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AppStatus {
+    pub service: String,
+    /// The proxy service that routes to it.
+    pub route: String,
+    pub live: Option<LiveVersion>,
+    /// Stopped versions kept for rollback, newest first.
+    pub kept: Vec<KeptVersion>,
+    /// Requests and WebSockets still served by old colors.
+    pub draining_connections: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveVersion {
+    pub color: Color,
+    pub version: String,
+    pub version_id: String,
+    pub container: String,
+    /// As the proxy sees it; `None` when the proxy does not route to it.
+    pub health: Option<Health>,
+    /// Unix ms when it went live in the proxy.
+    pub since_ms: Option<u64>,
+    pub targets: Vec<TargetStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KeptVersion {
+    pub version: String,
+    pub version_id: String,
+    pub container: String,
+    pub released_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessoryStatus {
+    pub service: String,
+    pub container: String,
+    pub state: String,
+    pub health: Option<String>,
+    pub image: String,
+    /// `host_ip:host_port->port/proto` for every published port.
+    pub published: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NetworkStatus {
+    pub name: String,
+    /// Not created by cutover (cutover never removes it).
+    pub external: bool,
+    /// Every container attached now, the project's or not (failure #1).
+    pub attached: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectSummary {
+    pub name: String,
+    pub containers: usize,
+    pub running: usize,
+}
+
+/// `GET .../logs` options.
+#[derive(Debug, Clone, Default)]
+pub struct LogsQuery {
+    pub service: Option<String>,
+    pub tail: usize,
+    pub follow: bool,
+    /// Old colors too, each line prefixed by its container name.
+    pub all: bool,
+}
+
+impl DeployEngine {
+    pub async fn status(&self, project: &str) -> Result<ProjectStatus, EngineError> {
+        let inner = &self.inner;
+        let engine = &*inner.engine;
+        let obs = project_containers(engine, project, &inner.releases).await?;
+        let proxy = inner.proxy.status();
+        let mut apps = Vec::new();
+        for (service, state) in &obs.apps {
+            let route = containers::route_name(project, service);
+            let ps = proxy.iter().find(|s| s.name == route);
+            let live = state.live.as_ref().map(|l| {
+                let active = ps.map(|s| &s.active).filter(|a| a.color == l.color);
+                LiveVersion {
+                    color: l.color,
+                    version: l.version.clone(),
+                    version_id: l.version_id.clone(),
+                    container: l.name().to_string(),
+                    health: active.map(|a| {
+                        if a.targets.iter().all(|t| t.health == Health::Healthy) {
+                            Health::Healthy
+                        } else if a.targets.iter().any(|t| t.health == Health::Unhealthy) {
+                            Health::Unhealthy
+                        } else {
+                            Health::Unknown
+                        }
+                    }),
+                    since_ms: active.map(|a| a.since_ms),
+                    targets: active.map(|a| a.targets.clone()).unwrap_or_default(),
+                }
+            });
+            apps.push(AppStatus {
+                service: service.clone(),
+                route,
+                live,
+                kept: state.kept.iter().map(kept).collect(),
+                draining_connections: ps
+                    .map(|s| {
+                        s.draining
+                            .iter()
+                            .flat_map(|d| &d.targets)
+                            .map(|t| t.in_flight + t.upgraded)
+                            .sum()
+                    })
+                    .unwrap_or(0),
+            });
+        }
+        let accessories = obs
+            .accessories
+            .iter()
+            .map(|(service, info)| AccessoryStatus {
+                service: service.clone(),
+                container: info.name.clone(),
+                state: info.state.as_str().to_string(),
+                health: info.health.map(|h| format!("{h:?}").to_lowercase()),
+                image: info.image.clone(),
+                published: info
+                    .ports
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{}:{}->{}/{}",
+                            p.host_ip
+                                .map(|i| i.to_string())
+                                .unwrap_or_else(|| "0.0.0.0".into()),
+                            p.host_port,
+                            p.container_port,
+                            p.protocol.as_str()
+                        )
+                    })
+                    .collect(),
+            })
+            .collect();
+        let mut names: BTreeSet<String> = engine
+            .list_networks(&LabelFilter::project(project))
+            .await?
+            .into_iter()
+            .map(|n| n.name)
+            .collect();
+        for info in obs
+            .accessories
+            .values()
+            .chain(obs.apps.values().flat_map(|a| {
+                a.live
+                    .iter()
+                    .chain(&a.kept)
+                    .chain(&a.stray)
+                    .map(|c: &AppContainer| &c.info)
+            }))
+        {
+            names.extend(info.networks.keys().cloned());
+        }
+        let mut networks = Vec::new();
+        for name in names {
+            if let Some(n) = engine.inspect_network(&name).await? {
+                networks.push(NetworkStatus {
+                    external: !n.is_owned_by(project),
+                    attached: n.containers.iter().map(|c| c.name.clone()).collect(),
+                    name,
+                });
+            }
+        }
+        Ok(ProjectStatus {
+            project: project.to_string(),
+            apps,
+            accessories,
+            networks,
+            busy: inner.locks.holder(project),
+        })
+    }
+
+    /// Projects with containers on this engine or releases on record.
+    pub async fn projects(&self) -> Result<Vec<ProjectSummary>, EngineError> {
+        let list = self
+            .inner
+            .engine
+            .list_containers(&LabelFilter::new().with_key(labels::PROJECT))
+            .await?;
+        let mut by: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+        for c in &list {
+            let e = by.entry(c.labels[labels::PROJECT].clone()).or_default();
+            e.0 += 1;
+            if c.state == ContainerState::Running {
+                e.1 += 1;
+            }
+        }
+        for p in self.inner.releases.projects() {
+            by.entry(p).or_default();
+        }
+        Ok(by
+            .into_iter()
+            .map(|(name, (containers, running))| ProjectSummary {
+                name,
+                containers,
+                running,
+            })
+            .collect())
+    }
+
+    pub fn history(&self, project: &str, service: Option<&str>) -> Vec<Entry> {
+        self.inner.history.read(project, service)
+    }
+
+    /// Log lines of the live color (all colors with `all`), as text.
+    pub async fn logs(
+        &self,
+        project: &str,
+        q: &LogsQuery,
+    ) -> Result<BoxStream<'static, Bytes>, String> {
+        let engine = self.inner.engine.clone();
+        let obs = project_containers(&*engine, project, &self.inner.releases)
+            .await
+            .map_err(|e| e.to_string())?;
+        let service = match (&q.service, obs.apps.keys().collect::<Vec<_>>().as_slice()) {
+            (Some(s), _) => s.clone(),
+            (None, [only]) => (*only).clone(),
+            (None, []) => return Err(format!("project {project} has no app containers")),
+            (None, many) => {
+                return Err(format!(
+                    "project {project} has several apps: {}\nhint: pass service=<name>",
+                    many.iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }
+        };
+        let names: Vec<String> = if let Some(info) = obs.accessories.get(&service) {
+            vec![info.name.clone()]
+        } else {
+            let state = obs
+                .apps
+                .get(&service)
+                .ok_or_else(|| format!("no containers of {service} in project {project}"))?;
+            if q.all {
+                state
+                    .live
+                    .iter()
+                    .chain(&state.stray)
+                    .chain(&state.kept)
+                    .map(|c| c.name().to_string())
+                    .collect()
+            } else {
+                match state.live.as_ref().or(state.kept.first()) {
+                    Some(c) => vec![c.name().to_string()],
+                    None => Vec::new(),
+                }
+            }
+        };
+        let prefix = q.all;
+        let line = move |name: &str, _source: LogSource, text: String| {
+            let mut s = String::new();
+            if prefix {
+                s.push_str(name);
+                s.push_str(" | ");
+            }
+            s.push_str(&text);
+            s.push('\n');
+            Bytes::from(s)
+        };
+        if q.follow {
+            let streams = names.into_iter().map(|n| {
+                engine
+                    .logs_follow(&n, q.tail)
+                    .map(move |r| match r {
+                        Ok(l) => line(&n, l.source, l.text),
+                        Err(e) => Bytes::from(format!("{n}: log stream ended: {e}\n")),
+                    })
+                    .boxed()
+            });
+            return Ok(stream::select_all(streams).boxed());
+        }
+        let mut out = Vec::new();
+        for n in names {
+            match engine.logs_tail(&n, q.tail).await {
+                Ok(lines) => out.extend(lines.into_iter().map(|l| line(&n, l.source, l.text))),
+                Err(e) => out.push(Bytes::from(format!("{n}: cannot read logs: {e}\n"))),
+            }
+        }
+        Ok(stream::iter(out).boxed())
+    }
+}
+
+fn kept(c: &AppContainer) -> KeptVersion {
+    KeptVersion {
+        version: c.version.clone(),
+        version_id: c.version_id.clone(),
+        container: c.name().to_string(),
+        released_ms: c.release.as_ref().map(|r| r.released_ms),
+    }
+}

@@ -149,7 +149,10 @@ mod tests {
         let start = Instant::now();
         retire(&proxy.inner, set.clone(), timeouts());
         assert_eq!(set.state(), SetState::Draining);
-        assert!(InFlight::enter(&set, 0).is_none(), "a draining set takes no new request");
+        assert!(
+            InFlight::enter(&set, 0).is_none(),
+            "a draining set takes no new request"
+        );
 
         let ev = events.recv().await.unwrap();
         assert_eq!(
@@ -185,7 +188,14 @@ mod tests {
         });
         let ev = events.recv().await.unwrap();
         assert!(
-            matches!(ev, Event::Drained { cut_requests: 0, closed_websockets: 0, .. }),
+            matches!(
+                ev,
+                Event::Drained {
+                    cut_requests: 0,
+                    closed_websockets: 0,
+                    ..
+                }
+            ),
             "{ev:?}"
         );
         assert_eq!(start.elapsed(), Duration::from_secs(65));

@@ -31,7 +31,10 @@ pub struct ProxyConfig {
     pub response_header_timeout: Duration,
     /// Time a client has to send a full request head (slowloris guard).
     pub client_header_timeout: Duration,
-    /// Idle keep-alive connections are closed after this.
+    /// Idle keep-alive connections are closed after this. HTTP/1: hyper's
+    /// header timer also runs between requests, so the effective idle limit
+    /// is the shorter of this and `client_header_timeout`. HTTP/2: the
+    /// client is pinged at this interval and dropped if it does not answer.
     pub idle_timeout: Duration,
     pub max_request_body: u64,
     pub max_header_bytes: usize,
@@ -164,13 +167,15 @@ impl Inner {
 
     /// Installs `set` as the service's active set and retires the previous
     /// one. The new snapshot is published before the old set is marked
-    /// draining, so a request never finds no route in between.
+    /// draining, so a request never finds no route in between. `announce`
+    /// emits Switched (a restore does not).
     fn install(
         self: &Arc<Self>,
         name: &str,
         req: DeployRequest,
         set: Arc<TargetSet>,
-    ) -> Result<(ServiceStatus, Option<u64>), DeployError> {
+        announce: bool,
+    ) -> Result<ServiceStatus, DeployError> {
         let mut services = self.lock();
         let previous = services.get(name).map(|e| e.active.clone());
         let service = services
@@ -202,6 +207,24 @@ impl Inner {
         };
         self.router.publish(snapshot);
         let prev_id = previous.as_ref().map(|s| s.id);
+        if announce {
+            // Before the old set starts draining, so listeners always see
+            // Switched ahead of that set's Drained.
+            tracing::info!(
+                service = name,
+                color = set.color.as_str(),
+                set_id = set.id,
+                version = set.version.as_deref().unwrap_or(""),
+                "switched"
+            );
+            self.emit(Event::Switched {
+                service: name.to_string(),
+                set_id: set.id,
+                color: set.color,
+                version: set.version.clone(),
+                previous: prev_id,
+            });
+        }
         if let Some(old) = previous {
             // The request that retires a set decides how long it drains:
             // its timeouts are the ones the operator just asked for.
@@ -211,8 +234,7 @@ impl Inner {
             drain::retire(self, old, req.timeouts.clone());
         }
         self.start_monitor(&set, &req.health);
-        let status = services.get(name).expect("just inserted").status();
-        Ok((status, prev_id))
+        Ok(services.get(name).expect("just inserted").status())
     }
 }
 
@@ -311,44 +333,24 @@ impl Proxy {
                 detail,
             });
         }
-        let version = req.version.clone();
-        let (status, previous) = self.inner.install(service, req, set.clone())?;
-        tracing::info!(
-            service,
-            color = color.as_str(),
-            set_id = set.id,
-            version = version.as_deref().unwrap_or(""),
-            "switched"
-        );
-        self.inner.emit(Event::Switched {
-            service: service.to_string(),
-            set_id: set.id,
-            color,
-            version,
-            previous,
-        });
-        Ok(status)
+        self.inner.install(service, req, set, true)
     }
 
     /// Stop routing to a service; its targets drain like after a switch.
     pub fn remove(&self, service: &str) -> Result<(), DeployError> {
         let mut services = self.inner.lock();
-        let Some(mut entry) = services.remove(service) else {
+        let Some(entry) = services.remove(service) else {
             return Err(DeployError::UnknownService(service.to_string()));
         };
         let snapshot =
             Inner::snapshot(&services).expect("a table minus one service has no new conflict");
         self.inner.router.publish(snapshot);
         drop(services);
-        entry.draining.push(entry.active.clone());
-        drain::retire(
-            &self.inner,
-            entry.active.clone(),
-            entry.config.timeouts.clone(),
-        );
+        // Removed comes before the set's Drained, as Switched does.
         self.inner.emit(Event::Removed {
             service: service.to_string(),
         });
+        drain::retire(&self.inner, entry.active, entry.config.timeouts);
         Ok(())
     }
 
@@ -393,7 +395,7 @@ impl Proxy {
             let set = self
                 .inner
                 .new_set(&s.name, color, &s.request, Health::Unknown);
-            if let Err(e) = self.inner.install(&s.name, s.request, set) {
+            if let Err(e) = self.inner.install(&s.name, s.request, set, false) {
                 tracing::warn!(service = %s.name, error = %e, "not restoring a service");
             }
         }
@@ -458,5 +460,37 @@ impl Proxy {
             .local_addr
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(targets: &[&str]) -> DeployRequest {
+        serde_json::from_value(serde_json::json!({ "targets": targets })).unwrap()
+    }
+
+    #[test]
+    fn deploy_requests_are_validated() {
+        assert!(validate("web", &req(&["127.0.0.1:8080", "athens-green:8080"])).is_ok());
+        let bad = |service: &str, r: DeployRequest| match validate(service, &r) {
+            Err(DeployError::Invalid(msg)) => msg,
+            other => panic!("expected Invalid, got {other:?}"),
+        };
+        assert!(bad("web", req(&[])).contains("hint:"));
+        assert!(bad("web", req(&["no-port"])).contains("addr:port"));
+        assert!(bad("web", req(&["host:0"])).contains("addr:port"));
+        assert!(bad("web", req(&[":80"])).contains("addr:port"));
+        assert!(bad("", req(&["a:1"])).contains("service name"));
+        let mut r = req(&["a:1"]);
+        r.hosts = vec!["a.*.com".into()];
+        assert!(bad("web", r).contains("host pattern"));
+        let mut r = req(&["a:1"]);
+        r.path_prefix = Some("api".into());
+        assert!(bad("web", r).contains("path prefix"));
+        let mut r = req(&["a:1"]);
+        r.health.path = "up".into();
+        assert!(bad("web", r).contains("health check path"));
     }
 }

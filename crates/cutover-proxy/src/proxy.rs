@@ -336,13 +336,15 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
 /// Removes hop-by-hop headers (RFC 9110 7.6.1) including those the
 /// Connection header names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if let Some(conn) = headers.get(header::CONNECTION) {
-        if conn.as_bytes().contains(&b',')
-            || !matches!(
-                conn.as_bytes(),
-                b"keep-alive" | b"close" | b"Keep-Alive" | b"Close" | b"upgrade" | b"Upgrade"
-            )
-        {
+    let mut values = headers.get_all(header::CONNECTION).iter();
+    if let Some(first) = values.next() {
+        // The usual lone `keep-alive`/`close`/`upgrade` names nothing else to
+        // remove; only other shapes pay for parsing.
+        let plain = values.next().is_none()
+            && [&b"keep-alive"[..], b"close", b"upgrade"]
+                .iter()
+                .any(|t| first.as_bytes().eq_ignore_ascii_case(t));
+        if !plain {
             let named: Vec<HeaderName> = headers
                 .get_all(header::CONNECTION)
                 .iter()
@@ -570,15 +572,11 @@ async fn handle_inner(
                 tracing::warn!(service = &*route.service.name, error = %e, "upstream connect failed, trying another target");
                 last_error = e;
                 tried |= 1u64.checked_shl(guard.idx() as u32).unwrap_or(0);
-                match route
-                    .set
-                    .pick(tried)
-                    .and_then(|i| InFlight::enter(&route.set, i))
-                {
+                match route.set.pick(tried) {
                     // Enter the next target before leaving this one, so the
                     // set never looks idle to its drain task in between.
-                    Some(next) => {
-                        guard = next;
+                    Some(i) => {
+                        guard = guard.transfer(i);
                         continue;
                     }
                     None => break,
@@ -775,6 +773,17 @@ mod tests {
         strip_hop_by_hop(&mut h);
         let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(left, ["x-kept"]);
+
+        // Several Connection headers: each one's names go.
+        let mut h = HeaderMap::new();
+        h.append(header::CONNECTION, HeaderValue::from_static("Keep-Alive"));
+        h.append(header::CONNECTION, HeaderValue::from_static("x-a"));
+        h.insert(
+            HeaderName::from_static("x-a"),
+            HeaderValue::from_static("1"),
+        );
+        strip_hop_by_hop(&mut h);
+        assert!(h.is_empty(), "{h:?}");
     }
 
     #[test]
@@ -789,7 +798,10 @@ mod tests {
     #[test]
     fn connection_tokens_are_case_insensitive() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, Upgrade"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
         assert!(connection_has(&h, "upgrade"));
         assert!(!connection_has(&h, "close"));
     }

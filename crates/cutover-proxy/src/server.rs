@@ -1,15 +1,26 @@
 //! The data listener: accept, one hyper connection (HTTP/1.1 or h2c) per
 //! client, graceful shutdown.
+//!
+//! Connections are served on dedicated data-plane threads, one per core, each
+//! with its own current-thread runtime (nginx's worker model). A request then
+//! runs wholly on one thread: its client connection, its handler and the
+//! pooled upstream connection it uses, whose task was spawned there too. A
+//! work-stealing runtime would bounce each request between cores and pay
+//! thread wake-ups for it. The caller's runtime only accepts and hands
+//! sockets out round-robin.
 
+use std::cell::Cell;
 use std::io;
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http::HeaderValue;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -36,13 +47,69 @@ fn builder(config: &ProxyConfig) -> auto::Builder<TokioExecutor> {
     b
 }
 
+thread_local! {
+    static WORKER: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The data-plane thread this code runs on: 1..=n, or 0 off the data plane
+/// (control API, health probes, tests).
+pub(crate) fn worker_slot() -> usize {
+    WORKER.with(Cell::get)
+}
+
+/// Data-plane threads: one per core.
+pub(crate) fn data_threads() -> usize {
+    static N: OnceLock<usize> = OnceLock::new();
+    *N.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 64)
+    })
+}
+
+/// Pool shards per target: one per data-plane thread plus one for the rest.
+pub(crate) fn pool_shards() -> usize {
+    data_threads() + 1
+}
+
+type Handoff = (std::net::TcpStream, SocketAddr);
+
 pub(crate) async fn serve(
     inner: Arc<Inner>,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let builder = Arc::new(builder(&inner.config));
-    let conns = TaskTracker::new();
+    let dispatch = tracing::dispatcher::get_default(|d| d.clone());
+    let mut workers: Vec<mpsc::UnboundedSender<Handoff>> = Vec::new();
+    let mut finished: Vec<oneshot::Receiver<()>> = Vec::new();
+    for i in 0..data_threads() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (done_tx, done_rx) = oneshot::channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (inner, builder, shutdown, dispatch) = (
+            inner.clone(),
+            builder.clone(),
+            shutdown.clone(),
+            dispatch.clone(),
+        );
+        std::thread::Builder::new()
+            .name(format!("cutover-data-{i}"))
+            .spawn(move || {
+                // Logs from this thread go where the caller's would.
+                let _log = tracing::dispatcher::set_default(&dispatch);
+                WORKER.with(|w| w.set(i + 1));
+                runtime.block_on(worker(inner, builder, rx, shutdown));
+                let _ = done_tx.send(());
+            })?;
+        workers.push(tx);
+        finished.push(done_rx);
+    }
+
+    let mut next = 0usize;
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -58,45 +125,90 @@ pub(crate) async fn serve(
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
-        let info = Arc::new(ConnInfo {
-            peer_ip: HeaderValue::from_str(&peer.ip().to_string())
-                .expect("an IP address is a valid header value"),
-        });
-        let inner = inner.clone();
-        let builder = builder.clone();
-        let shutdown = shutdown.clone();
-        conns.spawn(async move {
-            let svc = service_fn(move |req| proxy::handle(inner.clone(), info.clone(), req));
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-            let mut conn = std::pin::pin!(conn);
-            let result = tokio::select! {
-                r = conn.as_mut() => r,
-                _ = shutdown.cancelled() => {
-                    // Connection: close after the current response (HTTP/1)
-                    // or GOAWAY (HTTP/2); idle connections close now.
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(peer = %peer, error = %e, "client connection ended with an error");
-            }
-        });
+        // Re-registered with the worker's own reactor on the other side.
+        let Ok(stream) = stream.into_std() else {
+            continue;
+        };
+        next = next.wrapping_add(1);
+        if workers[next % workers.len()].send((stream, peer)).is_err() {
+            tracing::error!("a data-plane thread is gone; closing the connection");
+        }
     }
     drop(listener);
+    drop(workers);
     // Upgraded connections get their 1012 now; health monitors stop.
     inner.shutdown.cancel();
-    conns.close();
     inner.tasks.close();
+    for done in finished {
+        let _ = done.await;
+    }
+    Ok(())
+}
+
+/// One data-plane thread: serves the connections handed to it until
+/// shutdown, then waits (bounded) for its in-flight work.
+async fn worker(
+    inner: Arc<Inner>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    mut handoff: mpsc::UnboundedReceiver<Handoff>,
+    shutdown: CancellationToken,
+) {
+    let conns = TaskTracker::new();
+    loop {
+        let next = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            n = handoff.recv() => n,
+        };
+        let Some((stream, peer)) = next else { break };
+        let Ok(stream) = TcpStream::from_std(stream) else {
+            continue;
+        };
+        conns.spawn(serve_conn(
+            inner.clone(),
+            builder.clone(),
+            stream,
+            peer,
+            shutdown.clone(),
+        ));
+    }
+    conns.close();
     let bound = inner.max_drain();
     let waited = tokio::time::timeout(bound, async {
         conns.wait().await;
+        // Relays spawned on this thread must finish before its runtime goes.
         inner.tasks.wait().await;
     })
     .await;
     if waited.is_err() {
         tracing::warn!("shutdown: work still running after {bound:?}; leaving it");
     }
-    Ok(())
+}
+
+async fn serve_conn(
+    inner: Arc<Inner>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let info = Arc::new(ConnInfo {
+        peer_ip: HeaderValue::from_str(&peer.ip().to_string())
+            .expect("an IP address is a valid header value"),
+    });
+    let svc = service_fn(move |req| proxy::handle(inner.clone(), info.clone(), req));
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+    let mut conn = std::pin::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = shutdown.cancelled() => {
+            // Connection: close after the current response (HTTP/1)
+            // or GOAWAY (HTTP/2); idle connections close now.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(peer = %peer, error = %e, "client connection ended with an error");
+    }
 }

@@ -3,7 +3,9 @@
 //!
 //! Pools belong to a target of one set, never to an address: after a switch
 //! the old set's pool is emptied and its connections are not reused, even if a
-//! new target happens to share the address.
+//! new target happens to share the address. Each pool is sharded by data-plane
+//! thread: a connection's task runs on the thread that opened it, so reusing it
+//! from the same thread keeps a request off other cores.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -45,7 +47,8 @@ pub(crate) struct Target {
     last_error: Mutex<Option<String>>,
     pub in_flight: AtomicU64,
     pub upgraded: AtomicU64,
-    pool: Mutex<Vec<UpstreamSender>>,
+    /// One shard per data-plane thread (index `server::worker_slot()`).
+    pool: Box<[Mutex<Vec<UpstreamSender>>]>,
 }
 
 impl Target {
@@ -57,7 +60,9 @@ impl Target {
             last_error: Mutex::new(None),
             in_flight: AtomicU64::new(0),
             upgraded: AtomicU64::new(0),
-            pool: Mutex::new(Vec::new()),
+            pool: (0..crate::server::pool_shards())
+                .map(|_| Mutex::new(Vec::new()))
+                .collect(),
         }
     }
 
@@ -95,7 +100,7 @@ impl Target {
     /// Nothing has been sent when this fails, so the caller may try elsewhere.
     pub async fn checkout(&self, connect_timeout: Duration) -> Result<UpstreamSender, String> {
         loop {
-            let pooled = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let pooled = self.shard().lock().unwrap_or_else(|p| p.into_inner()).pop();
             let Some(mut sender) = pooled else { break };
             if sender.is_closed() {
                 continue;
@@ -147,14 +152,20 @@ impl Target {
         if sender.is_closed() {
             return;
         }
-        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pool = self.shard().lock().unwrap_or_else(|p| p.into_inner());
         if pool.len() < MAX_IDLE_PER_TARGET {
             pool.push(sender);
         }
     }
 
     pub fn clear_pool(&self) {
-        self.pool.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        for shard in self.pool.iter() {
+            shard.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
+    }
+
+    fn shard(&self) -> &Mutex<Vec<UpstreamSender>> {
+        &self.pool[crate::server::worker_slot() % self.pool.len()]
     }
 
     fn status(&self) -> TargetStatus {
@@ -343,6 +354,19 @@ impl InFlight {
         Some(guard)
     }
 
+    /// Counts the same request against another target of its set, for a
+    /// retry. No draining check: the request began on this set and finishes
+    /// there, and holding `self` meanwhile keeps the set from looking idle.
+    pub fn transfer(&self, idx: usize) -> InFlight {
+        self.set.targets[idx]
+            .in_flight
+            .fetch_add(1, Ordering::SeqCst);
+        InFlight {
+            set: self.set.clone(),
+            idx,
+        }
+    }
+
     pub fn set(&self) -> &Arc<TargetSet> {
         &self.set
     }
@@ -449,7 +473,10 @@ mod tests {
             t.set_health(Health::Unhealthy, Some("503".into())),
             Some(Health::Healthy)
         );
-        assert_eq!(t.set_health(Health::Unhealthy, Some("503 again".into())), None);
+        assert_eq!(
+            t.set_health(Health::Unhealthy, Some("503 again".into())),
+            None
+        );
         assert_eq!(t.last_error().as_deref(), Some("503 again"));
         assert_eq!(t.set_health(Health::Healthy, None), Some(Health::Unhealthy));
         assert_eq!(t.last_error(), None);

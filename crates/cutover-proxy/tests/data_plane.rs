@@ -202,7 +202,13 @@ async fn slow_request_in_flight_finishes_on_blue() {
     let addr = h.addr;
     let slow = tokio::spawn(async move { client::get(addr, HOST, "/slow?ms=700").await.unwrap() });
     wait_until("the slow request to reach blue", || blue.in_flight() == 1).await;
+    let blue_id = h.proxy.status()[0].active.id;
     h.deploy(&[&green], Color::Green).await;
+    let ev = events.recv().await.unwrap();
+    assert!(
+        matches!(ev, Event::Switched { color: Color::Green, previous: Some(p), .. } if p == blue_id),
+        "{ev:?}"
+    );
 
     assert_eq!(h.get("/").await, (StatusCode::OK, "green".to_string()));
     let status = h.proxy.status();
@@ -270,7 +276,12 @@ async fn websocket_survives_the_switch_and_gets_1012_at_its_deadline() {
     let close = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             match old.next().await {
-                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(Message::Close(frame))) => {
+                    // Answer the close like a browser does, so the relay
+                    // can finish without waiting out its grace period.
+                    while let Some(Ok(_)) = old.next().await {}
+                    return frame.map(|f| u16::from(f.code));
+                }
                 Some(Ok(_)) => continue,
                 other => panic!("connection ended without a close frame: {other:?}"),
             }
@@ -580,7 +591,7 @@ async fn forwarding_headers_and_hop_by_hop() {
     let h = Harness::start().await;
     h.deploy(&[&blue], Color::Blue).await;
     let req = format!(
-        "GET /headers HTTP/1.1\r\nHost: {HOST}:8080\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\n\
+        "GET /headers HTTP/1.1\r\nHost: {HOST}:8080\r\nConnection: close, X-Secret\r\nX-Secret: 1\r\n\
          Keep-Alive: timeout=5\r\nProxy-Authorization: x\r\nX-Forwarded-For: 10.9.8.7\r\nX-Request-Id: abc-123\r\n\
          Content-Length: 0\r\n\r\n"
     );
@@ -627,19 +638,19 @@ async fn request_body_limit_is_413() {
     h.deploy(&[&blue], Color::Blue).await;
     let wait = Duration::from_millis(500);
     let declared = format!(
-        "POST /echo HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 17\r\n\r\n{}",
+        "POST /echo HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\nContent-Length: 17\r\n\r\n{}",
         "x".repeat(17)
     );
     assert_eq!(
         raw_status(&raw(h.addr, declared.as_bytes(), wait).await.unwrap()),
         Some(413)
     );
-    let chunked = format!("POST /echo HTTP/1.1\r\nHost: {HOST}\r\nTransfer-Encoding: chunked\r\n\r\n20\r\n{}\r\n0\r\n\r\n", "y".repeat(32));
+    let chunked = format!("POST /echo HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n20\r\n{}\r\n0\r\n\r\n", "y".repeat(32));
     assert_eq!(
         raw_status(&raw(h.addr, chunked.as_bytes(), wait).await.unwrap()),
         Some(413)
     );
-    let small = format!("POST /echo HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 5\r\n\r\nhello");
+    let small = format!("POST /echo HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello");
     let answer = raw(h.addr, small.as_bytes(), wait).await.unwrap();
     assert_eq!(raw_status(&answer), Some(200));
     assert!(answer.ends_with("hello"), "{answer}");
@@ -828,7 +839,12 @@ async fn websockets_get_1012_on_shutdown() {
     let close = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             match ws.next().await {
-                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(Message::Close(frame))) => {
+                    // Answer the close like a browser does, so the relay
+                    // can finish without waiting out its grace period.
+                    while let Some(Ok(_)) = ws.next().await {}
+                    return frame.map(|f| u16::from(f.code));
+                }
                 Some(Ok(_)) => continue,
                 other => panic!("connection ended without a close frame: {other:?}"),
             }
@@ -863,9 +879,9 @@ async fn empty_bodies_reuse_the_upstream_connection() {
         resp.into_body().collect().await.unwrap();
         s.ready().await.unwrap();
     }
-    let (_, body) = h.get("/").await;
+    let (_, body) = client::get1(&mut s, HOST, "/").await.unwrap();
     assert_eq!(body, "blue");
-    // Six requests, one upstream connection.
+    // Six requests on one client connection, one upstream connection.
     assert_eq!(blue.connections() - probes, 1);
 }
 
@@ -877,14 +893,18 @@ mod capture {
     use tracing::span::{Attributes, Id, Record};
     use tracing::{Event, Metadata, Subscriber};
 
+    /// The (name, value) fields of one event.
+    pub type Line = Vec<(String, String)>;
+
     #[derive(Clone, Default)]
-    pub struct Lines(pub Arc<Mutex<Vec<Vec<(String, String)>>>>);
+    pub struct Lines(pub Arc<Mutex<Vec<Line>>>);
 
     struct Fields(Vec<(String, String)>);
 
     impl Visit for Fields {
         fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-            self.0.push((field.name().to_string(), format!("{value:?}")));
+            self.0
+                .push((field.name().to_string(), format!("{value:?}")));
         }
         fn record_str(&mut self, field: &Field, value: &str) {
             self.0.push((field.name().to_string(), value.to_string()));
@@ -920,7 +940,9 @@ async fn access_log_line_has_the_request_fields() {
     let raw_req = format!(
         "GET /headers?x=1 HTTP/1.1\r\nHost: {HOST}\r\nX-Request-Id: rid-42\r\nConnection: close\r\n\r\n"
     );
-    let answer = raw(h.addr, raw_req.as_bytes(), Duration::from_secs(2)).await.unwrap();
+    let answer = raw(h.addr, raw_req.as_bytes(), Duration::from_secs(2))
+        .await
+        .unwrap();
     assert_eq!(raw_status(&answer), Some(200));
     client::get(h.addr, "nobody.test", "/").await.unwrap();
 
@@ -943,7 +965,28 @@ async fn access_log_line_has_the_request_fields() {
     assert!(get("bytes").unwrap().parse::<u64>().unwrap() > 0);
     assert!(get("duration_us").is_some());
     assert!(
-        lines.iter().any(|l| l.iter().any(|(k, v)| k == "status" && v == "404")),
+        lines
+            .iter()
+            .any(|l| l.iter().any(|(k, v)| k == "status" && v == "404")),
         "the 404 is logged too: {lines:?}"
     );
+}
+
+#[tokio::test]
+async fn color_alternates_when_the_request_names_none() {
+    let one = Origin::start("one").await.unwrap();
+    let two = Origin::start("two").await.unwrap();
+    let h = Harness::start().await;
+    let mut req = request(&[&one], Color::Blue);
+    req.color = None;
+    let status = h.proxy.deploy("app", req.clone()).await.unwrap();
+    assert_eq!(status.active.color, Color::Blue);
+    req.targets = vec![two.target()];
+    let status = h.proxy.deploy("app", req.clone()).await.unwrap();
+    assert_eq!(status.active.color, Color::Green);
+    assert_eq!(status.draining.len(), 1);
+    assert_eq!(status.draining[0].color, Color::Blue);
+    let status = h.proxy.deploy("app", req).await.unwrap();
+    assert_eq!(status.active.color, Color::Blue);
+    assert_eq!(h.get("/").await.1, "two");
 }

@@ -36,8 +36,201 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Run the daemon: the reverse proxy and its control API
     Serve(Box<ServeArgs>),
-    /// Show the services the daemon routes to
+    /// Deploy a compose project blue/green: accessories reconciled, apps switched with no downtime
+    Deploy(DeployArgs),
+    /// Show what `deploy` would do, without doing it
+    Plan(PlanArgs),
+    /// Switch an app back to a kept version (the previous one by default)
+    Rollback(RollbackArgs),
+    /// Show the services the daemon routes to and the state of the project here
     Status(StatusArgs),
+    /// Show the project's past deploys, rollbacks and downs
+    History(HistoryArgs),
+    /// Print the log of an app or accessory container
+    Logs(LogsArgs),
+    /// Stop and remove the project's containers, routes and networks
+    Down(DownArgs),
+}
+
+/// Which compose project: found like Docker Compose finds it.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ProjectArgs {
+    /// Compose file; repeat to merge several, later ones win [default: compose.yaml,
+    /// compose.yml, docker-compose.yml or docker-compose.yaml here or in a parent folder]
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Project name [default: the compose file's `name:`, else its folder's name]
+    #[arg(short = 'p', long = "project-name", value_name = "NAME")]
+    pub project_name: Option<String>,
+
+    /// File of variables for the compose file [default: .env beside the first compose file]
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+}
+
+impl ProjectArgs {
+    /// Whether the user named a project or a compose file explicitly.
+    pub fn is_given(&self) -> bool {
+        !self.files.is_empty() || self.project_name.is_some() || self.env_file.is_some()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Pull {
+    /// Pull images that are not on the host
+    Missing,
+    /// Pull every image, to pick up a moved tag
+    Always,
+    /// Never pull; a missing image fails the deploy
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Apps to deploy [default: all; accessories are always reconciled]
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+
+    #[command(flatten)]
+    pub project: ProjectArgs,
+
+    /// Deploy apps even when nothing changed
+    #[arg(long)]
+    pub force: bool,
+
+    /// Version label shown in status and history, e.g. a git SHA [default: a short hash]
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<String>,
+
+    /// When to pull images
+    #[arg(long, value_enum, default_value_t = Pull::Missing, value_name = "WHEN")]
+    pub pull: Pull,
+
+    /// How long to wait when another deploy holds the project; 0 fails at once (exit 4)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0s")]
+    pub wait_lock: Duration,
+
+    /// Print the progress events as JSON lines on stdout, and nothing else
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Apps to plan for [default: all]
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+
+    #[command(flatten)]
+    pub project: ProjectArgs,
+
+    /// Plan as if --force were given to deploy
+    #[arg(long)]
+    pub force: bool,
+
+    /// Print the plan as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The app to roll back [default: the project's only app]
+    #[arg(value_name = "SERVICE")]
+    pub service: Option<String>,
+
+    /// A kept version (label or id) [default: the previous one]
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<String>,
+
+    #[command(flatten)]
+    pub project: ProjectArgs,
+
+    /// How long to wait when another operation holds the project; 0 fails at once (exit 4)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0s")]
+    pub wait_lock: Duration,
+
+    /// Print the progress events as JSON lines on stdout, and nothing else
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only this app's entries
+    #[arg(value_name = "SERVICE")]
+    pub service: Option<String>,
+
+    #[command(flatten)]
+    pub project: ProjectArgs,
+
+    /// Print the entries as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The app or accessory
+    #[arg(value_name = "SERVICE")]
+    pub service: String,
+
+    /// Compose file; repeat to merge several (-f is --follow here, as in docker logs)
+    #[arg(long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Project name [default: the compose file's `name:`, else its folder's name]
+    #[arg(short = 'p', long = "project-name", value_name = "NAME")]
+    pub project_name: Option<String>,
+
+    /// File of variables for the compose file [default: .env beside the first compose file]
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+
+    /// Keep printing new lines until interrupted
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+
+    /// Number of lines from the end to start with
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub tail: usize,
+
+    /// Only lines newer than this, e.g. 10m
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub since: Option<Duration>,
+
+    /// Old colors too, each line prefixed by its container
+    #[arg(long)]
+    pub all: bool,
+}
+
+impl LogsArgs {
+    pub fn project(&self) -> ProjectArgs {
+        ProjectArgs {
+            files: self.files.clone(),
+            project_name: self.project_name.clone(),
+            env_file: self.env_file.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+
+    /// Also remove the project's named volumes: their data is lost
+    #[arg(long)]
+    pub volumes: bool,
+
+    /// How long to wait when another operation holds the project; 0 fails at once (exit 4)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0s")]
+    pub wait_lock: Duration,
+
+    /// Print the progress events as JSON lines on stdout, and nothing else
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -120,7 +313,11 @@ pub struct ServeArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Print the daemon's answer as JSON
+    #[command(flatten)]
+    pub project: ProjectArgs,
+
+    /// Print the daemon's answer as JSON: the list of services, or the
+    /// project's status when there is a project here or one is named
     #[arg(long)]
     pub json: bool,
 }

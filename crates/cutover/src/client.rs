@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 
 use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
+use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::net::UnixStream;
 
 use crate::error::CliError;
@@ -43,12 +43,56 @@ impl DaemonClient {
         })
     }
 
-    pub async fn request(
+    /// `POST path` with a JSON body; the answer parsed as JSON.
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T, CliError> {
+        let body = serde_json::to_vec(body).expect("requests serialize");
+        let (status, answer) = self.request(Method::POST, path, Some(body)).await?;
+        if !status.is_success() {
+            return Err(api_error(status, &answer));
+        }
+        serde_json::from_slice(&answer).map_err(|e| {
+            CliError::failure(format!("the daemon's answer to POST {path} is not what this cutover expects: {e}"))
+                .with_hint("the daemon may be another version of cutover; compare `cutover --version` with GET /v1/health")
+        })
+    }
+
+    /// A request whose answer is read as it arrives (progress events, logs).
+    /// An error status is turned into the daemon's error message.
+    pub async fn stream(
         &self,
         method: Method,
         path: &str,
         body: Option<Vec<u8>>,
-    ) -> Result<(StatusCode, Bytes), CliError> {
+    ) -> Result<ResponseStream, CliError> {
+        let response = self.send(method.clone(), path, body).await?;
+        let status = response.status();
+        let mut body = response.into_body();
+        if !status.is_success() {
+            let bytes = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            return Err(api_error(status, &bytes));
+        }
+        Ok(ResponseStream {
+            body,
+            buffer: Vec::new(),
+            what: format!("{method} {path}"),
+            done: false,
+        })
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<hyper::Response<Incoming>, CliError> {
         let stream = UnixStream::connect(&self.socket)
             .await
             .map_err(|e| self.unreachable(e))?;
@@ -68,11 +112,20 @@ impl DaemonClient {
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .expect("a valid request");
-        let response = sender.send_request(req).await.map_err(|e| {
+        sender.send_request(req).await.map_err(|e| {
             CliError::failure(format!(
                 "the daemon closed the connection during {method} {path}: {e}"
             ))
-        })?;
+        })
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(StatusCode, Bytes), CliError> {
+        let response = self.send(method.clone(), path, body).await?;
         let status = response.status();
         let body = response
             .into_body()
@@ -102,6 +155,60 @@ impl DaemonClient {
             ),
         )
         .with_hint(hint)
+    }
+}
+
+/// The body of a streamed answer, as lines or as chunks.
+pub struct ResponseStream {
+    body: Incoming,
+    buffer: Vec<u8>,
+    what: String,
+    done: bool,
+}
+
+impl ResponseStream {
+    /// The next chunk of the body; `None` at its end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, CliError> {
+        loop {
+            match self.body.frame().await {
+                None => return Ok(None),
+                Some(Err(e)) => {
+                    return Err(CliError::failure(format!(
+                        "the daemon's answer to {} broke off: {e}",
+                        self.what
+                    )))
+                }
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        return Ok(Some(data));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next line, without its newline; `None` at the end of the body. A
+    /// last line without a newline is still returned.
+    pub async fn line(&mut self) -> Result<Option<String>, CliError> {
+        loop {
+            if let Some(at) = self.buffer.iter().position(|b| *b == b'\n') {
+                let rest = self.buffer.split_off(at + 1);
+                let mut line = std::mem::replace(&mut self.buffer, rest);
+                line.pop();
+                return Ok(Some(String::from_utf8_lossy(&line).into_owned()));
+            }
+            if self.done {
+                if self.buffer.is_empty() {
+                    return Ok(None);
+                }
+                let line = std::mem::take(&mut self.buffer);
+                return Ok(Some(String::from_utf8_lossy(&line).into_owned()));
+            }
+            match self.chunk().await? {
+                Some(data) => self.buffer.extend_from_slice(&data),
+                None => self.done = true,
+            }
+        }
     }
 }
 

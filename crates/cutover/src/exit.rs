@@ -13,7 +13,6 @@ pub enum ExitStatus {
     /// 3: the daemon could not be reached on its control socket.
     Unreachable,
     /// 4: a lock was not acquired in time.
-    #[allow(dead_code)] // taken by the deploy commands, which come next
     LockTimeout,
 }
 

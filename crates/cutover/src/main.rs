@@ -8,6 +8,7 @@ mod error;
 mod exit;
 mod logging;
 mod output;
+mod progress;
 mod settings;
 
 use std::process::ExitCode;

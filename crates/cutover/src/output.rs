@@ -2,7 +2,12 @@
 
 use std::fmt::Write;
 
+use cutover_core::compose::EnvChanges;
+use cutover_core::plan::{ConfigChange, DeployReason, Plan, RecreateReason, StartReason, Step};
 use cutover_core::status::{Health, ServiceStatus, TargetSetStatus};
+use serde::Deserialize;
+
+use crate::progress::Paint;
 
 fn health(h: Health) -> &'static str {
     match h {
@@ -80,6 +85,393 @@ pub fn services_table(services: &[ServiceStatus]) -> String {
                 set.version.as_deref().unwrap_or("-"),
                 targets(set)
             );
+        }
+    }
+    out
+}
+
+/// Lays rows out in columns two spaces apart; the last column is not padded.
+pub fn table(header: &[&str], rows: &[Vec<String>], indent: &str) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    for row in std::iter::once(&header).chain(rows) {
+        let mut text = String::from(indent);
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == row.len() {
+                text.push_str(cell);
+            } else {
+                let pad = widths[i].saturating_sub(cell.chars().count());
+                text.push_str(cell);
+                text.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+// What `GET /v1/projects/{project}/status` answers. Only what is shown is
+// read, and every field has a default, so a newer daemon that adds fields
+// still works with this client.
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ProjectStatus {
+    pub project: String,
+    pub apps: Vec<AppStatus>,
+    pub accessories: Vec<AccessoryStatus>,
+    pub networks: Vec<NetworkStatus>,
+    pub busy: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct AppStatus {
+    pub service: String,
+    pub route: String,
+    pub live: Option<LiveVersion>,
+    pub kept: Vec<KeptVersion>,
+    pub draining_connections: u64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct LiveVersion {
+    pub color: String,
+    pub version: String,
+    pub version_id: String,
+    pub container: String,
+    pub health: Option<Health>,
+    pub since_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct KeptVersion {
+    pub version: String,
+    pub version_id: String,
+    pub container: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct AccessoryStatus {
+    pub service: String,
+    pub container: String,
+    pub state: String,
+    pub health: Option<String>,
+    pub image: String,
+    pub published: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct NetworkStatus {
+    pub name: String,
+    pub external: bool,
+    pub attached: Vec<String>,
+}
+
+/// `3m ago`, from Unix milliseconds.
+fn ago(since_ms: u64, now_ms: u64) -> String {
+    let secs = now_ms.saturating_sub(since_ms) / 1000;
+    match secs {
+        0..=59 => format!("{secs}s ago"),
+        60..=3599 => format!("{}m ago", secs / 60),
+        3600..=86_399 => format!("{}h ago", secs / 3600),
+        _ => format!("{}d ago", secs / 86_400),
+    }
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Apps, accessories and networks of one project; `paint` colours the colors.
+pub fn project_status(s: &ProjectStatus, paint: Paint, now_ms: u64) -> String {
+    let mut out = format!("project {}", s.project);
+    if let Some(busy) = &s.busy {
+        let what = busy
+            .get("operation")
+            .and_then(|o| o.as_str())
+            .unwrap_or("an operation");
+        out.push_str(&format!(" ({what} running)"));
+    }
+    out.push('\n');
+    if s.apps.is_empty() && s.accessories.is_empty() {
+        out.push_str("  nothing deployed; deploy it with `cutover deploy`\n");
+    }
+    if !s.apps.is_empty() {
+        let rows: Vec<Vec<String>> = s
+            .apps
+            .iter()
+            .map(|a| {
+                let kept = if a.kept.is_empty() {
+                    "-".to_string()
+                } else {
+                    a.kept
+                        .iter()
+                        .map(|k| k.version.clone())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                };
+                match &a.live {
+                    Some(l) => vec![
+                        a.service.clone(),
+                        match l.color.as_str() {
+                            "blue" => paint.blue(&l.color),
+                            "green" => paint.green(&l.color),
+                            other => other.to_string(),
+                        },
+                        l.version.clone(),
+                        l.health.map(|h| health(h).to_string()).unwrap_or_else(|| "not routed".into()),
+                        l.since_ms.map(|t| ago(t, now_ms)).unwrap_or_else(|| "-".into()),
+                        kept,
+                        a.draining_connections.to_string(),
+                        l.container.clone(),
+                    ],
+                    None => vec![
+                        a.service.clone(),
+                        "-".into(),
+                        "-".into(),
+                        "not live".into(),
+                        "-".into(),
+                        kept,
+                        a.draining_connections.to_string(),
+                        "-".into(),
+                    ],
+                }
+            })
+            .collect();
+        out.push_str(&table(
+            &["APP", "COLOR", "VERSION", "HEALTH", "SINCE", "KEPT", "DRAINING", "CONTAINER"],
+            &rows,
+            "  ",
+        ));
+    }
+    if !s.accessories.is_empty() {
+        let rows: Vec<Vec<String>> = s
+            .accessories
+            .iter()
+            .map(|a| {
+                let state = match &a.health {
+                    Some(h) => format!("{} ({h})", a.state),
+                    None => a.state.clone(),
+                };
+                vec![
+                    a.service.clone(),
+                    state,
+                    a.image.clone(),
+                    if a.published.is_empty() {
+                        "-".into()
+                    } else {
+                        a.published.join(",")
+                    },
+                    a.container.clone(),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &["ACCESSORY", "STATE", "IMAGE", "PUBLISHED", "CONTAINER"],
+            &rows,
+            "  ",
+        ));
+    }
+    if !s.networks.is_empty() {
+        let rows: Vec<Vec<String>> = s
+            .networks
+            .iter()
+            .map(|n| {
+                vec![
+                    n.name.clone(),
+                    if n.external { "external" } else { "cutover" }.into(),
+                    if n.attached.is_empty() {
+                        "-".into()
+                    } else {
+                        n.attached.join(", ")
+                    },
+                ]
+            })
+            .collect();
+        out.push_str(&table(&["NETWORK", "OWNER", "ATTACHED"], &rows, "  "));
+    }
+    out
+}
+
+/// What `GET .../history` answers, one entry per finished operation.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct HistoryEntry {
+    pub time_ms: u64,
+    pub operation: String,
+    pub service: Option<String>,
+    pub version: Option<String>,
+    pub color: Option<String>,
+    pub result: String,
+    pub duration_ms: u64,
+    pub error: Option<String>,
+}
+
+pub fn history_table(project: &str, entries: &[HistoryEntry]) -> String {
+    if entries.is_empty() {
+        return format!("no deploys of project {project} yet\n");
+    }
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(e.time_ms);
+            vec![
+                humantime::format_rfc3339_seconds(time).to_string(),
+                e.operation.clone(),
+                e.service.clone().unwrap_or_else(|| "-".into()),
+                e.version.clone().unwrap_or_else(|| "-".into()),
+                e.color.clone().unwrap_or_else(|| "-".into()),
+                e.result.clone(),
+                crate::progress::elapsed(e.duration_ms),
+                e.error
+                    .as_deref()
+                    .and_then(|m| m.lines().next())
+                    .unwrap_or("")
+                    .to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &["TIME", "OPERATION", "SERVICE", "VERSION", "COLOR", "RESULT", "TOOK", "ERROR"],
+        &rows,
+        "",
+    )
+}
+
+fn env_keys(c: &EnvChanges) -> Vec<String> {
+    let mut parts = Vec::new();
+    if !c.added.is_empty() {
+        parts.push(format!("added {}", c.added.join(", ")));
+    }
+    if !c.changed.is_empty() {
+        parts.push(format!("changed {}", c.changed.join(", ")));
+    }
+    if !c.removed.is_empty() {
+        parts.push(format!("removed {}", c.removed.join(", ")));
+    }
+    parts
+}
+
+fn config_change(c: &ConfigChange) -> String {
+    if c.fields.is_empty() && c.env.is_empty() {
+        return "configuration changed".into();
+    }
+    let mut s = format!("changed: {}", c.fields.join(", "));
+    let env = env_keys(&c.env);
+    if !env.is_empty() {
+        s.push_str(&format!(" (env keys {}; values not shown)", env.join("; ")));
+    }
+    s
+}
+
+fn short_id(id: &str) -> &str {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    &id[..id.len().min(12)]
+}
+
+/// The plan as steps in the order the deploy runs them. Env values never
+/// appear: only the keys that changed.
+pub fn plan_text(project: &str, plan: &Plan) -> String {
+    let mut out = format!("plan for project {project}:\n");
+    for step in &plan.steps {
+        let line = match step {
+            Step::CreateNetwork { name, .. } => format!("create network {name}"),
+            Step::CreateVolume { name, .. } => format!("create volume {name}"),
+            Step::StartAccessory {
+                service,
+                container,
+                reason,
+            } => format!(
+                "start accessory {service} as {container} ({})",
+                match reason {
+                    StartReason::Missing => "not created yet",
+                    StartReason::Stopped => "stopped",
+                }
+            ),
+            Step::RecreateAccessory {
+                service,
+                container,
+                reason,
+            } => format!(
+                "recreate accessory {service} as {container} ({})",
+                match reason {
+                    RecreateReason::ConfigChanged(c) => config_change(c),
+                    RecreateReason::ImageChanged { from, to } =>
+                        format!("image {} -> {}", short_id(from), short_id(to)),
+                }
+            ),
+            Step::LeaveAccessory { service, container } => {
+                format!("keep accessory {service} running as {container} (unchanged)")
+            }
+            Step::DeployApp {
+                service,
+                color,
+                container,
+                version,
+                reuse,
+                reason,
+            } => {
+                let mut s = format!("deploy app {service} to {color} as {container}");
+                if let Some(v) = version {
+                    s.push_str(&format!(", version {v}"));
+                }
+                s.push_str(&format!(
+                    " ({})",
+                    match reason {
+                        DeployReason::New => "first deploy".to_string(),
+                        DeployReason::ImageChanged { from, to } =>
+                            format!("image {} -> {}", short_id(from), short_id(to)),
+                        DeployReason::ConfigChanged(c) => config_change(c),
+                        DeployReason::Forced => "--force".into(),
+                    }
+                ));
+                if let Some(r) = reuse {
+                    s.push_str(&format!("; restarts kept container {r}"));
+                }
+                s
+            }
+            Step::AppUpToDate {
+                service,
+                color,
+                version,
+            } => format!("app {service} is up to date ({color}, version {version})"),
+            Step::UpdateRoute { service, changed } => format!(
+                "update how the proxy routes to {service}: {}",
+                changed.join(", ")
+            ),
+            Step::RemoveOldVersions {
+                service,
+                containers,
+            } => format!(
+                "after the deploy, remove old versions of {service}: {}",
+                containers.join(", ")
+            ),
+        };
+        out.push_str(&format!("  {line}\n"));
+    }
+    if plan.is_noop() {
+        out.push_str("nothing to do: everything is up to date\n");
+    }
+    for w in &plan.warnings {
+        let (message, hint) = crate::commands::split_hint(w);
+        out.push_str(&format!("warning: {message}\n"));
+        if let Some(h) = hint {
+            out.push_str(&format!("hint: {h}\n"));
         }
     }
     out

@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use cutover_core::compose::{config_hash, version_id, DependsCondition, ResolvedProject, ServiceSpec};
+use cutover_core::compose::{
+    config_hash, version_id, DependsCondition, ResolvedProject, ServiceSpec,
+};
 use cutover_core::plan::{plan_with, Plan, PlanOptions, Step};
 use cutover_core::progress::{DeployCommand, Outcome, PullPolicy};
 use cutover_core::service::DeployRequest;
@@ -91,19 +93,43 @@ async fn run(inner: &Inner, cmd: DeployCommand, p: &Progress) {
             recorded: false,
         }),
     };
-    finish(inner, p, &project, "deploy", cmd.version.clone(), started, result, true);
+    finish(
+        inner,
+        p,
+        Finish {
+            project: &project,
+            operation: "deploy",
+            version: cmd.version.clone(),
+            started,
+            ok_recorded_per_app: true,
+        },
+        result,
+    );
+}
+
+/// What the history line of an operation says besides its result.
+pub(crate) struct Finish<'a> {
+    pub project: &'a str,
+    pub operation: &'a str,
+    pub version: Option<String>,
+    pub started: tokio::time::Instant,
+    /// Successful app cutovers recorded themselves (deploy, rollback).
+    pub ok_recorded_per_app: bool,
 }
 
 pub(crate) fn finish(
     inner: &Inner,
     p: &Progress,
-    project: &str,
-    operation: &str,
-    version: Option<String>,
-    started: tokio::time::Instant,
+    f: Finish<'_>,
     result: Result<(Outcome, String), Stop>,
-    ok_recorded_per_app: bool,
 ) {
+    let Finish {
+        project,
+        operation,
+        version,
+        started,
+        ok_recorded_per_app,
+    } = f;
     let (outcome, message, recorded) = match result {
         Ok((o, m)) => (o, m, ok_recorded_per_app && o == Outcome::Ok),
         Err(s) => (s.outcome, s.message, s.recorded),
@@ -129,7 +155,11 @@ pub(crate) fn finish(
 
 fn selected_apps(desired: &ResolvedProject, services: &[String]) -> Result<BTreeSet<String>, Stop> {
     if services.is_empty() {
-        return Ok(desired.apps.iter().map(|a| a.service.name.clone()).collect());
+        return Ok(desired
+            .apps
+            .iter()
+            .map(|a| a.service.name.clone())
+            .collect());
     }
     let mut out = BTreeSet::new();
     for s in services {
@@ -152,7 +182,11 @@ fn selected_apps(desired: &ResolvedProject, services: &[String]) -> Result<BTree
 }
 
 fn app_names(desired: &ResolvedProject) -> String {
-    let names: Vec<&str> = desired.apps.iter().map(|a| a.service.name.as_str()).collect();
+    let names: Vec<&str> = desired
+        .apps
+        .iter()
+        .map(|a| a.service.name.as_str())
+        .collect();
     if names.is_empty() {
         "none".into()
     } else {
@@ -171,7 +205,11 @@ fn wanted(step: &Step, selected: &BTreeSet<String>) -> bool {
     }
 }
 
-async fn deploy(inner: &Inner, cmd: &DeployCommand, p: &Progress) -> Result<(Outcome, String), Stop> {
+async fn deploy(
+    inner: &Inner,
+    cmd: &DeployCommand,
+    p: &Progress,
+) -> Result<(Outcome, String), Stop> {
     let desired = &cmd.project;
     let project = desired.name.as_str();
     let selected = selected_apps(desired, &cmd.services)?;
@@ -184,11 +222,16 @@ async fn deploy(inner: &Inner, cmd: &DeployCommand, p: &Progress) -> Result<(Out
     let (observed, obs) = observe(&*inner.engine, desired, &inner.releases, &images)
         .await
         .map_err(Stop::failed)?;
-    let plan = plan_with(desired, &observed, &PlanOptions { force: cmd.force }).map_err(Stop::invalid)?;
+    let plan =
+        plan_with(desired, &observed, &PlanOptions { force: cmd.force }).map_err(Stop::invalid)?;
     for w in &plan.warnings {
         p.warn(w);
     }
-    let steps: Vec<Step> = plan.steps.into_iter().filter(|s| wanted(s, &selected)).collect();
+    let steps: Vec<Step> = plan
+        .steps
+        .into_iter()
+        .filter(|s| wanted(s, &selected))
+        .collect();
     if steps
         .iter()
         .all(|s| matches!(s, Step::LeaveAccessory { .. } | Step::AppUpToDate { .. }))
@@ -433,7 +476,11 @@ async fn wait_accessories(
     selected: &BTreeSet<String>,
 ) -> Result<(), Stop> {
     let mut names = BTreeSet::new();
-    for app in desired.apps.iter().filter(|a| selected.contains(&a.service.name)) {
+    for app in desired
+        .apps
+        .iter()
+        .filter(|a| selected.contains(&a.service.name))
+    {
         for d in &app.service.depends_on {
             if d.condition == DependsCondition::ServiceHealthy {
                 if let Some(acc) = desired.accessory(&d.service) {
@@ -450,9 +497,10 @@ async fn wait_accessories(
             .await
         {
             Ok(_) => p.done(s, None),
-            Err(EngineError::NoHealthcheck { .. }) => {
-                p.done(s, Some("it has no healthcheck; started is all there is".into()))
-            }
+            Err(EngineError::NoHealthcheck { .. }) => p.done(
+                s,
+                Some("it has no healthcheck; started is all there is".into()),
+            ),
             Err(e) => {
                 p.failed(s, &e);
                 return Err(Stop::failed(format!(
@@ -479,7 +527,10 @@ async fn update_route(
     let Some(live) = &state.live else {
         return Ok(());
     };
-    let s = p.step(format!("update route of {service} ({})", changed.join(", ")));
+    let s = p.step(format!(
+        "update route of {service} ({})",
+        changed.join(", ")
+    ));
     let network = app
         .service
         .networks
@@ -514,11 +565,14 @@ async fn update_route(
             let settings = c.clone();
             if let Err(e) = inner
                 .releases
-                .update(project, service, &live.version_id, |r| r.app.cutover = settings)
+                .update(project, service, &live.version_id, |r| {
+                    r.app.cutover = settings
+                })
             {
                 p.warn(e);
             }
             p.done(s, None);
+            inner.routes_changed().await;
             Ok(())
         }
         Err(e) => {

@@ -42,7 +42,7 @@ pub struct Candidate<'a> {
     pub operation: &'static str,
 }
 
-pub struct Outcome1 {
+pub struct RolledOut {
     pub container: String,
 }
 
@@ -53,7 +53,7 @@ pub(crate) async fn roll_out(
     cand: Candidate<'_>,
     state: &AppState,
     remove_after: &[String],
-) -> Result<Outcome1, Stop> {
+) -> Result<RolledOut, Stop> {
     let started = tokio::time::Instant::now();
     let result = roll_out_inner(inner, p, project, &cand, state, remove_after).await;
     let entry = Entry {
@@ -86,7 +86,7 @@ async fn roll_out_inner(
     cand: &Candidate<'_>,
     state: &AppState,
     remove_after: &[String],
-) -> Result<Outcome1, Stop> {
+) -> Result<RolledOut, Stop> {
     let engine = &*inner.engine;
     let service = cand.app.service.name.as_str();
     let slot = app_container_name(project, service, cand.color);
@@ -99,13 +99,24 @@ async fn roll_out_inner(
     }
 
     let mut reuse = false;
+    let mut prune: Vec<String> = remove_after.to_vec();
     if let Some(occupant) = state.kept.iter().find(|k| k.name() == slot) {
         if occupant.version_id == cand.version_id {
             reuse = true;
-        } else {
-            make_room(inner, p, project, occupant, cand.app.cutover.keep, remove_after).await?;
+        } else if let Some(moved) = make_room(inner, p, project, occupant).await? {
+            // A version past `keep` still goes only once the new one is
+            // live: until then it is what a rollback would need.
+            for name in &mut prune {
+                if name == occupant.name() {
+                    *name = moved.clone();
+                }
+            }
         }
-    } else if let Some(info) = engine.inspect_container(&slot).await.map_err(Stop::failed)? {
+    } else if let Some(info) = engine
+        .inspect_container(&slot)
+        .await
+        .map_err(Stop::failed)?
+    {
         // A container by the slot's name that is not one of ours: never
         // removed silently.
         if !state.stray.iter().any(|s| s.name() == slot) {
@@ -250,6 +261,7 @@ async fn roll_out_inner(
         )));
     }
     p.done(step, Some(format!("{service} now serves from {slot}")));
+    inner.routes_changed().await;
     p.emit(ProgressEvent::Switched {
         service: service.to_string(),
         color: cand.color,
@@ -278,12 +290,12 @@ async fn roll_out_inner(
     if let Some(old) = state.live.as_ref().filter(|o| o.name() != slot) {
         retire(inner, p, old, old_set, &mut events, cand.app).await;
     }
-    for name in remove_after {
+    for name in &prune {
         if *name != slot {
             remove_container(inner, p, name, "past keep").await?;
         }
     }
-    Ok(Outcome1 { container: slot })
+    Ok(RolledOut { container: slot })
 }
 
 /// Waits for the proxy to drain the old color, then stops it; it stays
@@ -354,19 +366,19 @@ async fn retire(
     }
 }
 
-/// Frees the slot a kept version occupies: past `keep` it goes, otherwise
-/// it is recreated, stopped, under its version name from its recorded spec.
+/// Frees the slot a kept version occupies: it is recreated, stopped, under
+/// its version name from its recorded spec (the engine has no rename).
+/// Without a record it cannot be recreated faithfully and is removed.
+/// Returns the new name.
 async fn make_room(
     inner: &Inner,
     p: &Progress,
     project: &str,
     occupant: &AppContainer,
-    keep: u32,
-    remove_after: &[String],
-) -> Result<(), Stop> {
-    let going = keep == 0 || remove_after.iter().any(|n| n == occupant.name());
-    let (Some(release), false) = (occupant.release.as_ref(), going) else {
-        return remove_container(inner, p, occupant.name(), "its slot is needed").await;
+) -> Result<Option<String>, Stop> {
+    let Some(release) = occupant.release.as_ref() else {
+        remove_container(inner, p, occupant.name(), "its slot is needed").await?;
+        return Ok(None);
     };
     let new_name = containers::kept_name(project, &occupant.service, &occupant.version_id);
     let step = p.step(format!("keep {} as {new_name}", occupant.name()));
@@ -377,7 +389,7 @@ async fn make_room(
         .map_err(Stop::failed)?
         .is_some();
     if !exists {
-        let spec = containers::app_container(
+        let mut spec = containers::app_container(
             &new_name,
             &occupant.info.image_id,
             &release.app.service,
@@ -389,7 +401,6 @@ async fn make_room(
             None,
         )
         .map_err(Stop::failed)?;
-        let mut spec = spec;
         // By ID when the engine knows it (a retagged reference must not
         // change a kept version), else the reference.
         if engine
@@ -403,19 +414,19 @@ async fn make_room(
         }
         if let Err(e) = engine.create_container(&spec).await {
             p.failed(step, &e);
-            return remove_container(inner, p, occupant.name(), "its slot is needed").await;
+            remove_container(inner, p, occupant.name(), "its slot is needed").await?;
+            return Ok(None);
         }
     }
     match engine.remove_container(occupant.name()).await {
         Ok(_) => {
-            let _ = inner.releases.update(
-                project,
-                &occupant.service,
-                &occupant.version_id,
-                |r| r.container = new_name.clone(),
-            );
+            let _ = inner
+                .releases
+                .update(project, &occupant.service, &occupant.version_id, |r| {
+                    r.container = new_name.clone()
+                });
             p.done(step, None);
-            Ok(())
+            Ok(Some(new_name))
         }
         Err(e) => {
             p.failed(step, &e);
@@ -448,7 +459,14 @@ pub(crate) async fn remove_container(
 
 /// Undoes what a failed cutover created: the new container goes (a reused
 /// kept one is only stopped again).
-async fn abandon(inner: &Inner, p: &Progress, project: &str, service: &str, slot: &str, reuse: bool) {
+async fn abandon(
+    inner: &Inner,
+    p: &Progress,
+    project: &str,
+    service: &str,
+    slot: &str,
+    reuse: bool,
+) {
     let engine = &*inner.engine;
     let result = if reuse {
         let step = p.step(format!("stop {slot} again"));
@@ -479,12 +497,7 @@ async fn abandon(inner: &Inner, p: &Progress, project: &str, service: &str, slot
 
 fn serving(state: &AppState) -> String {
     match &state.live {
-        Some(live) => format!(
-            " ({} version {} keeps serving)",
-            live.name(),
-            live.version
-        ),
+        Some(live) => format!(" ({} version {} keeps serving)", live.name(), live.version),
         None => String::new(),
     }
 }
-

@@ -1,20 +1,44 @@
 //! One module per subcommand; each takes its parsed arguments and returns the
 //! exit status or a [`CliError`].
 
+mod deploy;
+mod down;
+mod history;
+mod logs;
+mod plan;
+mod rollback;
 mod serve;
 mod status;
 
-use crate::args::{Cli, Command, Origins};
+use std::collections::BTreeMap;
+
+use cutover_core::compose::{is_valid_project_name, Diagnostic, ResolvedProject};
+use cutover_core::progress::Outcome;
+use cutover_docker::compose::{load_project, LoadError, LoadOptions};
+
+use crate::args::{Cli, Command, GlobalArgs, Origins, ProjectArgs};
+use crate::client::DaemonClient;
 use crate::error::CliError;
 use crate::exit::ExitStatus;
-use crate::settings::HostEnv;
+use crate::settings::{socket_path, HostEnv};
 
 pub fn run(cli: Cli, origins: Origins) -> Result<ExitStatus, CliError> {
     let env = HostEnv::from_process();
     match &cli.command {
         Command::Serve(args) => serve::run(args, &cli.global, &origins, &env),
+        Command::Deploy(args) => deploy::run(args, &client(&cli.global, &origins, &env)?),
+        Command::Plan(args) => plan::run(args, &client(&cli.global, &origins, &env)?),
+        Command::Rollback(args) => rollback::run(args, &client(&cli.global, &origins, &env)?),
         Command::Status(args) => status::run(args, &cli.global, &origins, &env),
+        Command::History(args) => history::run(args, &client(&cli.global, &origins, &env)?),
+        Command::Logs(args) => logs::run(args, &client(&cli.global, &origins, &env)?),
+        Command::Down(args) => down::run(args, &client(&cli.global, &origins, &env)?),
     }
+}
+
+fn client(global: &GlobalArgs, origins: &Origins, env: &HostEnv) -> Result<DaemonClient, CliError> {
+    crate::logging::init(crate::args::LogFormat::Text, "warn");
+    Ok(DaemonClient::new(socket_path(global, origins, env)?))
 }
 
 /// A runtime for client commands, which do little concurrent work.
@@ -23,4 +47,129 @@ fn client_runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError::failure(format!("cannot start the async runtime: {e}")))
+}
+
+fn load_options(args: &ProjectArgs) -> Result<LoadOptions, CliError> {
+    let working_dir = std::env::current_dir().map_err(|e| {
+        CliError::failure(format!("cannot read the current directory: {e}"))
+            .with_hint("cd into the project's folder again; it may have been removed")
+    })?;
+    // Compose reads the environment too: the process wins over `.env`.
+    let process_env: BTreeMap<String, String> = std::env::vars().collect();
+    Ok(LoadOptions {
+        files: args.files.clone(),
+        project_name: args.project_name.clone(),
+        env_file: args.env_file.clone(),
+        working_dir,
+        process_env,
+    })
+}
+
+/// Finds, reads and resolves the compose project (exit 2 on any problem in it).
+pub fn load(args: &ProjectArgs) -> Result<ResolvedProject, CliError> {
+    load_project(&load_options(args)?).map_err(load_error)
+}
+
+/// The project name for commands that do not deploy: `-p`, else the compose
+/// file's `name:`, else its folder, exactly as `deploy` resolves it.
+pub fn project_name(args: &ProjectArgs) -> Result<String, CliError> {
+    if let Some(name) = &args.project_name {
+        if !is_valid_project_name(name) {
+            return Err(CliError::bad_input(format!(
+                "-p: {name:?} is not a valid project name"
+            ))
+            .with_hint("use lowercase letters, digits, - and _, starting with a letter or digit"));
+        }
+        return Ok(name.clone());
+    }
+    Ok(load(args)?.name)
+}
+
+/// Like [`project_name`], but `None` when nothing names a project and there
+/// is no compose file here.
+pub fn optional_project_name(args: &ProjectArgs) -> Result<Option<String>, CliError> {
+    if args.is_given() {
+        return project_name(args).map(Some);
+    }
+    match load_project(&load_options(args)?) {
+        Ok(project) => Ok(Some(project.name)),
+        Err(LoadError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(load_error(e)),
+    }
+}
+
+/// One `error:` block per problem in the compose input, each with its hint.
+fn load_error(e: LoadError) -> CliError {
+    let LoadError::Compose(compose) = e else {
+        let (message, hint) = split_hint(&e.to_string());
+        let err = CliError::bad_input(message);
+        return match hint {
+            Some(h) => err.with_hint(h),
+            None => err,
+        };
+    };
+    let mut errors = compose.errors.iter();
+    let Some(first) = errors.next() else {
+        return CliError::bad_input("the compose file is invalid");
+    };
+    // CliError prints `error: <message>` then the hint: the diagnostics after
+    // the first become further `error:` lines inside the message.
+    let mut message = diagnostic_text(first);
+    let mut hint = first.hint.clone();
+    for d in errors {
+        if let Some(h) = hint.take() {
+            message.push_str(&format!("\nhint: {h}"));
+        }
+        message.push_str(&format!("\nerror: {}", diagnostic_text(d)));
+        hint = d.hint.clone();
+    }
+    let err = CliError::bad_input(message);
+    match hint {
+        Some(h) => err.with_hint(h),
+        None => err,
+    }
+}
+
+/// A diagnostic without its hint.
+fn diagnostic_text(d: &Diagnostic) -> String {
+    Diagnostic {
+        hint: None,
+        ..d.clone()
+    }
+    .to_string()
+}
+
+/// `message\nhint: ...` as the daemon and the libraries write them.
+pub fn split_hint(text: &str) -> (String, Option<String>) {
+    match text.split_once("\nhint: ") {
+        Some((message, hint)) => (message.to_string(), Some(hint.to_string())),
+        None => (text.to_string(), None),
+    }
+}
+
+pub fn outcome_status(outcome: Outcome) -> ExitStatus {
+    match outcome.exit_code() {
+        0 => ExitStatus::Success,
+        2 => ExitStatus::BadInput,
+        4 => ExitStatus::LockTimeout,
+        _ => ExitStatus::Failure,
+    }
+}
+
+/// `/v1/projects/{project}/{what}`; project names are URL-safe by their rule.
+pub fn project_path(project: &str, what: &str) -> String {
+    format!("/v1/projects/{project}/{what}")
+}
+
+/// Percent-encodes a query value (service names are safe, versions may not be).
+pub fn query_value(v: &str) -> String {
+    let mut out = String::new();
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

@@ -9,6 +9,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cutover_deploy::DeployEngine;
+use cutover_docker::DockerEngine;
 use cutover_proxy::admin::{bind_control_socket, metrics_router, require_bearer, Admin};
 use cutover_proxy::state::StateStore;
 use cutover_proxy::Proxy;
@@ -110,11 +112,18 @@ async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
         Some(listen),
     );
 
+    let deploy = deploy_engine(&proxy, &settings.state_dir).await;
+    let deploy_routes = match &deploy {
+        Some(engine) => cutover_deploy::router(engine.clone()),
+        None => docker_unavailable_router(),
+    };
+    let control_router = admin.router().merge(deploy_routes);
+
     let mut control: JoinSet<(&'static str, io::Result<()>)> = JoinSet::new();
     spawn(
         &mut control,
         "control socket",
-        Box::pin(serve_router(unix, admin.router(), shutdown.clone())),
+        Box::pin(serve_router(unix, control_router.clone(), shutdown.clone())),
     );
     if let Some((tcp, token)) = control_tcp {
         let addr = tcp.local_addr().ok();
@@ -123,7 +132,7 @@ async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
             "control listener",
             Box::pin(serve_router(
                 tcp,
-                require_bearer(admin.router(), token),
+                require_bearer(control_router, token),
                 shutdown.clone(),
             )),
         );
@@ -205,6 +214,17 @@ async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
         tracing::warn!("control requests still running after {CONTROL_GRACE:?}; cutting them");
         control.abort_all();
     }
+    if let Some(engine) = &deploy {
+        // A deploy runs in a daemon task, not in its request: give one that is
+        // half-way through a cutover the same grace before the process ends.
+        engine.tasks().close();
+        if tokio::time::timeout(CONTROL_GRACE, engine.tasks().wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("deploy operations still running after {CONTROL_GRACE:?}; the next start reconciles them");
+        }
+    }
 
     if let Err(e) = admin.persist().await {
         tracing::error!(error = %e, "cannot save the state at shutdown");
@@ -213,6 +233,48 @@ async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
     socket_file.remove();
     tracing::info!("stopped");
     Ok(status)
+}
+
+/// The deploy engine on the local Docker engine, after reconciling what a
+/// previous run left half-done. Without Docker the daemon still runs as a
+/// proxy: deploys answer 503 until it is restarted with Docker available.
+async fn deploy_engine(proxy: &Proxy, state_dir: &std::path::Path) -> Option<DeployEngine> {
+    let docker = match DockerEngine::connect().await {
+        Ok(docker) => docker,
+        Err(e) => {
+            tracing::warn!(error = %e, "Docker is not reachable: serving as a proxy only; deploys are refused until cutover serve is restarted with Docker running");
+            return None;
+        }
+    };
+    tracing::info!(docker = docker.host(), "connected to Docker");
+    let engine = DeployEngine::new(Arc::new(docker), proxy.clone(), state_dir.to_path_buf());
+    let report = engine.reconcile().await;
+    for warning in &report.warnings {
+        tracing::warn!("{warning}");
+    }
+    if !report.cleaned.is_empty() || !report.routes.is_empty() {
+        tracing::info!(cleaned = ?report.cleaned, routes = ?report.routes, "reconciled the deployed projects");
+    }
+    Some(engine)
+}
+
+/// The deploy routes when Docker was unreachable at start: a clear 503
+/// instead of "no such route".
+fn docker_unavailable_router() -> axum::Router {
+    use axum::http::StatusCode;
+    use axum::routing::any;
+    async fn unavailable() -> (StatusCode, axum::Json<serde_json::Value>) {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({
+                "error": "the cutover daemon could not reach Docker when it started, so it cannot deploy",
+                "hint": "start Docker (or set DOCKER_HOST for the daemon), then restart `cutover serve`; routing of running services is not affected",
+            })),
+        )
+    }
+    axum::Router::new()
+        .route("/v1/projects", any(unavailable))
+        .route("/v1/projects/{*rest}", any(unavailable))
 }
 
 fn spawn(set: &mut JoinSet<(&'static str, io::Result<()>)>, what: &'static str, server: Server) {

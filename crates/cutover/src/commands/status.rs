@@ -1,4 +1,6 @@
-//! `cutover status`: what the daemon routes to, and how healthy it is.
+//! `cutover status`: what the daemon routes to, and how healthy it is; with
+//! a compose project here (or `-p`/`-f`), that project's apps, accessories
+//! and networks.
 
 use cutover_core::status::ServiceStatus;
 
@@ -6,7 +8,8 @@ use crate::args::{GlobalArgs, LogFormat, Origins, StatusArgs};
 use crate::client::DaemonClient;
 use crate::error::CliError;
 use crate::exit::ExitStatus;
-use crate::output;
+use crate::output::{self, ProjectStatus};
+use crate::progress::{color_enabled, Paint};
 use crate::settings::{socket_path, HostEnv};
 
 pub fn run(
@@ -17,15 +20,37 @@ pub fn run(
 ) -> Result<ExitStatus, CliError> {
     crate::logging::init(LogFormat::Text, "warn");
     let client = DaemonClient::new(socket_path(global, origins, env)?);
-    let services: Vec<ServiceStatus> =
-        super::client_runtime()?.block_on(client.get("/v1/services"))?;
+    let project = super::optional_project_name(&args.project)?;
+    let runtime = super::client_runtime()?;
+    let Some(project) = project else {
+        let services: Vec<ServiceStatus> = runtime.block_on(client.get("/v1/services"))?;
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&services).expect("statuses serialize")
+            );
+        } else {
+            print!("{}", output::services_table(&services));
+        }
+        return Ok(ExitStatus::Success);
+    };
+    let status: serde_json::Value =
+        runtime.block_on(client.get(&super::project_path(&project, "status")))?;
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&services).expect("statuses serialize")
+            serde_json::to_string_pretty(&status).expect("JSON values serialize")
         );
-    } else {
-        print!("{}", output::services_table(&services));
+        return Ok(ExitStatus::Success);
     }
+    let status: ProjectStatus = serde_json::from_value(status).map_err(|e| {
+        CliError::failure(format!(
+            "the daemon's project status is not what this cutover expects: {e}"
+        ))
+    })?;
+    print!(
+        "{}",
+        output::project_status(&status, Paint { on: color_enabled() }, output::now_ms())
+    );
     Ok(ExitStatus::Success)
 }

@@ -1,0 +1,25 @@
+//! `cutover down`: the daemon stops and removes the project. Volumes stay
+//! unless `--volumes` is given.
+
+use hyper::Method;
+
+use crate::args::DownArgs;
+use crate::client::DaemonClient;
+use crate::error::CliError;
+use crate::exit::ExitStatus;
+use crate::progress::{Mode, Renderer};
+
+pub fn run(args: &DownArgs, client: &DaemonClient) -> Result<ExitStatus, CliError> {
+    let project = super::project_name(&args.project)?;
+    let body = serde_json::json!({
+        "volumes": args.volumes,
+        "wait_lock": humantime::format_duration(args.wait_lock).to_string(),
+    });
+    let path = super::project_path(&project, "down");
+    super::client_runtime()?.block_on(async {
+        let stream = client
+            .stream(Method::POST, &path, Some(body.to_string().into_bytes()))
+            .await?;
+        Renderer::new(Mode::detect(args.json)).run(stream).await
+    })
+}

@@ -1,0 +1,43 @@
+//! `cutover plan`: what `deploy` would do with the compose project here,
+//! computed by the daemon against what runs. Changes nothing.
+
+use cutover_core::plan::Plan;
+use cutover_core::progress::{DeployCommand, PullPolicy};
+
+use crate::args::PlanArgs;
+use crate::client::DaemonClient;
+use crate::error::CliError;
+use crate::exit::ExitStatus;
+use crate::output;
+
+pub fn run(args: &PlanArgs, client: &DaemonClient) -> Result<ExitStatus, CliError> {
+    let project = super::load(&args.project)?;
+    let name = project.name.clone();
+    let command = DeployCommand {
+        project,
+        services: args.services.clone(),
+        force: args.force,
+        version: None,
+        // A plan never pulls: images not on the host show without a version.
+        pull: PullPolicy::Never,
+        wait_lock: std::time::Duration::ZERO,
+    };
+    let path = super::project_path(&name, "plan");
+    let plan: serde_json::Value =
+        super::client_runtime()?.block_on(client.post(&path, &command))?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&plan).expect("JSON values serialize")
+        );
+        return Ok(ExitStatus::Success);
+    }
+    let plan: Plan = serde_json::from_value(plan).map_err(|e| {
+        CliError::failure(format!(
+            "the daemon's plan is not what this cutover expects: {e}"
+        ))
+        .with_hint("the daemon may be another version of cutover; compare `cutover --version` with GET /v1/health")
+    })?;
+    print!("{}", output::plan_text(&name, &plan));
+    Ok(ExitStatus::Success)
+}
