@@ -37,6 +37,8 @@ pub enum Command {
     /// Run the daemon: the reverse proxy and its control API
     Serve(Box<ServeArgs>),
     /// Deploy a compose project blue/green: accessories reconciled, apps switched with no downtime
+    // `--version` is the release label here, not cutover's version.
+    #[command(disable_version_flag = true)]
     Deploy(DeployArgs),
     /// Show what `deploy` would do, without doing it
     Plan(PlanArgs),
@@ -485,6 +487,48 @@ mod tests {
             from_env: true,
         };
         assert_eq!(flag_only.name(), "--metrics-listen");
+    }
+
+    #[test]
+    fn deploy_takes_a_release_version_not_cutover_s() {
+        let (cli, _) = parse_from([
+            "cutover",
+            "deploy",
+            "web",
+            "--version",
+            "3f2a9c1",
+            "-f",
+            "a.yaml",
+            "-f",
+            "b.yaml",
+            "-p",
+            "athens",
+            "--pull",
+            "always",
+            "--wait-lock",
+            "2m",
+        ])
+        .unwrap();
+        let Command::Deploy(args) = cli.command else {
+            panic!()
+        };
+        assert_eq!(args.services, ["web"]);
+        assert_eq!(args.version.as_deref(), Some("3f2a9c1"));
+        assert_eq!(args.project.files.len(), 2);
+        assert_eq!(args.project.project_name.as_deref(), Some("athens"));
+        assert_eq!(args.pull, Pull::Always);
+        assert_eq!(args.wait_lock, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn logs_dash_f_follows() {
+        let (cli, _) = parse_from(["cutover", "logs", "web", "-f", "--tail", "5"]).unwrap();
+        let Command::Logs(args) = cli.command else {
+            panic!()
+        };
+        assert!(args.follow);
+        assert_eq!(args.tail, 5);
+        assert!(args.project().files.is_empty());
     }
 
     #[test]

@@ -70,7 +70,7 @@ impl DaemonClient {
     ) -> Result<ResponseStream, CliError> {
         let response = self.send(method.clone(), path, body).await?;
         let status = response.status();
-        let mut body = response.into_body();
+        let body = response.into_body();
         if !status.is_success() {
             let bytes = body
                 .collect()

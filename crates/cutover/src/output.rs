@@ -28,7 +28,7 @@ fn targets(set: &TargetSetStatus) -> String {
 /// One line per service, then one indented line per draining set.
 pub fn services_table(services: &[ServiceStatus]) -> String {
     if services.is_empty() {
-        return "no services; deploy one with the control API (PUT /v1/services/NAME)\n".into();
+        return "no services; deploy a compose project with `cutover deploy`, or a service with the control API (PUT /v1/services/NAME)\n".into();
     }
     let rows: Vec<[String; 5]> = services
         .iter()
@@ -234,8 +234,12 @@ pub fn project_status(s: &ProjectStatus, paint: Paint, now_ms: u64) -> String {
                             other => other.to_string(),
                         },
                         l.version.clone(),
-                        l.health.map(|h| health(h).to_string()).unwrap_or_else(|| "not routed".into()),
-                        l.since_ms.map(|t| ago(t, now_ms)).unwrap_or_else(|| "-".into()),
+                        l.health
+                            .map(|h| health(h).to_string())
+                            .unwrap_or_else(|| "not routed".into()),
+                        l.since_ms
+                            .map(|t| ago(t, now_ms))
+                            .unwrap_or_else(|| "-".into()),
                         kept,
                         a.draining_connections.to_string(),
                         l.container.clone(),
@@ -254,7 +258,16 @@ pub fn project_status(s: &ProjectStatus, paint: Paint, now_ms: u64) -> String {
             })
             .collect();
         out.push_str(&table(
-            &["APP", "COLOR", "VERSION", "HEALTH", "SINCE", "KEPT", "DRAINING", "CONTAINER"],
+            &[
+                "APP",
+                "COLOR",
+                "VERSION",
+                "HEALTH",
+                "SINCE",
+                "KEPT",
+                "DRAINING",
+                "CONTAINER",
+            ],
             &rows,
             "  ",
         ));
@@ -347,7 +360,16 @@ pub fn history_table(project: &str, entries: &[HistoryEntry]) -> String {
         })
         .collect();
     table(
-        &["TIME", "OPERATION", "SERVICE", "VERSION", "COLOR", "RESULT", "TOOK", "ERROR"],
+        &[
+            "TIME",
+            "OPERATION",
+            "SERVICE",
+            "VERSION",
+            "COLOR",
+            "RESULT",
+            "TOOK",
+            "ERROR",
+        ],
         &rows,
         "",
     )
@@ -475,4 +497,104 @@ pub fn plan_text(project: &str, plan: &Plan) -> String {
         }
     }
     out
+}
+
+/// A line of `GET /v1/projects`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ProjectSummary {
+    pub name: String,
+    pub containers: usize,
+    pub running: usize,
+}
+
+/// The deployed projects, after the services table; nothing when none.
+pub fn projects_table(projects: &[ProjectSummary]) -> String {
+    if projects.is_empty() {
+        return String::new();
+    }
+    let rows: Vec<Vec<String>> = projects
+        .iter()
+        .map(|p| {
+            vec![
+                p.name.clone(),
+                p.containers.to_string(),
+                p.running.to_string(),
+            ]
+        })
+        .collect();
+    format!(
+        "\n{}hint: `cutover status -p NAME` shows a project's apps, accessories and networks\n",
+        table(&["PROJECT", "CONTAINERS", "RUNNING"], &rows, "")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> ProjectStatus {
+        serde_json::from_value(serde_json::json!({
+            "project": "athens",
+            "apps": [{
+                "service": "backend",
+                "route": "athens/backend",
+                "live": {
+                    "color": "green", "version": "3f2a9c1", "version_id": "ab12",
+                    "container": "athens-backend-green", "health": "healthy",
+                    "since_ms": 1_000_000, "targets": []
+                },
+                "kept": [{"version": "1e0d7b2", "version_id": "cd34", "container": "athens-backend-blue", "released_ms": 1}],
+                "draining_connections": 2
+            }],
+            "accessories": [{
+                "service": "redis", "container": "athens-redis", "state": "running",
+                "health": "healthy", "image": "redis:7", "published": []
+            }],
+            "networks": [{"name": "athens_app-network", "external": false,
+                          "attached": ["athens-redis", "athens-backend-green"]}],
+            "busy": null,
+            "a_field_from_a_newer_daemon": true
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn project_status_text() {
+        let text = project_status(&sample(), Paint { on: false }, 1_000_000 + 180_000);
+        insta::assert_snapshot!(text, @r"
+        project athens
+          APP      COLOR  VERSION  HEALTH   SINCE   KEPT     DRAINING  CONTAINER
+          backend  green  3f2a9c1  healthy  3m ago  1e0d7b2  2         athens-backend-green
+          ACCESSORY  STATE              IMAGE    PUBLISHED  CONTAINER
+          redis      running (healthy)  redis:7  -          athens-redis
+          NETWORK             OWNER    ATTACHED
+          athens_app-network  cutover  athens-redis, athens-backend-green
+        ");
+    }
+
+    #[test]
+    fn plan_text_names_env_keys_never_values() {
+        let plan: Plan = serde_json::from_value(serde_json::json!({
+            "steps": [
+                {"step": "leave_accessory", "service": "redis", "container": "athens-redis"},
+                {"step": "deploy_app", "service": "backend", "color": "green",
+                 "container": "athens-backend-green", "version": "9c1",
+                 "reuse": null,
+                 "reason": {"kind": "config_changed", "fields": ["environment"],
+                            "env": {"added": ["REDIS_PASSWORD"], "removed": [], "changed": ["REDIS_HOST"]}}},
+                {"step": "remove_old_versions", "service": "backend", "containers": ["athens-backend-1e0d7b2"]}
+            ],
+            "warnings": ["redis publishes 0.0.0.0:6379 with no password\nhint: remove `ports:`"]
+        }))
+        .unwrap();
+        insta::assert_snapshot!(plan_text("athens", &plan), @r"
+        plan for project athens:
+          keep accessory redis running as athens-redis (unchanged)
+          deploy app backend to green as athens-backend-green, version 9c1 (changed: environment (env keys added REDIS_PASSWORD; changed REDIS_HOST; values not shown))
+          after the deploy, remove old versions of backend: athens-backend-1e0d7b2
+        warning: redis publishes 0.0.0.0:6379 with no password
+        hint: remove `ports:`
+        ");
+    }
 }

@@ -131,7 +131,8 @@ pub fn event_lines(event: &ProgressEvent, paint: Paint) -> Vec<Line> {
             elapsed_ms,
             ..
         } => {
-            let mut lines = error.lines();
+            // The hint of a failed step comes again with the operation's end.
+            let mut lines = error.lines().filter(|l| !l.starts_with("hint: "));
             let first = lines.next().unwrap_or_default();
             let mut v = vec![out(format!(
                 "{} {what}: {first} {}",
@@ -151,7 +152,11 @@ pub fn event_lines(event: &ProgressEvent, paint: Paint) -> Vec<Line> {
                 "last {} log lines of {container}:",
                 lines.len()
             ))];
-            v.extend(lines.iter().map(|l| out(format!("  {} {l}", paint.dim("|")))));
+            v.extend(
+                lines
+                    .iter()
+                    .map(|l| out(format!("  {} {l}", paint.dim("|")))),
+            );
             v
         }
         ProgressEvent::Switched {
@@ -280,17 +285,13 @@ impl Renderer {
                         .map(|l| l.text)
                         .collect::<Vec<_>>()
                         .join("\n");
-                    match self.bars.remove(id) {
-                        Some(bar) => {
-                            bar.set_style(
-                                ProgressStyle::with_template("{msg}").expect("a valid template"),
-                            );
-                            bar.finish_with_message(text);
-                        }
-                        None => {
-                            let _ = multi.println(text);
-                        }
+                    // A finished step becomes a plain line above the
+                    // spinners still running, so nothing redraws it later.
+                    if let Some(bar) = self.bars.remove(id) {
+                        bar.finish_and_clear();
+                        multi.remove(&bar);
                     }
+                    let _ = multi.println(text);
                 }
                 _ => {
                     for line in event_lines(event, self.paint) {
@@ -303,11 +304,13 @@ impl Renderer {
                 }
             },
             _ => {
+                // A closed pipe (`| head`) must not stop reading the stream:
+                // the exit code still has to be the outcome's.
                 for line in plain_lines(event, &rfc3339_now()) {
                     if line.stderr {
-                        eprintln!("{}", line.text);
+                        let _ = writeln!(std::io::stderr(), "{}", line.text);
                     } else {
-                        println!("{}", line.text);
+                        let _ = writeln!(std::io::stdout(), "{}", line.text);
                     }
                 }
             }

@@ -31,7 +31,11 @@ pub fn run(args: &LogsArgs, client: &DaemonClient) -> Result<ExitStatus, CliErro
         let mut stdout = std::io::stdout().lock();
         while let Some(chunk) = stream.chunk().await? {
             // A closed pipe (`| head`) ends the command quietly.
-            if stdout.write_all(&chunk).and_then(|_| stdout.flush()).is_err() {
+            if stdout
+                .write_all(&chunk)
+                .and_then(|_| stdout.flush())
+                .is_err()
+            {
                 break;
             }
         }

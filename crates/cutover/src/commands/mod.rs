@@ -12,9 +12,11 @@ mod status;
 
 use std::collections::BTreeMap;
 
-use cutover_core::compose::{is_valid_project_name, Diagnostic, ResolvedProject};
+use cutover_core::compose::{
+    is_valid_project_name, normalize_project_name, Diagnostic, ResolvedProject,
+};
 use cutover_core::progress::Outcome;
-use cutover_docker::compose::{load_project, LoadError, LoadOptions};
+use cutover_docker::compose::{load_project, read_sources, LoadError, LoadOptions};
 
 use crate::args::{Cli, Command, GlobalArgs, Origins, ProjectArgs};
 use crate::client::DaemonClient;
@@ -75,14 +77,40 @@ pub fn load(args: &ProjectArgs) -> Result<ResolvedProject, CliError> {
 pub fn project_name(args: &ProjectArgs) -> Result<String, CliError> {
     if let Some(name) = &args.project_name {
         if !is_valid_project_name(name) {
-            return Err(CliError::bad_input(format!(
-                "-p: {name:?} is not a valid project name"
-            ))
-            .with_hint("use lowercase letters, digits, - and _, starting with a letter or digit"));
+            return Err(
+                CliError::bad_input(format!("-p: {name:?} is not a valid project name")).with_hint(
+                    "use lowercase letters, digits, - and _, starting with a letter or digit",
+                ),
+            );
         }
         return Ok(name.clone());
     }
-    Ok(load(args)?.name)
+    let opts = load_options(args)?;
+    match load_project(&opts) {
+        Ok(project) => Ok(project.name),
+        Err(LoadError::Compose(e)) => name_only(&opts).ok_or_else(|| load_error(e.into())),
+        Err(e) => Err(load_error(e)),
+    }
+}
+
+/// The project name from the files alone, for commands that need nothing
+/// else: a rollback must not fail because a variable only the deploy needs
+/// (`image: ${DOCKER_IMAGE:?}`) is unset. `None` when the name itself is
+/// interpolated or invalid; the full load's errors are shown then.
+fn name_only(opts: &LoadOptions) -> Option<String> {
+    let sources = read_sources(opts).ok()?;
+    let mut name = None;
+    for file in &sources.input.files {
+        let doc: serde_norway::Value = serde_norway::from_str(&file.content).ok()?;
+        if let Some(n) = doc.get("name").filter(|n| !n.is_null()) {
+            name = Some(n.as_str()?.to_string());
+        }
+    }
+    let name = match name {
+        Some(n) => n,
+        None => normalize_project_name(&sources.input.project_dir.file_name()?.to_string_lossy()),
+    };
+    is_valid_project_name(&name).then_some(name)
 }
 
 /// Like [`project_name`], but `None` when nothing names a project and there
@@ -91,9 +119,13 @@ pub fn optional_project_name(args: &ProjectArgs) -> Result<Option<String>, CliEr
     if args.is_given() {
         return project_name(args).map(Some);
     }
-    match load_project(&load_options(args)?) {
+    let opts = load_options(args)?;
+    match load_project(&opts) {
         Ok(project) => Ok(Some(project.name)),
         Err(LoadError::NotFound { .. }) => Ok(None),
+        Err(LoadError::Compose(e)) => name_only(&opts)
+            .map(Some)
+            .ok_or_else(|| load_error(e.into())),
         Err(e) => Err(load_error(e)),
     }
 }

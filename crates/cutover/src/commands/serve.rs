@@ -112,12 +112,11 @@ async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
         Some(listen),
     );
 
-    let deploy = deploy_engine(&proxy, &settings.state_dir).await;
-    let deploy_routes = match &deploy {
-        Some(engine) => cutover_deploy::router(engine.clone()),
-        None => docker_unavailable_router(),
-    };
-    let control_router = admin.router().merge(deploy_routes);
+    let deploys = Deploys::new(&proxy, &settings.state_dir);
+    if let Err(e) = deploys.connect().await {
+        tracing::warn!(error = %e, "Docker is not reachable: serving as a proxy only; deploys are refused until Docker answers");
+    }
+    let control_router = admin.router().merge(deploys.router());
 
     let mut control: JoinSet<(&'static str, io::Result<()>)> = JoinSet::new();
     spawn(
@@ -214,7 +213,7 @@ async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
         tracing::warn!("control requests still running after {CONTROL_GRACE:?}; cutting them");
         control.abort_all();
     }
-    if let Some(engine) = &deploy {
+    if let Some(engine) = deploys.engine() {
         // A deploy runs in a daemon task, not in its request: give one that is
         // half-way through a cutover the same grace before the process ends.
         engine.tasks().close();
@@ -235,46 +234,107 @@ async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
     Ok(status)
 }
 
-/// The deploy engine on the local Docker engine, after reconciling what a
-/// previous run left half-done. Without Docker the daemon still runs as a
-/// proxy: deploys answer 503 until it is restarted with Docker available.
-async fn deploy_engine(proxy: &Proxy, state_dir: &std::path::Path) -> Option<DeployEngine> {
-    let docker = match DockerEngine::connect().await {
-        Ok(docker) => docker,
-        Err(e) => {
-            tracing::warn!(error = %e, "Docker is not reachable: serving as a proxy only; deploys are refused until cutover serve is restarted with Docker running");
-            return None;
-        }
-    };
-    tracing::info!(docker = docker.host(), "connected to Docker");
-    let engine = DeployEngine::new(Arc::new(docker), proxy.clone(), state_dir.to_path_buf());
-    let report = engine.reconcile().await;
-    for warning in &report.warnings {
-        tracing::warn!("{warning}");
-    }
-    if !report.cleaned.is_empty() || !report.routes.is_empty() {
-        tracing::info!(cleaned = ?report.cleaned, routes = ?report.routes, "reconciled the deployed projects");
-    }
-    Some(engine)
+/// The deploy engine, created when Docker first answers: at start, or at
+/// the first deploy request after Docker came up. Until then the daemon runs
+/// as a proxy only and deploy requests get a 503 that says why.
+#[derive(Clone)]
+struct Deploys {
+    proxy: Proxy,
+    state_dir: std::path::PathBuf,
+    engine: Arc<tokio::sync::OnceCell<(DeployEngine, axum::Router)>>,
 }
 
-/// The deploy routes when Docker was unreachable at start: a clear 503
-/// instead of "no such route".
-fn docker_unavailable_router() -> axum::Router {
-    use axum::http::StatusCode;
-    use axum::routing::any;
-    async fn unavailable() -> (StatusCode, axum::Json<serde_json::Value>) {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({
-                "error": "the cutover daemon could not reach Docker when it started, so it cannot deploy",
-                "hint": "start Docker (or set DOCKER_HOST for the daemon), then restart `cutover serve`; routing of running services is not affected",
-            })),
-        )
+impl Deploys {
+    fn new(proxy: &Proxy, state_dir: &std::path::Path) -> Deploys {
+        Deploys {
+            proxy: proxy.clone(),
+            state_dir: state_dir.to_path_buf(),
+            engine: Arc::new(tokio::sync::OnceCell::new()),
+        }
     }
-    axum::Router::new()
-        .route("/v1/projects", any(unavailable))
-        .route("/v1/projects/{*rest}", any(unavailable))
+
+    /// Connects to Docker (where DOCKER_HOST says) and reconciles what a
+    /// previous run left half-done; concurrent callers share one attempt.
+    async fn connect(&self) -> Result<&(DeployEngine, axum::Router), cutover_docker::EngineError> {
+        self.engine
+            .get_or_try_init(|| async {
+                let docker = DockerEngine::connect().await?;
+                tracing::info!(docker = docker.host(), "connected to Docker");
+                let engine = DeployEngine::new(
+                    Arc::new(docker),
+                    self.proxy.clone(),
+                    self.state_dir.clone(),
+                );
+                let report = engine.reconcile().await;
+                for warning in &report.warnings {
+                    tracing::warn!("{warning}");
+                }
+                if !report.cleaned.is_empty() || !report.routes.is_empty() {
+                    tracing::info!(cleaned = ?report.cleaned, routes = ?report.routes, "reconciled the deployed projects");
+                }
+                let router = cutover_deploy::router(engine.clone()).fallback(no_project_route);
+                Ok((engine, router))
+            })
+            .await
+    }
+
+    fn engine(&self) -> Option<&DeployEngine> {
+        self.engine.get().map(|(engine, _)| engine)
+    }
+
+    /// The `/v1/projects` routes, forwarded to the deploy engine's router.
+    fn router(&self) -> axum::Router {
+        use axum::routing::any;
+        axum::Router::new()
+            .route("/v1/projects", any(forward))
+            .route("/v1/projects/{*rest}", any(forward))
+            .with_state(self.clone())
+    }
+}
+
+async fn no_project_route() -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
+    (
+        axum::http::StatusCode::NOT_FOUND,
+        axum::Json(serde_json::json!({
+            "error": "no such route",
+            "hint": "the routes are listed in docs/api.md; they start with /v1/",
+        })),
+    )
+}
+
+async fn forward(
+    axum::extract::State(deploys): axum::extract::State<Deploys>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use tower_service::Service;
+    match deploys.connect().await {
+        Ok((_, router)) => {
+            // The outer route's path parameters live in the extensions;
+            // the inner router must match the path afresh.
+            let (mut parts, body) = request.into_parts();
+            parts.extensions = axum::http::Extensions::new();
+            let request = axum::extract::Request::from_parts(parts, body);
+            let mut router = router.clone();
+            match router.call(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        }
+        Err(e) => {
+            let (message, hint) = super::split_hint(&e.to_string());
+            let hint =
+                hint.unwrap_or_else(|| "start Docker, or set DOCKER_HOST for the daemon".into());
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({
+                    "error": format!("the cutover daemon cannot deploy without Docker: {message}"),
+                    "hint": format!("{hint}; then try again (the daemon connects on the next request, and keeps routing running services meanwhile)"),
+                })),
+            )
+                .into_response()
+        }
+    }
 }
 
 fn spawn(set: &mut JoinSet<(&'static str, io::Result<()>)>, what: &'static str, server: Server) {

@@ -31,6 +31,13 @@ pub fn run(
             );
         } else {
             print!("{}", output::services_table(&services));
+            // Projects are an addition to the table: a daemon without Docker
+            // (503) still shows its services.
+            if let Ok(projects) =
+                runtime.block_on(client.get::<Vec<output::ProjectSummary>>("/v1/projects"))
+            {
+                print!("{}", output::projects_table(&projects));
+            }
         }
         return Ok(ExitStatus::Success);
     };
@@ -50,7 +57,13 @@ pub fn run(
     })?;
     print!(
         "{}",
-        output::project_status(&status, Paint { on: color_enabled() }, output::now_ms())
+        output::project_status(
+            &status,
+            Paint {
+                on: color_enabled()
+            },
+            output::now_ms()
+        )
     );
     Ok(ExitStatus::Success)
 }

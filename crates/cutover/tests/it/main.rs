@@ -4,6 +4,7 @@
 mod api;
 mod cli;
 mod control_tcp;
+mod deploy;
 mod lifecycle;
 mod socket;
 mod util;

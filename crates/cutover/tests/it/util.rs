@@ -64,11 +64,18 @@ pub struct Daemon {
 pub struct DaemonBuilder {
     dir: PathBuf,
     args: Vec<String>,
+    envs: Vec<(String, String)>,
 }
 
 impl DaemonBuilder {
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.args.push(arg.into());
+        self
+    }
+
+    /// An environment variable of the daemon (e.g. DOCKER_HOST).
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.envs.push((key.into(), value.into()));
         self
     }
 
@@ -89,6 +96,7 @@ impl DaemonBuilder {
             .arg("--state-dir")
             .arg(&state_dir)
             .args(&self.args)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -114,6 +122,7 @@ impl Daemon {
         DaemonBuilder {
             dir: dir.to_path_buf(),
             args: Vec::new(),
+            envs: Vec::new(),
         }
     }
 
