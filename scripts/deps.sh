@@ -14,7 +14,7 @@ set -euo pipefail
 # docker.io: the engine the integration tests drive; debootstrap: builds the
 # local base image (no image is pulled from a registry); shellcheck: CI lints
 # the scripts.
-TEST_PACKAGES=(docker.io debootstrap ca-certificates curl tar gzip shellcheck)
+TEST_PACKAGES=(docker.io debootstrap ca-certificates curl tar gzip shellcheck redis-server)
 # The proxies compared in docs/benchmarks.md and the load generators.
 BENCH_PACKAGES=(nginx haproxy caddy wrk nghttp2-client curl socat python3)
 

@@ -41,6 +41,18 @@ pub fn app_container(
     c.labels
         .insert(labels::COLOR.into(), l.color.as_str().into());
     c.labels.insert(labels::VERSION.into(), l.version.into());
+    // An app can tell which slot and version it runs as (for logs, or a
+    // response header) without grepping its hostname. Not part of the config
+    // hash: the same version in the other slot is the same version. A value
+    // the user set wins.
+    for (key, value) in [
+        ("CUTOVER_COLOR", l.color.as_str()),
+        ("CUTOVER_VERSION", l.version),
+    ] {
+        c.env
+            .entry(key.to_owned())
+            .or_insert_with(|| value.to_owned());
+    }
     // Both colors answer to the service name, so other services reach the
     // app as `backend` whichever color is live.
     for n in &mut c.networks {

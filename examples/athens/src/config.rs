@@ -23,8 +23,8 @@ pub struct Config {
     /// `APP_VERSION`: what `/api/v1/visits`, the WebSocket and SSE report, so a
     /// client sees which version answered.
     pub version: String,
-    /// `APP_COLOR`, else `CUTOVER_COLOR`, else `unknown`. cutover does not tell
-    /// a container its color, so a deployment that wants it sets `APP_COLOR`.
+    /// `APP_COLOR`, else `CUTOVER_COLOR` (which cutover sets on every app
+    /// container it starts), else `unknown`.
     pub color: String,
     /// `HOSTNAME`: the container ID under Docker, which differs between the
     /// blue and the green container even when the color is unknown.
@@ -61,7 +61,11 @@ impl Config {
 
     /// Empty values count as unset, as Compose's `${VAR:-default}` does.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |k: &str| get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |k: &str| {
+            get(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let d = Config::default();
         let port = |key: &'static str, default: u16| -> Result<u16, ConfigError> {
             match get(key) {
@@ -150,7 +154,10 @@ mod tests {
     #[test]
     fn a_bad_port_names_the_key_and_hints() {
         let e = from(&[("REDIS_PORT", "redis")]).unwrap_err().to_string();
-        assert!(e.starts_with("REDIS_PORT=\"redis\" is not a valid port"), "{e}");
+        assert!(
+            e.starts_with("REDIS_PORT=\"redis\" is not a valid port"),
+            "{e}"
+        );
         assert!(e.contains("\nhint: "), "{e}");
         assert!(from(&[("TICK_INTERVAL_MS", "0")]).is_err());
     }

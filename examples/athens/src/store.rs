@@ -49,7 +49,7 @@ impl Store {
                 let cfg = ConnectionManagerConfig::new()
                     .set_connection_timeout(CALL_TIMEOUT)
                     .set_response_timeout(CALL_TIMEOUT)
-                    .set_number_of_retries(1);
+                    .set_number_of_retries(0);
                 ConnectionManager::new_with_config(self.client.clone(), cfg).await
             })
             .await?;
@@ -84,7 +84,12 @@ impl Store {
 
     /// Stores an OAuth `state` for `ttl`; `false` if it already existed
     /// (never overwrite someone else's login in progress).
-    pub async fn put_state(&self, state: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
+    pub async fn put_state(
+        &self,
+        state: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
         self.bounded(async {
             let mut c = self.conn().await?;
             let set: Option<String> = redis::cmd("SET")

@@ -112,7 +112,7 @@ async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
         Some(listen),
     );
 
-    let deploys = Deploys::new(&proxy, &settings.state_dir);
+    let deploys = Deploys::new(&admin, &settings.state_dir);
     if let Err(e) = deploys.connect().await {
         tracing::warn!(error = %e, "Docker is not reachable: serving as a proxy only; deploys are refused until Docker answers");
     }
@@ -239,15 +239,15 @@ async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
 /// as a proxy only and deploy requests get a 503 that says why.
 #[derive(Clone)]
 struct Deploys {
-    proxy: Proxy,
+    admin: Admin,
     state_dir: std::path::PathBuf,
     engine: Arc<tokio::sync::OnceCell<(DeployEngine, axum::Router)>>,
 }
 
 impl Deploys {
-    fn new(proxy: &Proxy, state_dir: &std::path::Path) -> Deploys {
+    fn new(admin: &Admin, state_dir: &std::path::Path) -> Deploys {
         Deploys {
-            proxy: proxy.clone(),
+            admin: admin.clone(),
             state_dir: state_dir.to_path_buf(),
             engine: Arc::new(tokio::sync::OnceCell::new()),
         }
@@ -260,11 +260,22 @@ impl Deploys {
             .get_or_try_init(|| async {
                 let docker = DockerEngine::connect().await?;
                 tracing::info!(docker = docker.host(), "connected to Docker");
+                // A switch is saved when it happens, not at shutdown: a daemon
+                // that is killed right after a deploy restarts on the new color.
+                let admin = self.admin.clone();
                 let engine = DeployEngine::new(
                     Arc::new(docker),
-                    self.proxy.clone(),
+                    self.admin.proxy().clone(),
                     self.state_dir.clone(),
-                );
+                )
+                .on_routes_changed(Arc::new(move || {
+                    let admin = admin.clone();
+                    Box::pin(async move {
+                        if let Err(e) = admin.persist().await {
+                            tracing::error!(error = %e, "cannot save the state after a route change; the change is live but a restart would lose it");
+                        }
+                    })
+                }));
                 let report = engine.reconcile().await;
                 for warning in &report.warnings {
                     tracing::warn!("{warning}");
