@@ -323,8 +323,11 @@ machine_summary() {
     printf -- '- load average before the run (1, 5, 15 min): %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
     printf -- '- versions: %s\n' "$(dpkg-query -W -f='${Package} ${Version}, ' nginx haproxy caddy wrk nghttp2-client 2>/dev/null | sed 's/, $//')"
     if [ -x "$CUTOVER_BIN" ]; then
-        printf -- '- cutover: %s, commit %s%s\n' "$("$CUTOVER_BIN" --version 2>/dev/null || echo "version unknown")" \
+        # The binary may be older than HEAD: say when it was built.
+        printf -- '- cutover: %s, binary built %s; HEAD at run time %s%s\n' \
+            "$("$CUTOVER_BIN" --version 2>/dev/null || echo "version unknown")" \
+            "$(date -u -r "$CUTOVER_BIN" +%Y-%m-%dT%H:%MZ)" \
             "$(git -C "$CUTOVER_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-            "$(if [ -n "$(git -C "$CUTOVER_ROOT" status --porcelain 2>/dev/null)" ]; then echo " + uncommitted changes"; fi)"
+            "$(if [ -n "$(git -C "$CUTOVER_ROOT" status --porcelain 2>/dev/null)" ]; then echo " (working tree has uncommitted changes)"; fi)"
     fi
 }

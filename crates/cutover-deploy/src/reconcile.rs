@@ -84,6 +84,29 @@ impl DeployEngine {
             match r {
                 Ok(()) => {
                     report.cleaned.push(j.container.clone());
+                    // Its client saw only a broken stream: history is where
+                    // the operator learns what became of it.
+                    let now = crate::store::now_ms();
+                    let entry = crate::history::Entry {
+                        time_ms: now,
+                        project: j.project.clone(),
+                        operation: j.operation.clone(),
+                        service: Some(j.service.clone()),
+                        version,
+                        color: info
+                            .labels
+                            .get(labels::COLOR)
+                            .and_then(|c| serde_json::from_value(c.as_str().into()).ok()),
+                        result: cutover_core::progress::Outcome::Failed,
+                        duration_ms: now.saturating_sub(j.started_ms),
+                        error: Some(format!(
+                            "interrupted: the daemon stopped during the {}; {} was cleaned up at the next start",
+                            j.operation, j.container
+                        )),
+                    };
+                    if let Err(e) = inner.history.append(&entry) {
+                        report.warnings.push(e.to_string());
+                    }
                     inner.journal.end(&j.project, &j.service);
                 }
                 Err(e) => report

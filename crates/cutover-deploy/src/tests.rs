@@ -624,6 +624,15 @@ async fn reconcile_removes_the_container_of_an_unfinished_deploy() {
         .container_names()
         .contains(&"athens-web-green".to_string()));
     assert!(engine.inner.journal.pending().is_empty());
+    let last = engine
+        .inner
+        .history
+        .read("athens", Some("web"))
+        .pop()
+        .unwrap();
+    assert_eq!(last.result, Outcome::Failed, "{last:?}");
+    assert_eq!(last.color, Some(cutover_core::service::Color::Green));
+    assert!(last.error.unwrap().starts_with("interrupted: "));
     // Blue's route agreed with its container: left as restored.
     assert!(report.routes.is_empty(), "{report:?}");
     // A deploy now converges.

@@ -14,13 +14,13 @@ use crate::util::{cutover, run, tcp_request, Daemon, PATIENCE};
 
 /// A compose project in a temporary folder; its containers, networks and
 /// volumes are removed (by the labels cutover writes) when it is dropped.
-struct Project {
+pub(crate) struct Project {
     name: String,
     dir: tempfile::TempDir,
 }
 
 impl Project {
-    fn new(name: &str, compose: &str, env: &str) -> Project {
+    pub(crate) fn new(name: &str, compose: &str, env: &str) -> Project {
         cutover_test::images::require_docker();
         remove_by_label(name);
         let dir = tempfile::tempdir().unwrap();
@@ -36,12 +36,12 @@ impl Project {
         }
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
     /// `cutover <args>` run in the project's folder against `daemon`.
-    fn cutover(&self, daemon: &Daemon, args: &[&str]) -> Output {
+    pub(crate) fn cutover(&self, daemon: &Daemon, args: &[&str]) -> Output {
         run(cutover()
             .current_dir(self.path())
             .arg("--socket")
@@ -49,7 +49,7 @@ impl Project {
             .args(args))
     }
 
-    fn set_env(&self, env: &str) {
+    pub(crate) fn set_env(&self, env: &str) {
         std::fs::write(self.path().join(".env"), env).unwrap();
     }
 }
@@ -60,7 +60,7 @@ impl Drop for Project {
     }
 }
 
-fn docker(args: &[&str]) -> String {
+pub(crate) fn docker(args: &[&str]) -> String {
     let out = Command::new("docker")
         .args(args)
         .output()
@@ -68,7 +68,7 @@ fn docker(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn remove_by_label(project: &str) {
+pub(crate) fn remove_by_label(project: &str) {
     let filter = format!("label=cutover.project={project}");
     let ids = |kind: &[&str]| -> Vec<String> {
         let mut args = kind.to_vec();
@@ -89,13 +89,13 @@ fn remove_by_label(project: &str) {
     }
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// Asserts the exit code, showing everything when it differs.
 #[track_caller]
-fn expect_code(out: &Output, code: i32, daemon: &Daemon) {
+pub(crate) fn expect_code(out: &Output, code: i32, daemon: &Daemon) {
     assert_eq!(
         out.status.code(),
         Some(code),
@@ -106,7 +106,7 @@ fn expect_code(out: &Output, code: i32, daemon: &Daemon) {
     );
 }
 
-fn json_lines(out: &Output) -> Vec<Value> {
+pub(crate) fn json_lines(out: &Output) -> Vec<Value> {
     text(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
@@ -115,7 +115,7 @@ fn json_lines(out: &Output) -> Vec<Value> {
 
 /// `GET /` through the proxy until it answers `want` (bounded): the origin
 /// answers its NAME.
-async fn wait_for_answer(addr: std::net::SocketAddr, want: &str) {
+pub(crate) async fn wait_for_answer(addr: std::net::SocketAddr, want: &str) {
     let start = Instant::now();
     let mut last = String::new();
     while start.elapsed() < PATIENCE {
@@ -151,7 +151,7 @@ volumes:
   cache-data: {}
 "#;
 
-fn images() {
+pub(crate) fn images() {
     cutover_test::images::origin_image();
     cutover_test::images::redis_image();
 }

@@ -6,5 +6,6 @@ mod cli;
 mod control_tcp;
 mod deploy;
 mod lifecycle;
+mod problems;
 mod socket;
 mod util;
