@@ -11,6 +11,8 @@
 BENCH_PORT_BASE="${BENCH_PORT_BASE:-18100}"
 CUTOVER_BIN="${CUTOVER_BIN:-$CUTOVER_ROOT/target/release/cutover}"
 NCPU="$(nproc)"
+# Before this script adds its own load: how busy the machine was otherwise.
+LOADAVG_AT_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 CLK_TCK="$(getconf CLK_TCK)"
 
 BENCH_DIR="$(mktemp -d "${TMPDIR:-/tmp}/cutover-bench.XXXXXX")"
@@ -320,7 +322,8 @@ machine_summary() {
     cpu="$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
     printf -- '- machine: %s CPUs (%s), kernel %s, %s\n' "$NCPU" "$cpu" "$(uname -r)" \
         "$(awk -F= '$1 == "PRETTY_NAME" {gsub(/"/, "", $2); print $2}' /etc/os-release)"
-    printf -- '- load average before the run (1, 5, 15 min): %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+    printf -- '- load average before the run (1, 5, 15 min): %s; at its end: %s\n' \
+        "$LOADAVG_AT_START" "$(cut -d' ' -f1-3 /proc/loadavg)"
     printf -- '- versions: %s\n' "$(dpkg-query -W -f='${Package} ${Version}, ' nginx haproxy caddy wrk nghttp2-client 2>/dev/null | sed 's/, $//')"
     if [ -x "$CUTOVER_BIN" ]; then
         # The binary may be older than HEAD: say when it was built.

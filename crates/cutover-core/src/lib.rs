@@ -7,8 +7,8 @@
 
 pub mod compose;
 pub mod plan;
+pub mod progress;
 pub mod route;
 pub mod service;
-pub mod progress;
 pub mod status;
 pub mod target;

@@ -9,7 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::compose::{
-    app_container_name, changed_fields, config_hash, env_changes, version_id, AppSettings,
+    app_container_name, changed_fields, config_hash, env_changes, version_id, AppSettings, AppSpec,
     EnvChanges, ResolvedProject, ServiceSpec,
 };
 use crate::service::Color;
@@ -228,38 +228,28 @@ pub fn plan_with(
     let mut warnings: Vec<String> = desired.warnings.iter().map(|w| w.to_string()).collect();
     let mut errors = Vec::new();
 
-    for n in &desired.networks {
-        if observed.networks.contains(&n.name) {
-            continue;
-        }
-        if n.external {
-            errors.push(PlanError::MissingExternalNetwork {
-                key: n.key.clone(),
-                name: n.name.clone(),
-            });
-        } else {
-            steps.push(Step::CreateNetwork {
-                key: n.key.clone(),
-                name: n.name.clone(),
-            });
-        }
-    }
-    for v in &desired.volumes {
-        if observed.volumes.contains(&v.name) {
-            continue;
-        }
-        if v.external {
-            errors.push(PlanError::MissingExternalVolume {
-                key: v.key.clone(),
-                name: v.name.clone(),
-            });
-        } else {
-            steps.push(Step::CreateVolume {
-                key: v.key.clone(),
-                name: v.name.clone(),
-            });
-        }
-    }
+    create_missing(
+        desired
+            .networks
+            .iter()
+            .map(|n| (&n.key, &n.name, n.external)),
+        &observed.networks,
+        |key, name| Step::CreateNetwork { key, name },
+        |key, name| PlanError::MissingExternalNetwork { key, name },
+        &mut steps,
+        &mut errors,
+    );
+    create_missing(
+        desired
+            .volumes
+            .iter()
+            .map(|v| (&v.key, &v.name, v.external)),
+        &observed.volumes,
+        |key, name| Step::CreateVolume { key, name },
+        |key, name| PlanError::MissingExternalVolume { key, name },
+        &mut steps,
+        &mut errors,
+    );
     if !errors.is_empty() {
         return Err(PlanErrors(errors));
     }
@@ -329,99 +319,113 @@ pub fn plan_with(
         let image_id = observed.images.get(&app.service.image);
         let version = image_id.map(|id| version_id(id, &hash));
         let obs = observed.apps.get(&service).cloned().unwrap_or_default();
-        let container = |color| app_container_name(&desired.name, &service, color);
         let reuse = version
             .as_ref()
             .and_then(|v| obs.kept.iter().find(|k| &k.version_id == v))
             .map(|k| k.container.clone());
 
-        let Some(live) = &obs.live else {
-            let color = Color::Blue;
-            steps.push(Step::DeployApp {
-                service: service.clone(),
-                color,
-                container: container(color),
-                version,
-                reuse: reuse.clone(),
-                reason: DeployReason::New,
-            });
-            if let Some(s) = remove_old(
-                &service,
-                &obs.kept,
-                None,
-                reuse.as_deref(),
-                app.cutover.keep,
-            ) {
-                steps.push(s);
-            }
-            continue;
-        };
-        let port_changed = obs
-            .settings
-            .as_ref()
-            .is_some_and(|s| s.port != app.cutover.port);
-        let reason = if live.config_hash != hash || port_changed {
-            let mut change = config_change(live.spec.as_ref(), &app.service);
-            if port_changed {
-                // A new port is only proven by a health-gated deploy.
-                change.fields.push("x-cutover.port".into());
-            }
-            Some(DeployReason::ConfigChanged(change))
-        } else if let Some(to) = image_id.filter(|id| **id != live.image_id) {
-            Some(DeployReason::ImageChanged {
-                from: live.image_id.clone(),
-                to: to.clone(),
-            })
-        } else if opts.force {
-            Some(DeployReason::Forced)
-        } else {
-            None
-        };
-        match reason {
-            Some(reason) => {
-                let color = live.color.other();
-                steps.push(Step::DeployApp {
-                    service: service.clone(),
-                    color,
-                    container: container(color),
-                    version,
-                    reuse: reuse.clone(),
-                    reason,
-                });
-                if let Some(s) = remove_old(
-                    &service,
-                    &obs.kept,
-                    Some(live),
-                    reuse.as_deref(),
-                    app.cutover.keep,
-                ) {
-                    steps.push(s);
-                }
-            }
-            None => {
-                steps.push(Step::AppUpToDate {
-                    service: service.clone(),
-                    color: live.color,
-                    version: live.version_id.clone(),
-                });
-                let changed = obs
-                    .settings
-                    .as_ref()
-                    .map(|s| route_changes(s, &app.cutover))
-                    .unwrap_or_default();
-                if !changed.is_empty() {
-                    steps.push(Step::UpdateRoute {
+        let (color, reason, retiring) = match &obs.live {
+            None => (Color::Blue, DeployReason::New, None),
+            Some(live) => match redeploy_reason(live, &obs, app, &hash, image_id, opts) {
+                Some(reason) => (live.color.other(), reason, Some(live)),
+                None => {
+                    steps.push(Step::AppUpToDate {
                         service: service.clone(),
-                        changed,
+                        color: live.color,
+                        version: live.version_id.clone(),
                     });
+                    let changed = obs
+                        .settings
+                        .as_ref()
+                        .map(|s| route_changes(s, &app.cutover))
+                        .unwrap_or_default();
+                    if !changed.is_empty() {
+                        steps.push(Step::UpdateRoute {
+                            service: service.clone(),
+                            changed,
+                        });
+                    }
+                    if let Some(s) = remove_old(&service, &obs.kept, None, None, app.cutover.keep) {
+                        steps.push(s);
+                    }
+                    continue;
                 }
-                if let Some(s) = remove_old(&service, &obs.kept, None, None, app.cutover.keep) {
-                    steps.push(s);
-                }
-            }
+            },
+        };
+        steps.push(Step::DeployApp {
+            service: service.clone(),
+            color,
+            container: app_container_name(&desired.name, &service, color),
+            version,
+            reuse: reuse.clone(),
+            reason,
+        });
+        if let Some(s) = remove_old(
+            &service,
+            &obs.kept,
+            retiring,
+            reuse.as_deref(),
+            app.cutover.keep,
+        ) {
+            steps.push(s);
         }
     }
     Ok(Plan { steps, warnings })
+}
+
+/// Why the live version of `app` must be replaced, if it must: its config
+/// (or port) changed, its image did, or the deploy is forced.
+fn redeploy_reason(
+    live: &ObservedVersion,
+    obs: &ObservedApp,
+    app: &AppSpec,
+    hash: &str,
+    image_id: Option<&String>,
+    opts: &PlanOptions,
+) -> Option<DeployReason> {
+    let port_changed = obs
+        .settings
+        .as_ref()
+        .is_some_and(|s| s.port != app.cutover.port);
+    if live.config_hash != hash || port_changed {
+        let mut change = config_change(live.spec.as_ref(), &app.service);
+        if port_changed {
+            // A new port is only proven by a health-gated deploy.
+            change.fields.push("x-cutover.port".into());
+        }
+        Some(DeployReason::ConfigChanged(change))
+    } else if let Some(to) = image_id.filter(|id| **id != live.image_id) {
+        Some(DeployReason::ImageChanged {
+            from: live.image_id.clone(),
+            to: to.clone(),
+        })
+    } else if opts.force {
+        Some(DeployReason::Forced)
+    } else {
+        None
+    }
+}
+
+/// Networks and volumes alike: one that does not exist yet is created,
+/// except an external one, which cutover never creates: the plan fails.
+fn create_missing<'a>(
+    wanted: impl Iterator<Item = (&'a String, &'a String, bool)>,
+    existing: &BTreeSet<String>,
+    create: impl Fn(String, String) -> Step,
+    missing_external: impl Fn(String, String) -> PlanError,
+    steps: &mut Vec<Step>,
+    errors: &mut Vec<PlanError>,
+) {
+    for (key, name, external) in wanted {
+        if existing.contains(name) {
+            continue;
+        }
+        if external {
+            errors.push(missing_external(key.clone(), name.clone()));
+        } else {
+            steps.push(create(key.clone(), name.clone()));
+        }
+    }
 }
 
 /// After a deploy the live version joins the kept ones (newest first); those

@@ -85,14 +85,34 @@ impl Outcome {
 pub enum ProgressEvent {
     /// A step began; `id` pairs it with its `StepDone`/`StepFailed`.
     StepStarted { id: u32, what: String },
-    StepDone { id: u32, what: String, detail: Option<String>, elapsed_ms: u64 },
-    StepFailed { id: u32, what: String, error: String, elapsed_ms: u64 },
+    StepDone {
+        id: u32,
+        what: String,
+        detail: Option<String>,
+        elapsed_ms: u64,
+    },
+    StepFailed {
+        id: u32,
+        what: String,
+        error: String,
+        elapsed_ms: u64,
+    },
     /// Something the user should know that does not stop the operation.
-    Warning { message: String, hint: Option<String> },
+    Warning {
+        message: String,
+        hint: Option<String>,
+    },
     /// Lines a failing container printed last, to explain the failure.
-    Logs { container: String, lines: Vec<String> },
+    Logs {
+        container: String,
+        lines: Vec<String>,
+    },
     /// Traffic moved to the new color.
-    Switched { service: String, color: Color, version: String },
+    Switched {
+        service: String,
+        color: Color,
+        version: String,
+    },
     /// The last event of every stream.
     Finished {
         outcome: Outcome,

@@ -106,19 +106,28 @@ fn ndjson(rx: Receiver) -> Response {
         .expect("static response parts are valid")
 }
 
+/// The body of `deploy` and `plan`: a resolved project, which must be the one
+/// the URL names.
+fn deploy_command(project: &str, body: &[u8]) -> Result<DeployCommand, Box<Response>> {
+    let cmd: DeployCommand = parse(body)?;
+    same_project(project, &cmd.project.name)?;
+    Ok(cmd)
+}
+
+/// A body whose fields all have defaults may be left out entirely.
+fn parse_or_default<T: DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>> {
+    parse(if body.is_empty() { b"{}" } else { body })
+}
+
 async fn deploy(
     State(engine): State<DeployEngine>,
     Path(project): Path<String>,
     body: Bytes,
 ) -> Response {
-    let cmd: DeployCommand = match parse(&body) {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
-    if let Err(r) = same_project(&project, &cmd.project.name) {
-        return *r;
+    match deploy_command(&project, &body) {
+        Ok(cmd) => ndjson(engine.deploy(cmd)),
+        Err(r) => *r,
     }
-    ndjson(engine.deploy(cmd))
 }
 
 async fn plan(
@@ -126,13 +135,10 @@ async fn plan(
     Path(project): Path<String>,
     body: Bytes,
 ) -> Response {
-    let cmd: DeployCommand = match parse(&body) {
+    let cmd = match deploy_command(&project, &body) {
         Ok(c) => c,
         Err(r) => return *r,
     };
-    if let Err(r) = same_project(&project, &cmd.project.name) {
-        return *r;
-    }
     match engine.plan(&cmd).await {
         Ok(plan) => Json(plan).into_response(),
         Err(stop) if stop.outcome == Outcome::Invalid => {
@@ -147,11 +153,10 @@ async fn rollback(
     Path(project): Path<String>,
     body: Bytes,
 ) -> Response {
-    let cmd: RollbackCommand = match parse(if body.is_empty() { b"{}" } else { &body }) {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
-    ndjson(engine.rollback(project, cmd))
+    match parse_or_default::<RollbackCommand>(&body) {
+        Ok(cmd) => ndjson(engine.rollback(project, cmd)),
+        Err(r) => *r,
+    }
 }
 
 async fn down(
@@ -159,11 +164,10 @@ async fn down(
     Path(project): Path<String>,
     body: Bytes,
 ) -> Response {
-    let cmd: DownCommand = match parse(if body.is_empty() { b"{}" } else { &body }) {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
-    ndjson(engine.down(project, cmd))
+    match parse_or_default::<DownCommand>(&body) {
+        Ok(cmd) => ndjson(engine.down(project, cmd)),
+        Err(r) => *r,
+    }
 }
 
 async fn projects(State(engine): State<DeployEngine>) -> Response {

@@ -1,11 +1,11 @@
 //! Compose service specs to engine container specs, with the labels that are
 //! the only way cutover recognizes its containers (failure #4).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use cutover_core::compose::{self, config_hash, Mount, ServiceSpec};
-use cutover_core::service::Color;
+use cutover_core::compose::{self, config_hash, AppSettings, Mount, ServiceSpec};
+use cutover_core::service::{Color, DeployRequest};
 use cutover_docker::labels;
 use cutover_docker::{
     ContainerSpec, HealthTest, HealthcheckSpec, LoggingSpec, MountSpec, NetworkAttachment,
@@ -20,6 +20,25 @@ pub fn kept_name(project: &str, service: &str, version_id: &str) -> String {
 /// The proxy's service name for an app: unique across projects.
 pub fn route_name(project: &str, service: &str) -> String {
     format!("{project}/{service}")
+}
+
+/// The proxy's route to one version of an app at `addr`, with the hosts,
+/// health check and timeouts of its `x-cutover` settings.
+pub fn route_request(
+    settings: &AppSettings,
+    addr: SocketAddr,
+    color: Color,
+    version: &str,
+) -> DeployRequest {
+    DeployRequest {
+        targets: vec![addr.to_string()],
+        hosts: settings.hosts.clone(),
+        path_prefix: settings.path_prefix.clone(),
+        color: Some(color),
+        version: Some(version.to_string()),
+        health: settings.health.clone(),
+        timeouts: settings.timeouts.clone(),
+    }
 }
 
 pub struct AppLabels<'a> {
@@ -203,7 +222,11 @@ fn healthcheck(h: &compose::Healthcheck) -> HealthcheckSpec {
     }
 }
 
+/// Docker's own default, for a service without `stop_grace_period` and for
+/// containers whose spec is not at hand.
+pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
+
 /// How long a stop waits before SIGKILL.
 pub fn stop_grace(spec: &ServiceSpec) -> Duration {
-    spec.stop_grace_period.unwrap_or(Duration::from_secs(10))
+    spec.stop_grace_period.unwrap_or(DEFAULT_STOP_GRACE)
 }

@@ -2,17 +2,17 @@
 //! routes and the networks cutover created. Volumes hold data: only removed
 //! when asked (`volumes: true`), and external ones never.
 
-use std::time::{Duration, SystemTime};
+use std::collections::BTreeSet;
+use std::time::Duration;
 
 use cutover_core::progress::Outcome;
 use cutover_docker::labels::{self, LabelFilter};
+use cutover_docker::{ContainerSummary, Role};
 use serde::{Deserialize, Serialize};
 
 use crate::containers;
-use crate::events::{Progress, Receiver};
-use crate::executor::deploy::{finish, Finish};
-use crate::executor::{lock_timeout_message, Stop};
-use crate::lock::Holder;
+use crate::events::{Progress, Receiver, StepHandle};
+use crate::executor::{run_exclusive, Operation, Stop};
 use crate::{DeployEngine, Inner};
 
 /// Body of `POST /v1/projects/{project}/down`.
@@ -31,36 +31,20 @@ impl DeployEngine {
         let (p, rx) = Progress::channel();
         let inner = self.inner.clone();
         self.inner.tasks.spawn(async move {
-            let started = tokio::time::Instant::now();
-            let holder = Holder {
-                operation: "down".into(),
+            let op = Operation {
+                project: &project,
+                name: "down",
                 version: None,
-                since: SystemTime::now(),
+                ok_recorded_per_app: false,
             };
-            let result = match inner.locks.acquire(&project, holder, cmd.wait_lock).await {
-                Ok(guard) => {
-                    let r = down(&inner, &project, &cmd, &p).await;
-                    drop(guard);
-                    r
-                }
-                Err(h) => Err(Stop {
-                    outcome: Outcome::LockTimeout,
-                    message: lock_timeout_message(&project, h, cmd.wait_lock),
-                    recorded: false,
-                }),
-            };
-            finish(
+            run_exclusive(
                 &inner,
                 &p,
-                Finish {
-                    project: &project,
-                    operation: "down",
-                    version: None,
-                    started,
-                    ok_recorded_per_app: false,
-                },
-                result,
-            );
+                op,
+                cmd.wait_lock,
+                down(&inner, &project, &cmd, &p),
+            )
+            .await;
         });
         rx
     }
@@ -79,16 +63,14 @@ async fn down(
         .map_err(Stop::failed)?;
     let mut errors = Vec::new();
 
-    let mut apps: Vec<String> = list
+    let is_app = |c: &&ContainerSummary| {
+        c.labels.get(labels::ROLE).map(String::as_str) == Some(Role::App.as_str())
+    };
+    let apps: BTreeSet<String> = list
         .iter()
-        .filter(|c| {
-            c.labels.get(labels::ROLE).map(String::as_str)
-                == Some(cutover_docker::Role::App.as_str())
-        })
+        .filter(is_app)
         .filter_map(|c| c.labels.get(labels::SERVICE).cloned())
         .collect();
-    apps.sort();
-    apps.dedup();
     for service in &apps {
         let route = containers::route_name(project, service);
         if inner.proxy.status().iter().any(|s| s.name == route) {
@@ -106,29 +88,21 @@ async fn down(
 
     // Apps first: they are the accessories' clients.
     let mut ordered = list.clone();
-    ordered.sort_by_key(|c| {
-        c.labels.get(labels::ROLE).map(String::as_str) != Some(cutover_docker::Role::App.as_str())
-    });
+    ordered.sort_by_key(|c| !is_app(&c));
     for c in &ordered {
         let grace = c
             .labels
             .get(labels::SERVICE)
             .and_then(|s| inner.releases.list(project, s).into_iter().next())
             .map(|r| containers::stop_grace(&r.app.service))
-            .unwrap_or(Duration::from_secs(10));
+            .unwrap_or(containers::DEFAULT_STOP_GRACE);
         let s = p.step(format!("stop and remove {}", c.name));
         let r = async {
             engine.stop_container(&c.id, grace).await?;
             engine.remove_container(&c.id).await
         }
         .await;
-        match r {
-            Ok(_) => p.done(s, None),
-            Err(e) => {
-                errors.push(format!("{}: {e}", c.name));
-                p.failed(s, e);
-            }
-        }
+        carry_on(p, s, r, &c.name, &mut errors);
     }
 
     let networks = engine
@@ -137,13 +111,8 @@ async fn down(
         .map_err(Stop::failed)?;
     for n in &networks {
         let s = p.step(format!("remove network {}", n.name));
-        match engine.remove_network(&n.name, project).await {
-            Ok(_) => p.done(s, None),
-            Err(e) => {
-                errors.push(format!("network {}: {e}", n.name));
-                p.failed(s, e);
-            }
-        }
+        let r = engine.remove_network(&n.name, project).await;
+        carry_on(p, s, r, format_args!("network {}", n.name), &mut errors);
     }
 
     let volumes = engine
@@ -153,13 +122,8 @@ async fn down(
     if cmd.volumes {
         for v in &volumes {
             let s = p.step(format!("remove volume {} (its data is deleted)", v.name));
-            match engine.remove_volume(&v.name).await {
-                Ok(_) => p.done(s, None),
-                Err(e) => {
-                    errors.push(format!("volume {}: {e}", v.name));
-                    p.failed(s, e);
-                }
-            }
+            let r = engine.remove_volume(&v.name).await;
+            carry_on(p, s, r, format_args!("volume {}", v.name), &mut errors);
         }
     }
     if !errors.is_empty() {
@@ -182,4 +146,23 @@ async fn down(
         ));
     }
     Ok((Outcome::Ok, message))
+}
+
+/// Ends step `s` as `r` says. A failure is collected rather than returned:
+/// `down` goes on past it to remove as much as it can, and reports every
+/// leftover at the end.
+fn carry_on<T, E: std::fmt::Display>(
+    p: &Progress,
+    s: StepHandle,
+    r: Result<T, E>,
+    what: impl std::fmt::Display,
+    errors: &mut Vec<String>,
+) {
+    match r {
+        Ok(_) => p.done(s, None),
+        Err(e) => {
+            errors.push(format!("{what}: {e}"));
+            p.failed(s, e);
+        }
+    }
 }

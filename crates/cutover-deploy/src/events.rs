@@ -12,6 +12,8 @@ use cutover_core::progress::{Outcome, ProgressEvent};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::unpoisoned;
+
 pub type Receiver = mpsc::UnboundedReceiver<ProgressEvent>;
 
 pub struct Progress {
@@ -90,7 +92,7 @@ impl Progress {
 
     pub fn finish(&self, outcome: Outcome, message: impl std::fmt::Display) {
         let (message, hint) = split_hint(&message.to_string());
-        *self.finished.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
+        *unpoisoned(&self.finished) = Some(outcome);
         self.emit(ProgressEvent::Finished {
             outcome,
             message,
@@ -100,11 +102,7 @@ impl Progress {
     }
 
     pub fn outcome(&self) -> Option<Outcome> {
-        *self.finished.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn elapsed_ms(&self) -> u64 {
-        ms(self.started)
+        *unpoisoned(&self.finished)
     }
 }
 

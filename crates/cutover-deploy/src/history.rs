@@ -23,6 +23,7 @@ pub struct Entry {
     pub error: Option<String>,
 }
 
+#[derive(Clone)]
 pub struct History {
     path: PathBuf,
 }
@@ -37,6 +38,12 @@ impl History {
     pub fn append(&self, entry: &Entry) -> Result<(), StoreError> {
         let line = serde_json::to_string(entry).expect("history entry serializes");
         store::append_line(&self.path, &line)
+    }
+
+    /// [`History::append`] off the async runtime.
+    pub async fn append_async(&self, entry: Entry) -> Result<(), StoreError> {
+        let this = self.clone();
+        store::off_runtime(&self.path, move || this.append(&entry)).await
     }
 
     /// Entries of `project` (and `service` when given), oldest first. A

@@ -21,6 +21,7 @@ pub struct InProgress {
     pub started_ms: u64,
 }
 
+#[derive(Clone)]
 pub struct Journal {
     dir: PathBuf,
 }
@@ -43,6 +44,13 @@ impl Journal {
     pub fn begin(&self, entry: &InProgress) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(entry).expect("journal serializes");
         store::write_atomic(&self.path(&entry.project, &entry.service), &bytes)
+    }
+
+    /// [`Journal::begin`] off the async runtime.
+    pub async fn begin_async(&self, entry: InProgress) -> Result<(), StoreError> {
+        let this = self.clone();
+        let path = self.path(&entry.project, &entry.service);
+        store::off_runtime(&path, move || this.begin(&entry)).await
     }
 
     pub fn end(&self, project: &str, service: &str) {

@@ -29,7 +29,7 @@ pub mod store;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use cutover_docker::{container_address, ContainerInfo, Engine, EngineError, Reachability};
 use cutover_proxy::Proxy;
@@ -96,11 +96,7 @@ impl DeployEngine {
     }
 
     pub fn with_addressing(self, addressing: Addressing) -> DeployEngine {
-        *self
-            .inner
-            .addressing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = addressing;
+        *unpoisoned(&self.inner.addressing) = addressing;
         self
     }
 
@@ -108,11 +104,7 @@ impl DeployEngine {
     /// makes, so the daemon can persist the proxy's state at once rather
     /// than at shutdown.
     pub fn on_routes_changed(self, hook: RoutesChanged) -> DeployEngine {
-        *self
-            .inner
-            .routes_changed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(hook);
+        *unpoisoned(&self.inner.routes_changed) = Some(hook);
         self
     }
 
@@ -132,11 +124,7 @@ impl DeployEngine {
 
 impl Inner {
     pub(crate) async fn routes_changed(&self) {
-        let hook = self
-            .routes_changed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let hook = unpoisoned(&self.routes_changed).clone();
         if let Some(hook) = hook {
             hook().await;
         }
@@ -144,20 +132,33 @@ impl Inner {
 
     /// Whether app ports must be published on loopback for the daemon.
     pub(crate) async fn reachability(&self) -> Result<Option<Reachability>, EngineError> {
-        let current = self
-            .addressing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let current = unpoisoned(&self.addressing).clone();
         match current {
             Addressing::Fixed(r) => Ok(Some(r)),
             Addressing::Custom(_) => Ok(None),
             Addressing::Detect => {
                 let r = Reachability::detect(&self.engine.info().await?);
-                *self.addressing.lock().unwrap_or_else(|p| p.into_inner()) = Addressing::Fixed(r);
+                *unpoisoned(&self.addressing) = Addressing::Fixed(r);
                 Ok(Some(r))
             }
         }
+    }
+
+    /// Where the proxy reaches `info`, a container of `app`. Always taken on
+    /// the first network the app lists, so that reconcile and a route update
+    /// agree with the deploy that routed it.
+    pub(crate) async fn app_address(
+        &self,
+        info: &ContainerInfo,
+        app: &cutover_core::compose::AppSpec,
+    ) -> Result<SocketAddr, String> {
+        let network = app
+            .service
+            .networks
+            .first()
+            .map(|n| n.name.as_str())
+            .unwrap_or_default();
+        self.address(info, network, app.cutover.port).await
     }
 
     pub(crate) async fn address(
@@ -166,7 +167,7 @@ impl Inner {
         network: &str,
         port: u16,
     ) -> Result<SocketAddr, String> {
-        let custom = match &*self.addressing.lock().unwrap_or_else(|p| p.into_inner()) {
+        let custom = match &*unpoisoned(&self.addressing) {
             Addressing::Custom(f) => Some(f.clone()),
             _ => None,
         };
@@ -180,6 +181,13 @@ impl Inner {
             .unwrap_or(Reachability::ContainerIp);
         container_address(info, network, port, how).map_err(|e| e.to_string())
     }
+}
+
+/// Locks `m` even when a thread panicked while holding it: what these
+/// mutexes guard is replaced whole, never left half-updated, so a panic
+/// elsewhere must not take the daemon's deploys down with it.
+pub(crate) fn unpoisoned<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

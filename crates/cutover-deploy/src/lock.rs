@@ -8,6 +8,8 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use tokio::sync::OwnedMutexGuard;
 
+use crate::unpoisoned;
+
 /// What holds a project's lock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Holder {
@@ -50,7 +52,7 @@ pub struct ProjectGuard {
 
 impl Drop for ProjectGuard {
     fn drop(&mut self) {
-        *self.slot.holder.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *unpoisoned(&self.slot.holder) = None;
     }
 }
 
@@ -62,10 +64,7 @@ impl Locks {
         holder: Holder,
         wait: Duration,
     ) -> Result<ProjectGuard, Option<Holder>> {
-        let slot = self
-            .slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        let slot = unpoisoned(&self.slots)
             .entry(project.to_string())
             .or_default()
             .clone();
@@ -77,7 +76,7 @@ impl Locks {
                 Err(_) => return Err(current(&slot)),
             },
         };
-        *slot.holder.lock().unwrap_or_else(|p| p.into_inner()) = Some(holder);
+        *unpoisoned(&slot.holder) = Some(holder);
         Ok(ProjectGuard {
             _guard: guard,
             slot,
@@ -86,16 +85,13 @@ impl Locks {
 
     /// Who holds the project now, if anyone.
     pub fn holder(&self, project: &str) -> Option<Holder> {
-        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let slots = unpoisoned(&self.slots);
         slots.get(project).and_then(|s| current(s))
     }
 }
 
 fn current(slot: &Slot) -> Option<Holder> {
-    slot.holder
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone()
+    unpoisoned(&slot.holder).clone()
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ pub struct AppContainer {
 
 impl AppContainer {
     pub fn running(&self) -> bool {
-        self.info.state == ContainerState::Running || self.info.state == ContainerState::Restarting
+        is_running(&self.info)
     }
 
     pub fn name(&self) -> &str {
@@ -59,6 +59,15 @@ pub struct AppState {
 pub struct Observation {
     pub apps: BTreeMap<String, AppState>,
     pub accessories: BTreeMap<String, ContainerInfo>,
+}
+
+/// A restarting container counts as running: Docker brings it back by
+/// itself, so it is neither stopped nor free to reuse.
+fn is_running(info: &ContainerInfo) -> bool {
+    matches!(
+        info.state,
+        ContainerState::Running | ContainerState::Restarting
+    )
 }
 
 /// All containers of `project` (apps and accessories), inspected.
@@ -183,8 +192,7 @@ pub async fn observe(
                     .cloned()
                     .unwrap_or_default(),
                 image_id: Some(info.image_id.clone()),
-                running: info.state == ContainerState::Running
-                    || info.state == ContainerState::Restarting,
+                running: is_running(info),
                 spec: None,
             },
         );

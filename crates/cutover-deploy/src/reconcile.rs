@@ -6,11 +6,14 @@
 
 use std::collections::BTreeSet;
 
-use cutover_core::service::DeployRequest;
+use cutover_core::status::ServiceStatus;
 use cutover_docker::labels::{self, LabelFilter};
+use cutover_docker::ContainerInfo;
 use serde::Serialize;
 
 use crate::containers;
+use crate::history::Entry;
+use crate::journal::InProgress;
 use crate::observe::project_containers;
 use crate::DeployEngine;
 
@@ -26,96 +29,14 @@ pub struct ReconcileReport {
 impl DeployEngine {
     pub async fn reconcile(&self) -> ReconcileReport {
         let inner = &self.inner;
-        let engine = &*inner.engine;
         let mut report = ReconcileReport::default();
 
         for j in inner.journal.pending() {
-            let route = containers::route_name(&j.project, &j.service);
-            let info = match engine.inspect_container(&j.container).await {
-                Ok(i) => i,
-                Err(e) => {
-                    report
-                        .warnings
-                        .push(format!("cannot inspect {}: {e}", j.container));
-                    continue;
-                }
-            };
-            let Some(info) = info else {
-                inner.journal.end(&j.project, &j.service);
-                continue;
-            };
-            let ours = info.labels.get(labels::PROJECT) == Some(&j.project)
-                && info.labels.get(labels::SERVICE) == Some(&j.service);
-            if !ours {
-                report.warnings.push(format!(
-                    "journal names {} for {}/{}, but its labels say otherwise; left alone",
-                    j.container, j.project, j.service
-                ));
-                inner.journal.end(&j.project, &j.service);
-                continue;
-            }
-            // Crashed after the switch: the proxy already routes to it.
-            let version = info.labels.get(labels::VERSION).cloned();
-            let routed = inner.proxy.status().iter().any(|s| {
-                s.name == route && s.active.version == version && {
-                    let ips: BTreeSet<String> = info
-                        .networks
-                        .values()
-                        .filter_map(|n| n.ip.map(|ip| ip.to_string()))
-                        .collect();
-                    s.active.targets.iter().any(|t| {
-                        t.addr
-                            .rsplit_once(':')
-                            .is_some_and(|(h, _)| ips.contains(h.trim_matches(['[', ']'])))
-                    })
-                }
-            });
-            if routed {
-                inner.journal.end(&j.project, &j.service);
-                continue;
-            }
-            let r = if j.reused {
-                engine
-                    .stop_container(&j.container, std::time::Duration::from_secs(10))
-                    .await
-            } else {
-                engine.remove_container(&j.container).await.map(|_| ())
-            };
-            match r {
-                Ok(()) => {
-                    report.cleaned.push(j.container.clone());
-                    // Its client saw only a broken stream: history is where
-                    // the operator learns what became of it.
-                    let now = crate::store::now_ms();
-                    let entry = crate::history::Entry {
-                        time_ms: now,
-                        project: j.project.clone(),
-                        operation: j.operation.clone(),
-                        service: Some(j.service.clone()),
-                        version,
-                        color: info
-                            .labels
-                            .get(labels::COLOR)
-                            .and_then(|c| serde_json::from_value(c.as_str().into()).ok()),
-                        result: cutover_core::progress::Outcome::Failed,
-                        duration_ms: now.saturating_sub(j.started_ms),
-                        error: Some(format!(
-                            "interrupted: the daemon stopped during the {}; {} was cleaned up at the next start",
-                            j.operation, j.container
-                        )),
-                    };
-                    if let Err(e) = inner.history.append(&entry) {
-                        report.warnings.push(e.to_string());
-                    }
-                    inner.journal.end(&j.project, &j.service);
-                }
-                Err(e) => report
-                    .warnings
-                    .push(format!("cannot clean up {}: {e}", j.container)),
-            }
+            self.recover(&j, &mut report).await;
         }
 
-        let projects: BTreeSet<String> = match engine
+        let projects: BTreeSet<String> = match inner
+            .engine
             .list_containers(
                 &LabelFilter::new().with(labels::ROLE, cutover_docker::Role::App.as_str()),
             )
@@ -133,70 +54,7 @@ impl DeployEngine {
             }
         };
         for project in projects {
-            let obs = match project_containers(engine, &project, &inner.releases).await {
-                Ok(o) => o,
-                Err(e) => {
-                    report.warnings.push(format!("{project}: {e}"));
-                    continue;
-                }
-            };
-            for (service, state) in obs.apps {
-                let Some(live) = state.live else { continue };
-                let Some(release) = live.release.clone() else {
-                    report.warnings.push(format!(
-                        "{} runs but has no release record; deploy {project} again to route it",
-                        live.name()
-                    ));
-                    continue;
-                };
-                let app = &release.app;
-                let network = app
-                    .service
-                    .networks
-                    .first()
-                    .map(|n| n.name.clone())
-                    .unwrap_or_default();
-                let addr = match inner.address(&live.info, &network, app.cutover.port).await {
-                    Ok(a) => a.to_string(),
-                    Err(e) => {
-                        report.warnings.push(e);
-                        continue;
-                    }
-                };
-                let route = containers::route_name(&project, &service);
-                let current = inner.proxy.status().into_iter().find(|s| s.name == route);
-                let agrees = current.as_ref().is_some_and(|s| {
-                    s.active.targets.len() == 1
-                        && s.active.targets[0].addr == addr
-                        && s.active.color == live.color
-                });
-                if agrees {
-                    continue;
-                }
-                let c = &app.cutover;
-                let r = inner
-                    .proxy
-                    .deploy(
-                        &route,
-                        DeployRequest {
-                            targets: vec![addr.clone()],
-                            hosts: c.hosts.clone(),
-                            path_prefix: c.path_prefix.clone(),
-                            color: Some(live.color),
-                            version: Some(live.version.clone()),
-                            health: c.health.clone(),
-                            timeouts: c.timeouts.clone(),
-                        },
-                    )
-                    .await;
-                match r {
-                    Ok(_) => report.routes.push(route),
-                    Err(e) => report.warnings.push(format!(
-                        "{route}: cannot route to {} at {addr}: {e}",
-                        live.name()
-                    )),
-                }
-            }
+            self.reroute(&project, &mut report).await;
         }
         if !report.routes.is_empty() {
             inner.routes_changed().await;
@@ -206,4 +64,157 @@ impl DeployEngine {
         }
         report
     }
+
+    /// Settles the container of one unfinished operation: kept if the proxy
+    /// already routes to it (the crash came after the switch), else removed
+    /// (or stopped again, when it was a kept version restarted).
+    async fn recover(&self, j: &InProgress, report: &mut ReconcileReport) {
+        let inner = &self.inner;
+        let engine = &*inner.engine;
+        let info = match engine.inspect_container(&j.container).await {
+            Ok(Some(info)) => info,
+            Ok(None) => {
+                inner.journal.end(&j.project, &j.service);
+                return;
+            }
+            Err(e) => {
+                report
+                    .warnings
+                    .push(format!("cannot inspect {}: {e}", j.container));
+                return;
+            }
+        };
+        let ours = info.labels.get(labels::PROJECT) == Some(&j.project)
+            && info.labels.get(labels::SERVICE) == Some(&j.service);
+        if !ours {
+            report.warnings.push(format!(
+                "journal names {} for {}/{}, but its labels say otherwise; left alone",
+                j.container, j.project, j.service
+            ));
+            inner.journal.end(&j.project, &j.service);
+            return;
+        }
+        let version = info.labels.get(labels::VERSION).cloned();
+        let route = containers::route_name(&j.project, &j.service);
+        let routed = inner
+            .proxy
+            .status()
+            .iter()
+            .any(|s| s.name == route && routes_to(s, version.as_deref(), &info));
+        if routed {
+            inner.journal.end(&j.project, &j.service);
+            return;
+        }
+        let r = if j.reused {
+            engine
+                .stop_container(&j.container, containers::DEFAULT_STOP_GRACE)
+                .await
+        } else {
+            engine.remove_container(&j.container).await.map(|_| ())
+        };
+        if let Err(e) = r {
+            report
+                .warnings
+                .push(format!("cannot clean up {}: {e}", j.container));
+            return;
+        }
+        report.cleaned.push(j.container.clone());
+        // Its client saw only a broken stream: history is where the operator
+        // learns what became of it.
+        let now = crate::store::now_ms();
+        let entry = Entry {
+            time_ms: now,
+            project: j.project.clone(),
+            operation: j.operation.clone(),
+            service: Some(j.service.clone()),
+            version,
+            color: info
+                .labels
+                .get(labels::COLOR)
+                .and_then(|c| serde_json::from_value(c.as_str().into()).ok()),
+            result: cutover_core::progress::Outcome::Failed,
+            duration_ms: now.saturating_sub(j.started_ms),
+            error: Some(format!(
+                "interrupted: the daemon stopped during the {}; {} was cleaned up at the next start",
+                j.operation, j.container
+            )),
+        };
+        if let Err(e) = inner.history.append_async(entry).await {
+            report.warnings.push(e.to_string());
+        }
+        inner.journal.end(&j.project, &j.service);
+    }
+
+    /// Routes each live app of `project` at its container's current address,
+    /// unless the proxy already does.
+    async fn reroute(&self, project: &str, report: &mut ReconcileReport) {
+        let inner = &self.inner;
+        let obs = match project_containers(&*inner.engine, project, &inner.releases).await {
+            Ok(o) => o,
+            Err(e) => {
+                report.warnings.push(format!("{project}: {e}"));
+                return;
+            }
+        };
+        for (service, state) in obs.apps {
+            let Some(live) = state.live else { continue };
+            let Some(release) = live.release.clone() else {
+                report.warnings.push(format!(
+                    "{} runs but has no release record; deploy {project} again to route it",
+                    live.name()
+                ));
+                continue;
+            };
+            let app = &release.app;
+            let addr = match inner.app_address(&live.info, app).await {
+                Ok(a) => a,
+                Err(e) => {
+                    report.warnings.push(e);
+                    continue;
+                }
+            };
+            let route = containers::route_name(project, &service);
+            let current = inner.proxy.status().into_iter().find(|s| s.name == route);
+            let agrees = current.as_ref().is_some_and(|s| {
+                s.active.targets.len() == 1
+                    && s.active.targets[0].addr == addr.to_string()
+                    && s.active.color == live.color
+            });
+            if agrees {
+                continue;
+            }
+            let r = inner
+                .proxy
+                .deploy(
+                    &route,
+                    containers::route_request(&app.cutover, addr, live.color, &live.version),
+                )
+                .await;
+            match r {
+                Ok(_) => report.routes.push(route),
+                Err(e) => report.warnings.push(format!(
+                    "{route}: cannot route to {} at {addr}: {e}",
+                    live.name()
+                )),
+            }
+        }
+    }
+}
+
+/// Whether the active set of `s` is `version` with a target at one of the
+/// container's IPs.
+fn routes_to(s: &ServiceStatus, version: Option<&str>, info: &ContainerInfo) -> bool {
+    if s.active.version.as_deref() != version {
+        return false;
+    }
+    let ips: BTreeSet<String> = info
+        .networks
+        .values()
+        .filter_map(|n| n.ip.map(|ip| ip.to_string()))
+        .collect();
+    s.active.targets.iter().any(|t| {
+        t.addr
+            .rsplit_once(':')
+            .is_some_and(|(h, _)| ips.contains(h.trim_matches(['[', ']'])))
+    })
 }

@@ -30,6 +30,7 @@ pub struct Release {
     pub app: AppSpec,
 }
 
+#[derive(Clone)]
 pub struct Releases {
     dir: PathBuf,
 }
@@ -83,6 +84,19 @@ impl Releases {
         self.save(project, &service, &list)
     }
 
+    /// [`Releases::record`] off the async runtime.
+    pub async fn record_async(
+        &self,
+        project: &str,
+        release: Release,
+        limit: usize,
+    ) -> Result<(), StoreError> {
+        let this = self.clone();
+        let path = self.path(project, &release.app.service.name);
+        let project = project.to_string();
+        store::off_runtime(&path, move || this.record(&project, release, limit)).await
+    }
+
     /// Applies `f` to the record of `version_id`, if there is one.
     pub fn update(
         &self,
@@ -97,6 +111,27 @@ impl Releases {
             self.save(project, service, &list)?;
         }
         Ok(())
+    }
+
+    /// [`Releases::update`] off the async runtime.
+    pub async fn update_async(
+        &self,
+        project: &str,
+        service: &str,
+        version_id: &str,
+        f: impl FnOnce(&mut Release) + Send + 'static,
+    ) -> Result<(), StoreError> {
+        let this = self.clone();
+        let path = self.path(project, service);
+        let (project, service, version_id) = (
+            project.to_string(),
+            service.to_string(),
+            version_id.to_string(),
+        );
+        store::off_runtime(&path, move || {
+            this.update(&project, &service, &version_id, f)
+        })
+        .await
     }
 
     pub fn projects(&self) -> Vec<String> {

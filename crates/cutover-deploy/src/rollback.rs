@@ -2,15 +2,11 @@
 //! was released (its own env and config, not today's compose file). No
 //! pull, no build: a version whose image is gone cannot come back.
 
-use std::time::SystemTime;
-
 use cutover_core::progress::{Outcome, RollbackCommand};
 
 use crate::events::{Progress, Receiver};
-use crate::executor::deploy::{finish, Finish};
 use crate::executor::switch::{self, Candidate};
-use crate::executor::{lock_timeout_message, Stop};
-use crate::lock::Holder;
+use crate::executor::{run_exclusive, Operation, Stop};
 use crate::observe::project_containers;
 use crate::releases::Release;
 use crate::{DeployEngine, Inner};
@@ -20,36 +16,20 @@ impl DeployEngine {
         let (p, rx) = Progress::channel();
         let inner = self.inner.clone();
         self.inner.tasks.spawn(async move {
-            let started = tokio::time::Instant::now();
-            let holder = Holder {
-                operation: "rollback".into(),
+            let op = Operation {
+                project: &project,
+                name: "rollback",
                 version: cmd.to.clone(),
-                since: SystemTime::now(),
+                ok_recorded_per_app: true,
             };
-            let result = match inner.locks.acquire(&project, holder, cmd.wait_lock).await {
-                Ok(guard) => {
-                    let r = rollback(&inner, &project, &cmd, &p).await;
-                    drop(guard);
-                    r
-                }
-                Err(h) => Err(Stop {
-                    outcome: Outcome::LockTimeout,
-                    message: lock_timeout_message(&project, h, cmd.wait_lock),
-                    recorded: false,
-                }),
-            };
-            finish(
+            run_exclusive(
                 &inner,
                 &p,
-                Finish {
-                    project: &project,
-                    operation: "rollback",
-                    version: cmd.to.clone(),
-                    started,
-                    ok_recorded_per_app: true,
-                },
-                result,
-            );
+                op,
+                cmd.wait_lock,
+                rollback(&inner, &project, &cmd, &p),
+            )
+            .await;
         });
         rx
     }
@@ -154,7 +134,8 @@ async fn rollback(
     };
     // The kept copies of the target become redundant once it is live, and
     // the retiring version joins the kept ones, so prune past `keep`.
-    let slot = cutover_core::compose::app_container_name(project, &service, live.color.other());
+    let color = live.color.other();
+    let slot = cutover_core::compose::app_container_name(project, &service, color);
     let keep = target.app.cutover.keep as usize;
     let mut remove_after: Vec<String> = state
         .kept
@@ -172,7 +153,6 @@ async fn rollback(
         )
         .collect();
     remove_after.extend(others.into_iter().skip(keep));
-    let color = live.color.other();
     switch::roll_out(
         inner,
         p,

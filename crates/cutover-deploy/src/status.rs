@@ -114,15 +114,7 @@ impl DeployEngine {
                     version: l.version.clone(),
                     version_id: l.version_id.clone(),
                     container: l.name().to_string(),
-                    health: active.map(|a| {
-                        if a.targets.iter().all(|t| t.health == Health::Healthy) {
-                            Health::Healthy
-                        } else if a.targets.iter().any(|t| t.health == Health::Unhealthy) {
-                            Health::Unhealthy
-                        } else {
-                            Health::Unknown
-                        }
-                    }),
+                    health: active.map(|a| overall_health(&a.targets)),
                     since_ms: active.map(|a| a.since_ms),
                     targets: active.map(|a| a.targets.clone()).unwrap_or_default(),
                 }
@@ -325,5 +317,17 @@ fn kept(c: &AppContainer) -> KeptVersion {
         version_id: c.version_id.clone(),
         container: c.name().to_string(),
         released_ms: c.release.as_ref().map(|r| r.released_ms),
+    }
+}
+
+/// One health for a set: healthy only when every target is, unhealthy as
+/// soon as one is known to be.
+fn overall_health(targets: &[TargetStatus]) -> Health {
+    if targets.iter().all(|t| t.health == Health::Healthy) {
+        Health::Healthy
+    } else if targets.iter().any(|t| t.health == Health::Unhealthy) {
+        Health::Unhealthy
+    } else {
+        Health::Unknown
     }
 }

@@ -56,6 +56,23 @@ pub fn append_line(path: &Path, line: &str) -> Result<(), StoreError> {
     f.sync_data().map_err(err(path))
 }
 
+/// Runs a state-file write (`f`, which writes `path`) on the blocking pool:
+/// its fsync can take long on a busy disk, and an async worker must not wait
+/// for it while the proxy and other operations share the runtime.
+pub(crate) async fn off_runtime<T: Send + 'static>(
+    path: &Path,
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(StoreError {
+            path: path.to_path_buf(),
+            source: std::io::Error::other("the daemon shut down before the write ran"),
+        }),
+    }
+}
+
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

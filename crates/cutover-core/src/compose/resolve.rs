@@ -343,6 +343,12 @@ impl Ctx<'_> {
     }
 }
 
+/// The value of `key` among a mapping's entries (as [`Ctx::entries`] gives
+/// them).
+fn lookup<'v>(entries: &[(String, &'v Value)], key: &str) -> Option<&'v Value> {
+    entries.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+}
+
 fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "nothing",
@@ -707,7 +713,7 @@ fn resolve_root(
             cx.error_hint(&rootp.key(k), msg, hint);
         }
     }
-    let get = |k: &str| entries.iter().find(|(key, _)| key == k).map(|(_, v)| *v);
+    let get = |k: &str| lookup(&entries, k);
 
     let name = project_name(cx, get("name"))?;
     let networks = top_networks(cx, &name, get("networks"));
@@ -842,122 +848,124 @@ fn top_networks(
     project: &str,
     v: Option<&Value>,
 ) -> BTreeMap<String, NetworkSpec> {
-    let mut out = BTreeMap::new();
-    let p = KeyPath::root().key("networks");
-    let Some(m) = v.filter(|v| !v.is_null()).and_then(|v| cx.mapping(v, &p)) else {
-        return out;
-    };
-    for (key, v) in cx.entries(m, &p) {
-        let np = p.key(&key);
-        let mut spec = NetworkSpec {
-            key: key.clone(),
+    top_level(
+        cx,
+        "networks",
+        v,
+        &[
+            "name",
+            "external",
+            "driver",
+            "driver_opts",
+            "labels",
+            "internal",
+            "attachable",
+        ],
+        "a network",
+        |key| NetworkSpec {
             name: format!("{project}_{key}"),
+            key,
             external: false,
             driver: None,
             driver_opts: BTreeMap::new(),
             labels: BTreeMap::new(),
             internal: false,
             attachable: false,
-        };
-        if !v.is_null() {
-            let Some(nm) = cx.mapping(v, &np) else {
-                continue;
-            };
-            let e = cx.entries(nm, &np);
-            cx.check_keys(
-                &e,
-                &np,
-                &[
-                    "name",
-                    "external",
-                    "driver",
-                    "driver_opts",
-                    "labels",
-                    "internal",
-                    "attachable",
-                ],
-                "a network",
-            );
-            let mut name = None;
-            for (k, val) in &e {
-                let kp = np.key(k);
-                match k.as_str() {
-                    "name" => name = cx.string(val, &kp),
-                    "external" => {
-                        if val.is_mapping() {
-                            cx.error_hint(
-                                &kp,
-                                "`external: {name: ...}` is obsolete",
-                                "write `external: true` and `name: ...`",
-                            );
-                        } else {
-                            spec.external = cx.boolean(val, &kp).unwrap_or(false);
-                        }
-                    }
-                    "driver" => spec.driver = cx.string(val, &kp),
-                    "driver_opts" => spec.driver_opts = cx.str_map(val, &kp, false),
-                    "labels" => spec.labels = cx.str_map(val, &kp, false),
-                    "internal" => spec.internal = cx.boolean(val, &kp).unwrap_or(false),
-                    "attachable" => spec.attachable = cx.boolean(val, &kp).unwrap_or(false),
-                    _ => {}
+        },
+        |cx, spec, k, val, kp| match k {
+            "external" => {
+                if val.is_mapping() {
+                    cx.error_hint(
+                        kp,
+                        "`external: {name: ...}` is obsolete",
+                        "write `external: true` and `name: ...`",
+                    );
+                } else {
+                    spec.external = cx.boolean(val, kp).unwrap_or(false);
                 }
             }
-            spec.name = match name {
-                Some(n) => n,
-                // An external network is looked up by its key as written.
-                None if spec.external => key.clone(),
-                None => spec.name,
-            };
-        }
-        out.insert(key, spec);
-    }
-    out
+            "driver" => spec.driver = cx.string(val, kp),
+            "driver_opts" => spec.driver_opts = cx.str_map(val, kp, false),
+            "labels" => spec.labels = cx.str_map(val, kp, false),
+            "internal" => spec.internal = cx.boolean(val, kp).unwrap_or(false),
+            "attachable" => spec.attachable = cx.boolean(val, kp).unwrap_or(false),
+            _ => {}
+        },
+        |spec| (&mut spec.name, spec.external),
+    )
 }
 
 fn top_volumes(cx: &mut Ctx<'_>, project: &str, v: Option<&Value>) -> BTreeMap<String, VolumeSpec> {
-    let mut out = BTreeMap::new();
-    let p = KeyPath::root().key("volumes");
-    let Some(m) = v.filter(|v| !v.is_null()).and_then(|v| cx.mapping(v, &p)) else {
-        return out;
-    };
-    for (key, v) in cx.entries(m, &p) {
-        let vp = p.key(&key);
-        let mut spec = VolumeSpec {
-            key: key.clone(),
+    top_level(
+        cx,
+        "volumes",
+        v,
+        &["name", "external", "driver", "driver_opts", "labels"],
+        "a volume",
+        |key| VolumeSpec {
             name: format!("{project}_{key}"),
+            key,
             external: false,
             driver: None,
             driver_opts: BTreeMap::new(),
             labels: BTreeMap::new(),
-        };
+        },
+        |cx, spec, k, val, kp| match k {
+            "external" => spec.external = cx.boolean(val, kp).unwrap_or(false),
+            "driver" => spec.driver = cx.string(val, kp),
+            "driver_opts" => spec.driver_opts = cx.str_map(val, kp, false),
+            "labels" => spec.labels = cx.str_map(val, kp, false),
+            _ => {}
+        },
+        |spec| (&mut spec.name, spec.external),
+    )
+}
+
+/// Top-level `networks:` or `volumes:`: one reader for both, so they share
+/// the entry shape and the naming rule. `new` makes the default entry of a
+/// key, `field` reads any key of `allowed` but `name`, and `name` gives the
+/// entry's name and whether it is external.
+#[allow(clippy::too_many_arguments)]
+fn top_level<T>(
+    cx: &mut Ctx<'_>,
+    section: &str,
+    v: Option<&Value>,
+    allowed: &[&str],
+    what: &str,
+    new: impl Fn(String) -> T,
+    mut field: impl FnMut(&mut Ctx<'_>, &mut T, &str, &Value, &KeyPath),
+    name: impl Fn(&mut T) -> (&mut String, bool),
+) -> BTreeMap<String, T> {
+    let mut out = BTreeMap::new();
+    let p = KeyPath::root().key(section);
+    let Some(m) = v.filter(|v| !v.is_null()).and_then(|v| cx.mapping(v, &p)) else {
+        return out;
+    };
+    for (key, v) in cx.entries(m, &p) {
+        let ep = p.key(&key);
+        let mut spec = new(key.clone());
         if !v.is_null() {
-            let Some(vm) = cx.mapping(v, &vp) else {
+            let Some(em) = cx.mapping(v, &ep) else {
                 continue;
             };
-            let e = cx.entries(vm, &vp);
-            cx.check_keys(
-                &e,
-                &vp,
-                &["name", "external", "driver", "driver_opts", "labels"],
-                "a volume",
-            );
-            let mut name = None;
+            let e = cx.entries(em, &ep);
+            cx.check_keys(&e, &ep, allowed, what);
+            let mut given = None;
             for (k, val) in &e {
-                let kp = vp.key(k);
-                match k.as_str() {
-                    "name" => name = cx.string(val, &kp),
-                    "external" => spec.external = cx.boolean(val, &kp).unwrap_or(false),
-                    "driver" => spec.driver = cx.string(val, &kp),
-                    "driver_opts" => spec.driver_opts = cx.str_map(val, &kp, false),
-                    "labels" => spec.labels = cx.str_map(val, &kp, false),
-                    _ => {}
+                let kp = ep.key(k);
+                if k == "name" {
+                    given = cx.string(val, &kp);
+                } else {
+                    field(cx, &mut spec, k, val, &kp);
                 }
             }
-            spec.name = match name {
-                Some(n) => n,
-                None if spec.external => key.clone(),
-                None => spec.name,
-            };
+            let (slot, external) = name(&mut spec);
+            match given {
+                Some(n) => *slot = n,
+                // An external one is looked up by its key as written.
+                None if external => *slot = key.clone(),
+                None => {}
+            }
         }
         out.insert(key, spec);
     }
@@ -1007,13 +1015,7 @@ impl ServiceResolver<'_> {
             };
             cx.error_hint(&p.key(k), msg, hint);
         }
-        let get = |k: &str| {
-            entries
-                .iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| *v)
-                .filter(|v| !v.is_null())
-        };
+        let get = |k: &str| lookup(&entries, k).filter(|v| !v.is_null());
 
         let build = get("build").and_then(|b| self.build(cx, b, &p.key("build")));
         let image = match (cx.opt_string(get("image"), &p.key("image")), &build) {
@@ -1416,7 +1418,7 @@ impl ServiceResolver<'_> {
             ],
             "a volume entry",
         );
-        let get = |k: &str| e.iter().find(|(key, _)| key == k).map(|(_, v)| *v);
+        let get = |k: &str| lookup(&e, k);
         let Some(ty) = get("type").and_then(|t| cx.string(t, &p.key("type"))) else {
             cx.error_hint(p, "missing `type`", "use type: volume, bind or tmpfs");
             return None;
@@ -1764,7 +1766,7 @@ fn ports(cx: &mut Ctx<'_>, v: &Value, p: &KeyPath) -> Vec<PortSpec> {
                     ],
                     "a port entry",
                 );
-                let get = |k: &str| e.iter().find(|(key, _)| key == k).map(|(_, v)| *v);
+                let get = |k: &str| lookup(&e, k);
                 let Some(target) = get("target").and_then(|t| cx.port(t, &ip.key("target"))) else {
                     if get("target").is_none() {
                         cx.error(&ip, "missing `target`");
@@ -1835,12 +1837,7 @@ fn healthcheck(cx: &mut Ctx<'_>, v: &Value, p: &KeyPath) -> Option<Healthcheck> 
         ],
         "healthcheck",
     );
-    let get = |k: &str| {
-        e.iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| *v)
-            .filter(|v| !v.is_null())
-    };
+    let get = |k: &str| lookup(&e, k).filter(|v| !v.is_null());
     let disable = get("disable")
         .and_then(|d| cx.boolean(d, &p.key("disable")))
         .unwrap_or(false);
@@ -1915,12 +1912,7 @@ fn logging(cx: &mut Ctx<'_>, v: &Value, p: &KeyPath) -> Option<Logging> {
     let m = cx.mapping(v, p)?;
     let e = cx.entries(m, p);
     cx.check_keys(&e, p, &["driver", "options"], "logging");
-    let get = |k: &str| {
-        e.iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| *v)
-            .filter(|v| !v.is_null())
-    };
+    let get = |k: &str| lookup(&e, k).filter(|v| !v.is_null());
     Some(Logging {
         driver: cx.opt_string(get("driver"), &p.key("driver")),
         options: get("options")
@@ -1938,12 +1930,7 @@ fn app_settings(cx: &mut Ctx<'_>, v: &Value, p: &KeyPath) -> Option<AppSettings>
     };
     let e = cx.entries(m, p);
     cx.check_keys(&e, p, CUTOVER_KEYS, "x-cutover");
-    let get = |k: &str| {
-        e.iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| *v)
-            .filter(|v| !v.is_null())
-    };
+    let get = |k: &str| lookup(&e, k).filter(|v| !v.is_null());
     let port = match get("port") {
         Some(v) => cx.port(v, &p.key("port")),
         None => {

@@ -3,25 +3,21 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use cutover_core::compose::{
     config_hash, version_id, DependsCondition, ResolvedProject, ServiceSpec,
 };
 use cutover_core::plan::{plan_with, Plan, PlanOptions, Step};
 use cutover_core::progress::{DeployCommand, Outcome, PullPolicy};
-use cutover_core::service::DeployRequest;
 use cutover_docker::labels;
 use cutover_docker::{BuildSpec, EngineError, NetworkSpec, VolumeSpec};
 
 use crate::containers;
 use crate::events::{Progress, Receiver};
 use crate::executor::switch::{self, Candidate};
-use crate::executor::{lock_timeout_message, Stop};
-use crate::history::Entry;
-use crate::lock::Holder;
-use crate::observe::{observe, AppState};
-use crate::store::now_ms;
+use crate::executor::{run_exclusive, Operation, Stop};
+use crate::observe::{observe, AppState, Observation};
 use crate::{DeployEngine, Inner};
 
 /// How long an accessory an app depends on (`condition: service_healthy`)
@@ -36,7 +32,13 @@ impl DeployEngine {
         let (p, rx) = Progress::channel();
         let inner = self.inner.clone();
         self.inner.tasks.spawn(async move {
-            run(&inner, cmd, &p).await;
+            let op = Operation {
+                project: &cmd.project.name,
+                name: "deploy",
+                version: cmd.version.clone(),
+                ok_recorded_per_app: true,
+            };
+            run_exclusive(&inner, &p, op, cmd.wait_lock, deploy(&inner, &cmd, &p)).await;
         });
         rx
     }
@@ -53,104 +55,42 @@ impl DeployEngine {
             .map(|a| &a.service)
             .chain(desired.accessories.iter().map(|a| &a.service))
         {
-            if let Some(img) = self
-                .inner
-                .engine
-                .inspect_image(&spec.image)
-                .await
-                .map_err(Stop::failed)?
-            {
-                images.insert(spec.image.clone(), img.id);
+            if let Some(id) = local_image(&self.inner, &spec.image).await? {
+                images.insert(spec.image.clone(), id);
             }
         }
-        let (observed, _) = observe(&*self.inner.engine, desired, &self.inner.releases, &images)
-            .await
-            .map_err(Stop::failed)?;
-        let mut plan = plan_with(desired, &observed, &PlanOptions { force: cmd.force })
-            .map_err(Stop::invalid)?;
-        plan.steps.retain(|s| wanted(s, &selected));
+        let (plan, _) = plan_selected(&self.inner, cmd, &selected, &images).await?;
         Ok(plan)
     }
 }
 
-async fn run(inner: &Inner, cmd: DeployCommand, p: &Progress) {
-    let project = cmd.project.name.clone();
-    let started = tokio::time::Instant::now();
-    let holder = Holder {
-        operation: "deploy".into(),
-        version: cmd.version.clone(),
-        since: SystemTime::now(),
-    };
-    let result = match inner.locks.acquire(&project, holder, cmd.wait_lock).await {
-        Ok(guard) => {
-            let r = deploy(inner, &cmd, p).await;
-            drop(guard);
-            r
-        }
-        Err(h) => Err(Stop {
-            outcome: Outcome::LockTimeout,
-            message: lock_timeout_message(&project, h, cmd.wait_lock),
-            recorded: false,
-        }),
-    };
-    finish(
-        inner,
-        p,
-        Finish {
-            project: &project,
-            operation: "deploy",
-            version: cmd.version.clone(),
-            started,
-            ok_recorded_per_app: true,
-        },
-        result,
-    );
-}
-
-/// What the history line of an operation says besides its result.
-pub(crate) struct Finish<'a> {
-    pub project: &'a str,
-    pub operation: &'a str,
-    pub version: Option<String>,
-    pub started: tokio::time::Instant,
-    /// Successful app cutovers recorded themselves (deploy, rollback).
-    pub ok_recorded_per_app: bool,
-}
-
-pub(crate) fn finish(
+/// The plan of `cmd` against what exists now, without the steps of apps
+/// not selected. Shared by `plan` and `deploy` so that what `cutover plan`
+/// shows is what a deploy does.
+async fn plan_selected(
     inner: &Inner,
-    p: &Progress,
-    f: Finish<'_>,
-    result: Result<(Outcome, String), Stop>,
-) {
-    let Finish {
-        project,
-        operation,
-        version,
-        started,
-        ok_recorded_per_app,
-    } = f;
-    let (outcome, message, recorded) = match result {
-        Ok((o, m)) => (o, m, ok_recorded_per_app && o == Outcome::Ok),
-        Err(s) => (s.outcome, s.message, s.recorded),
-    };
-    if !recorded {
-        let entry = Entry {
-            time_ms: now_ms(),
-            project: project.to_string(),
-            operation: operation.to_string(),
-            service: None,
-            version,
-            color: None,
-            result: outcome,
-            duration_ms: started.elapsed().as_millis() as u64,
-            error: (!matches!(outcome, Outcome::Ok | Outcome::UpToDate)).then(|| message.clone()),
-        };
-        if let Err(e) = inner.history.append(&entry) {
-            p.warn(e);
-        }
-    }
-    p.finish(outcome, message);
+    cmd: &DeployCommand,
+    selected: &BTreeSet<String>,
+    images: &BTreeMap<String, String>,
+) -> Result<(Plan, Observation), Stop> {
+    let desired = &cmd.project;
+    let (observed, obs) = observe(&*inner.engine, desired, &inner.releases, images)
+        .await
+        .map_err(Stop::failed)?;
+    let mut plan =
+        plan_with(desired, &observed, &PlanOptions { force: cmd.force }).map_err(Stop::invalid)?;
+    plan.steps.retain(|s| wanted(s, selected));
+    Ok((plan, obs))
+}
+
+/// The ID of `image` if it is on this host; nothing is pulled.
+async fn local_image(inner: &Inner, image: &str) -> Result<Option<String>, Stop> {
+    Ok(inner
+        .engine
+        .inspect_image(image)
+        .await
+        .map_err(Stop::failed)?
+        .map(|img| img.id))
 }
 
 fn selected_apps(desired: &ResolvedProject, services: &[String]) -> Result<BTreeSet<String>, Stop> {
@@ -219,24 +159,13 @@ async fn deploy(
         )));
     }
     let images = resolve_images(inner, p, desired, &selected, cmd.pull).await?;
-    let (observed, obs) = observe(&*inner.engine, desired, &inner.releases, &images)
-        .await
-        .map_err(Stop::failed)?;
-    let plan =
-        plan_with(desired, &observed, &PlanOptions { force: cmd.force }).map_err(Stop::invalid)?;
+    let (plan, obs) = plan_selected(inner, cmd, &selected, &images).await?;
     for w in &plan.warnings {
         p.warn(w);
     }
-    let steps: Vec<Step> = plan
-        .steps
-        .into_iter()
-        .filter(|s| wanted(s, &selected))
-        .collect();
-    if steps
-        .iter()
-        .all(|s| matches!(s, Step::LeaveAccessory { .. } | Step::AppUpToDate { .. }))
-    {
-        let live: Vec<String> = steps
+    if plan.is_noop() {
+        let live: Vec<String> = plan
+            .steps
             .iter()
             .filter_map(|s| match s {
                 Step::AppUpToDate {
@@ -257,6 +186,7 @@ async fn deploy(
         ));
     }
 
+    let steps = plan.steps;
     let mut deployed = Vec::new();
     let mut accessories_ready = false;
     for step in &steps {
@@ -291,28 +221,19 @@ async fn deploy(
                     spec.driver_opts = v.driver_opts.clone();
                 }
                 let s = p.step(format!("create volume {name}"));
-                match inner.engine.ensure_volume(&spec).await {
-                    Ok(_) => p.done(s, None),
-                    Err(e) => {
-                        p.failed(s, &e);
-                        return Err(Stop::failed(e));
-                    }
-                }
+                step_result(p, s, inner.engine.ensure_volume(&spec).await)?;
             }
             Step::StartAccessory {
                 service, container, ..
-            } => {
-                let acc = desired.accessory(service).expect("planned from desired");
-                let s = p.step(format!("start accessory {service} ({container})"));
-                let r = start_accessory(inner, project, &acc.service, container, false).await;
-                step_result(p, s, r)?;
             }
-            Step::RecreateAccessory {
+            | Step::RecreateAccessory {
                 service, container, ..
             } => {
+                let recreate = matches!(step, Step::RecreateAccessory { .. });
                 let acc = desired.accessory(service).expect("planned from desired");
-                let s = p.step(format!("recreate accessory {service} ({container})"));
-                let r = start_accessory(inner, project, &acc.service, container, true).await;
+                let verb = if recreate { "recreate" } else { "start" };
+                let s = p.step(format!("{verb} accessory {service} ({container})"));
+                let r = start_accessory(inner, project, &acc.service, container, recreate).await;
                 step_result(p, s, r)?;
             }
             Step::LeaveAccessory { .. } | Step::AppUpToDate { .. } => {}
@@ -364,7 +285,7 @@ async fn deploy(
                 )
                 .await;
                 match done {
-                    Ok(_) => deployed.push(format!("{service} ({color})")),
+                    Ok(()) => deployed.push(format!("{service} ({color})")),
                     Err(mut stop) => {
                         if !deployed.is_empty() {
                             stop.message = format!(
@@ -408,15 +329,16 @@ async fn deploy(
     ))
 }
 
-fn step_result(
+/// Ends step `s` as `r` says; its error also stops the operation.
+fn step_result<T, E: std::fmt::Display>(
     p: &Progress,
     s: crate::events::StepHandle,
-    r: Result<(), String>,
-) -> Result<(), Stop> {
+    r: Result<T, E>,
+) -> Result<T, Stop> {
     match r {
-        Ok(()) => {
+        Ok(v) => {
             p.done(s, None);
-            Ok(())
+            Ok(v)
         }
         Err(e) => {
             p.failed(s, &e);
@@ -531,13 +453,7 @@ async fn update_route(
         "update route of {service} ({})",
         changed.join(", ")
     ));
-    let network = app
-        .service
-        .networks
-        .first()
-        .map(|n| n.name.clone())
-        .unwrap_or_default();
-    let addr = match inner.address(&live.info, &network, app.cutover.port).await {
+    let addr = match inner.app_address(&live.info, app).await {
         Ok(a) => a,
         Err(e) => {
             p.failed(s, &e);
@@ -549,15 +465,7 @@ async fn update_route(
         .proxy
         .deploy(
             &containers::route_name(project, service),
-            DeployRequest {
-                targets: vec![addr.to_string()],
-                hosts: c.hosts.clone(),
-                path_prefix: c.path_prefix.clone(),
-                color: Some(live.color),
-                version: Some(live.version.clone()),
-                health: c.health.clone(),
-                timeouts: c.timeouts.clone(),
-            },
+            containers::route_request(c, addr, live.color, &live.version),
         )
         .await;
     match r {
@@ -565,9 +473,10 @@ async fn update_route(
             let settings = c.clone();
             if let Err(e) = inner
                 .releases
-                .update(project, service, &live.version_id, |r| {
+                .update_async(project, service, &live.version_id, |r| {
                     r.app.cutover = settings
                 })
+                .await
             {
                 p.warn(e);
             }
@@ -607,13 +516,8 @@ async fn resolve_images(
             continue;
         }
         if !wanted {
-            if let Some(img) = inner
-                .engine
-                .inspect_image(&spec.image)
-                .await
-                .map_err(Stop::failed)?
-            {
-                images.insert(spec.image.clone(), img.id);
+            if let Some(id) = local_image(inner, &spec.image).await? {
+                images.insert(spec.image.clone(), id);
             }
             continue;
         }
@@ -639,40 +543,17 @@ async fn resolve_image(
         bs.target = b.target.clone();
         bs.labels
             .insert(labels::PROJECT.into(), desired.name.clone());
-        return match engine.build_image(&bs).await {
-            Ok(out) => {
-                p.done(s, None);
-                Ok(out.image_id)
-            }
-            Err(e) => {
-                p.failed(s, &e);
-                Err(Stop::failed(e))
-            }
-        };
+        return step_result(p, s, engine.build_image(&bs).await).map(|out| out.image_id);
     }
-    let local = engine
-        .inspect_image(&spec.image)
-        .await
-        .map_err(Stop::failed)?;
-    match (pull, local) {
-        (PullPolicy::Missing, Some(img)) => Ok(img.id),
-        (PullPolicy::Never, Some(img)) => Ok(img.id),
+    match (pull, local_image(inner, &spec.image).await?) {
+        (PullPolicy::Missing, Some(id)) | (PullPolicy::Never, Some(id)) => Ok(id),
         (PullPolicy::Never, None) => Err(Stop::invalid(format!(
             "image {} (service {}) is not on this host and pulling is off\nhint: pull or load it first, or deploy with --pull missing",
             spec.image, spec.name
         ))),
         (PullPolicy::Always, _) | (PullPolicy::Missing, None) => {
             let s = p.step(format!("pull {}", spec.image));
-            match engine.pull_image(&spec.image).await {
-                Ok(img) => {
-                    p.done(s, None);
-                    Ok(img.id)
-                }
-                Err(e) => {
-                    p.failed(s, &e);
-                    Err(Stop::failed(e))
-                }
-            }
+            step_result(p, s, engine.pull_image(&spec.image).await).map(|img| img.id)
         }
     }
 }

@@ -4,7 +4,16 @@
 pub mod deploy;
 pub mod switch;
 
+use std::future::Future;
+use std::time::{Duration, SystemTime};
+
 use cutover_core::progress::Outcome;
+
+use crate::events::Progress;
+use crate::history::Entry;
+use crate::lock::Holder;
+use crate::store::now_ms;
+use crate::Inner;
 
 /// Ends an operation early with this outcome; the message may carry a
 /// `\nhint: ` line.
@@ -34,11 +43,70 @@ impl Stop {
     }
 }
 
-pub(crate) fn lock_timeout_message(
-    project: &str,
-    holder: Option<crate::lock::Holder>,
-    wait: std::time::Duration,
-) -> String {
+/// What an operation is, for its lock holder and its history line.
+pub(crate) struct Operation<'a> {
+    pub project: &'a str,
+    /// `deploy`, `rollback` or `down`.
+    pub name: &'static str,
+    pub version: Option<String>,
+    /// Successful app cutovers recorded themselves (deploy, rollback).
+    pub ok_recorded_per_app: bool,
+}
+
+/// Runs `work` holding the project's lock (waiting up to `wait_lock` for
+/// it), then records the operation in the history unless it already is,
+/// and ends the progress stream with its outcome.
+pub(crate) async fn run_exclusive(
+    inner: &Inner,
+    p: &Progress,
+    op: Operation<'_>,
+    wait_lock: Duration,
+    work: impl Future<Output = Result<(Outcome, String), Stop>>,
+) {
+    let started = tokio::time::Instant::now();
+    let holder = Holder {
+        operation: op.name.into(),
+        version: op.version.clone(),
+        since: SystemTime::now(),
+    };
+    let result = match inner.locks.acquire(op.project, holder, wait_lock).await {
+        Ok(guard) => {
+            let r = work.await;
+            // Released before the history write: the next operation need
+            // not wait for this one's bookkeeping.
+            drop(guard);
+            r
+        }
+        Err(h) => Err(Stop {
+            outcome: Outcome::LockTimeout,
+            message: lock_timeout_message(op.project, h, wait_lock),
+            recorded: false,
+        }),
+    };
+    let (outcome, message, recorded) = match result {
+        Ok((o, m)) => (o, m, op.ok_recorded_per_app && o == Outcome::Ok),
+        Err(s) => (s.outcome, s.message, s.recorded),
+    };
+    if !recorded {
+        let entry = Entry {
+            time_ms: now_ms(),
+            project: op.project.to_string(),
+            operation: op.name.to_string(),
+            service: None,
+            version: op.version,
+            color: None,
+            result: outcome,
+            duration_ms: started.elapsed().as_millis() as u64,
+            error: (!matches!(outcome, Outcome::Ok | Outcome::UpToDate)).then(|| message.clone()),
+        };
+        if let Err(e) = inner.history.append_async(entry).await {
+            p.warn(e);
+        }
+    }
+    p.finish(outcome, message);
+}
+
+fn lock_timeout_message(project: &str, holder: Option<Holder>, wait: Duration) -> String {
     let who = holder
         .map(|h| h.to_string())
         .unwrap_or_else(|| "another operation".into());

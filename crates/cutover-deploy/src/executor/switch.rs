@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use cutover_core::compose::{app_container_name, AppSpec};
 use cutover_core::progress::{Outcome, ProgressEvent};
-use cutover_core::service::{Color, DeployRequest};
+use cutover_core::service::Color;
 use cutover_core::status::Event;
 use cutover_docker::{ContainerSpec, Reachability};
 
@@ -42,10 +42,6 @@ pub struct Candidate<'a> {
     pub operation: &'static str,
 }
 
-pub struct RolledOut {
-    pub container: String,
-}
-
 pub(crate) async fn roll_out(
     inner: &Inner,
     p: &Progress,
@@ -53,7 +49,7 @@ pub(crate) async fn roll_out(
     cand: Candidate<'_>,
     state: &AppState,
     remove_after: &[String],
-) -> Result<RolledOut, Stop> {
+) -> Result<(), Stop> {
     let started = tokio::time::Instant::now();
     let result = roll_out_inner(inner, p, project, &cand, state, remove_after).await;
     let entry = Entry {
@@ -70,7 +66,7 @@ pub(crate) async fn roll_out(
         duration_ms: started.elapsed().as_millis() as u64,
         error: result.as_ref().err().map(|s| s.message.clone()),
     };
-    if let Err(e) = inner.history.append(&entry) {
+    if let Err(e) = inner.history.append_async(entry).await {
         p.warn(e);
     }
     result.map_err(|mut s| {
@@ -86,7 +82,7 @@ async fn roll_out_inner(
     cand: &Candidate<'_>,
     state: &AppState,
     remove_after: &[String],
-) -> Result<RolledOut, Stop> {
+) -> Result<(), Stop> {
     let engine = &*inner.engine;
     let service = cand.app.service.name.as_str();
     let slot = app_container_name(project, service, cand.color);
@@ -127,16 +123,18 @@ async fn roll_out_inner(
         }
     }
 
-    if let Err(e) = inner.journal.begin(&InProgress {
-        project: project.to_string(),
-        service: service.to_string(),
-        operation: cand.operation.to_string(),
-        container: slot.clone(),
-        reused: reuse,
-        started_ms: now_ms(),
-    }) {
-        return Err(Stop::failed(e));
-    }
+    inner
+        .journal
+        .begin_async(InProgress {
+            project: project.to_string(),
+            service: service.to_string(),
+            operation: cand.operation.to_string(),
+            container: slot.clone(),
+            reused: reuse,
+            started_ms: now_ms(),
+        })
+        .await
+        .map_err(Stop::failed)?;
 
     let step = p.step(format!(
         "start {slot} ({} {})",
@@ -192,14 +190,7 @@ async fn roll_out_inner(
         }
     };
 
-    let network = cand
-        .app
-        .service
-        .networks
-        .first()
-        .map(|n| n.name.clone())
-        .unwrap_or_default();
-    let addr = match inner.address(&info, &network, cand.app.cutover.port).await {
+    let addr = match inner.app_address(&info, cand.app).await {
         Ok(a) => a,
         Err(e) => {
             p.warn(&e);
@@ -230,15 +221,7 @@ async fn roll_out_inner(
         .proxy
         .deploy(
             &route,
-            DeployRequest {
-                targets: vec![addr.to_string()],
-                hosts: c.hosts.clone(),
-                path_prefix: c.path_prefix.clone(),
-                color: Some(cand.color),
-                version: Some(cand.version.clone()),
-                health: c.health.clone(),
-                timeouts: c.timeouts.clone(),
-            },
+            containers::route_request(c, addr, cand.color, &cand.version),
         )
         .await;
     if let Err(e) = switched {
@@ -281,7 +264,8 @@ async fn roll_out_inner(
     // only reachable by `rollback --to`.
     if let Err(e) = inner
         .releases
-        .record(project, release, cand.app.cutover.keep as usize + 5)
+        .record_async(project, release, cand.app.cutover.keep as usize + 5)
+        .await
     {
         p.warn(e);
     }
@@ -295,7 +279,7 @@ async fn roll_out_inner(
             remove_container(inner, p, name, "past keep").await?;
         }
     }
-    Ok(RolledOut { container: slot })
+    Ok(())
 }
 
 /// Waits for the proxy to drain the old color, then stops it; it stays
@@ -420,11 +404,13 @@ async fn make_room(
     }
     match engine.remove_container(occupant.name()).await {
         Ok(_) => {
+            let moved_to = new_name.clone();
             let _ = inner
                 .releases
-                .update(project, &occupant.service, &occupant.version_id, |r| {
-                    r.container = new_name.clone()
-                });
+                .update_async(project, &occupant.service, &occupant.version_id, |r| {
+                    r.container = moved_to
+                })
+                .await;
             p.done(step, None);
             Ok(Some(new_name))
         }
@@ -468,23 +454,22 @@ async fn abandon(
     reuse: bool,
 ) {
     let engine = &*inner.engine;
-    let result = if reuse {
-        let step = p.step(format!("stop {slot} again"));
-        let r = engine.stop_container(slot, Duration::from_secs(10)).await;
-        match &r {
-            Ok(()) => p.done(step, None),
-            Err(e) => p.failed(step, e),
-        }
-        r.map(|_| ())
+    let step = p.step(if reuse {
+        format!("stop {slot} again")
     } else {
-        let step = p.step(format!("remove {slot}"));
-        let r = engine.remove_container(slot).await;
-        match &r {
-            Ok(_) => p.done(step, None),
-            Err(e) => p.failed(step, e),
-        }
-        r.map(|_| ())
+        format!("remove {slot}")
+    });
+    let result = if reuse {
+        engine
+            .stop_container(slot, containers::DEFAULT_STOP_GRACE)
+            .await
+    } else {
+        engine.remove_container(slot).await.map(|_| ())
     };
+    match &result {
+        Ok(()) => p.done(step, None),
+        Err(e) => p.failed(step, e),
+    }
     match result {
         // Only a settled slot clears the journal; otherwise recovery at the
         // next start finishes the cleanup.
