@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::time::SystemTime;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
@@ -220,15 +221,22 @@ async fn logs(
     {
         return error(
             StatusCode::BAD_REQUEST,
-            format!("unknown query parameter `{k}`\nhint: logs takes service, tail, follow, all"),
+            format!(
+                "unknown query parameter `{k}`\nhint: logs takes service, tail, follow, all, since"
+            ),
         );
     }
-    if q.contains_key("since") {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "query parameter `since` is not supported yet\nhint: use tail=<lines> instead",
-        );
-    }
+    let since = match q.get("since").map(|s| parse_since(s, SystemTime::now())) {
+        None => None,
+        Some(Ok(t)) => Some(t),
+        Some(Err(())) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "query parameter `since` must be a duration back from now (`10m`, `90s`) \
+                 or an RFC 3339 time (`2026-11-24T16:00:00Z`)",
+            )
+        }
+    };
     let tail = match q.get("tail").map(|t| t.parse::<usize>()) {
         None => 100,
         Some(Ok(n)) => n,
@@ -248,6 +256,7 @@ async fn logs(
         tail,
         follow,
         all,
+        since,
     };
     match engine.logs(&project, &query).await {
         Ok(s) => Response::builder()
@@ -255,5 +264,43 @@ async fn logs(
             .body(Body::from_stream(s.map(Ok::<_, Infallible>)))
             .expect("static response parts are valid"),
         Err(e) => error(StatusCode::NOT_FOUND, e),
+    }
+}
+
+/// `since` as `docker logs` takes it: a duration back from `now`, or a time.
+fn parse_since(value: &str, now: SystemTime) -> Result<SystemTime, ()> {
+    if let Ok(ago) = humantime::parse_duration(value) {
+        // SystemTime reaches before the epoch; the engine's `since` does not.
+        return Ok(now
+            .checked_sub(ago)
+            .filter(|t| *t >= SystemTime::UNIX_EPOCH)
+            .unwrap_or(SystemTime::UNIX_EPOCH));
+    }
+    humantime::parse_rfc3339_weak(value).map_err(|_| ())
+}
+
+#[cfg(test)]
+mod since_tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::parse_since;
+
+    #[test]
+    fn since_is_a_duration_back_or_a_time() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        assert_eq!(
+            parse_since("10m", now),
+            Ok(now - Duration::from_secs(600))
+        );
+        assert_eq!(
+            parse_since("1970-01-01T00:00:10Z", now),
+            Ok(SystemTime::UNIX_EPOCH + Duration::from_secs(10))
+        );
+        // Further back than the epoch reads everything.
+        assert_eq!(
+            parse_since("100000h", now),
+            Ok(SystemTime::UNIX_EPOCH)
+        );
+        assert_eq!(parse_since("yesterday-ish", now), Err(()));
     }
 }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use cutover_core::service::Color;
 use cutover_core::status::{Health, TargetStatus};
 use cutover_docker::labels::{self, LabelFilter};
-use cutover_docker::{ContainerState, EngineError, LogSource};
+use cutover_docker::{ContainerState, EngineError, LogOptions, LogSource};
 use futures_util::stream::{self, BoxStream, StreamExt};
 use serde::Serialize;
 
@@ -95,6 +95,8 @@ pub struct LogsQuery {
     pub follow: bool,
     /// Old colors too, each line prefixed by its container name.
     pub all: bool,
+    /// Only lines written at or after this time.
+    pub since: Option<std::time::SystemTime>,
 }
 
 impl DeployEngine {
@@ -288,26 +290,27 @@ impl DeployEngine {
             s.push('\n');
             Bytes::from(s)
         };
+        let options = LogOptions {
+            tail: q.tail,
+            since: q.since,
+            follow: q.follow,
+        };
+        // One stream per container, merged as lines come when following,
+        // one after the other otherwise.
+        let streams = names.into_iter().map(move |n| {
+            engine
+                .logs(&n, &options)
+                .map(move |r| match r {
+                    Ok(l) => line(&n, l.source, l.text),
+                    Err(e) => Bytes::from(format!("{n}: cannot read logs: {e}\n")),
+                })
+                .boxed()
+        });
         if q.follow {
-            let streams = names.into_iter().map(|n| {
-                engine
-                    .logs_follow(&n, q.tail)
-                    .map(move |r| match r {
-                        Ok(l) => line(&n, l.source, l.text),
-                        Err(e) => Bytes::from(format!("{n}: log stream ended: {e}\n")),
-                    })
-                    .boxed()
-            });
-            return Ok(stream::select_all(streams).boxed());
+            Ok(stream::select_all(streams).boxed())
+        } else {
+            Ok(stream::iter(streams).flatten().boxed())
         }
-        let mut out = Vec::new();
-        for n in names {
-            match engine.logs_tail(&n, q.tail).await {
-                Ok(lines) => out.extend(lines.into_iter().map(|l| line(&n, l.source, l.text))),
-                Err(e) => out.push(Bytes::from(format!("{n}: cannot read logs: {e}\n"))),
-            }
-        }
-        Ok(stream::iter(out).boxed())
     }
 }
 

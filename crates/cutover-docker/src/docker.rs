@@ -881,14 +881,17 @@ impl Engine for DockerEngine {
 
     fn logs_tail<'a>(&'a self, name: &'a str, lines: usize) -> EngineFuture<'a, Vec<LogLine>> {
         Box::pin(async move {
-            self.logs_follow_inner(name, lines, false)
-                .try_collect()
+            let options = LogOptions {
+                tail: lines,
+                ..LogOptions::default()
+            };
+            self.logs(name, &options).try_collect()
                 .await
         })
     }
 
-    fn logs_follow(&self, name: &str, tail: usize) -> LogStream {
-        self.logs_follow_inner(name, tail, true)
+    fn logs(&self, name: &str, options: &LogOptions) -> LogStream {
+        self.log_stream(name, options)
     }
 
     fn exec<'a>(&'a self, container: &'a str, argv: &'a [String]) -> EngineFuture<'a, ExecOutput> {
@@ -957,12 +960,19 @@ fn log_frame(output: bollard::container::LogOutput) -> (LogSource, bytes::Bytes)
 }
 
 impl DockerEngine {
-    fn logs_follow_inner(&self, name: &str, tail: usize, follow: bool) -> LogStream {
+    fn log_stream(&self, name: &str, options: &LogOptions) -> LogStream {
+        // The engine takes whole seconds since the epoch; a time before the
+        // epoch means "everything", which 0 also says.
+        let since = options
+            .since
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs() as i32);
         let options = q::LogsOptions {
-            follow,
+            follow: options.follow,
             stdout: true,
             stderr: true,
-            tail: tail.to_string(),
+            since,
+            tail: options.tail.to_string(),
             ..Default::default()
         };
         let frames = self.docker.logs(name, Some(options));

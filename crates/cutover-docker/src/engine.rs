@@ -94,8 +94,9 @@ pub trait Engine: Send + Sync {
     ) -> EngineFuture<'a, Vec<ContainerSummary>>;
     /// The last `lines` lines of stdout and stderr, in order.
     fn logs_tail<'a>(&'a self, name: &'a str, lines: usize) -> EngineFuture<'a, Vec<LogLine>>;
-    /// The last `tail` lines, then new lines as they come.
-    fn logs_follow(&self, name: &str, tail: usize) -> LogStream;
+    /// The log as `options` select it: the last `tail` lines (of those
+    /// written after `since`), then, with `follow`, new lines as they come.
+    fn logs(&self, name: &str, options: &LogOptions) -> LogStream;
     /// Runs `argv` in the running container and waits for it.
     fn exec<'a>(&'a self, container: &'a str, argv: &'a [String]) -> EngineFuture<'a, ExecOutput>;
 

@@ -818,8 +818,10 @@ impl Engine for FakeEngine {
     }
 
     /// The lines there are now; the fake has no process to follow, so the
-    /// stream ends after them.
-    fn logs_follow(&self, name: &str, tail: usize) -> LogStream {
+    /// stream ends after them. Its lines carry no time, so `since` selects
+    /// them all.
+    fn logs(&self, name: &str, options: &LogOptions) -> LogStream {
+        let tail = options.tail;
         let result = (|| {
             let mut st = self.lock();
             st.record(Op::Logs, name)?;

@@ -227,3 +227,14 @@ pub struct ExecOutput {
     pub stdout: String,
     pub stderr: String,
 }
+
+/// Which part of a container's log to read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogOptions {
+    /// At most this many lines from the end.
+    pub tail: usize,
+    /// Only lines written at or after this time.
+    pub since: Option<std::time::SystemTime>,
+    /// Keep the stream open for new lines until the container stops.
+    pub follow: bool,
+}

@@ -484,7 +484,14 @@ async fn logs_tail_returns_the_last_lines_and_follow_streams() {
     let lines: Vec<LogLine> = tokio::time::timeout(
         PATIENCE,
         env.engine
-            .logs_follow(&ticker.name, 100)
+            .logs(
+                &ticker.name,
+                &LogOptions {
+                    tail: 100,
+                    follow: true,
+                    ..LogOptions::default()
+                },
+            )
             .map(|l| l.unwrap())
             .collect(),
     )
@@ -493,6 +500,30 @@ async fn logs_tail_returns_the_last_lines_and_follow_streams() {
     assert_eq!(
         texts(&lines),
         vec!["tick 1", "tick 2", "tick 3", "tick 4", "tick 5"]
+    );
+
+    // `since` selects by the engine's own timestamps: a minute ahead is
+    // after every line, the epoch before all of them.
+    let read_since = |since: std::time::SystemTime| {
+        env.engine
+            .logs(
+                &ticker.name,
+                &LogOptions {
+                    tail: 100,
+                    since: Some(since),
+                    follow: false,
+                },
+            )
+            .map(|l| l.unwrap())
+            .collect::<Vec<LogLine>>()
+    };
+    let now = std::time::SystemTime::now();
+    assert!(read_since(now + Duration::from_secs(60)).await.is_empty());
+    assert_eq!(
+        read_since(std::time::UNIX_EPOCH + Duration::from_secs(1))
+            .await
+            .len(),
+        5
     );
 
     let err = env

@@ -283,6 +283,15 @@ async fn deploy_switch_rollback_and_down() {
         "{}",
         text(&out.stdout)
     );
+    // `--since` reaches the engine (the adapter's own test checks that it
+    // filters): an hour back still has the start-up line.
+    let out = project.cutover(&daemon, &["logs", "web", "--since", "1h"]);
+    expect_code(&out, 0, &daemon);
+    assert!(
+        text(&out.stdout).contains("cutover-origin two listening"),
+        "{}",
+        text(&out.stdout)
+    );
     let out = project.cutover(&daemon, &["logs", "web", "--all"]);
     expect_code(&out, 0, &daemon);
     let all = text(&out.stdout);
