@@ -62,6 +62,8 @@ cleanup() {
         wait "$DAEMON_PID" 2>/dev/null
     fi
     rm -rf "$WORK"
+    # Only a dockerd this script started is stopped.
+    stop_dockerd
     exit "$rc"
 }
 trap cleanup EXIT
@@ -74,6 +76,11 @@ else
 fi
 # The value of a top-level JSON field, without jq: enough for athens' flat answers.
 field() { sed -n "s/.*\"$1\":\(\"[^\"]*\"\|[0-9]*\).*/\1/p" | tr -d '"'; }
+
+# A fresh machine has neither the packages nor a running engine.
+step "packages and Docker engine"
+"$ROOT/scripts/deps.sh" test
+ensure_dockerd
 
 step "build the images (build-local.sh)"
 "$HERE/build-local.sh"

@@ -5,8 +5,8 @@
 //! the deploy engine waits on its events to know when an old color is drained.
 #![forbid(unsafe_code)]
 
-pub mod admin;
 mod access_log;
+pub mod admin;
 mod drain;
 mod handle;
 mod health;
@@ -15,8 +15,8 @@ mod proxy;
 mod router;
 mod server;
 mod service;
-mod target;
 pub mod state;
+mod target;
 mod websocket;
 
 pub use handle::{DeployError, Proxy, ProxyConfig};
