@@ -288,19 +288,13 @@ mod since_tests {
     #[test]
     fn since_is_a_duration_back_or_a_time() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        assert_eq!(
-            parse_since("10m", now),
-            Ok(now - Duration::from_secs(600))
-        );
+        assert_eq!(parse_since("10m", now), Ok(now - Duration::from_secs(600)));
         assert_eq!(
             parse_since("1970-01-01T00:00:10Z", now),
             Ok(SystemTime::UNIX_EPOCH + Duration::from_secs(10))
         );
         // Further back than the epoch reads everything.
-        assert_eq!(
-            parse_since("100000h", now),
-            Ok(SystemTime::UNIX_EPOCH)
-        );
+        assert_eq!(parse_since("100000h", now), Ok(SystemTime::UNIX_EPOCH));
         assert_eq!(parse_since("yesterday-ish", now), Err(()));
     }
 }

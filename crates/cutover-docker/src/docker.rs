@@ -885,8 +885,7 @@ impl Engine for DockerEngine {
                 tail: lines,
                 ..LogOptions::default()
             };
-            self.logs(name, &options).try_collect()
-                .await
+            self.logs(name, &options).try_collect().await
         })
     }
 

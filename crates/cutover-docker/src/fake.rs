@@ -1120,7 +1120,12 @@ mod tests {
             tail.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(),
             vec!["line 3", "line 4"]
         );
-        let followed: Vec<_> = fake.logs_follow("c", 1).collect().await;
+        let options = LogOptions {
+            tail: 1,
+            follow: true,
+            ..LogOptions::default()
+        };
+        let followed: Vec<_> = fake.logs("c", &options).collect().await;
         assert_eq!(followed.len(), 1);
         assert!(fake.logs_tail("nope", 2).await.unwrap_err().is_not_found());
     }

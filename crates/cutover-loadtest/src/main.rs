@@ -1028,3 +1028,33 @@ async fn main() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts_are_accepted() {
+        for url in ["http://127.0.0.1:8080", "http://127.1.2.3", "http://localhost:1", "http://[::1]:9000/x"] {
+            assert!(parse_target(url, &[]).is_ok(), "{url}");
+        }
+        let t = parse_target("http://[::1]:9000", &[]).unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("::1", 9000));
+    }
+
+    #[test]
+    fn other_hosts_need_allow_host() {
+        let err = parse_target("http://172.17.0.2:8080", &[]).unwrap_err().to_string();
+        assert!(err.contains("not a loopback address"), "{err}");
+        assert!(err.contains("hint: pass --allow-host 172.17.0.2"), "{err}");
+        assert!(parse_target("http://172.17.0.2:8080", &["172.17.0.2".into()]).is_ok());
+        assert!(parse_target("http://example.com", &["172.17.0.2".into()]).is_err());
+        assert!(parse_target("https://127.0.0.1", &[]).is_err());
+    }
+
+    #[test]
+    fn state_is_read_from_location_query() {
+        assert_eq!(query_param("https://idp/x?client_id=a&state=abc&y=1", "state").as_deref(), Some("abc"));
+        assert_eq!(query_param("https://idp/x", "state"), None);
+    }
+}
