@@ -103,7 +103,9 @@ struct Target {
 }
 
 fn parse_target(url: &str, allow: &[String]) -> anyhow::Result<Target> {
-    let uri: Uri = url.parse().with_context(|| format!("invalid --url {url:?}"))?;
+    let uri: Uri = url
+        .parse()
+        .with_context(|| format!("invalid --url {url:?}"))?;
     if uri.scheme_str() != Some("http") {
         bail!("--url {url:?} must use http://\nhint: TLS is not supported; point at the plain HTTP listener");
     }
@@ -114,15 +116,22 @@ fn parse_target(url: &str, allow: &[String]) -> anyhow::Result<Target> {
         .trim_end_matches(']')
         .to_string();
     let port = uri.port_u16().unwrap_or(80);
-    let loopback =
-        host == "localhost" || host.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false);
+    let loopback = host == "localhost"
+        || host
+            .parse::<IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false);
     if !loopback && !allow.iter().any(|a| a == &host) {
         bail!(
             "refusing to load-test {host}: it is not a loopback address\nhint: pass --allow-host {host} if this run created that host (e.g. a container IP)"
         );
     }
     let authority = uri.authority().map(|a| a.to_string()).unwrap_or_default();
-    Ok(Target { host, port, authority })
+    Ok(Target {
+        host,
+        port,
+        authority,
+    })
 }
 
 fn ms(since: Instant, t: Instant) -> f64 {
@@ -236,7 +245,13 @@ impl Shared {
         true
     }
 
-    fn record_response(&self, started: f64, status: StatusCode, version: Option<String>, count: Option<i64>) {
+    fn record_response(
+        &self,
+        started: f64,
+        status: StatusCode,
+        version: Option<String>,
+        count: Option<i64>,
+    ) {
         let now = self.now_ms();
         let mut h = self.http.lock().unwrap();
         h.sent += 1;
@@ -252,7 +267,11 @@ impl Shared {
         }
         h.last_success_ms = Some(now);
         if let Some(v) = version {
-            if h.transitions.last().map(|(_, last)| last != &v).unwrap_or(true) {
+            if h.transitions
+                .last()
+                .map(|(_, last)| last != &v)
+                .unwrap_or(true)
+            {
                 h.transitions.push((now, v));
             }
         }
@@ -270,7 +289,8 @@ impl Shared {
                     if h.continuity_violations.len() < 50 {
                         h.continuity_violations.push(msg);
                     } else if h.continuity_violations.len() == 50 {
-                        h.continuity_violations.push("(further violations not listed)".into());
+                        h.continuity_violations
+                            .push("(further violations not listed)".into());
                     }
                 }
             }
@@ -303,7 +323,10 @@ enum ReqError {
     Conn(anyhow::Error),
 }
 
-async fn connect(target: &Target, timeout: Duration) -> Result<http1::SendRequest<Empty<Bytes>>, ReqError> {
+async fn connect(
+    target: &Target,
+    timeout: Duration,
+) -> Result<http1::SendRequest<Empty<Bytes>>, ReqError> {
     let fut = async {
         let stream = TcpStream::connect((target.host.as_str(), target.port)).await?;
         let _ = stream.set_nodelay(true);
@@ -344,16 +367,27 @@ async fn request(
     }
 }
 
-fn parse_visit(shared: &Shared, headers: &http::HeaderMap, body: &[u8]) -> (Option<String>, Option<i64>) {
+fn parse_visit(
+    shared: &Shared,
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> (Option<String>, Option<i64>) {
     let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     let version = match &shared.args.version_header {
-        Some(h) => headers.get(h.as_str()).and_then(|v| v.to_str().ok()).map(str::to_string),
-        None => json
-            .as_ref()
-            .and_then(|j| j.get("version"))
-            .and_then(|v| v.as_str().map(str::to_string).or_else(|| Some(v.to_string()))),
+        Some(h) => headers
+            .get(h.as_str())
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        None => json.as_ref().and_then(|j| j.get("version")).and_then(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .or_else(|| Some(v.to_string()))
+        }),
     };
-    let count = json.as_ref().and_then(|j| j.get("count")).and_then(|c| c.as_i64());
+    let count = json
+        .as_ref()
+        .and_then(|j| j.get("count"))
+        .and_then(|c| c.as_i64());
     (version, count)
 }
 
@@ -420,11 +454,16 @@ enum WsEnd {
     Cut(String),
 }
 
-async fn ws_session(shared: &Shared, id: usize, version: &mut Option<String>) -> anyhow::Result<WsEnd> {
+async fn ws_session(
+    shared: &Shared,
+    id: usize,
+    version: &mut Option<String>,
+) -> anyhow::Result<WsEnd> {
     let url = format!("ws://{}/ws", shared.target.authority);
-    let (mut ws, _) = tokio::time::timeout(shared.args.timeout, tokio_tungstenite::connect_async(url))
-        .await
-        .context("WebSocket connect timed out")??;
+    let (mut ws, _) =
+        tokio::time::timeout(shared.args.timeout, tokio_tungstenite::connect_async(url))
+            .await
+            .context("WebSocket connect timed out")??;
     shared.ws.lock().unwrap().opened += 1;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut seq = 0u64;
@@ -480,12 +519,12 @@ async fn ws_session(shared: &Shared, id: usize, version: &mut Option<String>) ->
 }
 
 async fn ws_loop(shared: Arc<Shared>, id: usize) {
-    let mut first = true;
+    // Only a socket that was open and then closed makes the next connect a reconnect.
+    let mut had_session = false;
     while shared.running() {
-        if !first {
+        if had_session {
             shared.ws.lock().unwrap().reconnects += 1;
         }
-        first = false;
         let opened = shared.now_ms();
         let mut version = None;
         let end = ws_session(&shared, id, &mut version).await;
@@ -518,6 +557,7 @@ async fn ws_loop(shared: Arc<Shared>, id: usize) {
                 }
             }
         };
+        had_session = !connect_failed;
         let pause = if connect_failed { 100 } else { 20 };
         tokio::time::sleep(Duration::from_millis(pause)).await;
     }
@@ -607,7 +647,9 @@ async fn oauth_redeem(shared: &Shared, state: &str, carried: bool) {
 fn last_transition_ms(shared: &Shared) -> Option<f64> {
     let h = shared.http.lock().unwrap();
     // The first entry is the initial version, not a switch.
-    (h.transitions.len() > 1).then(|| h.transitions.last().map(|(t, _)| *t)).flatten()
+    (h.transitions.len() > 1)
+        .then(|| h.transitions.last().map(|(t, _)| *t))
+        .flatten()
 }
 
 async fn oauth_loop(shared: Arc<Shared>) {
@@ -632,7 +674,9 @@ async fn oauth_loop(shared: Arc<Shared>) {
                     pending.push((s, shared.now_ms()));
                 }
                 _ if st == StatusCode::NOT_FOUND => {
-                    tracing::info!("no OAuth endpoint at /api/v1/open/oauth/start; OAuth check skipped");
+                    tracing::info!(
+                        "no OAuth endpoint at /api/v1/open/oauth/start; OAuth check skipped"
+                    );
                     return;
                 }
                 _ => shared.oauth.lock().unwrap().errors += 1,
@@ -641,7 +685,9 @@ async fn oauth_loop(shared: Arc<Shared>) {
             shared.oauth.lock().unwrap().errors += 1;
         }
         if let Some(switch) = last_transition_ms(&shared) {
-            let (carried, rest): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(_, issued)| *issued < switch);
+            let (carried, rest): (Vec<_>, Vec<_>) = pending
+                .into_iter()
+                .partition(|(_, issued)| *issued < switch);
             pending = rest;
             for (s, _) in carried {
                 oauth_redeem(&shared, &s, true).await;
@@ -654,7 +700,9 @@ async fn oauth_loop(shared: Arc<Shared>) {
 }
 
 async fn deploy_loop(shared: Arc<Shared>) {
-    let Some(cmd) = shared.args.deploy_cmd.clone() else { return };
+    let Some(cmd) = shared.args.deploy_cmd.clone() else {
+        return;
+    };
     for i in 1..=shared.args.deploys {
         tokio::time::sleep(shared.args.deploy_interval).await;
         if !shared.running() {
@@ -664,7 +712,10 @@ async fn deploy_loop(shared: Arc<Shared>) {
         let version = format!("v{i}");
         let broken = shared.args.broken_at == Some(i);
         let mut c = tokio::process::Command::new("sh");
-        c.arg("-c").arg(&cmd).env("LOADTEST_VERSION", &version).env("LOADTEST_DEPLOY", i.to_string());
+        c.arg("-c")
+            .arg(&cmd)
+            .env("LOADTEST_VERSION", &version)
+            .env("LOADTEST_DEPLOY", i.to_string());
         if let Some(var) = &shared.args.version_env {
             c.env(var, &version);
         }
@@ -682,8 +733,18 @@ async fn deploy_loop(shared: Arc<Shared>) {
                 None
             }
         };
-        eprintln!("deploy {i} ({version}{}): exit {exit_code:?} after {:.0} ms", if broken { ", broken" } else { "" }, end_ms - start_ms);
-        shared.deploys.lock().unwrap().push(DeployRun { index: i, expected_failure: broken, start_ms, end_ms, exit_code });
+        eprintln!(
+            "deploy {i} ({version}{}): exit {exit_code:?} after {:.0} ms",
+            if broken { ", broken" } else { "" },
+            end_ms - start_ms
+        );
+        shared.deploys.lock().unwrap().push(DeployRun {
+            index: i,
+            expected_failure: broken,
+            start_ms,
+            end_ms,
+            exit_code,
+        });
     }
 }
 
@@ -747,6 +808,7 @@ struct Report {
     continuity: ContinuityReport,
     oauth: OauthStats,
     failures: Vec<String>,
+    warnings: Vec<String>,
 }
 
 fn build_report(shared: &Shared) -> Report {
@@ -758,7 +820,10 @@ fn build_report(shared: &Shared) -> Report {
     let end = shared.now_ms();
     // The gap after the last success until the end of the traffic also counts as downtime.
     let traffic_end = ms(shared.t0, shared.deadline).min(end);
-    let tail_gap = h.last_success_ms.map(|l| traffic_end - l).unwrap_or(traffic_end);
+    let tail_gap = h
+        .last_success_ms
+        .map(|l| traffic_end - l)
+        .unwrap_or(traffic_end);
     let http = HttpReport {
         sent: h.sent,
         ok_2xx: h.ok,
@@ -768,7 +833,11 @@ fn build_report(shared: &Shared) -> Report {
         longest_gap_ms: h.max_gap_ms.max(tail_gap.max(0.0)),
     };
     let version_at = |t: f64| -> Option<String> {
-        h.transitions.iter().rev().find(|(at, _)| *at <= t).map(|(_, v)| v.clone())
+        h.transitions
+            .iter()
+            .rev()
+            .find(|(at, _)| *at <= t)
+            .map(|(_, v)| v.clone())
     };
     let deploys = runs
         .iter()
@@ -780,15 +849,24 @@ fn build_report(shared: &Shared) -> Report {
                 .find(|(at, v)| *at >= d.start_ms && Some(v) != before.as_ref())
                 .map(|(at, v)| (*at, v.clone()));
             // A switch that shows up only after the next deploy began belongs to that one.
-            let next_start = runs.iter().find(|n| n.index == d.index + 1).map(|n| n.start_ms);
+            let next_start = runs
+                .iter()
+                .find(|n| n.index == d.index + 1)
+                .map(|n| n.start_ms);
             let switch = switch.filter(|(at, _)| next_start.map(|n| *at < n).unwrap_or(true));
             let drain_ms = switch.as_ref().and_then(|(at, _)| {
                 let old = before.as_ref()?;
                 w.lives
                     .iter()
-                    .filter(|(v, opened, closed)| v.as_ref() == Some(old) && *opened < *at && *closed >= *at)
-                    .map(|(_, _, closed)| closed - at)
-                    .fold(None, |acc: Option<f64>, x| Some(acc.map_or(x, |a| a.max(x))))
+                    // Closes are counted from the command start: a proxy may close old sockets a
+                    // moment before the first new-version response is observed.
+                    .filter(|(v, opened, closed)| {
+                        v.as_ref() == Some(old) && *opened < *at && *closed >= d.start_ms
+                    })
+                    .map(|(_, _, closed)| (closed - at).max(0.0))
+                    .fold(None, |acc: Option<f64>, x| {
+                        Some(acc.map_or(x, |a| a.max(x)))
+                    })
             });
             let succeeded = d.exit_code == Some(0);
             DeployReport {
@@ -829,13 +907,19 @@ fn build_report(shared: &Shared) -> Report {
         failures.push(format!("{} WebSocket connects failed", w.connect_errors));
     }
     if w.echo_mismatches > 0 {
-        failures.push(format!("{} WebSocket echoes did not match a sent message", w.echo_mismatches));
+        failures.push(format!(
+            "{} WebSocket echoes did not match a sent message",
+            w.echo_mismatches
+        ));
     }
     if s.breaks > 0 {
         failures.push(format!("{} SSE streams broke", s.breaks));
     }
     if !continuity.ok {
-        failures.push(format!("{} counter continuity violations", continuity.violations.len()));
+        failures.push(format!(
+            "{} counter continuity violations",
+            continuity.violations.len()
+        ));
     }
     if o.refused > 0 || o.second_use_accepted > 0 || o.errors > 0 {
         failures.push(format!(
@@ -846,19 +930,31 @@ fn build_report(shared: &Shared) -> Report {
     for d in &deploys {
         if !d.ok {
             if d.expected_failure {
-                failures.push(format!("deploy {} was expected to fail but exited {:?}", d.index, d.exit_code));
+                failures.push(format!(
+                    "deploy {} was expected to fail but exited {:?}",
+                    d.index, d.exit_code
+                ));
             } else {
                 failures.push(format!("deploy {} failed: exit {:?}", d.index, d.exit_code));
             }
         }
     }
-    if let Some(cmd) = &shared.args.deploy_cmd {
-        let _ = cmd;
-        if (runs.len() as u32) < shared.args.deploys {
-            failures.push(format!(
-                "only {} of {} deploys ran before the run ended\nhint: raise --duration or lower --deploy-interval",
-                runs.len(),
-                shared.args.deploys
+    if shared.args.deploy_cmd.is_some() && (runs.len() as u32) < shared.args.deploys {
+        failures.push(format!(
+            "only {} of {} deploys ran before the run ended\nhint: raise --duration or lower --deploy-interval",
+            runs.len(),
+            shared.args.deploys
+        ));
+    }
+    let mut warnings = Vec::new();
+    if !h.transitions.is_empty() {
+        for d in deploys
+            .iter()
+            .filter(|d| d.exit_code == Some(0) && d.switch_ms.is_none())
+        {
+            warnings.push(format!(
+                "deploy {} succeeded but no response from a new version was seen before the next deploy or the end of the run",
+                d.index
             ));
         }
     }
@@ -876,16 +972,22 @@ fn build_report(shared: &Shared) -> Report {
             echoes_ok: w.echoes_ok,
             echo_mismatches: w.echo_mismatches,
         },
-        sse: SseReport { opened: s.opened, events: s.events, breaks: s.breaks },
+        sse: SseReport {
+            opened: s.opened,
+            events: s.events,
+            breaks: s.breaks,
+        },
         deploys,
         continuity,
         oauth: o,
         failures,
+        warnings,
     }
 }
 
 fn opt_ms(v: Option<f64>) -> String {
-    v.map(|x| format!("{x:.0} ms")).unwrap_or_else(|| "-".into())
+    v.map(|x| format!("{x:.0} ms"))
+        .unwrap_or_else(|| "-".into())
 }
 
 fn markdown(r: &Report) -> String {
@@ -894,32 +996,68 @@ fn markdown(r: &Report) -> String {
         if map.is_empty() {
             "-".to_string()
         } else {
-            map.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ")
+            map.iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         }
     };
-    let non2xx: BTreeMap<String, u64> = r.http.non_2xx.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    let non2xx: BTreeMap<String, u64> = r
+        .http
+        .non_2xx
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
     m.push_str(&format!("# Load test against {}\n\n", r.url));
     m.push_str("| metric | value |\n|---|---|\n");
     m.push_str(&format!("| duration | {:.1} s |\n", r.duration_ms / 1000.0));
     m.push_str(&format!("| HTTP requests sent | {} |\n", r.http.sent));
     m.push_str(&format!("| HTTP 2xx | {} |\n", r.http.ok_2xx));
     m.push_str(&format!("| HTTP non-2xx | {} |\n", codes(&non2xx)));
-    m.push_str(&format!("| connection errors | {} |\n", r.http.connection_errors));
+    m.push_str(&format!(
+        "| connection errors | {} |\n",
+        r.http.connection_errors
+    ));
     m.push_str(&format!("| timeouts | {} |\n", r.http.timeouts));
-    m.push_str(&format!("| longest gap between successes | {:.0} ms |\n", r.http.longest_gap_ms));
+    m.push_str(&format!(
+        "| longest gap between successes | {:.0} ms |\n",
+        r.http.longest_gap_ms
+    ));
     m.push_str(&format!("| WebSockets opened | {} |\n", r.websocket.opened));
-    m.push_str(&format!("| WebSocket graceful closes | {} |\n", r.websocket.graceful_closes));
+    m.push_str(&format!(
+        "| WebSocket graceful closes | {} |\n",
+        r.websocket.graceful_closes
+    ));
     m.push_str(&format!("| WebSocket cuts | {} |\n", r.websocket.cuts));
-    m.push_str(&format!("| WebSocket close codes | {} |\n", codes(&r.websocket.close_codes)));
-    m.push_str(&format!("| WebSocket reconnects | {} |\n", r.websocket.reconnects));
-    m.push_str(&format!("| WebSocket connect errors | {} |\n", r.websocket.connect_errors));
+    m.push_str(&format!(
+        "| WebSocket close codes | {} |\n",
+        codes(&r.websocket.close_codes)
+    ));
+    m.push_str(&format!(
+        "| WebSocket reconnects | {} |\n",
+        r.websocket.reconnects
+    ));
+    m.push_str(&format!(
+        "| WebSocket connect errors | {} |\n",
+        r.websocket.connect_errors
+    ));
     if r.sse.opened > 0 || r.sse.breaks > 0 {
-        m.push_str(&format!("| SSE streams / events / breaks | {} / {} / {} |\n", r.sse.opened, r.sse.events, r.sse.breaks));
+        m.push_str(&format!(
+            "| SSE streams / events / breaks | {} / {} / {} |\n",
+            r.sse.opened, r.sse.events, r.sse.breaks
+        ));
     }
     m.push_str(&format!(
         "| counter continuity | {} (max count {}) |\n",
-        if r.continuity.ok { "ok".to_string() } else { format!("{} violations", r.continuity.violations.len()) },
-        r.continuity.max_count.map(|c| c.to_string()).unwrap_or_else(|| "-".into())
+        if r.continuity.ok {
+            "ok".to_string()
+        } else {
+            format!("{} violations", r.continuity.violations.len())
+        },
+        r.continuity
+            .max_count
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "-".into())
     ));
     if r.oauth.supported {
         m.push_str(&format!(
@@ -937,7 +1075,9 @@ fn markdown(r: &Report) -> String {
             m.push_str(&format!(
                 "| {} | {} | {} | {} | {} → {} | {} | {} | {:.0} ms |\n",
                 d.index,
-                d.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                d.exit_code
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "-".into()),
                 if d.expected_failure { "yes" } else { "no" },
                 if d.ok { "yes" } else { "NO" },
                 d.version_before.as_deref().unwrap_or("-"),
@@ -949,6 +1089,9 @@ fn markdown(r: &Report) -> String {
         }
     }
     m.push('\n');
+    for w in &r.warnings {
+        m.push_str(&format!("Warning: {w}\n"));
+    }
     if r.failures.is_empty() {
         m.push_str("No failures.\n");
     } else {
@@ -961,9 +1104,20 @@ fn markdown(r: &Report) -> String {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
+    // Exit 1 is reserved for --assert-zero-failures, so a run that could not start or
+    // finish exits 2, like a usage error.
+    if let Err(e) = run().await {
+        eprintln!("error: {e:#}");
+        std::process::exit(2);
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
@@ -1014,7 +1168,8 @@ async fn main() -> anyhow::Result<()> {
     let md = markdown(&report);
     print!("{md}");
     if let Some(p) = &shared.args.json {
-        std::fs::write(p, serde_json::to_vec_pretty(&report)?).with_context(|| format!("writing {}", p.display()))?;
+        std::fs::write(p, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", p.display()))?;
     }
     if let Some(p) = &shared.args.markdown {
         std::fs::write(p, &md).with_context(|| format!("writing {}", p.display()))?;
@@ -1035,7 +1190,12 @@ mod tests {
 
     #[test]
     fn loopback_hosts_are_accepted() {
-        for url in ["http://127.0.0.1:8080", "http://127.1.2.3", "http://localhost:1", "http://[::1]:9000/x"] {
+        for url in [
+            "http://127.0.0.1:8080",
+            "http://127.1.2.3",
+            "http://localhost:1",
+            "http://[::1]:9000/x",
+        ] {
             assert!(parse_target(url, &[]).is_ok(), "{url}");
         }
         let t = parse_target("http://[::1]:9000", &[]).unwrap();
@@ -1044,7 +1204,9 @@ mod tests {
 
     #[test]
     fn other_hosts_need_allow_host() {
-        let err = parse_target("http://172.17.0.2:8080", &[]).unwrap_err().to_string();
+        let err = parse_target("http://172.17.0.2:8080", &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not a loopback address"), "{err}");
         assert!(err.contains("hint: pass --allow-host 172.17.0.2"), "{err}");
         assert!(parse_target("http://172.17.0.2:8080", &["172.17.0.2".into()]).is_ok());
@@ -1054,7 +1216,10 @@ mod tests {
 
     #[test]
     fn state_is_read_from_location_query() {
-        assert_eq!(query_param("https://idp/x?client_id=a&state=abc&y=1", "state").as_deref(), Some("abc"));
+        assert_eq!(
+            query_param("https://idp/x?client_id=a&state=abc&y=1", "state").as_deref(),
+            Some("abc")
+        );
         assert_eq!(query_param("https://idp/x", "state"), None);
     }
 }
