@@ -75,13 +75,16 @@ fn request(targets: &[&Origin], color: Color) -> DeployRequest {
         path_prefix: None,
         color: Some(color),
         version: Some(format!("v-{color}")),
+        // Generous probe and deploy deadlines: they only bound a failure,
+        // and a busy CI machine (both cores compiling) can stall a probe for
+        // seconds. Tests of the deadlines themselves set short ones.
         health: HealthCheck {
             interval: Duration::from_millis(50),
-            timeout: Duration::from_secs(2),
+            timeout: Duration::from_secs(10),
             ..HealthCheck::default()
         },
         timeouts: Timeouts {
-            deploy: Duration::from_secs(5),
+            deploy: Duration::from_secs(30),
             drain: Duration::from_secs(10),
             websocket_drain: Duration::from_secs(10),
         },
