@@ -435,15 +435,7 @@ fn local_logged(
 ) -> Response<RespBody> {
     inner.unrouted.record(status.as_u16());
     if access_log::enabled(inner.config.access_log) {
-        let ctx = LogCtx {
-            method: req.method().clone(),
-            path: req.uri().path_and_query().cloned(),
-            request_id: req
-                .headers()
-                .get(&X_REQUEST_ID)
-                .cloned()
-                .unwrap_or_else(new_request_id),
-        };
+        let ctx = local_log_ctx(req);
         access_log::write(
             &ctx,
             "",
@@ -456,6 +448,20 @@ fn local_logged(
         );
     }
     local(status, page)
+}
+
+/// The log context of a request answered by the proxy itself (never
+/// forwarded, so its request id is the client's or a fresh one).
+fn local_log_ctx(req: &Request<Incoming>) -> LogCtx {
+    LogCtx {
+        method: req.method().clone(),
+        path: req.uri().path_and_query().cloned(),
+        request_id: req
+            .headers()
+            .get(&X_REQUEST_ID)
+            .cloned()
+            .unwrap_or_else(new_request_id),
+    }
 }
 
 async fn handle_inner(
@@ -496,15 +502,7 @@ async fn handle_inner(
         .and_then(|v| v.parse::<u64>().ok())
     {
         if len > limit {
-            let log = access_log::enabled(inner.config.access_log).then(|| LogCtx {
-                method: req.method().clone(),
-                path: req.uri().path_and_query().cloned(),
-                request_id: req
-                    .headers()
-                    .get(&X_REQUEST_ID)
-                    .cloned()
-                    .unwrap_or_else(new_request_id),
-            });
+            let log = access_log::enabled(inner.config.access_log).then(|| local_log_ctx(&req));
             return finish_local(
                 &route,
                 guard,
