@@ -35,6 +35,10 @@ pub enum StateError {
     UnsupportedVersion { path: PathBuf, found: u64 },
     #[error("cannot write the state file {}: {source}", path.display())]
     Write { path: PathBuf, source: io::Error },
+    #[error("another cutover daemon is using the state directory {}", dir.display())]
+    InUse { dir: PathBuf },
+    #[error("cannot lock the state directory {} ({}): {source}", dir.display(), LOCK_FILE)]
+    Lock { dir: PathBuf, source: io::Error },
 }
 
 impl StateError {
@@ -50,9 +54,49 @@ impl StateError {
                 "fix the file by hand, or move it away (e.g. to {}.bad) to start with no services; cutover does not start without it so that no route is dropped silently",
                 path.display()
             )),
+            StateError::InUse { .. } => Some(
+                "stop that daemon first, or give this one its own --state-dir; two daemons writing one state directory would overwrite each other's routes"
+                    .into(),
+            ),
+            StateError::Lock { .. } => Some(
+                "check that the state directory is writable by the user running cutover".into(),
+            ),
             StateError::UnsupportedVersion { .. } => {
                 Some("the file was written by a newer cutover; run that version, or move the file away to start with no services".into())
             }
+        }
+    }
+}
+
+/// The file whose lock says "a daemon owns this state directory".
+const LOCK_FILE: &str = "daemon.lock";
+
+/// Exclusive ownership of a state directory for as long as it lives. The
+/// kernel drops the lock when the process dies, so a crashed daemon never
+/// leaves a stale lock behind.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: fs::File,
+}
+
+impl DirLock {
+    pub fn acquire(dir: &Path) -> Result<DirLock, StateError> {
+        let lock_err = |source| StateError::Lock {
+            dir: dir.to_path_buf(),
+            source,
+        };
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK_FILE))
+            .map_err(lock_err)?;
+        match file.try_lock() {
+            Ok(()) => Ok(DirLock { _file: file }),
+            Err(fs::TryLockError::WouldBlock) => Err(StateError::InUse {
+                dir: dir.to_path_buf(),
+            }),
+            Err(fs::TryLockError::Error(e)) => Err(lock_err(e)),
         }
     }
 }
@@ -223,6 +267,17 @@ mod tests {
                 },
             }],
         }
+    }
+
+    #[test]
+    fn a_state_dir_has_one_owner_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = DirLock::acquire(dir.path()).unwrap();
+        let err = DirLock::acquire(dir.path()).unwrap_err();
+        assert!(matches!(err, StateError::InUse { .. }), "{err}");
+        assert!(err.hint().unwrap().contains("--state-dir"));
+        drop(first);
+        DirLock::acquire(dir.path()).expect("free again once the owner is gone");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::Duration;
 use cutover_deploy::DeployEngine;
 use cutover_docker::DockerEngine;
 use cutover_proxy::admin::{bind_control_socket, metrics_router, require_bearer, Admin};
-use cutover_proxy::state::StateStore;
+use cutover_proxy::state::{DirLock, StateStore};
 use cutover_proxy::Proxy;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
@@ -67,6 +67,15 @@ async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
     )
     .await?;
     let (unix, socket_file) = socket.into_parts();
+    // After the socket: a second daemon on the same socket hears that one
+    // answers there; one on another socket but this state dir stops here.
+    let _state_dir_lock = match DirLock::acquire(store.dir()) {
+        Ok(lock) => lock,
+        Err(e) => {
+            socket_file.remove();
+            return Err(e.into());
+        }
+    };
     let listeners = async {
         let data = bind_tcp(settings.listen, "--listen").await?;
         let metrics = match settings.metrics_listen {

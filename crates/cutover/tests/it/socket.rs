@@ -61,6 +61,29 @@ async fn a_second_daemon_is_refused_and_a_stale_socket_is_replaced() {
     assert_eq!(second.socket, first.socket);
 }
 
+/// Two daemons on one state directory would overwrite each other's routes:
+/// the second is refused even on a socket of its own, and leaves no socket.
+#[tokio::test]
+async fn a_second_daemon_on_the_same_state_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = Daemon::in_dir(dir.path()).start().await;
+
+    let other_socket = dir.path().join("other.sock");
+    let out = run(cutover()
+        .args(["serve", "--listen", "127.0.0.1:0", "--socket"])
+        .arg(&other_socket)
+        .arg("--state-dir")
+        .arg(dir.path().join("state")));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("another cutover daemon is using the state directory"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("\nhint: "), "{stderr}");
+    assert!(!other_socket.exists());
+}
+
 #[tokio::test]
 async fn unknown_socket_group_is_bad_input() {
     let dir = tempfile::tempdir().unwrap();
