@@ -166,6 +166,22 @@ impl State {
             .map(|(name, _)| name.clone())
     }
 
+    /// The opening of every call on one container: record it (so injected
+    /// failures fire), then find the container or say it is not there.
+    fn recorded_container(&mut self, op: Op, name: &str) -> EngineResult<&mut FakeContainer> {
+        self.record(op, name)?;
+        let key = self
+            .container_key(name)
+            .ok_or_else(|| not_found(ObjectKind::Container, name))?;
+        Ok(self.containers.get_mut(&key).expect("looked up"))
+    }
+
+    /// The last `lines` lines of a container's log, as the engine's tail.
+    fn log_tail(&mut self, name: &str, lines: usize) -> EngineResult<Vec<LogLine>> {
+        let logs = &self.recorded_container(Op::Logs, name)?.logs;
+        Ok(logs[logs.len().saturating_sub(lines)..].to_vec())
+    }
+
     fn network_key(&self, name_or_id: &str) -> Option<String> {
         if self.networks.contains_key(name_or_id) {
             return Some(name_or_id.to_owned());
@@ -727,11 +743,7 @@ impl Engine for FakeEngine {
     fn start_container<'a>(&'a self, name: &'a str) -> Fut<'a, ()> {
         let result = (|| {
             let mut st = self.lock();
-            st.record(Op::StartContainer, name)?;
-            let key = st
-                .container_key(name)
-                .ok_or_else(|| not_found(ObjectKind::Container, name))?;
-            let c = st.containers.get_mut(&key).expect("looked up");
+            let c = st.recorded_container(Op::StartContainer, name)?;
             if c.info.state != ContainerState::Running {
                 c.info.state = ContainerState::Running;
                 c.info.exit_code = None;
@@ -745,11 +757,7 @@ impl Engine for FakeEngine {
     fn stop_container<'a>(&'a self, name: &'a str, _grace: Duration) -> Fut<'a, ()> {
         let result = (|| {
             let mut st = self.lock();
-            st.record(Op::StopContainer, name)?;
-            let key = st
-                .container_key(name)
-                .ok_or_else(|| not_found(ObjectKind::Container, name))?;
-            let c = st.containers.get_mut(&key).expect("looked up");
+            let c = st.recorded_container(Op::StopContainer, name)?;
             if c.info.state == ContainerState::Running {
                 c.info.state = ContainerState::Exited;
                 c.info.exit_code = Some(0);
@@ -805,33 +813,14 @@ impl Engine for FakeEngine {
     }
 
     fn logs_tail<'a>(&'a self, name: &'a str, lines: usize) -> Fut<'a, Vec<LogLine>> {
-        let result = (|| {
-            let mut st = self.lock();
-            st.record(Op::Logs, name)?;
-            let key = st
-                .container_key(name)
-                .ok_or_else(|| not_found(ObjectKind::Container, name))?;
-            let logs = &st.containers[&key].logs;
-            Ok(logs[logs.len().saturating_sub(lines)..].to_vec())
-        })();
-        ready(result)
+        ready(self.lock().log_tail(name, lines))
     }
 
     /// The lines there are now; the fake has no process to follow, so the
     /// stream ends after them. Its lines carry no time, so `since` selects
     /// them all.
     fn logs(&self, name: &str, options: &LogOptions) -> LogStream {
-        let tail = options.tail;
-        let result = (|| {
-            let mut st = self.lock();
-            st.record(Op::Logs, name)?;
-            let key = st
-                .container_key(name)
-                .ok_or_else(|| not_found(ObjectKind::Container, name))?;
-            let logs = &st.containers[&key].logs;
-            Ok(logs[logs.len().saturating_sub(tail)..].to_vec())
-        })();
-        match result {
+        match self.lock().log_tail(name, options.tail) {
             Ok(lines) => stream::iter(lines.into_iter().map(Ok)).boxed(),
             Err(err) => stream::once(std::future::ready(Err(err))).boxed(),
         }
