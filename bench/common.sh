@@ -85,19 +85,7 @@ start_origin() {
     local h2listen=""
     if [ -n "$h2port" ]; then h2listen="listen 127.0.0.1:$h2port http2;"; fi
     cat >"$dir/nginx.conf" <<EOF
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    keepalive_timeout 60s;
-    client_body_temp_path $dir/tmp;
-    proxy_temp_path $dir/tmp;
-    fastcgi_temp_path $dir/tmp;
-    uwsgi_temp_path $dir/tmp;
-    scgi_temp_path $dir/tmp;
+$(nginx_prelude 1 "$dir")
     server {
         listen 127.0.0.1:$port;
         $h2listen
@@ -110,6 +98,28 @@ EOF
     BENCH_PIDS+=($!)
     eval "PID_$name=$!"
     wait_http "http://127.0.0.1:$port/" || die "the $name origin did not start" "see $dir/error.log"
+}
+
+# nginx_prelude WORKERS DIR: the part of an nginx.conf the origins and the
+# proxy share, up to the open `http {` block: logs off, long keep-alive, every
+# temp path inside DIR.
+nginx_prelude() {
+    local dir="$2"
+    cat <<EOF
+worker_processes $1;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+    client_body_temp_path $dir/tmp;
+    proxy_temp_path $dir/tmp;
+    fastcgi_temp_path $dir/tmp;
+    uwsgi_temp_path $dir/tmp;
+    scgi_temp_path $dir/tmp;
+EOF
 }
 
 start_nginx() {
@@ -126,19 +136,7 @@ start_nginx() {
 write_nginx_conf() {
     local upstream="$1" dir="$BENCH_DIR/nginx"
     cat >"$dir/nginx.conf.new" <<EOF
-worker_processes $NCPU;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    keepalive_timeout 60s;
-    client_body_temp_path $dir/tmp;
-    proxy_temp_path $dir/tmp;
-    fastcgi_temp_path $dir/tmp;
-    uwsgi_temp_path $dir/tmp;
-    scgi_temp_path $dir/tmp;
+$(nginx_prelude "$NCPU" "$dir")
     upstream origin {
         server $upstream;
         keepalive 64;
