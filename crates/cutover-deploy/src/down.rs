@@ -57,6 +57,9 @@ async fn down(
     p: &Progress,
 ) -> Result<(Outcome, String), Stop> {
     let engine = &*inner.engine;
+    // Old colors still draining go with the rest: their retirement must not
+    // act on containers this removes.
+    inner.retirements.forget_project(project).await;
     let list = engine
         .list_containers(&LabelFilter::project(project))
         .await

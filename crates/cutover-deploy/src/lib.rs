@@ -5,11 +5,10 @@
 //!
 //! Naming: an app's two slots are `<project>-<service>-blue|green`. A
 //! retired version stays, stopped, under its slot name until that slot is
-//! needed again; it is then recreated stopped as
-//! `<project>-<service>-<version_id>` (the engine has no rename; a kept
-//! version is its image plus its recorded spec, so the copy is the same
-//! version) or removed when it is past `keep`. The proxy service of an app
-//! is `<project>/<service>`.
+//! needed again; it is then renamed `<project>-<service>-<version_id>` (even
+//! while it still drains: a rename keeps the container's id, address and
+//! connections) or removed when it is past `keep`. The proxy service of an
+//! app is `<project>/<service>`.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -23,6 +22,7 @@ pub mod lock;
 pub mod observe;
 pub mod reconcile;
 pub mod releases;
+pub mod retire;
 pub mod rollback;
 pub mod status;
 pub mod store;
@@ -73,6 +73,7 @@ pub(crate) struct Inner {
     /// Operations run here, not in the HTTP handler: a client that
     /// disconnects does not cancel its deploy.
     pub tasks: TaskTracker,
+    pub retirements: retire::Retirements,
     addressing: Mutex<Addressing>,
     routes_changed: Mutex<Option<RoutesChanged>>,
 }
@@ -89,6 +90,7 @@ impl DeployEngine {
                 journal: journal::Journal::new(&state_dir),
                 state_dir,
                 tasks: TaskTracker::new(),
+                retirements: retire::Retirements::default(),
                 addressing: Mutex::new(Addressing::Detect),
                 routes_changed: Mutex::new(None),
             }),
@@ -119,6 +121,11 @@ impl DeployEngine {
     /// Operations still running (the daemon waits for them at shutdown).
     pub fn tasks(&self) -> &TaskTracker {
         &self.inner.tasks
+    }
+
+    /// Old colors draining before their stop.
+    pub fn retirements(&self) -> &retire::Retirements {
+        &self.inner.retirements
     }
 }
 

@@ -11,6 +11,7 @@ use cutover_docker::labels::{self, LabelFilter};
 use cutover_docker::{ContainerInfo, ContainerState, Engine, EngineError, Role};
 
 use crate::releases::{Release, Releases};
+use crate::retire::Retirements;
 
 /// One app container of the project, as observed.
 #[derive(Debug, Clone)]
@@ -23,6 +24,8 @@ pub struct AppContainer {
     pub info: ContainerInfo,
     /// The release record of its version, when the daemon kept one.
     pub release: Option<Release>,
+    /// Still running while the proxy drains it; stopped (kept) after.
+    pub retiring: bool,
 }
 
 impl AppContainer {
@@ -49,7 +52,8 @@ impl AppContainer {
 #[derive(Debug, Clone, Default)]
 pub struct AppState {
     pub live: Option<AppContainer>,
-    /// Stopped versions, newest release first.
+    /// Stopped versions and retiring ones (still draining), newest
+    /// release first.
     pub kept: Vec<AppContainer>,
     /// Running containers beyond the live one: left by a crash mid-deploy.
     pub stray: Vec<AppContainer>,
@@ -75,6 +79,7 @@ pub async fn project_containers(
     engine: &dyn Engine,
     project: &str,
     releases: &Releases,
+    retirements: &Retirements,
 ) -> Result<Observation, EngineError> {
     let list = engine
         .list_containers(&LabelFilter::project(project))
@@ -119,6 +124,7 @@ pub async fn project_containers(
                         .unwrap_or_else(|| vid.clone()),
                     version_id: vid,
                     config_hash,
+                    retiring: retirements.is_retiring(&info.id),
                     info,
                     release,
                 });
@@ -136,8 +142,9 @@ pub async fn project_containers(
     Ok(Observation { apps, accessories })
 }
 
-/// Picks the live container: the running one of the newest release (there is
-/// only one outside a crash mid-deploy); orders kept ones newest first.
+/// Picks the live container: the running one of the newest release that is
+/// not retiring (there is only one outside a crash mid-deploy); orders kept
+/// ones newest first.
 fn sort_app(containers: Vec<AppContainer>, history: &[Release]) -> AppState {
     let rank = |c: &AppContainer| {
         history
@@ -146,8 +153,9 @@ fn sort_app(containers: Vec<AppContainer>, history: &[Release]) -> AppState {
             .or_else(|| history.iter().position(|r| r.version_id == c.version_id))
             .unwrap_or(usize::MAX)
     };
-    let (mut running, mut kept): (Vec<_>, Vec<_>) =
-        containers.into_iter().partition(AppContainer::running);
+    let (mut running, mut kept): (Vec<_>, Vec<_>) = containers
+        .into_iter()
+        .partition(|c| c.running() && !c.retiring);
     running.sort_by_key(rank);
     kept.sort_by_key(rank);
     let mut running = running.into_iter();
@@ -164,6 +172,7 @@ pub async fn observe(
     engine: &dyn Engine,
     desired: &ResolvedProject,
     releases: &Releases,
+    retirements: &Retirements,
     images: &BTreeMap<String, String>,
 ) -> Result<(Observed, Observation), EngineError> {
     let mut observed = Observed {
@@ -180,7 +189,7 @@ pub async fn observe(
             observed.volumes.insert(v.name.clone());
         }
     }
-    let obs = project_containers(engine, &desired.name, releases).await?;
+    let obs = project_containers(engine, &desired.name, releases, retirements).await?;
     for (service, info) in &obs.accessories {
         observed.accessories.insert(
             service.clone(),

@@ -1,5 +1,6 @@
 //! At daemon start: finish what a crash interrupted. Containers of an
-//! unfinished deploy (journal + labels) are removed, and the proxy routes
+//! unfinished deploy (journal + labels) are removed, old colors whose
+//! retirement was under way are stopped, and the proxy routes
 //! each live app at its container's current address (the proxy restored its
 //! own state file, but a container restarted by Docker may have a new IP:
 //! the live container is the truth). Running `deploy` again then converges.
@@ -14,7 +15,7 @@ use serde::Serialize;
 use crate::containers;
 use crate::history::Entry;
 use crate::journal::InProgress;
-use crate::observe::project_containers;
+use crate::observe::{project_containers, AppContainer};
 use crate::DeployEngine;
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -149,14 +150,18 @@ impl DeployEngine {
     /// unless the proxy already does.
     async fn reroute(&self, project: &str, report: &mut ReconcileReport) {
         let inner = &self.inner;
-        let obs = match project_containers(&*inner.engine, project, &inner.releases).await {
-            Ok(o) => o,
-            Err(e) => {
-                report.warnings.push(format!("{project}: {e}"));
-                return;
-            }
-        };
+        let obs =
+            match project_containers(&*inner.engine, project, &inner.releases, &inner.retirements)
+                .await
+            {
+                Ok(o) => o,
+                Err(e) => {
+                    report.warnings.push(format!("{project}: {e}"));
+                    return;
+                }
+            };
         for (service, state) in obs.apps {
+            self.finish_retirements(&state.stray, report).await;
             let Some(live) = state.live else { continue };
             let Some(release) = live.release.clone() else {
                 report.warnings.push(format!(
@@ -196,6 +201,29 @@ impl DeployEngine {
                     "{route}: cannot route to {} at {addr}: {e}",
                     live.name()
                 )),
+            }
+        }
+    }
+}
+
+impl DeployEngine {
+    /// Old colors that were still draining when the daemon stopped: nothing
+    /// routes to them any more (their connections ended with the old
+    /// process), so their retirement finishes now. Running containers
+    /// without a release record are left to the next deploy, which removes
+    /// them as strays.
+    async fn finish_retirements(&self, stray: &[AppContainer], report: &mut ReconcileReport) {
+        for c in stray.iter().filter(|c| c.release.is_some()) {
+            let grace = c
+                .release
+                .as_ref()
+                .map(|r| containers::stop_grace(&r.app.service))
+                .unwrap_or(containers::DEFAULT_STOP_GRACE);
+            match self.inner.engine.stop_container(c.name(), grace).await {
+                Ok(()) => report.cleaned.push(c.name().to_string()),
+                Err(e) => report
+                    .warnings
+                    .push(format!("cannot stop the retired {}: {e}", c.name())),
             }
         }
     }

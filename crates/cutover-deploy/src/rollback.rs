@@ -42,7 +42,7 @@ async fn rollback(
     p: &Progress,
 ) -> Result<(Outcome, String), Stop> {
     let engine = &*inner.engine;
-    let obs = project_containers(engine, project, &inner.releases)
+    let obs = project_containers(engine, project, &inner.releases, &inner.retirements)
         .await
         .map_err(Stop::failed)?;
     let mut services: Vec<String> = obs.apps.keys().cloned().collect();
@@ -174,7 +174,7 @@ async fn rollback(
     Ok((
         Outcome::Ok,
         format!(
-            "rolled {service} back to version {} ({color}); {} is stopped and kept",
+            "rolled {service} back to version {} ({color}); {} drains, then is stopped and kept",
             target.version, live.version
         ),
     ))

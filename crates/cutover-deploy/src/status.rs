@@ -58,6 +58,8 @@ pub struct KeptVersion {
     pub version_id: String,
     pub container: String,
     pub released_ms: Option<u64>,
+    /// Still running while the proxy drains it; stopped once drained.
+    pub retiring: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -103,7 +105,7 @@ impl DeployEngine {
     pub async fn status(&self, project: &str) -> Result<ProjectStatus, EngineError> {
         let inner = &self.inner;
         let engine = &*inner.engine;
-        let obs = project_containers(engine, project, &inner.releases).await?;
+        let obs = project_containers(engine, project, &inner.releases, &inner.retirements).await?;
         let proxy = inner.proxy.status();
         let mut apps = Vec::new();
         for (service, state) in &obs.apps {
@@ -240,9 +242,14 @@ impl DeployEngine {
         q: &LogsQuery,
     ) -> Result<BoxStream<'static, Bytes>, String> {
         let engine = self.inner.engine.clone();
-        let obs = project_containers(&*engine, project, &self.inner.releases)
-            .await
-            .map_err(|e| e.to_string())?;
+        let obs = project_containers(
+            &*engine,
+            project,
+            &self.inner.releases,
+            &self.inner.retirements,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         let service = match (&q.service, obs.apps.keys().collect::<Vec<_>>().as_slice()) {
             (Some(s), _) => s.clone(),
             (None, [only]) => (*only).clone(),
@@ -320,6 +327,7 @@ fn kept(c: &AppContainer) -> KeptVersion {
         version_id: c.version_id.clone(),
         container: c.name().to_string(),
         released_ms: c.release.as_ref().map(|r| r.released_ms),
+        retiring: c.retiring,
     }
 }
 

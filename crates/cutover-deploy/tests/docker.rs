@@ -255,6 +255,8 @@ async fn blue_green_env_rollout_and_a_failed_deploy_on_docker() {
     assert_eq!(outcome(&ev), Outcome::Ok, "{ev:#?}");
     assert_eq!(body(s.proxy_addr).await, "two");
     let green = format!("{name}-web-green");
+    // The deploy ended at the switch; blue is stopped once drained.
+    s.engine.retirements().settled().await;
     let apps = app_containers(&s.docker, &name).await;
     assert!(
         apps.contains(&(green.clone(), ContainerState::Running)),

@@ -829,6 +829,18 @@ impl Engine for DockerEngine {
         })
     }
 
+    fn rename_container<'a>(&'a self, name: &'a str, new_name: &'a str) -> EngineFuture<'a, ()> {
+        Box::pin(async move {
+            let options = q::RenameContainerOptions {
+                name: new_name.to_owned(),
+            };
+            self.docker
+                .rename_container(name, options)
+                .await
+                .map_err(self.err("rename", ObjectKind::Container, name))
+        })
+    }
+
     fn inspect_container<'a>(&'a self, name: &'a str) -> EngineFuture<'a, Option<ContainerInfo>> {
         Box::pin(async move {
             let result = self

@@ -85,6 +85,9 @@ pub trait Engine: Send + Sync {
     fn stop_container<'a>(&'a self, name: &'a str, grace: Duration) -> EngineFuture<'a, ()>;
     /// Forced removal (running or not), with its anonymous volumes.
     fn remove_container<'a>(&'a self, name: &'a str) -> EngineFuture<'a, Removal>;
+    /// Renames a container, running or not; its id, addresses and open
+    /// connections stay. A taken `new_name` is a `Conflict`.
+    fn rename_container<'a>(&'a self, name: &'a str, new_name: &'a str) -> EngineFuture<'a, ()>;
     fn inspect_container<'a>(&'a self, name: &'a str) -> EngineFuture<'a, Option<ContainerInfo>>;
     /// All containers, running or not, whose labels match. There is
     /// deliberately no listing by name.

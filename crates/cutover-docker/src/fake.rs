@@ -47,6 +47,7 @@ pub enum Op {
     StartContainer,
     StopContainer,
     RemoveContainer,
+    RenameContainer,
     InspectContainer,
     ListContainers,
     Logs,
@@ -255,8 +256,8 @@ fn kind_of(op: Op) -> ObjectKind {
         | DeleteNetwork => ObjectKind::Network,
         CreateVolume | InspectVolume | ListVolumes | RemoveVolume => ObjectKind::Volume,
         InspectImage | PullImage | BuildImage => ObjectKind::Image,
-        CreateContainer | StartContainer | StopContainer | RemoveContainer | InspectContainer
-        | ListContainers | Logs => ObjectKind::Container,
+        CreateContainer | StartContainer | StopContainer | RemoveContainer | RenameContainer
+        | InspectContainer | ListContainers | Logs => ObjectKind::Container,
         Exec => ObjectKind::Exec,
     }
 }
@@ -763,6 +764,34 @@ impl Engine for FakeEngine {
                 c.info.exit_code = Some(0);
                 c.info.health = c.info.health.map(|_| HealthState::Unhealthy);
             }
+            Ok(())
+        })();
+        ready(result)
+    }
+
+    fn rename_container<'a>(&'a self, name: &'a str, new_name: &'a str) -> Fut<'a, ()> {
+        let result = (|| {
+            let mut st = self.lock();
+            st.record(Op::RenameContainer, name)?;
+            let key = st
+                .container_key(name)
+                .ok_or_else(|| not_found(ObjectKind::Container, name))?;
+            if st.containers.contains_key(new_name) {
+                return Err(EngineError::Conflict {
+                    kind: ObjectKind::Container,
+                    name: new_name.to_owned(),
+                    message: format!("the container name \"/{new_name}\" is already in use"),
+                });
+            }
+            let mut c = st.containers.remove(&key).expect("looked up");
+            c.info.name = new_name.to_owned();
+            c.spec.name = new_name.to_owned();
+            for net in st.networks.values_mut() {
+                for a in net.containers.iter_mut().filter(|a| a.id == c.info.id) {
+                    a.name = new_name.to_owned();
+                }
+            }
+            st.containers.insert(new_name.to_owned(), c);
             Ok(())
         })();
         ready(result)

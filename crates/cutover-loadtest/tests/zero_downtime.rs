@@ -173,15 +173,16 @@ fn three_deploys_under_load_lose_nothing() {
 
     let tmp = tempfile::tempdir().expect("a temp dir");
     let work = tmp.path();
-    // The old color's WebSockets are closed (1012) this soon after a switch, so each
-    // deploy finishes within the run instead of after the default 5 minutes.
+    // The old color's WebSockets are closed (1012) this long after a switch: longer than
+    // the pause between deploys, so the next deploy renames a still-draining old color out
+    // of its slot, and short enough that every drain ends within the run.
     let original = std::fs::read_to_string(athens.join("compose.yaml")).expect("compose.yaml");
-    let good = set_line(&original, "websocket_drain_timeout", "3s");
+    let good = set_line(&original, "websocket_drain_timeout", "15s");
     // A health path athens answers 404 on: the new color never turns healthy, the deploy
     // gives up after deploy_timeout and the old color keeps serving.
     let broken = set_line(&good, "path", "/api/v1/open/no-such-health-check").replace(
-        "      websocket_drain_timeout: 3s\n",
-        "      websocket_drain_timeout: 3s\n      deploy_timeout: 5s\n",
+        "      websocket_drain_timeout: 15s\n",
+        "      websocket_drain_timeout: 15s\n      deploy_timeout: 5s\n",
     );
     assert!(
         broken.contains("deploy_timeout: 5s"),

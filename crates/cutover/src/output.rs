@@ -158,6 +158,8 @@ pub struct KeptVersion {
     pub version: String,
     pub version_id: String,
     pub container: String,
+    /// Still running while the proxy drains it.
+    pub retiring: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -221,9 +223,15 @@ pub fn project_status(s: &ProjectStatus, paint: Paint, now_ms: u64) -> String {
                 } else {
                     a.kept
                         .iter()
-                        .map(|k| k.version.clone())
+                        .map(|k| {
+                            if k.retiring {
+                                format!("{} (draining)", k.version)
+                            } else {
+                                k.version.clone()
+                            }
+                        })
                         .collect::<Vec<_>>()
-                        .join(",")
+                        .join(", ")
                 };
                 match &a.live {
                     Some(l) => vec![
@@ -544,7 +552,10 @@ mod tests {
                     "container": "athens-backend-green", "health": "healthy",
                     "since_ms": 1_000_000, "targets": []
                 },
-                "kept": [{"version": "1e0d7b2", "version_id": "cd34", "container": "athens-backend-blue", "released_ms": 1}],
+                "kept": [
+                    {"version": "1e0d7b2", "version_id": "cd34", "container": "athens-backend-blue", "released_ms": 2, "retiring": true},
+                    {"version": "0a9f3e1", "version_id": "ef56", "container": "athens-backend-ef56", "released_ms": 1}
+                ],
                 "draining_connections": 2
             }],
             "accessories": [{
@@ -564,8 +575,8 @@ mod tests {
         let text = project_status(&sample(), Paint { on: false }, 1_000_000 + 180_000);
         insta::assert_snapshot!(text, @r"
         project athens
-          APP      COLOR  VERSION  HEALTH   SINCE   KEPT     DRAINING  CONTAINER
-          backend  green  3f2a9c1  healthy  3m ago  1e0d7b2  2         athens-backend-green
+          APP      COLOR  VERSION  HEALTH   SINCE   KEPT                         DRAINING  CONTAINER
+          backend  green  3f2a9c1  healthy  3m ago  1e0d7b2 (draining), 0a9f3e1  2         athens-backend-green
           ACCESSORY  STATE              IMAGE    PUBLISHED  CONTAINER
           redis      running (healthy)  redis:7  -          athens-redis
           NETWORK             OWNER    ATTACHED

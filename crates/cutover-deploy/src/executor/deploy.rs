@@ -74,9 +74,15 @@ async fn plan_selected(
     images: &BTreeMap<String, String>,
 ) -> Result<(Plan, Observation), Stop> {
     let desired = &cmd.project;
-    let (observed, obs) = observe(&*inner.engine, desired, &inner.releases, images)
-        .await
-        .map_err(Stop::failed)?;
+    let (observed, obs) = observe(
+        &*inner.engine,
+        desired,
+        &inner.releases,
+        &inner.retirements,
+        images,
+    )
+    .await
+    .map_err(Stop::failed)?;
     let mut plan =
         plan_with(desired, &observed, &PlanOptions { force: cmd.force }).map_err(Stop::invalid)?;
     plan.steps.retain(|s| wanted(s, selected));

@@ -1,6 +1,7 @@
 //! The cutover of one app to a new version, shared by deploy and rollback:
 //! make room in the slot, start the new container, let the proxy health-gate
-//! and switch, then drain and stop the old color and prune past `keep`.
+//! and switch, then hand the old color to a background retirement (drain,
+//! then stop) and prune past `keep`.
 //!
 //! A failure before the switch removes what this operation created, so the
 //! old color keeps serving and nothing is left behind (failures #5, #9).
@@ -10,7 +11,6 @@ use std::time::Duration;
 use cutover_core::compose::{app_container_name, AppSpec};
 use cutover_core::progress::{Outcome, ProgressEvent};
 use cutover_core::service::Color;
-use cutover_core::status::Event;
 use cutover_docker::{ContainerSpec, Reachability};
 
 use crate::containers::{self, AppLabels};
@@ -20,6 +20,7 @@ use crate::history::Entry;
 use crate::journal::InProgress;
 use crate::observe::{AppContainer, AppState};
 use crate::releases::Release;
+use crate::retire::{Retiring, Then};
 use crate::store::now_ms;
 use crate::Inner;
 
@@ -99,6 +100,9 @@ async fn roll_out_inner(
     if let Some(occupant) = state.kept.iter().find(|k| k.name() == slot) {
         if occupant.version_id == cand.version_id {
             reuse = true;
+            // It may still be draining from an earlier switch: it must not
+            // be stopped under the traffic it is about to get.
+            inner.retirements.take_back(&occupant.info.id).await;
         } else if let Some(moved) = make_room(inner, p, project, occupant).await? {
             // A version past `keep` still goes only once the new one is
             // live: until then it is what a rollback would need.
@@ -211,7 +215,7 @@ async fn roll_out_inner(
         .map(|s| s.active.id);
     // Subscribed before the switch, so the drain of the old set cannot be
     // missed however fast it is.
-    let mut events = inner.proxy.subscribe();
+    let events = inner.proxy.subscribe();
     let c = &cand.app.cutover;
     let step = p.step(format!(
         "health check {slot} at {addr}{} and switch",
@@ -271,139 +275,145 @@ async fn roll_out_inner(
     }
     inner.journal.end(project, service);
 
-    if let Some(old) = state.live.as_ref().filter(|o| o.name() != slot) {
-        retire(inner, p, old, old_set, &mut events, cand.app).await;
+    let old = state.live.as_ref().filter(|o| o.name() != slot);
+    if let Some(old) = old {
+        retire(inner, p, old, old_set, events, cand.app, &prune);
     }
     for name in &prune {
-        if *name != slot {
-            remove_container(inner, p, name, "past keep").await?;
+        if *name == slot || old.is_some_and(|o| o.name() == name) {
+            continue;
         }
+        prune_container(inner, p, name).await?;
     }
     Ok(())
 }
 
-/// Waits for the proxy to drain the old color, then stops it; it stays
-/// (stopped) for rollback.
-async fn retire(
+/// Hands the old color to a background retirement: the proxy drains it
+/// (WebSockets may take minutes), then it is stopped and kept, or removed
+/// when `prune` lists it. The deploy does not wait.
+fn retire(
     inner: &Inner,
     p: &Progress,
     old: &AppContainer,
     old_set: Option<u64>,
-    events: &mut tokio::sync::broadcast::Receiver<Event>,
+    events: tokio::sync::broadcast::Receiver<cutover_core::status::Event>,
     app: &AppSpec,
+    prune: &[String],
 ) {
     let t = &app.cutover.timeouts;
-    let step = p.step(format!("drain and stop {}", old.name()));
-    let mut detail = None;
-    if let Some(set_id) = old_set {
-        let limit = t.drain.max(t.websocket_drain) + DRAIN_SLACK;
-        let waited = tokio::time::timeout(limit, async {
-            loop {
-                match events.recv().await {
-                    Ok(Event::Drained {
-                        set_id: id,
-                        cut_requests,
-                        closed_websockets,
-                        ..
-                    }) if id == set_id => return Some((cut_requests, closed_websockets)),
-                    Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        // Missed events: the set is drained when the proxy
-                        // no longer lists it.
-                        let still = inner
-                            .proxy
-                            .status()
-                            .iter()
-                            .any(|s| s.draining.iter().any(|d| d.id == set_id));
-                        if !still {
-                            return None;
-                        }
-                    }
-                    Err(_) => return None,
-                }
-            }
-        })
-        .await;
-        detail = match waited {
-            Ok(Some((0, 0))) | Ok(None) => None,
-            Ok(Some((r, w))) => Some(format!(
-                "drain deadline cut {r} request(s) and closed {w} WebSocket(s)"
-            )),
-            Err(_) => Some("drain did not finish in time; stopping anyway".to_string()),
-        };
-    }
     let grace = old
         .release
         .as_ref()
         .map(|r| containers::stop_grace(&r.app.service))
         .unwrap_or_else(|| containers::stop_grace(&app.service));
-    match inner.engine.stop_container(old.name(), grace).await {
-        Ok(()) => p.done(step, detail),
-        Err(e) => {
-            p.failed(step, &e);
-            p.warn(format!(
-                "the old color {} still runs (it gets no traffic)\nhint: stop it with `docker stop {}`",
-                old.name(),
-                old.name()
-            ));
-        }
-    }
+    let remove = prune.iter().any(|n| n == old.name());
+    let step = p.step(format!("retire {} once drained", old.name()));
+    inner.retirements.start(
+        inner.engine.clone(),
+        inner.proxy.clone(),
+        old.info.id.clone(),
+        Retiring {
+            project: old
+                .info
+                .labels
+                .get(cutover_docker::labels::PROJECT)
+                .cloned()
+                .unwrap_or_default(),
+            service: old.service.clone(),
+            set_id: old_set,
+            limit: t.drain.max(t.websocket_drain) + DRAIN_SLACK,
+            then: if remove {
+                Then::Remove
+            } else {
+                Then::Stop(grace)
+            },
+        },
+        events,
+    );
+    p.done(
+        step,
+        Some(format!(
+            "in the background: requests get up to {}, WebSockets up to {}, then it is {}",
+            humantime::format_duration(t.drain),
+            humantime::format_duration(t.websocket_drain),
+            if remove {
+                "removed (past keep)"
+            } else {
+                "stopped and kept"
+            }
+        )),
+    );
 }
 
-/// Frees the slot a kept version occupies: it is recreated, stopped, under
-/// its version name from its recorded spec (the engine has no rename).
-/// Without a record it cannot be recreated faithfully and is removed.
-/// Returns the new name.
+/// Removes a version past `keep`; one still draining goes when its drain
+/// is over instead.
+async fn prune_container(inner: &Inner, p: &Progress, name: &str) -> Result<(), Stop> {
+    let id = inner
+        .engine
+        .inspect_container(name)
+        .await
+        .map_err(Stop::failed)?
+        .map(|i| i.id);
+    if let Some(id) = id.filter(|id| inner.retirements.is_retiring(id)) {
+        if inner.retirements.remove_when_done(&id) {
+            let step = p.step(format!("remove {name} (past keep)"));
+            p.done(step, Some("once its drain is over".into()));
+            return Ok(());
+        }
+    }
+    remove_container(inner, p, name, "past keep").await
+}
+
+/// Frees the slot a kept version occupies by renaming it to its version
+/// name, stopped or still draining (the engine keeps its id, address and
+/// connections). One without a release record cannot be rolled back to, so
+/// it goes instead: at once, or when its drain is over. Returns the new name.
 async fn make_room(
     inner: &Inner,
     p: &Progress,
     project: &str,
     occupant: &AppContainer,
 ) -> Result<Option<String>, Stop> {
-    let Some(release) = occupant.release.as_ref() else {
+    let retiring = inner.retirements.is_retiring(&occupant.info.id);
+    if occupant.release.is_none() && !retiring {
         remove_container(inner, p, occupant.name(), "its slot is needed").await?;
         return Ok(None);
-    };
+    }
     let new_name = containers::kept_name(project, &occupant.service, &occupant.version_id);
     let step = p.step(format!("keep {} as {new_name}", occupant.name()));
     let engine = &*inner.engine;
-    let exists = engine
-        .inspect_container(&new_name)
-        .await
-        .map_err(Stop::failed)?
-        .is_some();
-    if !exists {
-        let mut spec = containers::app_container(
-            &new_name,
-            &occupant.info.image_id,
-            &release.app.service,
-            &AppLabels {
-                project,
-                color: occupant.color,
-                version: &occupant.version,
-            },
-            None,
-        )
-        .map_err(Stop::failed)?;
-        // By ID when the engine knows it (a retagged reference must not
-        // change a kept version), else the reference.
-        if engine
-            .inspect_image(&occupant.info.image_id)
-            .await
-            .ok()
-            .flatten()
-            .is_none()
-        {
-            spec.image = occupant.info.image.clone();
+    let moved = async {
+        // A stopped copy of the same version under that name (from before
+        // renames were used) is redundant with the occupant.
+        if let Some(stale) = engine.inspect_container(&new_name).await? {
+            if inner.retirements.is_retiring(&stale.id)
+                || matches!(
+                    stale.state,
+                    cutover_docker::ContainerState::Running
+                        | cutover_docker::ContainerState::Restarting
+                )
+            {
+                return Err(cutover_docker::EngineError::Conflict {
+                    kind: cutover_docker::ObjectKind::Container,
+                    name: new_name.clone(),
+                    message: format!("{new_name} already exists and runs"),
+                });
+            }
+            engine.remove_container(&stale.id).await?;
         }
-        if let Err(e) = engine.create_container(&spec).await {
-            p.failed(step, &e);
-            remove_container(inner, p, occupant.name(), "its slot is needed").await?;
-            return Ok(None);
-        }
+        engine.rename_container(&occupant.info.id, &new_name).await
     }
-    match engine.remove_container(occupant.name()).await {
-        Ok(_) => {
+    .await;
+    match moved {
+        Ok(()) => {
+            if occupant.release.is_none() {
+                inner.retirements.remove_when_done(&occupant.info.id);
+                p.done(
+                    step,
+                    Some("removed once drained: it has no release record".into()),
+                );
+                return Ok(Some(new_name));
+            }
             let moved_to = new_name.clone();
             let _ = inner
                 .releases
@@ -417,7 +427,8 @@ async fn make_room(
         Err(e) => {
             p.failed(step, &e);
             Err(Stop::failed(format!(
-                "cannot free the slot {}: {e}",
+                "cannot free the slot {}: {e}\nhint: `docker rename {} <other name>` or remove it, then deploy again",
+                occupant.name(),
                 occupant.name()
             )))
         }

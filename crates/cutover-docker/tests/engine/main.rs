@@ -788,6 +788,48 @@ async fn address_is_the_network_ip_or_a_loopback_port() {
     assert!(lines[3].starts_with("127.0.0.1 "), "{out:?}");
 }
 
+/// A draining old color is renamed out of its slot while it still serves:
+/// its id and address must survive, and a taken name must be refused.
+#[tokio::test]
+async fn rename_keeps_a_running_container_and_its_address() {
+    let env = Env::new("rename").await;
+    let image = env.sleeper().await;
+    let net = env.network("app");
+    env.engine.ensure_network(&net).await.unwrap();
+    let spec = env
+        .container("blue", image)
+        .network(NetworkAttachment::new(&net.name));
+    let before = env.run_container(&spec).await;
+    let other = env.run_container(&env.container("other", image)).await;
+
+    let moved = env.name("v1");
+    env.engine
+        .rename_container(&spec.name, &moved)
+        .await
+        .unwrap();
+    let after = env
+        .engine
+        .inspect_container(&before.id)
+        .await
+        .unwrap()
+        .expect("still there by id");
+    assert_eq!(after.name, moved);
+    assert_eq!(after.state, ContainerState::Running);
+    assert_eq!(after.ip_on(&net.name), before.ip_on(&net.name));
+    assert!(env
+        .engine
+        .inspect_container(&spec.name)
+        .await
+        .unwrap()
+        .is_none());
+
+    let taken = env.engine.rename_container(&moved, &other.name).await;
+    assert!(
+        matches!(taken, Err(EngineError::Conflict { .. })),
+        "{taken:?}"
+    );
+}
+
 #[tokio::test]
 async fn unreachable_engine_is_a_typed_error_with_a_hint() {
     let err = DockerEngine::connect_to("unix:///nonexistent/cutover/docker.sock")

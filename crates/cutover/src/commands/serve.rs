@@ -226,6 +226,8 @@ async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
         // A deploy runs in a daemon task, not in its request: give one that is
         // half-way through a cutover the same grace before the process ends.
         engine.tasks().close();
+        // Old colors still draining stay up; the next start stops them.
+        engine.retirements().cancel_all();
         if tokio::time::timeout(CONTROL_GRACE, engine.tasks().wait())
             .await
             .is_err()

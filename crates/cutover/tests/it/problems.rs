@@ -36,7 +36,7 @@ services:
       port: 8080
       deploy_timeout: 60s
       drain_timeout: 1s
-      websocket_drain_timeout: 2s
+      websocket_drain_timeout: ${IT_WS_DRAIN:-2s}
       keep: 1
 "#;
 
@@ -171,6 +171,8 @@ async fn a_daemon_killed_mid_deploy_leaves_nothing_behind() {
     let out = project.cutover(&daemon, &["deploy"]);
     expect_code(&out, 0, &daemon);
     wait_for_answer(daemon.listen, "three").await;
+    // The deploy ended at the switch; "two" is stopped once drained.
+    wait_for_container("cvp-daemon-kill-web-green", "exited", &daemon).await;
     let mut containers: Vec<String> = docker(&[
         "ps",
         "-a",
@@ -277,12 +279,15 @@ async fn next_text(ws: &mut Ws) -> String {
 
 /// Failures #6 and #8 through a real container: during `cutover deploy`
 /// every request answers 200 from one color or the other; a WebSocket open
-/// on blue keeps working after the switch and is closed with 1012 (service
-/// restart) at `websocket_drain_timeout`; a new one lands on green.
+/// on blue keeps working after the switch, also after the deploy has ended
+/// (blue retires in the background), and is closed with 1012 (service
+/// restart) at `websocket_drain_timeout`; a new one lands on green; blue is
+/// stopped once drained.
 #[tokio::test]
 async fn websockets_are_drained_not_cut_by_a_deploy() {
     images();
-    let project = Project::new("cvp-ws", WEB, "IT_GREETING=one\n");
+    // A drain deadline far enough out that the deploy surely ends first.
+    let project = Project::new("cvp-ws", WEB, "IT_GREETING=one\nIT_WS_DRAIN=8s\n");
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::in_dir(dir.path()).start().await;
     let out = project.cutover(&daemon, &["deploy"]);
@@ -292,7 +297,7 @@ async fn websockets_are_drained_not_cut_by_a_deploy() {
     let mut old = ws_connect(daemon.listen).await;
     assert_eq!(next_text(&mut old).await, "one");
 
-    project.set_env("IT_GREETING=two\n");
+    project.set_env("IT_GREETING=two\nIT_WS_DRAIN=8s\n");
     let client = spawn_deploy(&project, &daemon);
     // Bounded in count and time; every answer until the switch and a while
     // after it must be a success.
@@ -318,8 +323,19 @@ async fn websockets_are_drained_not_cut_by_a_deploy() {
     }
     assert_eq!(seen_two, 20);
 
+    // The deploy is over while blue still serves its WebSocket.
+    let out = wait_output(client).await;
+    expect_code(&out, 0, &daemon);
+    let events = json_lines(&out);
+    assert_eq!(events.last().unwrap()["event"], "finished", "{events:?}");
+    assert_eq!(events.last().unwrap()["outcome"], "ok", "{events:?}");
     old.send(Message::text("still there?")).await.unwrap();
     assert_eq!(next_text(&mut old).await, "still there?");
+    let out = project.cutover(&daemon, &["status", "--json"]);
+    expect_code(&out, 0, &daemon);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["apps"][0]["kept"][0]["retiring"], true, "{status}");
+    assert_eq!(container_state("cvp-ws-web-blue"), "running");
     let mut new = ws_connect(daemon.listen).await;
     assert_eq!(next_text(&mut new).await, "two");
 
@@ -339,12 +355,7 @@ async fn websockets_are_drained_not_cut_by_a_deploy() {
     .await
     .expect("a close frame at the drain deadline");
     assert_eq!(close, Some(1012));
-
-    let out = wait_output(client).await;
-    expect_code(&out, 0, &daemon);
-    let events = json_lines(&out);
-    assert_eq!(events.last().unwrap()["event"], "finished", "{events:?}");
-    assert_eq!(events.last().unwrap()["outcome"], "ok", "{events:?}");
+    wait_for_container("cvp-ws-web-blue", "exited", &daemon).await;
     new.send(Message::text("hi")).await.unwrap();
     assert_eq!(next_text(&mut new).await, "hi");
 }
