@@ -20,6 +20,12 @@ use crate::target::TargetSet;
 /// configured interval says: a deploy should not wait on a slow poll.
 pub(crate) const GATE_POLL: Duration = Duration::from_millis(250);
 
+/// Most apps are up within a few seconds, and each poll step they wait past
+/// that is pure deploy overhead: the gate polls this often at first. A
+/// probe of an app not yet listening is one refused connect, cheap enough.
+const GATE_FAST_POLL: Duration = Duration::from_millis(50);
+const GATE_FAST_FOR: Duration = Duration::from_secs(5);
+
 /// How much of a failing probe's body the error quotes.
 const EXCERPT: usize = 200;
 
@@ -90,8 +96,16 @@ pub(crate) async fn gate(
     hc: &HealthCheck,
     within: Duration,
 ) -> Result<(), String> {
-    let deadline = Instant::now() + within;
-    let poll = hc.interval.min(GATE_POLL);
+    let started = Instant::now();
+    let deadline = started + within;
+    let poll = |now: Instant| {
+        let cap = if now.duration_since(started) < GATE_FAST_FOR {
+            GATE_FAST_POLL
+        } else {
+            GATE_POLL
+        };
+        hc.interval.min(cap)
+    };
     let waits = set.targets.iter().map(|t| async move {
         // The most telling failure so far: a probe cut short by the deadline
         // says less than the real answer before it.
@@ -115,11 +129,13 @@ pub(crate) async fn gate(
                     }
                 }
             }
-            if Instant::now() + poll >= deadline {
+            let now = Instant::now();
+            let step = poll(now);
+            if now + step >= deadline {
                 let why = last.unwrap_or_default();
                 return Err(format!("{}: {why}", t.addr));
             }
-            tokio::time::sleep(poll).await;
+            tokio::time::sleep(step).await;
         }
     });
     let failures: Vec<String> = futures_util::future::join_all(waits)
