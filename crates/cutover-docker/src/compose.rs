@@ -130,8 +130,43 @@ pub struct Sources {
     pub env_file: Option<PathBuf>,
 }
 
+/// `COMPOSE_FILE`, as Compose reads it when no `-f` is given: from the
+/// environment, else from `.env` in the working directory; split on
+/// `COMPOSE_PATH_SEPARATOR` (`:` by default).
+fn compose_file_var(opts: &LoadOptions) -> Result<Vec<PathBuf>, LoadError> {
+    let dotenv = match opts.process_env.get("COMPOSE_FILE") {
+        Some(_) => None,
+        None => read_dotenv(&opts.working_dir.join(".env"))?,
+    };
+    let lookup = |key: &str| {
+        opts.process_env.get(key).cloned().or_else(|| {
+            dotenv
+                .as_ref()?
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+        })
+    };
+    let Some(list) = lookup("COMPOSE_FILE").filter(|v| !v.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let sep = lookup("COMPOSE_PATH_SEPARATOR")
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| ":".into());
+    Ok(list
+        .split(sep.as_str())
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .collect())
+}
+
 pub fn read_sources(opts: &LoadOptions) -> Result<Sources, LoadError> {
-    let paths: Vec<(PathBuf, PathBuf)> = if opts.files.is_empty() {
+    let named = if opts.files.is_empty() {
+        compose_file_var(opts)?
+    } else {
+        opts.files.clone()
+    };
+    let paths: Vec<(PathBuf, PathBuf)> = if named.is_empty() {
         let first = discover(&opts.working_dir)?;
         let mut v = vec![first.clone()];
         v.extend(override_for(&first));
@@ -139,7 +174,7 @@ pub fn read_sources(opts: &LoadOptions) -> Result<Sources, LoadError> {
             .map(|p| (shown(&p, &opts.working_dir), p))
             .collect()
     } else {
-        opts.files
+        named
             .iter()
             .map(|f| (f.clone(), opts.working_dir.join(f)))
             .collect()
@@ -323,6 +358,75 @@ mod tests {
                 create_host_path: true,
                 selinux: None,
             }
+        );
+    }
+
+    #[test]
+    fn compose_file_variable_names_the_files_when_there_is_no_dash_f() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        write(
+            d,
+            "compose.yaml",
+            "services:\n  web: {image: app:default}\n",
+        );
+        write(d, "base.yaml", "services:\n  web: {image: app:base}\n");
+        write(d, "prod.yaml", "services:\n  web: {image: app:prod}\n");
+        let image = |o: &LoadOptions| {
+            load_project(o)
+                .unwrap()
+                .accessory("web")
+                .unwrap()
+                .service
+                .image
+                .clone()
+        };
+        let mut o = opts(d);
+        o.process_env = BTreeMap::from([("COMPOSE_FILE".into(), "base.yaml:prod.yaml".into())]);
+        assert_eq!(image(&o), "app:prod");
+        o.process_env = BTreeMap::from([
+            ("COMPOSE_FILE".into(), "prod.yaml;base.yaml".into()),
+            ("COMPOSE_PATH_SEPARATOR".into(), ";".into()),
+        ]);
+        assert_eq!(image(&o), "app:base");
+        // -f wins over the variable.
+        o.files = vec!["compose.yaml".into()];
+        assert_eq!(image(&o), "app:default");
+
+        // From .env in the working directory, as Compose reads it.
+        write(d, ".env", "COMPOSE_FILE=base.yaml\n");
+        assert_eq!(image(&opts(d)), "app:base");
+        // A file it names that is missing is named in the error.
+        write(d, ".env", "COMPOSE_FILE=missing.yaml\n");
+        let err = load_project(&opts(d)).unwrap_err().to_string();
+        assert!(err.starts_with("cannot read missing.yaml"), "{err}");
+    }
+
+    #[test]
+    fn compose_project_name_comes_after_dash_p_and_before_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        write(
+            d,
+            "compose.yaml",
+            "name: fromfile\nservices:\n  web: {image: app}\n",
+        );
+        let name = |o: &LoadOptions| load_project(o).map(|p| p.name);
+        assert_eq!(name(&opts(d)).unwrap(), "fromfile");
+        write(d, ".env", "COMPOSE_PROJECT_NAME=fromdotenv\n");
+        assert_eq!(name(&opts(d)).unwrap(), "fromdotenv");
+        let mut o = opts(d);
+        o.process_env = BTreeMap::from([("COMPOSE_PROJECT_NAME".into(), "fromenv".into())]);
+        assert_eq!(name(&o).unwrap(), "fromenv");
+        o.project_name = Some("fromflag".into());
+        assert_eq!(name(&o).unwrap(), "fromflag");
+
+        o.project_name = None;
+        o.process_env = BTreeMap::from([("COMPOSE_PROJECT_NAME".into(), "Bad Name".into())]);
+        let err = name(&o).unwrap_err().to_string();
+        assert!(
+            err.contains("COMPOSE_PROJECT_NAME \"Bad Name\" is not a valid project name"),
+            "{err}"
         );
     }
 

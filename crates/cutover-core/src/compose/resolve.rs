@@ -810,6 +810,29 @@ fn project_name(cx: &mut Ctx<'_>, top: Option<&Value>) -> Option<String> {
         }
         return Some(n.clone());
     }
+    // Compose's order: -p, then COMPOSE_PROJECT_NAME (environment or .env),
+    // then `name:`, then the folder.
+    if let Some(n) = cx
+        .input
+        .env
+        .get("COMPOSE_PROJECT_NAME")
+        .filter(|n| !n.is_empty())
+    {
+        if !is_valid_project_name(n) {
+            cx.errors.push(Diagnostic {
+                file: None,
+                line: None,
+                key: String::new(),
+                message: format!("COMPOSE_PROJECT_NAME {n:?} is not a valid project name"),
+                hint: Some(
+                    "use lowercase letters, digits, - and _, starting with a letter or digit (set in the environment or .env)"
+                        .into(),
+                ),
+            });
+            return None;
+        }
+        return Some(n.clone());
+    }
     if let Some(v) = top.filter(|v| !v.is_null()) {
         let p = KeyPath::root().key("name");
         let n = cx.string(v, &p)?;
