@@ -8,6 +8,7 @@
 pub mod compose;
 pub mod plan;
 pub mod progress;
+pub mod report;
 pub mod route;
 pub mod service;
 pub mod status;

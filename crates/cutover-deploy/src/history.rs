@@ -2,26 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use cutover_core::progress::Outcome;
-use cutover_core::service::Color;
-use serde::{Deserialize, Serialize};
+/// The line's shape is part of the API (`GET .../history` serves them as
+/// they are), so it is defined once with the other report types.
+pub use cutover_core::report::HistoryEntry as Entry;
 
 use crate::store::{self, StoreError};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entry {
-    /// Unix time in milliseconds when the operation finished.
-    pub time_ms: u64,
-    pub project: String,
-    /// `deploy`, `rollback` or `down`.
-    pub operation: String,
-    pub service: Option<String>,
-    pub version: Option<String>,
-    pub color: Option<Color>,
-    pub result: Outcome,
-    pub duration_ms: u64,
-    pub error: Option<String>,
-}
 
 #[derive(Clone)]
 pub struct History {
@@ -62,6 +47,9 @@ impl History {
 
 #[cfg(test)]
 mod tests {
+    use cutover_core::progress::Outcome;
+    use cutover_core::service::Color;
+
     use super::*;
 
     #[test]

@@ -5,17 +5,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
 use tokio::sync::OwnedMutexGuard;
 
 use crate::unpoisoned;
 
-/// What holds a project's lock.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// What holds a project's lock. Status reports it as a
+/// [`cutover_core::report::Busy`].
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holder {
     pub operation: String,
     pub version: Option<String>,
-    #[serde(skip)]
     pub since: SystemTime,
 }
 

@@ -4,90 +4,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
-use cutover_core::service::Color;
+use cutover_core::report::{
+    AccessoryStatus, AppStatus, Busy, KeptVersion, LiveVersion, NetworkStatus, ProjectStatus,
+    ProjectSummary,
+};
 use cutover_core::status::{Health, TargetStatus};
 use cutover_docker::labels::{self, LabelFilter};
 use cutover_docker::{ContainerState, EngineError, LogOptions, LogSource};
 use futures_util::stream::{self, BoxStream, StreamExt};
-use serde::Serialize;
 
 use crate::containers;
 use crate::history::Entry;
-use crate::lock::Holder;
 use crate::observe::{project_containers, AppContainer};
 use crate::DeployEngine;
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ProjectStatus {
-    pub project: String,
-    pub apps: Vec<AppStatus>,
-    pub accessories: Vec<AccessoryStatus>,
-    pub networks: Vec<NetworkStatus>,
-    /// The operation running on the project now, if any.
-    pub busy: Option<Holder>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct AppStatus {
-    pub service: String,
-    /// The proxy service that routes to it.
-    pub route: String,
-    pub live: Option<LiveVersion>,
-    /// Stopped versions kept for rollback, newest first.
-    pub kept: Vec<KeptVersion>,
-    /// Requests and WebSockets still served by old colors.
-    pub draining_connections: u64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct LiveVersion {
-    pub color: Color,
-    pub version: String,
-    pub version_id: String,
-    pub container: String,
-    /// As the proxy sees it; `None` when the proxy does not route to it.
-    pub health: Option<Health>,
-    /// Unix ms when it went live in the proxy.
-    pub since_ms: Option<u64>,
-    pub targets: Vec<TargetStatus>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct KeptVersion {
-    pub version: String,
-    pub version_id: String,
-    pub container: String,
-    pub released_ms: Option<u64>,
-    /// Still running while the proxy drains it; stopped once drained.
-    pub retiring: bool,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct AccessoryStatus {
-    pub service: String,
-    pub container: String,
-    pub state: String,
-    pub health: Option<String>,
-    pub image: String,
-    /// `host_ip:host_port->port/proto` for every published port.
-    pub published: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct NetworkStatus {
-    pub name: String,
-    /// Not created by cutover (cutover never removes it).
-    pub external: bool,
-    /// Every container attached now, the project's or not (failure #1).
-    pub attached: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ProjectSummary {
-    pub name: String,
-    pub containers: usize,
-    pub running: usize,
-}
 
 /// `GET .../logs` options.
 #[derive(Debug, Clone, Default)]
@@ -199,7 +128,10 @@ impl DeployEngine {
             apps,
             accessories,
             networks,
-            busy: inner.locks.holder(project),
+            busy: inner.locks.holder(project).map(|h| Busy {
+                operation: h.operation,
+                version: h.version,
+            }),
         })
     }
 

@@ -4,8 +4,10 @@ use std::fmt::Write;
 
 use cutover_core::compose::EnvChanges;
 use cutover_core::plan::{ConfigChange, DeployReason, Plan, RecreateReason, StartReason, Step};
+use cutover_core::progress::Outcome;
+use cutover_core::report::{HistoryEntry, ProjectStatus, ProjectSummary};
+use cutover_core::service::Color;
 use cutover_core::status::{Health, ServiceStatus, TargetSetStatus};
-use serde::Deserialize;
 
 use crate::progress::Paint;
 
@@ -14,6 +16,17 @@ fn health(h: Health) -> &'static str {
         Health::Unknown => "unknown",
         Health::Healthy => "healthy",
         Health::Unhealthy => "unhealthy",
+    }
+}
+
+/// As the daemon spells it in JSON, so the table reads like `--json`.
+fn outcome(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Ok => "ok",
+        Outcome::UpToDate => "up_to_date",
+        Outcome::Failed => "failed",
+        Outcome::LockTimeout => "lock_timeout",
+        Outcome::Invalid => "invalid",
     }
 }
 
@@ -117,70 +130,6 @@ pub fn table(header: &[&str], rows: &[Vec<String>], indent: &str) -> String {
     out
 }
 
-// What `GET /v1/projects/{project}/status` answers. Only what is shown is
-// read, and every field has a default, so a newer daemon that adds fields
-// still works with this client.
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct ProjectStatus {
-    pub project: String,
-    pub apps: Vec<AppStatus>,
-    pub accessories: Vec<AccessoryStatus>,
-    pub networks: Vec<NetworkStatus>,
-    pub busy: Option<serde_json::Value>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct AppStatus {
-    pub service: String,
-    pub route: String,
-    pub live: Option<LiveVersion>,
-    pub kept: Vec<KeptVersion>,
-    pub draining_connections: u64,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct LiveVersion {
-    pub color: String,
-    pub version: String,
-    pub version_id: String,
-    pub container: String,
-    pub health: Option<Health>,
-    pub since_ms: Option<u64>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct KeptVersion {
-    pub version: String,
-    pub version_id: String,
-    pub container: String,
-    /// Still running while the proxy drains it.
-    pub retiring: bool,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct AccessoryStatus {
-    pub service: String,
-    pub container: String,
-    pub state: String,
-    pub health: Option<String>,
-    pub image: String,
-    pub published: Vec<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct NetworkStatus {
-    pub name: String,
-    pub external: bool,
-    pub attached: Vec<String>,
-}
-
 /// `3m ago`, from Unix milliseconds.
 fn ago(since_ms: u64, now_ms: u64) -> String {
     let secs = now_ms.saturating_sub(since_ms) / 1000;
@@ -203,10 +152,10 @@ pub fn now_ms() -> u64 {
 pub fn project_status(s: &ProjectStatus, paint: Paint, now_ms: u64) -> String {
     let mut out = format!("project {}", s.project);
     if let Some(busy) = &s.busy {
-        let what = busy
-            .get("operation")
-            .and_then(|o| o.as_str())
-            .unwrap_or("an operation");
+        let what = match busy.operation.as_str() {
+            "" => "an operation",
+            op => op,
+        };
         out.push_str(&format!(" ({what} running)"));
     }
     out.push('\n');
@@ -236,10 +185,9 @@ pub fn project_status(s: &ProjectStatus, paint: Paint, now_ms: u64) -> String {
                 match &a.live {
                     Some(l) => vec![
                         a.service.clone(),
-                        match l.color.as_str() {
-                            "blue" => paint.blue(&l.color),
-                            "green" => paint.green(&l.color),
-                            other => other.to_string(),
+                        match l.color {
+                            Color::Blue => paint.blue(l.color.as_str()),
+                            Color::Green => paint.green(l.color.as_str()),
                         },
                         l.version.clone(),
                         l.health
@@ -329,20 +277,6 @@ pub fn project_status(s: &ProjectStatus, paint: Paint, now_ms: u64) -> String {
     out
 }
 
-/// What `GET .../history` answers, one entry per finished operation.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct HistoryEntry {
-    pub time_ms: u64,
-    pub operation: String,
-    pub service: Option<String>,
-    pub version: Option<String>,
-    pub color: Option<String>,
-    pub result: String,
-    pub duration_ms: u64,
-    pub error: Option<String>,
-}
-
 pub fn history_table(project: &str, entries: &[HistoryEntry]) -> String {
     if entries.is_empty() {
         return format!("no deploys of project {project} yet\n");
@@ -356,8 +290,8 @@ pub fn history_table(project: &str, entries: &[HistoryEntry]) -> String {
                 e.operation.clone(),
                 e.service.clone().unwrap_or_else(|| "-".into()),
                 e.version.clone().unwrap_or_else(|| "-".into()),
-                e.color.clone().unwrap_or_else(|| "-".into()),
-                e.result.clone(),
+                e.color.map_or("-", Color::as_str).to_string(),
+                outcome(e.result).to_string(),
                 crate::progress::elapsed(e.duration_ms),
                 e.error
                     .as_deref()
@@ -507,15 +441,6 @@ pub fn plan_text(project: &str, plan: &Plan) -> String {
     out
 }
 
-/// A line of `GET /v1/projects`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct ProjectSummary {
-    pub name: String,
-    pub containers: usize,
-    pub running: usize,
-}
-
 /// The deployed projects, after the services table; nothing when none.
 pub fn projects_table(projects: &[ProjectSummary]) -> String {
     if projects.is_empty() {
@@ -582,6 +507,39 @@ mod tests {
           NETWORK             OWNER    ATTACHED
           athens_app-network  cutover  athens-redis, athens-backend-green
         ");
+    }
+
+    #[test]
+    fn history_text() {
+        let entries: Vec<HistoryEntry> = serde_json::from_value(serde_json::json!([
+            {"time_ms": 1_764_000_000_000u64, "project": "athens", "operation": "deploy",
+             "service": "backend", "version": "42", "color": "green", "result": "ok",
+             "duration_ms": 8_400, "error": null},
+            {"time_ms": 1_764_000_600_000u64, "project": "athens", "operation": "deploy",
+             "service": null, "version": null, "color": null, "result": "lock_timeout",
+             "duration_ms": 30_000, "error": "project athens is busy\nhint: wait",
+             "a_field_from_a_newer_daemon": 1}
+        ]))
+        .unwrap();
+        insta::assert_snapshot!(history_table("athens", &entries), @r"
+        TIME                  OPERATION  SERVICE  VERSION  COLOR  RESULT        TOOK   ERROR
+        2025-11-24T16:00:00Z  deploy     backend  42       green  ok            8.4s
+        2025-11-24T16:10:00Z  deploy     -        -        -      lock_timeout  30.0s  project athens is busy
+        ");
+    }
+
+    /// A new or renamed outcome must not read differently here and in `--json`.
+    #[test]
+    fn outcomes_read_as_the_json_names_them() {
+        for o in [
+            Outcome::Ok,
+            Outcome::UpToDate,
+            Outcome::Failed,
+            Outcome::LockTimeout,
+            Outcome::Invalid,
+        ] {
+            assert_eq!(serde_json::to_value(o).unwrap(), outcome(o));
+        }
     }
 
     #[test]

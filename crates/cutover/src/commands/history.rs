@@ -1,10 +1,12 @@
 //! `cutover history`: the project's finished deploys, rollbacks and downs.
 
+use cutover_core::report::HistoryEntry;
+
 use crate::args::HistoryArgs;
 use crate::client::DaemonClient;
 use crate::error::CliError;
 use crate::exit::ExitStatus;
-use crate::output::{self, HistoryEntry};
+use crate::output;
 
 pub fn run(args: &HistoryArgs, client: &DaemonClient) -> Result<ExitStatus, CliError> {
     let project = super::project_name(&args.project)?;

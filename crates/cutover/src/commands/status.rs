@@ -2,13 +2,14 @@
 //! a compose project here (or `-p`/`-f`), that project's apps, accessories
 //! and networks.
 
+use cutover_core::report::{ProjectStatus, ProjectSummary};
 use cutover_core::status::ServiceStatus;
 
 use crate::args::{GlobalArgs, LogFormat, Origins, StatusArgs};
 use crate::client::DaemonClient;
 use crate::error::CliError;
 use crate::exit::ExitStatus;
-use crate::output::{self, ProjectStatus};
+use crate::output;
 use crate::progress::{color_enabled, Paint};
 use crate::settings::{socket_path, HostEnv};
 
@@ -34,7 +35,7 @@ pub fn run(
             // Projects are an addition to the table: a daemon without Docker
             // (503) still shows its services.
             if let Ok(projects) =
-                runtime.block_on(client.get::<Vec<output::ProjectSummary>>("/v1/projects"))
+                runtime.block_on(client.get::<Vec<ProjectSummary>>("/v1/projects"))
             {
                 print!("{}", output::projects_table(&projects));
             }
