@@ -15,8 +15,10 @@ set -euo pipefail
 # local base image (no image is pulled from a registry); shellcheck: CI lints
 # the scripts.
 TEST_PACKAGES=(docker.io debootstrap ca-certificates curl tar gzip shellcheck redis-server)
-# The proxies compared in docs/benchmarks.md and the load generators.
-BENCH_PACKAGES=(nginx haproxy caddy wrk nghttp2-client curl socat python3)
+# The proxies compared in docs/benchmarks.md and the load generators;
+# docker-compose (the 1.29 Python one, which this engine's API accepts):
+# bench/deploy-compare.sh runs the field report's compose-file deploys with it.
+BENCH_PACKAGES=(nginx haproxy caddy wrk nghttp2-client curl socat python3 docker-compose)
 
 case "${1:-test}" in
 test) wanted=("${TEST_PACKAGES[@]}") ;;
