@@ -19,7 +19,9 @@ proxy_pid() {
     f="$(proxy_dir)/main.pid"
     [ -s "$f" ] || return 0
     pid="$(cat "$f")"
-    if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$(proxy_dir)"; then
+    # The redirect comes after 2>/dev/null: a proxy that just exited leaves
+    # no /proc entry, and that is an answer, not an error.
+    if tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF "$(proxy_dir)"; then
         echo "$pid"
     fi
 }
