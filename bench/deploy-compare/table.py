@@ -41,13 +41,32 @@ def failed_requests(http):
     return f"{total} ({', '.join(parts)})" if parts else "0"
 
 
+def kept(r):
+    """Whether the data survived the deploys: the Redis counter never went
+    back, and OAuth states issued by one version were redeemed by another."""
+    c = r["continuity"]
+    counter = "ok" if c["ok"] else f"went back {len(c['violations'])}×"
+    o = r["oauth"]
+    if not o["supported"]:
+        return f"{counter}; OAuth –"
+    extra = []
+    if o["refused"]:
+        extra.append(f"{o['refused']} refused")
+    if o["second_use_accepted"]:
+        extra.append(f"{o['second_use_accepted']} replays accepted")
+    if o["errors"]:
+        extra.append(f"{o['errors']} unanswered")
+    tail = f" ({', '.join(extra)})" if extra else ""
+    return f"{counter}; {o['accepted']}/{o['issued']}{tail}"
+
+
 def row(out, setup, startup_ms):
     d = os.path.join(out, setup)
     name = NAMES.get(setup, setup)
     raw = read(os.path.join(d, "report.json"))
     if raw is None:
         why = (read(os.path.join(d, "not-measured.txt"), "") or "no report.json").strip()
-        return f"| {name} | not measured: {why} |" + " – |" * 10, []
+        return f"| {name} | not measured: {why} |" + " – |" * 11, []
     r = json.loads(raw)
     http, ws = r["http"], r["websocket"]
     rate = http["sent"] / (r["duration_ms"] / 1000) if r["duration_ms"] else 0
@@ -77,7 +96,7 @@ def row(out, setup, startup_ms):
         cuts += f" (+{ws['connect_errors']} connects failed)"
     line = (
         f"| {name} | {rate:.0f} | {failed_requests(http)} | {cuts} | {codes} "
-        f"| {http['longest_gap_ms']:.0f} ms | {ok}/{len(deploys)} | {dur} | {over} | {rss} | {debris} |"
+        f"| {http['longest_gap_ms']:.0f} ms | {kept(r)} | {ok}/{len(deploys)} | {dur} | {over} | {rss} | {debris} |"
     )
     notes = [f"{setup}: {f}" for f in r.get("failures", [])]
     notes += [f"{setup} (warning): {w}" for w in r.get("warnings", [])]
@@ -88,11 +107,12 @@ def main():
     out, startup_ms, setups = sys.argv[1], float(sys.argv[2] or 0), sys.argv[3:]
     print(
         "| setup | req/s | failed requests (non-2xx, connection errors, timeouts) "
-        "| WebSockets cut | close codes seen | longest gap | deploys ok "
+        "| WebSockets cut | close codes seen | longest gap "
+        "| Redis counter; OAuth states accepted / issued | deploys ok "
         "| deploy duration median / max | overhead beyond app start-up, median / max "
         "| proxy RSS max | broken deploy left behind |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     notes = []
     for s in setups:
         line, n = row(out, s, startup_ms)

@@ -632,15 +632,37 @@ async fn oauth_redeem(shared: &Shared, state: &str, carried: bool) {
     if carried {
         o.carried_across_deploy += 1;
     }
-    match first {
-        None => o.errors += 1,
-        Some((st, _)) if st.is_success() || st.is_redirection() => o.accepted += 1,
-        Some(_) => o.refused += 1,
+    // Only the app's own answers are a verdict on the state: a 2xx/3xx
+    // accepts it, a 4xx refuses it. No answer, or a 5xx (a proxy with no
+    // upstream, an app without Redis), says nothing about the state and is
+    // an error; counting a 502 on the replay as "accepted twice" would blame
+    // the app for the proxy's outage.
+    match first.map(|(st, _)| verdict(st)) {
+        Some(Verdict::Accepted) => o.accepted += 1,
+        Some(Verdict::Refused) => o.refused += 1,
+        None | Some(Verdict::NoAnswer) => o.errors += 1,
     }
-    match second {
-        None => o.errors += 1,
-        Some((st, _)) if st.is_client_error() => o.second_use_refused += 1,
-        Some(_) => o.second_use_accepted += 1,
+    match second.map(|(st, _)| verdict(st)) {
+        Some(Verdict::Refused) => o.second_use_refused += 1,
+        Some(Verdict::Accepted) => o.second_use_accepted += 1,
+        None | Some(Verdict::NoAnswer) => o.errors += 1,
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Accepted,
+    Refused,
+    NoAnswer,
+}
+
+fn verdict(st: StatusCode) -> Verdict {
+    if st.is_success() || st.is_redirection() {
+        Verdict::Accepted
+    } else if st.is_client_error() {
+        Verdict::Refused
+    } else {
+        Verdict::NoAnswer
     }
 }
 
@@ -1212,6 +1234,16 @@ mod tests {
         assert!(parse_target("http://172.17.0.2:8080", &["172.17.0.2".into()]).is_ok());
         assert!(parse_target("http://example.com", &["172.17.0.2".into()]).is_err());
         assert!(parse_target("https://127.0.0.1", &[]).is_err());
+    }
+
+    #[test]
+    fn only_the_apps_answers_judge_an_oauth_state() {
+        assert_eq!(verdict(StatusCode::FOUND), Verdict::Accepted);
+        assert_eq!(verdict(StatusCode::OK), Verdict::Accepted);
+        assert_eq!(verdict(StatusCode::BAD_REQUEST), Verdict::Refused);
+        assert_eq!(verdict(StatusCode::GONE), Verdict::Refused);
+        assert_eq!(verdict(StatusCode::BAD_GATEWAY), Verdict::NoAnswer);
+        assert_eq!(verdict(StatusCode::SERVICE_UNAVAILABLE), Verdict::NoAnswer);
     }
 
     #[test]
