@@ -324,11 +324,13 @@ prepare_a() {
     export CMP_LABEL=cutover.project=cmp-a
     setsid "$CUTOVER_BIN" serve --listen "127.0.0.1:$PROXY_PORT" --socket "$CUTOVER_SOCKET" \
         --state-dir "$CMP_DIR/proxy/state" --no-access-log </dev/null >"$CMP_DIR/proxy/serve.log" 2>&1 &
-    echo $! >"$CMP_DIR/proxy/main.pid"
-    local i
+    local pid=$! i
+    echo "$pid" >"$CMP_DIR/proxy/main.pid"
     for i in $(seq 1 100); do
         if [ -S "$CUTOVER_SOCKET" ] && "$CUTOVER_BIN" status >/dev/null 2>&1; then break; fi
-        [ -n "$(proxy_pid)" ] || { tail -n 20 "$CMP_DIR/proxy/serve.log" >&2; return 1; }
+        # kill -0, not proxy_pid: until the child has exec'd, its command
+        # line is still this script's, which proxy_pid would not recognize.
+        kill -0 "$pid" 2>/dev/null || { tail -n 20 "$CMP_DIR/proxy/serve.log" >&2; return 1; }
         sleep 0.2
     done
     APP_VERSION=v0 "$CMP_HOME/deploy-cutover.sh" >>"$CMP_DIR/deploys.log" 2>&1

@@ -24,9 +24,19 @@ before="$(containers)"
         "${LOADTEST_DEPLOY:-?}" "${APP_VERSION:-?}" "$([ "${LOADTEST_BROKEN:-}" = 1 ] && echo ', broken')"
 } >>"$CMP_DIR/deploys.log"
 # A hung deploy must not hold the run: the harness waits for every deploy
-# it started.
-timeout --kill-after=10 "$CMP_DEPLOY_TIMEOUT" "$script" >>"$CMP_DIR/deploys.log" 2>&1
+# it started. timeout runs the script in a process group of its own, so a
+# stop of the harness (SIGTERM to this script's group) is passed on to it:
+# timeout hands the signal to the whole script, docker-compose included.
+timeout --kill-after=10 "$CMP_DEPLOY_TIMEOUT" "$script" >>"$CMP_DIR/deploys.log" 2>&1 &
+pid=$!
+trap 'kill -TERM "$pid" 2>/dev/null' TERM INT
+wait "$pid"
 code=$?
+# A trapped signal ends `wait` early; the script's own exit comes later.
+while kill -0 "$pid" 2>/dev/null; do
+    wait "$pid"
+    code=$?
+done
 printf '=== %s exit %s\n' "$(date -u +%H:%M:%S.%N | cut -c1-12)" "$code" >>"$CMP_DIR/deploys.log"
 if [ "${LOADTEST_BROKEN:-}" = 1 ]; then
     : >"$CMP_DIR/debris.txt"

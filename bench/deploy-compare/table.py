@@ -66,7 +66,7 @@ def row(out, setup, startup_ms):
     raw = read(os.path.join(d, "report.json"))
     if raw is None:
         why = (read(os.path.join(d, "not-measured.txt"), "") or "no report.json").strip()
-        return f"| {name} | not measured: {why} |" + " – |" * 11, []
+        return f"| {name} | not measured: {why} |" + " – |" * 10, []
     r = json.loads(raw)
     http, ws = r["http"], r["websocket"]
     rate = http["sent"] / (r["duration_ms"] / 1000) if r["duration_ms"] else 0

@@ -207,6 +207,8 @@ struct Shared {
     sse: Mutex<SseStats>,
     oauth: Mutex<OauthStats>,
     deploys: Mutex<Vec<DeployRun>>,
+    /// The process group of the deploy command running now, if any.
+    deploy_group: Mutex<Option<rustix::process::Pid>>,
     requests_started: AtomicU64,
     rate_next: Mutex<Instant>,
 }
@@ -745,8 +747,22 @@ async fn deploy_loop(shared: Arc<Shared>) {
             c.env("LOADTEST_BROKEN", "1");
         }
         c.kill_on_drop(true);
+        // Its own process group: an interrupted run stops the deploy and all
+        // it started (docker-compose, curl, sleep), not only `sh`.
+        c.process_group(0);
         let start_ms = shared.now_ms();
-        let status = c.status().await;
+        let status = match c.spawn() {
+            Ok(mut child) => {
+                let group = child
+                    .id()
+                    .and_then(|id| rustix::process::Pid::from_raw(id as i32));
+                *shared.deploy_group.lock().unwrap() = group;
+                let status = child.wait().await;
+                *shared.deploy_group.lock().unwrap() = None;
+                status
+            }
+            Err(e) => Err(e),
+        };
         let end_ms = shared.now_ms();
         let exit_code = match status {
             Ok(s) => s.code().or(Some(-1)),
@@ -1157,6 +1173,7 @@ async fn run() -> anyhow::Result<()> {
         sse: Mutex::default(),
         oauth: Mutex::default(),
         deploys: Mutex::default(),
+        deploy_group: Mutex::default(),
         requests_started: AtomicU64::new(0),
         rate_next: Mutex::new(t0),
         args,
@@ -1179,12 +1196,22 @@ async fn run() -> anyhow::Result<()> {
     }
     // Deploys run to completion even past the traffic deadline, so each one gets a verdict.
     let deploys = tokio::spawn(deploy_loop(shared.clone()));
-    while let Some(r) = tasks.join_next().await {
-        if let Err(e) = r {
-            tracing::error!(error = %e, "load task panicked");
+    let work = async {
+        while let Some(r) = tasks.join_next().await {
+            if let Err(e) = r {
+                tracing::error!(error = %e, "load task panicked");
+            }
+        }
+        deploys.await.context("deploy task panicked")
+    };
+    tokio::select! {
+        r = work => r?,
+        (name, code) = stop_signal() => {
+            stop_deploy(&shared).await;
+            eprintln!("cutover-loadtest: {name}: stopped before the end; no report");
+            std::process::exit(code);
         }
     }
-    deploys.await.context("deploy task panicked")?;
 
     let report = build_report(&shared);
     let md = markdown(&report);
@@ -1204,6 +1231,42 @@ async fn run() -> anyhow::Result<()> {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// SIGTERM or SIGINT, as the name and the exit code a shell gives a process
+/// they end.
+async fn stop_signal() -> (&'static str, i32) {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => tokio::select! {
+            _ = term.recv() => ("SIGTERM", 143),
+            _ = int.recv() => ("SIGINT", 130),
+        },
+        // Without handlers the default action ends the run, as before.
+        _ => std::future::pending().await,
+    }
+}
+
+/// Ends the deploy in progress, if any: SIGTERM to its process group, then
+/// SIGKILL to what is left after 8 s. A deploy left running after the
+/// harness would go on creating containers its caller has already cleaned.
+async fn stop_deploy(shared: &Shared) {
+    use rustix::process::{kill_process_group, test_kill_process_group, Signal};
+    let Some(group) = *shared.deploy_group.lock().unwrap() else {
+        return;
+    };
+    eprintln!("cutover-loadtest: stopping the deploy in progress");
+    if kill_process_group(group, Signal::TERM).is_err() {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while test_kill_process_group(group).is_ok() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = kill_process_group(group, Signal::KILL);
 }
 
 #[cfg(test)]

@@ -387,3 +387,82 @@ async fn non_loopback_url_is_refused() {
         "{stderr}"
     );
 }
+
+/// True once `pid` has exited: gone, or a zombie nobody has reaped yet.
+fn exited(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // The state follows the command name, which is in parentheses.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_run_stops_its_deploy_too() {
+    use rustix::process::{kill_process, Pid, Signal};
+    let dir = tempfile::tempdir().unwrap();
+    let addr = start_server(dir.path(), WsOnSwitch::Close1012).await;
+    // A deploy that outlives the run unless someone stops it; the child it
+    // starts stands for docker-compose.
+    let cmd = r#"sleep 120 >/dev/null 2>&1 & echo $! > "$CTL/child.pid"; wait"#;
+    let mut lt = tokio::process::Command::new(env!("CARGO_BIN_EXE_cutover-loadtest"))
+        .args(["--url", &format!("http://{addr}")])
+        .args(["--duration", "60s", "--keepalive", "1", "--fresh", "0"])
+        .args(["--deploys", "1", "--deploy-interval", "100ms"])
+        .args(["--deploy-cmd", cmd])
+        .arg("--json")
+        .arg(dir.path().join("report.json"))
+        .env("CTL", dir.path())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid_file = dir.path().join("child.pid");
+    let child: i32 = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Some(pid) = std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
+                return pid;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the deploy command never started");
+    assert!(!exited(child), "the deploy's child ended by itself");
+
+    let harness = Pid::from_raw(lt.id().unwrap() as i32).unwrap();
+    kill_process(harness, Signal::TERM).unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), lt.wait())
+        .await
+        .expect("the harness did not stop on SIGTERM")
+        .unwrap();
+    // The deploy inherited the harness's stderr: while any of it runs, the
+    // pipe stays open.
+    let mut stderr = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read_to_string(lt.stderr.as_mut().unwrap(), &mut stderr),
+    )
+    .await
+    .expect("the deploy command still runs after the harness exited")
+    .unwrap();
+    assert_eq!(status.code(), Some(143), "stderr: {stderr}");
+    assert!(
+        stderr.contains("stopping the deploy in progress"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("report.json").exists());
+    // Its parent is gone, so whoever adopted it reaps it; give that a moment.
+    for _ in 0..100 {
+        if exited(child) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the deploy's child {child} still runs after the harness stopped");
+}
