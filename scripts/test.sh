@@ -8,7 +8,8 @@
 # 1. installs missing Debian packages (scripts/deps.sh; skipped when present),
 # 2. uses the running Docker engine, or starts dockerd and stops it at the end,
 # 3. builds the local test images (scripts/images.sh; cached),
-# 4. runs cargo test --workspace and prints a summary.
+# 4. runs cargo test --workspace and prints a summary,
+# 5. runs examples/athens/demo.sh, the README's first command (whole suite only).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -63,4 +64,13 @@ awk -v secs=$((SECONDS - start)) -v status="$status" '
     }' "$test_log"
 
 [ "$status" -eq 0 ] || die "cargo test failed (exit $status); the full output is in $test_log"
+
+# The README's first command, as a user runs it: the whole suite proves it
+# still works. Skipped when the caller picked tests (ARGS given).
+if [ $# -eq 0 ]; then
+    log "test: examples/athens/demo.sh (the README's first command)"
+    ATHENS_PROJECT=athens-ci "$CUTOVER_ROOT/examples/athens/demo.sh" >"$CUTOVER_LOG_DIR/demo.log" 2>&1 ||
+        { tail -n 40 "$CUTOVER_LOG_DIR/demo.log" >&2; die "examples/athens/demo.sh failed; the full output is in $CUTOVER_LOG_DIR/demo.log"; }
+    grep '^  ok ' "$CUTOVER_LOG_DIR/demo.log" || true
+fi
 log "test: all passed"
