@@ -24,7 +24,13 @@ pub struct LoadOptions {
     pub working_dir: PathBuf,
     /// The process environment; it wins over `.env`.
     pub process_env: BTreeMap<String, String>,
+    /// What `-f -` reads: the compose file from stdin, read by the caller
+    /// (stdin can be read once, and this module does no terminal IO).
+    pub stdin: Option<String>,
 }
+
+/// How a compose file read from stdin (`-f -`) is named in messages.
+pub const STDIN_NAME: &str = "<stdin>";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -166,33 +172,54 @@ pub fn read_sources(opts: &LoadOptions) -> Result<Sources, LoadError> {
     } else {
         opts.files.clone()
     };
-    let paths: Vec<(PathBuf, PathBuf)> = if named.is_empty() {
+    // (shown name, absolute path); `None` for `-`, stdin.
+    let paths: Vec<(PathBuf, Option<PathBuf>)> = if named.is_empty() {
         let first = discover(&opts.working_dir)?;
         let mut v = vec![first.clone()];
         v.extend(override_for(&first));
         v.into_iter()
-            .map(|p| (shown(&p, &opts.working_dir), p))
+            .map(|p| (shown(&p, &opts.working_dir), Some(p)))
             .collect()
     } else {
         named
             .iter()
-            .map(|f| (f.clone(), opts.working_dir.join(f)))
+            .map(|f| {
+                if f.as_os_str() == "-" {
+                    (PathBuf::from(STDIN_NAME), None)
+                } else {
+                    (f.clone(), Some(opts.working_dir.join(f)))
+                }
+            })
             .collect()
     };
+    if paths.iter().filter(|(_, abs)| abs.is_none()).count() > 1 {
+        return Err(stdin_error(
+            "`-f -` is given more than once; stdin holds one file",
+        ));
+    }
     let mut files = Vec::new();
     for (display, abs) in &paths {
-        let content = std::fs::read_to_string(abs).map_err(|source| LoadError::Read {
-            path: display.clone(),
-            source,
-        })?;
+        let content = match abs {
+            Some(abs) => std::fs::read_to_string(abs).map_err(|source| LoadError::Read {
+                path: display.clone(),
+                source,
+            })?,
+            None => opts
+                .stdin
+                .clone()
+                .ok_or_else(|| stdin_error("nothing was read from stdin for `-f -`"))?,
+        };
         files.push(ComposeFile {
             path: display.clone(),
             content,
         });
     }
+    // Compose's rule: the first file's folder, or the working directory when
+    // the first file comes from stdin.
     let project_dir = paths[0]
         .1
-        .parent()
+        .as_deref()
+        .and_then(Path::parent)
         .map(Path::to_path_buf)
         .unwrap_or_else(|| opts.working_dir.clone());
 
@@ -220,6 +247,13 @@ pub fn read_sources(opts: &LoadOptions) -> Result<Sources, LoadError> {
         },
         env_file,
     })
+}
+
+fn stdin_error(message: &str) -> LoadError {
+    LoadError::Read {
+        path: PathBuf::from(STDIN_NAME),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, message),
+    }
 }
 
 /// Finds, reads and resolves the project.
@@ -517,6 +551,48 @@ mod tests {
         assert_eq!(load_project(&o).unwrap().name, "from-file");
         o.project_name = Some("from-flag".into());
         assert_eq!(load_project(&o).unwrap().name, "from-flag");
+    }
+
+    #[test]
+    fn dash_reads_the_compose_file_from_stdin_beside_the_working_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().join("Work_Dir");
+        // `.env` and relative paths resolve against the working directory,
+        // as Compose does for `-f -`.
+        write(&d, ".env", "TAG=7\n");
+        write(
+            &d,
+            "override.yaml",
+            "services:\n  web:\n    environment: [B=2]\n",
+        );
+        let mut o = opts(&d);
+        o.files = vec!["-".into(), "override.yaml".into()];
+        o.stdin = Some("services:\n  web:\n    image: app:${TAG}\n    environment: [A=1]\n".into());
+        let p = load_project(&o).unwrap();
+        assert_eq!(p.name, "work_dir");
+        assert_eq!(p.project_dir, d);
+        let web = &p.accessories[0].service;
+        assert_eq!(web.image, "app:7");
+        let env: Vec<_> = web.environment.keys().map(String::as_str).collect();
+        assert_eq!(env, ["A", "B"]);
+
+        // Errors name stdin where they would name the file.
+        o.files = vec!["-".into()];
+        o.stdin = Some("services:\n  web:\n    imagee: app\n".into());
+        let err = load_project(&o).unwrap_err().to_string();
+        assert!(
+            err.contains("<stdin>:3: services.web.imagee: unknown key `imagee`"),
+            "{err}"
+        );
+
+        o.files = vec!["-".into(), "-".into()];
+        let err = load_project(&o).unwrap_err().to_string();
+        assert!(err.contains("`-f -` is given more than once"), "{err}");
+
+        o.files = vec!["-".into()];
+        o.stdin = None;
+        let err = load_project(&o).unwrap_err().to_string();
+        assert!(err.contains("nothing was read from stdin"), "{err}");
     }
 
     #[test]

@@ -57,8 +57,9 @@ pub enum Command {
 /// Which compose project: found like Docker Compose finds it.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ProjectArgs {
-    /// Compose file; repeat to merge several, later ones win [default: compose.yaml,
-    /// compose.yml, docker-compose.yml or docker-compose.yaml here or in a parent folder]
+    /// Compose file, `-` for stdin; repeat to merge several, later ones win [default:
+    /// compose.yaml, compose.yml, docker-compose.yml or docker-compose.yaml here or in a
+    /// parent folder]
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,
 

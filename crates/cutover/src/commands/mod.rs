@@ -58,12 +58,38 @@ fn load_options(args: &ProjectArgs) -> Result<LoadOptions, CliError> {
     })?;
     // Compose reads the environment too: the process wins over `.env`.
     let process_env: BTreeMap<String, String> = std::env::vars().collect();
+    let stdin = if args.files.iter().any(|f| f.as_os_str() == "-") {
+        Some(compose_from_stdin()?)
+    } else {
+        None
+    };
     Ok(LoadOptions {
         files: args.files.clone(),
         project_name: args.project_name.clone(),
         env_file: args.env_file.clone(),
         working_dir,
         process_env,
+        stdin,
+    })
+}
+
+/// The compose file of `-f -`. Read once and kept: some commands load the
+/// project more than once, and stdin has one copy.
+fn compose_from_stdin() -> Result<String, CliError> {
+    static STDIN: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
+    let read = STDIN.get_or_init(|| {
+        let mut stdin = std::io::stdin();
+        if std::io::IsTerminal::is_terminal(&stdin) {
+            return Err("-f -: stdin is a terminal, not a compose file".into());
+        }
+        let mut content = String::new();
+        std::io::Read::read_to_string(&mut stdin, &mut content)
+            .map_err(|e| format!("-f -: cannot read the compose file from stdin: {e}"))?;
+        Ok(content)
+    });
+    read.clone().map_err(|message| {
+        CliError::bad_input(message)
+            .with_hint("pipe the file in, e.g. `envsubst < compose.tpl.yaml | cutover deploy -f -`")
     })
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use hyper::Method;
 use serde_json::Value;
 
-use crate::util::{cutover, run, tcp_request, Daemon, PATIENCE};
+use crate::util::{cutover, run, run_with_stdin, tcp_request, Daemon, PATIENCE};
 
 /// A compose project in a temporary folder; its containers, networks and
 /// volumes are removed (by the labels cutover writes) when it is dropped.
@@ -178,6 +178,21 @@ async fn plan_shows_what_a_deploy_would_do() {
         "plan_text",
         text(&out.stdout).replace(&version, "[VERSION]")
     );
+
+    // The same file on stdin (`-f -`, as `envsubst < tpl | cutover plan -f -`)
+    // gives the same plan: `.env` and the project's folder come from the
+    // working directory.
+    let compose = std::fs::read_to_string(project.path().join("compose.yaml")).unwrap();
+    let piped = run_with_stdin(
+        cutover()
+            .current_dir(project.path())
+            .arg("--socket")
+            .arg(&daemon.socket)
+            .args(["plan", "-f", "-"]),
+        &compose,
+    );
+    expect_code(&piped, 0, &daemon);
+    assert_eq!(text(&piped.stdout), text(&out.stdout));
 
     // A plan changes nothing.
     assert_eq!(
@@ -383,6 +398,7 @@ fn compose_errors_exit_2_with_file_and_line() {
         "services:\n  web:\n    image: x\n    x-cutover:\n      prot: 80\n",
     )
     .unwrap();
+    let mut from_file = String::new();
     for command in ["deploy", "plan"] {
         let out = run(cutover()
             .current_dir(dir.path())
@@ -391,7 +407,24 @@ fn compose_errors_exit_2_with_file_and_line() {
         assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
         assert_eq!(text(&out.stdout), "");
         insta::assert_snapshot!(format!("compose_error_{command}"), text(&out.stderr));
+        from_file = text(&out.stderr);
     }
+
+    // From stdin, the messages name it where they would name the file.
+    let compose = std::fs::read_to_string(dir.path().join("compose.yaml")).unwrap();
+    let out = run_with_stdin(
+        cutover()
+            .current_dir(dir.path())
+            .args(["plan", "-f", "-", "--socket"])
+            .arg(dir.path().join("none.sock")),
+        &compose,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(from_file.contains("compose.yaml:5:"), "{from_file}");
+    assert_eq!(
+        text(&out.stderr),
+        from_file.replace("compose.yaml:", "<stdin>:")
+    );
 
     let empty = tempfile::tempdir().unwrap();
     let out = run(cutover()

@@ -42,6 +42,25 @@ pub fn run(cmd: &mut Command) -> Output {
         .expect("the cutover binary runs")
 }
 
+/// Like [`run`], with `input` on stdin.
+pub fn run_with_stdin(cmd: &mut Command, input: &str) -> Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the cutover binary runs");
+    // Written then closed before the wait, so the child sees the end of it.
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// A port that was free a moment ago, for listeners that cannot report the
 /// port they got.
 pub fn free_port() -> u16 {
