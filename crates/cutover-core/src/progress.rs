@@ -65,6 +65,11 @@ pub enum Outcome {
     LockTimeout,
     /// The request itself was invalid (unknown service, missing external network...).
     Invalid,
+    /// An outcome a newer daemon knows and this build does not: the CLI and
+    /// the daemon can be different versions (the TCP control listener is
+    /// meant for CI runners). Never sent.
+    #[serde(other)]
+    Unknown,
 }
 
 impl Outcome {
@@ -74,6 +79,9 @@ impl Outcome {
             Outcome::Ok | Outcome::UpToDate => 0,
             Outcome::Failed => 1,
             Outcome::Invalid => 2,
+            // Not known to have succeeded: the caller must not go on as if
+            // it had.
+            Outcome::Unknown => 1,
             Outcome::LockTimeout => 4,
         }
     }
@@ -120,4 +128,9 @@ pub enum ProgressEvent {
         hint: Option<String>,
         elapsed_ms: u64,
     },
+    /// An event a newer daemon sends and this build does not know; shown as
+    /// nothing, so an older CLI still follows a newer daemon's deploy to its
+    /// `Finished`. Never sent.
+    #[serde(other)]
+    Unknown,
 }

@@ -27,6 +27,7 @@ fn outcome(o: Outcome) -> &'static str {
         Outcome::Failed => "failed",
         Outcome::LockTimeout => "lock_timeout",
         Outcome::Invalid => "invalid",
+        Outcome::Unknown => "unknown",
     }
 }
 

@@ -108,6 +108,7 @@ fn err(text: String) -> Line {
 /// `error:` with its hint (docs/style.md).
 pub fn event_lines(event: &ProgressEvent, paint: Paint) -> Vec<Line> {
     match event {
+        ProgressEvent::Unknown => Vec::new(),
         ProgressEvent::StepStarted { what, .. } => vec![out(format!("{what} ..."))],
         ProgressEvent::StepDone {
             what,
@@ -419,6 +420,40 @@ mod tests {
             },
         ];
         insta::assert_snapshot!(render(&events));
+    }
+
+    /// A newer daemon may send events and outcomes this build does not know:
+    /// the stream is still followed to its end, and an unknown end is not a
+    /// success.
+    #[test]
+    fn a_newer_daemons_stream_is_followed() {
+        let mut r = Renderer::new(Mode::Plain);
+        r.line(r#"{"event":"step_started","id":1,"what":"start web-green"}"#)
+            .unwrap();
+        r.line(r#"{"event":"canary_weight","service":"web","percent":10}"#)
+            .unwrap();
+        let unknown: ProgressEvent =
+            serde_json::from_str(r#"{"event":"canary_weight","percent":10}"#).unwrap();
+        assert_eq!(unknown, ProgressEvent::Unknown);
+        assert!(event_lines(&unknown, Paint { on: false }).is_empty());
+        assert_eq!(r.finished, None);
+
+        r.line(r#"{"event":"finished","outcome":"paused","message":"web paused at 10%","hint":null,"elapsed_ms":5}"#)
+            .unwrap();
+        assert_eq!(r.finished, Some(Outcome::Unknown));
+        assert_eq!(Outcome::Unknown.exit_code(), 1);
+        let done: ProgressEvent = serde_json::from_str(
+            r#"{"event":"finished","outcome":"paused","message":"web paused at 10%","hint":null,"elapsed_ms":5}"#,
+        )
+        .unwrap();
+        let lines = event_lines(&done, Paint { on: false });
+        assert_eq!(lines.len(), 1);
+        assert!(lines[0].stderr);
+        assert_eq!(lines[0].text, "error: web paused at 10%");
+
+        // A line that is not an event at all is still refused, with the hint.
+        let err = r.line("{not json").unwrap_err().to_string();
+        assert!(err.contains("does not understand"), "{err}");
     }
 
     #[test]
