@@ -273,16 +273,17 @@ mod tests {
         assert_eq!(serde_json::to_string(&entry).unwrap(), line);
     }
 
+    /// A result is required; one a newer daemon wrote is read as `unknown`
+    /// rather than making the whole history unreadable.
     #[test]
-    fn history_needs_a_known_result() {
-        for line in [
-            r#"{"time_ms":1,"project":"athens","operation":"deploy"}"#,
-            r#"{"time_ms":1,"project":"athens","operation":"deploy","result":"exploded"}"#,
-        ] {
-            assert!(
-                serde_json::from_str::<HistoryEntry>(line).is_err(),
-                "{line}"
-            );
-        }
+    fn history_needs_a_result_and_keeps_unknown_ones() {
+        let line = r#"{"time_ms":1,"project":"athens","operation":"deploy"}"#;
+        assert!(
+            serde_json::from_str::<HistoryEntry>(line).is_err(),
+            "{line}"
+        );
+        let line = r#"{"time_ms":1,"project":"athens","operation":"deploy","result":"exploded"}"#;
+        let entry: HistoryEntry = serde_json::from_str(line).unwrap();
+        assert_eq!(entry.result, Outcome::Unknown);
     }
 }
