@@ -7,7 +7,8 @@
 //! line) lacks takes its default, and a field a newer daemon adds is ignored
 //! (hence no `deny_unknown_fields`). The fields without a default are the
 //! ones a value means nothing without: a live version's color and an
-//! operation's result. Enums are read strictly; see [`HistoryEntry::result`].
+//! operation's result. An outcome a newer daemon wrote reads as
+//! [`Outcome::Unknown`].
 
 use serde::{Deserialize, Serialize};
 
@@ -132,10 +133,8 @@ pub struct HistoryEntry {
     pub version: Option<String>,
     #[serde(default)]
     pub color: Option<Color>,
-    /// Strict, unlike the other fields: an outcome this build does not know
-    /// fails the read (the daemon skips such a line of `history.jsonl`, the
-    /// CLI says the answer is not what it expects). [`Outcome`] has no
-    /// catch-all variant because it also picks the CLI's exit code.
+    /// Required, unlike the other fields; one this build does not know is
+    /// [`Outcome::Unknown`], which the CLI shows as `unknown`.
     pub result: Outcome,
     #[serde(default)]
     pub duration_ms: u64,

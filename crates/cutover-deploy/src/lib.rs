@@ -130,6 +130,15 @@ impl DeployEngine {
 }
 
 impl Inner {
+    /// The project's containers as this daemon sees them: with their
+    /// release records and whether each is retiring.
+    pub(crate) async fn project_containers(
+        &self,
+        project: &str,
+    ) -> Result<observe::Observation, EngineError> {
+        observe::project_containers(&*self.engine, project, &self.releases, &self.retirements).await
+    }
+
     pub(crate) async fn routes_changed(&self) {
         let hook = unpoisoned(&self.routes_changed).clone();
         if let Some(hook) = hook {

@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::containers;
 use crate::history::Entry;
 use crate::journal::InProgress;
-use crate::observe::{project_containers, AppContainer};
+use crate::observe::AppContainer;
 use crate::DeployEngine;
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -150,16 +150,13 @@ impl DeployEngine {
     /// unless the proxy already does.
     async fn reroute(&self, project: &str, report: &mut ReconcileReport) {
         let inner = &self.inner;
-        let obs =
-            match project_containers(&*inner.engine, project, &inner.releases, &inner.retirements)
-                .await
-            {
-                Ok(o) => o,
-                Err(e) => {
-                    report.warnings.push(format!("{project}: {e}"));
-                    return;
-                }
-            };
+        let obs = match inner.project_containers(project).await {
+            Ok(o) => o,
+            Err(e) => {
+                report.warnings.push(format!("{project}: {e}"));
+                return;
+            }
+        };
         for (service, state) in obs.apps {
             self.finish_retirements(&state.stray, report).await;
             let Some(live) = state.live else { continue };
@@ -213,12 +210,8 @@ impl DeployEngine {
     /// without a release record are left to the next deploy, which removes
     /// them as strays.
     async fn finish_retirements(&self, stray: &[AppContainer], report: &mut ReconcileReport) {
-        for c in stray.iter().filter(|c| c.release.is_some()) {
-            let grace = c
-                .release
-                .as_ref()
-                .map(|r| containers::stop_grace(&r.app.service))
-                .unwrap_or(containers::DEFAULT_STOP_GRACE);
+        for (c, release) in stray.iter().filter_map(|c| Some((c, c.release.as_ref()?))) {
+            let grace = containers::stop_grace(&release.app.service);
             match self.inner.engine.stop_container(c.name(), grace).await {
                 Ok(()) => report.cleaned.push(c.name().to_string()),
                 Err(e) => report

@@ -7,7 +7,6 @@ use cutover_core::progress::{Outcome, RollbackCommand};
 use crate::events::{Progress, Receiver};
 use crate::executor::switch::{self, Candidate};
 use crate::executor::{run_exclusive, Operation, Stop};
-use crate::observe::project_containers;
 use crate::releases::Release;
 use crate::{DeployEngine, Inner};
 
@@ -42,7 +41,8 @@ async fn rollback(
     p: &Progress,
 ) -> Result<(Outcome, String), Stop> {
     let engine = &*inner.engine;
-    let obs = project_containers(engine, project, &inner.releases, &inner.retirements)
+    let obs = inner
+        .project_containers(project)
         .await
         .map_err(Stop::failed)?;
     let mut services: Vec<String> = obs.apps.keys().cloned().collect();

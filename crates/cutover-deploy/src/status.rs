@@ -15,7 +15,7 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 
 use crate::containers;
 use crate::history::Entry;
-use crate::observe::{project_containers, AppContainer};
+use crate::observe::AppContainer;
 use crate::DeployEngine;
 
 /// `GET .../logs` options.
@@ -34,7 +34,7 @@ impl DeployEngine {
     pub async fn status(&self, project: &str) -> Result<ProjectStatus, EngineError> {
         let inner = &self.inner;
         let engine = &*inner.engine;
-        let obs = project_containers(engine, project, &inner.releases, &inner.retirements).await?;
+        let obs = inner.project_containers(project).await?;
         let proxy = inner.proxy.status();
         let mut apps = Vec::new();
         for (service, state) in &obs.apps {
@@ -174,14 +174,11 @@ impl DeployEngine {
         q: &LogsQuery,
     ) -> Result<BoxStream<'static, Bytes>, String> {
         let engine = self.inner.engine.clone();
-        let obs = project_containers(
-            &*engine,
-            project,
-            &self.inner.releases,
-            &self.inner.retirements,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        let obs = self
+            .inner
+            .project_containers(project)
+            .await
+            .map_err(|e| e.to_string())?;
         let service = match (&q.service, obs.apps.keys().collect::<Vec<_>>().as_slice()) {
             (Some(s), _) => s.clone(),
             (None, [only]) => (*only).clone(),

@@ -793,45 +793,23 @@ fn resolve_root(
     })
 }
 
+const PROJECT_NAME_HINT: &str =
+    "use lowercase letters, digits, - and _, starting with a letter or digit";
+
 fn project_name(cx: &mut Ctx<'_>, top: Option<&Value>) -> Option<String> {
-    if let Some(n) = &cx.input.project_name {
-        if !is_valid_project_name(n) {
-            cx.errors.push(Diagnostic {
-                file: None,
-                line: None,
-                key: String::new(),
-                message: format!("-p {n:?} is not a valid project name"),
-                hint: Some(
-                    "use lowercase letters, digits, - and _, starting with a letter or digit"
-                        .into(),
-                ),
-            });
-            return None;
-        }
-        return Some(n.clone());
-    }
     // Compose's order: -p, then COMPOSE_PROJECT_NAME (environment or .env),
     // then `name:`, then the folder.
+    if let Some(n) = &cx.input.project_name {
+        return given_name(cx, n.clone(), "-p", PROJECT_NAME_HINT.into());
+    }
     if let Some(n) = cx
         .input
         .env
         .get("COMPOSE_PROJECT_NAME")
         .filter(|n| !n.is_empty())
     {
-        if !is_valid_project_name(n) {
-            cx.errors.push(Diagnostic {
-                file: None,
-                line: None,
-                key: String::new(),
-                message: format!("COMPOSE_PROJECT_NAME {n:?} is not a valid project name"),
-                hint: Some(
-                    "use lowercase letters, digits, - and _, starting with a letter or digit (set in the environment or .env)"
-                        .into(),
-                ),
-            });
-            return None;
-        }
-        return Some(n.clone());
+        let hint = format!("{PROJECT_NAME_HINT} (set in the environment or .env)");
+        return given_name(cx, n.clone(), "COMPOSE_PROJECT_NAME", hint);
     }
     if let Some(v) = top.filter(|v| !v.is_null()) {
         let p = KeyPath::root().key("name");
@@ -840,7 +818,7 @@ fn project_name(cx: &mut Ctx<'_>, top: Option<&Value>) -> Option<String> {
             cx.error_hint(
                 &p,
                 format!("{n:?} is not a valid project name"),
-                "use lowercase letters, digits, - and _, starting with a letter or digit",
+                PROJECT_NAME_HINT,
             );
             return None;
         }
@@ -864,6 +842,22 @@ fn project_name(cx: &mut Ctx<'_>, top: Option<&Value>) -> Option<String> {
         return None;
     }
     Some(n)
+}
+
+/// A name given outside the files (`-p`, `COMPOSE_PROJECT_NAME`): used as
+/// it is, so an invalid one is an error naming where it came from.
+fn given_name(cx: &mut Ctx<'_>, n: String, from: &str, hint: String) -> Option<String> {
+    if is_valid_project_name(&n) {
+        return Some(n);
+    }
+    cx.errors.push(Diagnostic {
+        file: None,
+        line: None,
+        key: String::new(),
+        message: format!("{from} {n:?} is not a valid project name"),
+        hint: Some(hint),
+    });
+    None
 }
 
 fn top_networks(

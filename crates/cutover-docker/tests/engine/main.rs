@@ -807,12 +807,7 @@ async fn rename_keeps_a_running_container_and_its_address() {
         .rename_container(&spec.name, &moved)
         .await
         .unwrap();
-    let after = env
-        .engine
-        .inspect_container(&before.id)
-        .await
-        .unwrap()
-        .expect("still there by id");
+    let after = env.inspect(&before.id).await;
     assert_eq!(after.name, moved);
     assert_eq!(after.state, ContainerState::Running);
     assert_eq!(after.ip_on(&net.name), before.ip_on(&net.name));
