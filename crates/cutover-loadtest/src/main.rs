@@ -254,8 +254,12 @@ impl Shared {
         version: Option<String>,
         count: Option<i64>,
     ) {
-        let now = self.now_ms();
         let mut h = self.http.lock().unwrap();
+        // Read under the lock: `completed` must stay ordered by end time for
+        // its binary search. Two tasks that read the clock before locking
+        // could push out of order, and a response that ended after a
+        // request started would then count as its floor.
+        let now = self.now_ms();
         h.sent += 1;
         if !status.is_success() {
             *h.non_2xx.entry(status.as_u16()).or_default() += 1;
