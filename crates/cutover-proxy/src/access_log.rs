@@ -23,7 +23,7 @@ pub(crate) fn enabled(config_on: bool) -> bool {
 pub(crate) fn write(
     ctx: &LogCtx,
     service: &str,
-    target: &str,
+    upstream: &str,
     color: &str,
     status: u16,
     duration_us: u64,
@@ -35,7 +35,9 @@ pub(crate) fn write(
     tracing::info!(
         target: TARGET,
         service,
-        target,
+        // Not `target`: JSON logs already use that key for the log target
+        // (`cutover::access`), and a parser keeps only one of the two.
+        upstream,
         color,
         status,
         duration_us,

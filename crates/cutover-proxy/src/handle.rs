@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::metrics::{self, ServiceGauges, Unrouted};
 use crate::router::{Route, Router, Snapshot};
-use crate::service::{Service, ServiceEntry};
+use crate::service::{Removed, Service, ServiceEntry, Services};
 use crate::target::TargetSet;
 use crate::{drain, health, server};
 
@@ -73,7 +73,7 @@ pub enum DeployError {
 pub(crate) struct Inner {
     pub config: ProxyConfig,
     pub router: Router,
-    services: Mutex<BTreeMap<String, ServiceEntry>>,
+    services: Mutex<Services>,
     events: broadcast::Sender<Event>,
     /// Drain tasks, health monitors and WebSocket relays.
     pub tasks: TaskTracker,
@@ -90,7 +90,7 @@ impl Inner {
         let _ = self.events.send(event);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, ServiceEntry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Services> {
         self.services.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -112,17 +112,16 @@ impl Inner {
 
     /// A drained set leaves its service's status.
     pub fn forget_drained(&self, set: &Arc<TargetSet>) {
-        if let Some(entry) = self.lock().get_mut(&*set.service) {
-            entry.draining.retain(|s| !Arc::ptr_eq(s, set));
-        }
+        self.lock().forget(set);
     }
 
     /// How long shutdown waits for in-flight work: the longest drain timeout
-    /// of any service, or the default.
+    /// of any service, removed ones still draining included, or the default.
     pub fn max_drain(&self) -> Duration {
-        self.lock()
-            .values()
-            .map(|e| e.config.timeouts.drain)
+        let services = self.lock();
+        let live = services.live.values().map(|e| e.config.timeouts.drain);
+        let removed = services.removed.values().map(|r| r.drain);
+        live.chain(removed)
             .max()
             .unwrap_or(Timeouts::default().drain)
     }
@@ -177,16 +176,23 @@ impl Inner {
         announce: bool,
     ) -> Result<ServiceStatus, DeployError> {
         let mut services = self.lock();
-        let previous = services.get(name).map(|e| e.active.clone());
+        let previous = services.live.get(name).map(|e| e.active.clone());
+        // A service deployed again while its removal drains takes its sets
+        // and metrics back, as after a switch.
+        let removed = services.removed.remove(name);
         let service = services
+            .live
             .get(name)
             .map(|e| e.service.clone())
+            .or_else(|| removed.as_ref().map(|r| r.service.clone()))
             .unwrap_or_else(|| Arc::new(Service::new(name)));
         let draining = services
+            .live
             .get(name)
             .map(|e| e.draining.clone())
+            .or_else(|| removed.as_ref().map(|r| r.draining.clone()))
             .unwrap_or_default();
-        let old_entry = services.insert(
+        let old_entry = services.live.insert(
             name.to_string(),
             ServiceEntry {
                 service,
@@ -195,13 +201,16 @@ impl Inner {
                 draining,
             },
         );
-        let snapshot = match Self::snapshot(&services) {
+        let snapshot = match Self::snapshot(&services.live) {
             Ok(s) => s,
             Err(e) => {
                 match old_entry {
-                    Some(old) => services.insert(name.to_string(), old),
-                    None => services.remove(name),
+                    Some(old) => services.live.insert(name.to_string(), old),
+                    None => services.live.remove(name),
                 };
+                if let Some(r) = removed {
+                    services.removed.insert(name.to_string(), r);
+                }
                 return Err(DeployError::Invalid(e.to_string()));
             }
         };
@@ -228,13 +237,13 @@ impl Inner {
         if let Some(old) = previous {
             // The request that retires a set decides how long it drains:
             // its timeouts are the ones the operator just asked for.
-            if let Some(e) = services.get_mut(name) {
+            if let Some(e) = services.live.get_mut(name) {
                 e.draining.push(old.clone());
             }
             drain::retire(self, old, req.timeouts.clone());
         }
         self.start_monitor(&set, &req.health);
-        Ok(services.get(name).expect("just inserted").status())
+        Ok(services.live.get(name).expect("just inserted").status())
     }
 }
 
@@ -291,7 +300,7 @@ impl Proxy {
             inner: Arc::new(Inner {
                 config,
                 router: Router::new(),
-                services: Mutex::new(BTreeMap::new()),
+                services: Mutex::new(Services::default()),
                 events,
                 tasks: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
@@ -314,7 +323,7 @@ impl Proxy {
         let color = {
             let services = self.inner.lock();
             let mut table: RouteTable<()> = RouteTable::new();
-            for (name, e) in services.iter().filter(|(n, _)| n.as_str() != service) {
+            for (name, e) in services.live.iter().filter(|(n, _)| n.as_str() != service) {
                 table
                     .insert(&e.config.hosts, e.config.path_prefix.as_deref(), ())
                     .map_err(|err| DeployError::Invalid(format!("{err} (service {name:?})")))?;
@@ -323,7 +332,7 @@ impl Proxy {
                 .insert(&req.hosts, req.path_prefix.as_deref(), ())
                 .map_err(|e| DeployError::Invalid(e.to_string()))?;
             req.color
-                .or_else(|| services.get(service).map(|e| e.active.color.other()))
+                .or_else(|| services.live.get(service).map(|e| e.active.color.other()))
                 .unwrap_or(Color::Blue)
         };
         let set = self.inner.new_set(service, color, &req, Health::Unknown);
@@ -339,12 +348,22 @@ impl Proxy {
     /// Stop routing to a service; its targets drain like after a switch.
     pub fn remove(&self, service: &str) -> Result<(), DeployError> {
         let mut services = self.inner.lock();
-        let Some(entry) = services.remove(service) else {
+        let Some(entry) = services.live.remove(service) else {
             return Err(DeployError::UnknownService(service.to_string()));
         };
         let snapshot =
-            Inner::snapshot(&services).expect("a table minus one service has no new conflict");
+            Inner::snapshot(&services.live).expect("a table minus one service has no new conflict");
         self.inner.router.publish(snapshot);
+        let mut draining = entry.draining;
+        draining.push(entry.active.clone());
+        services.removed.insert(
+            service.to_string(),
+            Removed {
+                service: entry.service,
+                draining,
+                drain: entry.config.timeouts.drain,
+            },
+        );
         drop(services);
         // Removed comes before the set's Drained, as Switched does.
         self.inner.emit(Event::Removed {
@@ -357,6 +376,7 @@ impl Proxy {
     pub fn status(&self) -> Vec<ServiceStatus> {
         self.inner
             .lock()
+            .live
             .values()
             .map(ServiceEntry::status)
             .collect()
@@ -372,6 +392,7 @@ impl Proxy {
             services: self
                 .inner
                 .lock()
+                .live
                 .iter()
                 .map(|(name, e)| PersistedService {
                     name: name.clone(),
@@ -381,8 +402,10 @@ impl Proxy {
         }
     }
 
-    /// Reinstall persisted services without a health gate; their targets start
-    /// `Unknown` and count as healthy only after a successful probe.
+    /// Reinstall persisted services without a health gate. Their targets
+    /// start `Unknown` and are probed at once; like every set, a restored one
+    /// routes to its healthy targets and fails open (tries them all) while
+    /// none is healthy, so a restart never turns a working app into 503s.
     ///
     /// Health monitors start only when called inside a Tokio runtime.
     pub fn restore(&self, state: ProxyState) {
@@ -421,36 +444,16 @@ impl Proxy {
     /// Prometheus text exposition of the proxy's metrics.
     pub fn render_metrics(&self) -> String {
         let services = self.inner.lock();
-        let gauges: Vec<ServiceGauges<'_>> = services
+        let live = services
+            .live
             .values()
-            .map(|e| {
-                let (in_flight, upgraded) = e.active.load();
-                let (mut draining_in_flight, mut draining_upgraded) = (0, 0);
-                for d in &e.draining {
-                    let (r, u) = d.load();
-                    draining_in_flight += r;
-                    draining_upgraded += u;
-                }
-                let targets = std::iter::once(&e.active)
-                    .chain(e.draining.iter())
-                    .flat_map(|s| {
-                        s.targets
-                            .iter()
-                            .map(move |t| (t.addr.as_str(), s.color, t.health() == Health::Healthy))
-                    })
-                    .collect();
-                ServiceGauges {
-                    name: &e.service.name,
-                    metrics: &e.service.metrics,
-                    in_flight: in_flight + draining_in_flight,
-                    upgraded: upgraded + draining_upgraded,
-                    draining_in_flight,
-                    draining_upgraded,
-                    targets,
-                }
-            })
-            .collect();
-        metrics::render(&gauges, &self.inner.unrouted)
+            .map(|e| gauges(&e.service, Some(&e.active), &e.draining));
+        let removed = services
+            .removed
+            .values()
+            .map(|r| gauges(&r.service, None, &r.draining));
+        let all: Vec<ServiceGauges<'_>> = live.chain(removed).collect();
+        metrics::render(&all, &self.inner.unrouted)
     }
 
     /// The data listener's address once `serve` has started.
@@ -463,12 +466,76 @@ impl Proxy {
     }
 }
 
+/// One service's gauges: its active set (none once removed) and the sets
+/// that still drain.
+fn gauges<'a>(
+    service: &'a Service,
+    active: Option<&'a Arc<TargetSet>>,
+    draining: &'a [Arc<TargetSet>],
+) -> ServiceGauges<'a> {
+    let (in_flight, upgraded) = active.map(|a| a.load()).unwrap_or((0, 0));
+    let (mut draining_in_flight, mut draining_upgraded) = (0, 0);
+    for d in draining {
+        let (r, u) = d.load();
+        draining_in_flight += r;
+        draining_upgraded += u;
+    }
+    let targets = active
+        .into_iter()
+        .chain(draining)
+        .flat_map(|s| {
+            s.targets
+                .iter()
+                .map(move |t| (t.addr.as_str(), s.color, t.health() == Health::Healthy))
+        })
+        .collect();
+    ServiceGauges {
+        name: &service.name,
+        metrics: &service.metrics,
+        in_flight: in_flight + draining_in_flight,
+        upgraded: upgraded + draining_upgraded,
+        draining_in_flight,
+        draining_upgraded,
+        targets,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn req(targets: &[&str]) -> DeployRequest {
         serde_json::from_value(serde_json::json!({ "targets": targets })).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_removed_service_counts_until_its_sets_have_drained() {
+        let proxy = Proxy::new(ProxyConfig::default());
+        let mut r = req(&["127.0.0.1:9"]);
+        r.timeouts.drain = Duration::from_secs(90);
+        proxy.restore(ProxyState {
+            services: vec![PersistedService {
+                name: "web".into(),
+                request: r,
+            }],
+        });
+        let set = proxy.inner.lock().live["web"].active.clone();
+        let request = crate::target::InFlight::enter(&set, 0).expect("the set is active");
+        proxy.remove("web").unwrap();
+
+        assert!(proxy.status().is_empty(), "no longer routed");
+        assert_eq!(proxy.inner.max_drain(), Duration::from_secs(90));
+        let metrics = proxy.render_metrics();
+        assert!(
+            metrics.contains("cutover_draining_connections{service=\"web\",kind=\"http\"} 1\n"),
+            "{metrics}"
+        );
+
+        let mut events = proxy.subscribe();
+        drop(request);
+        while !matches!(events.recv().await, Ok(Event::Drained { .. })) {}
+        assert!(proxy.inner.lock().removed.is_empty());
+        assert_eq!(proxy.inner.max_drain(), Timeouts::default().drain);
     }
 
     #[test]

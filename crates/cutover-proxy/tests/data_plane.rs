@@ -784,6 +784,54 @@ async fn restore_serves_without_gate_and_probes_to_healthy() {
     );
 }
 
+/// The rule for restored targets (docs/architecture.md, "Health"): a set
+/// routes to its healthy targets, and while none is healthy it fails open.
+#[tokio::test]
+async fn a_restored_set_with_no_healthy_target_fails_open() {
+    let sick = Origin::start("sick").await.unwrap();
+    let well = Origin::start("well").await.unwrap();
+    let h = Harness::start().await;
+    h.deploy(&[&sick, &well], Color::Blue).await;
+    let state = h.proxy.state();
+    sick.set_healthy(false);
+
+    // A set whose only target fails its probe still serves: a 503 for all
+    // would be worse than trying it, and a dead one fails fast on connect.
+    let mut only_sick = state.clone();
+    only_sick.services[0].request.targets = vec![sick.target()];
+    let h1 = Harness::start().await;
+    let mut events = h1.proxy.subscribe();
+    h1.proxy.restore(only_sick);
+    next_event(&mut events, |e| {
+        matches!(
+            e,
+            Event::HealthChanged {
+                health: Health::Unhealthy,
+                ..
+            }
+        )
+    })
+    .await;
+    assert_eq!(h1.get("/").await, (StatusCode::OK, "sick".to_string()));
+
+    // With a healthy target beside it, the unhealthy one leaves rotation
+    // once the first probes are in.
+    let h2 = Harness::start().await;
+    let mut events = h2.proxy.subscribe();
+    h2.proxy.restore(state);
+    let mut probed = std::collections::BTreeSet::new();
+    while probed.len() < 2 {
+        if let Event::HealthChanged { addr, .. } =
+            next_event(&mut events, |e| matches!(e, Event::HealthChanged { .. })).await
+        {
+            probed.insert(addr);
+        }
+    }
+    for _ in 0..10 {
+        assert_eq!(h2.get("/").await.1, "well");
+    }
+}
+
 #[tokio::test]
 async fn shutdown_finishes_in_flight_requests() {
     let blue = Origin::start("blue").await.unwrap();
@@ -960,7 +1008,7 @@ async fn access_log_line_has_the_request_fields() {
     let line = find("rid-42");
     let get = |k: &str| line.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     assert_eq!(get("service").as_deref(), Some("app"));
-    assert_eq!(get("target"), Some(blue.target()));
+    assert_eq!(get("upstream"), Some(blue.target()));
     assert_eq!(get("color").as_deref(), Some("blue"));
     assert_eq!(get("status").as_deref(), Some("200"));
     assert_eq!(get("method").as_deref(), Some("GET"));

@@ -2,6 +2,7 @@
 //! status it maps to.
 
 use std::fmt;
+use std::io::Write;
 
 use cutover_proxy::admin::{SocketError, TokenError};
 use cutover_proxy::state::StateError;
@@ -44,7 +45,8 @@ impl CliError {
 
     /// Prints the error the way docs/style.md asks: what happened, then what to do.
     pub fn print(&self) {
-        eprintln!("{self}");
+        // Not eprintln!: a closed stderr must not turn an error into a panic.
+        let _ = writeln!(std::io::stderr(), "{self}");
     }
 }
 

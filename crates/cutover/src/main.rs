@@ -10,6 +10,7 @@ mod logging;
 mod output;
 mod progress;
 mod settings;
+mod stdout;
 
 use std::process::ExitCode;
 

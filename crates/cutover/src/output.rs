@@ -44,7 +44,7 @@ pub fn services_table(services: &[ServiceStatus]) -> String {
     if services.is_empty() {
         return "no services; deploy a compose project with `cutover deploy`, or a service with the control API (PUT /v1/services/NAME)\n".into();
     }
-    let rows: Vec<[String; 5]> = services
+    let rows: Vec<Vec<String>> = services
         .iter()
         .map(|s| {
             let routes = match (s.config.hosts.is_empty(), &s.config.path_prefix) {
@@ -58,7 +58,7 @@ pub fn services_table(services: &[ServiceStatus]) -> String {
                     .collect::<Vec<_>>()
                     .join(","),
             };
-            [
+            vec![
                 s.name.clone(),
                 s.active.color.to_string(),
                 s.active.version.clone().unwrap_or_else(|| "-".into()),
@@ -68,28 +68,16 @@ pub fn services_table(services: &[ServiceStatus]) -> String {
         })
         .collect();
     let header = ["SERVICE", "COLOR", "VERSION", "ROUTES", "TARGETS"];
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
+    let laid_out = table(&header, &rows, "");
+    let mut lines = laid_out.lines();
     let mut out = String::new();
-    let line = |out: &mut String, cells: [&str; 5]| {
-        let mut text = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                text.push_str(cell);
-            } else {
-                let _ = write!(text, "{cell:<width$}  ", width = widths[i]);
-            }
-        }
-        out.push_str(text.trim_end());
+    if let Some(head) = lines.next() {
+        out.push_str(head);
         out.push('\n');
-    };
-    line(&mut out, header);
-    for (row, service) in rows.iter().zip(services) {
-        line(&mut out, [&row[0], &row[1], &row[2], &row[3], &row[4]]);
+    }
+    for (line, service) in lines.zip(services) {
+        out.push_str(line);
+        out.push('\n');
         for set in &service.draining {
             let _ = writeln!(
                 out,
@@ -105,11 +93,13 @@ pub fn services_table(services: &[ServiceStatus]) -> String {
 }
 
 /// Lays rows out in columns two spaces apart; the last column is not padded.
+/// Cells may be painted: colour codes take no room on the screen, so they
+/// do not count towards a column's width.
 pub fn table(header: &[&str], rows: &[Vec<String>], indent: &str) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+            *w = (*w).max(display_width(cell));
         }
     }
     let mut out = String::new();
@@ -120,7 +110,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>], indent: &str) -> String {
             if i + 1 == row.len() {
                 text.push_str(cell);
             } else {
-                let pad = widths[i].saturating_sub(cell.chars().count());
+                let pad = widths[i].saturating_sub(display_width(cell));
                 text.push_str(cell);
                 text.push_str(&" ".repeat(pad + 2));
             }
@@ -129,6 +119,27 @@ pub fn table(header: &[&str], rows: &[Vec<String>], indent: &str) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Columns `text` takes in a terminal: characters outside ANSI escape
+/// sequences (`ESC [ ... letter`, which is all [`Paint`] writes).
+fn display_width(text: &str) -> usize {
+    let mut width = 0;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else {
+            width += 1;
+        }
+    }
+    width
 }
 
 /// `3m ago`, from Unix milliseconds.
@@ -508,6 +519,20 @@ mod tests {
           NETWORK             OWNER    ATTACHED
           athens_app-network  cutover  athens-redis, athens-backend-green
         ");
+    }
+
+    #[test]
+    fn painted_cells_line_up_like_plain_ones() {
+        let plain = project_status(&sample(), Paint { on: false }, 1_000_000 + 180_000);
+        let painted = project_status(&sample(), Paint { on: true }, 1_000_000 + 180_000);
+        assert_ne!(plain, painted, "the sample paints its color column");
+        let strip = |t: &str| {
+            t.replace("\x1b[32m", "")
+                .replace("\x1b[34m", "")
+                .replace("\x1b[0m", "")
+        };
+        assert_eq!(strip(&painted), plain);
+        assert_eq!(display_width("\x1b[32mgreen\x1b[0m"), 5);
     }
 
     #[test]

@@ -479,21 +479,25 @@ pub fn shell_split(s: &str) -> Result<Vec<String>, String> {
 }
 
 /// `a/./b/../c` -> `a/c` without touching the filesystem (the path may not
-/// exist yet on the machine that resolves it).
+/// exist yet on the machine that resolves it). A `..` cancels only a name
+/// before it: leading ones stay (`../../data`), and one past the root is the
+/// root, as the kernel reads `/..`.
 fn normalize_path(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
+    let mut out: Vec<Component<'_>> = Vec::new();
     for c in p.components() {
         match c {
             Component::CurDir => {}
-            Component::ParentDir => {
-                if !out.pop() {
-                    out.push("..");
+            Component::ParentDir => match out.last() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
                 }
-            }
-            c => out.push(c.as_os_str()),
+                Some(Component::RootDir | Component::Prefix(_)) => {}
+                _ => out.push(c),
+            },
+            c => out.push(c),
         }
     }
-    out
+    out.iter().map(|c| c.as_os_str()).collect()
 }
 
 impl Ctx<'_> {
@@ -2163,6 +2167,17 @@ mod tests {
         assert!(parse_port_short("9000-9002:80").is_err());
         assert!(parse_port_short("http").is_err());
         assert!(parse_port_short("80/sctp").is_err());
+    }
+
+    #[test]
+    fn paths_normalize_without_losing_leading_parents() {
+        let n = |s: &str| normalize_path(Path::new(s));
+        assert_eq!(n("../../data"), Path::new("../../data"));
+        assert_eq!(n("a/./b/../c"), Path::new("a/c"));
+        assert_eq!(n("a/../../b"), Path::new("../b"));
+        assert_eq!(n("/srv/app/../../.."), Path::new("/"));
+        assert_eq!(n("/srv/./app/"), Path::new("/srv/app"));
+        assert_eq!(n("./"), Path::new(""));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::client::DaemonClient;
 use crate::error::CliError;
 use crate::exit::ExitStatus;
 use crate::output;
+use crate::stdout;
 
 pub fn run(args: &HistoryArgs, client: &DaemonClient) -> Result<ExitStatus, CliError> {
     let project = super::project_name(&args.project)?;
@@ -16,10 +17,7 @@ pub fn run(args: &HistoryArgs, client: &DaemonClient) -> Result<ExitStatus, CliE
     }
     let entries: serde_json::Value = super::client_runtime()?.block_on(client.get(&path))?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&entries).expect("JSON values serialize")
-        );
+        stdout::print_json(&entries)?;
         return Ok(ExitStatus::Success);
     }
     let entries: Vec<HistoryEntry> = serde_json::from_value(entries).map_err(|e| {
@@ -27,6 +25,6 @@ pub fn run(args: &HistoryArgs, client: &DaemonClient) -> Result<ExitStatus, CliE
             "the daemon's history is not what this cutover expects: {e}"
         ))
     })?;
-    print!("{}", output::history_table(&project, &entries));
+    stdout::print(&output::history_table(&project, &entries))?;
     Ok(ExitStatus::Success)
 }

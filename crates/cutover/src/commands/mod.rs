@@ -57,7 +57,7 @@ fn load_options(args: &ProjectArgs) -> Result<LoadOptions, CliError> {
             .with_hint("cd into the project's folder again; it may have been removed")
     })?;
     // Compose reads the environment too: the process wins over `.env`.
-    let process_env: BTreeMap<String, String> = std::env::vars().collect();
+    let process_env = unicode_env(std::env::vars_os());
     let stdin = if args.files.iter().any(|f| f.as_os_str() == "-") {
         Some(compose_from_stdin()?)
     } else {
@@ -71,6 +71,17 @@ fn load_options(args: &ProjectArgs) -> Result<LoadOptions, CliError> {
         process_env,
         stdin,
     })
+}
+
+/// The environment variables a compose file can name. One that is not
+/// Unicode (a locale's leftovers, a binary blob) cannot be written in YAML,
+/// so it is skipped rather than failing every command that reads the
+/// environment; `std::env::vars()` would panic on it.
+fn unicode_env(
+    vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> BTreeMap<String, String> {
+    vars.filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
 }
 
 /// The compose file of `-f -`. Read once and kept: some commands load the
@@ -230,4 +241,26 @@ pub fn query_value(v: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+
+    use super::*;
+
+    #[test]
+    fn variables_that_are_not_unicode_are_skipped() {
+        let bad = || OsString::from_vec(vec![0x66, 0x6f, 0xff]);
+        let env = unicode_env(
+            [
+                ("GOOD".into(), "1".into()),
+                (bad(), "x".into()),
+                ("BAD_VALUE".into(), bad()),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(env, BTreeMap::from([("GOOD".into(), "1".into())]));
+    }
 }

@@ -9,6 +9,7 @@ use crate::client::DaemonClient;
 use crate::error::CliError;
 use crate::exit::ExitStatus;
 use crate::output;
+use crate::stdout;
 
 pub fn run(args: &PlanArgs, client: &DaemonClient) -> Result<ExitStatus, CliError> {
     let project = super::load(&args.project)?;
@@ -26,10 +27,7 @@ pub fn run(args: &PlanArgs, client: &DaemonClient) -> Result<ExitStatus, CliErro
     let plan: serde_json::Value =
         super::client_runtime()?.block_on(client.post(&path, &command))?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&plan).expect("JSON values serialize")
-        );
+        stdout::print_json(&plan)?;
         return Ok(ExitStatus::Success);
     }
     let plan: Plan = serde_json::from_value(plan).map_err(|e| {
@@ -38,6 +36,6 @@ pub fn run(args: &PlanArgs, client: &DaemonClient) -> Result<ExitStatus, CliErro
         ))
         .with_hint("the daemon may be another version of cutover; compare `cutover --version` with GET /v1/health")
     })?;
-    print!("{}", output::plan_text(&name, &plan));
+    stdout::print(&output::plan_text(&name, &plan))?;
     Ok(ExitStatus::Success)
 }

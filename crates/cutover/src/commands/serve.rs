@@ -107,7 +107,7 @@ async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
         tracing::info!(
             services = state.services.len(),
             path = %store.path().display(),
-            "restoring services; their targets serve once a health probe succeeds"
+            "restoring services; each set routes to the targets its first probes find healthy, and to all of them while none is"
         );
         proxy.restore(state);
     }

@@ -12,6 +12,7 @@ use crate::exit::ExitStatus;
 use crate::output;
 use crate::progress::{color_enabled, Paint};
 use crate::settings::{socket_path, HostEnv};
+use crate::stdout;
 
 pub fn run(
     args: &StatusArgs,
@@ -26,18 +27,15 @@ pub fn run(
     let Some(project) = project else {
         let services: Vec<ServiceStatus> = runtime.block_on(client.get("/v1/services"))?;
         if args.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&services).expect("statuses serialize")
-            );
+            stdout::print_json(&services)?;
         } else {
-            print!("{}", output::services_table(&services));
+            stdout::print(&output::services_table(&services))?;
             // Projects are an addition to the table: a daemon without Docker
             // (503) still shows its services.
             if let Ok(projects) =
                 runtime.block_on(client.get::<Vec<ProjectSummary>>("/v1/projects"))
             {
-                print!("{}", output::projects_table(&projects));
+                stdout::print(&output::projects_table(&projects))?;
             }
         }
         return Ok(ExitStatus::Success);
@@ -45,10 +43,7 @@ pub fn run(
     let status: serde_json::Value =
         runtime.block_on(client.get(&super::project_path(&project, "status")))?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&status).expect("JSON values serialize")
-        );
+        stdout::print_json(&status)?;
         return Ok(ExitStatus::Success);
     }
     let status: ProjectStatus = serde_json::from_value(status).map_err(|e| {
@@ -56,15 +51,12 @@ pub fn run(
             "the daemon's project status is not what this cutover expects: {e}"
         ))
     })?;
-    print!(
-        "{}",
-        output::project_status(
-            &status,
-            Paint {
-                on: color_enabled()
-            },
-            output::now_ms()
-        )
-    );
+    stdout::print(&output::project_status(
+        &status,
+        Paint {
+            on: color_enabled(),
+        },
+        output::now_ms(),
+    ))?;
     Ok(ExitStatus::Success)
 }

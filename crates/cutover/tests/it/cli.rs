@@ -130,3 +130,49 @@ fn status_without_a_daemon_exits_3() {
     hint: start it with `cutover serve` (or `systemctl start cutover`), or point --socket / CUTOVER_SOCKET at its socket
     ");
 }
+
+#[test]
+fn a_variable_that_is_not_unicode_does_not_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("compose.yaml"),
+        "services:\n  web:\n    image: ${IMG}\n    x-cutover: {port: 8080}\n",
+    )
+    .unwrap();
+    let (code, stderr) = stderr_of(
+        cutover()
+            .args(["plan", "--socket"])
+            .arg(dir.path().join("none.sock"))
+            .current_dir(dir.path())
+            .env("IMG", "web:1")
+            .env("NOT_UNICODE", std::ffi::OsStr::from_bytes(b"caf\xe9")),
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // The file resolved; what fails is the missing daemon.
+    assert_eq!(code, Some(3), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_closed_stdout_ends_a_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = Daemon::in_dir(dir.path()).start().await;
+    for json in [true, false] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        // The reader is gone before the command writes: `| head -0`.
+        drop(reader);
+        let mut cmd = cutover();
+        cmd.args(["status", "--socket"])
+            .arg(&daemon.socket)
+            .current_dir(dir.path())
+            .stdout(writer);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.stdin(std::process::Stdio::null()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "json={json}: {stderr}");
+        assert!(stderr.is_empty(), "json={json}: {stderr}");
+    }
+    assert!(daemon.stop().await.success());
+}
