@@ -5,6 +5,7 @@
 //! as plain functions.
 #![forbid(unsafe_code)]
 
+pub mod clock;
 pub mod compose;
 pub mod plan;
 pub mod progress;
@@ -12,4 +13,5 @@ pub mod report;
 pub mod route;
 pub mod service;
 pub mod status;
+pub mod sync;
 pub mod target;

@@ -5,14 +5,13 @@
 //! hold up a deploy half-way through a cutover. Sending to a closed channel
 //! (the client disconnected) is not an error: the operation carries on.
 
+use cutover_core::sync::lock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
 use cutover_core::progress::{Outcome, ProgressEvent};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-
-use crate::unpoisoned;
 
 pub type Receiver = mpsc::UnboundedReceiver<ProgressEvent>;
 
@@ -92,7 +91,7 @@ impl Progress {
 
     pub fn finish(&self, outcome: Outcome, message: impl std::fmt::Display) {
         let (message, hint) = split_hint(&message.to_string());
-        *unpoisoned(&self.finished) = Some(outcome);
+        *lock(&self.finished) = Some(outcome);
         self.emit(ProgressEvent::Finished {
             outcome,
             message,
@@ -102,7 +101,7 @@ impl Progress {
     }
 
     pub fn outcome(&self) -> Option<Outcome> {
-        *unpoisoned(&self.finished)
+        *lock(&self.finished)
     }
 }
 

@@ -27,9 +27,10 @@ pub mod rollback;
 pub mod status;
 pub mod store;
 
+use cutover_core::sync::lock;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use cutover_docker::{container_address, ContainerInfo, Engine, EngineError, Reachability};
 use cutover_proxy::Proxy;
@@ -98,7 +99,7 @@ impl DeployEngine {
     }
 
     pub fn with_addressing(self, addressing: Addressing) -> DeployEngine {
-        *unpoisoned(&self.inner.addressing) = addressing;
+        *lock(&self.inner.addressing) = addressing;
         self
     }
 
@@ -106,7 +107,7 @@ impl DeployEngine {
     /// makes, so the daemon can persist the proxy's state at once rather
     /// than at shutdown.
     pub fn on_routes_changed(self, hook: RoutesChanged) -> DeployEngine {
-        *unpoisoned(&self.inner.routes_changed) = Some(hook);
+        *lock(&self.inner.routes_changed) = Some(hook);
         self
     }
 
@@ -140,7 +141,7 @@ impl Inner {
     }
 
     pub(crate) async fn routes_changed(&self) {
-        let hook = unpoisoned(&self.routes_changed).clone();
+        let hook = lock(&self.routes_changed).clone();
         if let Some(hook) = hook {
             hook().await;
         }
@@ -148,13 +149,13 @@ impl Inner {
 
     /// Whether app ports must be published on loopback for the daemon.
     pub(crate) async fn reachability(&self) -> Result<Option<Reachability>, EngineError> {
-        let current = unpoisoned(&self.addressing).clone();
+        let current = lock(&self.addressing).clone();
         match current {
             Addressing::Fixed(r) => Ok(Some(r)),
             Addressing::Custom(_) => Ok(None),
             Addressing::Detect => {
                 let r = Reachability::detect(&self.engine.info().await?);
-                *unpoisoned(&self.addressing) = Addressing::Fixed(r);
+                *lock(&self.addressing) = Addressing::Fixed(r);
                 Ok(Some(r))
             }
         }
@@ -183,7 +184,7 @@ impl Inner {
         network: &str,
         port: u16,
     ) -> Result<SocketAddr, String> {
-        let custom = match &*unpoisoned(&self.addressing) {
+        let custom = match &*lock(&self.addressing) {
             Addressing::Custom(f) => Some(f.clone()),
             _ => None,
         };
@@ -197,13 +198,6 @@ impl Inner {
             .unwrap_or(Reachability::ContainerIp);
         container_address(info, network, port, how).map_err(|e| e.to_string())
     }
-}
-
-/// Locks `m` even when a thread panicked while holding it: what these
-/// mutexes guard is replaced whole, never left half-updated, so a panic
-/// elsewhere must not take the daemon's deploys down with it.
-pub(crate) fn unpoisoned<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

@@ -1,13 +1,12 @@
 //! One deploy, rollback or down per project at a time (failure #12: two CI
 //! runs interleaving). A waiter that gives up learns who holds the lock.
 
+use cutover_core::sync::lock;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::OwnedMutexGuard;
-
-use crate::unpoisoned;
 
 /// What holds a project's lock. Status reports it as a
 /// [`cutover_core::report::Busy`].
@@ -51,7 +50,7 @@ pub struct ProjectGuard {
 
 impl Drop for ProjectGuard {
     fn drop(&mut self) {
-        *unpoisoned(&self.slot.holder) = None;
+        *lock(&self.slot.holder) = None;
     }
 }
 
@@ -63,7 +62,7 @@ impl Locks {
         holder: Holder,
         wait: Duration,
     ) -> Result<ProjectGuard, Option<Holder>> {
-        let slot = unpoisoned(&self.slots)
+        let slot = lock(&self.slots)
             .entry(project.to_string())
             .or_default()
             .clone();
@@ -75,7 +74,7 @@ impl Locks {
                 Err(_) => return Err(current(&slot)),
             },
         };
-        *unpoisoned(&slot.holder) = Some(holder);
+        *lock(&slot.holder) = Some(holder);
         Ok(ProjectGuard {
             _guard: guard,
             slot,
@@ -84,13 +83,13 @@ impl Locks {
 
     /// Who holds the project now, if anyone.
     pub fn holder(&self, project: &str) -> Option<Holder> {
-        let slots = unpoisoned(&self.slots);
+        let slots = lock(&self.slots);
         slots.get(project).and_then(|s| current(s))
     }
 }
 
 fn current(slot: &Slot) -> Option<Holder> {
-    unpoisoned(&slot.holder).clone()
+    lock(&slot.holder).clone()
 }
 
 #[cfg(test)]

@@ -122,7 +122,7 @@ impl DeployEngine {
         report.cleaned.push(j.container.clone());
         // Its client saw only a broken stream: history is where the operator
         // learns what became of it.
-        let now = crate::store::now_ms();
+        let now = cutover_core::clock::now_ms();
         let entry = Entry {
             time_ms: now,
             project: j.project.clone(),

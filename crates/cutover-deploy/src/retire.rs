@@ -13,6 +13,7 @@
 //! or rollback that brings its version back takes it back before its stop.
 //! Retirements are keyed by container id because names change.
 
+use cutover_core::sync::lock;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,8 +25,6 @@ use cutover_proxy::Proxy;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-use crate::unpoisoned;
 
 /// What happens to a container once its drain is over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +81,7 @@ impl Retirements {
         let cancel = CancellationToken::new();
         let finished = CancellationToken::new();
         let generation = self.generations.fetch_add(1, Ordering::Relaxed);
-        let previous = unpoisoned(&self.entries).insert(
+        let previous = lock(&self.entries).insert(
             id.clone(),
             Entry {
                 generation,
@@ -106,7 +105,7 @@ impl Retirements {
                 d = tokio::time::timeout(what.limit, drained(&proxy, what.set_id, events)) => d,
             };
             let then = {
-                let mut map = unpoisoned(&entries);
+                let mut map = lock(&entries);
                 match map.get_mut(&id) {
                     Some(e) if e.generation == generation && !e.cancel.is_cancelled() => {
                         e.acting = true;
@@ -141,7 +140,7 @@ impl Retirements {
                     error = %e, "cannot retire the old color; it gets no traffic. The next deploy or start retries"
                 ),
             }
-            let mut map = unpoisoned(&entries);
+            let mut map = lock(&entries);
             if map.get(&id).is_some_and(|e| e.generation == generation) {
                 map.remove(&id);
             }
@@ -150,7 +149,7 @@ impl Retirements {
 
     /// Whether container `id` is draining before its stop.
     pub fn is_retiring(&self, id: &str) -> bool {
-        unpoisoned(&self.entries).contains_key(id)
+        lock(&self.entries).contains_key(id)
     }
 
     /// Takes container `id` back from its retirement (it is going live
@@ -158,7 +157,7 @@ impl Retirements {
     /// had not begun, else when the stop is over.
     pub(crate) async fn take_back(&self, id: &str) {
         let waiting = {
-            let mut map = unpoisoned(&self.entries);
+            let mut map = lock(&self.entries);
             match map.get(id) {
                 None => return,
                 Some(e) if e.acting => e.finished.clone(),
@@ -175,7 +174,7 @@ impl Retirements {
     /// Makes a retiring container go entirely once drained. False when it
     /// is not retiring (or its stop has already begun).
     pub(crate) fn remove_when_done(&self, id: &str) -> bool {
-        match unpoisoned(&self.entries).get_mut(id) {
+        match lock(&self.entries).get_mut(id) {
             Some(e) if !e.acting => {
                 e.then = Then::Remove;
                 true
@@ -187,7 +186,7 @@ impl Retirements {
     /// Ends the retirements of `project` without acting (its containers
     /// are about to be removed), and waits for any stop already begun.
     pub(crate) async fn forget_project(&self, project: &str) {
-        let ids: Vec<String> = unpoisoned(&self.entries)
+        let ids: Vec<String> = lock(&self.entries)
             .iter()
             .filter(|(_, e)| e.project == project)
             .map(|(id, _)| id.clone())
@@ -200,7 +199,7 @@ impl Retirements {
     /// At daemon shutdown: stop waiting. Containers still draining keep
     /// running; the next start retires them (see `reconcile`).
     pub fn cancel_all(&self) {
-        for e in unpoisoned(&self.entries).values() {
+        for e in lock(&self.entries).values() {
             if !e.acting {
                 e.cancel.cancel();
             }

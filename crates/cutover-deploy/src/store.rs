@@ -3,7 +3,6 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, thiserror::Error)]
 #[error("state file {}: {source}\nhint: the daemon's state dir must be writable by the daemon", path.display())]
@@ -20,24 +19,12 @@ pub fn err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     }
 }
 
-/// Temp file in the same directory, fsync, rename, fsync the directory.
+/// Replaces `path` atomically ([`cutover_fs::write_atomic`]), creating its
+/// directory first.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(err(dir))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("state")
-    ));
-    let mut f = std::fs::File::create(&tmp).map_err(err(&tmp))?;
-    f.write_all(bytes).map_err(err(&tmp))?;
-    f.sync_all().map_err(err(&tmp))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(err(path))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        // Makes the rename itself durable; not all filesystems support it.
-        let _ = d.sync_all();
-    }
-    Ok(())
+    cutover_fs::write_atomic(path, bytes).map_err(err(path))
 }
 
 /// Appends one line and fsyncs: a JSON-lines log survives a crash up to the
@@ -71,13 +58,6 @@ pub(crate) async fn off_runtime<T: Send + 'static>(
             source: std::io::Error::other("the daemon shut down before the write ran"),
         }),
     }
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// A project or service name as a file name: they are already restricted to

@@ -7,6 +7,7 @@
 //! networks), records every call, and can be told to fail a call. Container
 //! processes do not run: tests set health and state, and append log lines.
 
+use cutover_core::sync::lock;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -277,7 +278,7 @@ impl FakeEngine {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A test that panicked while holding the lock has failed already;
         // the state is still worth reading.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
 
     /// Every call so far, in order.

@@ -10,6 +10,7 @@ use std::time::Duration;
 use cutover_core::route::{normalize_prefix, validate_host, RouteError, RouteTable};
 use cutover_core::service::{Color, DeployRequest, HealthCheck, Timeouts};
 use cutover_core::status::{Event, Health, PersistedService, ProxyState, ServiceStatus};
+use cutover_core::sync::lock;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -91,7 +92,7 @@ impl Inner {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Services> {
-        self.services.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.services)
     }
 
     pub fn health_changed(&self, set: &TargetSet, idx: usize, prev: Health) {
@@ -432,11 +433,7 @@ impl Proxy {
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
         if let Ok(a) = listener.local_addr() {
-            *self
-                .inner
-                .local_addr
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = Some(a);
+            *lock(&self.inner.local_addr) = Some(a);
         }
         server::serve(self.inner.clone(), listener, shutdown).await
     }
@@ -458,11 +455,7 @@ impl Proxy {
 
     /// The data listener's address once `serve` has started.
     pub fn local_addr_hint(&self) -> Option<SocketAddr> {
-        *self
-            .inner
-            .local_addr
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        *lock(&self.inner.local_addr)
     }
 }
 

@@ -7,13 +7,13 @@
 //! parse is an error, not an empty state: silently dropping routes would take
 //! every service offline at the next restart.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use cutover_core::status::ProxyState;
+use cutover_core::sync::lock;
 use serde::{Deserialize, Serialize};
 
 /// File name of the state inside the state directory.
@@ -128,7 +128,6 @@ pub struct StateStore {
     /// Serializes writers so that the file on disk is always the state read by
     /// the last writer, never an older snapshot that lost a race.
     write_lock: Mutex<()>,
-    tmp_counter: AtomicU64,
 }
 
 impl StateStore {
@@ -143,7 +142,6 @@ impl StateStore {
             path: dir.join(STATE_FILE),
             dir,
             write_lock: Mutex::new(()),
-            tmp_counter: AtomicU64::new(0),
         })
     }
 
@@ -207,10 +205,7 @@ impl StateStore {
     /// it. Concurrent callers that each read the live state this way can never
     /// leave an older state on disk than the last one read.
     pub fn save_with(&self, current: impl FnOnce() -> ProxyState) -> Result<(), StateError> {
-        let _guard = self
-            .write_lock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _guard = lock(&self.write_lock);
         let state = current();
         let mut bytes = serde_json::to_vec_pretty(&FileOut {
             version: FORMAT_VERSION,
@@ -218,31 +213,10 @@ impl StateStore {
         })
         .expect("a ProxyState always serializes");
         bytes.push(b'\n');
-        self.write_atomically(&bytes)
-            .map_err(|source| StateError::Write {
-                path: self.path.clone(),
-                source,
-            })
-    }
-
-    fn write_atomically(&self, bytes: &[u8]) -> io::Result<()> {
-        let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
-        let tmp = self
-            .dir
-            .join(format!(".{STATE_FILE}.tmp.{}.{n}", std::process::id()));
-        let result = (|| {
-            let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-            file.write_all(bytes)?;
-            file.sync_all()?;
-            drop(file);
-            fs::rename(&tmp, &self.path)?;
-            // The rename is durable only once the directory entry is on disk.
-            File::open(&self.dir)?.sync_all()
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
+        cutover_fs::write_atomic(&self.path, &bytes).map_err(|source| StateError::Write {
+            path: self.path.clone(),
+            source,
+        })
     }
 }
 
@@ -321,19 +295,22 @@ mod tests {
     #[test]
     fn failed_write_keeps_the_old_file() {
         let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::open(dir.path()).unwrap();
+        let state_dir = dir.path().join("state");
+        let store = StateStore::open(&state_dir).unwrap();
         store.save(&sample()).unwrap();
-        // A directory where the temp file would go makes the write fail
-        // before the rename, as a full disk would.
-        let n = store.tmp_counter.load(Ordering::Relaxed);
-        fs::create_dir(
-            dir.path()
-                .join(format!(".{STATE_FILE}.tmp.{}.{n}", std::process::id())),
-        )
-        .unwrap();
+        // With the directory away, the temp file cannot be created: the
+        // write fails before the rename, as a full disk would.
+        let aside = dir.path().join("aside");
+        fs::rename(&state_dir, &aside).unwrap();
         let err = store.save(&ProxyState::default()).unwrap_err();
+        fs::rename(&aside, &state_dir).unwrap();
         assert!(matches!(err, StateError::Write { .. }), "{err}");
         assert_eq!(store.load().unwrap(), Some(sample()));
+        let names: Vec<_> = fs::read_dir(&state_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from(STATE_FILE)]);
     }
 
     #[test]

@@ -7,10 +7,13 @@
 //! thread: a connection's task runs on the thread that opened it, so reusing it
 //! from the same thread keeps a request off other cores.
 
+use cutover_core::sync::lock;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use cutover_core::clock::now_ms;
 
 use cutover_core::service::Color;
 use cutover_core::status::{Health, SetState, TargetSetStatus, TargetStatus};
@@ -31,13 +34,6 @@ const MAX_IDLE_PER_TARGET: usize = 256;
 const HEALTH_UNKNOWN: u8 = 0;
 const HEALTH_HEALTHY: u8 = 1;
 const HEALTH_UNHEALTHY: u8 = 2;
-
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 pub(crate) struct Target {
     pub addr: String,
@@ -82,7 +78,7 @@ impl Target {
     /// changed so the caller can emit an event.
     pub fn set_health(&self, health: Health, error: Option<String>) -> Option<Health> {
         let prev = self.health.swap(encode(health), Ordering::Relaxed);
-        let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = lock(&self.last_error);
         if error.is_some() || health == Health::Healthy {
             *last = error;
         }
@@ -90,17 +86,14 @@ impl Target {
     }
 
     pub fn last_error(&self) -> Option<String> {
-        self.last_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.last_error).clone()
     }
 
     /// A connection ready for a request: an idle pooled one or a new one.
     /// Nothing has been sent when this fails, so the caller may try elsewhere.
     pub async fn checkout(&self, connect_timeout: Duration) -> Result<UpstreamSender, String> {
         loop {
-            let pooled = self.shard().lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let pooled = lock(self.shard()).pop();
             let Some(mut sender) = pooled else { break };
             if sender.is_closed() {
                 continue;
@@ -152,7 +145,7 @@ impl Target {
         if sender.is_closed() {
             return;
         }
-        let mut pool = self.shard().lock().unwrap_or_else(|p| p.into_inner());
+        let mut pool = lock(self.shard());
         if pool.len() < MAX_IDLE_PER_TARGET {
             pool.push(sender);
         }
@@ -160,7 +153,7 @@ impl Target {
 
     pub fn clear_pool(&self) {
         for shard in self.pool.iter() {
-            shard.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            lock(shard).clear();
         }
     }
 
@@ -286,14 +279,11 @@ impl TargetSet {
     }
 
     pub fn state(&self) -> SetState {
-        self.lifecycle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .state()
+        lock(&self.lifecycle).state()
     }
 
     pub fn with_lifecycle<R>(&self, f: impl FnOnce(&mut Lifecycle) -> R) -> R {
-        let mut l = self.lifecycle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut l = lock(&self.lifecycle);
         let before = l.state();
         let r = f(&mut l);
         if l.state() != before {

@@ -1,5 +1,6 @@
 //! The `cutover` binary: `cutover serve` is the per-host daemon; every other
 //! subcommand is a client of its control socket.
+#![forbid(unsafe_code)]
 
 mod args;
 mod client;
@@ -44,9 +45,5 @@ fn main() -> ExitCode {
 /// control socket's group mode). Set before any thread exists, as umask is
 /// process-wide.
 fn restrict_umask() {
-    // SAFETY: umask only swaps an integer in the kernel's process state; it
-    // cannot fail and touches no memory of ours.
-    unsafe {
-        libc::umask(0o077);
-    }
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
 }

@@ -153,13 +153,6 @@ fn ago(since_ms: u64, now_ms: u64) -> String {
     }
 }
 
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// Apps, accessories and networks of one project; `paint` colours the colors.
 pub fn project_status(s: &ProjectStatus, paint: Paint, now_ms: u64) -> String {
     let mut out = format!("project {}", s.project);

@@ -12,8 +12,8 @@ use cutover_core::progress::Outcome;
 use crate::events::Progress;
 use crate::history::Entry;
 use crate::lock::Holder;
-use crate::store::now_ms;
 use crate::Inner;
+use cutover_core::clock::now_ms;
 
 /// Ends an operation early with this outcome; the message may carry a
 /// `\nhint: ` line.

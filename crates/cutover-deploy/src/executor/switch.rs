@@ -21,8 +21,8 @@ use crate::journal::InProgress;
 use crate::observe::{AppContainer, AppState};
 use crate::releases::Release;
 use crate::retire::{Retiring, Then};
-use crate::store::now_ms;
 use crate::Inner;
+use cutover_core::clock::now_ms;
 
 /// Lines of the failing container's log shown with a failed deploy.
 pub const LOG_LINES: usize = 40;

@@ -56,7 +56,7 @@ pub fn run(
         Paint {
             on: color_enabled(),
         },
-        output::now_ms(),
+        cutover_core::clock::now_ms(),
     ))?;
     Ok(ExitStatus::Success)
 }
