@@ -7,6 +7,7 @@
 
 pub mod clock;
 pub mod compose;
+pub mod diag;
 pub mod plan;
 pub mod progress;
 pub mod report;
@@ -15,3 +16,4 @@ pub mod service;
 pub mod status;
 pub mod sync;
 pub mod target;
+pub mod wire;

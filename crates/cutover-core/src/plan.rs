@@ -12,6 +12,7 @@ use crate::compose::{
     app_container_name, changed_fields, config_hash, env_changes, version_id, AppSettings, AppSpec,
     EnvChanges, ResolvedProject, ServiceSpec,
 };
+use crate::diag::{Diagnose, Report};
 use crate::service::Color;
 
 /// What exists on the host, as the daemon observed it through the labels it
@@ -162,7 +163,7 @@ pub struct ConfigChange {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     pub steps: Vec<Step>,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Report>,
 }
 
 impl Plan {
@@ -185,15 +186,24 @@ impl fmt::Display for PlanError {
         match self {
             PlanError::MissingExternalNetwork { key, name } => write!(
                 f,
-                "network {name} (networks.{key}, external) does not exist\n\
-                 hint: create it with `docker network create {name}`, or remove `external: true` so cutover creates it"
+                "network {name} (networks.{key}, external) does not exist"
             ),
-            PlanError::MissingExternalVolume { key, name } => write!(
-                f,
-                "volume {name} (volumes.{key}, external) does not exist\n\
-                 hint: create it with `docker volume create {name}`, or remove `external: true` so cutover creates it"
-            ),
+            PlanError::MissingExternalVolume { key, name } => {
+                write!(f, "volume {name} (volumes.{key}, external) does not exist")
+            }
         }
+    }
+}
+
+impl Diagnose for PlanError {
+    fn hint(&self) -> Option<String> {
+        let (kind, name) = match self {
+            PlanError::MissingExternalNetwork { name, .. } => ("network", name),
+            PlanError::MissingExternalVolume { name, .. } => ("volume", name),
+        };
+        Some(format!(
+            "create it with `docker {kind} create {name}`, or remove `external: true` so cutover creates it"
+        ))
     }
 }
 
@@ -215,6 +225,25 @@ impl fmt::Display for PlanErrors {
 
 impl std::error::Error for PlanErrors {}
 
+/// One problem reads as itself; several as a count, each below with its hint.
+impl From<PlanErrors> for Report {
+    fn from(errors: PlanErrors) -> Report {
+        match errors.0.as_slice() {
+            [one] => one.report(),
+            all => all.iter().fold(
+                Report::new(format!("{} problems stop the plan", all.len())),
+                |r, e| {
+                    let e = e.report();
+                    r.detail(match e.hint {
+                        Some(hint) => format!("{}; {hint}", e.message),
+                        None => e.message,
+                    })
+                },
+            ),
+        }
+    }
+}
+
 pub fn plan(desired: &ResolvedProject, observed: &Observed) -> Result<Plan, PlanErrors> {
     plan_with(desired, observed, &PlanOptions::default())
 }
@@ -225,7 +254,7 @@ pub fn plan_with(
     opts: &PlanOptions,
 ) -> Result<Plan, PlanErrors> {
     let mut steps = Vec::new();
-    let mut warnings: Vec<String> = desired.warnings.iter().map(|w| w.to_string()).collect();
+    let mut warnings: Vec<Report> = desired.warnings.iter().map(Diagnose::report).collect();
     let mut errors = Vec::new();
 
     create_missing(
@@ -283,10 +312,10 @@ pub fn plan_with(
         };
         match reason {
             Some(reason) => {
-                warnings.push(format!(
+                warnings.push(Report::new(format!(
                     "{service} will be recreated ({}): its clients lose their connections while {container} restarts; data in named volumes is kept",
                     describe_recreate(&reason)
-                ));
+                )));
                 steps.push(Step::RecreateAccessory {
                     service,
                     container,
@@ -306,10 +335,13 @@ pub fn plan_with(
     }
     for (service, obs) in &observed.accessories {
         if desired.accessory(service).is_none() && desired.app(service).is_none() {
-            warnings.push(format!(
-                "container {} belongs to service {service}, which is no longer in the compose file; it is left running\nhint: remove it with `docker rm -f {}`",
-                obs.container, obs.container
-            ));
+            warnings.push(
+                Report::new(format!(
+                    "container {} belongs to service {service}, which is no longer in the compose file; it is left running",
+                    obs.container
+                ))
+                .hint(format!("remove it with `docker rm -f {}`", obs.container)),
+            );
         }
     }
 

@@ -72,21 +72,6 @@ pub enum Outcome {
     Unknown,
 }
 
-impl Outcome {
-    /// The CLI's exit code for this outcome (see docs/style.md).
-    pub fn exit_code(self) -> i32 {
-        match self {
-            Outcome::Ok | Outcome::UpToDate => 0,
-            Outcome::Failed => 1,
-            Outcome::Invalid => 2,
-            // Not known to have succeeded: the caller must not go on as if
-            // it had.
-            Outcome::Unknown => 1,
-            Outcome::LockTimeout => 4,
-        }
-    }
-}
-
 /// One line of the NDJSON progress stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -125,6 +110,10 @@ pub enum ProgressEvent {
     Finished {
         outcome: Outcome,
         message: String,
+        /// Facts behind a failure (what the deploy had already switched);
+        /// absent from older daemons.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
         hint: Option<String>,
         elapsed_ms: u64,
     },

@@ -14,14 +14,33 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+use crate::diag::Diagnose;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
-    #[error("host {host:?} with path prefix {prefix:?} is already routed to another service\nhint: give the services different hosts or path prefixes")]
+    #[error("host {host:?} with path prefix {prefix:?} is already routed to another service")]
     Duplicate { host: String, prefix: String },
-    #[error("invalid host pattern {0:?}\nhint: use an exact name (app.example.com) or a leading wildcard (*.example.com)")]
+    #[error("invalid host pattern {0:?}")]
     InvalidHost(String),
-    #[error("invalid path prefix {0:?}\nhint: a path prefix starts with '/'")]
+    #[error("invalid path prefix {0:?}")]
     InvalidPrefix(String),
+}
+
+impl Diagnose for RouteError {
+    fn hint(&self) -> Option<String> {
+        Some(
+            match self {
+                RouteError::Duplicate { .. } => {
+                    "give the services different hosts or path prefixes"
+                }
+                RouteError::InvalidHost(_) => {
+                    "use an exact name (app.example.com) or a leading wildcard (*.example.com)"
+                }
+                RouteError::InvalidPrefix(_) => "a path prefix starts with '/'",
+            }
+            .into(),
+        )
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::diag::{Diagnose, Report};
+use crate::route::{normalize_prefix, validate_host};
+
 /// Which of the two alternating slots a target set belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -111,4 +114,202 @@ pub struct DeployRequest {
     pub health: HealthCheck,
     #[serde(default)]
     pub timeouts: Timeouts,
+}
+
+/// What the control API and the proxy accept as a service's name. Names end
+/// up in metrics labels, logs and file names, so they are kept to what all
+/// of those take: one segment, or `project/service` for the route of a
+/// compose app (which the deploy engine installs). Each segment is 1 to 63
+/// letters, digits, `-`, `_` and `.`, starting with a letter or digit.
+pub fn validate_service_name(name: &str) -> Result<(), Report> {
+    let segment_ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 63
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && s.as_bytes()[0].is_ascii_alphanumeric()
+    };
+    let mut segments = name.split('/');
+    let ok = segments.by_ref().take(2).all(segment_ok) && segments.next().is_none();
+    if ok {
+        Ok(())
+    } else {
+        Err(Report::new(format!("invalid service name {name:?}")).hint(
+            "use 1 to 63 characters: letters, digits, '-', '_' and '.', starting with a letter or digit",
+        ))
+    }
+}
+
+/// `project/service`: the route of a compose app, which `cutover deploy`
+/// owns; the control API's PUT leaves those to it.
+pub fn is_project_route(name: &str) -> bool {
+    name.contains('/')
+}
+
+impl DeployRequest {
+    /// Everything serde cannot check. The error names the field
+    /// (`targets[1]`, `health.path`), as the request body spells it.
+    pub fn validate(&self) -> Result<(), Report> {
+        if self.targets.is_empty() {
+            return Err(Report::new("targets: at least one target is required")
+                .hint("list the new targets as \"host:port\", e.g. [\"10.0.3.7:8080\"]"));
+        }
+        for (i, target) in self.targets.iter().enumerate() {
+            if let Err(why) = check_host_port(target) {
+                return Err(Report::new(format!(
+                    "targets[{i}]: invalid socket address {target:?}: {why}"
+                ))
+                .hint(
+                    "write each target as \"host:port\", e.g. \"10.0.3.7:8080\" or \"[::1]:8080\"",
+                ));
+            }
+        }
+        for (i, host) in self.hosts.iter().enumerate() {
+            validate_host(host)
+                .map_err(|e| e.report().map_message(|m| format!("hosts[{i}]: {m}")))?;
+        }
+        normalize_prefix(self.path_prefix.as_deref())
+            .map_err(|e| e.report().map_message(|m| format!("path_prefix: {m}")))?;
+        if !self.health.path.starts_with('/') {
+            return Err(Report::new(format!(
+                "health.path: {:?} does not start with '/'",
+                self.health.path
+            ))
+            .hint("write the probe's path as an absolute path, e.g. \"/up\""));
+        }
+        if self.health.interval.is_zero() || self.health.timeout.is_zero() {
+            return Err(Report::new(
+                "health: interval and timeout must be longer than zero",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn check_host_port(target: &str) -> Result<(), &'static str> {
+    let (host, port) = target.rsplit_once(':').ok_or("expected host:port")?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| "the port is not a number from 1 to 65535")?;
+    if port == 0 {
+        return Err("the port is not a number from 1 to 65535");
+    }
+    if let Some(inner) = host.strip_prefix('[') {
+        let inner = inner
+            .strip_suffix(']')
+            .ok_or("unclosed '[' in an IPv6 address")?;
+        inner
+            .parse::<std::net::Ipv6Addr>()
+            .map_err(|_| "invalid IPv6 address")?;
+        return Ok(());
+    }
+    if host.is_empty() {
+        return Err("the host is empty");
+    }
+    if host.contains(':') {
+        return Err("an IPv6 address must be written in brackets, e.g. [::1]:8080");
+    }
+    let valid_name = host.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    });
+    if !valid_name {
+        return Err("the host is neither an IP address nor a host name");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request body as the control API reads it: parsed, then validated.
+    fn deploy(json: &str) -> Result<DeployRequest, Report> {
+        let req: DeployRequest = crate::wire::read_json(json.as_bytes())?;
+        req.validate()?;
+        Ok(req)
+    }
+
+    #[test]
+    fn accepts_a_minimal_request() {
+        let req = deploy(r#"{"targets":["127.0.0.1:8080","app-green:80","[::1]:9000"]}"#).unwrap();
+        assert_eq!(req.targets.len(), 3);
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let err = deploy(r#"{"targets":["127.0.0.1:8080"],"helth":{}}"#).unwrap_err();
+        assert!(err.message.starts_with("helth: unknown field"), "{err:?}");
+        assert_eq!(err.detail.as_deref(), Some("line 1, column 37"));
+    }
+
+    #[test]
+    fn nested_type_error_has_a_path() {
+        let err = deploy(r#"{"targets":["127.0.0.1:8080"],"health":{"interval":5}}"#).unwrap_err();
+        assert!(err.message.starts_with("health.interval: "), "{err:?}");
+        let err = deploy(r#"{"targets":[1]}"#).unwrap_err();
+        assert!(
+            err.message.starts_with("targets[0]: invalid type"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn bad_targets_are_named_by_index() {
+        for bad in [
+            "nope",
+            "1.2.3.4:0",
+            "1.2.3.4:99999",
+            ":80",
+            "::1:80",
+            "a b:80",
+            "[::1:80",
+        ] {
+            let err = deploy(&format!(r#"{{"targets":["127.0.0.1:8080",{bad:?}]}}"#)).unwrap_err();
+            assert!(
+                err.message
+                    .starts_with("targets[1]: invalid socket address"),
+                "{bad}: {err:?}"
+            );
+        }
+        assert!(deploy(r#"{"targets":[]}"#)
+            .unwrap_err()
+            .message
+            .starts_with("targets:"));
+        let err = deploy(r#"{"targets":["a:1"],"hosts":["ok.test","a b"]}"#).unwrap_err();
+        assert!(
+            err.message.starts_with("hosts[1]: invalid host pattern"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_point_at_the_body() {
+        let err = deploy("{\"targets\": [\n").unwrap_err();
+        assert!(err.message.contains("EOF"), "{err:?}");
+        assert_eq!(err.detail.as_deref(), Some("line 2, column 0"));
+        let err = deploy(r#"{"targets":["127.0.0.1:1"]} x"#).unwrap_err();
+        assert!(err.message.contains("trailing"), "{err:?}");
+    }
+
+    #[test]
+    fn service_names_have_one_rule() {
+        for ok in ["web", "athens-backend", "a.b_c", "9lives", "athens/backend"] {
+            validate_service_name(ok).unwrap();
+        }
+        for bad in [
+            "",
+            "-web",
+            "a/b/c",
+            "/web",
+            "web/",
+            "has space",
+            &"x".repeat(64),
+        ] {
+            validate_service_name(bad).unwrap_err();
+        }
+    }
 }

@@ -23,7 +23,10 @@ impl MemEnvFiles {
 }
 
 impl EnvFileReader for MemEnvFiles {
-    fn read_env_file(&self, path: &Path) -> Result<Option<Vec<(String, String)>>, String> {
+    fn read_env_file(
+        &self,
+        path: &Path,
+    ) -> Result<Option<Vec<(String, String)>>, cutover_core::diag::Report> {
         Ok(self.0.get(path).cloned())
     }
 }
@@ -63,9 +66,7 @@ fn ok(src: &str) -> ResolvedProject {
 }
 
 fn err(src: &str) -> String {
-    load_one(src, &[])
-        .expect_err("expected an error")
-        .to_string()
+    load_one(src, &[]).expect_err("expected an error").shown()
 }
 
 fn fixture(name: &str) -> String {
@@ -163,7 +164,7 @@ fn field_report_as_one_file() {
 #[test]
 fn field_report_requires_docker_image() {
     let inp = input(&[("compose.yaml", &fixture("compose.yaml"))], &[]);
-    let e = load(&inp, &field_report_env()).unwrap_err().to_string();
+    let e = load(&inp, &field_report_env()).unwrap_err().shown();
     insta::assert_snapshot!("field_report_missing_image", e);
 }
 
@@ -173,7 +174,7 @@ fn field_report_original_file_explains_what_to_change() {
         &[("docker-compose.yml", &fixture("original.yaml"))],
         &[("DOCKER_IMAGE", "athens:1")],
     );
-    let e = load(&inp, &field_report_env()).unwrap_err().to_string();
+    let e = load(&inp, &field_report_env()).unwrap_err().shown();
     insta::assert_snapshot!("field_report_original_errors", e);
 }
 
@@ -188,7 +189,7 @@ services:
     profiles: [cache]
     deploy: {replicas: 2}
 "#);
-    let text: Vec<String> = p.warnings.iter().map(|w| w.to_string()).collect();
+    let text: Vec<String> = p.warnings.iter().map(|w| w.shown()).collect();
     insta::assert_snapshot!("warnings", text.join("\n"));
 }
 
@@ -232,7 +233,7 @@ fn unset_variable_warns_once_with_line() {
     assert_eq!(p.accessory("web").unwrap().service.image, "app:");
     assert_eq!(p.warnings.len(), 1);
     assert_eq!(
-        p.warnings[0].to_string(),
+        p.warnings[0].shown(),
         "compose.yaml:3: services.web.image: variable TAG is not set, using an empty string\n\
          hint: set TAG in the environment or in .env, or give a default: ${TAG:-value}"
     );
@@ -331,7 +332,7 @@ fn errors_point_into_the_file_that_defines_the_key() {
         &MemEnvFiles::default(),
     )
     .unwrap_err()
-    .to_string();
+    .shown();
     assert_eq!(
         e,
         "compose.override.yaml:4: services.backend.x-cutover.prot: unknown key `prot`\nhint: did you mean `port`?"
@@ -744,7 +745,7 @@ fn project_name_precedence() {
     inp.project_dir = PathBuf::from("/home/ci/My.App");
     assert_eq!(load(&inp, &MemEnvFiles::default()).unwrap().name, "myapp");
     inp.project_name = Some("Bad Name".into());
-    let e = load(&inp, &MemEnvFiles::default()).unwrap_err().to_string();
+    let e = load(&inp, &MemEnvFiles::default()).unwrap_err().shown();
     assert!(
         e.starts_with("-p \"Bad Name\" is not a valid project name\nhint:"),
         "{e}"
@@ -849,4 +850,22 @@ fn empty_services_is_an_error() {
         err("name: x\nservices: {}\n"),
         "compose.yaml:2: services: no services defined\nhint: add at least one service under `services:`"
     );
+}
+
+/// Errors and warnings as the CLI prints them: each with its hint.
+trait Shown {
+    fn shown(&self) -> String;
+}
+
+impl Shown for cutover_core::compose::Diagnostic {
+    fn shown(&self) -> String {
+        cutover_core::diag::Diagnose::report(self).to_string()
+    }
+}
+
+impl Shown for cutover_core::compose::ComposeError {
+    fn shown(&self) -> String {
+        let shown: Vec<String> = self.errors.iter().map(Shown::shown).collect();
+        shown.join("\n")
+    }
 }

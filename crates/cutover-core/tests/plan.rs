@@ -8,7 +8,10 @@ use cutover_core::service::Color;
 struct EnvFiles(Vec<(String, String)>);
 
 impl EnvFileReader for EnvFiles {
-    fn read_env_file(&self, path: &Path) -> Result<Option<Vec<(String, String)>>, String> {
+    fn read_env_file(
+        &self,
+        path: &Path,
+    ) -> Result<Option<Vec<(String, String)>>, cutover_core::diag::Report> {
         Ok((path == Path::new("/srv/athens/.env")).then(|| self.0.clone()))
     }
 }
@@ -221,7 +224,7 @@ fn changed_accessory_is_recreated_with_a_warning() {
             }),
         }
     );
-    insta::assert_snapshot!("recreate_warning", plan.warnings.join("\n"));
+    insta::assert_snapshot!("recreate_warning", texts(&plan.warnings).join("\n"));
     assert!(matches!(plan.steps[1], Step::AppUpToDate { .. }));
 }
 
@@ -284,7 +287,10 @@ fn missing_external_network_is_an_error() {
             name: "ubuntu_app-network".into()
         }]
     );
-    insta::assert_snapshot!("missing_external_network", err.to_string());
+    insta::assert_snapshot!(
+        "missing_external_network",
+        cutover_core::diag::Report::from(err.clone()).to_string()
+    );
     let observed = Observed {
         networks: ["ubuntu_app-network".to_string()].into(),
         ..Observed::default()
@@ -363,7 +369,7 @@ fn orphaned_accessory_is_reported_not_removed() {
     let plan = plan(&desired, &observed).unwrap();
     assert!(plan.is_noop());
     assert_eq!(
-        plan.warnings,
+        texts(&plan.warnings),
         ["container athens-postgres belongs to service postgres, which is no longer in the compose file; it is left running\nhint: remove it with `docker rm -f athens-postgres`"]
     );
 }
@@ -417,4 +423,9 @@ fn routing_change_updates_the_route_and_port_change_redeploys() {
         s,
         Step::DeployApp { reason: DeployReason::ConfigChanged(c), .. } if c.fields == ["x-cutover.port"]
     )));
+}
+
+/// Warnings as the CLI prints them after `warning: `.
+fn texts(reports: &[cutover_core::diag::Report]) -> Vec<String> {
+    reports.iter().map(ToString::to_string).collect()
 }

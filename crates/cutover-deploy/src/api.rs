@@ -13,13 +13,15 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use cutover_core::diag::Report;
 use cutover_core::progress::{DeployCommand, Outcome, RollbackCommand};
+use cutover_core::wire::read_json;
+use cutover_proxy::admin::ApiError;
 use futures_util::stream::{self, StreamExt};
 use serde::de::DeserializeOwned;
-use serde_json::json;
 
 use crate::down::DownCommand;
-use crate::events::{split_hint, Receiver};
+use crate::events::Receiver;
 use crate::status::LogsQuery;
 use crate::DeployEngine;
 
@@ -38,48 +40,18 @@ pub fn router(engine: DeployEngine) -> Router {
         .with_state(engine)
 }
 
-/// `{"error": "...", "detail": ..., "hint": ...}` with a status: the shape of
-/// every error of the daemon's API (docs/api.md, Errors).
-fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
-    error_with(status, message, None)
+/// An error answer, in the one shape of the control API (docs/api.md, Errors).
+fn error(status: StatusCode, report: impl Into<Report>) -> Response {
+    ApiError::new(status, report).into_response()
 }
 
-fn error_with(
-    status: StatusCode,
-    message: impl std::fmt::Display,
-    detail: Option<String>,
-) -> Response {
-    let (error, hint) = split_hint(&message.to_string());
-    (
-        status,
-        Json(json!({ "error": error, "detail": detail, "hint": hint })),
-    )
-        .into_response()
-}
-
-/// Parses a JSON body; the error starts with the path of the wrong field.
+/// Reads a body with the control API's one JSON reader; an error is a 400
+/// that names the field.
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>> {
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let text = inner.to_string();
-        let message = text
-            .rsplit_once(" at line ")
-            .map(|(m, _)| m.to_string())
-            .unwrap_or(text);
-        let at = if path == "." || path.is_empty() || inner.is_syntax() || inner.is_eof() {
-            "request body".to_string()
-        } else {
-            path
-        };
-        Box::new(error_with(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "{at}: {message}\nhint: see the Deploy engine section of docs/api.md for the request body of this call"
-            ),
-            Some(format!("line {}, column {}", inner.line(), inner.column())),
-        ))
+    read_json(body).map_err(|report| {
+        let report = report
+            .hint("see the Deploy engine section of docs/api.md for the request body of this call");
+        Box::new(error(StatusCode::BAD_REQUEST, report))
     })
 }
 
@@ -89,7 +61,10 @@ fn same_project(path: &str, body: &str) -> Result<(), Box<Response>> {
     } else {
         Err(Box::new(error(
             StatusCode::BAD_REQUEST,
-            format!("the URL names project {path:?} but the body's project.name is {body:?}\nhint: they must be the same"),
+            Report::new(format!(
+                "the URL names project {path:?} but the body's project.name is {body:?}"
+            ))
+            .hint("they must be the same"),
         )))
     }
 }
@@ -143,9 +118,9 @@ async fn plan(
     match engine.plan(&cmd).await {
         Ok(plan) => Json(plan).into_response(),
         Err(stop) if stop.outcome == Outcome::Invalid => {
-            error(StatusCode::UNPROCESSABLE_ENTITY, stop.message)
+            error(StatusCode::UNPROCESSABLE_ENTITY, stop.report)
         }
-        Err(stop) => error(StatusCode::BAD_GATEWAY, stop.message),
+        Err(stop) => error(StatusCode::BAD_GATEWAY, stop.report),
     }
 }
 
@@ -193,7 +168,8 @@ async fn history(
     if let Some(k) = q.keys().find(|k| k.as_str() != "service") {
         return error(
             StatusCode::BAD_REQUEST,
-            format!("unknown query parameter `{k}`\nhint: history takes service=<name>"),
+            Report::new(format!("unknown query parameter `{k}`"))
+                .hint("history takes service=<name>"),
         );
     }
     Json(engine.history(&project, q.get("service").map(String::as_str))).into_response()
@@ -221,9 +197,8 @@ async fn logs(
     {
         return error(
             StatusCode::BAD_REQUEST,
-            format!(
-                "unknown query parameter `{k}`\nhint: logs takes service, tail, follow, all, since"
-            ),
+            Report::new(format!("unknown query parameter `{k}`"))
+                .hint("logs takes service, tail, follow, all, since"),
         );
     }
     let since = match q.get("since").map(|s| parse_since(s, SystemTime::now())) {

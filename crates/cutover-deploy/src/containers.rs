@@ -1,6 +1,7 @@
 //! Compose service specs to engine container specs, with the labels that are
 //! the only way cutover recognizes its containers (failure #4).
 
+use cutover_core::diag::Report;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -55,7 +56,7 @@ pub fn app_container(
     spec: &ServiceSpec,
     l: &AppLabels<'_>,
     publish_loopback: Option<u16>,
-) -> Result<ContainerSpec, String> {
+) -> Result<ContainerSpec, Report> {
     let mut c = base(name, image, spec, l.project, Role::App)?;
     c.labels
         .insert(labels::COLOR.into(), l.color.as_str().into());
@@ -96,7 +97,7 @@ pub fn accessory_container(
     name: &str,
     spec: &ServiceSpec,
     project: &str,
-) -> Result<ContainerSpec, String> {
+) -> Result<ContainerSpec, Report> {
     base(name, &spec.image, spec, project, Role::Accessory)
 }
 
@@ -106,7 +107,7 @@ fn base(
     spec: &ServiceSpec,
     project: &str,
     role: Role,
-) -> Result<ContainerSpec, String> {
+) -> Result<ContainerSpec, Report> {
     let mut c = ContainerSpec::new(name, image);
     for (k, v) in &spec.labels {
         c.labels.insert(k.clone(), v.clone());
@@ -140,10 +141,13 @@ fn base(
                 read_only: *read_only,
             },
             Mount::Volume { source: None, target, .. } => {
-                return Err(format!(
-                    "services.{}: the anonymous volume at {target} is not supported: it would be lost at every deploy\nhint: name it under top-level `volumes:` and mount it as `<name>:{target}`",
+                return Err(Report::new(format!(
+                    "services.{}: the anonymous volume at {target} is not supported: it would be lost at every deploy",
                     spec.name
                 ))
+                .hint(format!(
+                    "name it under top-level `volumes:` and mount it as `<name>:{target}`"
+                )))
             }
             Mount::Bind {
                 source,

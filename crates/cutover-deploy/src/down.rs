@@ -2,6 +2,7 @@
 //! routes and the networks cutover created. Volumes hold data: only removed
 //! when asked (`volumes: true`), and external ones never.
 
+use cutover_core::diag::Report;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -55,7 +56,7 @@ async fn down(
     project: &str,
     cmd: &DownCommand,
     p: &Progress,
-) -> Result<(Outcome, String), Stop> {
+) -> Result<(Outcome, Report), Stop> {
     let engine = &*inner.engine;
     // Old colors still draining go with the rest: their retirement must not
     // act on containers this removes.
@@ -140,15 +141,17 @@ async fn down(
         list.len(),
         networks.len()
     );
+    let mut hint = None;
     if cmd.volumes {
         message.push_str(&format!(", {} volume(s)", volumes.len()));
     } else if !volumes.is_empty() {
         message.push_str(&format!(
-            "; kept {} volume(s) with their data\nhint: `cutover down --volumes` also deletes the volumes",
+            "; kept {} volume(s) with their data",
             volumes.len()
         ));
+        hint = Some("`cutover down --volumes` also deletes the volumes");
     }
-    Ok((Outcome::Ok, message))
+    Ok((Outcome::Ok, Report::new(message).opt_hint(hint)))
 }
 
 /// Ends step `s` as `r` says. A failure is collected rather than returned:

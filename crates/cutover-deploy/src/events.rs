@@ -9,6 +9,7 @@ use cutover_core::sync::lock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
+use cutover_core::diag::Report;
 use cutover_core::progress::{Outcome, ProgressEvent};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -82,20 +83,19 @@ impl Progress {
         });
     }
 
-    /// `message` may carry a `\nhint: ` line, which becomes the hint.
-    pub fn warn(&self, message: impl std::fmt::Display) {
-        let (message, hint) = split_hint(&message.to_string());
+    pub fn warn(&self, warning: impl Into<Report>) {
+        let Report { message, hint, .. } = warning.into();
         tracing::warn!(%message, "deploy warning");
         self.emit(ProgressEvent::Warning { message, hint });
     }
 
-    pub fn finish(&self, outcome: Outcome, message: impl std::fmt::Display) {
-        let (message, hint) = split_hint(&message.to_string());
+    pub fn finish(&self, outcome: Outcome, report: Report) {
         *lock(&self.finished) = Some(outcome);
         self.emit(ProgressEvent::Finished {
             outcome,
-            message,
-            hint,
+            message: report.message,
+            detail: report.detail,
+            hint: report.hint,
             elapsed_ms: ms(self.started),
         });
     }
@@ -109,27 +109,9 @@ fn ms(since: Instant) -> u64 {
     since.elapsed().as_millis().min(u64::MAX as u128) as u64
 }
 
-/// Errors in this project end with `\nhint: …`; the wire format has a field
-/// for it.
-pub fn split_hint(text: &str) -> (String, Option<String>) {
-    match text.split_once("\nhint: ") {
-        Some((message, hint)) => (message.to_string(), Some(hint.to_string())),
-        None => (text.to_string(), None),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hint_is_split_off() {
-        assert_eq!(
-            split_hint("network x missing\nhint: create it"),
-            ("network x missing".into(), Some("create it".into()))
-        );
-        assert_eq!(split_hint("plain"), ("plain".into(), None));
-    }
 
     #[tokio::test]
     async fn a_gone_client_does_not_fail_the_operation() {
@@ -137,7 +119,7 @@ mod tests {
         drop(rx);
         let s = p.step("work");
         p.done(s, None);
-        p.finish(Outcome::Ok, "done");
+        p.finish(Outcome::Ok, "done".into());
         assert_eq!(p.outcome(), Some(Outcome::Ok));
     }
 }

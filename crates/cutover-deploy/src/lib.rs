@@ -27,6 +27,7 @@ pub mod rollback;
 pub mod status;
 pub mod store;
 
+use cutover_core::diag::Report;
 use cutover_core::sync::lock;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -168,7 +169,7 @@ impl Inner {
         &self,
         info: &ContainerInfo,
         app: &cutover_core::compose::AppSpec,
-    ) -> Result<SocketAddr, String> {
+    ) -> Result<SocketAddr, Report> {
         let network = app
             .service
             .networks
@@ -183,20 +184,20 @@ impl Inner {
         info: &ContainerInfo,
         network: &str,
         port: u16,
-    ) -> Result<SocketAddr, String> {
+    ) -> Result<SocketAddr, Report> {
         let custom = match &*lock(&self.addressing) {
             Addressing::Custom(f) => Some(f.clone()),
             _ => None,
         };
         if let Some(f) = custom {
-            return f(info, network, port);
+            return f(info, network, port).map_err(Report::new);
         }
         let how = self
             .reachability()
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(Report::from)?
             .unwrap_or(Reachability::ContainerIp);
-        container_address(info, network, port, how).map_err(|e| e.to_string())
+        container_address(info, network, port, how).map_err(Report::from)
     }
 }
 

@@ -171,7 +171,7 @@ impl DeployEngine {
             let addr = match inner.app_address(&live.info, app).await {
                 Ok(a) => a,
                 Err(e) => {
-                    report.warnings.push(e);
+                    report.warnings.push(e.to_string());
                     continue;
                 }
             };

@@ -2,6 +2,7 @@
 //! was released (its own env and config, not today's compose file). No
 //! pull, no build: a version whose image is gone cannot come back.
 
+use cutover_core::diag::Report;
 use cutover_core::progress::{Outcome, RollbackCommand};
 
 use crate::events::{Progress, Receiver};
@@ -39,7 +40,7 @@ async fn rollback(
     project: &str,
     cmd: &RollbackCommand,
     p: &Progress,
-) -> Result<(Outcome, String), Stop> {
+) -> Result<(Outcome, Report), Stop> {
     let engine = &*inner.engine;
     let obs = inner
         .project_containers(project)
@@ -55,22 +56,27 @@ async fn rollback(
         (Some(s), _) => s.clone(),
         (None, [only]) => only.clone(),
         (None, []) => {
-            return Err(Stop::invalid(format!(
-                "project {project} has no app deployed\nhint: deploy it first"
-            )))
+            return Err(Stop::invalid(
+                Report::new(format!("project {project} has no app deployed"))
+                    .hint("deploy it first"),
+            ))
         }
         (None, many) => {
-            return Err(Stop::invalid(format!(
-                "project {project} has several apps: {}\nhint: name the one to roll back",
-                many.join(", ")
-            )))
+            return Err(Stop::invalid(
+                Report::new(format!(
+                    "project {project} has several apps: {}",
+                    many.join(", ")
+                ))
+                .hint("name the one to roll back"),
+            ))
         }
     };
     let state = obs.apps.get(&service).cloned().unwrap_or_default();
     let Some(live) = &state.live else {
-        return Err(Stop::invalid(format!(
-            "{service} has no live version to roll back from\nhint: `cutover deploy` starts it"
-        )));
+        return Err(Stop::invalid(
+            Report::new(format!("{service} has no live version to roll back from"))
+                .hint("`cutover deploy` starts it"),
+        ));
     };
     let records = inner.releases.list(project, &service);
     let target: Release = match &cmd.to {
@@ -84,10 +90,12 @@ async fn rollback(
             })
             .cloned()
             .ok_or_else(|| {
-                Stop::invalid(format!(
-                    "{service} has no recorded version {to}\nhint: versions that can come back: {}",
-                    describe(&records, &live.version_id)
-                ))
+                Stop::invalid(
+                    Report::new(format!("{service} has no recorded version {to}")).hint(format!(
+                        "versions that can come back: {}",
+                        describe(&records, &live.version_id)
+                    )),
+                )
             })?,
         None => state
             .kept
@@ -100,16 +108,16 @@ async fn rollback(
                     .cloned()
             })
             .ok_or_else(|| {
-                Stop::invalid(format!(
-                    "{service} has no previous version to roll back to\nhint: only {} was ever released here",
-                    live.version
-                ))
+                Stop::invalid(
+                    Report::new(format!("{service} has no previous version to roll back to"))
+                        .hint(format!("only {} was ever released here", live.version)),
+                )
             })?,
     };
     if target.version_id == live.version_id {
         return Ok((
             Outcome::UpToDate,
-            format!("{service} already runs version {}", target.version),
+            format!("{service} already runs version {}", target.version).into(),
         ));
     }
     let image = match engine
@@ -125,10 +133,13 @@ async fn rollback(
         {
             Some(img) if img.id == target.image_id => target.app.service.image.clone(),
             _ => {
-                return Err(Stop::failed(format!(
-                    "the image of version {} ({}, {}) is no longer on this host\nhint: pull or load that image, or roll back to another version",
-                    target.version, target.app.service.image, target.image_id
-                )))
+                return Err(Stop::failed(
+                    Report::new(format!(
+                        "the image of version {} ({}, {}) is no longer on this host",
+                        target.version, target.app.service.image, target.image_id
+                    ))
+                    .hint("pull or load that image, or roll back to another version"),
+                ))
             }
         },
     };
@@ -176,7 +187,8 @@ async fn rollback(
         format!(
             "rolled {service} back to version {} ({color}); {} drains, then is stopped and kept",
             target.version, live.version
-        ),
+        )
+        .into(),
     ))
 }
 

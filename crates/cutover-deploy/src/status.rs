@@ -1,6 +1,7 @@
 //! `status`, `projects`, `history` and `logs`: what runs, read from the
 //! engine by label and from the proxy; nothing here changes anything.
 
+use cutover_core::diag::Report;
 use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
@@ -172,25 +173,30 @@ impl DeployEngine {
         &self,
         project: &str,
         q: &LogsQuery,
-    ) -> Result<BoxStream<'static, Bytes>, String> {
+    ) -> Result<BoxStream<'static, Bytes>, Report> {
         let engine = self.inner.engine.clone();
         let obs = self
             .inner
             .project_containers(project)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(Report::from)?;
         let service = match (&q.service, obs.apps.keys().collect::<Vec<_>>().as_slice()) {
             (Some(s), _) => s.clone(),
             (None, [only]) => (*only).clone(),
-            (None, []) => return Err(format!("project {project} has no app containers")),
+            (None, []) => {
+                return Err(Report::new(format!(
+                    "project {project} has no app containers"
+                )))
+            }
             (None, many) => {
-                return Err(format!(
-                    "project {project} has several apps: {}\nhint: pass service=<name>",
+                return Err(Report::new(format!(
+                    "project {project} has several apps: {}",
                     many.iter()
                         .map(|s| s.as_str())
                         .collect::<Vec<_>>()
                         .join(", ")
                 ))
+                .hint("pass service=<name>"))
             }
         };
         let names: Vec<String> = if let Some(info) = obs.accessories.get(&service) {

@@ -4,12 +4,26 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use cutover_core::diag::{Diagnose, Report};
+
 #[derive(Debug, thiserror::Error)]
-#[error("state file {}: {source}\nhint: the daemon's state dir must be writable by the daemon", path.display())]
+#[error("state file {}: {source}", path.display())]
 pub struct StoreError {
     pub path: PathBuf,
     #[source]
     pub source: std::io::Error,
+}
+
+impl Diagnose for StoreError {
+    fn hint(&self) -> Option<String> {
+        Some("the daemon's state dir must be writable by the daemon".into())
+    }
+}
+
+impl From<StoreError> for Report {
+    fn from(e: StoreError) -> Report {
+        e.report()
+    }
 }
 
 pub fn err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {

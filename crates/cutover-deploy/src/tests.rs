@@ -20,7 +20,10 @@ use crate::{Addressing, DeployEngine};
 struct NoEnvFiles;
 
 impl EnvFileReader for NoEnvFiles {
-    fn read_env_file(&self, _: &Path) -> Result<Option<Vec<(String, String)>>, String> {
+    fn read_env_file(
+        &self,
+        _: &Path,
+    ) -> Result<Option<Vec<(String, String)>>, cutover_core::diag::Report> {
         Ok(None)
     }
 }
@@ -341,7 +344,6 @@ async fn a_held_lock_times_out_naming_the_holder() {
     let (o, msg) = outcome(&ev);
     assert_eq!(o, Outcome::LockTimeout);
     assert!(msg.contains("locked by rollback of version v7"), "{msg}");
-    assert_eq!(o.exit_code(), 4);
     assert!(h.fake.calls_of(Op::CreateContainer).is_empty());
 }
 
@@ -999,4 +1001,38 @@ async fn the_next_start_stops_an_old_color_whose_drain_a_shutdown_cut_short() {
     );
     assert!(!h.running("athens-web-blue"));
     assert!(h.running("athens-web-green"));
+}
+
+/// What a deploy had done before it failed is a fact below the error, not
+/// text glued onto its hint.
+#[tokio::test]
+async fn a_failure_after_a_switch_says_what_was_switched_in_the_detail() {
+    let h = Harness::new().await;
+    let yaml = compose_yaml("hello", 2, "").replace(
+        "  redis:\n",
+        "  worker:\n    image: athens:1\n    depends_on: [web]\n    x-cutover: {port: 8080}\n  redis:\n",
+    );
+    let ev = collect(h.engine.deploy(cmd(parse(yaml)))).await;
+    let Some(ProgressEvent::Finished {
+        outcome,
+        message,
+        detail,
+        hint,
+        ..
+    }) = ev.last()
+    else {
+        panic!("no Finished: {ev:#?}");
+    };
+    assert_eq!(*outcome, Outcome::Failed, "{ev:#?}");
+    // The worker has no origin in this harness, so its address fails.
+    assert!(message.contains("worker"), "{message}");
+    assert!(!message.contains('\n'), "{message}");
+    assert_eq!(
+        detail.as_deref(),
+        Some("already switched in this deploy: web (blue)")
+    );
+    assert!(
+        hint.as_deref().is_none_or(|h| !h.contains("switched")),
+        "{hint:?}"
+    );
 }

@@ -22,7 +22,10 @@ use tokio_util::sync::CancellationToken;
 struct NoEnvFiles;
 
 impl EnvFileReader for NoEnvFiles {
-    fn read_env_file(&self, _: &Path) -> Result<Option<Vec<(String, String)>>, String> {
+    fn read_env_file(
+        &self,
+        _: &Path,
+    ) -> Result<Option<Vec<(String, String)>>, cutover_core::diag::Report> {
         Ok(None)
     }
 }

@@ -5,6 +5,7 @@
 //! The process environment is passed in, never read here, so the CLI decides
 //! what it is and tests do not depend on the machine they run on.
 
+use cutover_core::diag::{Diagnose, Report};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -35,7 +36,7 @@ pub const STDIN_NAME: &str = "<stdin>";
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error(
-        "no compose file found in {} or its parents (looked for {})\nhint: run cutover in the project's folder or pass -f <file>",
+        "no compose file found in {} or its parents (looked for {})",
         dir.display(),
         DEFAULT_FILE_NAMES.join(", ")
     )]
@@ -46,9 +47,25 @@ pub enum LoadError {
         source: std::io::Error,
     },
     #[error("{}: {message}", path.display())]
-    EnvFile { path: PathBuf, message: String },
+    EnvFile {
+        path: PathBuf,
+        message: String,
+        hint: Option<String>,
+    },
     #[error("{0}")]
     Compose(#[from] ComposeError),
+}
+
+impl Diagnose for LoadError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            LoadError::NotFound { .. } => {
+                Some("run cutover in the project's folder or pass -f <file>".into())
+            }
+            LoadError::EnvFile { hint, .. } => hint.clone(),
+            LoadError::Read { .. } | LoadError::Compose(_) => None,
+        }
+    }
 }
 
 /// The compose file for a folder: the first of Compose's names found in `dir`,
@@ -88,6 +105,7 @@ pub fn read_dotenv(path: &Path) -> Result<Option<Vec<(String, String)>>, LoadErr
             return Err(LoadError::EnvFile {
                 path: path.to_path_buf(),
                 message: e.to_string(),
+                hint: None,
             })
         }
     };
@@ -98,10 +116,17 @@ pub fn read_dotenv(path: &Path) -> Result<Option<Vec<(String, String)>>, LoadErr
             Err(dotenvy::Error::LineParse(line, index)) => {
                 return Err(LoadError::EnvFile {
                     path: path.to_path_buf(),
-                    message: format!("cannot parse {line:?} (at character {index})\nhint: write KEY=value, quoting values with spaces or #"),
+                    message: format!("cannot parse {line:?} (at character {index})"),
+                    hint: Some("write KEY=value, quoting values with spaces or #".into()),
                 })
             }
-            Err(e) => return Err(LoadError::EnvFile { path: path.to_path_buf(), message: e.to_string() }),
+            Err(e) => {
+                return Err(LoadError::EnvFile {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                    hint: None,
+                })
+            }
         }
     }
     Ok(Some(out))
@@ -111,10 +136,10 @@ pub fn read_dotenv(path: &Path) -> Result<Option<Vec<(String, String)>>, LoadErr
 pub struct FsEnvFiles;
 
 impl EnvFileReader for FsEnvFiles {
-    fn read_env_file(&self, path: &Path) -> Result<Option<Vec<(String, String)>>, String> {
+    fn read_env_file(&self, path: &Path) -> Result<Option<Vec<(String, String)>>, Report> {
         read_dotenv(path).map_err(|e| match e {
-            LoadError::EnvFile { message, .. } => message,
-            other => other.to_string(),
+            LoadError::EnvFile { message, hint, .. } => Report::new(message).opt_hint(hint),
+            other => other.report(),
         })
     }
 }
@@ -262,6 +287,12 @@ pub fn load_project(opts: &LoadOptions) -> Result<ResolvedProject, LoadError> {
     Ok(load(&sources.input, &FsEnvFiles)?)
 }
 
+impl From<LoadError> for Report {
+    fn from(e: LoadError) -> Self {
+        e.report()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,7 +330,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let sub = tmp.path().join("a/b");
         fs::create_dir_all(&sub).unwrap();
-        let err = discover(&sub).unwrap_err().to_string();
+        let err = discover(&sub).unwrap_err().report().to_string();
         assert!(
             err.starts_with(&format!("no compose file found in {}", sub.display())),
             "{err}"

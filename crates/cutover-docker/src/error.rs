@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use cutover_core::diag::Diagnose;
+
 /// The kind of engine object an error is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObjectKind {
@@ -43,12 +45,7 @@ pub enum EngineError {
         message: String,
     },
 
-    #[error(
-        "cannot reach the Docker engine at {host}: {message}\n\
-         hint: is dockerd running (`systemctl status docker`)? DOCKER_HOST selects the \
-         engine (unset means unix:///var/run/docker.sock), and the socket must be \
-         readable by this user"
-    )]
+    #[error("cannot reach the Docker engine at {host}: {message}")]
     Unreachable { host: String, message: String },
 
     #[error("Docker engine refused to {action} {kind} {name} (HTTP {status}): {message}")]
@@ -70,15 +67,10 @@ pub enum EngineError {
         message: String,
     },
 
-    #[error(
-        "pulling image {image} failed: {message}\n\
-         hint: the engine must reach the image's registry to pull it; where no registry \
-         is reachable, build the image locally or `docker load` it, and cutover uses \
-         the local copy without pulling"
-    )]
+    #[error("pulling image {image} failed: {message}")]
     Pull { image: String, message: String },
 
-    #[error("building image {tag} failed: {message}{}", tail(log_tail))]
+    #[error("building image {tag} failed: {message}")]
     Build {
         tag: String,
         message: String,
@@ -92,9 +84,7 @@ pub enum EngineError {
     /// Removing a network would cut containers cutover does not own.
     #[error(
         "network {network} is still used by containers cutover does not manage for \
-         project {project}: {}\n\
-         hint: stop them or run `docker network disconnect {network} <container>`, \
-         then remove again",
+         project {project}: {}",
         containers.join(", ")
     )]
     NetworkInUse {
@@ -103,7 +93,7 @@ pub enum EngineError {
         containers: Vec<String>,
     },
 
-    #[error("container {name} has no healthcheck to wait for\nhint: add a healthcheck to the service, or wait for readiness over HTTP instead")]
+    #[error("container {name} has no healthcheck to wait for")]
     NoHealthcheck { name: String },
 
     #[error("container {name} is unhealthy{}", last_output(output))]
@@ -131,10 +121,7 @@ pub enum EngineError {
         output: Option<String>,
     },
 
-    #[error(
-        "container {name} cannot be reached on port {port}: {reason}{}",
-        hint_line(hint)
-    )]
+    #[error("container {name} cannot be reached on port {port}: {reason}")]
     NotReachable {
         name: String,
         port: u16,
@@ -144,14 +131,6 @@ pub enum EngineError {
 
     #[error("invalid container spec for {name}: {message}")]
     InvalidSpec { name: String, message: String },
-}
-
-fn tail(lines: &[String]) -> String {
-    if lines.is_empty() {
-        String::new()
-    } else {
-        format!("\nlast build output:\n  {}", lines.join("\n  "))
-    }
 }
 
 fn last_output(output: &Option<String>) -> String {
@@ -165,10 +144,35 @@ fn exit_suffix(code: &Option<i64>) -> String {
     code.map(|c| format!(", exit code {c}")).unwrap_or_default()
 }
 
-fn hint_line(hint: &Option<String>) -> String {
-    match hint {
-        Some(hint) => format!("\nhint: {hint}"),
-        None => String::new(),
+impl Diagnose for EngineError {
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            EngineError::Unreachable { .. } => "is dockerd running (`systemctl status docker`)? DOCKER_HOST selects the \
+                engine (unset means unix:///var/run/docker.sock), and the socket must be \
+                readable by this user"
+                .into(),
+            EngineError::Pull { .. } => "the engine must reach the image's registry to pull it; where no registry \
+                is reachable, build the image locally or `docker load` it, and cutover uses \
+                the local copy without pulling"
+                .into(),
+            EngineError::NetworkInUse { network, .. } => format!(
+                "stop them or run `docker network disconnect {network} <container>`, then remove again"
+            ),
+            EngineError::NoHealthcheck { .. } => {
+                "add a healthcheck to the service, or wait for readiness over HTTP instead".into()
+            }
+            EngineError::NotReachable { hint, .. } => return hint.clone(),
+            _ => return None,
+        })
+    }
+
+    fn detail(&self) -> Option<String> {
+        match self {
+            EngineError::Build { log_tail, .. } if !log_tail.is_empty() => {
+                Some(format!("last build output:\n  {}", log_tail.join("\n  ")))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -273,6 +277,12 @@ fn chain(err: &dyn std::error::Error) -> String {
     out
 }
 
+impl From<EngineError> for cutover_core::diag::Report {
+    fn from(e: EngineError) -> Self {
+        e.report()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,7 +325,7 @@ mod tests {
             "",
         );
         assert!(err.is_unreachable());
-        let text = err.to_string();
+        let text = err.report().to_string();
         assert!(text.contains("unix:///nope.sock"), "{text}");
         assert!(text.contains("\nhint: is dockerd running"), "{text}");
     }
@@ -327,9 +337,10 @@ mod tests {
             message: "exit 1".into(),
             log_tail: vec!["step 2".into(), "oops".into()],
         };
+        // The lines go to the detail, which is shown indented below the error.
         assert_eq!(
-            err.to_string(),
-            "building image t failed: exit 1\nlast build output:\n  step 2\n  oops"
+            err.report().to_string(),
+            "building image t failed: exit 1\n  last build output:\n    step 2\n    oops"
         );
     }
 }

@@ -884,6 +884,7 @@ impl Engine for FakeEngine {
 mod tests {
     use super::*;
     use crate::labels;
+    use cutover_core::diag::Diagnose;
 
     fn app_spec(name: &str, project: &str, network: &str) -> ContainerSpec {
         ContainerSpec::new(name, "app:1")
@@ -1004,7 +1005,7 @@ mod tests {
             }
             other => panic!("expected NetworkInUse, got {other:?}"),
         }
-        assert!(err.to_string().contains("\nhint: "), "{err}");
+        assert!(err.report().to_string().contains("\nhint: "), "{err}");
         // Nothing was disconnected on the way to the refusal.
         assert!(fake.calls_of(Op::DisconnectNetwork).is_empty());
         assert_eq!(fake.network_names(), vec!["app"]);
@@ -1119,7 +1120,9 @@ mod tests {
         fake.ensure_image("remote:1").await.unwrap();
         let err = fake.ensure_image("nowhere:1").await.unwrap_err();
         assert!(
-            err.to_string().contains("hint: the engine must reach"),
+            err.report()
+                .to_string()
+                .contains("hint: the engine must reach"),
             "{err}"
         );
         assert_eq!(fake.calls_of(Op::PullImage), vec!["remote:1", "nowhere:1"]);

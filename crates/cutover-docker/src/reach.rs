@@ -101,6 +101,7 @@ pub fn container_address(
 mod tests {
     use super::*;
     use crate::model::*;
+    use cutover_core::diag::Diagnose;
     use std::collections::BTreeMap;
 
     fn container() -> ContainerInfo {
@@ -165,6 +166,7 @@ mod tests {
 
         let err = container_address(&c, "app", 9000, Reachability::PublishedLoopback)
             .unwrap_err()
+            .report()
             .to_string();
         assert!(
             err.contains("\nhint: container IPs are not routable"),

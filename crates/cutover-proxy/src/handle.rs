@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cutover_core::route::{normalize_prefix, validate_host, RouteError, RouteTable};
-use cutover_core::service::{Color, DeployRequest, HealthCheck, Timeouts};
+use cutover_core::diag::{Diagnose, Report};
+use cutover_core::route::{RouteError, RouteTable};
+use cutover_core::service::{validate_service_name, Color, DeployRequest, HealthCheck, Timeouts};
 use cutover_core::status::{Event, Health, PersistedService, ProxyState, ServiceStatus};
 use cutover_core::sync::lock;
 use tokio::net::TcpListener;
@@ -62,12 +63,48 @@ impl Default for ProxyConfig {
 pub enum DeployError {
     /// The new targets did not all become healthy before `deploy_timeout`.
     /// Nothing changed; `detail` names each failing target and its last probe.
-    #[error("targets did not become healthy within {timeout:?}: {detail}\nhint: nothing was switched, the previous targets keep serving; check the new targets' logs and the health check path")]
+    #[error("targets did not become healthy within {}", humantime::format_duration(*timeout))]
     Unhealthy { timeout: Duration, detail: String },
-    #[error("invalid deploy request: {0}")]
-    Invalid(String),
+    /// The request fails the wire contract or conflicts with another route.
+    #[error("invalid deploy request: {}", .0.message)]
+    Invalid(Report),
     #[error("no service named {0:?}")]
     UnknownService(String),
+}
+
+impl DeployError {
+    /// The message with the service named, as a user who asked for it reads it.
+    pub fn describe(&self, service: &str) -> String {
+        match self {
+            DeployError::Unhealthy { timeout, .. } => format!(
+                "{service} did not become healthy within {}",
+                humantime::format_duration(*timeout)
+            ),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl Diagnose for DeployError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            DeployError::Unhealthy { .. } => Some(
+                "nothing was switched, the previous targets keep serving; check the new targets' logs and the health check path"
+                    .into(),
+            ),
+            DeployError::Invalid(r) => r.hint.clone(),
+            DeployError::UnknownService(_) => None,
+        }
+    }
+
+    fn detail(&self) -> Option<String> {
+        match self {
+            // One failing target per line.
+            DeployError::Unhealthy { detail, .. } => Some(detail.replace("; ", "\n")),
+            DeployError::Invalid(r) => r.detail.clone(),
+            DeployError::UnknownService(_) => None,
+        }
+    }
 }
 
 /// Everything the handle's clones share.
@@ -212,7 +249,7 @@ impl Inner {
                 if let Some(r) = removed {
                     services.removed.insert(name.to_string(), r);
                 }
-                return Err(DeployError::Invalid(e.to_string()));
+                return Err(DeployError::Invalid(e.report()));
             }
         };
         self.router.publish(snapshot);
@@ -248,44 +285,12 @@ impl Inner {
     }
 }
 
+/// The one check of a deploy request (the same the control API makes), so
+/// a request from the deploy engine or the state file meets the same rules.
 fn validate(service: &str, req: &DeployRequest) -> Result<(), DeployError> {
-    if service.is_empty() || service.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(DeployError::Invalid(format!(
-            "service name {service:?} is empty or has whitespace"
-        )));
-    }
-    if req.targets.is_empty() {
-        return Err(DeployError::Invalid(
-            "no targets given\nhint: pass at least one addr:port".into(),
-        ));
-    }
-    for t in &req.targets {
-        let port_ok = t.rsplit_once(':').is_some_and(|(host, port)| {
-            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0)
-        });
-        if !port_ok {
-            return Err(DeployError::Invalid(format!(
-                "target {t:?} is not addr:port\nhint: e.g. 10.0.0.5:8080 or athens-green:8080"
-            )));
-        }
-    }
-    for h in &req.hosts {
-        validate_host(h).map_err(|e| DeployError::Invalid(e.to_string()))?;
-    }
-    normalize_prefix(req.path_prefix.as_deref())
-        .map_err(|e| DeployError::Invalid(e.to_string()))?;
-    if !req.health.path.starts_with('/') {
-        return Err(DeployError::Invalid(format!(
-            "health check path {:?} must start with '/'",
-            req.health.path
-        )));
-    }
-    if req.health.interval.is_zero() || req.health.timeout.is_zero() {
-        return Err(DeployError::Invalid(
-            "health check interval and timeout must be positive".into(),
-        ));
-    }
-    Ok(())
+    validate_service_name(service)
+        .and_then(|()| req.validate())
+        .map_err(DeployError::Invalid)
 }
 
 /// Cheap to clone; all clones drive the same proxy.
@@ -327,11 +332,16 @@ impl Proxy {
             for (name, e) in services.live.iter().filter(|(n, _)| n.as_str() != service) {
                 table
                     .insert(&e.config.hosts, e.config.path_prefix.as_deref(), ())
-                    .map_err(|err| DeployError::Invalid(format!("{err} (service {name:?})")))?;
+                    .map_err(|err| {
+                        DeployError::Invalid(
+                            err.report()
+                                .map_message(|m| format!("{m} (service {name:?})")),
+                        )
+                    })?;
             }
             table
                 .insert(&req.hosts, req.path_prefix.as_deref(), ())
-                .map_err(|e| DeployError::Invalid(e.to_string()))?;
+                .map_err(|e| DeployError::Invalid(e.report()))?;
             req.color
                 .or_else(|| services.live.get(service).map(|e| e.active.color.other()))
                 .unwrap_or(Color::Blue)
@@ -493,6 +503,12 @@ fn gauges<'a>(
     }
 }
 
+impl From<DeployError> for Report {
+    fn from(e: DeployError) -> Self {
+        e.report()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -534,14 +550,16 @@ mod tests {
     #[test]
     fn deploy_requests_are_validated() {
         assert!(validate("web", &req(&["127.0.0.1:8080", "athens-green:8080"])).is_ok());
+        assert!(validate("athens/backend", &req(&["127.0.0.1:8080"])).is_ok());
+        // As a user reads it: the message, then the hint.
         let bad = |service: &str, r: DeployRequest| match validate(service, &r) {
-            Err(DeployError::Invalid(msg)) => msg,
+            Err(DeployError::Invalid(report)) => report.to_string(),
             other => panic!("expected Invalid, got {other:?}"),
         };
         assert!(bad("web", req(&[])).contains("hint:"));
-        assert!(bad("web", req(&["no-port"])).contains("addr:port"));
-        assert!(bad("web", req(&["host:0"])).contains("addr:port"));
-        assert!(bad("web", req(&[":80"])).contains("addr:port"));
+        assert!(bad("web", req(&["no-port"])).contains("host:port"));
+        assert!(bad("web", req(&["host:0"])).contains("host:port"));
+        assert!(bad("web", req(&[":80"])).contains("host:port"));
         assert!(bad("", req(&["a:1"])).contains("service name"));
         let mut r = req(&["a:1"]);
         r.hosts = vec!["a.*.com".into()];
@@ -551,6 +569,6 @@ mod tests {
         assert!(bad("web", r).contains("path prefix"));
         let mut r = req(&["a:1"]);
         r.health.path = "up".into();
-        assert!(bad("web", r).contains("health check path"));
+        assert!(bad("web", r).contains("health.path"));
     }
 }

@@ -7,6 +7,7 @@
 //! parse is an error, not an empty state: silently dropping routes would take
 //! every service offline at the next restart.
 
+use cutover_core::diag::Diagnose;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -41,9 +42,9 @@ pub enum StateError {
     Lock { dir: PathBuf, source: io::Error },
 }
 
-impl StateError {
+impl Diagnose for StateError {
     /// What the user can do about it, when there is something.
-    pub fn hint(&self) -> Option<String> {
+    fn hint(&self) -> Option<String> {
         match self {
             StateError::CreateDir { .. } | StateError::Write { .. } => Some(
                 "check that the state directory is writable by the user running cutover, or pick another one with --state-dir"
@@ -217,6 +218,12 @@ impl StateStore {
             path: self.path.clone(),
             source,
         })
+    }
+}
+
+impl From<StateError> for cutover_core::diag::Report {
+    fn from(e: StateError) -> Self {
+        e.report()
     }
 }
 

@@ -379,7 +379,9 @@ async fn health_gate_refuses_unhealthy_green_and_blue_keeps_serving() {
     let mut req = request(&[&green], Color::Green);
     req.targets = vec![dead.clone()];
     req.timeouts.deploy = Duration::from_millis(400);
-    let err = h.proxy.deploy("app", req).await.unwrap_err().to_string();
+    let err = h.proxy.deploy("app", req).await.unwrap_err();
+    // As a user reads it: the failing targets are the detail.
+    let err = cutover_core::diag::Diagnose::report(&err).to_string();
     assert!(err.contains(&dead) && err.contains("connect"), "{err}");
 
     assert_eq!(h.get("/").await, (StatusCode::OK, "blue".to_string()));

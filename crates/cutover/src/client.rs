@@ -7,22 +7,17 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::net::UnixStream;
+
+use cutover_core::diag::Report;
+use cutover_core::wire::ErrorBody;
 
 use crate::error::CliError;
 use crate::exit::ExitStatus;
 
 pub struct DaemonClient {
     socket: PathBuf,
-}
-
-/// The error body of the control API (docs/api.md).
-#[derive(Debug, Deserialize)]
-struct ApiErrorBody {
-    error: String,
-    detail: Option<String>,
-    hint: Option<String>,
 }
 
 impl DaemonClient {
@@ -218,18 +213,8 @@ fn api_error(status: StatusCode, body: &[u8]) -> CliError {
     } else {
         ExitStatus::Failure
     };
-    match serde_json::from_slice::<ApiErrorBody>(body) {
-        Ok(err) => {
-            let mut message = err.error;
-            if let Some(detail) = err.detail {
-                message = format!("{message}\n  {detail}");
-            }
-            let cli = CliError::new(exit, message);
-            match err.hint {
-                Some(hint) => cli.with_hint(hint),
-                None => cli,
-            }
-        }
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(err) => CliError::new(exit, Report::from(err)),
         Err(_) => CliError::new(
             exit,
             format!(

@@ -1,9 +1,10 @@
-//! The error a command ends with: a message, an optional hint and the exit
-//! status it maps to.
+//! The error a command ends with: what to tell the user and the exit status
+//! it maps to.
 
 use std::fmt;
 use std::io::Write;
 
+use cutover_core::diag::{Diagnose, Report};
 use cutover_proxy::admin::{SocketError, TokenError};
 use cutover_proxy::state::StateError;
 
@@ -12,34 +13,27 @@ use crate::exit::ExitStatus;
 #[derive(Debug)]
 pub struct CliError {
     pub status: ExitStatus,
-    pub message: String,
-    pub hint: Option<String>,
+    pub report: Report,
 }
 
 impl CliError {
-    pub fn new(status: ExitStatus, message: impl Into<String>) -> CliError {
+    pub fn new(status: ExitStatus, report: impl Into<Report>) -> CliError {
         CliError {
             status,
-            message: message.into(),
-            hint: None,
+            report: report.into(),
         }
     }
 
-    pub fn failure(message: impl Into<String>) -> CliError {
-        CliError::new(ExitStatus::Failure, message)
+    pub fn failure(report: impl Into<Report>) -> CliError {
+        CliError::new(ExitStatus::Failure, report)
     }
 
-    pub fn bad_input(message: impl Into<String>) -> CliError {
-        CliError::new(ExitStatus::BadInput, message)
+    pub fn bad_input(report: impl Into<Report>) -> CliError {
+        CliError::new(ExitStatus::BadInput, report)
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> CliError {
-        self.hint = Some(hint.into());
-        self
-    }
-
-    fn with_opt_hint(mut self, hint: Option<String>) -> CliError {
-        self.hint = hint;
+        self.report = self.report.hint(hint);
         self
     }
 
@@ -50,13 +44,10 @@ impl CliError {
     }
 }
 
+/// `error: message`, the detail indented below it, then `hint: ...`.
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "error: {}", self.message)?;
-        if let Some(hint) = &self.hint {
-            write!(f, "\nhint: {hint}")?;
-        }
-        Ok(())
+        write!(f, "error: {}", self.report)
     }
 }
 
@@ -70,21 +61,18 @@ impl From<anyhow::Error> for CliError {
 
 impl From<StateError> for CliError {
     fn from(e: StateError) -> CliError {
-        let hint = e.hint();
-        CliError::failure(e.to_string()).with_opt_hint(hint)
+        CliError::failure(e.report())
     }
 }
 
 impl From<SocketError> for CliError {
     fn from(e: SocketError) -> CliError {
-        let hint = e.hint();
-        CliError::failure(e.to_string()).with_opt_hint(hint)
+        CliError::failure(e.report())
     }
 }
 
 impl From<TokenError> for CliError {
     fn from(e: TokenError) -> CliError {
-        let hint = e.hint();
-        CliError::bad_input(e.to_string()).with_opt_hint(hint)
+        CliError::bad_input(e.report())
     }
 }

@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use cutover_core::progress::Outcome;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
     /// 0: the command did what was asked (including "nothing to do").
@@ -24,6 +26,21 @@ impl ExitStatus {
             ExitStatus::BadInput => 2,
             ExitStatus::Unreachable => 3,
             ExitStatus::LockTimeout => 4,
+        }
+    }
+}
+
+/// How an operation the daemon ran ends the command (docs/style.md).
+impl From<Outcome> for ExitStatus {
+    fn from(outcome: Outcome) -> ExitStatus {
+        match outcome {
+            Outcome::Ok | Outcome::UpToDate => ExitStatus::Success,
+            Outcome::Failed => ExitStatus::Failure,
+            Outcome::Invalid => ExitStatus::BadInput,
+            // Not known to have succeeded: the caller must not go on as if
+            // it had.
+            Outcome::Unknown => ExitStatus::Failure,
+            Outcome::LockTimeout => ExitStatus::LockTimeout,
         }
     }
 }

@@ -437,11 +437,7 @@ pub fn plan_text(project: &str, plan: &Plan) -> String {
         out.push_str("nothing to do: everything is up to date\n");
     }
     for w in &plan.warnings {
-        let (message, hint) = crate::commands::split_hint(w);
-        out.push_str(&format!("warning: {message}\n"));
-        if let Some(h) = hint {
-            out.push_str(&format!("hint: {h}\n"));
-        }
+        out.push_str(&format!("warning: {w}\n"));
     }
     out
 }
@@ -573,7 +569,7 @@ mod tests {
                             "env": {"added": ["REDIS_PASSWORD"], "removed": [], "changed": ["REDIS_HOST"]}}},
                 {"step": "remove_old_versions", "service": "backend", "containers": ["athens-backend-1e0d7b2"]}
             ],
-            "warnings": ["redis publishes 0.0.0.0:6379 with no password\nhint: remove `ports:`"]
+            "warnings": [{"message": "redis publishes 0.0.0.0:6379 with no password", "hint": "remove `ports:`"}]
         }))
         .unwrap();
         insta::assert_snapshot!(plan_text("athens", &plan), @r"

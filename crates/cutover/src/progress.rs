@@ -11,7 +11,6 @@ use cutover_core::progress::{Outcome, ProgressEvent};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::client::ResponseStream;
-use crate::commands::outcome_status;
 use crate::error::CliError;
 use crate::exit::ExitStatus;
 
@@ -178,6 +177,7 @@ pub fn event_lines(event: &ProgressEvent, paint: Paint) -> Vec<Line> {
         ProgressEvent::Finished {
             outcome,
             message,
+            detail,
             hint,
             elapsed_ms,
         } => match outcome {
@@ -197,6 +197,12 @@ pub fn event_lines(event: &ProgressEvent, paint: Paint) -> Vec<Line> {
                         }
                     })
                     .collect();
+                v.extend(
+                    detail
+                        .iter()
+                        .flat_map(|d| d.lines())
+                        .map(|l| err(format!("  {l}"))),
+                );
                 v.extend(hint.iter().map(|h| err(format!("hint: {h}"))));
                 v
             }
@@ -327,7 +333,7 @@ impl Renderer {
             bar.abandon();
         }
         match self.finished {
-            Some(outcome) => Ok(outcome_status(outcome)),
+            Some(outcome) => Ok(ExitStatus::from(outcome)),
             None => Err(CliError::failure(
                 "the daemon ended the progress stream before the operation finished",
             )
@@ -384,6 +390,7 @@ mod tests {
             ProgressEvent::Finished {
                 outcome: Outcome::Failed,
                 message: "web did not become healthy within 60s".into(),
+                detail: None,
                 hint: Some("the last 2 lines of demo-web-green's log are above; the old version is still serving".into()),
                 elapsed_ms: 61_300,
             },
@@ -415,6 +422,7 @@ mod tests {
             ProgressEvent::Finished {
                 outcome: Outcome::Ok,
                 message: "deployed web 3f2a9c1 (green)".into(),
+                detail: None,
                 hint: None,
                 elapsed_ms: 4_200,
             },
@@ -441,7 +449,7 @@ mod tests {
         r.line(r#"{"event":"finished","outcome":"paused","message":"web paused at 10%","hint":null,"elapsed_ms":5}"#)
             .unwrap();
         assert_eq!(r.finished, Some(Outcome::Unknown));
-        assert_eq!(Outcome::Unknown.exit_code(), 1);
+        assert_eq!(ExitStatus::from(Outcome::Unknown), ExitStatus::Failure);
         let done: ProgressEvent = serde_json::from_str(
             r#"{"event":"finished","outcome":"paused","message":"web paused at 10%","hint":null,"elapsed_ms":5}"#,
         )

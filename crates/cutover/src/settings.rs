@@ -344,8 +344,8 @@ mod tests {
             ..user()
         };
         let err = resolve(&["cutover", "serve"], &env).unwrap_err();
-        assert!(err.message.contains("XDG_RUNTIME_DIR"), "{err}");
-        assert!(err.hint.unwrap().contains("--socket"));
+        assert!(err.report.message.contains("XDG_RUNTIME_DIR"), "{err}");
+        assert!(err.report.hint.unwrap().contains("--socket"));
     }
 
     #[test]
@@ -391,10 +391,10 @@ mod tests {
     fn bad_listen_names_the_flag() {
         let err = resolve(&["cutover", "serve", "--listen", "localhost"], &user()).unwrap_err();
         assert_eq!(
-            err.message,
+            err.report.message,
             r#"--listen: "localhost" is not an address with a port"#
         );
-        assert!(err.hint.is_some());
+        assert!(err.report.hint.is_some());
     }
 
     #[test]
@@ -404,10 +404,16 @@ mod tests {
             &user(),
         )
         .unwrap_err();
-        assert_eq!(err.message, "--control-listen needs --control-token-file");
+        assert_eq!(
+            err.report.message,
+            "--control-listen needs --control-token-file"
+        );
         let err =
             resolve(&["cutover", "serve", "--control-token-file", "/x"], &user()).unwrap_err();
-        assert!(err.message.contains("--control-listen is not"), "{err}");
+        assert!(
+            err.report.message.contains("--control-listen is not"),
+            "{err}"
+        );
         let err = resolve(
             &[
                 "cutover",
@@ -420,13 +426,13 @@ mod tests {
             &user(),
         )
         .unwrap_err();
-        assert!(err.message.contains("/nonexistent/t"), "{err}");
+        assert!(err.report.message.contains("/nonexistent/t"), "{err}");
     }
 
     #[test]
     fn zero_timeouts_are_refused() {
         let err = resolve(&["cutover", "serve", "--idle-timeout", "0s"], &user()).unwrap_err();
-        assert_eq!(err.message, "--idle-timeout must be longer than 0s");
+        assert_eq!(err.report.message, "--idle-timeout must be longer than 0s");
     }
 
     #[test]
@@ -443,6 +449,6 @@ mod tests {
         );
         assert_eq!(resolve_group("42", &file).unwrap().gid, 42);
         let err = resolve_group("nobody-here", &file).unwrap_err();
-        assert!(err.message.contains("nobody-here"), "{err}");
+        assert!(err.report.message.contains("nobody-here"), "{err}");
     }
 }

@@ -250,11 +250,13 @@ impl fmt::Display for Diagnostic {
         if !self.key.is_empty() {
             write!(f, "{}: ", self.key)?;
         }
-        f.write_str(&self.message)?;
-        if let Some(hint) = &self.hint {
-            write!(f, "\nhint: {hint}")?;
-        }
-        Ok(())
+        f.write_str(&self.message)
+    }
+}
+
+impl crate::diag::Diagnose for Diagnostic {
+    fn hint(&self) -> Option<String> {
+        self.hint.clone()
     }
 }
 

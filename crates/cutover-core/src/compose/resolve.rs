@@ -6,6 +6,7 @@
 //! silently and their errors carry no key path or line, while every error here
 //! must name the file, line and key.
 
+use crate::diag::Report;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
@@ -43,7 +44,7 @@ pub struct LoadInput {
 /// Reads `env_file:` entries; the IO side implements it over the filesystem.
 pub trait EnvFileReader {
     /// `Ok(None)` when the file does not exist.
-    fn read_env_file(&self, path: &Path) -> Result<Option<Vec<(String, String)>>, String>;
+    fn read_env_file(&self, path: &Path) -> Result<Option<Vec<(String, String)>>, Report>;
 }
 
 /// Ports of datastores that must not be reachable from the internet without
@@ -1309,7 +1310,15 @@ impl ServiceResolver<'_> {
                     format!("env file {} does not exist", abs.display()),
                     "create it, or write `env_file: {path: ..., required: false}`",
                 ),
-                Err(e) => cx.error(&ip, format!("cannot read env file {}: {e}", abs.display())),
+                Err(e) => {
+                    let d = cx.diag(
+                        None,
+                        &ip,
+                        format!("cannot read env file {}: {}", abs.display(), e.message),
+                        e.hint,
+                    );
+                    cx.errors.push(d);
+                }
             }
         }
     }

@@ -1,6 +1,7 @@
 //! `deploy`: images, plan, networks, volumes, accessories, then each app's
 //! cutover.
 
+use cutover_core::diag::Report;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -112,16 +113,22 @@ fn selected_apps(desired: &ResolvedProject, services: &[String]) -> Result<BTree
         if desired.app(s).is_some() {
             out.insert(s.clone());
         } else if desired.accessory(s).is_some() {
-            return Err(Stop::invalid(format!(
-                "{s} is an accessory, not an app: accessories are always reconciled by a deploy\nhint: deploy without naming services, or name an app ({})",
-                app_names(desired)
-            )));
+            return Err(Stop::invalid(
+                Report::new(format!(
+                    "{s} is an accessory, not an app: accessories are always reconciled by a deploy"
+                ))
+                .hint(format!(
+                    "deploy without naming services, or name an app ({})",
+                    app_names(desired)
+                )),
+            ));
         } else {
-            return Err(Stop::invalid(format!(
-                "no app named {s} in project {}\nhint: apps are the services with an x-cutover block: {}",
-                desired.name,
-                app_names(desired)
-            )));
+            return Err(Stop::invalid(
+                Report::new(format!("no app named {s} in project {}", desired.name)).hint(format!(
+                    "apps are the services with an x-cutover block: {}",
+                    app_names(desired)
+                )),
+            ));
         }
     }
     Ok(out)
@@ -155,19 +162,20 @@ async fn deploy(
     inner: &Inner,
     cmd: &DeployCommand,
     p: &Progress,
-) -> Result<(Outcome, String), Stop> {
+) -> Result<(Outcome, Report), Stop> {
     let desired = &cmd.project;
     let project = desired.name.as_str();
     let selected = selected_apps(desired, &cmd.services)?;
     if desired.apps.is_empty() && desired.accessories.is_empty() {
-        return Err(Stop::invalid(format!(
-            "project {project} has no services\nhint: add services to the compose file"
-        )));
+        return Err(Stop::invalid(
+            Report::new(format!("project {project} has no services"))
+                .hint("add services to the compose file"),
+        ));
     }
     let images = resolve_images(inner, p, desired, &selected, cmd.pull).await?;
     let (plan, obs) = plan_selected(inner, cmd, &selected, &images).await?;
     for w in &plan.warnings {
-        p.warn(w);
+        p.warn(w.clone());
     }
     if plan.is_noop() {
         let live: Vec<String> = plan
@@ -188,7 +196,8 @@ async fn deploy(
                 format!("{project} is up to date")
             } else {
                 format!("up to date: {} already runs", live.join(", "))
-            },
+            }
+            .into(),
         ));
     }
 
@@ -294,11 +303,10 @@ async fn deploy(
                     Ok(()) => deployed.push(format!("{service} ({color})")),
                     Err(mut stop) => {
                         if !deployed.is_empty() {
-                            stop.message = format!(
-                                "{}\n(already switched in this deploy: {})",
-                                stop.message,
+                            stop.report = stop.report.detail(format!(
+                                "already switched in this deploy: {}",
                                 deployed.join(", ")
-                            );
+                            ));
                         }
                         return Err(stop);
                     }
@@ -331,12 +339,13 @@ async fn deploy(
             format!("{project}: accessories and routes updated")
         } else {
             format!("deployed {}", deployed.join(", "))
-        },
+        }
+        .into(),
     ))
 }
 
 /// Ends step `s` as `r` says; its error also stops the operation.
-fn step_result<T, E: std::fmt::Display>(
+fn step_result<T, E: std::fmt::Display + Into<Report>>(
     p: &Progress,
     s: crate::events::StepHandle,
     r: Result<T, E>,
@@ -359,41 +368,41 @@ async fn start_accessory(
     spec: &ServiceSpec,
     container: &str,
     recreate: bool,
-) -> Result<(), String> {
+) -> Result<(), Report> {
     let engine = &*inner.engine;
     if let Some(existing) = engine
         .inspect_container(container)
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(Report::from)?
     {
         let ours = existing.labels.get(labels::PROJECT).map(String::as_str) == Some(project)
             && existing.labels.get(labels::SERVICE) == Some(&spec.name);
         if !ours {
-            return Err(format!(
-                "container name {container} is taken by a container cutover does not manage\nhint: remove it (`docker rm -f {container}`) or set another `container_name:` for {}",
+            return Err(Report::new(format!(
+                "container name {container} is taken by a container cutover does not manage"
+            ))
+            .hint(format!(
+                "remove it (`docker rm -f {container}`) or set another `container_name:` for {}",
                 spec.name
-            ));
+            )));
         }
         if !recreate {
             return engine
                 .start_container(container)
                 .await
-                .map_err(|e| e.to_string());
+                .map_err(Report::from);
         }
         engine
             .remove_container(container)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(Report::from)?;
     }
     let c = containers::accessory_container(container, spec, project)?;
-    engine
-        .create_container(&c)
-        .await
-        .map_err(|e| e.to_string())?;
+    engine.create_container(&c).await.map_err(Report::from)?;
     engine
         .start_container(container)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(Report::from)
 }
 
 /// Accessories an app waits for with `condition: service_healthy`.
@@ -431,9 +440,12 @@ async fn wait_accessories(
             ),
             Err(e) => {
                 p.failed(s, &e);
-                return Err(Stop::failed(format!(
-                    "accessory {name} is not healthy: {e}\nhint: `docker logs {name}` tells why"
-                )));
+                // The engine's own hint is about healthchecks in general;
+                // this one says where the reason is.
+                return Err(Stop::failed(
+                    Report::new(format!("accessory {name} is not healthy: {e}"))
+                        .hint(format!("`docker logs {name}` tells why")),
+                ));
             }
         }
     }
@@ -492,9 +504,10 @@ async fn update_route(
         }
         Err(e) => {
             p.failed(s, &e);
-            Err(Stop::failed(format!(
-                "the new route of {service} was refused: {e}; the old route stays"
-            )))
+            let detail = e.describe(&containers::route_name(project, service));
+            Err(Stop::failed(Report::from(e).map_message(|_| {
+                format!("the new route of {service} was refused, and the old route stays: {detail}")
+            })))
         }
     }
 }
@@ -553,10 +566,13 @@ async fn resolve_image(
     }
     match (pull, local_image(inner, &spec.image).await?) {
         (PullPolicy::Missing, Some(id)) | (PullPolicy::Never, Some(id)) => Ok(id),
-        (PullPolicy::Never, None) => Err(Stop::invalid(format!(
-            "image {} (service {}) is not on this host and pulling is off\nhint: pull or load it first, or deploy with --pull missing",
-            spec.image, spec.name
-        ))),
+        (PullPolicy::Never, None) => Err(Stop::invalid(
+            Report::new(format!(
+                "image {} (service {}) is not on this host and pulling is off",
+                spec.image, spec.name
+            ))
+            .hint("pull or load it first, or deploy with --pull missing"),
+        )),
         (PullPolicy::Always, _) | (PullPolicy::Missing, None) => {
             let s = p.step(format!("pull {}", spec.image));
             step_result(p, s, engine.pull_image(&spec.image).await).map(|img| img.id)

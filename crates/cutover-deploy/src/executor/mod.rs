@@ -7,6 +7,7 @@ pub mod switch;
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
+use cutover_core::diag::Report;
 use cutover_core::progress::Outcome;
 
 use crate::events::Progress;
@@ -15,29 +16,28 @@ use crate::lock::Holder;
 use crate::Inner;
 use cutover_core::clock::now_ms;
 
-/// Ends an operation early with this outcome; the message may carry a
-/// `\nhint: ` line.
+/// Ends an operation early with this outcome and what to tell the user.
 #[derive(Debug)]
 pub struct Stop {
     pub outcome: Outcome,
-    pub message: String,
+    pub report: Report,
     /// Already in the history (an app's cutover records itself).
     pub recorded: bool,
 }
 
 impl Stop {
-    pub fn failed(message: impl std::fmt::Display) -> Stop {
+    pub fn failed(report: impl Into<Report>) -> Stop {
         Stop {
             outcome: Outcome::Failed,
-            message: message.to_string(),
+            report: report.into(),
             recorded: false,
         }
     }
 
-    pub fn invalid(message: impl std::fmt::Display) -> Stop {
+    pub fn invalid(report: impl Into<Report>) -> Stop {
         Stop {
             outcome: Outcome::Invalid,
-            message: message.to_string(),
+            report: report.into(),
             recorded: false,
         }
     }
@@ -61,7 +61,7 @@ pub(crate) async fn run_exclusive(
     p: &Progress,
     op: Operation<'_>,
     wait_lock: Duration,
-    work: impl Future<Output = Result<(Outcome, String), Stop>>,
+    work: impl Future<Output = Result<(Outcome, Report), Stop>>,
 ) {
     let started = tokio::time::Instant::now();
     let holder = Holder {
@@ -79,13 +79,13 @@ pub(crate) async fn run_exclusive(
         }
         Err(h) => Err(Stop {
             outcome: Outcome::LockTimeout,
-            message: lock_timeout_message(op.project, h, wait_lock),
+            report: lock_timeout(op.project, h, wait_lock),
             recorded: false,
         }),
     };
-    let (outcome, message, recorded) = match result {
-        Ok((o, m)) => (o, m, op.ok_recorded_per_app && o == Outcome::Ok),
-        Err(s) => (s.outcome, s.message, s.recorded),
+    let (outcome, report, recorded) = match result {
+        Ok((o, r)) => (o, r, op.ok_recorded_per_app && o == Outcome::Ok),
+        Err(s) => (s.outcome, s.report, s.recorded),
     };
     if !recorded {
         let entry = Entry {
@@ -97,21 +97,23 @@ pub(crate) async fn run_exclusive(
             color: None,
             result: outcome,
             duration_ms: started.elapsed().as_millis() as u64,
-            error: (!matches!(outcome, Outcome::Ok | Outcome::UpToDate)).then(|| message.clone()),
+            error: (!matches!(outcome, Outcome::Ok | Outcome::UpToDate))
+                .then(|| report.message.clone()),
         };
         if let Err(e) = inner.history.append_async(entry).await {
             p.warn(e);
         }
     }
-    p.finish(outcome, message);
+    p.finish(outcome, report);
 }
 
-fn lock_timeout_message(project: &str, holder: Option<Holder>, wait: Duration) -> String {
+fn lock_timeout(project: &str, holder: Option<Holder>, wait: Duration) -> Report {
     let who = holder
         .map(|h| h.to_string())
         .unwrap_or_else(|| "another operation".into());
-    format!(
-        "project {project} is locked by {who}; gave up after waiting {}\nhint: wait for it to finish, or pass a longer --wait-lock",
+    Report::new(format!(
+        "project {project} is locked by {who}; gave up after waiting {}",
         humantime::format_duration(wait)
-    )
+    ))
+    .hint("wait for it to finish, or pass a longer --wait-lock")
 }

@@ -6,6 +6,7 @@
 //! A failure before the switch removes what this operation created, so the
 //! old color keeps serving and nothing is left behind (failures #5, #9).
 
+use cutover_core::diag::Report;
 use std::time::Duration;
 
 use cutover_core::compose::{app_container_name, AppSpec};
@@ -65,7 +66,7 @@ pub(crate) async fn roll_out(
             Err(s) => s.outcome,
         },
         duration_ms: started.elapsed().as_millis() as u64,
-        error: result.as_ref().err().map(|s| s.message.clone()),
+        error: result.as_ref().err().map(|s| s.report.message.clone()),
     };
     if let Err(e) = inner.history.append_async(entry).await {
         p.warn(e);
@@ -120,10 +121,15 @@ async fn roll_out_inner(
         // A container by the slot's name that is not one of ours: never
         // removed silently.
         if !state.stray.iter().any(|s| s.name() == slot) {
-            return Err(Stop::failed(format!(
-                "container name {slot} is taken by a container cutover does not manage (labels {:?})\nhint: remove or rename it (`docker rm -f {slot}`), then deploy again",
-                info.labels
-            )));
+            return Err(Stop::failed(
+                Report::new(format!(
+                    "container name {slot} is taken by a container cutover does not manage (labels {:?})",
+                    info.labels
+                ))
+                .hint(format!(
+                    "remove or rename it (`docker rm -f {slot}`), then deploy again"
+                )),
+            ));
         }
     }
 
@@ -147,7 +153,7 @@ async fn roll_out_inner(
     ));
     let created = async {
         if !reuse {
-            let publish = match inner.reachability().await.map_err(|e| e.to_string())? {
+            let publish = match inner.reachability().await.map_err(Report::from)? {
                 Some(Reachability::PublishedLoopback) => Some(cand.app.cutover.port),
                 _ => None,
             };
@@ -162,20 +168,14 @@ async fn roll_out_inner(
                 },
                 publish,
             )?;
-            engine
-                .create_container(&spec)
-                .await
-                .map_err(|e| e.to_string())?;
+            engine.create_container(&spec).await.map_err(Report::from)?;
         }
-        engine
-            .start_container(&slot)
-            .await
-            .map_err(|e| e.to_string())?;
+        engine.start_container(&slot).await.map_err(Report::from)?;
         engine
             .inspect_container(&slot)
             .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("container {slot} vanished right after it started"))
+            .map_err(Report::from)?
+            .ok_or_else(|| Report::new(format!("container {slot} vanished right after it started")))
     }
     .await;
     let info = match created {
@@ -186,24 +186,28 @@ async fn roll_out_inner(
         Err(e) => {
             p.failed(step, &e);
             abandon(inner, p, project, service, &slot, reuse).await;
-            return Err(Stop::failed(format!(
-                "{} of {service} failed{}: {e}",
-                cand.operation,
-                serving(state)
-            )));
+            return Err(Stop::failed(e.map_message(|m| {
+                format!(
+                    "{} of {service} failed{}: {m}",
+                    cand.operation,
+                    serving(state)
+                )
+            })));
         }
     };
 
     let addr = match inner.app_address(&info, cand.app).await {
         Ok(a) => a,
         Err(e) => {
-            p.warn(&e);
+            p.warn(e.clone());
             abandon(inner, p, project, service, &slot, reuse).await;
-            return Err(Stop::failed(format!(
-                "{} of {service} failed{}: {e}",
-                cand.operation,
-                serving(state)
-            )));
+            return Err(Stop::failed(e.map_message(|m| {
+                format!(
+                    "{} of {service} failed{}: {m}",
+                    cand.operation,
+                    serving(state)
+                )
+            })));
         }
     };
 
@@ -240,12 +244,14 @@ async fn roll_out_inner(
             lines,
         });
         abandon(inner, p, project, service, &slot, reuse).await;
-        return Err(Stop::failed(format!(
-            "{} of {service} version {} failed{}: {e}",
-            cand.operation,
-            cand.version,
-            serving(state)
-        )));
+        return Err(Stop::failed(Report::from(e).map_message(|m| {
+            format!(
+                "{} of {service} version {} failed{}: {m}",
+                cand.operation,
+                cand.version,
+                serving(state)
+            )
+        })));
     }
     p.done(step, Some(format!("{service} now serves from {slot}")));
     inner.routes_changed().await;
@@ -426,11 +432,14 @@ async fn make_room(
         }
         Err(e) => {
             p.failed(step, &e);
-            Err(Stop::failed(format!(
-                "cannot free the slot {}: {e}\nhint: `docker rename {} <other name>` or remove it, then deploy again",
-                occupant.name(),
-                occupant.name()
-            )))
+            Err(Stop::failed(
+                Report::new(format!("cannot free the slot {}: {e}", occupant.name())).hint(
+                    format!(
+                        "`docker rename {} <other name>` or remove it, then deploy again",
+                        occupant.name()
+                    ),
+                ),
+            ))
         }
     }
 }
@@ -485,9 +494,11 @@ async fn abandon(
         // Only a settled slot clears the journal; otherwise recovery at the
         // next start finishes the cleanup.
         Ok(()) => inner.journal.end(project, service),
-        Err(e) => p.warn(format!(
-            "{slot} could not be cleaned up: {e}\nhint: remove it with `docker rm -f {slot}`; the daemon also retries at its next start"
-        )),
+        Err(e) => p.warn(
+            Report::new(format!("{slot} could not be cleaned up: {e}")).hint(format!(
+                "remove it with `docker rm -f {slot}`; the daemon also retries at its next start"
+            )),
+        ),
     }
 }
 

@@ -10,6 +10,7 @@
 //! ends, passed or failed. Listing is always by label, so other people's
 //! containers on the same engine are neither seen nor touched.
 
+use cutover_core::diag::Diagnose;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -831,7 +832,7 @@ async fn unreachable_engine_is_a_typed_error_with_a_hint() {
         .await
         .unwrap_err();
     assert!(err.is_unreachable(), "{err:?}");
-    let text = err.to_string();
+    let text = err.report().to_string();
     assert!(
         text.contains("unix:///nonexistent/cutover/docker.sock"),
         "{text}"
@@ -890,7 +891,9 @@ async fn pull_failure_says_a_registry_is_needed() {
         other => panic!("expected a pull error, got {other:?}"),
     }
     assert!(
-        err.to_string().contains("\nhint: the engine must reach"),
+        err.report()
+            .to_string()
+            .contains("\nhint: the engine must reach"),
         "{err}"
     );
     // The local image is used without a pull.

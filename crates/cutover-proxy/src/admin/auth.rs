@@ -1,5 +1,6 @@
 //! The bearer token that guards the optional TCP control listener.
 
+use cutover_core::diag::Diagnose;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -28,8 +29,8 @@ pub enum TokenError {
     NotAHeader { path: PathBuf },
 }
 
-impl TokenError {
-    pub fn hint(&self) -> Option<String> {
+impl Diagnose for TokenError {
+    fn hint(&self) -> Option<String> {
         Some(match self {
             TokenError::Read { .. } => "check the path given to --control-token-file and its permissions".into(),
             _ => "write a random token to the file, e.g. `head -c 32 /dev/urandom | base64 > FILE && chmod 600 FILE`"

@@ -1,61 +1,55 @@
-//! The one error shape of the control API.
+//! The one error answer of the control API: a status and a
+//! [`Report`], encoded as [`ErrorBody`] (docs/api.md, "Errors"). The deploy
+//! engine's routes answer with it too.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Serialize;
+use cutover_core::diag::Report;
+use cutover_core::wire::ErrorBody;
 
-/// An error answer: `{"error": ..., "detail": ..., "hint": ...}` with a status.
-///
-/// `error` is one line saying what happened; `detail` carries what the caller
-/// may want to show verbatim (the failing targets of a deploy, the line and
-/// column of a JSON error); `hint` says what to do about it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
-    #[serde(skip)]
     pub status: StatusCode,
-    pub error: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub hint: Option<String>,
+    pub report: Report,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, error: impl Into<String>) -> ApiError {
+    pub fn new(status: StatusCode, report: impl Into<Report>) -> ApiError {
         ApiError {
             status,
-            error: error.into(),
-            detail: None,
-            hint: None,
+            report: report.into(),
         }
     }
 
-    pub fn bad_request(error: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, error)
+    pub fn bad_request(report: impl Into<Report>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, report)
     }
 
-    pub fn not_found(error: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, error)
+    pub fn not_found(report: impl Into<Report>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, report)
     }
 
-    pub fn internal(error: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error)
-    }
-
-    pub fn with_detail(mut self, detail: impl Into<String>) -> ApiError {
-        self.detail = Some(detail.into());
-        self
+    pub fn internal(report: impl Into<Report>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, report)
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> ApiError {
-        self.hint = Some(hint.into());
+        self.report = self.report.hint(hint);
         self
+    }
+}
+
+/// A request that fails a check of the wire contract (its JSON, a
+/// `validate()`) is the client's to fix.
+impl From<Report> for ApiError {
+    fn from(report: Report) -> ApiError {
+        ApiError::bad_request(report)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(&self)).into_response()
+        (self.status, Json(ErrorBody::from(self.report))).into_response()
     }
 }

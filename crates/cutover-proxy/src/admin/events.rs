@@ -224,7 +224,8 @@ mod tests {
         );
         assert!(parse_timeout(Some("soon"))
             .unwrap_err()
-            .error
+            .report
+            .message
             .starts_with("timeout: invalid duration"));
         assert!(parse_timeout(Some("2h")).is_err());
     }

@@ -6,7 +6,6 @@
 //! that got a 2xx knows the change survives a restart.
 
 mod auth;
-mod body;
 mod error;
 mod events;
 mod services;
@@ -26,7 +25,6 @@ use crate::state::{StateError, StateStore};
 use crate::Proxy;
 
 pub use auth::{require_bearer, BearerToken, TokenError};
-pub use body::{parse_json, validate_deploy, validate_service_name};
 pub use error::ApiError;
 pub use events::DrainedAnswer;
 pub use socket::{bind_control_socket, ControlSocket, SocketError, SocketFile};

@@ -4,10 +4,11 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use cutover_core::service::DeployRequest;
+use cutover_core::diag::{Diagnose, Report};
+use cutover_core::service::{is_project_route, validate_service_name, DeployRequest};
 use cutover_core::status::ServiceStatus;
+use cutover_core::wire::read_json;
 
-use super::body::{parse_json, validate_deploy, validate_service_name};
 use super::error::ApiError;
 use super::Admin;
 use crate::DeployError;
@@ -22,6 +23,7 @@ pub(super) async fn get_one(
     State(admin): State<Admin>,
     Path(name): Path<String>,
 ) -> Result<Json<ServiceStatus>, ApiError> {
+    validate_service_name(&name)?;
     admin
         .proxy()
         .status()
@@ -37,8 +39,14 @@ pub(super) async fn deploy(
     body: Bytes,
 ) -> Result<Json<ServiceStatus>, ApiError> {
     validate_service_name(&name)?;
-    let req: DeployRequest = parse_json(&body)?;
-    validate_deploy(&req)?;
+    if is_project_route(&name) {
+        return Err(ApiError::bad_request(
+            Report::new(format!("{name:?} is the route of a compose app"))
+                .hint("`cutover deploy` owns project/service routes; PUT a name without '/'"),
+        ));
+    }
+    let req: DeployRequest = read_json(&body)?;
+    req.validate()?;
     tracing::info!(service = %name, targets = ?req.targets, version = ?req.version, "deploy requested");
     // A client that hangs up must not cancel the deploy between the switch
     // and the state write: the work runs on its own task.
@@ -60,6 +68,7 @@ pub(super) async fn remove(
     State(admin): State<Admin>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    validate_service_name(&name)?;
     let task = tokio::spawn(async move {
         admin
             .proxy()
@@ -78,36 +87,30 @@ pub(super) async fn remove(
 async fn persist(admin: &Admin, what_happened: &str) -> Result<(), ApiError> {
     admin.persist().await.map_err(|e| {
         tracing::error!(error = %e, "cannot persist state");
-        let mut err = ApiError::internal(format!(
-            "{what_happened}, but the state could not be saved: {e}"
-        ))
-        .with_detail("the change is live now and will be lost at the next restart of the daemon");
-        if let Some(hint) = e.hint() {
-            err = err.with_hint(hint);
-        }
-        err
+        ApiError::internal(
+            Report::new(format!(
+                "{what_happened}, but the state could not be saved: {e}"
+            ))
+            .detail("the change is live now and will be lost at the next restart of the daemon")
+            .opt_hint(e.hint()),
+        )
     })
 }
 
 fn unknown_service(name: &str) -> ApiError {
-    ApiError::not_found(format!("no service named {name:?}"))
-        .with_hint("GET /v1/services lists the services")
+    ApiError::not_found(
+        Report::new(format!("no service named {name:?}"))
+            .hint("GET /v1/services lists the services"),
+    )
 }
 
 fn deploy_error(name: &str, e: DeployError) -> ApiError {
-    match e {
-        DeployError::Unhealthy { timeout, detail } => ApiError::new(
+    match &e {
+        DeployError::Unhealthy { .. } => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            format!(
-                "{name} did not become healthy within {}",
-                humantime::format_duration(timeout)
-            ),
-        )
-        .with_detail(detail)
-        .with_hint("nothing changed: the previous targets are still serving"),
-        DeployError::Invalid(why) => {
-            ApiError::bad_request(format!("invalid deploy request: {why}"))
-        }
+            e.report().map_message(|_| e.describe(name)),
+        ),
+        DeployError::Invalid(_) => ApiError::bad_request(e.report()),
         DeployError::UnknownService(_) => unknown_service(name),
     }
 }

@@ -1,6 +1,7 @@
 //! The control socket: created owner-only (or group-shared), never stolen
 //! from a running daemon, removed at exit only if it is still ours.
 
+use cutover_core::diag::Diagnose;
 use std::fs;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -32,8 +33,8 @@ pub enum SocketError {
     Chmod { path: PathBuf, source: io::Error },
 }
 
-impl SocketError {
-    pub fn hint(&self) -> Option<String> {
+impl Diagnose for SocketError {
+    fn hint(&self) -> Option<String> {
         Some(match self {
             SocketError::InUse { .. } => {
                 "stop the other daemon first (e.g. `systemctl stop cutover`), or give this one another --socket".into()

@@ -12,10 +12,8 @@ mod status;
 
 use std::collections::BTreeMap;
 
-use cutover_core::compose::{
-    is_valid_project_name, normalize_project_name, Diagnostic, ResolvedProject,
-};
-use cutover_core::progress::Outcome;
+use cutover_core::compose::{is_valid_project_name, normalize_project_name, ResolvedProject};
+use cutover_core::diag::{Diagnose, Report};
 use cutover_docker::compose::{load_project, read_sources, LoadError, LoadOptions};
 
 use crate::args::{Cli, Command, GlobalArgs, Origins, ProjectArgs};
@@ -170,59 +168,23 @@ pub fn optional_project_name(args: &ProjectArgs) -> Result<Option<String>, CliEr
 /// One `error:` block per problem in the compose input, each with its hint.
 fn load_error(e: LoadError) -> CliError {
     let LoadError::Compose(compose) = e else {
-        let (message, hint) = split_hint(&e.to_string());
-        let err = CliError::bad_input(message);
-        return match hint {
-            Some(h) => err.with_hint(h),
-            None => err,
-        };
+        return CliError::bad_input(e.report());
     };
-    let mut errors = compose.errors.iter();
-    let Some(first) = errors.next() else {
+    let mut reports = compose.errors.iter().map(Diagnose::report);
+    let Some(first) = reports.next() else {
         return CliError::bad_input("the compose file is invalid");
     };
-    // CliError prints `error: <message>` then the hint: the diagnostics after
-    // the first become further `error:` lines inside the message.
-    let mut message = diagnostic_text(first);
-    let mut hint = first.hint.clone();
-    for d in errors {
-        if let Some(h) = hint.take() {
-            message.push_str(&format!("\nhint: {h}"));
-        }
-        message.push_str(&format!("\nerror: {}", diagnostic_text(d)));
-        hint = d.hint.clone();
-    }
-    let err = CliError::bad_input(message);
-    match hint {
-        Some(h) => err.with_hint(h),
-        None => err,
-    }
-}
-
-/// A diagnostic without its hint.
-fn diagnostic_text(d: &Diagnostic) -> String {
-    Diagnostic {
-        hint: None,
-        ..d.clone()
-    }
-    .to_string()
-}
-
-/// `message\nhint: ...` as the daemon and the libraries write them.
-pub fn split_hint(text: &str) -> (String, Option<String>) {
-    match text.split_once("\nhint: ") {
-        Some((message, hint)) => (message.to_string(), Some(hint.to_string())),
-        None => (text.to_string(), None),
-    }
-}
-
-pub fn outcome_status(outcome: Outcome) -> ExitStatus {
-    match outcome.exit_code() {
-        0 => ExitStatus::Success,
-        2 => ExitStatus::BadInput,
-        4 => ExitStatus::LockTimeout,
-        _ => ExitStatus::Failure,
-    }
+    // CliError prints `error: <message>` then the hint: the diagnostics
+    // after the first become further `error:` blocks below the first one.
+    let rest: Vec<String> = reports.map(|r| format!("error: {r}")).collect();
+    let report = if rest.is_empty() {
+        first
+    } else {
+        // The first one's hint stays with it, above the next `error:`.
+        let head = first.to_string();
+        Report::new(format!("{head}\n{}", rest.join("\n")))
+    };
+    CliError::bad_input(report)
 }
 
 /// `/v1/projects/{project}/{what}`; project names are URL-safe by their rule.

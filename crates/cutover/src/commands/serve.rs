@@ -9,9 +9,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cutover_core::diag::Report;
 use cutover_deploy::DeployEngine;
 use cutover_docker::DockerEngine;
-use cutover_proxy::admin::{bind_control_socket, metrics_router, require_bearer, Admin};
+use cutover_proxy::admin::{bind_control_socket, metrics_router, require_bearer, Admin, ApiError};
 use cutover_proxy::state::{DirLock, StateStore};
 use cutover_proxy::Proxy;
 use tokio::net::TcpListener;
@@ -314,14 +315,9 @@ impl Deploys {
     }
 }
 
-async fn no_project_route() -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
-    (
-        axum::http::StatusCode::NOT_FOUND,
-        axum::Json(serde_json::json!({
-            "error": "no such route",
-            "hint": "the routes are listed in docs/api.md; they start with /v1/",
-        })),
-    )
+async fn no_project_route() -> ApiError {
+    ApiError::not_found("no such route")
+        .with_hint("the routes are listed in docs/api.md; they start with /v1/")
 }
 
 async fn forward(
@@ -344,17 +340,15 @@ async fn forward(
             }
         }
         Err(e) => {
-            let (message, hint) = super::split_hint(&e.to_string());
-            let hint =
-                hint.unwrap_or_else(|| "start Docker, or set DOCKER_HOST for the daemon".into());
-            (
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(serde_json::json!({
-                    "error": format!("the cutover daemon cannot deploy without Docker: {message}"),
-                    "hint": format!("{hint}; then try again (the daemon connects on the next request, and keeps routing running services meanwhile)"),
-                })),
-            )
-                .into_response()
+            let report = Report::from(e);
+            let hint = report
+                .hint
+                .clone()
+                .unwrap_or_else(|| "start Docker, or set DOCKER_HOST for the daemon".into());
+            let report = report
+                .map_message(|m| format!("the cutover daemon cannot deploy without Docker: {m}"))
+                .hint(format!("{hint}; then try again (the daemon connects on the next request, and keeps routing running services meanwhile)"));
+            ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, report).into_response()
         }
     }
 }

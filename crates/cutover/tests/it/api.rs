@@ -339,3 +339,58 @@ async fn metrics_on_the_socket_and_on_metrics_listen() {
         .unwrap();
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// One wire contract: one name rule for every service route, one JSON
+/// reader (trailing data refused) and one error shape for the proxy's and
+/// the deploy engine's routes alike.
+#[tokio::test]
+async fn every_route_reads_and_answers_the_same_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::in_dir(dir.path()).start().await;
+
+    for method in [Method::GET, Method::DELETE] {
+        let (status, answer) = daemon
+            .request(method.clone(), "/v1/services/no%20spaces", None)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {answer}");
+        assert!(answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid service name"));
+        // A compose app's route is a valid name; none is deployed here.
+        let (status, answer) = daemon
+            .request(method.clone(), "/v1/services/athens%2Fbackend", None)
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {answer}");
+        assert!(
+            answer.get("detail").is_none(),
+            "empty fields are left out: {answer}"
+        );
+    }
+    let (status, answer) = daemon
+        .request(
+            Method::PUT,
+            "/v1/services/athens%2Fbackend",
+            Some(r#"{"targets":["127.0.0.1:80"]}"#),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        answer["hint"].as_str().unwrap().contains("cutover deploy"),
+        "{answer}"
+    );
+
+    let (status, answer) = daemon
+        .request(
+            Method::POST,
+            "/v1/projects/cvit-wire/down",
+            Some(r#"{"volumes":true} junk"#),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("trailing"),
+        "{answer}"
+    );
+    assert_eq!(answer["detail"], "line 1, column 18", "{answer}");
+}
