@@ -51,6 +51,29 @@ pub struct RollbackCommand {
     pub wait_lock: std::time::Duration,
 }
 
+/// Body of `POST /v1/projects/{project}/down`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DownCommand {
+    /// Also remove the project's named volumes (their data is lost).
+    #[serde(default)]
+    pub volumes: bool,
+    #[serde(default, with = "humantime_serde")]
+    pub wait_lock: std::time::Duration,
+}
+
+/// The query of `GET /v1/projects/{project}/logs`, as the daemon reads it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogsQuery {
+    pub service: Option<String>,
+    pub tail: usize,
+    pub follow: bool,
+    /// Old colors too, each line prefixed by its container name.
+    pub all: bool,
+    /// Only lines written at or after this time.
+    pub since: Option<std::time::SystemTime>,
+}
+
 /// How a deploy, rollback or down ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -4,28 +4,17 @@
 
 use cutover_core::diag::Report;
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use cutover_core::progress::Outcome;
 use cutover_docker::labels::{self, LabelFilter};
 use cutover_docker::{ContainerSummary, Role};
-use serde::{Deserialize, Serialize};
 
 use crate::containers;
 use crate::events::{Progress, Receiver, StepHandle};
 use crate::executor::{run_exclusive, Operation, Stop};
 use crate::{DeployEngine, Inner};
 
-/// Body of `POST /v1/projects/{project}/down`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DownCommand {
-    /// Also remove the project's named volumes (their data is lost).
-    #[serde(default)]
-    pub volumes: bool,
-    #[serde(default, with = "humantime_serde")]
-    pub wait_lock: Duration,
-}
+pub use cutover_core::progress::DownCommand;
 
 impl DeployEngine {
     pub fn down(&self, project: String, cmd: DownCommand) -> Receiver {

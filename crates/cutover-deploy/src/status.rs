@@ -19,17 +19,7 @@ use crate::history::Entry;
 use crate::observe::AppContainer;
 use crate::DeployEngine;
 
-/// `GET .../logs` options.
-#[derive(Debug, Clone, Default)]
-pub struct LogsQuery {
-    pub service: Option<String>,
-    pub tail: usize,
-    pub follow: bool,
-    /// Old colors too, each line prefixed by its container name.
-    pub all: bool,
-    /// Only lines written at or after this time.
-    pub since: Option<std::time::SystemTime>,
-}
+pub use cutover_core::progress::LogsQuery;
 
 impl DeployEngine {
     pub async fn status(&self, project: &str) -> Result<ProjectStatus, EngineError> {

@@ -1,6 +1,7 @@
 //! `cutover down`: the daemon stops and removes the project. Volumes stay
 //! unless `--volumes` is given.
 
+use cutover_core::progress::DownCommand;
 use hyper::Method;
 
 use crate::args::DownArgs;
@@ -11,15 +12,14 @@ use crate::progress::{Mode, Renderer};
 
 pub fn run(args: &DownArgs, client: &DaemonClient) -> Result<ExitStatus, CliError> {
     let project = super::project_name(&args.project)?;
-    let body = serde_json::json!({
-        "volumes": args.volumes,
-        "wait_lock": humantime::format_duration(args.wait_lock).to_string(),
-    });
+    let body = serde_json::to_vec(&DownCommand {
+        volumes: args.volumes,
+        wait_lock: args.wait_lock,
+    })
+    .expect("wire types serialize");
     let path = super::project_path(&project, "down");
     super::client_runtime()?.block_on(async {
-        let stream = client
-            .stream(Method::POST, &path, Some(body.to_string().into_bytes()))
-            .await?;
+        let stream = client.stream(Method::POST, &path, Some(body)).await?;
         Renderer::new(Mode::detect(args.json)).run(stream).await
     })
 }
