@@ -1,0 +1,92 @@
+//! The keys cutover knows at each level of a compose file, and the
+//! "did you mean" that names the closest one to a typo.
+
+pub(super) const TOP_LEVEL_KEYS: &[&str] = &["name", "services", "networks", "volumes"];
+
+pub(super) const SERVICE_KEYS: &[&str] = &[
+    "image",
+    "build",
+    "command",
+    "entrypoint",
+    "environment",
+    "env_file",
+    "volumes",
+    "networks",
+    "ports",
+    "depends_on",
+    "healthcheck",
+    "restart",
+    "labels",
+    "user",
+    "working_dir",
+    "stop_grace_period",
+    "extra_hosts",
+    "logging",
+    "container_name",
+    "x-cutover",
+];
+
+/// Service keys accepted with a warning because ignoring them cannot break
+/// the deployment in a way the user would not notice.
+pub(super) const IGNORED_SERVICE_KEYS: &[(&str, &str)] = &[
+    ("deploy", "cutover runs one container per service (per color for an app); replicas, resources and placement are not applied"),
+    ("profiles", "cutover deploys every service of the file"),
+    ("pull_policy", "the daemon decides when to pull"),
+    ("expose", "it has no effect: containers on a shared network reach each other on every port"),
+    ("develop", "compose watch settings do not apply to deploys"),
+];
+
+pub(super) const CUTOVER_KEYS: &[&str] = &[
+    "port",
+    "health",
+    "hosts",
+    "path_prefix",
+    "deploy_timeout",
+    "drain_timeout",
+    "websocket_drain_timeout",
+    "keep",
+];
+
+pub(super) const DEFAULT_KEEP: u32 = 3;
+
+pub(super) fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push(
+                (prev[j] + usize::from(ca != *cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1),
+            );
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+pub(crate) fn did_you_mean<'a>(key: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (levenshtein(key, c), *c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 4) && *d < c.len())
+        .min()
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(
+            did_you_mean("enviroment", SERVICE_KEYS),
+            Some("environment")
+        );
+        assert_eq!(did_you_mean("prot", CUTOVER_KEYS), Some("port"));
+        assert_eq!(did_you_mean("healthz", CUTOVER_KEYS), Some("health"));
+        assert_eq!(did_you_mean("zzzzzz", CUTOVER_KEYS), None);
+    }
+}

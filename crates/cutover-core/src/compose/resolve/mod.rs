@@ -1,0 +1,395 @@
+//! From compose sources to a [`ResolvedProject`]: parse, interpolate, merge,
+//! validate every key, resolve names and paths.
+//!
+//! This walks `serde_norway::Value` by hand rather than deserializing into
+//! docker-compose-types: those structs accept keys cutover would have to ignore
+//! silently and their errors carry no key path or line, while every error here
+//! must name the file, line and key.
+
+use crate::diag::Report;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use serde_norway::Value;
+
+use super::interpolate::{interpolate, InterpolateError, Unset};
+use super::locate::{locate, KeyPath};
+use super::merge::{keyed_list_to_map, merge_files, strip_tags};
+use super::model::*;
+use crate::service::{HealthCheck, Timeouts};
+
+mod ctx;
+mod keys;
+mod mounts;
+mod names;
+mod options;
+mod paths;
+mod ports;
+mod service;
+mod shell;
+mod top_level;
+mod x_cutover;
+
+use ctx::*;
+use keys::*;
+pub use names::*;
+use options::*;
+use paths::*;
+pub use ports::*;
+use service::*;
+pub use shell::*;
+use top_level::*;
+use x_cutover::*;
+
+/// One compose file's contents; `path` is shown in messages as given.
+#[derive(Debug, Clone)]
+pub struct ComposeFile {
+    pub path: PathBuf,
+    pub content: String,
+}
+
+/// Everything loading needs, already read from disk by the caller.
+#[derive(Debug, Clone)]
+pub struct LoadInput {
+    /// In `-f` order; later files override earlier ones.
+    pub files: Vec<ComposeFile>,
+    /// Absolute directory of the first file; relative paths resolve against it
+    /// (Compose does the same for every file of a multi-file project).
+    pub project_dir: PathBuf,
+    /// `-p`.
+    pub project_name: Option<String>,
+    /// Variables for interpolation: the `.env` file overlaid with the process
+    /// environment (process wins).
+    pub env: BTreeMap<String, String>,
+}
+
+/// Reads `env_file:` entries; the IO side implements it over the filesystem.
+pub trait EnvFileReader {
+    /// `Ok(None)` when the file does not exist.
+    fn read_env_file(&self, path: &Path) -> Result<Option<Vec<(String, String)>>, Report>;
+}
+
+/// Ports of datastores that must not be reachable from the internet without
+/// the user meaning it (the field report published Redis on 0.0.0.0:6379).
+pub const DATASTORE_PORTS: &[(u16, &str)] = &[
+    (6379, "Redis"),
+    (5432, "PostgreSQL"),
+    (3306, "MySQL"),
+    (27017, "MongoDB"),
+    (11211, "Memcached"),
+];
+
+/// Loads, merges and resolves compose sources.
+pub fn load(
+    input: &LoadInput,
+    env_files: &dyn EnvFileReader,
+) -> Result<ResolvedProject, ComposeError> {
+    let mut cx = Ctx {
+        input,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+    if input.files.is_empty() {
+        return Err(ComposeError {
+            errors: vec![Diagnostic {
+                file: None,
+                line: None,
+                key: String::new(),
+                message: "no compose file given".into(),
+                hint: Some("pass -f compose.yaml".into()),
+            }],
+            warnings: Vec::new(),
+        });
+    }
+    let mut merged: Option<Value> = None;
+    for (i, file) in input.files.iter().enumerate() {
+        if let Some(v) = parse_file(&mut cx, i, file) {
+            merged = Some(match merged {
+                Some(base) => merge_files(base, v),
+                None => v,
+            });
+        }
+    }
+    let project = match merged.and_then(strip_tags) {
+        Some(root) if cx.errors.is_empty() => resolve_root(&mut cx, &root, env_files),
+        _ => None,
+    };
+    let file_pos = |d: &Diagnostic| {
+        let idx = input
+            .files
+            .iter()
+            .position(|f| Some(f.path.display().to_string()) == d.file);
+        (idx.unwrap_or(usize::MAX), d.line.unwrap_or(0))
+    };
+    // Stable: messages about one line keep the order they were found in.
+    cx.errors.sort_by_key(file_pos);
+    cx.warnings.sort_by_key(file_pos);
+    match project {
+        Some(mut p) if cx.errors.is_empty() => {
+            p.warnings = cx.warnings;
+            Ok(p)
+        }
+        _ => Err(ComposeError {
+            errors: cx.errors,
+            warnings: cx.warnings,
+        }),
+    }
+}
+
+fn parse_file(cx: &mut Ctx<'_>, i: usize, file: &ComposeFile) -> Option<Value> {
+    let shown = file.path.display().to_string();
+    let mut v: Value = match serde_norway::from_str(&file.content) {
+        Ok(v) => v,
+        Err(e) => {
+            cx.errors.push(Diagnostic {
+                file: Some(shown),
+                line: e.location().map(|l| l.line()),
+                key: String::new(),
+                message: format!("not valid YAML: {e}"),
+                hint: None,
+            });
+            return None;
+        }
+    };
+    if let Err(e) = v.apply_merge() {
+        cx.errors.push(Diagnostic {
+            file: Some(shown),
+            line: None,
+            key: String::new(),
+            message: format!("a YAML merge key (<<) failed: {e}"),
+            hint: None,
+        });
+        return None;
+    }
+    if !v.is_mapping() {
+        cx.errors.push(Diagnostic {
+            file: Some(shown),
+            line: None,
+            key: String::new(),
+            message: format!(
+                "expected a mapping with `services:` at the top, found {}",
+                kind(&v)
+            ),
+            hint: None,
+        });
+        return None;
+    }
+    let mut unset = BTreeMap::new();
+    interpolate_value(cx, i, &mut v, &KeyPath::root(), &mut unset);
+    for (var, path) in unset {
+        let d = cx.diag(
+            Some(i),
+            &path,
+            format!("variable {var} is not set, using an empty string"),
+            Some(format!(
+                "set {var} in the environment or in .env, or give a default: ${{{var}:-value}}"
+            )),
+        );
+        cx.warnings.push(d);
+    }
+    Some(v)
+}
+
+/// Interpolates every string scalar in place. Keys are left alone, as in
+/// Compose. `unset` collects each unset variable with its first use.
+fn interpolate_value(
+    cx: &mut Ctx<'_>,
+    file: usize,
+    v: &mut Value,
+    p: &KeyPath,
+    unset: &mut BTreeMap<String, KeyPath>,
+) {
+    match v {
+        Value::String(s) => {
+            let env = &cx.input.env;
+            let lookup = |k: &str| env.get(k).cloned();
+            let mut missing = Unset::new();
+            match interpolate(s, &lookup, &mut missing) {
+                Ok(out) => *s = out,
+                Err(InterpolateError::Required { var, message }) => {
+                    let msg = if message.is_empty() {
+                        format!("required variable {var} has no value")
+                    } else {
+                        format!("required variable {var} has no value: {message}")
+                    };
+                    let d = cx.diag(
+                        Some(file),
+                        p,
+                        msg,
+                        Some(format!("set {var} in the environment or in .env")),
+                    );
+                    cx.errors.push(d);
+                }
+                Err(InterpolateError::Invalid { reason }) => {
+                    let d = cx.diag(
+                        Some(file),
+                        p,
+                        format!("invalid interpolation: {reason}"),
+                        Some("write $$ for a literal $".into()),
+                    );
+                    cx.errors.push(d);
+                }
+            }
+            for var in missing {
+                unset.entry(var).or_insert_with(|| p.clone());
+            }
+        }
+        Value::Sequence(items) => {
+            for (n, item) in items.iter_mut().enumerate() {
+                interpolate_value(cx, file, item, &p.index(n), unset);
+            }
+        }
+        Value::Mapping(m) => {
+            for (k, item) in m.iter_mut() {
+                let key = k.as_str().map(str::to_string).unwrap_or_default();
+                interpolate_value(cx, file, item, &p.key(&key), unset);
+            }
+        }
+        Value::Tagged(t) => interpolate_value(cx, file, &mut t.value, p, unset),
+        _ => {}
+    }
+}
+
+fn resolve_root(
+    cx: &mut Ctx<'_>,
+    root: &Value,
+    env_files: &dyn EnvFileReader,
+) -> Option<ResolvedProject> {
+    let rootp = KeyPath::root();
+    let m = cx.mapping(root, &rootp)?;
+    let entries = cx.entries(m, &rootp);
+    for (k, _) in &entries {
+        if k == "version" {
+            cx.warn(
+                &rootp.key(k),
+                "`version` is obsolete and ignored",
+                Some("remove it".into()),
+            );
+        } else if !TOP_LEVEL_KEYS.contains(&k.as_str()) && !k.starts_with("x-") {
+            let (msg, hint) = match did_you_mean(k, TOP_LEVEL_KEYS) {
+                Some(s) => (format!("unknown key `{k}`"), format!("did you mean `{s}`?")),
+                None => (
+                    format!("`{k}` is not supported by cutover"),
+                    "the top level accepts name, services, networks, volumes and x-* extensions"
+                        .into(),
+                ),
+            };
+            cx.error_hint(&rootp.key(k), msg, hint);
+        }
+    }
+    let get = |k: &str| lookup(&entries, k);
+
+    let name = project_name(cx, get("name"))?;
+    let networks = top_networks(cx, &name, get("networks"));
+    let volumes = top_volumes(cx, &name, get("volumes"));
+
+    let services_p = rootp.key("services");
+    let Some(services_v) = get("services").filter(|v| !v.is_null()) else {
+        cx.error_hint(
+            &services_p,
+            "no services defined",
+            "add a `services:` mapping with at least one service",
+        );
+        return None;
+    };
+    let services_m = cx.mapping(services_v, &services_p)?;
+    let services = cx.entries(services_m, &services_p);
+    if services.is_empty() {
+        cx.error_hint(
+            &services_p,
+            "no services defined",
+            "add at least one service under `services:`",
+        );
+        return None;
+    }
+    let names: BTreeSet<String> = services.iter().map(|(k, _)| k.clone()).collect();
+    let apps_set: BTreeSet<String> = services
+        .iter()
+        .filter(|(_, v)| v.as_mapping().is_some_and(|m| m.contains_key("x-cutover")))
+        .map(|(k, _)| k.clone())
+        .collect();
+
+    let mut resolver = ServiceResolver {
+        project: &name,
+        networks: &networks,
+        volumes: &volumes,
+        services: &names,
+        apps: &apps_set,
+        env_files,
+        default_network_used: false,
+    };
+    let mut apps = Vec::new();
+    let mut accessories = Vec::new();
+    for (svc_name, v) in &services {
+        let p = services_p.key(svc_name);
+        if let Some(r) = resolver.service(cx, svc_name, v, &p) {
+            match r {
+                Resolved::App(a) => apps.push(a),
+                Resolved::Accessory(a) => accessories.push(a),
+            }
+        }
+    }
+    let default_used = resolver.default_network_used;
+    let mut networks: Vec<NetworkSpec> = networks.into_values().collect();
+    if default_used && !networks.iter().any(|n| n.key == "default") {
+        networks.push(NetworkSpec {
+            key: "default".into(),
+            name: format!("{name}_default"),
+            external: false,
+            driver: None,
+            driver_opts: BTreeMap::new(),
+            labels: BTreeMap::new(),
+            internal: false,
+            attachable: false,
+        });
+    }
+    let order = dependency_order(cx, &services_p, &apps, &accessories)?;
+    apps.sort_by_key(|a| order.iter().position(|n| *n == a.service.name));
+    accessories.sort_by_key(|a| order.iter().position(|n| *n == a.service.name));
+    Some(ResolvedProject {
+        name,
+        project_dir: cx.input.project_dir.clone(),
+        apps,
+        accessories,
+        networks,
+        volumes: volumes.into_values().collect(),
+        warnings: Vec::new(),
+    })
+}
+
+/// Orders services so each comes after what it depends on; a cycle is an error.
+fn dependency_order(
+    cx: &mut Ctx<'_>,
+    services_p: &KeyPath,
+    apps: &[AppSpec],
+    accessories: &[AccessorySpec],
+) -> Option<Vec<String>> {
+    let all: Vec<&ServiceSpec> = accessories
+        .iter()
+        .map(|a| &a.service)
+        .chain(apps.iter().map(|a| &a.service))
+        .collect();
+    let mut order: Vec<String> = Vec::new();
+    let mut remaining: Vec<&ServiceSpec> = all.clone();
+    while !remaining.is_empty() {
+        let (ready, blocked): (Vec<&ServiceSpec>, Vec<&ServiceSpec>) =
+            remaining.into_iter().partition(|s| {
+                s.depends_on
+                    .iter()
+                    .all(|d| order.contains(&d.service) || !all.iter().any(|o| o.name == d.service))
+            });
+        if ready.is_empty() {
+            let names: Vec<&str> = blocked.iter().map(|s| s.name.as_str()).collect();
+            cx.error_hint(
+                &services_p.key(names[0]).key("depends_on"),
+                format!("depends_on forms a cycle between {}", names.join(", ")),
+                "remove one of the dependencies",
+            );
+            return None;
+        }
+        order.extend(ready.iter().map(|s| s.name.clone()));
+        remaining = blocked;
+    }
+    Some(order)
+}

@@ -1,0 +1,487 @@
+//! One service: every key it may have, and whether it is an app (it has an
+//! `x-cutover` block) or an accessory.
+
+use super::*;
+
+pub(super) enum Resolved {
+    App(AppSpec),
+    Accessory(AccessorySpec),
+}
+
+pub(super) struct ServiceResolver<'a> {
+    pub(super) project: &'a str,
+    pub(super) networks: &'a BTreeMap<String, NetworkSpec>,
+    pub(super) volumes: &'a BTreeMap<String, VolumeSpec>,
+    pub(super) services: &'a BTreeSet<String>,
+    pub(super) apps: &'a BTreeSet<String>,
+    pub(super) env_files: &'a dyn EnvFileReader,
+    pub(super) default_network_used: bool,
+}
+
+impl ServiceResolver<'_> {
+    pub(super) fn service(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        name: &str,
+        v: &Value,
+        p: &KeyPath,
+    ) -> Option<Resolved> {
+        let m = cx.mapping(v, p)?;
+        let entries = cx.entries(m, p);
+        let is_app = self.apps.contains(name);
+        for (k, _) in &entries {
+            if SERVICE_KEYS.contains(&k.as_str()) || (k.starts_with("x-") && k != "x-cutover") {
+                continue;
+            }
+            if let Some((_, why)) = IGNORED_SERVICE_KEYS.iter().find(|(i, _)| i == k) {
+                cx.warn(&p.key(k), format!("`{k}` is ignored: {why}"), None);
+                continue;
+            }
+            let (msg, hint) = match did_you_mean(k, SERVICE_KEYS) {
+                Some(s) => (format!("unknown key `{k}`"), format!("did you mean `{s}`?")),
+                None => (
+                    format!("`{k}` is not supported by cutover"),
+                    "remove it; docs/config.md lists the keys cutover supports".into(),
+                ),
+            };
+            cx.error_hint(&p.key(k), msg, hint);
+        }
+        let get = |k: &str| lookup(&entries, k).filter(|v| !v.is_null());
+
+        let build = get("build").and_then(|b| self.build(cx, b, &p.key("build")));
+        let image = match (cx.opt_string(get("image"), &p.key("image")), &build) {
+            (Some(i), _) if !i.trim().is_empty() => i,
+            (_, Some(_)) => format!("{}-{name}", self.project),
+            (Some(_), None) => {
+                cx.error_hint(
+                    &p.key("image"),
+                    "image is empty",
+                    "if it comes from a variable such as ${DOCKER_IMAGE}, set it: DOCKER_IMAGE=app:42 cutover deploy",
+                );
+                return None;
+            }
+            (None, None) => {
+                cx.error_hint(
+                    p,
+                    format!("service {name} has neither `image` nor `build`"),
+                    "add `image: <reference>`",
+                );
+                return None;
+            }
+        };
+        let command = get("command").and_then(|c| self.command(cx, c, &p.key("command")));
+        let entrypoint = get("entrypoint").and_then(|c| self.command(cx, c, &p.key("entrypoint")));
+
+        let mut environment = BTreeMap::new();
+        if let Some(ef) = get("env_file") {
+            self.env_file(cx, ef, &p.key("env_file"), &mut environment);
+        }
+        if let Some(env) = get("environment") {
+            environment.extend(cx.str_map(env, &p.key("environment"), true));
+        }
+
+        let mounts = get("volumes")
+            .map(|v| self.mounts(cx, v, &p.key("volumes")))
+            .unwrap_or_default();
+        let mut networks = self.service_networks(cx, get("networks"), &p.key("networks"));
+        if !is_app {
+            // Compose's implicit alias: other services reach an accessory by
+            // its service name (REDIS_HOST=redis). Apps get none, since two
+            // colors answering one name would bypass the proxy's switch.
+            for n in &mut networks {
+                if !n.aliases.iter().any(|a| a == name) {
+                    n.aliases.insert(0, name.to_string());
+                }
+            }
+        }
+        let ports = get("ports")
+            .map(|v| ports(cx, v, &p.key("ports")))
+            .unwrap_or_default();
+        let depends_on = get("depends_on")
+            .map(|v| self.depends_on(cx, name, v, &p.key("depends_on")))
+            .unwrap_or_default();
+        let healthcheck =
+            get("healthcheck").and_then(|v| healthcheck(cx, v, &p.key("healthcheck")));
+        let restart = get("restart").and_then(|v| {
+            let rp = p.key("restart");
+            let r = cx.string(v, &rp)?;
+            let ok = matches!(
+                r.as_str(),
+                "no" | "always" | "unless-stopped" | "on-failure"
+            ) || r
+                .strip_prefix("on-failure:")
+                .is_some_and(|n| n.parse::<u32>().is_ok());
+            if !ok {
+                cx.error_hint(
+                    &rp,
+                    format!("unknown restart policy {r:?}"),
+                    "use no, always, unless-stopped, on-failure or on-failure:<max retries>",
+                );
+            }
+            ok.then_some(r)
+        });
+        let labels = get("labels")
+            .map(|v| cx.str_map(v, &p.key("labels"), false))
+            .unwrap_or_default();
+        for k in labels.keys().filter(|k| k.starts_with("cutover.")) {
+            cx.error_hint(
+                &p.key("labels").key(k),
+                format!("label {k} is reserved"),
+                "cutover writes cutover.* labels itself to find its containers; rename the label",
+            );
+        }
+        let user = cx.opt_string(get("user"), &p.key("user"));
+        let working_dir = cx.opt_string(get("working_dir"), &p.key("working_dir"));
+        let stop_grace_period =
+            cx.opt_duration(get("stop_grace_period"), &p.key("stop_grace_period"));
+        let extra_hosts = get("extra_hosts")
+            .map(|v| extra_hosts(cx, v, &p.key("extra_hosts")))
+            .unwrap_or_default();
+        let logging = get("logging").and_then(|v| logging(cx, v, &p.key("logging")));
+
+        let spec = ServiceSpec {
+            name: name.to_string(),
+            image,
+            build,
+            command,
+            entrypoint,
+            environment,
+            mounts,
+            networks,
+            ports,
+            depends_on,
+            healthcheck,
+            restart,
+            labels,
+            user,
+            working_dir,
+            stop_grace_period,
+            extra_hosts,
+            logging,
+        };
+        datastore_warnings(cx, &spec, p);
+        let container_name = cx.opt_string(get("container_name"), &p.key("container_name"));
+        if is_app {
+            if container_name.is_some() {
+                cx.error_hint(
+                    &p.key("container_name"),
+                    format!("an app cannot have a container_name: its two colors run side by side as {}-{name}-blue and {}-{name}-green", self.project, self.project),
+                    "remove container_name; other services reach the app through cutover's proxy",
+                );
+            }
+            for (i, port) in spec.ports.iter().enumerate() {
+                if let Some(published) = port.published {
+                    cx.error_hint(
+                        &p.key("ports").index(i),
+                        format!("an app cannot publish host port {published}: both colors would need it during a deploy"),
+                        "remove it from ports; cutover's proxy serves the app and forwards to x-cutover.port",
+                    );
+                }
+            }
+            let cutover = app_settings(
+                cx,
+                entries
+                    .iter()
+                    .find(|(k, _)| k == "x-cutover")
+                    .map(|(_, v)| *v)
+                    .unwrap_or(&Value::Null),
+                &p.key("x-cutover"),
+            )?;
+            Some(Resolved::App(AppSpec {
+                service: spec,
+                cutover,
+            }))
+        } else {
+            let container_name =
+                container_name.unwrap_or_else(|| format!("{}-{name}", self.project));
+            Some(Resolved::Accessory(AccessorySpec {
+                service: spec,
+                container_name,
+            }))
+        }
+    }
+
+    pub(super) fn build(&mut self, cx: &mut Ctx<'_>, v: &Value, p: &KeyPath) -> Option<BuildSpec> {
+        let mut spec = BuildSpec {
+            context: String::new(),
+            dockerfile: None,
+            args: BTreeMap::new(),
+            target: None,
+        };
+        let context = match v {
+            Value::Mapping(m) => {
+                let e = cx.entries(m, p);
+                cx.check_keys(&e, p, &["context", "dockerfile", "args", "target"], "build");
+                for (k, val) in &e {
+                    let kp = p.key(k);
+                    match k.as_str() {
+                        "dockerfile" => spec.dockerfile = cx.string(val, &kp),
+                        "args" => spec.args = cx.str_map(val, &kp, true),
+                        "target" => spec.target = cx.string(val, &kp),
+                        _ => {}
+                    }
+                }
+                match e.iter().find(|(k, _)| k == "context") {
+                    Some((_, c)) => cx.string(c, &p.key("context"))?,
+                    None => ".".to_string(),
+                }
+            }
+            v => cx.string(v, p)?,
+        };
+        let is_url = [
+            "http://",
+            "https://",
+            "git://",
+            "git@",
+            "ssh://",
+            "github.com/",
+        ]
+        .iter()
+        .any(|s| context.starts_with(s));
+        spec.context = if is_url {
+            context
+        } else {
+            self_path(cx, &context, &p.key("context"))?
+                .display()
+                .to_string()
+        };
+        Some(spec)
+    }
+
+    pub(super) fn command(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        v: &Value,
+        p: &KeyPath,
+    ) -> Option<Vec<String>> {
+        match v {
+            Value::Sequence(_) => Some(cx.string_list(v, p)),
+            Value::String(s) => match shell_split(s) {
+                Ok(words) => Some(words),
+                Err(e) => {
+                    cx.error_hint(p, e, "or write the command as a list: [\"a\", \"b c\"]");
+                    None
+                }
+            },
+            v => {
+                cx.error(p, format!("expected a string or a list, found {}", kind(v)));
+                None
+            }
+        }
+    }
+
+    pub(super) fn env_file(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        v: &Value,
+        p: &KeyPath,
+        env: &mut BTreeMap<String, String>,
+    ) {
+        let items: Vec<(KeyPath, &Value)> = match v {
+            Value::Sequence(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (p.index(i), v))
+                .collect(),
+            v => vec![(p.clone(), v)],
+        };
+        for (ip, item) in items {
+            let (path, required) = match item {
+                Value::Mapping(m) => {
+                    let e = cx.entries(m, &ip);
+                    cx.check_keys(
+                        &e,
+                        &ip,
+                        &["path", "required", "format"],
+                        "an env_file entry",
+                    );
+                    let Some((_, path)) = e.iter().find(|(k, _)| k == "path") else {
+                        cx.error(&ip, "missing `path`");
+                        continue;
+                    };
+                    let Some(path) = cx.string(path, &ip.key("path")) else {
+                        continue;
+                    };
+                    let required = match e.iter().find(|(k, _)| k == "required") {
+                        Some((_, r)) => cx.boolean(r, &ip.key("required")).unwrap_or(true),
+                        None => true,
+                    };
+                    (path, required)
+                }
+                v => match cx.string(v, &ip) {
+                    Some(s) => (s, true),
+                    None => continue,
+                },
+            };
+            let Some(abs) = self_path(cx, &path, &ip) else {
+                continue;
+            };
+            match self.env_files.read_env_file(&abs) {
+                Ok(Some(pairs)) => env.extend(pairs),
+                Ok(None) if !required => {}
+                Ok(None) => cx.error_hint(
+                    &ip,
+                    format!("env file {} does not exist", abs.display()),
+                    "create it, or write `env_file: {path: ..., required: false}`",
+                ),
+                Err(e) => {
+                    let d = cx.diag(
+                        None,
+                        &ip,
+                        format!("cannot read env file {}: {}", abs.display(), e.message),
+                        e.hint,
+                    );
+                    cx.errors.push(d);
+                }
+            }
+        }
+    }
+}
+
+impl ServiceResolver<'_> {
+    pub(super) fn service_networks(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        v: Option<&Value>,
+        p: &KeyPath,
+    ) -> Vec<ServiceNetwork> {
+        let mut wanted: Vec<(String, KeyPath, Vec<String>)> = Vec::new();
+        match v {
+            None => {}
+            Some(Value::Sequence(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let Some(n) = cx.string(item, &p.index(i)) {
+                        wanted.push((n, p.index(i), Vec::new()));
+                    }
+                }
+            }
+            Some(Value::Mapping(m)) => {
+                for (k, val) in cx.entries(m, p) {
+                    let kp = p.key(&k);
+                    let mut aliases = Vec::new();
+                    if let Some(nm) = val.as_mapping() {
+                        let e = cx.entries(nm, &kp);
+                        cx.check_keys(&e, &kp, &["aliases"], "a service network");
+                        if let Some((_, a)) = e.iter().find(|(k, _)| k == "aliases") {
+                            aliases = cx.string_list(a, &kp.key("aliases"));
+                        }
+                    } else if !val.is_null() {
+                        cx.error(&kp, format!("expected a mapping, found {}", kind(val)));
+                    }
+                    wanted.push((k, kp, aliases));
+                }
+            }
+            Some(other) => cx.error(
+                p,
+                format!("expected a list or a mapping, found {}", kind(other)),
+            ),
+        }
+        if wanted.is_empty() {
+            wanted.push(("default".into(), p.clone(), Vec::new()));
+        }
+        let mut out = Vec::new();
+        for (key, kp, aliases) in wanted {
+            let name = match self.networks.get(&key) {
+                Some(n) => n.name.clone(),
+                None if key == "default" => {
+                    self.default_network_used = true;
+                    format!("{}_default", self.project)
+                }
+                None => {
+                    cx.error_hint(
+                        &kp,
+                        format!("network {key:?} is not declared"),
+                        format!("add it under the top-level `networks:` ({key}: {{}}; add `external: true` if it already exists outside this project)"),
+                    );
+                    continue;
+                }
+            };
+            out.push(ServiceNetwork { key, name, aliases });
+        }
+        out
+    }
+
+    pub(super) fn depends_on(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        me: &str,
+        v: &Value,
+        p: &KeyPath,
+    ) -> Vec<Dependency> {
+        let mut out = Vec::new();
+        let mut add = |cx: &mut Ctx<'_>, dep: String, kp: &KeyPath, condition, required| {
+            if !self.services.contains(&dep) {
+                cx.error_hint(
+                    kp,
+                    format!("depends on undefined service {dep:?}"),
+                    format!(
+                        "services in this project: {}",
+                        self.services.iter().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                );
+            } else if dep == me {
+                cx.error(kp, "a service cannot depend on itself");
+            } else if self.apps.contains(&dep) && !self.apps.contains(me) {
+                cx.error_hint(
+                    kp,
+                    format!("accessory {me} depends on app {dep}"),
+                    "accessories start before apps; move the dependency to the app",
+                );
+            } else {
+                out.push(Dependency {
+                    service: dep,
+                    condition,
+                    required,
+                });
+            }
+        };
+        match v {
+            Value::Sequence(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let Some(dep) = cx.string(item, &p.index(i)) {
+                        add(cx, dep, &p.index(i), DependsCondition::ServiceStarted, true);
+                    }
+                }
+            }
+            Value::Mapping(m) => {
+                for (dep, val) in cx.entries(m, p) {
+                    let kp = p.key(&dep);
+                    let mut condition = DependsCondition::ServiceStarted;
+                    let mut required = true;
+                    if let Some(dm) = val.as_mapping() {
+                        let e = cx.entries(dm, &kp);
+                        cx.check_keys(
+                            &e,
+                            &kp,
+                            &["condition", "required", "restart"],
+                            "a depends_on entry",
+                        );
+                        for (k, val) in &e {
+                            match k.as_str() {
+                                "condition" => match cx.string(val, &kp.key(k)).as_deref() {
+                                    Some("service_started") => condition = DependsCondition::ServiceStarted,
+                                    Some("service_healthy") => condition = DependsCondition::ServiceHealthy,
+                                    Some("service_completed_successfully") => condition = DependsCondition::ServiceCompletedSuccessfully,
+                                    Some(other) => cx.error_hint(&kp.key(k), format!("unknown condition {other:?}"), "use service_started, service_healthy or service_completed_successfully"),
+                                    None => {}
+                                },
+                                "required" => required = cx.boolean(val, &kp.key(k)).unwrap_or(true),
+                                // Compose's restart-with-dependency: the daemon
+                                // never restarts an accessory for an app.
+                                _ => {}
+                            }
+                        }
+                    } else if !val.is_null() {
+                        cx.error(&kp, format!("expected a mapping, found {}", kind(val)));
+                    }
+                    add(cx, dep, &kp, condition, required);
+                }
+            }
+            other => cx.error(
+                p,
+                format!("expected a list or a mapping, found {}", kind(other)),
+            ),
+        }
+        out
+    }
+}
