@@ -7,11 +7,13 @@
 //! deploy logic.
 #![forbid(unsafe_code)]
 
-pub mod compose;
 pub mod context;
 pub mod docker;
 pub mod engine;
 pub mod error;
+/// In-memory engine for tests of the deploy logic; not in a production
+/// build (the `fake` feature, which only dev-dependencies turn on).
+#[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod labels;
 mod logs;

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use cutover_compose::{load_project, LoadOptions};
 use cutover_core::compose::{config_hash, Mount, ResolvedProject};
-use cutover_docker::compose::{load_project, LoadOptions};
 
 fn example_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -12,9 +12,9 @@ mod status;
 
 use std::collections::BTreeMap;
 
+use cutover_compose::{load_project, read_sources, LoadError, LoadOptions};
 use cutover_core::compose::{is_valid_project_name, normalize_project_name, ResolvedProject};
 use cutover_core::diag::{Diagnose, Report};
-use cutover_docker::compose::{load_project, read_sources, LoadError, LoadOptions};
 
 use crate::args::{Cli, Command, GlobalArgs, Origins, ProjectArgs};
 use crate::client::DaemonClient;

@@ -3,7 +3,9 @@
 //! pure resolver in `cutover_core::compose`.
 //!
 //! The process environment is passed in, never read here, so the CLI decides
-//! what it is and tests do not depend on the machine they run on.
+//! what it is and tests do not depend on the machine they run on. This is
+//! the only IO of compose loading; it never talks to Docker.
+#![forbid(unsafe_code)]
 
 use cutover_core::diag::{Diagnose, Report};
 use std::collections::BTreeMap;
