@@ -1,0 +1,298 @@
+//! The bodies a proxied exchange streams: the client's request body with
+//! its size limit, and the response body, which settles the request's
+//! accounting (pool return, metrics, in-flight count, access log) exactly
+//! once, when it ends or is dropped, and which a drain deadline can cut.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use pin_project_lite::pin_project;
+use tokio_util::sync::WaitForCancellationFutureOwned;
+
+use crate::access_log::{self, LogCtx};
+use crate::router::Route;
+use crate::target::{InFlight, UpstreamSender};
+
+/// Upstream request body: the client's body with the size limit applied as
+/// it streams (Content-Length is checked up front; chunked bodies here).
+pub(crate) struct ReqBody {
+    inner: Option<Incoming>,
+    remaining: u64,
+}
+
+impl ReqBody {
+    pub(super) fn new(body: Incoming, limit: u64) -> ReqBody {
+        ReqBody {
+            inner: Some(body),
+            remaining: limit,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) enum ReqBodyError {
+    TooLarge,
+    Client(hyper::Error),
+}
+
+impl fmt::Display for ReqBodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReqBodyError::TooLarge => f.write_str("request body exceeds the configured limit"),
+            ReqBodyError::Client(e) => write!(f, "reading the client's request body: {e}"),
+        }
+    }
+}
+
+impl StdError for ReqBodyError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            ReqBodyError::TooLarge => None,
+            ReqBodyError::Client(e) => Some(e),
+        }
+    }
+}
+
+impl Body for ReqBody {
+    type Data = Bytes;
+    type Error = ReqBodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ReqBodyError>>> {
+        let this = &mut *self;
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match ready!(Pin::new(inner).poll_frame(cx)) {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    let len = data.len() as u64;
+                    if len > this.remaining {
+                        this.inner = None;
+                        return Poll::Ready(Some(Err(ReqBodyError::TooLarge)));
+                    }
+                    this.remaining -= len;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Some(Err(e)) => Poll::Ready(Some(Err(ReqBodyError::Client(e)))),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner
+            .as_ref()
+            .map(|b| b.size_hint())
+            .unwrap_or_else(|| SizeHint::with_exact(0))
+    }
+}
+
+pub(crate) type BoxError = Box<dyn StdError + Send + Sync>;
+
+#[derive(Debug)]
+struct CutAtDrainDeadline;
+
+impl fmt::Display for CutAtDrainDeadline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("response cut at the drain deadline of its target set")
+    }
+}
+
+impl StdError for CutAtDrainDeadline {}
+
+/// Accounting for a proxied response, settled once when it ends (or is
+/// dropped): pool return, metrics, in-flight count and the access log line.
+pub(super) struct Tail {
+    route: Arc<Route>,
+    guard: Option<InFlight>,
+    /// Returned to the target's pool only if the body was read to its end.
+    sender: Option<UpstreamSender>,
+    start: Instant,
+    status: u16,
+    bytes: u64,
+    log: Option<LogCtx>,
+    note: Option<&'static str>,
+    done: bool,
+}
+
+impl Tail {
+    /// The accounting of a response of `bytes` so far (a local page's
+    /// length, or 0 for a proxied body that counts as it streams).
+    pub(super) fn new(
+        route: Arc<Route>,
+        guard: InFlight,
+        sender: Option<UpstreamSender>,
+        start: Instant,
+        status: u16,
+        bytes: u64,
+        log: Option<LogCtx>,
+    ) -> Tail {
+        Tail {
+            route,
+            guard: Some(guard),
+            sender,
+            start,
+            status,
+            bytes,
+            log,
+            note: None,
+            done: false,
+        }
+    }
+
+    pub(super) fn finish(&mut self, complete: bool) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        let Some(guard) = self.guard.take() else {
+            return;
+        };
+        if complete && !guard.set().is_draining() {
+            if let Some(s) = self.sender.take() {
+                guard.target().checkin(s);
+            }
+        }
+        self.sender = None;
+        let elapsed = self.start.elapsed();
+        self.route
+            .service
+            .metrics
+            .record(guard.set().color, self.status, elapsed);
+        if let Some(ctx) = &self.log {
+            let note = if complete {
+                self.note
+            } else {
+                self.note.or(Some("client went away or body error"))
+            };
+            access_log::write(
+                ctx,
+                &self.route.service.name,
+                &guard.target().addr,
+                guard.set().color.as_str(),
+                self.status,
+                elapsed.as_micros() as u64,
+                self.bytes,
+                note,
+            );
+        }
+        drop(guard);
+    }
+}
+
+impl Drop for Tail {
+    fn drop(&mut self) {
+        self.finish(false);
+    }
+}
+
+pin_project! {
+    #[project = RespProj]
+    pub(crate) enum RespBody {
+        Local { data: Option<Bytes> },
+        Upstream {
+            body: Incoming,
+            #[pin]
+            cut: Option<WaitForCancellationFutureOwned>,
+            tail: Tail,
+        },
+    }
+}
+
+impl Body for RespBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.project() {
+            RespProj::Local { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            RespProj::Upstream {
+                body,
+                mut cut,
+                tail,
+            } => {
+                if tail.done {
+                    return Poll::Ready(None);
+                }
+                match Pin::new(&mut *body).poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let Some(d) = frame.data_ref() {
+                            tail.bytes += d.len() as u64;
+                        }
+                        // hyper stops polling once a body says it is over,
+                        // so a length-delimited body is settled here.
+                        if body.is_end_stream() {
+                            tail.finish(true);
+                        }
+                        return Poll::Ready(Some(Ok(frame)));
+                    }
+                    Poll::Ready(Some(Err(e))) => {
+                        tail.note = Some("upstream body error");
+                        tail.finish(false);
+                        return Poll::Ready(Some(Err(e.into())));
+                    }
+                    Poll::Ready(None) => {
+                        tail.finish(true);
+                        return Poll::Ready(None);
+                    }
+                    Poll::Pending => {}
+                }
+                // Only a body that waits on its upstream can outlive a drain
+                // deadline, so only then do we listen for the cut.
+                if cut.is_none() {
+                    let token = tail.route.set.cut.clone();
+                    cut.set(Some(token.cancelled_owned()));
+                }
+                if let Some(f) = cut.as_pin_mut() {
+                    if f.poll(cx).is_ready() {
+                        tail.route.set.cut_requests.fetch_add(1, Ordering::Relaxed);
+                        tail.note = Some("cut at drain deadline");
+                        tracing::warn!(
+                            service = &*tail.route.service.name,
+                            color = tail.route.set.color.as_str(),
+                            "response still streaming at the drain deadline was cut"
+                        );
+                        tail.finish(false);
+                        return Poll::Ready(Some(Err(Box::new(CutAtDrainDeadline))));
+                    }
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RespBody::Local { data } => data.is_none(),
+            RespBody::Upstream { body, tail, .. } => tail.done || body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RespBody::Local { data } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
+            RespBody::Upstream { body, .. } => body.size_hint(),
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! Request handling: route, pick a target, hand the request over on a pooled
+//! upstream connection and stream the response back.
+//!
+//! [`handle`] reads top to bottom as the steps a request takes. The
+//! connection is checked out before the request is handed over, so a target
+//! that refuses the connection costs nothing but a retry on another target
+//! of the same set: the request, body included, is still intact.
+
+mod body;
+mod headers;
+mod pages;
+
+use std::convert::Infallible;
+use std::error::Error as StdError;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use cutover_core::status::Health;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode, Version};
+use http_body::Body;
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+
+pub(crate) use body::{ReqBody, RespBody};
+use body::{ReqBodyError, Tail};
+use headers::{connection_has, ensure_request_id, request_host, strip_hop_by_hop};
+use pages::{Answer, PAGE_404};
+
+use crate::access_log::{self, LogCtx};
+use crate::handle::Inner;
+use crate::router::Route;
+use crate::target::{InFlight, Upgraded, UpstreamSender};
+
+pub(crate) const HEALTH_PATH: &str = "/_cutover/health";
+
+/// What the server knows about the client connection a request came on.
+pub(crate) struct ConnInfo {
+    /// The peer IP, formatted once per connection for X-Forwarded-For.
+    pub peer_ip: HeaderValue,
+}
+
+pub(crate) async fn handle(
+    inner: Arc<Inner>,
+    conn: Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Result<Response<RespBody>, Infallible> {
+    let inner = &*inner;
+    let start = Instant::now();
+    if inner.config.health_endpoint && req.uri().path() == HEALTH_PATH {
+        return Ok(pages::unrouted(inner, &req, start, StatusCode::OK, "ok\n"));
+    }
+    let Some((route, guard)) = route_and_enter(inner, &req) else {
+        return Ok(pages::unrouted(
+            inner,
+            &req,
+            start,
+            StatusCode::NOT_FOUND,
+            PAGE_404,
+        ));
+    };
+    if declared_length(&req).is_some_and(|len| len > inner.config.max_request_body) {
+        let log = access_log::enabled(inner.config.access_log).then(|| pages::log_ctx(&req));
+        return Ok(pages::routed(&route, guard, start, Answer::TOO_LARGE, log));
+    }
+    let upstream = upstream_request(inner, &conn, req);
+    let (resp, sender, guard) = match send_with_retry(inner, &route, guard, upstream.request).await
+    {
+        Ok(sent) => sent,
+        Err((guard, answer)) => {
+            return Ok(pages::routed(&route, guard, start, answer, upstream.log));
+        }
+    };
+    Ok(respond(
+        inner,
+        route,
+        guard,
+        resp,
+        sender,
+        upstream.client_upgrade,
+        start,
+        upstream.log,
+    ))
+}
+
+/// Step 1: the route for the request's host and path, and a target of its
+/// active set entered. Route and enter are one step: a request that read
+/// the snapshot just before a switch and finds its set draining routes
+/// again, so no new request starts on an old set once the switch is
+/// published.
+fn route_and_enter(inner: &Inner, req: &Request<Incoming>) -> Option<(Arc<Route>, InFlight)> {
+    for _ in 0..4 {
+        let snapshot = inner.router.load();
+        let route = snapshot.table.lookup(request_host(req), req.uri().path())?;
+        let idx = route.set.pick(0)?;
+        if let Some(guard) = InFlight::enter(&route.set, idx) {
+            return Some((route.clone(), guard));
+        }
+    }
+    None
+}
+
+/// The body length the client announced, checked against the limit before
+/// anything is sent (a chunked body is checked as it streams).
+fn declared_length(req: &Request<Incoming>) -> Option<u64> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// Step 2's result: the request as the origin gets it.
+struct Upstream {
+    request: Request<ReqBody>,
+    /// The client's side of an HTTP/1.1 upgrade it asked for.
+    client_upgrade: Option<OnUpgrade>,
+    log: Option<LogCtx>,
+}
+
+/// Step 2: the upstream request, with the forwarding headers, a request id
+/// and the body limit.
+fn upstream_request(inner: &Inner, conn: &ConnInfo, mut req: Request<Incoming>) -> Upstream {
+    let upgrade = if req.version() == Version::HTTP_11 && connection_has(req.headers(), "upgrade") {
+        req.headers().get(header::UPGRADE).cloned()
+    } else {
+        None
+    };
+    let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    let request_id = ensure_request_id(&mut parts);
+    let log = access_log::enabled(inner.config.access_log).then(|| LogCtx {
+        method: parts.method.clone(),
+        path: parts.uri.path_and_query().cloned(),
+        request_id,
+    });
+    headers::for_upstream(&mut parts, conn, upgrade.as_ref());
+    Upstream {
+        request: Request::from_parts(parts, ReqBody::new(body, inner.config.max_request_body)),
+        client_upgrade,
+        log,
+    }
+}
+
+/// Step 3: checkout and send, retrying on other targets of the same set
+/// while nothing was sent. Pooled connections that turn out stale give the
+/// request back too (`try_send_request`), and it goes out on a fresh one.
+/// Either way the guard comes back: the request counts against the target
+/// that answered, or against the last one tried.
+async fn send_with_retry(
+    inner: &Inner,
+    route: &Arc<Route>,
+    mut guard: InFlight,
+    request: Request<ReqBody>,
+) -> Result<(Response<Incoming>, UpstreamSender, InFlight), (InFlight, Answer)> {
+    let cfg = &inner.config;
+    let service = &*route.service.name;
+    let max_attempts = route.set.targets.len().min(8) + 2;
+    let mut tried: u64 = 0;
+    let mut last_error = String::new();
+    let mut request = Some(request);
+    for _ in 0..max_attempts {
+        let target = guard.target();
+        let mut sender = match target.checkout(cfg.connect_timeout).await {
+            Ok(s) => s,
+            Err(e) => {
+                if let Some(prev) = target.set_health(Health::Unhealthy, Some(e.clone())) {
+                    inner.health_changed(&route.set, guard.idx(), prev);
+                }
+                tracing::warn!(service, error = %e, "upstream connect failed, trying another target");
+                last_error = e;
+                tried |= 1u64.checked_shl(guard.idx() as u32).unwrap_or(0);
+                match route.set.pick(tried) {
+                    // Enter the next target before leaving this one, so the
+                    // set never looks idle to its drain task in between.
+                    Some(i) => {
+                        guard = guard.transfer(i);
+                        continue;
+                    }
+                    None => break,
+                }
+            }
+        };
+        let req = request.take().expect("the request is kept until sent");
+        let sent = tokio::select! {
+            biased;
+            r = tokio::time::timeout(cfg.response_header_timeout, sender.try_send_request(req)) => r,
+            _ = route.set.cut.cancelled() => {
+                route.set.cut_requests.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(service, "request waiting for its response was cut at the drain deadline");
+                return Err((guard, Answer::CUT));
+            }
+        };
+        match sent {
+            Ok(Ok(resp)) => return Ok((resp, sender, guard)),
+            Ok(Err(mut e)) => {
+                if let Some(req) = e.take_message() {
+                    // Not written to the connection: safe to retry.
+                    request = Some(req);
+                    last_error = e.error().to_string();
+                    continue;
+                }
+                let err = e.into_error();
+                if body_too_large(&err) {
+                    return Err((guard, Answer::TOO_LARGE));
+                }
+                tracing::warn!(service, target = %guard.target().addr, error = %err, "upstream request failed");
+                return Err((guard, Answer::BAD_GATEWAY));
+            }
+            Err(_) => {
+                tracing::warn!(service, target = %guard.target().addr, "upstream did not send response headers in {:?}", cfg.response_header_timeout);
+                return Err((guard, Answer::TIMEOUT));
+            }
+        }
+    }
+    tracing::warn!(service, error = %last_error, "no target of the service could be reached");
+    Err((guard, Answer::BAD_GATEWAY))
+}
+
+/// A send that failed because the client's body went past the limit while
+/// it streamed: the client's fault (413), not the origin's.
+fn body_too_large(err: &hyper::Error) -> bool {
+    let mut src: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(s) = src {
+        if matches!(
+            s.downcast_ref::<ReqBodyError>(),
+            Some(ReqBodyError::TooLarge)
+        ) {
+            return true;
+        }
+        src = s.source();
+    }
+    false
+}
+
+/// Step 4: the origin's response on its way back. A 101 hands both
+/// connections to a WebSocket relay; any other response streams its body,
+/// and the body settles the request's accounting when it ends.
+#[allow(clippy::too_many_arguments)]
+fn respond(
+    inner: &Inner,
+    route: Arc<Route>,
+    guard: InFlight,
+    mut resp: Response<Incoming>,
+    sender: UpstreamSender,
+    client_upgrade: Option<OnUpgrade>,
+    start: Instant,
+    log: Option<LogCtx>,
+) -> Response<RespBody> {
+    let status = resp.status();
+    let mut sender = Some(sender);
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(client_upgrade) = client_upgrade {
+            start_upgrade(inner, &route, &guard, &mut resp, client_upgrade);
+        }
+        // The upstream connection now belongs to the relay (or is useless).
+        sender = None;
+    } else {
+        strip_hop_by_hop(resp.headers_mut());
+    }
+    let (parts, body) = resp.into_parts();
+    let mut tail = Tail::new(route, guard, sender, start, status.as_u16(), 0, log);
+    if body.is_end_stream() {
+        // hyper never polls a body that says it is over (204, HEAD,
+        // Content-Length: 0), so settle now or the connection is not reused.
+        tail.finish(true);
+    }
+    Response::from_parts(
+        parts,
+        RespBody::Upstream {
+            body,
+            cut: None,
+            tail,
+        },
+    )
+}
+
+/// Relays an upgraded connection until it closes or its set's WebSocket
+/// drain deadline closes it.
+fn start_upgrade(
+    inner: &Inner,
+    route: &Route,
+    guard: &InFlight,
+    resp: &mut Response<Incoming>,
+    client_upgrade: OnUpgrade,
+) {
+    let upstream_upgrade = hyper::upgrade::on(resp);
+    // Counted before the response goes out so the set never looks idle
+    // between the 101 and the relay starting.
+    let upgraded = Upgraded::enter(guard.set(), guard.idx());
+    let set = route.set.clone();
+    let service = route.service.name.clone();
+    inner.tasks.spawn(async move {
+        let (c, u) = match tokio::join!(client_upgrade, upstream_upgrade) {
+            (Ok(c), Ok(u)) => (c, u),
+            _ => return,
+        };
+        match crate::websocket::relay(TokioIo::new(c), TokioIo::new(u), set.close_upgraded.clone()).await {
+            Ok(out) if out.closed_at_deadline => {
+                set.closed_websockets.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(service = &*service, color = set.color.as_str(), "upgraded connection closed at its drain deadline");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(service = &*service, error = %e, "upgraded connection ended with an error"),
+        }
+        drop(upgraded);
+    });
+}
