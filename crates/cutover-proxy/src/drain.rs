@@ -11,12 +11,12 @@ use cutover_core::service::Timeouts;
 use cutover_core::status::Event;
 use cutover_core::target::DeadlineAction;
 
-use crate::handle::Inner;
+use crate::context::Context;
 use crate::target::TargetSet;
 
 /// Moves `set` to Draining and starts its drain task. Call after the
 /// snapshot without the set is published.
-pub(crate) fn retire(inner: &Arc<Inner>, set: Arc<TargetSet>, timeouts: Timeouts) {
+pub(crate) fn retire(inner: &Arc<Context>, set: Arc<TargetSet>, timeouts: Timeouts) {
     if !set.with_lifecycle(|l| l.retire()) {
         return;
     }
@@ -26,7 +26,7 @@ pub(crate) fn retire(inner: &Arc<Inner>, set: Arc<TargetSet>, timeouts: Timeouts
     inner.tasks.spawn(drain(inner.clone(), set, timeouts));
 }
 
-async fn drain(inner: Arc<Inner>, set: Arc<TargetSet>, timeouts: Timeouts) {
+async fn drain(inner: Arc<Context>, set: Arc<TargetSet>, timeouts: Timeouts) {
     let mut http_deadline = pin!(tokio::time::sleep(timeouts.drain));
     let mut ws_deadline = pin!(tokio::time::sleep(timeouts.websocket_drain));
     let (mut http_passed, mut ws_passed) = (false, false);

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use cutover_core::diag::{Diagnose, Report};
 use cutover_core::route::{RouteError, RouteTable};
-use cutover_core::service::{validate_service_name, Color, DeployRequest, HealthCheck, Timeouts};
+use cutover_core::service::{validate_service_name, Color, DeployRequest, HealthCheck};
 use cutover_core::status::{Event, Health, PersistedService, ProxyState, ServiceStatus};
 use cutover_core::sync::lock;
 use tokio::net::TcpListener;
@@ -17,47 +17,12 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::context::{Context, ProxyConfig};
 use crate::metrics::{self, ServiceGauges, Unrouted};
 use crate::router::{Route, Router, Snapshot};
 use crate::service::{Removed, Service, ServiceEntry, Services};
 use crate::target::TargetSet;
 use crate::{drain, health, server};
-
-/// Data-plane settings that come from `cutover serve` flags.
-#[derive(Debug, Clone)]
-pub struct ProxyConfig {
-    /// Serve `/_cutover/health` on the data listener.
-    pub health_endpoint: bool,
-    pub connect_timeout: Duration,
-    /// Time the upstream has to send response headers.
-    pub response_header_timeout: Duration,
-    /// Time a client has to send a full request head (slowloris guard).
-    pub client_header_timeout: Duration,
-    /// Idle keep-alive connections are closed after this. HTTP/1: hyper's
-    /// header timer also runs between requests, so the effective idle limit
-    /// is the shorter of this and `client_header_timeout`. HTTP/2: the
-    /// client is pinged at this interval and dropped if it does not answer.
-    pub idle_timeout: Duration,
-    pub max_request_body: u64,
-    pub max_header_bytes: usize,
-    /// One access log line per request.
-    pub access_log: bool,
-}
-
-impl Default for ProxyConfig {
-    fn default() -> Self {
-        ProxyConfig {
-            health_endpoint: true,
-            connect_timeout: Duration::from_secs(5),
-            response_header_timeout: Duration::from_secs(60),
-            client_header_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(75),
-            max_request_body: 1 << 30,
-            max_header_bytes: 64 * 1024,
-            access_log: true,
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
@@ -107,63 +72,7 @@ impl Diagnose for DeployError {
     }
 }
 
-/// Everything the handle's clones share.
-pub(crate) struct Inner {
-    pub config: ProxyConfig,
-    pub router: Router,
-    services: Mutex<Services>,
-    events: broadcast::Sender<Event>,
-    /// Drain tasks, health monitors and WebSocket relays.
-    pub tasks: TaskTracker,
-    /// Daemon shutdown: closes upgraded connections, stops monitors.
-    pub shutdown: CancellationToken,
-    next_set_id: AtomicU64,
-    pub unrouted: Unrouted,
-    local_addr: Mutex<Option<SocketAddr>>,
-}
-
-impl Inner {
-    pub fn emit(&self, event: Event) {
-        // No subscriber is fine: events are a notification, not a queue.
-        let _ = self.events.send(event);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Services> {
-        lock(&self.services)
-    }
-
-    pub fn health_changed(&self, set: &TargetSet, idx: usize, prev: Health) {
-        let t = &set.targets[idx];
-        let health = t.health();
-        let reason = t.last_error().filter(|_| health != Health::Healthy);
-        tracing::info!(
-            service = &*set.service, target = %t.addr, from = ?prev, to = ?health,
-            reason = reason.as_deref().unwrap_or(""), "target health changed"
-        );
-        self.emit(Event::HealthChanged {
-            service: set.service.to_string(),
-            addr: t.addr.clone(),
-            health,
-            reason,
-        });
-    }
-
-    /// A drained set leaves its service's status.
-    pub fn forget_drained(&self, set: &Arc<TargetSet>) {
-        self.lock().forget(set);
-    }
-
-    /// How long shutdown waits for in-flight work: the longest drain timeout
-    /// of any service, removed ones still draining included, or the default.
-    pub fn max_drain(&self) -> Duration {
-        let services = self.lock();
-        let live = services.live.values().map(|e| e.config.timeouts.drain);
-        let removed = services.removed.values().map(|r| r.drain);
-        live.chain(removed)
-            .max()
-            .unwrap_or(Timeouts::default().drain)
-    }
-
+impl Context {
     /// Rebuilds the route table from the services; the caller holds the lock.
     fn snapshot(services: &BTreeMap<String, ServiceEntry>) -> Result<Snapshot, RouteError> {
         let mut table = RouteTable::new();
@@ -296,14 +205,14 @@ fn validate(service: &str, req: &DeployRequest) -> Result<(), DeployError> {
 /// Cheap to clone; all clones drive the same proxy.
 #[derive(Clone)]
 pub struct Proxy {
-    pub(crate) inner: Arc<Inner>,
+    pub(crate) inner: Arc<Context>,
 }
 
 impl Proxy {
     pub fn new(config: ProxyConfig) -> Self {
         let (events, _) = broadcast::channel(1024);
         Proxy {
-            inner: Arc::new(Inner {
+            inner: Arc::new(Context {
                 config,
                 router: Router::new(),
                 services: Mutex::new(Services::default()),
@@ -362,8 +271,8 @@ impl Proxy {
         let Some(entry) = services.live.remove(service) else {
             return Err(DeployError::UnknownService(service.to_string()));
         };
-        let snapshot =
-            Inner::snapshot(&services.live).expect("a table minus one service has no new conflict");
+        let snapshot = Context::snapshot(&services.live)
+            .expect("a table minus one service has no new conflict");
         self.inner.router.publish(snapshot);
         let mut draining = entry.draining;
         draining.push(entry.active.clone());
@@ -544,7 +453,10 @@ mod tests {
         drop(request);
         while !matches!(events.recv().await, Ok(Event::Drained { .. })) {}
         assert!(proxy.inner.lock().removed.is_empty());
-        assert_eq!(proxy.inner.max_drain(), Timeouts::default().drain);
+        assert_eq!(
+            proxy.inner.max_drain(),
+            cutover_core::service::Timeouts::default().drain
+        );
     }
 
     #[test]

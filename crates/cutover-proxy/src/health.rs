@@ -13,7 +13,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::handle::Inner;
+use crate::context::Context;
 use crate::target::TargetSet;
 
 /// Waiting for new targets never polls slower than this, whatever the
@@ -152,7 +152,7 @@ pub(crate) async fn gate(
 
 /// Probes an active set's targets every `interval` until the set retires,
 /// moving targets in and out of rotation and reporting transitions.
-pub(crate) async fn monitor(inner: Arc<Inner>, set: Arc<TargetSet>, hc: HealthCheck) {
+pub(crate) async fn monitor(inner: Arc<Context>, set: Arc<TargetSet>, hc: HealthCheck) {
     let period = hc.interval.max(Duration::from_millis(10));
     // Targets that just passed the gate need no probe right away; restored
     // ones (Unknown) do, to enter rotation as soon as they answer.

@@ -7,6 +7,8 @@
 
 mod access_log;
 pub mod admin;
+mod body;
+mod context;
 mod drain;
 mod handle;
 mod health;
@@ -18,5 +20,7 @@ mod service;
 pub mod state;
 mod target;
 mod websocket;
+mod worker;
 
-pub use handle::{DeployError, Proxy, ProxyConfig};
+pub use context::ProxyConfig;
+pub use handle::{DeployError, Proxy};

@@ -9,10 +9,9 @@
 //! thread wake-ups for it. The caller's runtime only accepts and hands
 //! sockets out round-robin.
 
-use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderValue;
@@ -24,8 +23,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::handle::{Inner, ProxyConfig};
+use crate::context::{Context, ProxyConfig};
 use crate::proxy::{self, ConnInfo};
+use crate::worker::{self, data_threads};
 
 fn builder(config: &ProxyConfig) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
@@ -47,36 +47,10 @@ fn builder(config: &ProxyConfig) -> auto::Builder<TokioExecutor> {
     b
 }
 
-thread_local! {
-    static WORKER: Cell<usize> = const { Cell::new(0) };
-}
-
-/// The data-plane thread this code runs on: 1..=n, or 0 off the data plane
-/// (control API, health probes, tests).
-pub(crate) fn worker_slot() -> usize {
-    WORKER.with(Cell::get)
-}
-
-/// Data-plane threads: one per core.
-pub(crate) fn data_threads() -> usize {
-    static N: OnceLock<usize> = OnceLock::new();
-    *N.get_or_init(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 64)
-    })
-}
-
-/// Pool shards per target: one per data-plane thread plus one for the rest.
-pub(crate) fn pool_shards() -> usize {
-    data_threads() + 1
-}
-
 type Handoff = (std::net::TcpStream, SocketAddr);
 
 pub(crate) async fn serve(
-    inner: Arc<Inner>,
+    inner: Arc<Context>,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
@@ -101,7 +75,7 @@ pub(crate) async fn serve(
             .spawn(move || {
                 // Logs from this thread go where the caller's would.
                 let _log = tracing::dispatcher::set_default(&dispatch);
-                WORKER.with(|w| w.set(i + 1));
+                worker::enter(i + 1);
                 runtime.block_on(worker(inner, builder, rx, shutdown));
                 let _ = done_tx.send(());
             })?;
@@ -148,7 +122,7 @@ pub(crate) async fn serve(
 /// One data-plane thread: serves the connections handed to it until
 /// shutdown, then waits (bounded) for its in-flight work.
 async fn worker(
-    inner: Arc<Inner>,
+    inner: Arc<Context>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     mut handoff: mpsc::UnboundedReceiver<Handoff>,
     shutdown: CancellationToken,
@@ -185,7 +159,7 @@ async fn worker(
 }
 
 async fn serve_conn(
-    inner: Arc<Inner>,
+    inner: Arc<Context>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     stream: TcpStream,
     peer: SocketAddr,

@@ -24,7 +24,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::proxy::ReqBody;
+use crate::body::ReqBody;
 
 pub(crate) type UpstreamSender = http1::SendRequest<ReqBody>;
 
@@ -56,7 +56,7 @@ impl Target {
             last_error: Mutex::new(None),
             in_flight: AtomicU64::new(0),
             upgraded: AtomicU64::new(0),
-            pool: (0..crate::server::pool_shards())
+            pool: (0..crate::worker::pool_shards())
                 .map(|_| Mutex::new(Vec::new()))
                 .collect(),
         }
@@ -158,7 +158,7 @@ impl Target {
     }
 
     fn shard(&self) -> &Mutex<Vec<UpstreamSender>> {
-        &self.pool[crate::server::worker_slot() % self.pool.len()]
+        &self.pool[crate::worker::worker_slot() % self.pool.len()]
     }
 
     fn status(&self) -> TargetStatus {

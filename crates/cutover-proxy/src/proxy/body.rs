@@ -1,5 +1,4 @@
-//! The bodies a proxied exchange streams: the client's request body with
-//! its size limit, and the response body, which settles the request's
+//! The response body a proxied exchange streams back, which settles the request's
 //! accounting (pool return, metrics, in-flight count, access log) exactly
 //! once, when it ends or is dropped, and which a drain deadline can cut.
 
@@ -9,7 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -21,87 +20,6 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use crate::access_log::{self, LogCtx};
 use crate::router::Route;
 use crate::target::{InFlight, UpstreamSender};
-
-/// Upstream request body: the client's body with the size limit applied as
-/// it streams (Content-Length is checked up front; chunked bodies here).
-pub(crate) struct ReqBody {
-    inner: Option<Incoming>,
-    remaining: u64,
-}
-
-impl ReqBody {
-    pub(super) fn new(body: Incoming, limit: u64) -> ReqBody {
-        ReqBody {
-            inner: Some(body),
-            remaining: limit,
-        }
-    }
-}
-
-#[derive(Debug)]
-pub(crate) enum ReqBodyError {
-    TooLarge,
-    Client(hyper::Error),
-}
-
-impl fmt::Display for ReqBodyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ReqBodyError::TooLarge => f.write_str("request body exceeds the configured limit"),
-            ReqBodyError::Client(e) => write!(f, "reading the client's request body: {e}"),
-        }
-    }
-}
-
-impl StdError for ReqBodyError {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        match self {
-            ReqBodyError::TooLarge => None,
-            ReqBodyError::Client(e) => Some(e),
-        }
-    }
-}
-
-impl Body for ReqBody {
-    type Data = Bytes;
-    type Error = ReqBodyError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, ReqBodyError>>> {
-        let this = &mut *self;
-        let Some(inner) = this.inner.as_mut() else {
-            return Poll::Ready(None);
-        };
-        match ready!(Pin::new(inner).poll_frame(cx)) {
-            Some(Ok(frame)) => {
-                if let Some(data) = frame.data_ref() {
-                    let len = data.len() as u64;
-                    if len > this.remaining {
-                        this.inner = None;
-                        return Poll::Ready(Some(Err(ReqBodyError::TooLarge)));
-                    }
-                    this.remaining -= len;
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Some(Err(e)) => Poll::Ready(Some(Err(ReqBodyError::Client(e)))),
-            None => Poll::Ready(None),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner
-            .as_ref()
-            .map(|b| b.size_hint())
-            .unwrap_or_else(|| SizeHint::with_exact(0))
-    }
-}
 
 pub(crate) type BoxError = Box<dyn StdError + Send + Sync>;
 

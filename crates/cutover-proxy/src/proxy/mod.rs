@@ -24,13 +24,14 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
-pub(crate) use body::{ReqBody, RespBody};
-use body::{ReqBodyError, Tail};
+pub(crate) use body::RespBody;
+use body::Tail;
 use headers::{connection_has, ensure_request_id, request_host, strip_hop_by_hop};
 use pages::{Answer, PAGE_404};
 
 use crate::access_log::{self, LogCtx};
-use crate::handle::Inner;
+use crate::body::{ReqBody, ReqBodyError};
+use crate::context::Context;
 use crate::router::Route;
 use crate::target::{InFlight, Upgraded, UpstreamSender};
 
@@ -43,7 +44,7 @@ pub(crate) struct ConnInfo {
 }
 
 pub(crate) async fn handle(
-    inner: Arc<Inner>,
+    inner: Arc<Context>,
     conn: Arc<ConnInfo>,
     req: Request<Incoming>,
 ) -> Result<Response<RespBody>, Infallible> {
@@ -90,7 +91,7 @@ pub(crate) async fn handle(
 /// the snapshot just before a switch and finds its set draining routes
 /// again, so no new request starts on an old set once the switch is
 /// published.
-fn route_and_enter(inner: &Inner, req: &Request<Incoming>) -> Option<(Arc<Route>, InFlight)> {
+fn route_and_enter(inner: &Context, req: &Request<Incoming>) -> Option<(Arc<Route>, InFlight)> {
     for _ in 0..4 {
         let snapshot = inner.router.load();
         let route = snapshot.table.lookup(request_host(req), req.uri().path())?;
@@ -123,7 +124,7 @@ struct Upstream {
 
 /// Step 2: the upstream request, with the forwarding headers, a request id
 /// and the body limit.
-fn upstream_request(inner: &Inner, conn: &ConnInfo, mut req: Request<Incoming>) -> Upstream {
+fn upstream_request(inner: &Context, conn: &ConnInfo, mut req: Request<Incoming>) -> Upstream {
     let upgrade = if req.version() == Version::HTTP_11 && connection_has(req.headers(), "upgrade") {
         req.headers().get(header::UPGRADE).cloned()
     } else {
@@ -151,7 +152,7 @@ fn upstream_request(inner: &Inner, conn: &ConnInfo, mut req: Request<Incoming>) 
 /// Either way the guard comes back: the request counts against the target
 /// that answered, or against the last one tried.
 async fn send_with_retry(
-    inner: &Inner,
+    inner: &Context,
     route: &Arc<Route>,
     mut guard: InFlight,
     request: Request<ReqBody>,
@@ -241,7 +242,7 @@ fn body_too_large(err: &hyper::Error) -> bool {
 /// and the body settles the request's accounting when it ends.
 #[allow(clippy::too_many_arguments)]
 fn respond(
-    inner: &Inner,
+    inner: &Context,
     route: Arc<Route>,
     guard: InFlight,
     mut resp: Response<Incoming>,
@@ -281,7 +282,7 @@ fn respond(
 /// Relays an upgraded connection until it closes or its set's WebSocket
 /// drain deadline closes it.
 fn start_upgrade(
-    inner: &Inner,
+    inner: &Context,
     route: &Route,
     guard: &InFlight,
     resp: &mut Response<Incoming>,

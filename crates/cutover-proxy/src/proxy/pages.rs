@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use super::body::{RespBody, Tail};
 use super::headers::{new_request_id, X_REQUEST_ID};
 use crate::access_log::{self, LogCtx};
-use crate::handle::Inner;
+use crate::context::Context;
 use crate::router::Route;
 use crate::target::InFlight;
 
@@ -39,7 +39,7 @@ pub(super) fn local(status: StatusCode, text: &'static str) -> Response<RespBody
 
 /// A page for a request no service took: counted as unrouted.
 pub(super) fn unrouted(
-    inner: &Inner,
+    inner: &Context,
     req: &Request<Incoming>,
     start: Instant,
     status: StatusCode,

@@ -1,0 +1,119 @@
+//! The data-plane context: everything a request, a drain or a health probe
+//! reads, and the events they report. The control plane (`handle.rs`) owns
+//! the changes; this module depends on nothing above it, so the request
+//! path, the drain and the health checks never reach back into the control
+//! plane.
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cutover_core::service::Timeouts;
+use cutover_core::status::{Event, Health};
+use cutover_core::sync::lock;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::metrics::Unrouted;
+use crate::router::Router;
+use crate::service::Services;
+use crate::target::TargetSet;
+
+/// Data-plane settings that come from `cutover serve` flags.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// Serve `/_cutover/health` on the data listener.
+    pub health_endpoint: bool,
+    pub connect_timeout: Duration,
+    /// Time the upstream has to send response headers.
+    pub response_header_timeout: Duration,
+    /// Time a client has to send a full request head (slowloris guard).
+    pub client_header_timeout: Duration,
+    /// Idle keep-alive connections are closed after this. HTTP/1: hyper's
+    /// header timer also runs between requests, so the effective idle limit
+    /// is the shorter of this and `client_header_timeout`. HTTP/2: the
+    /// client is pinged at this interval and dropped if it does not answer.
+    pub idle_timeout: Duration,
+    pub max_request_body: u64,
+    pub max_header_bytes: usize,
+    /// One access log line per request.
+    pub access_log: bool,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            health_endpoint: true,
+            connect_timeout: Duration::from_secs(5),
+            response_header_timeout: Duration::from_secs(60),
+            client_header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+            max_request_body: 1 << 30,
+            max_header_bytes: 64 * 1024,
+            access_log: true,
+        }
+    }
+}
+
+/// What the data plane and the control plane share: the routes, the
+/// services and their sets, the settings, the tasks and the event channel.
+/// The request path reads it; only the control plane ([`crate::Proxy`])
+/// changes the services.
+pub(crate) struct Context {
+    pub(crate) config: ProxyConfig,
+    pub(crate) router: Router,
+    pub(crate) services: Mutex<Services>,
+    pub(crate) events: broadcast::Sender<Event>,
+    /// Drain tasks, health monitors and WebSocket relays.
+    pub(crate) tasks: TaskTracker,
+    /// Daemon shutdown: closes upgraded connections, stops monitors.
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) next_set_id: AtomicU64,
+    pub(crate) unrouted: Unrouted,
+    pub(crate) local_addr: Mutex<Option<SocketAddr>>,
+}
+
+impl Context {
+    pub fn emit(&self, event: Event) {
+        // No subscriber is fine: events are a notification, not a queue.
+        let _ = self.events.send(event);
+    }
+
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Services> {
+        lock(&self.services)
+    }
+
+    pub fn health_changed(&self, set: &TargetSet, idx: usize, prev: Health) {
+        let t = &set.targets[idx];
+        let health = t.health();
+        let reason = t.last_error().filter(|_| health != Health::Healthy);
+        tracing::info!(
+            service = &*set.service, target = %t.addr, from = ?prev, to = ?health,
+            reason = reason.as_deref().unwrap_or(""), "target health changed"
+        );
+        self.emit(Event::HealthChanged {
+            service: set.service.to_string(),
+            addr: t.addr.clone(),
+            health,
+            reason,
+        });
+    }
+
+    /// A drained set leaves its service's status.
+    pub fn forget_drained(&self, set: &Arc<TargetSet>) {
+        self.lock().forget(set);
+    }
+
+    /// How long shutdown waits for in-flight work: the longest drain timeout
+    /// of any service, removed ones still draining included, or the default.
+    pub fn max_drain(&self) -> Duration {
+        let services = self.lock();
+        let live = services.live.values().map(|e| e.config.timeouts.drain);
+        let removed = services.removed.values().map(|r| r.drain);
+        live.chain(removed)
+            .max()
+            .unwrap_or(Timeouts::default().drain)
+    }
+}
