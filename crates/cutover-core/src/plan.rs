@@ -9,8 +9,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::compose::{
-    app_container_name, changed_fields, config_hash, env_changes, version_id, AppSettings, AppSpec,
-    EnvChanges, ResolvedProject, ServiceSpec,
+    changed_fields, config_hash, env_changes, version_id, AppSettings, AppSpec, EnvChanges,
+    ResolvedProject, ServiceSpec,
 };
 use crate::diag::{Diagnose, Report};
 use crate::service::Color;
@@ -387,7 +387,7 @@ pub fn plan_with(
         steps.push(Step::DeployApp {
             service: service.clone(),
             color,
-            container: app_container_name(&desired.name, &service, color),
+            container: crate::naming::app_slot(&desired.name, &service, color),
             version,
             reuse: reuse.clone(),
             reason,

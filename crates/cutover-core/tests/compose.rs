@@ -108,7 +108,7 @@ fn field_report_as_one_file() {
     );
     assert_eq!(app.cutover.keep, 3);
     assert_eq!(
-        app_container_name(&p.name, "backend", Color::Green),
+        cutover_core::naming::app_slot(&p.name, "backend", Color::Green),
         "athens-backend-green"
     );
     assert_eq!(

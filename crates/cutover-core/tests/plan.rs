@@ -80,7 +80,7 @@ fn deployed(desired: &ResolvedProject, color: Color) -> Observed {
                     version_id: version_id(IMAGE_ID, &hash),
                     config_hash: hash,
                     image_id: IMAGE_ID.into(),
-                    container: app_container_name("athens", "backend", color),
+                    container: cutover_core::naming::app_slot("athens", "backend", color),
                     spec: Some(app.clone()),
                 }),
                 kept: Vec::new(),

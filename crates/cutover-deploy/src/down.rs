@@ -9,34 +9,24 @@ use cutover_core::progress::Outcome;
 use cutover_docker::labels::{self, LabelFilter};
 use cutover_docker::{ContainerSummary, Role};
 
-use crate::containers;
 use crate::events::{Progress, Receiver, StepHandle};
-use crate::executor::{run_exclusive, Operation, Stop};
+use crate::executor::{Operation, Stop};
+use crate::specs;
 use crate::{DeployEngine, Inner};
 
 pub use cutover_core::progress::DownCommand;
 
 impl DeployEngine {
     pub fn down(&self, project: String, cmd: DownCommand) -> Receiver {
-        let (p, rx) = Progress::channel();
-        let inner = self.inner.clone();
-        self.inner.tasks.spawn(async move {
-            let op = Operation {
-                project: &project,
-                name: "down",
-                version: None,
-                ok_recorded_per_app: false,
-            };
-            run_exclusive(
-                &inner,
-                &p,
-                op,
-                cmd.wait_lock,
-                down(&inner, &project, &cmd, &p),
-            )
-            .await;
-        });
-        rx
+        let op = Operation {
+            project: project.clone(),
+            name: "down",
+            version: None,
+            ok_recorded_per_app: false,
+        };
+        self.spawn_exclusive(op, cmd.wait_lock, |inner, p| async move {
+            down(&inner, &project, &cmd, &p).await
+        })
     }
 }
 
@@ -65,7 +55,7 @@ async fn down(
         .filter_map(|c| c.labels.get(labels::SERVICE).cloned())
         .collect();
     for service in &apps {
-        let route = containers::route_name(project, service);
+        let route = cutover_core::naming::route(project, service);
         if inner.proxy.status().iter().any(|s| s.name == route) {
             let s = p.step(format!("remove route {route}"));
             match inner.proxy.remove(&route) {
@@ -87,8 +77,8 @@ async fn down(
             .labels
             .get(labels::SERVICE)
             .and_then(|s| inner.releases.list(project, s).into_iter().next())
-            .map(|r| containers::stop_grace(&r.app.service))
-            .unwrap_or(containers::DEFAULT_STOP_GRACE);
+            .map(|r| specs::stop_grace(&r.app.service))
+            .unwrap_or(specs::DEFAULT_STOP_GRACE);
         let s = p.step(format!("stop and remove {}", c.name));
         let r = async {
             engine.stop_container(&c.id, grace).await?;

@@ -12,7 +12,6 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
-pub mod containers;
 pub mod down;
 pub mod events;
 pub mod executor;
@@ -24,6 +23,7 @@ pub mod reconcile;
 pub mod releases;
 pub mod retire;
 pub mod rollback;
+pub mod specs;
 pub mod status;
 pub mod store;
 

@@ -12,10 +12,10 @@ use cutover_docker::labels::{self, LabelFilter};
 use cutover_docker::ContainerInfo;
 use serde::Serialize;
 
-use crate::containers;
 use crate::history::Entry;
 use crate::journal::InProgress;
 use crate::observe::AppContainer;
+use crate::specs;
 use crate::DeployEngine;
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -96,7 +96,7 @@ impl DeployEngine {
             return;
         }
         let version = info.labels.get(labels::VERSION).cloned();
-        let route = containers::route_name(&j.project, &j.service);
+        let route = cutover_core::naming::route(&j.project, &j.service);
         let routed = inner
             .proxy
             .status()
@@ -108,7 +108,7 @@ impl DeployEngine {
         }
         let r = if j.reused {
             engine
-                .stop_container(&j.container, containers::DEFAULT_STOP_GRACE)
+                .stop_container(&j.container, specs::DEFAULT_STOP_GRACE)
                 .await
         } else {
             engine.remove_container(&j.container).await.map(|_| ())
@@ -175,7 +175,7 @@ impl DeployEngine {
                     continue;
                 }
             };
-            let route = containers::route_name(project, &service);
+            let route = cutover_core::naming::route(project, &service);
             let current = inner.proxy.status().into_iter().find(|s| s.name == route);
             let agrees = current.as_ref().is_some_and(|s| {
                 s.active.targets.len() == 1
@@ -189,7 +189,7 @@ impl DeployEngine {
                 .proxy
                 .deploy(
                     &route,
-                    containers::route_request(&app.cutover, addr, live.color, &live.version),
+                    specs::route_request(&app.cutover, addr, live.color, &live.version),
                 )
                 .await;
             match r {
@@ -211,7 +211,7 @@ impl DeployEngine {
     /// them as strays.
     async fn finish_retirements(&self, stray: &[AppContainer], report: &mut ReconcileReport) {
         for (c, release) in stray.iter().filter_map(|c| Some((c, c.release.as_ref()?))) {
-            let grace = containers::stop_grace(&release.app.service);
+            let grace = specs::stop_grace(&release.app.service);
             match self.inner.engine.stop_container(c.name(), grace).await {
                 Ok(()) => report.cleaned.push(c.name().to_string()),
                 Err(e) => report

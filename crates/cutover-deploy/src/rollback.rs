@@ -7,31 +7,21 @@ use cutover_core::progress::{Outcome, RollbackCommand};
 
 use crate::events::{Progress, Receiver};
 use crate::executor::switch::{self, Candidate};
-use crate::executor::{run_exclusive, Operation, Stop};
+use crate::executor::{Operation, Stop};
 use crate::releases::Release;
 use crate::{DeployEngine, Inner};
 
 impl DeployEngine {
     pub fn rollback(&self, project: String, cmd: RollbackCommand) -> Receiver {
-        let (p, rx) = Progress::channel();
-        let inner = self.inner.clone();
-        self.inner.tasks.spawn(async move {
-            let op = Operation {
-                project: &project,
-                name: "rollback",
-                version: cmd.to.clone(),
-                ok_recorded_per_app: true,
-            };
-            run_exclusive(
-                &inner,
-                &p,
-                op,
-                cmd.wait_lock,
-                rollback(&inner, &project, &cmd, &p),
-            )
-            .await;
-        });
-        rx
+        let op = Operation {
+            project: project.clone(),
+            name: "rollback",
+            version: cmd.to.clone(),
+            ok_recorded_per_app: true,
+        };
+        self.spawn_exclusive(op, cmd.wait_lock, |inner, p| async move {
+            rollback(&inner, &project, &cmd, &p).await
+        })
     }
 }
 
@@ -146,7 +136,7 @@ async fn rollback(
     // The kept copies of the target become redundant once it is live, and
     // the retiring version joins the kept ones, so prune past `keep`.
     let color = live.color.other();
-    let slot = cutover_core::compose::app_container_name(project, &service, color);
+    let slot = cutover_core::naming::app_slot(project, &service, color);
     let keep = target.app.cutover.keep as usize;
     let mut remove_after: Vec<String> = state
         .kept

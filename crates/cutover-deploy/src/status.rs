@@ -14,7 +14,6 @@ use cutover_docker::labels::{self, LabelFilter};
 use cutover_docker::{ContainerState, EngineError, LogOptions, LogSource};
 use futures_util::stream::{self, BoxStream, StreamExt};
 
-use crate::containers;
 use crate::history::Entry;
 use crate::observe::AppContainer;
 use crate::DeployEngine;
@@ -29,7 +28,7 @@ impl DeployEngine {
         let proxy = inner.proxy.status();
         let mut apps = Vec::new();
         for (service, state) in &obs.apps {
-            let route = containers::route_name(project, service);
+            let route = cutover_core::naming::route(project, service);
             let ps = proxy.iter().find(|s| s.name == route);
             let live = state.live.as_ref().map(|l| {
                 let active = ps.map(|s| &s.active).filter(|a| a.color == l.color);

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::service::{Color, HealthCheck, Timeouts};
+use crate::service::{HealthCheck, Timeouts};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResolvedProject {
@@ -33,11 +33,6 @@ impl ResolvedProject {
     pub fn accessory(&self, service: &str) -> Option<&AccessorySpec> {
         self.accessories.iter().find(|a| a.service.name == service)
     }
-}
-
-/// `<project>-<service>-<color>`: the two slots of an app.
-pub fn app_container_name(project: &str, service: &str, color: Color) -> String {
-    format!("{project}-{service}-{color}")
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,13 +12,13 @@ use cutover_core::compose::{
 use cutover_core::plan::{plan_with, Plan, PlanOptions, Step};
 use cutover_core::progress::{DeployCommand, Outcome, PullPolicy};
 use cutover_docker::labels;
-use cutover_docker::{BuildSpec, EngineError, NetworkSpec, VolumeSpec};
+use cutover_docker::{BuildSpec, EngineError};
 
-use crate::containers;
 use crate::events::{Progress, Receiver};
 use crate::executor::switch::{self, Candidate};
-use crate::executor::{run_exclusive, Operation, Stop};
+use crate::executor::{Operation, Stop};
 use crate::observe::{observe, AppState, Observation};
+use crate::specs;
 use crate::{DeployEngine, Inner};
 
 /// How long an accessory an app depends on (`condition: service_healthy`)
@@ -30,18 +30,15 @@ impl DeployEngine {
     /// progress and ends with `Finished`. Dropping the receiver does not
     /// stop the deploy.
     pub fn deploy(&self, cmd: DeployCommand) -> Receiver {
-        let (p, rx) = Progress::channel();
-        let inner = self.inner.clone();
-        self.inner.tasks.spawn(async move {
-            let op = Operation {
-                project: &cmd.project.name,
-                name: "deploy",
-                version: cmd.version.clone(),
-                ok_recorded_per_app: true,
-            };
-            run_exclusive(&inner, &p, op, cmd.wait_lock, deploy(&inner, &cmd, &p)).await;
-        });
-        rx
+        let op = Operation {
+            project: cmd.project.name.clone(),
+            name: "deploy",
+            version: cmd.version.clone(),
+            ok_recorded_per_app: true,
+        };
+        self.spawn_exclusive(op, cmd.wait_lock, |inner, p| async move {
+            deploy(&inner, &cmd, &p).await
+        })
     }
 
     /// What a deploy would do, with no side effect: images are only looked
@@ -208,14 +205,7 @@ async fn deploy(
         match step {
             Step::CreateNetwork { key, name } => {
                 let n = desired.networks.iter().find(|n| &n.key == key);
-                let mut spec = NetworkSpec::new(name).label(labels::PROJECT, project);
-                if let Some(n) = n {
-                    for (k, v) in &n.labels {
-                        spec.labels.insert(k.clone(), v.clone());
-                    }
-                    spec.driver = n.driver.clone();
-                    spec.internal = n.internal;
-                }
+                let spec = specs::network(project, name, n);
                 let s = p.step(format!("create network {name}"));
                 match inner.engine.ensure_network(&spec).await {
                     Ok(e) => p.done(s, (!e.created).then(|| "it already existed".into())),
@@ -227,14 +217,7 @@ async fn deploy(
             }
             Step::CreateVolume { key, name } => {
                 let v = desired.volumes.iter().find(|v| &v.key == key);
-                let mut spec = VolumeSpec::new(name).label(labels::PROJECT, project);
-                if let Some(v) = v {
-                    for (k, val) in &v.labels {
-                        spec.labels.insert(k.clone(), val.clone());
-                    }
-                    spec.driver = v.driver.clone();
-                    spec.driver_opts = v.driver_opts.clone();
-                }
+                let spec = specs::volume(project, name, v);
                 let s = p.step(format!("create volume {name}"));
                 step_result(p, s, inner.engine.ensure_volume(&spec).await)?;
             }
@@ -397,7 +380,7 @@ async fn start_accessory(
             .await
             .map_err(Report::from)?;
     }
-    let c = containers::accessory_container(container, spec, project)?;
+    let c = specs::accessory_container(container, spec, project)?;
     engine.create_container(&c).await.map_err(Report::from)?;
     engine
         .start_container(container)
@@ -482,8 +465,8 @@ async fn update_route(
     let r = inner
         .proxy
         .deploy(
-            &containers::route_name(project, service),
-            containers::route_request(c, addr, live.color, &live.version),
+            &cutover_core::naming::route(project, service),
+            specs::route_request(c, addr, live.color, &live.version),
         )
         .await;
     match r {
@@ -504,7 +487,7 @@ async fn update_route(
         }
         Err(e) => {
             p.failed(s, &e);
-            let detail = e.describe(&containers::route_name(project, service));
+            let detail = e.describe(&cutover_core::naming::route(project, service));
             Err(Stop::failed(Report::from(e).map_message(|_| {
                 format!("the new route of {service} was refused, and the old route stays: {detail}")
             })))

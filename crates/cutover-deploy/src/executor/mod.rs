@@ -5,15 +5,16 @@ pub mod deploy;
 pub mod switch;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use cutover_core::diag::Report;
 use cutover_core::progress::Outcome;
 
-use crate::events::Progress;
+use crate::events::{Progress, Receiver};
 use crate::history::Entry;
 use crate::lock::Holder;
-use crate::Inner;
+use crate::{DeployEngine, Inner};
 use cutover_core::clock::now_ms;
 
 /// Ends an operation early with this outcome and what to tell the user.
@@ -44,8 +45,8 @@ impl Stop {
 }
 
 /// What an operation is, for its lock holder and its history line.
-pub(crate) struct Operation<'a> {
-    pub project: &'a str,
+pub(crate) struct Operation {
+    pub project: String,
     /// `deploy`, `rollback` or `down`.
     pub name: &'static str,
     pub version: Option<String>,
@@ -53,13 +54,38 @@ pub(crate) struct Operation<'a> {
     pub ok_recorded_per_app: bool,
 }
 
+impl DeployEngine {
+    /// Starts an operation in a daemon task (so a client that goes away
+    /// does not stop it) under the project's lock, and returns its progress
+    /// stream. `work` gets the engine's state and the progress to report on.
+    pub(crate) fn spawn_exclusive<W, F>(
+        &self,
+        op: Operation,
+        wait_lock: Duration,
+        work: W,
+    ) -> Receiver
+    where
+        W: FnOnce(Arc<Inner>, Arc<Progress>) -> F + Send + 'static,
+        F: Future<Output = Result<(Outcome, Report), Stop>> + Send + 'static,
+    {
+        let (p, rx) = Progress::channel();
+        let p = Arc::new(p);
+        let inner = self.inner.clone();
+        self.inner.tasks.spawn(async move {
+            let work = work(inner.clone(), p.clone());
+            run_exclusive(&inner, &p, op, wait_lock, work).await;
+        });
+        rx
+    }
+}
+
 /// Runs `work` holding the project's lock (waiting up to `wait_lock` for
 /// it), then records the operation in the history unless it already is,
 /// and ends the progress stream with its outcome.
-pub(crate) async fn run_exclusive(
+async fn run_exclusive(
     inner: &Inner,
     p: &Progress,
-    op: Operation<'_>,
+    op: Operation,
     wait_lock: Duration,
     work: impl Future<Output = Result<(Outcome, Report), Stop>>,
 ) {
@@ -69,7 +95,7 @@ pub(crate) async fn run_exclusive(
         version: op.version.clone(),
         since: SystemTime::now(),
     };
-    let result = match inner.locks.acquire(op.project, holder, wait_lock).await {
+    let result = match inner.locks.acquire(&op.project, holder, wait_lock).await {
         Ok(guard) => {
             let r = work.await;
             // Released before the history write: the next operation need
@@ -79,7 +105,7 @@ pub(crate) async fn run_exclusive(
         }
         Err(h) => Err(Stop {
             outcome: Outcome::LockTimeout,
-            report: lock_timeout(op.project, h, wait_lock),
+            report: lock_timeout(&op.project, h, wait_lock),
             recorded: false,
         }),
     };
@@ -90,7 +116,7 @@ pub(crate) async fn run_exclusive(
     if !recorded {
         let entry = Entry {
             time_ms: now_ms(),
-            project: op.project.to_string(),
+            project: op.project.clone(),
             operation: op.name.to_string(),
             service: None,
             version: op.version,

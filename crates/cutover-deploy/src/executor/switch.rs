@@ -9,12 +9,11 @@
 use cutover_core::diag::Report;
 use std::time::Duration;
 
-use cutover_core::compose::{app_container_name, AppSpec};
+use cutover_core::compose::AppSpec;
 use cutover_core::progress::{Outcome, ProgressEvent};
 use cutover_core::service::Color;
 use cutover_docker::{ContainerSpec, Reachability};
 
-use crate::containers::{self, AppLabels};
 use crate::events::Progress;
 use crate::executor::Stop;
 use crate::history::Entry;
@@ -22,6 +21,7 @@ use crate::journal::InProgress;
 use crate::observe::{AppContainer, AppState};
 use crate::releases::Release;
 use crate::retire::{Retiring, Then};
+use crate::specs::{self, AppLabels};
 use crate::Inner;
 use cutover_core::clock::now_ms;
 
@@ -87,8 +87,8 @@ async fn roll_out_inner(
 ) -> Result<(), Stop> {
     let engine = &*inner.engine;
     let service = cand.app.service.name.as_str();
-    let slot = app_container_name(project, service, cand.color);
-    let route = containers::route_name(project, service);
+    let slot = cutover_core::naming::app_slot(project, service, cand.color);
+    let route = cutover_core::naming::route(project, service);
 
     // Running containers that are not the live one were left by a deploy
     // that never finished: they serve nothing.
@@ -157,7 +157,7 @@ async fn roll_out_inner(
                 Some(Reachability::PublishedLoopback) => Some(cand.app.cutover.port),
                 _ => None,
             };
-            let spec: ContainerSpec = containers::app_container(
+            let spec: ContainerSpec = specs::app_container(
                 &slot,
                 &cand.image,
                 &cand.app.service,
@@ -229,7 +229,7 @@ async fn roll_out_inner(
         .proxy
         .deploy(
             &route,
-            containers::route_request(c, addr, cand.color, &cand.version),
+            specs::route_request(c, addr, cand.color, &cand.version),
         )
         .await;
     if let Err(e) = switched {
@@ -310,8 +310,8 @@ fn retire(
     let grace = old
         .release
         .as_ref()
-        .map(|r| containers::stop_grace(&r.app.service))
-        .unwrap_or_else(|| containers::stop_grace(&app.service));
+        .map(|r| specs::stop_grace(&r.app.service))
+        .unwrap_or_else(|| specs::stop_grace(&app.service));
     let remove = prune.iter().any(|n| n == old.name());
     let step = p.step(format!("retire {} once drained", old.name()));
     inner.retirements.start(
@@ -385,7 +385,7 @@ async fn make_room(
         remove_container(inner, p, occupant.name(), "its slot is needed").await?;
         return Ok(None);
     }
-    let new_name = containers::kept_name(project, &occupant.service, &occupant.version_id);
+    let new_name = cutover_core::naming::kept(project, &occupant.service, &occupant.version_id);
     let step = p.step(format!("keep {} as {new_name}", occupant.name()));
     let engine = &*inner.engine;
     let moved = async {
@@ -480,9 +480,7 @@ async fn abandon(
         format!("remove {slot}")
     });
     let result = if reuse {
-        engine
-            .stop_container(slot, containers::DEFAULT_STOP_GRACE)
-            .await
+        engine.stop_container(slot, specs::DEFAULT_STOP_GRACE).await
     } else {
         engine.remove_container(slot).await.map(|_| ())
     };

@@ -165,7 +165,11 @@ impl ServiceResolver<'_> {
             if container_name.is_some() {
                 cx.error_hint(
                     &p.key("container_name"),
-                    format!("an app cannot have a container_name: its two colors run side by side as {}-{name}-blue and {}-{name}-green", self.project, self.project),
+                    format!(
+                        "an app cannot have a container_name: its two colors run side by side as {} and {}",
+                        crate::naming::app_slot(self.project, name, crate::service::Color::Blue),
+                        crate::naming::app_slot(self.project, name, crate::service::Color::Green),
+                    ),
                     "remove container_name; other services reach the app through cutover's proxy",
                 );
             }
@@ -193,7 +197,7 @@ impl ServiceResolver<'_> {
             }))
         } else {
             let container_name =
-                container_name.unwrap_or_else(|| format!("{}-{name}", self.project));
+                container_name.unwrap_or_else(|| crate::naming::accessory(self.project, name));
             Some(Resolved::Accessory(AccessorySpec {
                 service: spec,
                 container_name,

@@ -22,7 +22,7 @@ pub(super) fn top_networks(
         ],
         "a network",
         |key| NetworkSpec {
-            name: format!("{project}_{key}"),
+            name: crate::naming::project_scoped(project, &key),
             key,
             external: false,
             driver: None,
@@ -66,7 +66,7 @@ pub(super) fn top_volumes(
         &["name", "external", "driver", "driver_opts", "labels"],
         "a volume",
         |key| VolumeSpec {
-            name: format!("{project}_{key}"),
+            name: crate::naming::project_scoped(project, &key),
             key,
             external: false,
             driver: None,

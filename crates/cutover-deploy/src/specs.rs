@@ -1,5 +1,7 @@
-//! Compose service specs to engine container specs, with the labels that are
-//! the only way cutover recognizes its containers (failure #4).
+//! The compose model to the engine's specs, in one place: containers,
+//! networks and volumes, with the labels that are the only way cutover
+//! recognizes what it created (failure #4). The two models share names
+//! (`NetworkSpec`, `VolumeSpec`): here the compose ones are `compose::*`.
 
 use cutover_core::diag::Report;
 use std::net::{IpAddr, SocketAddr};
@@ -10,18 +12,8 @@ use cutover_core::service::{Color, DeployRequest};
 use cutover_docker::labels;
 use cutover_docker::{
     ContainerSpec, HealthTest, HealthcheckSpec, LoggingSpec, MountSpec, NetworkAttachment,
-    PortSpec, Protocol, RestartPolicy, Role,
+    NetworkSpec, PortSpec, Protocol, RestartPolicy, Role, VolumeSpec,
 };
-
-/// Name a kept version gets when its slot is needed for a newer one.
-pub fn kept_name(project: &str, service: &str, version_id: &str) -> String {
-    format!("{project}-{service}-{version_id}")
-}
-
-/// The proxy's service name for an app: unique across projects.
-pub fn route_name(project: &str, service: &str) -> String {
-    format!("{project}/{service}")
-}
 
 /// The proxy's route to one version of an app at `addr`, with the hosts,
 /// health check and timeouts of its `x-cutover` settings.
@@ -47,6 +39,30 @@ pub struct AppLabels<'a> {
     pub color: Color,
     /// The user-facing version label.
     pub version: &'a str,
+}
+
+/// A network as the engine creates it: the exact name the user wrote (or
+/// Compose's `<project>_<key>`), the project label, and what the compose
+/// file sets. `spec` is `None` for the default network nobody declared.
+pub fn network(project: &str, name: &str, spec: Option<&compose::NetworkSpec>) -> NetworkSpec {
+    let mut out = NetworkSpec::new(name).label(labels::PROJECT, project);
+    if let Some(n) = spec {
+        out.labels.extend(n.labels.clone());
+        out.driver = n.driver.clone();
+        out.internal = n.internal;
+    }
+    out
+}
+
+/// A named volume as the engine creates it.
+pub fn volume(project: &str, name: &str, spec: Option<&compose::VolumeSpec>) -> VolumeSpec {
+    let mut out = VolumeSpec::new(name).label(labels::PROJECT, project);
+    if let Some(v) = spec {
+        out.labels.extend(v.labels.clone());
+        out.driver = v.driver.clone();
+        out.driver_opts = v.driver_opts.clone();
+    }
+    out
 }
 
 /// An app container in one color slot.

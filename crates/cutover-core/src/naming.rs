@@ -1,0 +1,54 @@
+//! Every name cutover gives an engine object or a route, in one place, so
+//! the resolver, the planner and the deploy engine cannot disagree. Names
+//! are how a user finds things in `docker ps`; identity is by labels
+//! (cutover-docker's `labels`), never by these patterns.
+
+use crate::service::Color;
+
+/// `<project>-<service>-<color>`: the two slots of an app.
+pub fn app_slot(project: &str, service: &str, color: Color) -> String {
+    format!("{project}-{service}-{color}")
+}
+
+/// `<project>-<service>-<version id>`: a kept version moved out of its slot
+/// when a newer version needs the slot.
+pub fn kept(project: &str, service: &str, version_id: &str) -> String {
+    format!("{project}-{service}-{version_id}")
+}
+
+/// `<project>-<service>`: an accessory without `container_name:`.
+pub fn accessory(project: &str, service: &str) -> String {
+    format!("{project}-{service}")
+}
+
+/// `<project>/<service>`: the proxy's route of an app, unique across
+/// projects (the control API's PUT leaves these names to the deploy engine).
+pub fn route(project: &str, service: &str) -> String {
+    format!("{project}/{service}")
+}
+
+/// `<project>_<key>`: a network or volume without `name:`, as Compose names
+/// it.
+pub fn project_scoped(project: &str, key: &str) -> String {
+    format!("{project}_{key}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_read_as_docker_ps_shows_them() {
+        assert_eq!(
+            app_slot("athens", "backend", Color::Green),
+            "athens-backend-green"
+        );
+        assert_eq!(
+            kept("athens", "backend", "3f9c2a1b7d4e"),
+            "athens-backend-3f9c2a1b7d4e"
+        );
+        assert_eq!(accessory("athens", "redis"), "athens-redis");
+        assert_eq!(route("athens", "backend"), "athens/backend");
+        assert_eq!(project_scoped("athens", "default"), "athens_default");
+    }
+}
