@@ -553,7 +553,7 @@ mod tests {
         );
         let err = load_project(&o).unwrap_err().to_string();
         assert!(
-            err.starts_with("proj/compose.yaml:4: services.web.env_file: env file "),
+            err.starts_with("proj/compose.yaml:4:5: services.web.env_file: env file "),
             "{err}"
         );
         assert!(err.contains("gone.env does not exist"), "{err}");
@@ -614,7 +614,7 @@ mod tests {
         o.stdin = Some("services:\n  web:\n    imagee: app\n".into());
         let err = load_project(&o).unwrap_err().to_string();
         assert!(
-            err.contains("<stdin>:3: services.web.imagee: unknown key `imagee`"),
+            err.contains("<stdin>:3:5: services.web.imagee: unknown key `imagee`"),
             "{err}"
         );
 

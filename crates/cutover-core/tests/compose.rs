@@ -234,7 +234,7 @@ fn unset_variable_warns_once_with_line() {
     assert_eq!(p.warnings.len(), 1);
     assert_eq!(
         p.warnings[0].shown(),
-        "compose.yaml:3: services.web.image: variable TAG is not set, using an empty string\n\
+        "compose.yaml:3:5: services.web.image: variable TAG is not set, using an empty string\n\
          hint: set TAG in the environment or in .env, or give a default: ${TAG:-value}"
     );
 }
@@ -335,7 +335,7 @@ fn errors_point_into_the_file_that_defines_the_key() {
     .shown();
     assert_eq!(
         e,
-        "compose.override.yaml:4: services.backend.x-cutover.prot: unknown key `prot`\nhint: did you mean `port`?"
+        "compose.override.yaml:4:7: services.backend.x-cutover.prot: unknown key `prot`\nhint: did you mean `port`?"
     );
 }
 
@@ -848,7 +848,7 @@ fn reset_tag_in_a_single_file_removes_the_value() {
 fn empty_services_is_an_error() {
     assert_eq!(
         err("name: x\nservices: {}\n"),
-        "compose.yaml:2: services: no services defined\nhint: add at least one service under `services:`"
+        "compose.yaml:2:1: services: no services defined\nhint: add at least one service under `services:`"
     );
 }
 
@@ -868,4 +868,21 @@ impl Shown for cutover_core::compose::ComposeError {
         let shown: Vec<String> = self.errors.iter().map(Shown::shown).collect();
         shown.join("\n")
     }
+}
+
+/// A value written under an anchor and merged in (`<<: *base`) is reported
+/// where the anchor wrote it, with its column.
+#[test]
+fn errors_in_merged_anchors_point_at_the_anchor() {
+    let e = err(
+        "x-app: &app\n  image: app\n  stop_grace_period: 30\nservices:\n  web:\n    <<: *app\n    x-cutover: {port: 8080, prot: 1}\n",
+    );
+    assert!(
+        e.contains("compose.yaml:3:3: services.web.stop_grace_period: expected a duration"),
+        "{e}"
+    );
+    assert!(
+        e.contains("compose.yaml:7:29: services.web.x-cutover.prot: unknown key `prot`"),
+        "{e}"
+    );
 }

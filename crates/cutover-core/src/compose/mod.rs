@@ -13,7 +13,7 @@ mod resolve;
 
 pub use hash::{canonical_json, changed_fields, config_hash, env_changes, version_id, EnvChanges};
 pub use interpolate::{interpolate, InterpolateError};
-pub use locate::{locate, KeyPath, Seg};
+pub use locate::{locate, KeyPath, Position, Positions, Seg};
 pub use model::*;
 pub use resolve::{
     is_valid_project_name, load, normalize_project_name, parse_port_short, shell_split,

@@ -229,6 +229,9 @@ pub struct VolumeSpec {
 pub struct Diagnostic {
     pub file: Option<String>,
     pub line: Option<usize>,
+    /// 1-based, in characters; absent from diagnostics older daemons wrote.
+    #[serde(default)]
+    pub column: Option<usize>,
     /// Key path such as `services.backend.ports[0]`; empty for file-level.
     pub key: String,
     pub message: String,
@@ -237,9 +240,10 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.file, self.line) {
-            (Some(file), Some(line)) => write!(f, "{file}:{line}: ")?,
-            (Some(file), None) => write!(f, "{file}: ")?,
+        match (&self.file, self.line, self.column) {
+            (Some(file), Some(line), Some(column)) => write!(f, "{file}:{line}:{column}: ")?,
+            (Some(file), Some(line), None) => write!(f, "{file}:{line}: ")?,
+            (Some(file), None, _) => write!(f, "{file}: ")?,
             _ => {}
         }
         if !self.key.is_empty() {

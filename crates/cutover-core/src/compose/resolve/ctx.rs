@@ -6,6 +6,8 @@ use super::*;
 
 pub(super) struct Ctx<'a> {
     pub(super) input: &'a LoadInput,
+    /// Where each input file wrote what, read once per file.
+    pub(super) positions: Vec<Positions>,
     pub(super) errors: Vec<Diagnostic>,
     pub(super) warnings: Vec<Diagnostic>,
 }
@@ -20,23 +22,24 @@ impl Ctx<'_> {
         message: String,
         hint: Option<String>,
     ) -> Diagnostic {
-        let mut best: Option<(usize, usize, Option<usize>)> = None;
-        for (i, f) in self.input.files.iter().enumerate() {
+        let mut best: Option<(usize, usize, Option<Position>)> = None;
+        for (i, positions) in self.positions.iter().enumerate() {
             if file.is_some_and(|only| only != i) {
                 continue;
             }
-            let (depth, line) = locate(&f.content, path);
+            let (depth, at) = positions.locate(path);
             if best.is_none_or(|(d, _, _)| depth >= d) && (depth > 0 || best.is_none()) {
-                best = Some((depth, i, line));
+                best = Some((depth, i, at));
             }
         }
-        let (file, line) = match best {
-            Some((_, i, line)) => (Some(self.input.files[i].path.display().to_string()), line),
+        let (file, at) = match best {
+            Some((_, i, at)) => (Some(self.input.files[i].path.display().to_string()), at),
             None => (None, None),
         };
         Diagnostic {
             file,
-            line,
+            line: at.map(|a| a.line),
+            column: at.map(|a| a.column),
             key: path.to_string(),
             message,
             hint,

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_norway::Value;
 
 use super::interpolate::{interpolate, InterpolateError, Unset};
-use super::locate::{locate, KeyPath};
+use super::locate::{KeyPath, Position, Positions};
 use super::merge::{keyed_list_to_map, merge_files, strip_tags};
 use super::model::*;
 use crate::service::{HealthCheck, Timeouts};
@@ -87,6 +87,11 @@ pub fn load(
 ) -> Result<ResolvedProject, ComposeError> {
     let mut cx = Ctx {
         input,
+        positions: input
+            .files
+            .iter()
+            .map(|f| Positions::of(&f.content))
+            .collect(),
         errors: Vec::new(),
         warnings: Vec::new(),
     };
@@ -95,6 +100,7 @@ pub fn load(
             errors: vec![Diagnostic {
                 file: None,
                 line: None,
+                column: None,
                 key: String::new(),
                 message: "no compose file given".into(),
                 hint: Some("pass -f compose.yaml".into()),
@@ -145,6 +151,7 @@ fn parse_file(cx: &mut Ctx<'_>, i: usize, file: &ComposeFile) -> Option<Value> {
             cx.errors.push(Diagnostic {
                 file: Some(shown),
                 line: e.location().map(|l| l.line()),
+                column: e.location().map(|l| l.column()),
                 key: String::new(),
                 message: format!("not valid YAML: {e}"),
                 hint: None,
@@ -156,6 +163,7 @@ fn parse_file(cx: &mut Ctx<'_>, i: usize, file: &ComposeFile) -> Option<Value> {
         cx.errors.push(Diagnostic {
             file: Some(shown),
             line: None,
+            column: None,
             key: String::new(),
             message: format!("a YAML merge key (<<) failed: {e}"),
             hint: None,
@@ -166,6 +174,7 @@ fn parse_file(cx: &mut Ctx<'_>, i: usize, file: &ComposeFile) -> Option<Value> {
         cx.errors.push(Diagnostic {
             file: Some(shown),
             line: None,
+            column: None,
             key: String::new(),
             message: format!(
                 "expected a mapping with `services:` at the top, found {}",

@@ -66,6 +66,7 @@ pub(super) fn project_name(cx: &mut Ctx<'_>, top: Option<&Value>) -> Option<Stri
         cx.errors.push(Diagnostic {
             file: None,
             line: None,
+            column: None,
             key: String::new(),
             message: format!("cannot derive a project name from the folder {dir:?}"),
             hint: Some("set `name:` at the top of the compose file or pass -p".into()),
@@ -84,6 +85,7 @@ pub(super) fn given_name(cx: &mut Ctx<'_>, n: String, from: &str, hint: String) 
     cx.errors.push(Diagnostic {
         file: None,
         line: None,
+        column: None,
         key: String::new(),
         message: format!("{from} {n:?} is not a valid project name"),
         hint: Some(hint),
