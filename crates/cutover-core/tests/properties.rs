@@ -3,22 +3,12 @@
 //! panic, and the round trips the rest of cutover relies on hold.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use cutover_core::compose::{
-    interpolate, load, ComposeFile, EnvFileReader, InterpolateError, LoadInput,
+    interpolate, load, ComposeFile, InterpolateError, LoadInput, NoEnvFiles,
 };
-use cutover_core::diag::Report;
 use cutover_core::route::{normalize_host, RouteTable};
 use proptest::prelude::*;
-
-struct NoEnvFiles;
-
-impl EnvFileReader for NoEnvFiles {
-    fn read_env_file(&self, _: &Path) -> Result<Option<Vec<(String, String)>>, Report> {
-        Ok(None)
-    }
-}
 
 fn env() -> BTreeMap<String, String> {
     [("A", "1"), ("EMPTY", ""), ("IMG", "app:42")]

@@ -5,12 +5,11 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cutover_core::compose::{load, ComposeFile, EnvFileReader, LoadInput, ResolvedProject};
+use cutover_core::compose::{load, ComposeFile, LoadInput, NoEnvFiles, ResolvedProject};
 use cutover_core::progress::{DeployCommand, Outcome, ProgressEvent, PullPolicy};
 use cutover_deploy::down::DownCommand;
 use cutover_deploy::DeployEngine;
@@ -18,17 +17,6 @@ use cutover_docker::labels::LabelFilter;
 use cutover_docker::{ContainerState, DockerEngine, Engine};
 use cutover_proxy::{Proxy, ProxyConfig};
 use tokio_util::sync::CancellationToken;
-
-struct NoEnvFiles;
-
-impl EnvFileReader for NoEnvFiles {
-    fn read_env_file(
-        &self,
-        _: &Path,
-    ) -> Result<Option<Vec<(String, String)>>, cutover_core::diag::Report> {
-        Ok(None)
-    }
-}
 
 /// Removes everything labelled with the project, on creation and on drop
 /// (also when the test panics).

@@ -17,7 +17,7 @@ pub use locate::{locate, KeyPath, Position, Positions, Seg};
 pub use model::*;
 pub use resolve::{
     is_valid_project_name, load, normalize_project_name, parse_port_short, shell_split,
-    ComposeFile, EnvFileReader, LoadInput, DATASTORE_PORTS,
+    ComposeFile, EnvFileReader, LoadInput, NoEnvFiles, DATASTORE_PORTS,
 };
 
 /// File names tried in a folder when no `-f` is given, in Compose's order.

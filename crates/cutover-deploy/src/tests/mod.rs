@@ -3,10 +3,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use cutover_core::compose::{load, ComposeFile, EnvFileReader, LoadInput, ResolvedProject};
+use cutover_core::compose::{load, ComposeFile, LoadInput, NoEnvFiles, ResolvedProject};
 use cutover_core::progress::{DeployCommand, Outcome, ProgressEvent, PullPolicy};
 use cutover_core::service::Color;
 use cutover_docker::fake::{FakeEngine, Op};
@@ -16,17 +15,6 @@ use cutover_test::Origin;
 
 use crate::events::Receiver;
 use crate::{Addressing, DeployEngine};
-
-struct NoEnvFiles;
-
-impl EnvFileReader for NoEnvFiles {
-    fn read_env_file(
-        &self,
-        _: &Path,
-    ) -> Result<Option<Vec<(String, String)>>, cutover_core::diag::Report> {
-        Ok(None)
-    }
-}
 
 pub fn compose(greeting: &str, keep: u32) -> ResolvedProject {
     compose_with(greeting, keep, "")

@@ -70,6 +70,17 @@ pub trait EnvFileReader {
     fn read_env_file(&self, path: &Path) -> Result<Option<Vec<(String, String)>>, Report>;
 }
 
+/// A reader for a project with no `env_file:` on disk: every file is
+/// missing. For descriptions built in memory (tests, a compose file that
+/// came without its folder).
+pub struct NoEnvFiles;
+
+impl EnvFileReader for NoEnvFiles {
+    fn read_env_file(&self, _: &Path) -> Result<Option<Vec<(String, String)>>, Report> {
+        Ok(None)
+    }
+}
+
 /// Ports of datastores that must not be reachable from the internet without
 /// the user meaning it (the field report published Redis on 0.0.0.0:6379).
 pub const DATASTORE_PORTS: &[(u16, &str)] = &[
