@@ -14,6 +14,9 @@ use crate::exit::ExitStatus;
 pub struct CliError {
     pub status: ExitStatus,
     pub report: Report,
+    /// Further problems found in the same pass (every error of a compose
+    /// file is reported at once), each printed as its own `error:` block.
+    pub more: Vec<Report>,
 }
 
 impl CliError {
@@ -21,7 +24,18 @@ impl CliError {
         CliError {
             status,
             report: report.into(),
+            more: Vec::new(),
         }
+    }
+
+    /// The first of `reports` leads; `None` when there are none.
+    pub fn all(status: ExitStatus, reports: impl IntoIterator<Item = Report>) -> Option<CliError> {
+        let mut reports = reports.into_iter();
+        let first = reports.next()?;
+        Some(CliError {
+            more: reports.collect(),
+            ..CliError::new(status, first)
+        })
     }
 
     pub fn failure(report: impl Into<Report>) -> CliError {
@@ -44,10 +58,15 @@ impl CliError {
     }
 }
 
-/// `error: message`, the detail indented below it, then `hint: ...`.
+/// `error: message`, the detail indented below it, then `hint: ...`; one
+/// such block per problem.
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "error: {}", self.report)
+        write!(f, "error: {}", self.report)?;
+        for more in &self.more {
+            write!(f, "\nerror: {more}")?;
+        }
+        Ok(())
     }
 }
 

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use cutover_compose::{load_project, read_sources, LoadError, LoadOptions};
 use cutover_core::compose::{is_valid_project_name, normalize_project_name, ResolvedProject};
-use cutover_core::diag::{Diagnose, Report};
+use cutover_core::diag::Diagnose;
 
 use crate::args::{Cli, Command, GlobalArgs, Origins, ProjectArgs};
 use crate::client::DaemonClient;
@@ -170,21 +170,11 @@ fn load_error(e: LoadError) -> CliError {
     let LoadError::Compose(compose) = e else {
         return CliError::bad_input(e.report());
     };
-    let mut reports = compose.errors.iter().map(Diagnose::report);
-    let Some(first) = reports.next() else {
-        return CliError::bad_input("the compose file is invalid");
-    };
-    // CliError prints `error: <message>` then the hint: the diagnostics
-    // after the first become further `error:` blocks below the first one.
-    let rest: Vec<String> = reports.map(|r| format!("error: {r}")).collect();
-    let report = if rest.is_empty() {
-        first
-    } else {
-        // The first one's hint stays with it, above the next `error:`.
-        let head = first.to_string();
-        Report::new(format!("{head}\n{}", rest.join("\n")))
-    };
-    CliError::bad_input(report)
+    CliError::all(
+        ExitStatus::BadInput,
+        compose.errors.iter().map(Diagnose::report),
+    )
+    .unwrap_or_else(|| CliError::bad_input("the compose file is invalid"))
 }
 
 /// `/v1/projects/{project}/{what}`; project names are URL-safe by their rule.
