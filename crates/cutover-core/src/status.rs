@@ -101,3 +101,31 @@ pub struct PersistedService {
     pub name: String,
     pub request: DeployRequest,
 }
+
+/// The answer of the drain long-poll.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainedAnswer {
+    pub service: String,
+    pub set_id: u64,
+    /// True once the set serves nothing any more.
+    pub drained: bool,
+    /// `active`, `draining`, `drained`, or `gone` for a set the daemon no
+    /// longer tracks (drained earlier, then forgotten).
+    pub state: String,
+    /// Requests cut at the drain deadline; only known when the drain
+    /// happened while this call waited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cut_requests: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed_websockets: Option<u64>,
+}
+
+/// The answer of `GET /v1/health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthAnswer {
+    /// Always `ok`: the daemon answers.
+    pub status: String,
+    pub version: String,
+    /// The address the proxy listener is bound to.
+    pub listen: Option<String>,
+}

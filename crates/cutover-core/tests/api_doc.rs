@@ -4,7 +4,7 @@
 
 use cutover_core::plan::Plan;
 use cutover_core::report::ProjectStatus;
-use cutover_core::status::Event;
+use cutover_core::status::{DrainedAnswer, Event, HealthAnswer};
 use cutover_core::wire::ErrorBody;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -77,7 +77,14 @@ fn strip_nulls(v: Value) -> Value {
 fn every_marked_example_is_a_wire_value() {
     let examples = marked_examples();
     let kinds: Vec<&str> = examples.iter().map(|(k, _, _)| k.as_str()).collect();
-    for expected in ["ErrorBody", "Event lines", "Plan", "ProjectStatus"] {
+    for expected in [
+        "ErrorBody",
+        "Event lines",
+        "Plan",
+        "ProjectStatus",
+        "HealthAnswer",
+        "DrainedAnswer",
+    ] {
         assert!(
             kinds.contains(&expected),
             "docs/api.md lost its {expected} example"
@@ -88,6 +95,8 @@ fn every_marked_example_is_a_wire_value() {
             "ErrorBody" => round_trip::<ErrorBody>(json, *at),
             "Plan" => round_trip::<Plan>(json, *at),
             "ProjectStatus" => round_trip::<ProjectStatus>(json, *at),
+            "HealthAnswer" => round_trip::<HealthAnswer>(json, *at),
+            "DrainedAnswer" => round_trip::<DrainedAnswer>(json, *at),
             "Event lines" => {
                 for (i, line) in json.lines().enumerate() {
                     round_trip::<Event>(line, at + i);

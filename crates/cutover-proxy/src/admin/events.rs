@@ -8,8 +8,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::Response;
 use axum::Json;
-use cutover_core::status::{Event, SetState};
-use serde::{Deserialize, Serialize};
+use cutover_core::status::{DrainedAnswer, Event, SetState};
+use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::error::ApiError;
@@ -86,24 +86,6 @@ pub(super) async fn stream(State(admin): State<Admin>, Query(q): Query<StreamQue
 #[serde(deny_unknown_fields)]
 pub(super) struct WaitQuery {
     timeout: Option<String>,
-}
-
-/// The answer of the drain long-poll.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DrainedAnswer {
-    pub service: String,
-    pub set_id: u64,
-    /// True once the set serves nothing any more.
-    pub drained: bool,
-    /// `active`, `draining`, `drained`, or `gone` for a set the daemon no
-    /// longer tracks (drained earlier, then forgotten).
-    pub state: String,
-    /// Requests cut at the drain deadline; only known when the drain
-    /// happened while this call waited.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cut_requests: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub closed_websockets: Option<u64>,
 }
 
 enum Lookup {

@@ -25,8 +25,8 @@ use crate::state::{StateError, StateStore};
 use crate::Proxy;
 
 pub use auth::{require_bearer, BearerToken, TokenError};
+pub use cutover_core::status::DrainedAnswer;
 pub use error::ApiError;
-pub use events::DrainedAnswer;
 pub use socket::{bind_control_socket, ControlSocket, SocketError, SocketFile};
 
 /// Everything the control API handlers share. Cheap to clone.
@@ -126,11 +126,11 @@ pub fn metrics_router(admin: &Admin) -> Router {
 }
 
 async fn health(State(admin): State<Admin>) -> impl IntoResponse {
-    Json(serde_json::json!({
-        "status": "ok",
-        "version": admin.inner.version,
-        "listen": admin.inner.listen.map(|a| a.to_string()),
-    }))
+    Json(cutover_core::status::HealthAnswer {
+        status: "ok".into(),
+        version: admin.inner.version.clone(),
+        listen: admin.inner.listen.map(|a| a.to_string()),
+    })
 }
 
 async fn metrics(State(admin): State<Admin>) -> impl IntoResponse {
