@@ -347,3 +347,60 @@ async fn a_failure_after_a_switch_says_what_was_switched_in_the_detail() {
         "{hint:?}"
     );
 }
+
+/// An engine error that has a hint of its own, met while waiting for an
+/// accessory, ends the deploy with one hint, not two run together.
+#[tokio::test]
+async fn an_accessory_that_cannot_be_checked_fails_with_one_hint() {
+    let h = Harness::new().await;
+    let yaml = compose_yaml("hello", 2, "")
+        .replace(
+            "    depends_on: [redis]\n",
+            "    depends_on: {redis: {condition: service_healthy}}\n",
+        )
+        .replace(
+            "    image: redis:7\n",
+            "    image: redis:7\n    healthcheck: {test: [\"CMD\", \"true\"]}\n",
+        );
+    // Redis starts in a first deploy; the second leaves it alone and only
+    // waits for it, and that wait meets the engine error.
+    let fake = h.fake.clone();
+    let healthy = tokio::spawn(async move {
+        for _ in 0..2_000 {
+            if fake.container_names().iter().any(|n| n == "athens-redis") {
+                fake.set_health("athens-redis", Some(cutover_docker::HealthState::Healthy));
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    });
+    let ev = collect(h.engine.deploy(cmd(parse(yaml.clone())))).await;
+    healthy.await.unwrap();
+    assert_eq!(outcome(&ev).0, Outcome::Ok, "{ev:#?}");
+    h.fake.fail_always(
+        cutover_docker::fake::Op::InspectContainer,
+        Some("athens-redis"),
+        cutover_docker::fake::Failure::Unreachable,
+    );
+    let yaml = yaml.replace("GREETING: \"hello\"", "GREETING: \"again\"");
+    let ev = collect(h.engine.deploy(cmd(parse(yaml)))).await;
+    let Some(ProgressEvent::Finished {
+        outcome,
+        message,
+        hint,
+        ..
+    }) = ev.last()
+    else {
+        panic!("no Finished: {ev:#?}");
+    };
+    assert_eq!(*outcome, Outcome::Failed, "{ev:#?}");
+    assert!(
+        message.starts_with("accessory athens-redis is not healthy: "),
+        "{message}"
+    );
+    assert!(!message.contains("hint:"), "{message}");
+    assert_eq!(
+        hint.as_deref(),
+        Some("`docker logs athens-redis` tells why")
+    );
+}
