@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::compose::ResolvedProject;
+use crate::diag::Report;
 use crate::service::Color;
 
 /// When to pull an app or accessory image.
@@ -35,6 +36,20 @@ pub struct DeployCommand {
     /// How long to wait for the project lock; 0 fails at once.
     #[serde(default, with = "humantime_serde")]
     pub wait_lock: std::time::Duration,
+}
+
+impl DeployCommand {
+    /// What serde cannot check: the body is for the project the URL names.
+    pub fn validate(&self, project: &str) -> Result<(), Report> {
+        if self.project.name == project {
+            return Ok(());
+        }
+        Err(Report::new(format!(
+            "project.name: the URL names project {project:?} but the body's project.name is {:?}",
+            self.project.name
+        ))
+        .hint("they must be the same"))
+    }
 }
 
 /// Body of `POST /v1/projects/{project}/rollback`.
@@ -145,4 +160,21 @@ pub enum ProgressEvent {
     /// `Finished`. Never sent.
     #[serde(other)]
     Unknown,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deploy_body_is_for_the_project_the_url_names() {
+        let cmd: DeployCommand = crate::wire::read_json(
+            br#"{"project": {"name": "athens", "project_dir": "/srv/athens", "apps": [], "accessories": [], "networks": [], "volumes": [], "warnings": []}}"#,
+        )
+        .unwrap();
+        cmd.validate("athens").unwrap();
+        let err = cmd.validate("other").unwrap_err();
+        assert!(err.message.starts_with("project.name: "), "{err:?}");
+        assert!(err.hint.is_some());
+    }
 }

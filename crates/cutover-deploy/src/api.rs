@@ -55,20 +55,6 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>> {
     })
 }
 
-fn same_project(path: &str, body: &str) -> Result<(), Box<Response>> {
-    if path == body {
-        Ok(())
-    } else {
-        Err(Box::new(error(
-            StatusCode::BAD_REQUEST,
-            Report::new(format!(
-                "the URL names project {path:?} but the body's project.name is {body:?}"
-            ))
-            .hint("they must be the same"),
-        )))
-    }
-}
-
 fn ndjson(rx: Receiver) -> Response {
     let body = stream::unfold(rx, |mut rx| async move {
         let event = rx.recv().await?;
@@ -86,7 +72,8 @@ fn ndjson(rx: Receiver) -> Response {
 /// the URL names.
 fn deploy_command(project: &str, body: &[u8]) -> Result<DeployCommand, Box<Response>> {
     let cmd: DeployCommand = parse(body)?;
-    same_project(project, &cmd.project.name)?;
+    cmd.validate(project)
+        .map_err(|report| Box::new(error(StatusCode::BAD_REQUEST, report)))?;
     Ok(cmd)
 }
 
