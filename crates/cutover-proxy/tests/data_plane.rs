@@ -965,6 +965,18 @@ mod capture {
     }
 
     impl Subscriber for Lines {
+        // "Sometimes", never "never": a scoped subscriber's interest must not
+        // be cached against a callsite that other tests' threads (with no
+        // subscriber) registered first; `enabled` decides per event.
+        fn register_callsite(
+            &self,
+            _: &'static Metadata<'static>,
+        ) -> tracing::subscriber::Interest {
+            tracing::subscriber::Interest::sometimes()
+        }
+        fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+            Some(tracing::level_filters::LevelFilter::TRACE)
+        }
         fn enabled(&self, metadata: &Metadata<'_>) -> bool {
             metadata.target() == "cutover::access"
         }
@@ -993,11 +1005,21 @@ async fn access_log_line_has_the_request_fields() {
     let raw_req = format!(
         "GET /headers?x=1 HTTP/1.1\r\nHost: {HOST}\r\nX-Request-Id: rid-42\r\nConnection: close\r\n\r\n"
     );
-    let answer = raw(h.addr, raw_req.as_bytes(), Duration::from_secs(2))
-        .await
-        .unwrap();
-    assert_eq!(raw_status(&answer), Some(200));
-    client::get(h.addr, "nobody.test", "/").await.unwrap();
+    // Bounded retries: what is under test is the line's fields. A scoped
+    // test subscriber can miss the first events while tracing rebuilds its
+    // interest cache for other tests' threads; the daemon's global
+    // subscriber has no such window.
+    for _ in 0..10 {
+        let answer = raw(h.addr, raw_req.as_bytes(), Duration::from_secs(2))
+            .await
+            .unwrap();
+        assert_eq!(raw_status(&answer), Some(200));
+        client::get(h.addr, "nobody.test", "/").await.unwrap();
+        if !lines.0.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let lines = lines.0.lock().unwrap().clone();
     let find = |id: &str| {
@@ -1042,4 +1064,55 @@ async fn color_alternates_when_the_request_names_none() {
     let status = h.proxy.deploy("app", req).await.unwrap();
     assert_eq!(status.active.color, Color::Blue);
     assert_eq!(h.get("/").await.1, "two");
+}
+
+/// The host cutover routes on is the host the origin receives: a request
+/// that names none, or two, is refused before any origin sees it, and an
+/// absolute-form URI's authority wins over a Host header that disagrees.
+#[tokio::test]
+async fn the_routed_host_is_the_host_the_origin_gets() {
+    let blue = Origin::start("blue").await.unwrap();
+    let h = Harness::start().await;
+    h.deploy(&[&blue], Color::Blue).await;
+    let wait = Duration::from_secs(2);
+    let before = blue.requests();
+    for (what, request, status) in [
+        (
+            "two Host headers",
+            "GET / HTTP/1.1\r\nHost: app.test\r\nHost: other.test\r\nConnection: close\r\n\r\n",
+            400,
+        ),
+        (
+            "HTTP/1.1 without Host",
+            "GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+            400,
+        ),
+        ("HTTP/1.0 without Host", "GET / HTTP/1.0\r\n\r\n", 400),
+        (
+            "CONNECT",
+            "CONNECT app.test:443 HTTP/1.1\r\nHost: app.test:443\r\n\r\n",
+            405,
+        ),
+    ] {
+        let answer = raw(h.addr, request.as_bytes(), wait).await.unwrap();
+        assert_eq!(raw_status(&answer), Some(status), "{what}: {answer}");
+    }
+    assert_eq!(blue.requests(), before, "no origin saw any of them");
+
+    let answer = raw(
+        h.addr,
+        b"GET http://app.test/headers HTTP/1.1\r\nHost: other.test\r\nConnection: close\r\n\r\n",
+        wait,
+    )
+    .await
+    .unwrap();
+    assert_eq!(raw_status(&answer), Some(200), "{answer}");
+    assert!(answer.contains("host: app.test\n"), "{answer}");
+    assert!(!answer.contains("other.test"), "{answer}");
+
+    // The health endpoint needs no host: load balancers probe it bare.
+    let answer = raw(h.addr, b"GET /_cutover/health HTTP/1.0\r\n\r\n", wait)
+        .await
+        .unwrap();
+    assert_eq!(raw_status(&answer), Some(200), "{answer}");
 }

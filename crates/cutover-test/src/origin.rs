@@ -206,7 +206,6 @@ async fn handle(
     }
     state.in_flight.fetch_add(1, Ordering::SeqCst);
     let _in_flight = InFlight(&state.in_flight);
-    state.requests.fetch_add(1, Ordering::Relaxed);
     let resp = match req.uri().path() {
         "/up" => {
             if state.healthy.load(Ordering::SeqCst) {

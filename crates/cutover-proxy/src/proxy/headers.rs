@@ -49,9 +49,10 @@ pub(super) fn for_upstream(parts: &mut Parts, conn: &ConnInfo, upgrade: Option<&
     };
     strip_hop_by_hop(&mut parts.headers);
     if let Some(h) = &host {
-        if !parts.headers.contains_key(header::HOST) {
-            parts.headers.insert(header::HOST, h.clone());
-        }
+        // The authority routed on, which wins over a Host header that says
+        // otherwise (an absolute-form URI, an HTTP/2 `host` beside
+        // `:authority`): the origin sees the name cutover chose it for.
+        parts.headers.insert(header::HOST, h.clone());
         if !parts.headers.contains_key(&X_FORWARDED_HOST) {
             parts.headers.insert(X_FORWARDED_HOST.clone(), h.clone());
         }

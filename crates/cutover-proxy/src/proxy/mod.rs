@@ -53,6 +53,9 @@ pub(crate) async fn handle(
     if inner.config.health_endpoint && req.uri().path() == HEALTH_PATH {
         return Ok(pages::unrouted(inner, &req, start, StatusCode::OK, "ok\n"));
     }
+    if let Some(Answer(status, page)) = refused(&req) {
+        return Ok(pages::unrouted(inner, &req, start, status, page));
+    }
     let Some((route, guard)) = route_and_enter(inner, &req) else {
         return Ok(pages::unrouted(
             inner,
@@ -84,6 +87,20 @@ pub(crate) async fn handle(
         start,
         upstream.log,
     ))
+}
+
+/// Step 0: requests no origin may receive. The host cutover routes on must
+/// be the one the origin gets (a backend with several virtual hosts must
+/// never be reached under a name cutover did not route), so a request that
+/// names no host, or two, is refused; and CONNECT asks for a tunnel, which
+/// a reverse proxy does not open.
+fn refused(req: &Request<Incoming>) -> Option<Answer> {
+    if req.method() == http::Method::CONNECT {
+        return Some(Answer::CONNECT);
+    }
+    let hosts = req.headers().get_all(header::HOST).iter().count();
+    let named = hosts == 1 || (hosts == 0 && req.uri().authority().is_some());
+    (!named).then_some(Answer::NO_SINGLE_HOST)
 }
 
 /// Step 1: the route for the request's host and path, and a target of its

@@ -16,6 +16,10 @@ use crate::context::Context;
 use crate::router::Route;
 use crate::target::InFlight;
 
+pub(super) const PAGE_400_HOST: &str =
+    "400 Bad Request: the request must name exactly one host (RFC 9112 3.2)\n";
+pub(super) const PAGE_405_CONNECT: &str =
+    "405 Method Not Allowed: cutover is a reverse proxy, not a forward proxy; CONNECT is not served\n";
 pub(super) const PAGE_404: &str = "404 Not Found: no service is routed for this host and path\n";
 pub(super) const PAGE_413: &str =
     "413 Payload Too Large: the request body exceeds the proxy's limit\n";
@@ -103,6 +107,8 @@ pub(super) fn routed(
 pub(super) struct Answer(pub StatusCode, pub &'static str);
 
 impl Answer {
+    pub const NO_SINGLE_HOST: Answer = Answer(StatusCode::BAD_REQUEST, PAGE_400_HOST);
+    pub const CONNECT: Answer = Answer(StatusCode::METHOD_NOT_ALLOWED, PAGE_405_CONNECT);
     pub const TOO_LARGE: Answer = Answer(StatusCode::PAYLOAD_TOO_LARGE, PAGE_413);
     pub const BAD_GATEWAY: Answer = Answer(StatusCode::BAD_GATEWAY, PAGE_502);
     pub const CUT: Answer = Answer(StatusCode::SERVICE_UNAVAILABLE, PAGE_503);

@@ -278,10 +278,11 @@ fn build(
     body: Option<Vec<u8>>,
     headers: &[(&str, &str)],
 ) -> Request<Full<Bytes>> {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "cutover");
+    let mut req = Request::builder().method(method).uri(path);
+    // One Host, the caller's if it names one: the proxy refuses two.
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req = req.header("host", "cutover");
+    }
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
