@@ -41,7 +41,7 @@ async fn fresh_deploy_creates_everything_with_labels_and_routes_blue() {
         }
     )));
     // Traffic reached the blue origin's health endpoint through the gate.
-    assert!(h.blue.requests() > 0);
+    assert!(h.blue.probes() > 0);
     let hist = h.engine.inner.history.read("athens", Some("web"));
     assert_eq!(hist.len(), 1);
     assert_eq!(hist[0].result, Outcome::Ok);
