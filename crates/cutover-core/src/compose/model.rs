@@ -214,6 +214,23 @@ pub struct NetworkSpec {
     pub attachable: bool,
 }
 
+impl NetworkSpec {
+    /// Network `key` as the compose file leaves it unset: named
+    /// `<project>_<key>`, created by cutover, no options.
+    pub fn project_default(project: &str, key: String) -> NetworkSpec {
+        NetworkSpec {
+            name: crate::naming::project_scoped(project, &key),
+            key,
+            external: false,
+            driver: None,
+            driver_opts: BTreeMap::new(),
+            labels: BTreeMap::new(),
+            internal: false,
+            attachable: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VolumeSpec {
     pub key: String,

@@ -353,16 +353,7 @@ fn resolve_root(
     let default_used = resolver.default_network_used;
     let mut networks: Vec<NetworkSpec> = networks.into_values().collect();
     if default_used && !networks.iter().any(|n| n.key == "default") {
-        networks.push(NetworkSpec {
-            key: "default".into(),
-            name: format!("{name}_default"),
-            external: false,
-            driver: None,
-            driver_opts: BTreeMap::new(),
-            labels: BTreeMap::new(),
-            internal: false,
-            attachable: false,
-        });
+        networks.push(NetworkSpec::project_default(&name, "default".into()));
     }
     let order = dependency_order(cx, &services_p, &apps, &accessories)?;
     apps.sort_by_key(|a| order.iter().position(|n| *n == a.service.name));

@@ -21,16 +21,7 @@ pub(super) fn top_networks(
             "attachable",
         ],
         "a network",
-        |key| NetworkSpec {
-            name: crate::naming::project_scoped(project, &key),
-            key,
-            external: false,
-            driver: None,
-            driver_opts: BTreeMap::new(),
-            labels: BTreeMap::new(),
-            internal: false,
-            attachable: false,
-        },
+        |key| NetworkSpec::project_default(project, key),
         |cx, spec, k, val, kp| match k {
             "external" => {
                 if val.is_mapping() {
