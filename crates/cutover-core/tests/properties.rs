@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use cutover_core::compose::{
     interpolate, load, ComposeFile, InterpolateError, LoadInput, NoEnvFiles,
 };
+use cutover_core::dot_segments::remove_dot_segments;
 use cutover_core::route::{normalize_host, RouteTable};
 use proptest::prelude::*;
 
@@ -146,5 +147,37 @@ proptest! {
         let _ = normalize_host(&raw);
         let table: RouteTable<()> = RouteTable::new();
         let _ = table.lookup(Some(&raw), "/");
+    }
+}
+
+/// Paths built from the segments that matter: dots, encoded dots, names.
+fn path_ish() -> impl Strategy<Value = String> {
+    let seg = prop_oneof![
+        Just(".".to_string()),
+        Just("..".to_string()),
+        Just("%2e".to_string()),
+        Just("%2E%2e".to_string()),
+        Just("".to_string()),
+        "[a-z.]{1,4}",
+    ];
+    proptest::collection::vec(seg, 0..8).prop_map(|segs| format!("/{}", segs.join("/")))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn a_normalised_path_has_no_dot_segment_and_normalises_to_itself(path in path_ish()) {
+        if let Ok(once) = remove_dot_segments(&path) {
+            prop_assert!(once.starts_with('/'));
+            for seg in once.split('/') {
+                prop_assert!(
+                    !matches!(seg.to_ascii_lowercase().as_str(), "." | ".." | "%2e" | "%2e%2e" | ".%2e" | "%2e."),
+                    "{path} -> {once}"
+                );
+            }
+            let twice = remove_dot_segments(&once).expect("a normalised path stays inside the root");
+            prop_assert_eq!(&*twice, &*once);
+        }
     }
 }

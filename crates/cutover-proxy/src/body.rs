@@ -1,35 +1,79 @@
 //! The request body as it goes upstream: the client's body with the size
-//! limit applied while it streams. Upstream connections (the target pools)
-//! and the request path both name it.
+//! limit and the stall timer applied while it streams, and a signal when it
+//! has all been sent. Upstream connections (the target pools), the request
+//! path and the control listeners name it.
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 /// Upstream request body: the client's body with the size limit applied as
-/// it streams (Content-Length is checked up front; chunked bodies here).
+/// it streams (Content-Length is checked up front; chunked bodies here),
+/// and a client that stops sending in the middle answered 408 after the
+/// body timeout, as nginx's `client_body_timeout` does.
 pub(crate) struct ReqBody {
     inner: Option<Incoming>,
     remaining: u64,
+    /// Only for a body that has something to send: a bodiless request
+    /// (most of them) allocates neither.
+    streaming: Option<Box<Streaming>>,
+}
+
+struct Streaming {
+    stall: Duration,
+    timer: Pin<Box<Sleep>>,
+    /// Cancelled when the body has been sent, or given up.
+    _sent: DropGuard,
+    token: CancellationToken,
 }
 
 impl ReqBody {
-    pub(crate) fn new(body: Incoming, limit: u64) -> ReqBody {
+    pub(crate) fn new(body: Incoming, limit: u64, stall: Duration) -> ReqBody {
+        let streaming = (!body.is_end_stream()).then(|| {
+            let token = CancellationToken::new();
+            Box::new(Streaming {
+                stall,
+                timer: Box::pin(tokio::time::sleep(stall)),
+                _sent: token.clone().drop_guard(),
+                token,
+            })
+        });
         ReqBody {
             inner: Some(body),
             remaining: limit,
+            streaming,
         }
+    }
+
+    /// Cancelled once the whole body has been sent upstream; `None` when
+    /// there was nothing to send. The response-header timer starts there,
+    /// so a long upload is bounded by its body timer, not by that one.
+    pub(crate) fn sent(&self) -> Option<CancellationToken> {
+        self.streaming.as_ref().map(|s| s.token.clone())
+    }
+
+    fn end(&mut self) {
+        self.inner = None;
+        self.streaming = None;
     }
 }
 
 #[derive(Debug)]
 pub(crate) enum ReqBodyError {
     TooLarge,
+    /// The client sent no body data for the body timeout.
+    Stalled(Duration),
+    /// The body could not be read: a malformed chunked encoding, or the
+    /// client went away in the middle.
     Client(hyper::Error),
 }
 
@@ -37,6 +81,9 @@ impl fmt::Display for ReqBodyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ReqBodyError::TooLarge => f.write_str("request body exceeds the configured limit"),
+            ReqBodyError::Stalled(d) => {
+                write!(f, "the client sent no request body data for {d:?}")
+            }
             ReqBodyError::Client(e) => write!(f, "reading the client's request body: {e}"),
         }
     }
@@ -45,7 +92,7 @@ impl fmt::Display for ReqBodyError {
 impl StdError for ReqBodyError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
-            ReqBodyError::TooLarge => None,
+            ReqBodyError::TooLarge | ReqBodyError::Stalled(_) => None,
             ReqBodyError::Client(e) => Some(e),
         }
     }
@@ -63,20 +110,41 @@ impl Body for ReqBody {
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
-        match ready!(Pin::new(inner).poll_frame(cx)) {
+        let polled = Pin::new(inner).poll_frame(cx);
+        if polled.is_pending() {
+            if let Some(s) = this.streaming.as_mut() {
+                if s.timer.as_mut().poll(cx).is_ready() {
+                    let stall = s.stall;
+                    this.end();
+                    return Poll::Ready(Some(Err(ReqBodyError::Stalled(stall))));
+                }
+            }
+            return Poll::Pending;
+        }
+        match ready!(polled) {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
                     let len = data.len() as u64;
                     if len > this.remaining {
-                        this.inner = None;
+                        this.end();
                         return Poll::Ready(Some(Err(ReqBodyError::TooLarge)));
                     }
                     this.remaining -= len;
                 }
+                if let Some(s) = this.streaming.as_mut() {
+                    let next = Instant::now() + s.stall;
+                    s.timer.as_mut().reset(next);
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Some(Err(e)) => Poll::Ready(Some(Err(ReqBodyError::Client(e)))),
-            None => Poll::Ready(None),
+            Some(Err(e)) => {
+                this.end();
+                Poll::Ready(Some(Err(ReqBodyError::Client(e))))
+            }
+            None => {
+                this.end();
+                Poll::Ready(None)
+            }
         }
     }
 

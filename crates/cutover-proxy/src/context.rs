@@ -16,7 +16,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::metrics::Unrouted;
+use crate::metrics::{Connections, Unrouted};
 use crate::router::Router;
 use crate::service::Services;
 use crate::target::TargetSet;
@@ -36,8 +36,18 @@ pub struct ProxyConfig {
     /// is the shorter of this and `client_header_timeout`. HTTP/2: the
     /// client is pinged at this interval and dropped if it does not answer.
     pub idle_timeout: Duration,
+    /// Time between two reads of a request body before the request is
+    /// answered 408 (a stalled upload).
+    pub client_body_timeout: Duration,
+    /// An upgraded (WebSocket) connection with no data either way for this
+    /// long is closed, with a 1001 close frame to both ends.
+    pub websocket_idle_timeout: Duration,
     pub max_request_body: u64,
     pub max_header_bytes: usize,
+    /// Client connections open at once; past it a new connection is closed
+    /// on accept, so the descriptors the control socket, the upstream
+    /// connections and the state file need are never used up.
+    pub max_connections: usize,
     /// One access log line per request.
     pub access_log: bool,
 }
@@ -50,8 +60,11 @@ impl Default for ProxyConfig {
             response_header_timeout: Duration::from_secs(60),
             client_header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(75),
+            client_body_timeout: Duration::from_secs(60),
+            websocket_idle_timeout: Duration::from_secs(60),
             max_request_body: 1 << 30,
             max_header_bytes: 64 * 1024,
+            max_connections: 16_384,
             access_log: true,
         }
     }
@@ -72,6 +85,7 @@ pub(crate) struct Context {
     pub(crate) shutdown: CancellationToken,
     pub(crate) next_set_id: AtomicU64,
     pub(crate) unrouted: Unrouted,
+    pub(crate) connections: Connections,
     pub(crate) local_addr: Mutex<Option<SocketAddr>>,
 }
 

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::context::{Context, ProxyConfig};
-use crate::metrics::{self, ServiceGauges, Unrouted};
+use crate::metrics::{self, Connections, ServiceGauges, Unrouted};
 use crate::router::{Route, Router, Snapshot};
 use crate::service::{Removed, Service, ServiceEntry, Services};
 use crate::target::TargetSet;
@@ -221,6 +221,7 @@ impl Proxy {
                 shutdown: CancellationToken::new(),
                 next_set_id: AtomicU64::new(0),
                 unrouted: Unrouted::default(),
+                connections: Connections::default(),
                 local_addr: Mutex::new(None),
             }),
         }
@@ -369,7 +370,7 @@ impl Proxy {
             .values()
             .map(|r| gauges(&r.service, None, &r.draining));
         let all: Vec<ServiceGauges<'_>> = live.chain(removed).collect();
-        metrics::render(&all, &self.inner.unrouted)
+        metrics::render(&all, &self.inner.unrouted, &self.inner.connections)
     }
 
     /// The data listener's address once `serve` has started.

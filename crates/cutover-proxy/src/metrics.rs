@@ -90,6 +90,14 @@ impl Unrouted {
     }
 }
 
+/// Client connections of the data listener: how many are open, and how
+/// many were closed at once because the cap was reached.
+#[derive(Default)]
+pub(crate) struct Connections {
+    pub open: AtomicU64,
+    pub shed: AtomicU64,
+}
+
 /// What the renderer needs to know about one service besides its counters.
 pub(crate) struct ServiceGauges<'a> {
     pub name: &'a str,
@@ -108,8 +116,28 @@ fn escape(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-pub(crate) fn render(services: &[ServiceGauges<'_>], unrouted: &Unrouted) -> String {
+pub(crate) fn render(
+    services: &[ServiceGauges<'_>],
+    unrouted: &Unrouted,
+    connections: &Connections,
+) -> String {
     let mut out = String::with_capacity(4096);
+    out.push_str(
+        "# HELP cutover_client_connections Open client connections of the data listener.\n",
+    );
+    out.push_str("# TYPE cutover_client_connections gauge\n");
+    let _ = writeln!(
+        out,
+        "cutover_client_connections {}",
+        connections.open.load(Ordering::Relaxed)
+    );
+    out.push_str("# HELP cutover_connections_shed_total Client connections closed on accept because --max-connections were open.\n");
+    out.push_str("# TYPE cutover_connections_shed_total counter\n");
+    let _ = writeln!(
+        out,
+        "cutover_connections_shed_total {}",
+        connections.shed.load(Ordering::Relaxed)
+    );
     out.push_str(
         "# HELP cutover_requests_total Requests answered, by service, status class and color.\n",
     );

@@ -11,8 +11,9 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::HeaderValue;
 use hyper::service::service_fn;
@@ -24,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::context::{Context, ProxyConfig};
+use crate::preface::Preface;
 use crate::proxy::{self, ConnInfo};
 use crate::worker::{self, data_threads};
 
@@ -47,7 +49,17 @@ fn builder(config: &ProxyConfig) -> auto::Builder<TokioExecutor> {
     b
 }
 
-type Handoff = (std::net::TcpStream, SocketAddr);
+/// One open client connection counted against `--max-connections`, from
+/// accept until its task ends.
+struct Slot(Arc<Context>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.connections.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+type Handoff = (std::net::TcpStream, SocketAddr, Slot);
 
 pub(crate) async fn serve(
     inner: Arc<Context>,
@@ -84,6 +96,7 @@ pub(crate) async fn serve(
     }
 
     let mut next = 0usize;
+    let mut warned: Option<Instant> = None;
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -99,12 +112,29 @@ pub(crate) async fn serve(
                 continue;
             }
         };
+        let Some(slot) = take_slot(&inner) else {
+            // Shedding the newest keeps every connection already served
+            // and the descriptors the rest of the daemon needs.
+            drop(stream);
+            inner.connections.shed.fetch_add(1, Ordering::Relaxed);
+            if warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+                warned = Some(Instant::now());
+                tracing::warn!(
+                    max = inner.config.max_connections,
+                    "--max-connections client connections are open; closing new ones until some end"
+                );
+            }
+            continue;
+        };
         // Re-registered with the worker's own reactor on the other side.
         let Ok(stream) = stream.into_std() else {
             continue;
         };
         next = next.wrapping_add(1);
-        if workers[next % workers.len()].send((stream, peer)).is_err() {
+        if workers[next % workers.len()]
+            .send((stream, peer, slot))
+            .is_err()
+        {
             tracing::error!("a data-plane thread is gone; closing the connection");
         }
     }
@@ -117,6 +147,16 @@ pub(crate) async fn serve(
         let _ = done.await;
     }
     Ok(())
+}
+
+fn take_slot(inner: &Arc<Context>) -> Option<Slot> {
+    let open = &inner.connections.open;
+    let max = inner.config.max_connections as u64;
+    open.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+        (n < max).then_some(n + 1)
+    })
+    .ok()
+    .map(|_| Slot(inner.clone()))
 }
 
 /// One data-plane thread: serves the connections handed to it until
@@ -133,7 +173,9 @@ async fn worker(
             _ = shutdown.cancelled() => break,
             n = handoff.recv() => n,
         };
-        let Some((stream, peer)) = next else { break };
+        let Some((stream, peer, slot)) = next else {
+            break;
+        };
         let Ok(stream) = TcpStream::from_std(stream) else {
             continue;
         };
@@ -142,6 +184,7 @@ async fn worker(
             builder.clone(),
             stream,
             peer,
+            slot,
             shutdown.clone(),
         ));
     }
@@ -163,9 +206,11 @@ async fn serve_conn(
     builder: Arc<auto::Builder<TokioExecutor>>,
     stream: TcpStream,
     peer: SocketAddr,
+    _slot: Slot,
     shutdown: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
+    let stream = Preface::new(stream, inner.config.client_header_timeout);
     let info = Arc::new(ConnInfo {
         peer_ip: HeaderValue::from_str(&peer.ip().to_string())
             .expect("an IP address is a valid header value"),

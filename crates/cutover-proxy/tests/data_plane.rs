@@ -10,109 +10,20 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cutover_core::service::{Color, DeployRequest, HealthCheck, Timeouts};
+use cutover_core::service::Color;
 use cutover_core::status::{Event, Health, SetState};
-use cutover_proxy::{DeployError, Proxy, ProxyConfig};
+use cutover_proxy::{DeployError, ProxyConfig};
 use cutover_test::client::{self, raw, raw_status};
 use cutover_test::Origin;
 use futures_util::{SinkExt, StreamExt};
 use http::StatusCode;
 use http_body_util::BodyExt;
 use tokio::net::TcpListener;
-use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_util::sync::CancellationToken;
 
-const HOST: &str = "app.test";
+mod support;
 
-struct Harness {
-    proxy: Proxy,
-    addr: SocketAddr,
-    shutdown: CancellationToken,
-    served: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-impl Harness {
-    async fn start() -> Harness {
-        Self::with_config(ProxyConfig::default()).await
-    }
-
-    async fn with_config(config: ProxyConfig) -> Harness {
-        let proxy = Proxy::new(config);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let shutdown = CancellationToken::new();
-        let served = tokio::spawn({
-            let proxy = proxy.clone();
-            let shutdown = shutdown.clone();
-            async move { proxy.serve(listener, shutdown).await }
-        });
-        Harness {
-            proxy,
-            addr,
-            shutdown,
-            served,
-        }
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, String) {
-        client::get(self.addr, HOST, path).await.unwrap()
-    }
-
-    async fn deploy(&self, targets: &[&Origin], color: Color) {
-        self.proxy
-            .deploy("app", request(targets, color))
-            .await
-            .unwrap();
-    }
-}
-
-/// A deploy request with fast probes, as tests want them.
-fn request(targets: &[&Origin], color: Color) -> DeployRequest {
-    DeployRequest {
-        targets: targets.iter().map(|o| o.target()).collect(),
-        hosts: vec![HOST.into()],
-        path_prefix: None,
-        color: Some(color),
-        version: Some(format!("v-{color}")),
-        // Generous probe and deploy deadlines: they only bound a failure,
-        // and a busy CI machine (both cores compiling) can stall a probe for
-        // seconds. Tests of the deadlines themselves set short ones.
-        health: HealthCheck {
-            interval: Duration::from_millis(50),
-            timeout: Duration::from_secs(10),
-            ..HealthCheck::default()
-        },
-        timeouts: Timeouts {
-            deploy: Duration::from_secs(30),
-            drain: Duration::from_secs(10),
-            websocket_drain: Duration::from_secs(10),
-        },
-    }
-}
-
-async fn next_event(rx: &mut broadcast::Receiver<Event>, pred: impl Fn(&Event) -> bool) -> Event {
-    tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            let ev = rx.recv().await.expect("event stream open");
-            if pred(&ev) {
-                return ev;
-            }
-        }
-    })
-    .await
-    .expect("expected event did not arrive within 10s")
-}
-
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..500 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
+use support::{next_event, request, wait_until, Harness, HOST};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switch_under_concurrent_load_loses_no_request() {

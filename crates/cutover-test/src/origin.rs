@@ -244,6 +244,10 @@ async fn handle(
             text(StatusCode::OK, body)
         }
         "/ws" => websocket(&state, &mut req),
+        // The request target as the origin got it, for path-rewrite tests.
+        p if p.contains("echo-uri") => {
+            text(StatusCode::OK, format!("{} {}", state.name, req.uri()))
+        }
         _ => text(StatusCode::OK, state.name.clone()),
     };
     Ok(resp)

@@ -10,12 +10,15 @@ mod body;
 mod headers;
 mod pages;
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::error::Error as StdError;
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use cutover_core::dot_segments::{remove_dot_segments, AboveRoot};
 use cutover_core::status::Health;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
@@ -23,6 +26,7 @@ use http_body::Body;
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use tokio_util::sync::CancellationToken;
 
 pub(crate) use body::RespBody;
 use body::Tail;
@@ -46,7 +50,7 @@ pub(crate) struct ConnInfo {
 pub(crate) async fn handle(
     inner: Arc<Context>,
     conn: Arc<ConnInfo>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Result<Response<RespBody>, Infallible> {
     let inner = &*inner;
     let start = Instant::now();
@@ -54,6 +58,9 @@ pub(crate) async fn handle(
         return Ok(pages::unrouted(inner, &req, start, StatusCode::OK, "ok\n"));
     }
     if let Some(Answer(status, page)) = refused(&req) {
+        return Ok(pages::unrouted(inner, &req, start, status, page));
+    }
+    if let Err(Answer(status, page)) = resolve_dot_segments(&mut req) {
         return Ok(pages::unrouted(inner, &req, start, status, page));
     }
     let Some((route, guard)) = route_and_enter(inner, &req) else {
@@ -101,6 +108,25 @@ fn refused(req: &Request<Incoming>) -> Option<Answer> {
     let hosts = req.headers().get_all(header::HOST).iter().count();
     let named = hosts == 1 || (hosts == 0 && req.uri().authority().is_some());
     (!named).then_some(Answer::NO_SINGLE_HOST)
+}
+
+/// Step 0b: the path as the origin will resolve it. Dot segments are
+/// removed before a prefix is matched, and the origin gets the path that
+/// was routed on, so `/wsp/../up` is `/up` for both.
+fn resolve_dot_segments(req: &mut Request<Incoming>) -> Result<(), Answer> {
+    let resolved = match remove_dot_segments(req.uri().path()) {
+        Ok(Cow::Borrowed(_)) => return Ok(()),
+        Ok(Cow::Owned(path)) => path,
+        Err(AboveRoot) => return Err(Answer::ABOVE_ROOT),
+    };
+    let path_and_query = match req.uri().query() {
+        Some(q) => format!("{resolved}?{q}"),
+        None => resolved,
+    };
+    let mut parts = req.uri().clone().into_parts();
+    parts.path_and_query = Some(path_and_query.parse().map_err(|_| Answer::ABOVE_ROOT)?);
+    *req.uri_mut() = http::Uri::from_parts(parts).map_err(|_| Answer::ABOVE_ROOT)?;
+    Ok(())
 }
 
 /// Step 1: the route for the request's host and path, and a target of its
@@ -157,7 +183,14 @@ fn upstream_request(inner: &Context, conn: &ConnInfo, mut req: Request<Incoming>
     });
     headers::for_upstream(&mut parts, conn, upgrade.as_ref());
     Upstream {
-        request: Request::from_parts(parts, ReqBody::new(body, inner.config.max_request_body)),
+        request: Request::from_parts(
+            parts,
+            ReqBody::new(
+                body,
+                inner.config.max_request_body,
+                inner.config.client_body_timeout,
+            ),
+        ),
         client_upgrade,
         log,
     }
@@ -203,9 +236,15 @@ async fn send_with_retry(
             }
         };
         let req = request.take().expect("the request is kept until sent");
+        let body_sent = req.body().sent();
+        let exchange = response_head(
+            cfg.response_header_timeout,
+            body_sent,
+            sender.try_send_request(req),
+        );
         let sent = tokio::select! {
             biased;
-            r = tokio::time::timeout(cfg.response_header_timeout, sender.try_send_request(req)) => r,
+            r = exchange => r,
             _ = route.set.cut.cancelled() => {
                 route.set.cut_requests.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(service, "request waiting for its response was cut at the drain deadline");
@@ -222,8 +261,9 @@ async fn send_with_retry(
                     continue;
                 }
                 let err = e.into_error();
-                if body_too_large(&err) {
-                    return Err((guard, Answer::TOO_LARGE));
+                if let Some(answer) = client_body_fault(&err) {
+                    tracing::info!(service, error = %err, "the client's request body failed; not the upstream's fault");
+                    return Err((guard, answer));
                 }
                 tracing::warn!(service, target = %guard.target().addr, error = %err, "upstream request failed");
                 return Err((guard, Answer::BAD_GATEWAY));
@@ -238,20 +278,39 @@ async fn send_with_retry(
     Err((guard, Answer::BAD_GATEWAY))
 }
 
-/// A send that failed because the client's body went past the limit while
-/// it streamed: the client's fault (413), not the origin's.
-fn body_too_large(err: &hyper::Error) -> bool {
+/// The wait for the response head. Its timer starts once the request body
+/// has been sent: until then the body's own stall timer bounds the
+/// exchange, so a long, steady upload is never cut by this one.
+async fn response_head<F: Future>(
+    limit: Duration,
+    body_sent: Option<CancellationToken>,
+    send: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    let mut send = std::pin::pin!(send);
+    if let Some(body_sent) = body_sent {
+        tokio::select! {
+            biased;
+            r = &mut send => return Ok(r),
+            _ = body_sent.cancelled() => {}
+        }
+    }
+    tokio::time::timeout(limit, send).await
+}
+
+/// A send that failed because of the client's body: past the limit (413),
+/// stalled (408) or unreadable, e.g. a malformed chunk (400). The client's
+/// fault, not the origin's, and not counted as an upstream failure.
+fn client_body_fault(err: &hyper::Error) -> Option<Answer> {
     let mut src: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(s) = src {
-        if matches!(
-            s.downcast_ref::<ReqBodyError>(),
-            Some(ReqBodyError::TooLarge)
-        ) {
-            return true;
+        match s.downcast_ref::<ReqBodyError>() {
+            Some(ReqBodyError::TooLarge) => return Some(Answer::TOO_LARGE),
+            Some(ReqBodyError::Stalled(_)) => return Some(Answer::BODY_TIMEOUT),
+            Some(ReqBodyError::Client(_)) => return Some(Answer::BAD_BODY),
+            None => src = s.source(),
         }
-        src = s.source();
     }
-    false
+    None
 }
 
 /// Step 4: the origin's response on its way back. A 101 hands both

@@ -20,6 +20,12 @@ pub(super) const PAGE_400_HOST: &str =
     "400 Bad Request: the request must name exactly one host (RFC 9112 3.2)\n";
 pub(super) const PAGE_405_CONNECT: &str =
     "405 Method Not Allowed: cutover is a reverse proxy, not a forward proxy; CONNECT is not served\n";
+pub(super) const PAGE_400_BODY: &str =
+    "400 Bad Request: the request body could not be read (malformed chunked encoding, or the client stopped in the middle)\n";
+pub(super) const PAGE_408_BODY: &str =
+    "408 Request Timeout: the client stopped sending its request body\n";
+pub(super) const PAGE_400_PATH: &str =
+    "400 Bad Request: the path climbs above the root with '..'\n";
 pub(super) const PAGE_404: &str = "404 Not Found: no service is routed for this host and path\n";
 pub(super) const PAGE_413: &str =
     "413 Payload Too Large: the request body exceeds the proxy's limit\n";
@@ -109,6 +115,9 @@ pub(super) struct Answer(pub StatusCode, pub &'static str);
 impl Answer {
     pub const NO_SINGLE_HOST: Answer = Answer(StatusCode::BAD_REQUEST, PAGE_400_HOST);
     pub const CONNECT: Answer = Answer(StatusCode::METHOD_NOT_ALLOWED, PAGE_405_CONNECT);
+    pub const ABOVE_ROOT: Answer = Answer(StatusCode::BAD_REQUEST, PAGE_400_PATH);
+    pub const BAD_BODY: Answer = Answer(StatusCode::BAD_REQUEST, PAGE_400_BODY);
+    pub const BODY_TIMEOUT: Answer = Answer(StatusCode::REQUEST_TIMEOUT, PAGE_408_BODY);
     pub const TOO_LARGE: Answer = Answer(StatusCode::PAYLOAD_TOO_LARGE, PAGE_413);
     pub const BAD_GATEWAY: Answer = Answer(StatusCode::BAD_GATEWAY, PAGE_502);
     pub const CUT: Answer = Answer(StatusCode::SERVICE_UNAVAILABLE, PAGE_503);
