@@ -13,8 +13,10 @@ set -euo pipefail
 
 # docker.io: the engine the integration tests drive; debootstrap: builds the
 # local base image (no image is pulled from a registry); shellcheck: CI lints
-# the scripts.
-TEST_PACKAGES=(docker.io debootstrap ca-certificates curl tar gzip shellcheck redis-server)
+# the scripts; python3-aiohttp and python3-websockets: WebSocket clients
+# nobody here wrote, which the hardening tests drive through the proxy.
+TEST_PACKAGES=(docker.io debootstrap ca-certificates curl tar gzip shellcheck redis-server
+    python3 python3-aiohttp python3-websockets)
 # The proxies compared in docs/benchmarks.md and the load generators;
 # docker-compose (the 1.29 Python one, which this engine's API accepts):
 # bench/deploy-compare.sh runs the field report's compose-file deploys with it.
@@ -60,8 +62,11 @@ fi
 
 # A third-party source that is down must not stop the install from the Debian
 # mirror: apt-get install below fails clearly if a package really is missing.
-as_root apt-get update -qq || log "deps: apt-get update reported errors, trying the install anyway"
-as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" ||
+# Another apt run (unattended-upgrades on a fresh machine) may hold the dpkg
+# lock for minutes: wait for it instead of failing at once.
+apt_wait=(-o DPkg::Lock::Timeout=600)
+as_root apt-get "${apt_wait[@]}" update -qq || log "deps: apt-get update reported errors, trying the install anyway"
+as_root apt-get "${apt_wait[@]}" install -y -qq --no-install-recommends "${missing[@]}" ||
     die "apt-get could not install: ${missing[*]}" \
-        "check that the Debian mirror in /etc/apt/sources.list is reachable"
+        "see apt's message above: another package manager holding the dpkg lock past 10 min, or a Debian mirror in /etc/apt/sources.list that cannot be reached"
 log "deps: installed ${missing[*]}"

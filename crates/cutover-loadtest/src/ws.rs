@@ -89,7 +89,11 @@ pub(crate) async fn ws_loop(shared: Arc<Shared>, id: usize) {
                 Ok(WsEnd::Deadline) => return,
                 Ok(WsEnd::Graceful(code)) => {
                     *w.close_codes.entry(code.to_string()).or_default() += 1;
-                    if matches!(code, 1000 | 1001 | 1012) {
+                    // During a deploy only the proxy's own closes are
+                    // graceful: 1012 at the drain deadline, 1001 going
+                    // away. Anything else, 1000 included, ended a session
+                    // the user did not end.
+                    if matches!(code, 1001 | 1012) {
                         w.graceful_closes += 1;
                     } else {
                         w.cuts += 1;

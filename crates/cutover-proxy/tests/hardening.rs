@@ -315,3 +315,230 @@ async fn dot_segments_are_resolved_before_a_prefix_is_matched() {
     let (status, body) = get("/wsp/../../etc/passwd").await;
     assert_eq!(status, Some(400), "{body}");
 }
+
+mod control {
+    use super::*;
+    use cutover_proxy::admin::{
+        require_bearer, serve_control, Admin, BearerToken, ControlTimeouts,
+    };
+    use cutover_proxy::Proxy;
+    use tokio::net::{TcpListener, UnixStream};
+    use tokio_util::sync::CancellationToken;
+
+    const TIMEOUTS: ControlTimeouts = ControlTimeouts {
+        header: Duration::from_millis(300),
+        body: Duration::from_millis(300),
+    };
+
+    async fn closed<S: AsyncReadExt + Unpin>(mut s: S) -> bool {
+        let mut buf = [0u8; 512];
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await
+        .is_ok()
+    }
+
+    /// What a client can leave unfinished: nothing, half a head, half a body.
+    const UNFINISHED: [&[u8]; 3] = [
+        b"",
+        b"GET /v1/health HTTP/1.1\r\nHost: x",
+        b"POST /v1/services/app HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"tar",
+    ];
+
+    #[tokio::test]
+    async fn the_unix_socket_times_out_what_a_client_leaves_unfinished() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let shutdown = CancellationToken::new();
+        let admin = Admin::new(Proxy::new(ProxyConfig::default()), None, shutdown.clone());
+        tokio::spawn(serve_control(
+            listener,
+            admin.router(),
+            TIMEOUTS,
+            shutdown.clone(),
+        ));
+
+        for bytes in UNFINISHED {
+            let mut s = UnixStream::connect(&path).await.unwrap();
+            s.write_all(bytes).await.unwrap();
+            assert!(
+                closed(s).await,
+                "{:?} held the control socket past its timeouts",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+        // A whole request is still answered.
+        let mut s = UnixStream::connect(&path).await.unwrap();
+        s.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).await.unwrap();
+        assert_eq!(raw_status(&answer), Some(200), "{answer}");
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn the_tcp_control_listener_times_out_before_the_token_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, "0123456789abcdef0123456789abcdef\n").unwrap();
+        let token = BearerToken::from_file(&token_file).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let admin = Admin::new(Proxy::new(ProxyConfig::default()), None, shutdown.clone());
+        tokio::spawn(serve_control(
+            listener,
+            require_bearer(admin.router(), token),
+            TIMEOUTS,
+            shutdown.clone(),
+        ));
+        for bytes in UNFINISHED {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(bytes).await.unwrap();
+            assert!(
+                closed(s).await,
+                "{:?} held the TCP control listener past its timeouts",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+        shutdown.cancel();
+    }
+}
+
+/// The clients that exposed the reset: Python's aiohttp and websockets,
+/// each sending every 250 ms and reading the echoes, through the drain
+/// deadline. Each must see the 1012 close, not a connection reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn third_party_clients_that_keep_sending_get_1012_not_a_reset() {
+    use tokio::io::AsyncBufReadExt;
+    let blue = Origin::start("blue").await.unwrap();
+    let green = Origin::start("green").await.unwrap();
+    let h = Harness::start().await;
+    h.deploy(&[&blue], Color::Blue).await;
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ws_clients.py");
+    let per_library = 3;
+    // Debian's python3, where scripts/deps.sh installs python3-aiohttp and
+    // python3-websockets (a pyenv python3 earlier on PATH would lack them).
+    let mut child = tokio::process::Command::new("/usr/bin/python3")
+        .arg(script)
+        .arg(h.addr.port().to_string())
+        .arg(support::HOST)
+        .arg(per_library.to_string())
+        .arg("30")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("/usr/bin/python3 runs (scripts/deps.sh installs it with aiohttp and websockets)");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    async fn next_line(
+        lines: &mut tokio::io::Lines<impl tokio::io::AsyncBufRead + Unpin>,
+    ) -> String {
+        tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("the clients report within 30 s")
+            .unwrap()
+            .expect("the client script ended early; run it by hand to see why")
+    }
+    for _ in 0..2 * per_library {
+        let line = next_line(&mut lines).await;
+        assert!(line.starts_with("connected "), "{line}");
+    }
+
+    let mut req = support::request(&[&green], Color::Green);
+    req.timeouts.websocket_drain = Duration::from_secs(1);
+    h.proxy.deploy("app", req).await.unwrap();
+
+    let mut results = Vec::new();
+    for _ in 0..2 * per_library {
+        results.push(next_line(&mut lines).await);
+    }
+    for line in &results {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            v["close"], 1012,
+            "a client did not get the 1012 close: {results:#?}"
+        );
+    }
+    assert!(child.wait().await.unwrap().success());
+}
+
+/// A client that keeps sending after the 1012 and reads only seconds later,
+/// past the relay's wait for its Close: closing the socket then, over the
+/// bytes the client kept sending, would be an RST, and the client's kernel
+/// would throw away the 1012 it had not read yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_keeps_sending_and_reads_late_still_finds_the_1012() {
+    let blue = Origin::start("blue").await.unwrap();
+    let green = Origin::start("green").await.unwrap();
+    let h = Harness::start().await;
+    h.deploy(&[&blue], Color::Blue).await;
+
+    let mut stream = connect(h.addr).await;
+    stream
+        .write_all(
+            b"GET /ws HTTP/1.1\r\nHost: app.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        stream.read_exact(&mut b).await.unwrap();
+        head.push(b[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let (mut rx, mut tx) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        // A masked one-byte text frame every 50 ms, for at most 20 s.
+        let frame = [0x81, 0x81, 1, 2, 3, 4, b'x' ^ 1];
+        for _ in 0..400 {
+            if tx.write_all(&frame).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+
+    let mut req = support::request(&[&green], Color::Green);
+    req.timeouts.websocket_drain = Duration::from_millis(300);
+    h.proxy.deploy("app", req).await.unwrap();
+    // Past the drain deadline and the relay's 2 s wait for a Close reply.
+    tokio::time::sleep(Duration::from_millis(3300)).await;
+
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let end = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match rx.read(&mut buf).await {
+                Ok(0) => return Ok(()),
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+                Err(e) => return Err(e),
+            }
+        }
+    })
+    .await
+    .expect("the proxy closes the connection");
+    writer.abort();
+    let close_1012 = [0x88, 0x11, 0x03, 0xF4];
+    let found = seen.windows(4).any(|w| w == close_1012);
+    assert!(
+        end.is_ok() && found,
+        "expected the 1012 close and a FIN, got {end:?} after {} bytes (close frame found: {found})",
+        seen.len()
+    );
+}

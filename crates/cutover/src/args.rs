@@ -289,6 +289,19 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub idle_timeout: Option<Duration>,
 
+    /// Time between two reads of a request body before it is answered 408 [default: 60s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub client_body_timeout: Option<Duration>,
+
+    /// A WebSocket with no data either way for this long is closed with 1001 [default: 60s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub websocket_idle_timeout: Option<Duration>,
+
+    /// Client connections open at once; more are closed on accept [default: from the
+    /// descriptor limit, leaving room for upstream connections and the control socket]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+
     /// Largest request body accepted, e.g. 10MiB [default: 1GiB]
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_request_body: Option<u64>,

@@ -19,6 +19,8 @@ pub struct HostEnv {
     pub xdg_runtime_dir: Option<PathBuf>,
     pub xdg_state_home: Option<PathBuf>,
     pub home: Option<PathBuf>,
+    /// The soft limit on open descriptors (RLIMIT_NOFILE).
+    pub nofile_limit: u64,
 }
 
 impl HostEnv {
@@ -35,8 +37,45 @@ impl HostEnv {
             xdg_runtime_dir: var("XDG_RUNTIME_DIR"),
             xdg_state_home: var("XDG_STATE_HOME"),
             home: var("HOME"),
+            nofile_limit: nofile_limit(),
         }
     }
+}
+
+fn nofile_limit() -> u64 {
+    use rustix::process::{getrlimit, Resource};
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
+}
+
+/// Raises the soft descriptor limit to the hard one, as nginx's
+/// `worker_rlimit_nofile` and Go's runtime do: the soft default of 1024 is
+/// a relic of select(2), which cutover does not use. Returns the limit now
+/// in force.
+pub fn raise_nofile_limit() -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::debug!(error = %e, "cannot raise the descriptor limit; keeping the soft one");
+        }
+    }
+    nofile_limit()
+}
+
+/// Descriptors kept for everything but client connections: the control
+/// socket and its clients, the state files, Docker, logs.
+const RESERVED_DESCRIPTORS: u64 = 256;
+
+/// The default `--max-connections`: each client connection may hold a
+/// second descriptor for its upstream, and the reserve stays free, so
+/// a flood is shed before the control socket runs out of descriptors.
+pub fn max_connections_for(nofile_limit: u64) -> usize {
+    let usable = nofile_limit.saturating_sub(RESERVED_DESCRIPTORS) / 2;
+    usable.clamp(16, 1 << 20) as usize
 }
 
 /// The control socket: `--socket`/`CUTOVER_SOCKET`, else the per-host default.
@@ -138,6 +177,17 @@ impl ServeSettings {
                 .unwrap_or(defaults.client_header_timeout),
             idle_timeout: nonzero(args.idle_timeout, "--idle-timeout")?
                 .unwrap_or(defaults.idle_timeout),
+            client_body_timeout: nonzero(args.client_body_timeout, "--client-body-timeout")?
+                .unwrap_or(defaults.client_body_timeout),
+            websocket_idle_timeout: nonzero(
+                args.websocket_idle_timeout,
+                "--websocket-idle-timeout",
+            )?
+            .unwrap_or(defaults.websocket_idle_timeout),
+            max_connections: args
+                .max_connections
+                .map(|n| n as usize)
+                .unwrap_or_else(|| max_connections_for(env.nofile_limit)),
             max_request_body: args.max_request_body.unwrap_or(defaults.max_request_body),
             max_header_bytes,
             access_log: !args.no_access_log,
@@ -299,7 +349,22 @@ mod tests {
             xdg_runtime_dir: Some("/run/user/1000".into()),
             xdg_state_home: None,
             home: Some("/home/ada".into()),
+            nofile_limit: 1024,
         }
+    }
+
+    #[test]
+    fn max_connections_leave_descriptors_for_the_rest_of_the_daemon() {
+        let s = resolve(&["cutover", "serve"], &user()).unwrap();
+        assert_eq!(s.proxy.max_connections, (1024 - 256) / 2);
+        let big = HostEnv {
+            nofile_limit: 1 << 20,
+            ..user()
+        };
+        let s = resolve(&["cutover", "serve"], &big).unwrap();
+        assert_eq!(s.proxy.max_connections, ((1 << 20) - 256) / 2);
+        let s = resolve(&["cutover", "serve", "--max-connections", "50"], &big).unwrap();
+        assert_eq!(s.proxy.max_connections, 50);
     }
 
     #[test]

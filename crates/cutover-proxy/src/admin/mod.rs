@@ -8,6 +8,7 @@
 mod auth;
 mod error;
 mod events;
+mod serve;
 mod services;
 mod socket;
 
@@ -27,6 +28,7 @@ use crate::Proxy;
 pub use auth::{require_bearer, BearerToken, TokenError};
 pub use cutover_core::status::DrainedAnswer;
 pub use error::ApiError;
+pub use serve::{serve_control, ControlTimeouts};
 pub use socket::{bind_control_socket, ControlSocket, SocketError, SocketFile};
 
 /// Everything the control API handlers share. Cheap to clone.

@@ -370,15 +370,20 @@ fn start_upgrade(
     let upgraded = Upgraded::enter(guard.set(), guard.idx());
     let set = route.set.clone();
     let service = route.service.name.clone();
+    let idle = inner.config.websocket_idle_timeout;
     inner.tasks.spawn(async move {
         let (c, u) = match tokio::join!(client_upgrade, upstream_upgrade) {
             (Ok(c), Ok(u)) => (c, u),
             _ => return,
         };
-        match crate::websocket::relay(TokioIo::new(c), TokioIo::new(u), set.close_upgraded.clone()).await {
+        let (c, u) = (TokioIo::new(c), TokioIo::new(u));
+        match crate::websocket::relay(c, u, set.close_upgraded.clone(), idle).await {
             Ok(out) if out.closed_at_deadline => {
                 set.closed_websockets.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(service = &*service, color = set.color.as_str(), "upgraded connection closed at its drain deadline");
+            }
+            Ok(out) if out.closed_idle => {
+                tracing::debug!(service = &*service, "upgraded connection closed after {idle:?} without traffic");
             }
             Ok(_) => {}
             Err(e) => tracing::debug!(service = &*service, error = %e, "upgraded connection ended with an error"),

@@ -8,11 +8,21 @@
 //! (1012 "service restart" to the client, so it reconnects, which lands on the
 //! new color; 1001 "going away" to the upstream). Injecting mid-frame would
 //! corrupt the stream, so a frame in flight is finished first, within a bound.
+//!
+//! A connection with no bytes either way for the idle timeout ends the same
+//! way, with 1001 to both sides. After its Close, the relay reads and
+//! discards what the client still sends until the client's own Close and its
+//! FIN (RFC 6455 §7.1.1), within a bound: closing a socket with unread data
+//! sends an RST, and a client that was sending as the Close went out would
+//! see the reset and lose the Close frame.
 
+use std::future::pending;
 use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Per-direction copy buffer; big enough that a busy connection needs few
@@ -25,6 +35,10 @@ const FRAME_FINISH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long to wait for the peer's Close reply after ours, and for shutdowns.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// After the relay is done, how long the client's side is read (and the
+/// bytes discarded) while waiting for its FIN, so our close is not an RST.
+const LINGER: Duration = Duration::from_secs(5);
 
 /// The longest frame header: 2 bytes + 8-byte extended length + 4-byte mask key.
 const MAX_HEADER: usize = 14;
@@ -44,16 +58,41 @@ pub(crate) struct RelayOutcome {
     /// The drain deadline ended the connection (Close frames injected, or the
     /// connection cut because a frame did not finish in time).
     pub closed_at_deadline: bool,
+    /// The idle timeout ended it: no bytes either way for that long.
+    pub closed_idle: bool,
     /// Bytes forwarded from the upstream to the client (injected frames excluded).
     pub to_client: u64,
     /// Bytes forwarded from the client to the upstream (injected frames excluded).
     pub to_upstream: u64,
 }
 
+/// Why the relay is closing the connection itself.
+struct Stop {
+    /// Cancelled at the drain deadline or at the idle timeout.
+    token: CancellationToken,
+    /// Set before `token` is cancelled when the cause is the idle timeout.
+    idle: AtomicBool,
+}
+
+/// When either direction last read something, as milliseconds since the
+/// relay started: one relaxed store per read.
+struct Activity {
+    start: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn touch(&self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+}
+
 /// Relays raw WebSocket frames between `client` and `upstream` (both already
-/// past the 101 handshake) until both directions are closed, or until
-/// `deadline` is cancelled, after which both peers get a Close frame at a
-/// frame boundary and the relay ends within a few seconds.
+/// past the 101 handshake) until both directions are closed, until
+/// `deadline` is cancelled, or until nothing moved for `idle`; then both
+/// peers get a Close frame at a frame boundary and the relay ends within a
+/// few seconds.
 ///
 /// Returns an error on an I/O failure or on a frame header that cannot be
 /// framed (e.g. a 64-bit length with the most significant bit set).
@@ -61,23 +100,75 @@ pub(crate) async fn relay<C, U>(
     client: C,
     upstream: U,
     deadline: CancellationToken,
+    idle: Duration,
 ) -> io::Result<RelayOutcome>
 where
     C: AsyncRead + AsyncWrite + Unpin + Send,
     U: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let (client_rx, client_tx) = tokio::io::split(client);
+    let stop = Stop {
+        token: deadline.child_token(),
+        idle: AtomicBool::new(false),
+    };
+    let activity = Activity {
+        start: Instant::now(),
+        last_ms: AtomicU64::new(0),
+    };
+    let (mut client_rx, client_tx) = tokio::io::split(client);
     let (upstream_rx, upstream_tx) = tokio::io::split(upstream);
-    let to_upstream = Pump::new(client_rx, upstream_tx, Peer::Client).run(&deadline);
-    let to_client = Pump::new(upstream_rx, client_tx, Peer::Upstream).run(&deadline);
-    // An error in one direction drops the other: the caller then drops both
-    // connections, which is the only sane end for a stream we cannot frame.
-    let (up, down) = tokio::try_join!(to_upstream, to_client)?;
+    let relayed = {
+        let to_upstream = Pump::new(&mut client_rx, upstream_tx, Peer::Client, &stop, &activity);
+        let to_client = Pump::new(upstream_rx, client_tx, Peer::Upstream, &stop, &activity);
+        // An error in one direction drops the other: the caller then drops
+        // both connections, the only sane end for a stream we cannot frame.
+        let pumps = async { tokio::try_join!(to_upstream.run(), to_client.run()) };
+        tokio::select! {
+            r = pumps => r,
+            never = idle_watch(&stop, &activity, idle) => match never {},
+        }
+    };
+    let (up, down) = relayed?;
+    linger(&mut client_rx).await;
+    let idle_closed = stop.idle.load(Ordering::Relaxed);
     Ok(RelayOutcome {
-        closed_at_deadline: up.at_deadline || down.at_deadline,
+        closed_at_deadline: (up.at_deadline || down.at_deadline) && !idle_closed,
+        closed_idle: idle_closed,
         to_client: down.forwarded,
         to_upstream: up.forwarded,
     })
+}
+
+/// Fires `stop` (as idle) once neither direction read anything for `idle`.
+/// Never returns: the relay ends when its pumps do.
+async fn idle_watch(stop: &Stop, activity: &Activity, idle: Duration) -> std::convert::Infallible {
+    loop {
+        let last = activity.last_ms.load(Ordering::Relaxed);
+        let due = activity.start + Duration::from_millis(last) + idle;
+        tokio::select! {
+            () = tokio::time::sleep_until(due) => {}
+            () = stop.token.cancelled() => return pending().await,
+        }
+        if activity.last_ms.load(Ordering::Relaxed) == last {
+            stop.idle.store(true, Ordering::Relaxed);
+            stop.token.cancel();
+            return pending().await;
+        }
+    }
+}
+
+/// Reads and discards what the client still sends until its FIN, bounded:
+/// our side was shut down already, and dropping a socket with unread bytes
+/// would answer them with an RST.
+async fn linger<R: AsyncRead + Unpin>(client: &mut R) {
+    let mut buf = [0u8; 1024];
+    let _ = tokio::time::timeout(LINGER, async {
+        while let Ok(n) = client.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,11 +185,12 @@ impl Peer {
         }
     }
 
-    /// The Close frame the proxy sends *to* this peer at the deadline. Frames
-    /// to the upstream must be masked (we act as its client); frames to the
-    /// client must not be (we act as its server).
-    fn deadline_close_frame(self) -> Vec<u8> {
+    /// The Close frame the proxy sends *to* this peer when it stops the
+    /// relay. Frames to the upstream must be masked (we act as its client);
+    /// frames to the client must not be (we act as its server).
+    fn close_frame_to(self, idle: bool) -> Vec<u8> {
         match self {
+            Peer::Client if idle => close_frame(CLOSE_GOING_AWAY, "idle timeout", None),
             Peer::Client => close_frame(CLOSE_SERVICE_RESTART, "service restart", None),
             Peer::Upstream => close_frame(
                 CLOSE_GOING_AWAY,
@@ -322,25 +414,29 @@ struct Interrupted {
 }
 
 /// One direction: reads frames from `from` and writes them to the other peer.
-struct Pump<R, W> {
+struct Pump<'a, R, W> {
     src: R,
     dst: W,
     from: Peer,
+    stop: &'a Stop,
+    activity: &'a Activity,
     tracker: FrameTracker,
     buf: Box<[u8]>,
     forwarded: u64,
 }
 
-impl<R, W> Pump<R, W>
+impl<'a, R, W> Pump<'a, R, W>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    fn new(src: R, dst: W, from: Peer) -> Self {
+    fn new(src: R, dst: W, from: Peer, stop: &'a Stop, activity: &'a Activity) -> Self {
         Self {
             src,
             dst,
             from,
+            stop,
+            activity,
             tracker: FrameTracker::new(),
             buf: vec![0; BUF_SIZE].into_boxed_slice(),
             forwarded: 0,
@@ -371,7 +467,8 @@ where
         }
     }
 
-    async fn run(mut self, deadline: &CancellationToken) -> io::Result<PumpOutcome> {
+    async fn run(mut self) -> io::Result<PumpOutcome> {
+        let deadline = &self.stop.token.clone();
         let Forwarded::Deadline(interrupted) = self.forward(deadline).await? else {
             self.shutdown_dst(deadline).await;
             return Ok(self.outcome(false));
@@ -435,6 +532,7 @@ where
             if end == 0 {
                 return Ok(Forwarded::Eof);
             }
+            self.activity.touch();
             let before = self.tracker;
             let parsed = self.tracker.advance(&self.buf[..end]);
             parsed.map_err(|e| self.invalid(e))?;
@@ -496,9 +594,8 @@ where
     /// own Close, which completes the closing handshake on its side.
     async fn close_and_drain(&mut self, (pos, end): (usize, usize)) -> io::Result<()> {
         if !self.tracker.close_seen {
-            self.dst
-                .write_all(&self.to().deadline_close_frame())
-                .await?;
+            let idle = self.stop.idle.load(Ordering::Relaxed);
+            self.dst.write_all(&self.to().close_frame_to(idle)).await?;
             self.dst.flush().await?;
         }
         let parsed = self.tracker.advance(&self.buf[pos..end]);

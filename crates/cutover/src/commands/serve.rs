@@ -12,7 +12,10 @@ use std::time::Duration;
 use cutover_core::diag::Report;
 use cutover_deploy::DeployEngine;
 use cutover_docker::DockerEngine;
-use cutover_proxy::admin::{bind_control_socket, metrics_router, require_bearer, Admin, ApiError};
+use cutover_proxy::admin::{
+    bind_control_socket, metrics_router, require_bearer, serve_control, Admin, ApiError,
+    ControlTimeouts,
+};
 use cutover_proxy::state::{DirLock, StateStore};
 use cutover_proxy::Proxy;
 use tokio::net::TcpListener;
@@ -35,7 +38,11 @@ pub fn run(
     origins: &Origins,
     env: &HostEnv,
 ) -> Result<ExitStatus, CliError> {
-    let settings = ServeSettings::resolve(args, global, origins, env)?;
+    let env = HostEnv {
+        nofile_limit: crate::settings::raise_nofile_limit(),
+        ..env.clone()
+    };
+    let settings = ServeSettings::resolve(args, global, origins, &env)?;
     crate::logging::init(settings.log_format, "info");
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all().thread_name("cutover");
@@ -128,20 +135,31 @@ async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
     }
     let control_router = admin.router().merge(deploys.router());
 
+    // The control listeners time what a client owes as the data plane does.
+    let timeouts = ControlTimeouts {
+        header: settings.proxy.client_header_timeout,
+        body: settings.proxy.client_body_timeout,
+    };
     let mut control: JoinSet<(&'static str, io::Result<()>)> = JoinSet::new();
     spawn(
         &mut control,
         "control socket",
-        Box::pin(serve_router(unix, control_router.clone(), shutdown.clone())),
+        Box::pin(serve_control(
+            unix,
+            control_router.clone(),
+            timeouts,
+            shutdown.clone(),
+        )),
     );
     if let Some((tcp, token)) = control_tcp {
         let addr = tcp.local_addr().ok();
         spawn(
             &mut control,
             "control listener",
-            Box::pin(serve_router(
+            Box::pin(serve_control(
                 tcp,
                 require_bearer(control_router, token),
+                timeouts,
                 shutdown.clone(),
             )),
         );
@@ -152,7 +170,12 @@ async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
         spawn(
             &mut control,
             "metrics listener",
-            Box::pin(serve_router(tcp, metrics_router(&admin), shutdown.clone())),
+            Box::pin(serve_control(
+                tcp,
+                metrics_router(&admin),
+                timeouts,
+                shutdown.clone(),
+            )),
         );
         tracing::info!(addr = ?addr, "metrics on TCP");
     }
@@ -355,20 +378,6 @@ async fn forward(
 
 fn spawn(set: &mut JoinSet<(&'static str, io::Result<()>)>, what: &'static str, server: Server) {
     set.spawn(async move { (what, server.await) });
-}
-
-async fn serve_router<L>(
-    listener: L,
-    router: axum::Router,
-    shutdown: CancellationToken,
-) -> io::Result<()>
-where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
-{
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
 }
 
 async fn bind_tcp(addr: SocketAddr, flag: &str) -> Result<TcpListener, CliError> {

@@ -1,0 +1,82 @@
+//! Serving the control API on a listener (the Unix socket, the TCP control
+//! listener, the metrics listener) with the same guards the data plane has.
+//! `axum::serve` sets no timer at all, so a client that connects and says
+//! nothing, or sends half a head or half a body, held its connection for
+//! ever; on the TCP listener that is before the token is even checked.
+
+use std::io;
+use std::time::Duration;
+
+use http::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_service::Service;
+
+use crate::body::ReqBody;
+use crate::preface::Preface;
+
+/// The timers of a control listener.
+#[derive(Debug, Clone, Copy)]
+pub struct ControlTimeouts {
+    /// From accept to a whole request head, and between two requests on a
+    /// kept-alive connection.
+    pub header: Duration,
+    /// Between two reads of a request body.
+    pub body: Duration,
+}
+
+/// Serves `router` on `listener` until `shutdown`, then waits for the open
+/// connections to finish (the caller bounds that wait). Responses may
+/// stream for as long as they like (progress, event streams): only what the
+/// client owes is timed.
+pub async fn serve_control<L>(
+    mut listener: L,
+    router: axum::Router,
+    timeouts: ControlTimeouts,
+    shutdown: CancellationToken,
+) -> io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeouts.header);
+    let conns = TaskTracker::new();
+    loop {
+        let io = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            (io, _) = listener.accept() => io,
+        };
+        let (router, builder, shutdown) = (router.clone(), builder.clone(), shutdown.clone());
+        conns.spawn(async move {
+            let io = Preface::new(io, timeouts.header);
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                // The body limit is each handler's; only its pace is timed here.
+                let req = req.map(|body| ReqBody::new(body, u64::MAX, timeouts.body));
+                router.clone().call(req)
+            });
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+            let mut conn = std::pin::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = shutdown.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "control connection ended with an error");
+            }
+        });
+    }
+    conns.close();
+    conns.wait().await;
+    Ok(())
+}

@@ -1,0 +1,91 @@
+"""WebSocket clients nobody at cutover wrote (aiohttp, websockets), each
+sending a message every 250 ms through the proxy until the server closes.
+
+    ws_clients.py PORT HOST N SECONDS
+
+Starts N clients of each library against ws://127.0.0.1:PORT/ws with Host
+HOST. Prints "connected LIB" when a client got its first message, then one
+JSON line per client when it ends: {"lib": ..., "close": CODE} for a close
+frame received, {"lib": ..., "error": TEXT} for a reset or any other end.
+Every client gives up after SECONDS, so the script always ends by itself.
+"""
+
+import asyncio
+import json
+import sys
+
+import aiohttp
+import websockets
+
+PORT, HOST, N, SECONDS = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+URL = f"ws://127.0.0.1:{PORT}/ws"
+
+
+def report(lib, **result):
+    print(json.dumps({"lib": lib, **result}), flush=True)
+
+
+async def keep_sending(send):
+    try:
+        while True:
+            await send("still here")
+            await asyncio.sleep(0.25)
+    except Exception:  # the connection ended; the reader reports how
+        pass
+
+
+async def with_aiohttp():
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(URL, headers={"Host": HOST}) as ws:
+            sender = None
+            async for msg in ws:
+                if sender is None:
+                    print("connected aiohttp", flush=True)
+                    sender = asyncio.create_task(keep_sending(ws.send_str))
+                if msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
+                    break
+            if sender:
+                sender.cancel()
+            error = ws.exception()
+            if error is not None:
+                report("aiohttp", error=repr(error))
+            else:
+                report("aiohttp", close=ws.close_code)
+
+
+async def with_websockets():
+    uri = f"ws://{HOST}:{PORT}/ws"
+    async with websockets.connect(uri, host="127.0.0.1", port=PORT) as ws:
+        sender = None
+        try:
+            async for _ in ws:
+                if sender is None:
+                    print("connected websockets", flush=True)
+                    sender = asyncio.create_task(keep_sending(ws.send))
+            report("websockets", close=ws.close_code)
+        except websockets.ConnectionClosed as closed:
+            if closed.rcvd is None:
+                report("websockets", error=f"no close frame received: {closed!r}")
+            else:
+                report("websockets", close=closed.rcvd.code)
+        finally:
+            if sender:
+                sender.cancel()
+
+
+async def bounded(lib, client):
+    try:
+        await asyncio.wait_for(client(), SECONDS)
+    except asyncio.TimeoutError:
+        report(lib, error=f"still open after {SECONDS} s")
+    except Exception as e:  # noqa: BLE001 - every end is a result here
+        report(lib, error=repr(e))
+
+
+async def main():
+    clients = [bounded("aiohttp", with_aiohttp) for _ in range(N)]
+    clients += [bounded("websockets", with_websockets) for _ in range(N)]
+    await asyncio.gather(*clients)
+
+
+asyncio.run(main())
