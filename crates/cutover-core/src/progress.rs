@@ -36,6 +36,11 @@ pub struct DeployCommand {
     /// How long to wait for the project lock; 0 fails at once.
     #[serde(default, with = "humantime_serde")]
     pub wait_lock: std::time::Duration,
+    /// Take the project over when another daemon's labels are on its
+    /// containers, networks or volumes (that daemon's state dir is lost).
+    /// Sent only when set, so an older daemon still reads the usual body.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt: bool,
 }
 
 impl DeployCommand {

@@ -146,6 +146,12 @@ pub fn is_project_route(name: &str) -> bool {
     name.contains('/')
 }
 
+/// Targets one service may have. Each target holds a health monitor and a
+/// connection pool per data-plane thread; a request naming thousands of
+/// targets (a script gone wrong, or a hostile client of the TCP control
+/// API) would take memory the daemon then keeps.
+pub const MAX_TARGETS: usize = 256;
+
 impl DeployRequest {
     /// Everything serde cannot check. The error names the field
     /// (`targets[1]`, `health.path`), as the request body spells it.
@@ -153,6 +159,13 @@ impl DeployRequest {
         if self.targets.is_empty() {
             return Err(Report::new("targets: at least one target is required")
                 .hint("list the new targets as \"host:port\", e.g. [\"10.0.3.7:8080\"]"));
+        }
+        if self.targets.len() > MAX_TARGETS {
+            return Err(Report::new(format!(
+                "targets: {} targets, at most {MAX_TARGETS} are accepted for one service",
+                self.targets.len()
+            ))
+            .hint("one host serves a service from a few replicas; check the script that builds the list"));
         }
         for (i, target) in self.targets.iter().enumerate() {
             if let Err(why) = check_host_port(target) {

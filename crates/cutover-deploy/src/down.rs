@@ -23,6 +23,7 @@ impl DeployEngine {
             name: "down",
             version: None,
             ok_recorded_per_app: false,
+            adopt: false,
         };
         self.spawn_exclusive(op, cmd.wait_lock, |inner, p| async move {
             down(&inner, &project, &cmd, &p).await

@@ -19,6 +19,7 @@ pub mod history;
 pub mod journal;
 pub mod lock;
 pub mod observe;
+pub mod owner;
 pub mod reconcile;
 pub mod releases;
 pub mod retire;
@@ -67,6 +68,7 @@ pub struct DeployEngine {
 pub(crate) struct Inner {
     pub engine: Arc<dyn Engine>,
     pub proxy: Proxy,
+    pub owner: Arc<owner::Owner>,
     pub state_dir: PathBuf,
     pub locks: lock::Locks,
     pub releases: releases::Releases,
@@ -81,11 +83,20 @@ pub(crate) struct Inner {
 }
 
 impl DeployEngine {
-    pub fn new(engine: Arc<dyn Engine>, proxy: Proxy, state_dir: PathBuf) -> DeployEngine {
+    /// `owner` is the daemon's identity ([`owner::Owner::load`] of its
+    /// state dir): what the engine creates is labelled with it, and what
+    /// another daemon owns is never touched.
+    pub fn new(
+        engine: Arc<dyn Engine>,
+        proxy: Proxy,
+        state_dir: PathBuf,
+        owner: Arc<owner::Owner>,
+    ) -> DeployEngine {
         DeployEngine {
             inner: Arc::new(Inner {
                 engine,
                 proxy,
+                owner,
                 locks: lock::Locks::default(),
                 releases: releases::Releases::new(&state_dir),
                 history: history::History::new(&state_dir),

@@ -43,9 +43,14 @@ impl DeployEngine {
             )
             .await
         {
+            // Another daemon's projects are its own to route and retire.
             Ok(list) => list
                 .into_iter()
-                .filter_map(|c| c.labels.get(labels::PROJECT).cloned())
+                .filter_map(|c| {
+                    let project = c.labels.get(labels::PROJECT)?;
+                    let foreign = inner.owner.foreign_owner(project, &c.labels).is_some();
+                    (!foreign).then(|| project.clone())
+                })
                 .collect(),
             Err(e) => {
                 report

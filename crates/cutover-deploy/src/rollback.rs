@@ -18,6 +18,7 @@ impl DeployEngine {
             name: "rollback",
             version: cmd.to.clone(),
             ok_recorded_per_app: true,
+            adopt: false,
         };
         self.spawn_exclusive(op, cmd.wait_lock, |inner, p| async move {
             rollback(&inner, &project, &cmd, &p).await

@@ -12,6 +12,7 @@ use std::time::Duration;
 use cutover_core::compose::{load, ComposeFile, LoadInput, NoEnvFiles, ResolvedProject};
 use cutover_core::progress::{DeployCommand, Outcome, ProgressEvent, PullPolicy};
 use cutover_deploy::down::DownCommand;
+use cutover_deploy::owner::Owner;
 use cutover_deploy::DeployEngine;
 use cutover_docker::labels::LabelFilter;
 use cutover_docker::{ContainerState, DockerEngine, Engine};
@@ -122,6 +123,7 @@ fn cmd(p: ResolvedProject) -> DeployCommand {
         version: None,
         pull: PullPolicy::Never,
         wait_lock: Duration::ZERO,
+        adopt: false,
     }
 }
 
@@ -166,7 +168,12 @@ async fn setup() -> Setup {
     let s = shutdown.clone();
     tokio::spawn(async move { p.serve(listener, s).await });
     let state = tempfile::tempdir().unwrap();
-    let engine = DeployEngine::new(docker.clone(), proxy, state.path().into());
+    let engine = DeployEngine::new(
+        docker.clone(),
+        proxy,
+        state.path().into(),
+        Arc::new(Owner::load(state.path()).unwrap()),
+    );
     Setup {
         engine,
         docker,

@@ -20,6 +20,11 @@ pub const VERSION: &str = "cutover.version";
 pub const CONFIG_HASH: &str = "cutover.config-hash";
 /// [`Role`] of the service.
 pub const ROLE: &str = "cutover.role";
+/// The identity of the daemon that created the object: the only one that
+/// may stop, rename or remove it.
+pub const DAEMON: &str = "cutover.daemon";
+/// That daemon's state dir, so that an error can say where it lives.
+pub const DAEMON_STATE_DIR: &str = "cutover.daemon.state-dir";
 
 /// Whether a service alternates between colors or lives across deploys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

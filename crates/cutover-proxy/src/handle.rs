@@ -37,6 +37,16 @@ pub enum DeployError {
     UnknownService(String),
 }
 
+/// A persisted service that cannot be restored, by its place in the file.
+#[derive(Debug, thiserror::Error)]
+#[error("services[{index}] (service {service:?}): {error}")]
+pub struct RestoreError {
+    pub index: usize,
+    pub service: String,
+    #[source]
+    pub error: DeployError,
+}
+
 impl DeployError {
     /// The message with the service named, as a user who asked for it reads it.
     pub fn describe(&self, service: &str) -> String {
@@ -329,20 +339,30 @@ impl Proxy {
     /// none is healthy, so a restart never turns a working app into 503s.
     ///
     /// Health monitors start only when called inside a Tokio runtime.
-    pub fn restore(&self, state: ProxyState) {
-        for s in state.services {
-            if let Err(e) = validate(&s.name, &s.request) {
-                tracing::warn!(service = %s.name, error = %e, "not restoring an invalid service");
-                continue;
-            }
+    ///
+    /// An entry that fails validation (a newer cutover wrote it, or a hand
+    /// edit) is an error, never skipped: skipping it would drop its route,
+    /// and the next save would erase it from disk. Every entry is checked
+    /// before any is installed; the daemon refuses to start on an error.
+    pub fn restore(&self, state: ProxyState) -> Result<(), RestoreError> {
+        let failed = |index: usize, service: &str, error| RestoreError {
+            index,
+            service: service.to_string(),
+            error,
+        };
+        for (index, s) in state.services.iter().enumerate() {
+            validate(&s.name, &s.request).map_err(|e| failed(index, &s.name, e))?;
+        }
+        for (index, s) in state.services.into_iter().enumerate() {
             let color = s.request.color.unwrap_or(Color::Blue);
             let set = self
                 .inner
                 .new_set(&s.name, color, &s.request, Health::Unknown);
-            if let Err(e) = self.inner.install(&s.name, s.request, set, false) {
-                tracing::warn!(service = %s.name, error = %e, "not restoring a service");
-            }
+            self.inner
+                .install(&s.name, s.request, set, false)
+                .map_err(|e| failed(index, &s.name, e))?;
         }
+        Ok(())
     }
 
     /// Accept and serve on the data listener until `shutdown` fires, then stop
@@ -432,12 +452,14 @@ mod tests {
         let proxy = Proxy::new(ProxyConfig::default());
         let mut r = req(&["127.0.0.1:9"]);
         r.timeouts.drain = Duration::from_secs(90);
-        proxy.restore(ProxyState {
-            services: vec![PersistedService {
-                name: "web".into(),
-                request: r,
-            }],
-        });
+        proxy
+            .restore(ProxyState {
+                services: vec![PersistedService {
+                    name: "web".into(),
+                    request: r,
+                }],
+            })
+            .unwrap();
         let set = proxy.inner.lock().live["web"].active.clone();
         let request = crate::target::InFlight::enter(&set, 0).expect("the set is active");
         proxy.remove("web").unwrap();

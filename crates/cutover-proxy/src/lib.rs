@@ -24,4 +24,4 @@ mod websocket;
 mod worker;
 
 pub use context::ProxyConfig;
-pub use handle::{DeployError, Proxy};
+pub use handle::{DeployError, Proxy, RestoreError};

@@ -32,6 +32,8 @@ pub enum StateError {
     Read { path: PathBuf, source: io::Error },
     #[error("the state file {} is corrupt: {detail}", path.display())]
     Corrupt { path: PathBuf, detail: String },
+    #[error("the state file {} has a service this cutover cannot restore: {detail}", path.display())]
+    Unrestorable { path: PathBuf, detail: String },
     #[error("the state file {} has format version {found}, this cutover reads version {FORMAT_VERSION}", path.display())]
     UnsupportedVersion { path: PathBuf, found: u64 },
     #[error("cannot write the state file {}: {source}", path.display())]
@@ -53,6 +55,10 @@ impl Diagnose for StateError {
             StateError::Read { .. } => Some("check the file's permissions".into()),
             StateError::Corrupt { path, .. } => Some(format!(
                 "fix the file by hand, or move it away (e.g. to {}.bad) to start with no services; cutover does not start without it so that no route is dropped silently",
+                path.display()
+            )),
+            StateError::Unrestorable { path, .. } => Some(format!(
+                "a newer cutover wrote it, or it was edited by hand: run the version that wrote it, fix that entry, or move the file away (e.g. to {}.bad) to start with no services; cutover does not start without it so that no route is dropped silently",
                 path.display()
             )),
             StateError::InUse { .. } => Some(

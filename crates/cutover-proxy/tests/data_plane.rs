@@ -679,7 +679,7 @@ async fn restore_serves_without_gate_and_probes_to_healthy() {
 
     let h2 = Harness::start().await;
     let mut events = h2.proxy.subscribe();
-    h2.proxy.restore(state);
+    h2.proxy.restore(state).unwrap();
     assert_eq!(h2.get("/").await, (StatusCode::OK, "blue".to_string()));
     next_event(&mut events, |e| {
         matches!(
@@ -714,7 +714,7 @@ async fn a_restored_set_with_no_healthy_target_fails_open() {
     only_sick.services[0].request.targets = vec![sick.target()];
     let h1 = Harness::start().await;
     let mut events = h1.proxy.subscribe();
-    h1.proxy.restore(only_sick);
+    h1.proxy.restore(only_sick).unwrap();
     next_event(&mut events, |e| {
         matches!(
             e,
@@ -731,7 +731,7 @@ async fn a_restored_set_with_no_healthy_target_fails_open() {
     // once the first probes are in.
     let h2 = Harness::start().await;
     let mut events = h2.proxy.subscribe();
-    h2.proxy.restore(state);
+    h2.proxy.restore(state).unwrap();
     let mut probed = std::collections::BTreeSet::new();
     while probed.len() < 2 {
         if let Event::HealthChanged { addr, .. } =

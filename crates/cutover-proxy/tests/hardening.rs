@@ -386,6 +386,46 @@ mod control {
     }
 
     #[tokio::test]
+    async fn a_service_of_too_many_targets_is_a_clear_400() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let shutdown = CancellationToken::new();
+        let proxy = Proxy::new(ProxyConfig::default());
+        let admin = Admin::new(proxy.clone(), None, shutdown.clone());
+        tokio::spawn(serve_control(
+            listener,
+            admin.router(),
+            TIMEOUTS,
+            shutdown.clone(),
+        ));
+
+        let targets: Vec<String> = (0..10_000)
+            .map(|i| format!("10.{}.{}.{}:80", i / 65536, (i / 256) % 256, i % 256))
+            .collect();
+        let body = serde_json::json!({ "targets": targets }).to_string();
+        let mut s = UnixStream::connect(&path).await.unwrap();
+        s.write_all(
+            format!(
+                "PUT /v1/services/app HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).await.unwrap();
+        assert_eq!(raw_status(&answer), Some(400), "{answer}");
+        assert!(
+            answer.contains("targets: 10000 targets, at most 256 are accepted for one service"),
+            "{answer}"
+        );
+        assert!(proxy.status().is_empty(), "nothing was installed");
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
     async fn the_tcp_control_listener_times_out_before_the_token_is_checked() {
         let dir = tempfile::tempdir().unwrap();
         let token_file = dir.path().join("token");

@@ -114,6 +114,11 @@ pub struct DeployArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0s")]
     pub wait_lock: Duration,
 
+    /// Take the project over from another cutover daemon whose labels are on
+    /// its containers (only when that daemon and its state dir are gone)
+    #[arg(long)]
+    pub adopt: bool,
+
     /// Print the progress events as JSON lines on stdout, and nothing else
     #[arg(long)]
     pub json: bool,

@@ -35,6 +35,7 @@ impl DeployEngine {
             name: "deploy",
             version: cmd.version.clone(),
             ok_recorded_per_app: true,
+            adopt: cmd.adopt,
         };
         self.spawn_exclusive(op, cmd.wait_lock, |inner, p| async move {
             deploy(&inner, &cmd, &p).await
@@ -205,7 +206,8 @@ async fn deploy(
         match step {
             Step::CreateNetwork { key, name } => {
                 let n = desired.networks.iter().find(|n| &n.key == key);
-                let spec = specs::network(project, name, n);
+                let mut spec = specs::network(project, name, n);
+                inner.owner.stamp(&mut spec.labels);
                 let s = p.step(format!("create network {name}"));
                 match inner.engine.ensure_network(&spec).await {
                     Ok(e) => p.done(s, (!e.created).then(|| "it already existed".into())),
@@ -217,7 +219,8 @@ async fn deploy(
             }
             Step::CreateVolume { key, name } => {
                 let v = desired.volumes.iter().find(|v| &v.key == key);
-                let spec = specs::volume(project, name, v);
+                let mut spec = specs::volume(project, name, v);
+                inner.owner.stamp(&mut spec.labels);
                 let s = p.step(format!("create volume {name}"));
                 step_result(p, s, inner.engine.ensure_volume(&spec).await)?;
             }
@@ -380,7 +383,8 @@ async fn start_accessory(
             .await
             .map_err(Report::from)?;
     }
-    let c = specs::accessory_container(container, spec, project)?;
+    let mut c = specs::accessory_container(container, spec, project)?;
+    inner.owner.stamp(&mut c.labels);
     engine.create_container(&c).await.map_err(Report::from)?;
     engine
         .start_container(container)

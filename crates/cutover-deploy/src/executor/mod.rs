@@ -52,6 +52,8 @@ pub(crate) struct Operation {
     pub version: Option<String>,
     /// Successful app cutovers recorded themselves (deploy, rollback).
     pub ok_recorded_per_app: bool,
+    /// Take the project over from another daemon that owns it.
+    pub adopt: bool,
 }
 
 impl DeployEngine {
@@ -97,7 +99,16 @@ async fn run_exclusive(
     };
     let result = match inner.locks.acquire(&op.project, holder, wait_lock).await {
         Ok(guard) => {
-            let r = work.await;
+            // Under the lock, before anything changes: what another daemon
+            // owns is never stopped, renamed or removed from here.
+            let claimed = inner
+                .owner
+                .claim(&*inner.engine, &op.project, op.adopt)
+                .await;
+            let r = match claimed {
+                Ok(()) => work.await,
+                Err(report) => Err(Stop::invalid(report)),
+            };
             // Released before the history write: the next operation need
             // not wait for this one's bookkeeping.
             drop(guard);

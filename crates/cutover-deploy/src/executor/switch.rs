@@ -157,7 +157,7 @@ async fn roll_out_inner(
                 Some(Reachability::PublishedLoopback) => Some(cand.app.cutover.port),
                 _ => None,
             };
-            let spec: ContainerSpec = specs::app_container(
+            let mut spec: ContainerSpec = specs::app_container(
                 &slot,
                 &cand.image,
                 &cand.app.service,
@@ -168,6 +168,7 @@ async fn roll_out_inner(
                 },
                 publish,
             )?;
+            inner.owner.stamp(&mut spec.labels);
             engine.create_container(&spec).await.map_err(Report::from)?;
         }
         engine.start_container(&slot).await.map_err(Report::from)?;

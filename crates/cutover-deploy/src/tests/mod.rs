@@ -14,6 +14,7 @@ use cutover_proxy::{Proxy, ProxyConfig};
 use cutover_test::Origin;
 
 use crate::events::Receiver;
+use crate::owner::Owner;
 use crate::{Addressing, DeployEngine};
 
 pub fn compose(greeting: &str, keep: u32) -> ResolvedProject {
@@ -83,6 +84,7 @@ pub fn cmd(project: ResolvedProject) -> DeployCommand {
         version: None,
         pull: PullPolicy::Missing,
         wait_lock: std::time::Duration::ZERO,
+        adopt: false,
     }
 }
 
@@ -116,14 +118,19 @@ impl Harness {
             .unwrap()
             .insert("athens-web-green".into(), green.addr());
         let map = origins.clone();
-        let engine = DeployEngine::new(Arc::new(fake.clone()), proxy.clone(), dir.path().into())
-            .with_addressing(Addressing::Custom(Arc::new(move |info, _, _| {
-                map.lock()
-                    .unwrap()
-                    .get(&info.name)
-                    .copied()
-                    .ok_or_else(|| format!("no origin for {}", info.name))
-            })));
+        let engine = DeployEngine::new(
+            Arc::new(fake.clone()),
+            proxy.clone(),
+            dir.path().into(),
+            Arc::new(Owner::load(dir.path()).unwrap()),
+        )
+        .with_addressing(Addressing::Custom(Arc::new(move |info, _, _| {
+            map.lock()
+                .unwrap()
+                .get(&info.name)
+                .copied()
+                .ok_or_else(|| format!("no origin for {}", info.name))
+        })));
         Harness {
             fake,
             proxy,
@@ -196,6 +203,7 @@ pub fn outcome(events: &[ProgressEvent]) -> (Outcome, String) {
 mod api;
 mod deploys;
 mod down_status;
+mod owner;
 mod reconcile;
 mod retire;
 mod rollback;

@@ -1,6 +1,7 @@
 //! What the daemon repairs at its start.
 
 use super::*;
+use crate::owner::Owner;
 
 #[tokio::test]
 async fn reconcile_removes_the_container_of_an_unfinished_deploy() {
@@ -31,12 +32,13 @@ async fn reconcile_removes_the_container_of_an_unfinished_deploy() {
 
     // A new daemon: fresh proxy (its state file held blue's route).
     let proxy = Proxy::new(ProxyConfig::default());
-    proxy.restore(h.proxy.state());
+    proxy.restore(h.proxy.state()).unwrap();
     let map = h.origins.clone();
     let engine = DeployEngine::new(
         Arc::new(h.fake.clone()),
         proxy.clone(),
         h._dir.path().into(),
+        Arc::new(Owner::load(h._dir.path()).unwrap()),
     )
     .with_addressing(Addressing::Custom(Arc::new(move |info, _, _| {
         map.lock()
@@ -78,6 +80,7 @@ async fn reconcile_reinstalls_a_route_the_proxy_lost() {
         Arc::new(h.fake.clone()),
         proxy.clone(),
         h._dir.path().into(),
+        Arc::new(Owner::load(h._dir.path()).unwrap()),
     )
     .with_addressing(Addressing::Custom(Arc::new(move |info, _, _| {
         map.lock()

@@ -2,6 +2,7 @@
 
 use super::rollback::rollback_cmd;
 use super::*;
+use crate::owner::Owner;
 
 pub(super) type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
@@ -151,6 +152,7 @@ async fn the_next_start_stops_an_old_color_whose_drain_a_shutdown_cut_short() {
         Arc::new(h.fake.clone()),
         Proxy::new(ProxyConfig::default()),
         h.engine.state_dir().to_path_buf(),
+        Arc::new(Owner::load(h.engine.state_dir()).unwrap()),
     )
     .with_addressing(Addressing::Custom(Arc::new({
         let map = h.origins.clone();

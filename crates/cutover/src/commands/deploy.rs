@@ -28,6 +28,7 @@ pub fn run(args: &DeployArgs, client: &DaemonClient) -> Result<ExitStatus, CliEr
         version: args.version.clone(),
         pull: pull_policy(args.pull),
         wait_lock: args.wait_lock,
+        adopt: args.adopt,
     };
     let body = serde_json::to_vec(&command).expect("commands serialize");
     super::client_runtime()?.block_on(async {

@@ -22,6 +22,7 @@ pub fn run(args: &PlanArgs, client: &DaemonClient) -> Result<ExitStatus, CliErro
         // A plan never pulls: images not on the host show without a version.
         pull: PullPolicy::Never,
         wait_lock: std::time::Duration::ZERO,
+        adopt: false,
     };
     let path = super::project_path(&name, "plan");
     let plan: serde_json::Value =

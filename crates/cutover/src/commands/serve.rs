@@ -10,13 +10,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cutover_core::diag::Report;
+use cutover_deploy::owner::Owner;
 use cutover_deploy::DeployEngine;
 use cutover_docker::DockerEngine;
 use cutover_proxy::admin::{
     bind_control_socket, metrics_router, require_bearer, serve_control, Admin, ApiError,
     ControlTimeouts,
 };
-use cutover_proxy::state::{DirLock, StateStore};
+use cutover_proxy::state::{DirLock, StateError, StateStore};
 use cutover_proxy::Proxy;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
@@ -117,7 +118,14 @@ async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
             path = %store.path().display(),
             "restoring services; each set routes to the targets its first probes find healthy, and to all of them while none is"
         );
-        proxy.restore(state);
+        if let Err(e) = proxy.restore(state) {
+            socket_file.remove();
+            return Err(StateError::Unrestorable {
+                path: store.path().to_path_buf(),
+                detail: e.to_string(),
+            }
+            .into());
+        }
     }
 
     let shutdown = CancellationToken::new();
@@ -129,7 +137,18 @@ async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
         Some(listen),
     );
 
-    let deploys = Deploys::new(&admin, &settings.state_dir);
+    let owner = match Owner::load(&settings.state_dir) {
+        Ok(owner) => Arc::new(owner),
+        Err(e) => {
+            socket_file.remove();
+            return Err(CliError::failure(Report::from(e)));
+        }
+    };
+    tracing::info!(
+        id = owner.id(),
+        "daemon identity (label cutover.daemon on what it creates)"
+    );
+    let deploys = Deploys::new(&admin, &settings.state_dir, owner);
     if let Err(e) = deploys.connect().await {
         tracing::warn!(error = %e, "Docker is not reachable: serving as a proxy only; deploys are refused until Docker answers");
     }
@@ -276,14 +295,16 @@ async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
 struct Deploys {
     admin: Admin,
     state_dir: std::path::PathBuf,
+    owner: Arc<Owner>,
     engine: Arc<tokio::sync::OnceCell<(DeployEngine, axum::Router)>>,
 }
 
 impl Deploys {
-    fn new(admin: &Admin, state_dir: &std::path::Path) -> Deploys {
+    fn new(admin: &Admin, state_dir: &std::path::Path, owner: Arc<Owner>) -> Deploys {
         Deploys {
             admin: admin.clone(),
             state_dir: state_dir.to_path_buf(),
+            owner,
             engine: Arc::new(tokio::sync::OnceCell::new()),
         }
     }
@@ -302,6 +323,7 @@ impl Deploys {
                     Arc::new(docker),
                     self.admin.proxy().clone(),
                     self.state_dir.clone(),
+                    self.owner.clone(),
                 )
                 .on_routes_changed(Arc::new(move || {
                     let admin = admin.clone();
@@ -396,9 +418,15 @@ async fn bind_tcp(addr: SocketAddr, flag: &str) -> Result<TcpListener, CliError>
     })
 }
 
+/// The signals `cutover serve` handles: SIGTERM and SIGINT stop it with a
+/// drain; SIGHUP, which by default would kill it at once (a closed SSH
+/// session, or `systemctl reload` on a unit without ExecReload), is
+/// logged and changes nothing: there is no configuration file to re-read,
+/// and routes change through the control API.
 struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -409,13 +437,20 @@ impl Signals {
         Ok(Signals {
             term: install(SignalKind::terminate())?,
             int: install(SignalKind::interrupt())?,
+            hup: install(SignalKind::hangup())?,
         })
     }
 
+    /// The next signal that stops the daemon.
     async fn next(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.term.recv() => "SIGTERM",
-            _ = self.int.recv() => "SIGINT",
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return "SIGTERM",
+                _ = self.int.recv() => return "SIGINT",
+                _ = self.hup.recv() => tracing::info!(
+                    "SIGHUP: nothing to reload (settings are flags, routes change through the control API); traffic is unaffected"
+                ),
+            }
         }
     }
 }

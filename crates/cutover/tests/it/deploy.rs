@@ -652,3 +652,69 @@ async fn commands_that_do_not_deploy_need_only_the_name() {
         text(&out.stderr)
     );
 }
+
+/// Two daemons on this machine's engine, one project name: the second is
+/// refused (exit 2, naming the owner) and the first keeps serving with its
+/// volume; `--adopt` takes the project over.
+#[tokio::test]
+async fn a_second_daemon_never_touches_the_first_daemons_project() {
+    images();
+    let project = Project::new("cvit-owner", APP, "IT_GREETING=first\n");
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let first = Daemon::in_dir(dir_a.path()).start().await;
+    let out = project.cutover(&first, &["deploy"]);
+    expect_code(&out, 0, &first);
+    wait_for_answer(first.listen, "first").await;
+    let owner = std::fs::read_to_string(first.state_dir.join("daemon-id")).unwrap();
+    let labelled = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        "label=cutover.project=cvit-owner",
+        "--filter",
+        &format!("label=cutover.daemon={}", owner.trim()),
+    ]);
+    assert_eq!(
+        labelled.lines().count(),
+        2,
+        "web and cache carry the owner label"
+    );
+
+    let second = Daemon::in_dir(dir_b.path()).start().await;
+    project.set_env("IT_GREETING=second\n");
+    let out = project.cutover(&second, &["deploy"]);
+    expect_code(&out, 2, &second);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "project cvit-owner belongs to another cutover daemon (id {}",
+            owner.trim()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--adopt"), "{stderr}");
+    let out = project.cutover(&second, &["down", "--volumes"]);
+    expect_code(&out, 2, &second);
+    // The first daemon's app still answers, and the volume is there.
+    wait_for_answer(first.listen, "first").await;
+    assert_eq!(
+        docker(&[
+            "volume",
+            "ls",
+            "-q",
+            "--filter",
+            "label=cutover.project=cvit-owner"
+        ])
+        .lines()
+        .count(),
+        1
+    );
+
+    // Its state dir lost for good: the second one takes over.
+    drop(first);
+    let out = project.cutover(&second, &["deploy", "--adopt"]);
+    expect_code(&out, 0, &second);
+    wait_for_answer(second.listen, "second").await;
+    let out = project.cutover(&second, &["down", "--volumes"]);
+    expect_code(&out, 0, &second);
+}

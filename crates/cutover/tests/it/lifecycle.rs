@@ -66,6 +66,43 @@ async fn sigterm_lets_a_slow_request_finish_and_exits_0() {
 }
 
 #[tokio::test]
+async fn sighup_cuts_no_request_and_the_daemon_keeps_serving() {
+    let origin = Origin::start("blue").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = Daemon::in_dir(dir.path()).start().await;
+    daemon.deploy("web", &[origin.target()]).await;
+    get_until_ok(daemon.listen, "/").await;
+
+    let listen = daemon.listen;
+    let in_flight: Vec<_> = (0..20)
+        .map(|_| {
+            tokio::spawn(async move { tcp_request(listen, Method::GET, "/slow?ms=800", &[]).await })
+        })
+        .collect();
+    let start = Instant::now();
+    while origin.in_flight() < 20 {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the requests never reached the origin"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    daemon.signal("HUP");
+    for request in in_flight {
+        let (status, body) = request.await.unwrap().expect("no request is cut by SIGHUP");
+        assert_eq!((status, &body[..]), (StatusCode::OK, &b"blue"[..]));
+    }
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "{}",
+        daemon.stderr()
+    );
+    assert_eq!(get_until_ok(daemon.listen, "/").await, "blue");
+    assert!(daemon.stderr().contains("SIGHUP"), "{}", daemon.stderr());
+    assert!(daemon.stop().await.success(), "{}", daemon.stderr());
+}
+
+#[tokio::test]
 async fn a_corrupt_state_file_stops_the_start() {
     let dir = tempfile::tempdir().unwrap();
     let state_dir = dir.path().join("state");
@@ -96,6 +133,48 @@ async fn a_corrupt_state_file_stops_the_start() {
         "a failed start leaves no socket"
     );
     assert!(state_file.exists(), "the file is kept for the user to fix");
+}
+
+#[tokio::test]
+async fn a_state_entry_that_fails_validation_stops_the_start_and_stays_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = dir.path().join("state");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let state_file = state_dir.join("state.json");
+    // Valid JSON a newer or stricter cutover might disagree with: the
+    // second entry's target is no address.
+    let written = r#"{"version": 1, "state": {"services": [
+        {"name": "web", "request": {"targets": ["127.0.0.1:9"]}},
+        {"name": "api", "request": {"targets": ["not an address"]}}
+    ]}}"#;
+    std::fs::write(&state_file, written).unwrap();
+    let out = run(cutover()
+        .args(["serve", "--listen", "127.0.0.1:0", "--socket"])
+        .arg(dir.path().join("c.sock"))
+        .arg("--state-dir")
+        .arg(&state_dir));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: the state file {} has a service this cutover cannot restore: services[1] (service \"api\"): ",
+            state_file.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: a newer cutover wrote it"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("c.sock").exists(),
+        "a failed start leaves no socket"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&state_file).unwrap(),
+        written,
+        "the file is kept as it was, for the user to fix"
+    );
 }
 
 #[tokio::test]
