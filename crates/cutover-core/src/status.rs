@@ -120,6 +120,15 @@ pub struct DrainedAnswer {
     pub closed_websockets: Option<u64>,
 }
 
+/// The answer of `POST /v1/upgrade`: the process that serves from now on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpgradeAnswer {
+    /// The process that handed over; it exits once its in-flight work is done.
+    pub previous_pid: u32,
+    pub pid: u32,
+    pub version: String,
+}
+
 /// The answer of `GET /v1/health`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthAnswer {

@@ -4,7 +4,7 @@
 
 use cutover_core::plan::Plan;
 use cutover_core::report::ProjectStatus;
-use cutover_core::status::{DrainedAnswer, Event, HealthAnswer};
+use cutover_core::status::{DrainedAnswer, Event, HealthAnswer, UpgradeAnswer};
 use cutover_core::wire::ErrorBody;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -84,6 +84,7 @@ fn every_marked_example_is_a_wire_value() {
         "ProjectStatus",
         "HealthAnswer",
         "DrainedAnswer",
+        "UpgradeAnswer",
     ] {
         assert!(
             kinds.contains(&expected),
@@ -97,6 +98,7 @@ fn every_marked_example_is_a_wire_value() {
             "ProjectStatus" => round_trip::<ProjectStatus>(json, *at),
             "HealthAnswer" => round_trip::<HealthAnswer>(json, *at),
             "DrainedAnswer" => round_trip::<DrainedAnswer>(json, *at),
+            "UpgradeAnswer" => round_trip::<UpgradeAnswer>(json, *at),
             "Event lines" => {
                 for (i, line) in json.lines().enumerate() {
                     round_trip::<Event>(line, at + i);

@@ -80,6 +80,8 @@ pub(crate) struct Inner {
     pub retirements: retire::Retirements,
     addressing: Mutex<Addressing>,
     routes_changed: Mutex<Option<RoutesChanged>>,
+    /// Set while the daemon hands over to a successor: no new operation.
+    pub paused: std::sync::atomic::AtomicBool,
 }
 
 impl DeployEngine {
@@ -106,6 +108,7 @@ impl DeployEngine {
                 retirements: retire::Retirements::default(),
                 addressing: Mutex::new(Addressing::Detect),
                 routes_changed: Mutex::new(None),
+                paused: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -134,6 +137,29 @@ impl DeployEngine {
     /// Operations still running (the daemon waits for them at shutdown).
     pub fn tasks(&self) -> &TaskTracker {
         &self.inner.tasks
+    }
+
+    /// Refuses new operations (a handoff to a successor daemon is under
+    /// way) and waits, up to `bound`, for the running ones to end. Returns
+    /// whether they did; the caller resumes or hands over.
+    pub async fn pause(&self, bound: std::time::Duration) -> bool {
+        use std::sync::atomic::Ordering;
+        self.inner.paused.store(true, Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + bound;
+        while !self.inner.tasks.is_empty() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        true
+    }
+
+    /// Takes operations again after a handoff that did not happen.
+    pub fn resume(&self) {
+        self.inner
+            .paused
+            .store(false, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Old colors draining before their stop.

@@ -27,8 +27,26 @@ pub struct ReconcileReport {
     pub warnings: Vec<String>,
 }
 
+/// What a start does with old colors that were draining.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retired {
+    Stop,
+    LeaveToPredecessor,
+}
+
 impl DeployEngine {
     pub async fn reconcile(&self) -> ReconcileReport {
+        self.reconcile_with(Retired::Stop).await
+    }
+
+    /// [`DeployEngine::reconcile`] for a daemon that took over from a
+    /// running predecessor: that one still drains its old colors and stops
+    /// them itself, so they are left alone here.
+    pub async fn reconcile_after_handoff(&self) -> ReconcileReport {
+        self.reconcile_with(Retired::LeaveToPredecessor).await
+    }
+
+    async fn reconcile_with(&self, retired: Retired) -> ReconcileReport {
         let inner = &self.inner;
         let mut report = ReconcileReport::default();
 
@@ -60,7 +78,7 @@ impl DeployEngine {
             }
         };
         for project in projects {
-            self.reroute(&project, &mut report).await;
+            self.reroute(&project, retired, &mut report).await;
         }
         if !report.routes.is_empty() {
             inner.routes_changed().await;
@@ -153,7 +171,7 @@ impl DeployEngine {
 
     /// Routes each live app of `project` at its container's current address,
     /// unless the proxy already does.
-    async fn reroute(&self, project: &str, report: &mut ReconcileReport) {
+    async fn reroute(&self, project: &str, retired: Retired, report: &mut ReconcileReport) {
         let inner = &self.inner;
         let obs = match inner.project_containers(project).await {
             Ok(o) => o,
@@ -163,7 +181,9 @@ impl DeployEngine {
             }
         };
         for (service, state) in obs.apps {
-            self.finish_retirements(&state.stray, report).await;
+            if retired == Retired::Stop {
+                self.finish_retirements(&state.stray, report).await;
+            }
             let Some(live) = state.live else { continue };
             let Some(release) = live.release.clone() else {
                 report.warnings.push(format!(

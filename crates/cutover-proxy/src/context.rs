@@ -5,7 +5,7 @@
 //! plane.
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -87,6 +87,10 @@ pub(crate) struct Context {
     pub(crate) unrouted: Unrouted,
     pub(crate) connections: Connections,
     pub(crate) local_addr: Mutex<Option<SocketAddr>>,
+    /// A successor serves the listener now: at shutdown, upgraded
+    /// connections stay until their services' WebSocket drain deadline
+    /// instead of getting their 1012 at once.
+    pub(crate) handed_over: AtomicBool,
 }
 
 impl Context {
@@ -118,6 +122,28 @@ impl Context {
     /// A drained set leaves its service's status.
     pub fn forget_drained(&self, set: &Arc<TargetSet>) {
         self.lock().forget(set);
+    }
+
+    /// Upgraded connections on every set, live or draining.
+    pub fn upgraded(&self) -> u64 {
+        let services = self.lock();
+        let live = services
+            .live
+            .values()
+            .flat_map(|e| std::iter::once(&e.active).chain(&e.draining));
+        let removed = services.removed.values().flat_map(|r| &r.draining);
+        live.chain(removed).map(|set| set.load().1).sum()
+    }
+
+    /// The longest WebSocket drain timeout of the live services.
+    pub fn max_websocket_drain(&self) -> Duration {
+        let services = self.lock();
+        services
+            .live
+            .values()
+            .map(|e| e.config.timeouts.websocket_drain)
+            .max()
+            .unwrap_or(Duration::ZERO)
     }
 
     /// How long shutdown waits for in-flight work: the longest drain timeout

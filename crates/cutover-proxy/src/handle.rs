@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -233,6 +233,7 @@ impl Proxy {
                 unrouted: Unrouted::default(),
                 connections: Connections::default(),
                 local_addr: Mutex::new(None),
+                handed_over: AtomicBool::new(false),
             }),
         }
     }
@@ -363,6 +364,15 @@ impl Proxy {
                 .map_err(|e| failed(index, &s.name, e))?;
         }
         Ok(())
+    }
+
+    /// A successor process serves this proxy's listener from now on: when
+    /// `serve` is shut down, in-flight requests finish as always, and
+    /// upgraded connections stay until the longest WebSocket drain timeout
+    /// of the services (they end sooner when their clients close them),
+    /// then get their 1012 and reconnect to the successor.
+    pub fn hand_over(&self) {
+        self.inner.handed_over.store(true, Ordering::Relaxed);
     }
 
     /// Accept and serve on the data listener until `shutdown` fires, then stop

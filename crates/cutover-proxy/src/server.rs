@@ -11,7 +11,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -60,6 +60,10 @@ impl Drop for Slot {
 }
 
 type Handoff = (std::net::TcpStream, SocketAddr, Slot);
+
+/// At shutdown, how long a connection that has not sent its first request
+/// yet gets to start it.
+const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(500);
 
 pub(crate) async fn serve(
     inner: Arc<Context>,
@@ -140,6 +144,9 @@ pub(crate) async fn serve(
     }
     drop(listener);
     drop(workers);
+    if inner.handed_over.load(Ordering::Relaxed) {
+        keep_upgraded(&inner).await;
+    }
     // Upgraded connections get their 1012 now; health monitors stop.
     inner.shutdown.cancel();
     inner.tasks.close();
@@ -147,6 +154,15 @@ pub(crate) async fn serve(
         let _ = done.await;
     }
     Ok(())
+}
+
+/// After a handoff: the WebSockets this process relays stay until their
+/// clients close them or the WebSocket drain deadline passes.
+async fn keep_upgraded(inner: &Context) {
+    let deadline = tokio::time::Instant::now() + inner.max_websocket_drain();
+    while inner.upgraded() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 fn take_slot(inner: &Arc<Context>) -> Option<Slot> {
@@ -168,14 +184,9 @@ async fn worker(
     shutdown: CancellationToken,
 ) {
     let conns = TaskTracker::new();
-    loop {
-        let next = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            n = handoff.recv() => n,
-        };
-        let Some((stream, peer, slot)) = next else {
-            break;
-        };
+    // Until the acceptor is done and has dropped its sender: a connection
+    // it accepted just before the shutdown is served, not dropped unread.
+    while let Some((stream, peer, slot)) = handoff.recv().await {
         let Ok(stream) = TcpStream::from_std(stream) else {
             continue;
         };
@@ -214,19 +225,36 @@ async fn serve_conn(
     let info = Arc::new(ConnInfo {
         peer_ip: HeaderValue::from_str(&peer.ip().to_string())
             .expect("an IP address is a valid header value"),
+        started: AtomicBool::new(false),
+        first_request: Notify::new(),
     });
+    let conn_info = info.clone();
     let svc = service_fn(move |req| proxy::handle(inner.clone(), info.clone(), req));
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
     let mut conn = std::pin::pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,
         _ = shutdown.cancelled() => {
+            // A connection accepted just before the shutdown may have its
+            // first request on the wire: closing it unread would answer
+            // that request with an RST. It gets a moment to start.
+            if !conn_info.started.load(Ordering::Relaxed) {
+                tokio::select! {
+                    r = conn.as_mut() => return log_end(peer, r),
+                    _ = conn_info.first_request.notified() => {}
+                    _ = tokio::time::sleep(FIRST_REQUEST_GRACE) => {}
+                }
+            }
             // Connection: close after the current response (HTTP/1)
             // or GOAWAY (HTTP/2); idle connections close now.
             conn.as_mut().graceful_shutdown();
             conn.await
         }
     };
+    log_end(peer, result);
+}
+
+fn log_end(peer: SocketAddr, result: Result<(), Box<dyn std::error::Error + Send + Sync>>) {
     if let Err(e) = result {
         tracing::debug!(peer = %peer, error = %e, "client connection ended with an error");
     }

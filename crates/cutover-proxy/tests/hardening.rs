@@ -324,6 +324,7 @@ mod control {
     use cutover_proxy::Proxy;
     use tokio::net::{TcpListener, UnixStream};
     use tokio_util::sync::CancellationToken;
+    use tokio_util::task::TaskTracker;
 
     const TIMEOUTS: ControlTimeouts = ControlTimeouts {
         header: Duration::from_millis(300),
@@ -363,6 +364,7 @@ mod control {
             admin.router(),
             TIMEOUTS,
             shutdown.clone(),
+            TaskTracker::new(),
         ));
 
         for bytes in UNFINISHED {
@@ -398,6 +400,7 @@ mod control {
             admin.router(),
             TIMEOUTS,
             shutdown.clone(),
+            TaskTracker::new(),
         ));
 
         let targets: Vec<String> = (0..10_000)
@@ -440,6 +443,7 @@ mod control {
             require_bearer(admin.router(), token),
             TIMEOUTS,
             shutdown.clone(),
+            TaskTracker::new(),
         ));
         for bytes in UNFINISHED {
             let mut s = TcpStream::connect(addr).await.unwrap();

@@ -52,6 +52,9 @@ pub enum Command {
     Logs(LogsArgs),
     /// Stop and remove the project's containers, routes and networks
     Down(DownArgs),
+    /// Replace the running daemon with a new process of the cutover on PATH,
+    /// refusing no connection: for a binary upgrade or a restart
+    Upgrade(UpgradeArgs),
 }
 
 /// Which compose project: found like Docker Compose finds it.
@@ -327,9 +330,22 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub control_token_file: Option<PathBuf>,
 
+    /// Take the listeners and routes over from the daemon running on this
+    /// state dir, which then finishes its in-flight work and exits (`cutover
+    /// upgrade` starts the new process this way)
+    #[arg(long)]
+    pub takeover: bool,
+
     /// Worker threads of the runtime [default: the number of CPU cores]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    /// Print the daemon's answer as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

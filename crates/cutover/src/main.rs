@@ -7,6 +7,7 @@ mod client;
 mod commands;
 mod error;
 mod exit;
+mod handoff;
 mod logging;
 mod output;
 mod progress;

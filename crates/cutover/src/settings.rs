@@ -131,6 +131,8 @@ pub struct ServeSettings {
     pub control_listen: Option<ControlListen>,
     /// Runtime worker threads; `None` lets tokio use one per core.
     pub threads: Option<usize>,
+    /// Take over from the daemon running on `state_dir`.
+    pub takeover: bool,
 }
 
 impl ServeSettings {
@@ -255,6 +257,7 @@ impl ServeSettings {
             metrics_listen,
             control_listen,
             threads: args.threads.map(usize::from),
+            takeover: args.takeover,
         })
     }
 }

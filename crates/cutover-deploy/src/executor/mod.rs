@@ -71,6 +71,17 @@ impl DeployEngine {
         F: Future<Output = Result<(Outcome, Report), Stop>> + Send + 'static,
     {
         let (p, rx) = Progress::channel();
+        if self.inner.paused.load(std::sync::atomic::Ordering::SeqCst) {
+            p.finish(
+                Outcome::Failed,
+                Report::new(format!(
+                    "the cutover daemon is handing over to a new process; the {} of {} did not start",
+                    op.name, op.project
+                ))
+                .hint("run the command again in a few seconds: the new daemon takes it"),
+            );
+            return rx;
+        }
         let p = Arc::new(p);
         let inner = self.inner.clone();
         self.inner.tasks.spawn(async move {

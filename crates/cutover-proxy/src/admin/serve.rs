@@ -4,7 +4,6 @@
 //! nothing, or sends half a head or half a body, held its connection for
 //! ever; on the TCP listener that is before the token is even checked.
 
-use std::io;
 use std::time::Duration;
 
 use http::Request;
@@ -29,16 +28,20 @@ pub struct ControlTimeouts {
     pub body: Duration,
 }
 
-/// Serves `router` on `listener` until `shutdown`, then waits for the open
-/// connections to finish (the caller bounds that wait). Responses may
-/// stream for as long as they like (progress, event streams): only what the
-/// client owes is timed.
+/// Serves `router` on `listener` until `stop`, then hands the listener
+/// back (still bound: a daemon that pauses its control API for a handoff
+/// may resume on it). Connections run in `conns`; at `stop` each finishes
+/// the response it is sending (hyper's graceful shutdown) and the caller
+/// waits for `conns` as long as it likes. Responses may stream for as long
+/// as they like (progress, event streams): only what the client owes is
+/// timed.
 pub async fn serve_control<L>(
     mut listener: L,
     router: axum::Router,
     timeouts: ControlTimeouts,
-    shutdown: CancellationToken,
-) -> io::Result<()>
+    stop: CancellationToken,
+    conns: TaskTracker,
+) -> L
 where
     L: axum::serve::Listener,
     L::Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -48,13 +51,12 @@ where
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(timeouts.header);
-    let conns = TaskTracker::new();
     loop {
         let io = tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = stop.cancelled() => return listener,
             (io, _) = listener.accept() => io,
         };
-        let (router, builder, shutdown) = (router.clone(), builder.clone(), shutdown.clone());
+        let (router, builder, stop) = (router.clone(), builder.clone(), stop.clone());
         conns.spawn(async move {
             let io = Preface::new(io, timeouts.header);
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -66,7 +68,7 @@ where
             let mut conn = std::pin::pin!(conn);
             let result = tokio::select! {
                 r = conn.as_mut() => r,
-                _ = shutdown.cancelled() => {
+                _ = stop.cancelled() => {
                     conn.as_mut().graceful_shutdown();
                     conn.await
                 }
@@ -76,7 +78,4 @@ where
             }
         });
     }
-    conns.close();
-    conns.wait().await;
-    Ok(())
 }

@@ -88,6 +88,16 @@ pub struct SocketFile {
 }
 
 impl SocketFile {
+    /// The socket file at `path` as it is now: for a daemon that took the
+    /// listener over from its predecessor, which bound it.
+    pub fn existing(path: &Path) -> io::Result<SocketFile> {
+        let meta = fs::symlink_metadata(path)?;
+        Ok(SocketFile {
+            path: path.to_path_buf(),
+            identity: (meta.dev(), meta.ino()),
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

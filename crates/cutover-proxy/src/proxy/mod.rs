@@ -45,6 +45,17 @@ pub(crate) const HEALTH_PATH: &str = "/_cutover/health";
 pub(crate) struct ConnInfo {
     /// The peer IP, formatted once per connection for X-Forwarded-For.
     pub peer_ip: HeaderValue,
+    /// A request has come on this connection (see `server::serve_conn`).
+    pub started: std::sync::atomic::AtomicBool,
+    pub first_request: tokio::sync::Notify,
+}
+
+impl ConnInfo {
+    fn request_started(&self) {
+        if !self.started.swap(true, Ordering::Relaxed) {
+            self.first_request.notify_one();
+        }
+    }
 }
 
 pub(crate) async fn handle(
@@ -54,6 +65,7 @@ pub(crate) async fn handle(
 ) -> Result<Response<RespBody>, Infallible> {
     let inner = &*inner;
     let start = Instant::now();
+    conn.request_started();
     if inner.config.health_endpoint && req.uri().path() == HEALTH_PATH {
         return Ok(pages::unrouted(inner, &req, start, StatusCode::OK, "ok\n"));
     }

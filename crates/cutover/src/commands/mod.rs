@@ -9,6 +9,7 @@ mod plan;
 mod rollback;
 mod serve;
 mod status;
+mod upgrade;
 
 use std::collections::BTreeMap;
 
@@ -33,6 +34,7 @@ pub fn run(cli: Cli, origins: Origins) -> Result<ExitStatus, CliError> {
         Command::History(args) => history::run(args, &client(&cli.global, &origins, &env)?),
         Command::Logs(args) => logs::run(args, &client(&cli.global, &origins, &env)?),
         Command::Down(args) => down::run(args, &client(&cli.global, &origins, &env)?),
+        Command::Upgrade(args) => upgrade::run(args, &client(&cli.global, &origins, &env)?),
     }
 }
 

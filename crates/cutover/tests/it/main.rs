@@ -8,4 +8,5 @@ mod deploy;
 mod lifecycle;
 mod problems;
 mod socket;
+mod upgrade;
 mod util;

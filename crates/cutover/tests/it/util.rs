@@ -23,7 +23,12 @@ pub fn bin() -> &'static str {
 
 /// A `cutover` command with no CUTOVER_* variables inherited from the shell.
 pub fn cutover() -> Command {
-    let mut cmd = Command::new(bin());
+    cutover_at(Path::new(bin()))
+}
+
+/// [`cutover`] of the binary at `program`.
+pub fn cutover_at(program: &Path) -> Command {
+    let mut cmd = Command::new(program);
     for var in [
         "CUTOVER_SOCKET",
         "CUTOVER_LISTEN",
@@ -84,6 +89,7 @@ pub struct DaemonBuilder {
     dir: PathBuf,
     args: Vec<String>,
     envs: Vec<(String, String)>,
+    program: Option<PathBuf>,
 }
 
 impl DaemonBuilder {
@@ -98,6 +104,13 @@ impl DaemonBuilder {
         self
     }
 
+    /// Runs this `cutover` binary instead of the one cargo built (a copy a
+    /// test replaces on disk, for a binary upgrade).
+    pub fn program(mut self, path: &Path) -> Self {
+        self.program = Some(path.to_path_buf());
+        self
+    }
+
     pub async fn start(self) -> Daemon {
         let socket = self.dir.join("cutover.sock");
         let state_dir = self.dir.join("state");
@@ -106,7 +119,11 @@ impl DaemonBuilder {
             LOGS.fetch_add(1, Ordering::Relaxed)
         ));
         let stderr = std::fs::File::create(&stderr_path).unwrap();
-        let child = cutover()
+        let mut command = match &self.program {
+            Some(path) => cutover_at(path),
+            None => cutover(),
+        };
+        let child = command
             .arg("serve")
             .arg("--listen")
             .arg("127.0.0.1:0")
@@ -142,6 +159,7 @@ impl Daemon {
             dir: dir.to_path_buf(),
             args: Vec::new(),
             envs: Vec::new(),
+            program: None,
         }
     }
 
