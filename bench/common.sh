@@ -82,6 +82,7 @@ start_origin() {
     local name="$1" port="$2" h2port="${3:-}" body="${4:-hello}"
     local dir="$BENCH_DIR/$name"
     mkdir -p "$dir"
+    head -c 1048576 /dev/zero >"$dir/big.bin"
     local h2listen=""
     if [ -n "$h2port" ]; then h2listen="listen 127.0.0.1:$h2port http2;"; fi
     cat >"$dir/nginx.conf" <<EOF
@@ -91,6 +92,8 @@ $(nginx_prelude 1 "$dir")
         $h2listen
         default_type text/plain;
         location / { return 200 '$body'; }
+        # A large body, for bench/memory.sh.
+        location = /big { alias $dir/big.bin; }
     }
 }
 EOF

@@ -29,6 +29,13 @@ use crate::preface::Preface;
 use crate::proxy::{self, ConnInfo};
 use crate::worker::{self, data_threads};
 
+/// Concurrent streams per HTTP/2 client connection (nginx:
+/// `http2_max_concurrent_streams 128`).
+const H2_MAX_STREAMS: u32 = 128;
+/// Response bytes buffered per HTTP/2 stream before the proxy stops
+/// reading from the origin: 128 streams of 64 KiB, 8 MiB per connection.
+const H2_SEND_BUFFER: usize = 64 * 1024;
+
 fn builder(config: &ProxyConfig) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     // hyper's header read timer also runs while a keep-alive connection
@@ -43,6 +50,11 @@ fn builder(config: &ProxyConfig) -> auto::Builder<TokioExecutor> {
     b.http2()
         .timer(TokioTimer::new())
         .max_header_list_size(config.max_header_bytes.min(u32::MAX as usize) as u32)
+        // What one connection may make the proxy hold for a client that
+        // stops reading (a zero window): hyper's defaults, 200 streams of
+        // 400 KB each, are 80 MB per connection.
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .max_send_buf_size(H2_SEND_BUFFER)
         // Pings find dead h2 peers; an unanswered ping closes the connection.
         .keep_alive_interval(Some(config.idle_timeout))
         .keep_alive_timeout(Duration::from_secs(20));

@@ -22,6 +22,8 @@ use exit::ExitStatus;
 /// rarely gives their pages back, so the daemon held what a load peak took
 /// (229 MB after an HTTP/2 zero-window test) long after it ended. mimalloc
 /// returns freed pages to the system shortly after they are freed.
+/// (`--features system-allocator` keeps glibc's, for bench/memory.sh.)
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

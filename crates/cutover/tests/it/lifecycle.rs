@@ -102,6 +102,47 @@ async fn sighup_cuts_no_request_and_the_daemon_keeps_serving() {
     assert!(daemon.stop().await.success(), "{}", daemon.stderr());
 }
 
+/// A flood of silent connections under a low descriptor limit: the data
+/// plane sheds what it cannot hold, and the control socket still answers.
+#[tokio::test]
+async fn a_connection_flood_never_takes_the_control_socket_down() {
+    let origin = Origin::start("blue").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::in_dir(dir.path())
+        .nofile(320)
+        .arg("--client-header-timeout")
+        .arg("60s")
+        .start()
+        .await;
+    daemon.deploy("web", &[origin.target()]).await;
+    get_until_ok(daemon.listen, "/").await;
+
+    // More than the process has descriptors for.
+    let mut flood = Vec::new();
+    for _ in 0..400 {
+        match tokio::net::TcpStream::connect(daemon.listen).await {
+            Ok(s) => flood.push(s),
+            Err(e) => panic!("connect failed (the test's own limit?): {e}"),
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..5 {
+        let (status, health) = daemon.request(Method::GET, "/v1/health", None).await;
+        assert_eq!(status, StatusCode::OK, "{health}");
+    }
+    let (status, services) = daemon.request(Method::GET, "/v1/services", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(services[0]["name"], "web");
+    // Once the flood ends, the proxy serves again.
+    drop(flood);
+    assert_eq!(get_until_ok(daemon.listen, "/").await, "blue");
+    assert!(
+        daemon.stderr().contains("--max-connections client connections are open"),
+        "{}",
+        daemon.stderr()
+    );
+}
+
 #[tokio::test]
 async fn a_corrupt_state_file_stops_the_start() {
     let dir = tempfile::tempdir().unwrap();

@@ -90,6 +90,7 @@ pub struct DaemonBuilder {
     args: Vec<String>,
     envs: Vec<(String, String)>,
     program: Option<PathBuf>,
+    nofile: Option<u64>,
 }
 
 impl DaemonBuilder {
@@ -111,6 +112,13 @@ impl DaemonBuilder {
         self
     }
 
+    /// Runs the daemon under `prlimit --nofile=N:N`: a descriptor limit it
+    /// cannot raise.
+    pub fn nofile(mut self, limit: u64) -> Self {
+        self.nofile = Some(limit);
+        self
+    }
+
     pub async fn start(self) -> Daemon {
         let socket = self.dir.join("cutover.sock");
         let state_dir = self.dir.join("state");
@@ -119,9 +127,14 @@ impl DaemonBuilder {
             LOGS.fetch_add(1, Ordering::Relaxed)
         ));
         let stderr = std::fs::File::create(&stderr_path).unwrap();
-        let mut command = match &self.program {
-            Some(path) => cutover_at(path),
-            None => cutover(),
+        let program = self.program.clone().unwrap_or_else(|| bin().into());
+        let mut command = match self.nofile {
+            Some(n) => {
+                let mut c = cutover_at(Path::new("prlimit"));
+                c.arg(format!("--nofile={n}:{n}")).arg("--").arg(&program);
+                c
+            }
+            None => cutover_at(&program),
         };
         let child = command
             .arg("serve")
@@ -160,6 +173,7 @@ impl Daemon {
             args: Vec::new(),
             envs: Vec::new(),
             program: None,
+            nofile: None,
         }
     }
 
