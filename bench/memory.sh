@@ -24,6 +24,9 @@ while [ $# -gt 0 ]; do
     esac
 done
 CUTOVER_GLIBC_BIN="${CUTOVER_GLIBC_BIN:-$CUTOVER_ROOT/target/bench-glibc/release/cutover}"
+# Seconds after the load before "after" is read: past cutover's
+# --upstream-idle-timeout (15 s) and a health probe.
+SETTLE=20
 
 trap bench_cleanup EXIT
 trap 'exit 130' INT
@@ -69,11 +72,11 @@ measure() {
     # (window 0): the proxy buffers what it read from the origin. Bounded:
     # h2load stops after 8 s.
     h2_peak="$(peak_rss_during "$@" -- timeout -s INT 8 h2load -c20 -m100 -n2000 -w0 -W16 "$h2")"
-    sleep 10
+    sleep "$SETTLE"
     h2_after="$(mib "$@")"
     # 200 HTTP/1.1 connections reading 1 MiB bodies for 8 s.
     h1_peak="$(peak_rss_during "$@" -- wrk -t2 -c200 -d8s "$h1")"
-    sleep 10
+    sleep "$SETTLE"
     h1_after="$(mib "$@")"
     ROWS+=("| $name | $idle | $h2_peak | $h2_after | $h1_peak | $h1_after |")
     log "bench: $name: idle $idle MiB; zero-window h2 peak $h2_peak, after $h2_after; h1 1 MiB bodies peak $h1_peak, after $h1_after"
@@ -108,6 +111,6 @@ stop_pid "$PID_haproxy"
 echo
 echo "RSS in MiB ($NCPU cores, load average at start $LOADAVG_AT_START):"
 echo
-echo "| proxy | idle | zero-window h2, peak | 10 s after | 1 MiB bodies over h1, peak | 10 s after |"
+echo "| proxy | idle | zero-window h2, peak | ${SETTLE} s after | 1 MiB bodies over h1, peak | ${SETTLE} s after |"
 echo "|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"

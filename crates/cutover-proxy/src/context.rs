@@ -36,6 +36,10 @@ pub struct ProxyConfig {
     /// is the shorter of this and `client_header_timeout`. HTTP/2: the
     /// client is pinged at this interval and dropped if it does not answer.
     pub idle_timeout: Duration,
+    /// A pooled upstream connection unused this long is closed, so a
+    /// burst's connections (and the buffers they grew) do not outlive it.
+    /// Checked at each health probe of the target's set.
+    pub upstream_idle_timeout: Duration,
     /// Time between two reads of a request body before the request is
     /// answered 408 (a stalled upload).
     pub client_body_timeout: Duration,
@@ -60,6 +64,7 @@ impl Default for ProxyConfig {
             response_header_timeout: Duration::from_secs(60),
             client_header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(75),
+            upstream_idle_timeout: Duration::from_secs(15),
             client_body_timeout: Duration::from_secs(60),
             websocket_idle_timeout: Duration::from_secs(60),
             max_request_body: 1 << 30,

@@ -432,9 +432,16 @@ fn gauges<'a>(
                 .map(move |t| (t.addr.as_str(), s.color, t.health() == Health::Healthy))
         })
         .collect();
+    let idle_upstream = active
+        .into_iter()
+        .chain(draining)
+        .flat_map(|s| s.targets.iter())
+        .map(|t| t.idle_connections() as u64)
+        .sum();
     ServiceGauges {
         name: &service.name,
         metrics: &service.metrics,
+        idle_upstream,
         in_flight: in_flight + draining_in_flight,
         upgraded: upgraded + draining_upgraded,
         draining_in_flight,

@@ -176,6 +176,9 @@ pub(crate) async fn monitor(inner: Arc<Context>, set: Arc<TargetSet>, hc: Health
         };
         for (idx, r) in results.into_iter().enumerate() {
             let t = &set.targets[idx];
+            // The monitor's tick is the pool's clock too: connections a
+            // burst left idle close even when no request comes again.
+            t.expire_idle(inner.config.upstream_idle_timeout);
             let changed = match r {
                 Ok(()) => t.set_health(Health::Healthy, None),
                 Err(e) => t.set_health(Health::Unhealthy, Some(e)),

@@ -106,6 +106,8 @@ pub(crate) struct ServiceGauges<'a> {
     pub upgraded: u64,
     pub draining_in_flight: u64,
     pub draining_upgraded: u64,
+    /// Pooled connections to its targets waiting for a request.
+    pub idle_upstream: u64,
     /// (addr, color, healthy)
     pub targets: Vec<(&'a str, Color, bool)>,
 }
@@ -210,6 +212,16 @@ pub(crate) fn render(
             out,
             "cutover_draining_connections{{service=\"{name}\",kind=\"upgraded\"}} {}",
             s.draining_upgraded
+        );
+    }
+    out.push_str("# HELP cutover_upstream_idle_connections Pooled connections to the service's targets waiting for a request.\n");
+    out.push_str("# TYPE cutover_upstream_idle_connections gauge\n");
+    for s in services {
+        let _ = writeln!(
+            out,
+            "cutover_upstream_idle_connections{{service=\"{}\"}} {}",
+            escape(s.name),
+            s.idle_upstream
         );
     }
     out.push_str("# HELP cutover_target_healthy 1 when the target's last probe passed.\n");

@@ -8,10 +8,11 @@
 //! from the same thread keeps a request off other cores.
 
 use cutover_core::sync::lock;
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cutover_core::clock::now_ms;
 
@@ -31,6 +32,10 @@ pub(crate) type UpstreamSender = http1::SendRequest<ReqBody>;
 /// Idle connections kept per target; beyond this a finished connection closes.
 const MAX_IDLE_PER_TARGET: usize = 256;
 
+/// A pooled connection and when it was checked in. The newest is reused
+/// first, so the oldest are the ones that go idle and expire.
+type Pool = VecDeque<(UpstreamSender, Instant)>;
+
 const HEALTH_UNKNOWN: u8 = 0;
 const HEALTH_HEALTHY: u8 = 1;
 const HEALTH_UNHEALTHY: u8 = 2;
@@ -44,7 +49,7 @@ pub(crate) struct Target {
     pub in_flight: AtomicU64,
     pub upgraded: AtomicU64,
     /// One shard per data-plane thread (index `server::worker_slot()`).
-    pool: Box<[Mutex<Vec<UpstreamSender>>]>,
+    pool: Box<[Mutex<Pool>]>,
 }
 
 impl Target {
@@ -57,7 +62,7 @@ impl Target {
             in_flight: AtomicU64::new(0),
             upgraded: AtomicU64::new(0),
             pool: (0..crate::worker::pool_shards())
-                .map(|_| Mutex::new(Vec::new()))
+                .map(|_| Mutex::new(VecDeque::new()))
                 .collect(),
         }
     }
@@ -93,8 +98,8 @@ impl Target {
     /// Nothing has been sent when this fails, so the caller may try elsewhere.
     pub async fn checkout(&self, connect_timeout: Duration) -> Result<UpstreamSender, String> {
         loop {
-            let pooled = lock(self.shard()).pop();
-            let Some(mut sender) = pooled else { break };
+            let pooled = lock(self.shard()).pop_back();
+            let Some((mut sender, _)) = pooled else { break };
             if sender.is_closed() {
                 continue;
             }
@@ -147,7 +152,26 @@ impl Target {
         }
         let mut pool = lock(self.shard());
         if pool.len() < MAX_IDLE_PER_TARGET {
-            pool.push(sender);
+            pool.push_back((sender, Instant::now()));
+        }
+    }
+
+    /// Pooled connections waiting for a request.
+    pub fn idle_connections(&self) -> usize {
+        self.pool.iter().map(|shard| lock(shard).len()).sum()
+    }
+
+    /// Closes pooled connections idle for longer than `idle`.
+    pub fn expire_idle(&self, idle: Duration) {
+        let now = Instant::now();
+        for shard in self.pool.iter() {
+            let mut pool = lock(shard);
+            while pool
+                .front()
+                .is_some_and(|(_, since)| now.duration_since(*since) >= idle)
+            {
+                pool.pop_front();
+            }
         }
     }
 
@@ -157,7 +181,7 @@ impl Target {
         }
     }
 
-    fn shard(&self) -> &Mutex<Vec<UpstreamSender>> {
+    fn shard(&self) -> &Mutex<Pool> {
         &self.pool[crate::worker::worker_slot() % self.pool.len()]
     }
 

@@ -586,3 +586,33 @@ async fn a_client_that_keeps_sending_and_reads_late_still_finds_the_1012() {
         seen.len()
     );
 }
+
+/// The connections a burst opened to the origin close once idle, so
+/// their buffers do not stay with the daemon after the load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pooled_upstream_connections_close_after_the_idle_timeout() {
+    let blue = Origin::start("blue").await.unwrap();
+    let h = Harness::with_config(ProxyConfig {
+        upstream_idle_timeout: Duration::from_millis(300),
+        ..ProxyConfig::default()
+    })
+    .await;
+    h.deploy(&[&blue], Color::Blue).await;
+    let burst: Vec<_> = (0..8)
+        .map(|_| {
+            let addr = h.addr;
+            tokio::spawn(async move {
+                cutover_test::client::get(addr, support::HOST, "/slow?ms=200").await
+            })
+        })
+        .collect();
+    for b in burst {
+        assert_eq!(b.await.unwrap().unwrap().0.as_u16(), 200);
+    }
+    let idle = "cutover_upstream_idle_connections{service=\"app\"}";
+    assert!(
+        metric(&h, idle) >= 2,
+        "the burst left connections in the pool"
+    );
+    wait_until("the idle pool to empty", || metric(&h, idle) == 0).await;
+}

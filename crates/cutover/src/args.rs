@@ -297,6 +297,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub idle_timeout: Option<Duration>,
 
+    /// A pooled connection to a target unused this long is closed [default: 15s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub upstream_idle_timeout: Option<Duration>,
+
     /// Time between two reads of a request body before it is answered 408 [default: 60s]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub client_body_timeout: Option<Duration>,

@@ -2,6 +2,7 @@
 //! subcommand is a client of its control socket.
 #![forbid(unsafe_code)]
 
+mod allocator;
 mod args;
 mod client;
 mod commands;
@@ -17,15 +18,6 @@ mod stdout;
 use std::process::ExitCode;
 
 use exit::ExitStatus;
-
-/// mimalloc instead of glibc's malloc: glibc keeps an arena per thread and
-/// rarely gives their pages back, so the daemon held what a load peak took
-/// (229 MB after an HTTP/2 zero-window test) long after it ended. mimalloc
-/// returns freed pages to the system shortly after they are freed.
-/// (`--features system-allocator` keeps glibc's, for bench/memory.sh.)
-#[cfg(not(feature = "system-allocator"))]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     restrict_umask();

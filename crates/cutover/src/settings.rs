@@ -179,6 +179,8 @@ impl ServeSettings {
                 .unwrap_or(defaults.client_header_timeout),
             idle_timeout: nonzero(args.idle_timeout, "--idle-timeout")?
                 .unwrap_or(defaults.idle_timeout),
+            upstream_idle_timeout: nonzero(args.upstream_idle_timeout, "--upstream-idle-timeout")?
+                .unwrap_or(defaults.upstream_idle_timeout),
             client_body_timeout: nonzero(args.client_body_timeout, "--client-body-timeout")?
                 .unwrap_or(defaults.client_body_timeout),
             websocket_idle_timeout: nonzero(

@@ -13,6 +13,7 @@ mod services;
 mod socket;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -45,6 +46,7 @@ struct Inner {
     shutdown: CancellationToken,
     version: String,
     listen: Option<SocketAddr>,
+    handed_over: AtomicBool,
 }
 
 impl Admin {
@@ -76,6 +78,7 @@ impl Admin {
                 shutdown,
                 version,
                 listen,
+                handed_over: AtomicBool::new(false),
             }),
         }
     }
@@ -89,11 +92,21 @@ impl Admin {
         let Some(store) = self.inner.store.clone() else {
             return Ok(());
         };
+        if self.inner.handed_over.load(Ordering::SeqCst) {
+            // The state file is the successor's now.
+            return Ok(());
+        }
         let proxy = self.inner.proxy.clone();
         // fsync blocks; keep it off the runtime's worker threads.
         tokio::task::spawn_blocking(move || store.save_with(|| proxy.state()))
             .await
             .expect("the state writer does not panic")
+    }
+
+    /// A successor daemon owns the state file from now on: this one never
+    /// writes it again.
+    pub fn hand_over(&self) {
+        self.inner.handed_over.store(true, Ordering::SeqCst);
     }
 
     /// The full control API.

@@ -137,7 +137,9 @@ async fn a_connection_flood_never_takes_the_control_socket_down() {
     drop(flood);
     assert_eq!(get_until_ok(daemon.listen, "/").await, "blue");
     assert!(
-        daemon.stderr().contains("--max-connections client connections are open"),
+        daemon
+            .stderr()
+            .contains("--max-connections client connections are open"),
         "{}",
         daemon.stderr()
     );

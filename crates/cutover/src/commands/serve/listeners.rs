@@ -126,9 +126,11 @@ pub(super) async fn take_over(settings: &ServeSettings) -> Result<(Bound, Takeov
     ))
 }
 
-/// The predecessor lets go of the lock right before it sends the
-/// listeners; a moment's retry covers the two processes' ordering.
-async fn lock_after_handoff(state_dir: &std::path::Path) -> Result<DirLock, CliError> {
+/// The state dir's lock, which the other side of a handoff is letting go
+/// of (the predecessor right before it sends the listeners, a failed
+/// successor as it exits): a moment's retry covers the two processes'
+/// ordering.
+pub(super) async fn lock_after_handoff(state_dir: &std::path::Path) -> Result<DirLock, CliError> {
     let mut tries = 0;
     loop {
         match DirLock::acquire(state_dir) {

@@ -40,6 +40,7 @@ pub fn run(
     origins: &Origins,
     env: &HostEnv,
 ) -> Result<ExitStatus, CliError> {
+    crate::allocator::ensure_daemon_options();
     let env = HostEnv {
         nofile_limit: crate::settings::raise_nofile_limit(),
         ..env.clone()

@@ -15,7 +15,6 @@ use axum::Json;
 use cutover_core::diag::Report;
 use cutover_core::status::UpgradeAnswer;
 use cutover_proxy::admin::{Admin, ApiError};
-use cutover_proxy::state::DirLock;
 use tokio::sync::{mpsc, oneshot};
 
 use super::control::Control;
@@ -95,7 +94,7 @@ pub(super) struct Paused<'a> {
     pub control: &'a mut Control,
     pub deploys: &'a Deploys,
     pub admin: &'a Admin,
-    pub lock: &'a mut Option<DirLock>,
+    pub lock: &'a mut Option<cutover_proxy::state::DirLock>,
     pub state_dir: &'a std::path::Path,
     pub listeners: &'a handoff::Listeners,
 }
@@ -136,9 +135,12 @@ pub(super) async fn hand_over(p: Paused<'_>, successor: Successor) -> Result<u32
         .map_err(|e| cutover_core::diag::Diagnose::report(&e))
     }
     .await;
-    if result.is_err() {
-        // Take everything back: this daemon keeps serving.
-        match DirLock::acquire(p.state_dir) {
+    if result.is_ok() {
+        p.admin.hand_over();
+    } else {
+        // Take everything back: this daemon keeps serving. A successor that
+        // failed after it took the lock lets go of it as it exits.
+        match super::listeners::lock_after_handoff(p.state_dir).await {
             Ok(lock) => *p.lock = Some(lock),
             Err(e) => {
                 tracing::error!(error = %e, "cannot lock the state dir again after a failed handoff; routes changed from now on are not saved")
