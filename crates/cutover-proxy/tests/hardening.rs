@@ -35,6 +35,12 @@ async fn closed_within(stream: &mut TcpStream, wait: Duration) -> Option<Vec<u8>
     read.ok().map(|_| out)
 }
 
+/// Fails with `what` unless the server closes `stream` within 10 s.
+async fn assert_closed(stream: &mut TcpStream, what: &str) {
+    let closed = closed_within(stream, Duration::from_secs(10)).await;
+    assert!(closed.is_some(), "{what}");
+}
+
 fn metric(h: &Harness, name: &str) -> u64 {
     let text = h.proxy.render_metrics();
     text.lines()
@@ -61,12 +67,11 @@ async fn connect(addr: SocketAddr) -> TcpStream {
 async fn a_silent_connection_is_closed_at_the_client_header_timeout() {
     let (_blue, h) = with_short_timeouts().await;
     let mut silent = connect(h.addr).await;
-    assert!(
-        closed_within(&mut silent, Duration::from_secs(10))
-            .await
-            .is_some(),
-        "a connection that sent nothing is still open 10 s after a 300 ms header timeout"
-    );
+    assert_closed(
+        &mut silent,
+        "a connection that sent nothing is still open 10 s after a 300 ms header timeout",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -77,24 +82,22 @@ async fn part_of_the_http2_preface_does_not_hold_a_connection() {
         .write_all(&b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"[..23])
         .await
         .unwrap();
-    assert!(
-        closed_within(&mut partial, Duration::from_secs(10))
-            .await
-            .is_some(),
-        "23 bytes of the h2 preface held the connection past the header timeout"
-    );
+    assert_closed(
+        &mut partial,
+        "23 bytes of the h2 preface held the connection past the header timeout",
+    )
+    .await;
     // The whole preface and no SETTINGS: still the client's first step.
     let mut preface_only = connect(h.addr).await;
     preface_only
         .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
         .await
         .unwrap();
-    assert!(
-        closed_within(&mut preface_only, Duration::from_secs(10))
-            .await
-            .is_some(),
-        "a preface with no SETTINGS frame held the connection past the header timeout"
-    );
+    assert_closed(
+        &mut preface_only,
+        "a preface with no SETTINGS frame held the connection past the header timeout",
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -99,6 +99,30 @@ pub struct Harness {
     pub green: Origin,
 }
 
+/// A deploy engine on `fake`, with its state (and so its daemon identity)
+/// in `dir`, reaching app containers at the origins standing in for them.
+pub fn engine_on(
+    fake: &FakeEngine,
+    proxy: Proxy,
+    dir: &std::path::Path,
+    origins: &Arc<Mutex<HashMap<String, SocketAddr>>>,
+) -> DeployEngine {
+    let map = origins.clone();
+    DeployEngine::new(
+        Arc::new(fake.clone()),
+        proxy,
+        dir.into(),
+        Arc::new(Owner::load(dir).unwrap()),
+    )
+    .with_addressing(Addressing::Custom(Arc::new(move |info, _, _| {
+        map.lock()
+            .unwrap()
+            .get(&info.name)
+            .copied()
+            .ok_or_else(|| format!("no origin for {}", info.name))
+    })))
+}
+
 impl Harness {
     pub async fn new() -> Harness {
         let fake = FakeEngine::new();
@@ -117,20 +141,7 @@ impl Harness {
             .lock()
             .unwrap()
             .insert("athens-web-green".into(), green.addr());
-        let map = origins.clone();
-        let engine = DeployEngine::new(
-            Arc::new(fake.clone()),
-            proxy.clone(),
-            dir.path().into(),
-            Arc::new(Owner::load(dir.path()).unwrap()),
-        )
-        .with_addressing(Addressing::Custom(Arc::new(move |info, _, _| {
-            map.lock()
-                .unwrap()
-                .get(&info.name)
-                .copied()
-                .ok_or_else(|| format!("no origin for {}", info.name))
-        })));
+        let engine = engine_on(&fake, proxy.clone(), dir.path(), &origins);
         Harness {
             fake,
             proxy,

@@ -6,21 +6,16 @@ use super::*;
 /// identity) and its own proxy, with the same stand-in origins.
 fn second_daemon(h: &Harness) -> (DeployEngine, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let map = h.origins.clone();
-    let engine = DeployEngine::new(
-        Arc::new(h.fake.clone()),
-        Proxy::new(ProxyConfig::default()),
-        dir.path().into(),
-        Arc::new(Owner::load(dir.path()).unwrap()),
-    )
-    .with_addressing(Addressing::Custom(Arc::new(move |info, _, _| {
-        map.lock()
-            .unwrap()
-            .get(&info.name)
-            .copied()
-            .ok_or_else(|| format!("no origin for {}", info.name))
-    })));
-    (engine, dir)
+    let proxy = Proxy::new(ProxyConfig::default());
+    (engine_on(&h.fake, proxy, dir.path(), &h.origins), dir)
+}
+
+/// `down --volumes`.
+fn down_volumes() -> crate::down::DownCommand {
+    crate::down::DownCommand {
+        volumes: true,
+        ..Default::default()
+    }
 }
 
 #[tokio::test]
@@ -61,14 +56,7 @@ async fn another_daemons_project_is_refused_with_its_owner_and_left_alone() {
         )),
         "{msg}"
     );
-    let ev = collect(other.down(
-        "athens".into(),
-        crate::down::DownCommand {
-            volumes: true,
-            ..Default::default()
-        },
-    ))
-    .await;
+    let ev = collect(other.down("athens".into(), down_volumes())).await;
     assert_eq!(outcome(&ev).0, Outcome::Invalid, "{ev:#?}");
     let ev = collect(other.rollback("athens".into(), super::rollback::rollback_cmd())).await;
     assert_eq!(outcome(&ev).0, Outcome::Invalid, "{ev:#?}");
@@ -110,20 +98,13 @@ async fn adopt_takes_a_project_over_and_remembers_it() {
     assert!(adopted.contains("athens"), "{adopted}");
 
     // Later operations need no --adopt, across a restart too.
-    let restarted = DeployEngine::new(
-        Arc::new(h.fake.clone()),
+    let restarted = engine_on(
+        &h.fake,
         Proxy::new(ProxyConfig::default()),
-        dir.path().into(),
-        Arc::new(Owner::load(dir.path()).unwrap()),
+        dir.path(),
+        &h.origins,
     );
-    let ev = collect(restarted.down(
-        "athens".into(),
-        crate::down::DownCommand {
-            volumes: true,
-            ..Default::default()
-        },
-    ))
-    .await;
+    let ev = collect(restarted.down("athens".into(), down_volumes())).await;
     assert_eq!(outcome(&ev).0, Outcome::Ok, "{ev:#?}");
     assert!(h.fake.volume_names().is_empty());
 }

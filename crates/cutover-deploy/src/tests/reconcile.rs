@@ -1,7 +1,6 @@
 //! What the daemon repairs at its start.
 
 use super::*;
-use crate::owner::Owner;
 
 #[tokio::test]
 async fn reconcile_removes_the_container_of_an_unfinished_deploy() {
@@ -33,20 +32,7 @@ async fn reconcile_removes_the_container_of_an_unfinished_deploy() {
     // A new daemon: fresh proxy (its state file held blue's route).
     let proxy = Proxy::new(ProxyConfig::default());
     proxy.restore(h.proxy.state()).unwrap();
-    let map = h.origins.clone();
-    let engine = DeployEngine::new(
-        Arc::new(h.fake.clone()),
-        proxy.clone(),
-        h._dir.path().into(),
-        Arc::new(Owner::load(h._dir.path()).unwrap()),
-    )
-    .with_addressing(Addressing::Custom(Arc::new(move |info, _, _| {
-        map.lock()
-            .unwrap()
-            .get(&info.name)
-            .copied()
-            .ok_or_else(|| "no origin".to_string())
-    })));
+    let engine = engine_on(&h.fake, proxy.clone(), h._dir.path(), &h.origins);
     let report = engine.reconcile().await;
     assert_eq!(report.cleaned, vec!["athens-web-green"], "{report:?}");
     assert!(!h
@@ -75,20 +61,7 @@ async fn reconcile_reinstalls_a_route_the_proxy_lost() {
     let h = Harness::new().await;
     collect(h.engine.deploy(cmd(compose("hello", 2)))).await;
     let proxy = Proxy::new(ProxyConfig::default());
-    let map = h.origins.clone();
-    let engine = DeployEngine::new(
-        Arc::new(h.fake.clone()),
-        proxy.clone(),
-        h._dir.path().into(),
-        Arc::new(Owner::load(h._dir.path()).unwrap()),
-    )
-    .with_addressing(Addressing::Custom(Arc::new(move |info, _, _| {
-        map.lock()
-            .unwrap()
-            .get(&info.name)
-            .copied()
-            .ok_or_else(|| "no origin".to_string())
-    })));
+    let engine = engine_on(&h.fake, proxy.clone(), h._dir.path(), &h.origins);
     let report = engine.reconcile().await;
     assert_eq!(report.routes, vec!["athens/web"], "{report:?}");
     let st = proxy.status();

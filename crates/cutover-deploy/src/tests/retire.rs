@@ -2,7 +2,6 @@
 
 use super::rollback::rollback_cmd;
 use super::*;
-use crate::owner::Owner;
 
 pub(super) type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
@@ -148,22 +147,12 @@ async fn the_next_start_stops_an_old_color_whose_drain_a_shutdown_cut_short() {
     assert!(h.running("athens-web-blue"));
 
     // The next daemon over the same engine and state dir.
-    let restarted = DeployEngine::new(
-        Arc::new(h.fake.clone()),
+    let restarted = engine_on(
+        &h.fake,
         Proxy::new(ProxyConfig::default()),
-        h.engine.state_dir().to_path_buf(),
-        Arc::new(Owner::load(h.engine.state_dir()).unwrap()),
-    )
-    .with_addressing(Addressing::Custom(Arc::new({
-        let map = h.origins.clone();
-        move |info, _, _| {
-            map.lock()
-                .unwrap()
-                .get(&info.name)
-                .copied()
-                .ok_or_else(|| format!("no origin for {}", info.name))
-        }
-    })));
+        h.engine.state_dir(),
+        &h.origins,
+    );
     let report = restarted.reconcile().await;
     assert_eq!(
         report.cleaned,

@@ -145,22 +145,31 @@ async fn a_connection_flood_never_takes_the_control_socket_down() {
     );
 }
 
+/// `cutover serve` in `dir` over a state file holding `content`; returns
+/// the state file's path and what the start printed.
+fn serve_with_state(
+    dir: &std::path::Path,
+    content: &str,
+) -> (std::path::PathBuf, std::process::Output) {
+    let state_dir = dir.join("state");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let state_file = state_dir.join("state.json");
+    std::fs::write(&state_file, content).unwrap();
+    let out = run(cutover()
+        .args(["serve", "--listen", "127.0.0.1:0", "--socket"])
+        .arg(dir.join("c.sock"))
+        .arg("--state-dir")
+        .arg(&state_dir));
+    (state_file, out)
+}
+
 #[tokio::test]
 async fn a_corrupt_state_file_stops_the_start() {
     let dir = tempfile::tempdir().unwrap();
-    let state_dir = dir.path().join("state");
-    std::fs::create_dir_all(&state_dir).unwrap();
-    let state_file = state_dir.join("state.json");
-    std::fs::write(
-        &state_file,
+    let (state_file, out) = serve_with_state(
+        dir.path(),
         r#"{"version": 1, "state": {"services": [{"name": "web"}]}}"#,
-    )
-    .unwrap();
-    let out = run(cutover()
-        .args(["serve", "--listen", "127.0.0.1:0", "--socket"])
-        .arg(dir.path().join("c.sock"))
-        .arg("--state-dir")
-        .arg(&state_dir));
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -181,21 +190,13 @@ async fn a_corrupt_state_file_stops_the_start() {
 #[tokio::test]
 async fn a_state_entry_that_fails_validation_stops_the_start_and_stays_on_disk() {
     let dir = tempfile::tempdir().unwrap();
-    let state_dir = dir.path().join("state");
-    std::fs::create_dir_all(&state_dir).unwrap();
-    let state_file = state_dir.join("state.json");
     // Valid JSON a newer or stricter cutover might disagree with: the
     // second entry's target is no address.
     let written = r#"{"version": 1, "state": {"services": [
         {"name": "web", "request": {"targets": ["127.0.0.1:9"]}},
         {"name": "api", "request": {"targets": ["not an address"]}}
     ]}}"#;
-    std::fs::write(&state_file, written).unwrap();
-    let out = run(cutover()
-        .args(["serve", "--listen", "127.0.0.1:0", "--socket"])
-        .arg(dir.path().join("c.sock"))
-        .arg("--state-dir")
-        .arg(&state_dir));
+    let (state_file, out) = serve_with_state(dir.path(), written);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
