@@ -77,6 +77,9 @@ type Handoff = (std::net::TcpStream, SocketAddr, Slot);
 /// yet gets to start it.
 const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(500);
 
+/// At shutdown, how long a WebSocket handshake under way gets to finish.
+const UPGRADE_GRACE: Duration = Duration::from_secs(5);
+
 pub(crate) async fn serve(
     inner: Arc<Context>,
     listener: TcpListener,
@@ -238,6 +241,7 @@ async fn serve_conn(
         peer_ip: HeaderValue::from_str(&peer.ip().to_string())
             .expect("an IP address is a valid header value"),
         started: AtomicBool::new(false),
+        upgrading: AtomicBool::new(false),
         first_request: Notify::new(),
     });
     let conn_info = info.clone();
@@ -255,6 +259,14 @@ async fn serve_conn(
                     r = conn.as_mut() => return log_end(peer, r),
                     _ = conn_info.first_request.notified() => {}
                     _ = tokio::time::sleep(FIRST_REQUEST_GRACE) => {}
+                }
+            }
+            // A WebSocket handshake under way finishes first: hyper's
+            // graceful shutdown would put `Connection: close` on the 101
+            // and fail it. The connection ends as the upgrade happens.
+            if conn_info.upgrading.load(Ordering::Relaxed) {
+                if let Ok(r) = tokio::time::timeout(UPGRADE_GRACE, conn.as_mut()).await {
+                    return log_end(peer, r);
                 }
             }
             // Connection: close after the current response (HTTP/1)

@@ -619,3 +619,36 @@ async fn pooled_upstream_connections_close_after_the_idle_timeout() {
     );
     wait_until("the idle pool to empty", || metric(&h, idle) == 0).await;
 }
+
+/// A WebSocket handshake under way when the daemon shuts down (or hands
+/// over) completes: the client gets its 101, then the 1012 of the shutdown,
+/// not a failed handshake.
+#[tokio::test]
+async fn a_websocket_handshake_in_flight_at_shutdown_completes() {
+    let blue = Origin::start("blue").await.unwrap();
+    let h = Harness::start().await;
+    h.deploy(&[&blue], Color::Blue).await;
+    let mut stream = connect(h.addr).await;
+    stream
+        .write_all(
+            b"GET /ws?delay_ms=300 HTTP/1.1\r\nHost: app.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    h.shutdown.cancel();
+    let answer = closed_within(&mut stream, Duration::from_secs(10))
+        .await
+        .expect("the connection ends after the shutdown");
+    let text = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 101"), "{text}");
+    // hyper adds `close` to the Connection header of a response on a
+    // connection that is shutting down, which fails the handshake.
+    let connection: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("connection:"))
+        .map(str::trim)
+        .collect();
+    assert_eq!(connection, ["upgrade"], "{text}");
+}

@@ -243,7 +243,13 @@ async fn handle(
                 .unwrap_or_default();
             text(StatusCode::OK, body)
         }
-        "/ws" => websocket(&state, &mut req),
+        "/ws" => {
+            // `?delay_ms=N` holds the handshake's answer, for shutdown tests.
+            if let Some(ms) = query_u64(&req, "delay_ms") {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            websocket(&state, &mut req)
+        }
         // The request target as the origin got it, for path-rewrite tests.
         p if p.contains("echo-uri") => {
             text(StatusCode::OK, format!("{} {}", state.name, req.uri()))

@@ -47,6 +47,8 @@ pub(crate) struct ConnInfo {
     pub peer_ip: HeaderValue,
     /// A request has come on this connection (see `server::serve_conn`).
     pub started: std::sync::atomic::AtomicBool,
+    /// A request on it asked for an upgrade (WebSocket).
+    pub upgrading: std::sync::atomic::AtomicBool,
     pub first_request: tokio::sync::Notify,
 }
 
@@ -186,6 +188,9 @@ fn upstream_request(inner: &Context, conn: &ConnInfo, mut req: Request<Incoming>
         None
     };
     let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+    if client_upgrade.is_some() {
+        conn.upgrading.store(true, Ordering::Relaxed);
+    }
     let (mut parts, body) = req.into_parts();
     let request_id = ensure_request_id(&mut parts);
     let log = access_log::enabled(inner.config.access_log).then(|| LogCtx {
