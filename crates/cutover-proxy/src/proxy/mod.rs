@@ -54,7 +54,8 @@ pub(crate) struct ConnInfo {
 
 impl ConnInfo {
     fn request_started(&self) {
-        if !self.started.swap(true, Ordering::Relaxed) {
+        // A plain load on every request after the first, not a locked swap.
+        if !self.started.load(Ordering::Relaxed) && !self.started.swap(true, Ordering::Relaxed) {
             self.first_request.notify_one();
         }
     }
