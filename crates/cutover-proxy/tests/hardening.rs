@@ -652,3 +652,27 @@ async fn a_websocket_handshake_in_flight_at_shutdown_completes() {
         .collect();
     assert_eq!(connection, ["upgrade"], "{text}");
 }
+
+/// Transfer-Encoding and Content-Length both: the body is the chunked one
+/// (hyper drops the length as it parses, RFC 9112 §6.3), and the origin
+/// gets it whole, framed anew, with no stale length to desync on.
+#[tokio::test]
+async fn a_body_with_both_framings_reaches_the_origin_as_chunked_framed_it() {
+    let (_blue, h) = with_body_timers(Duration::from_secs(60), Duration::from_secs(5)).await;
+    let body = "y".repeat(32);
+    let answer = raw(
+        h.addr,
+        format!(
+            "POST /echo HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n20\r\n{body}\r\n0\r\n\r\n"
+        )
+        .as_bytes(),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    assert_eq!(raw_status(&answer), Some(200), "{answer}");
+    assert!(
+        answer.ends_with(&body),
+        "the origin got a cut body: {answer}"
+    );
+}
