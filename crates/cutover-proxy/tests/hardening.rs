@@ -41,6 +41,15 @@ async fn assert_closed(stream: &mut TcpStream, what: &str) {
     assert!(closed.is_some(), "{what}");
 }
 
+/// A raw WebSocket handshake request for `path` on the test host.
+fn ws_handshake(path: &str) -> Vec<u8> {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: app.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .into_bytes()
+}
+
 fn metric(h: &Harness, name: &str) -> u64 {
     let text = h.proxy.render_metrics();
     text.lines()
@@ -531,13 +540,7 @@ async fn a_client_that_keeps_sending_and_reads_late_still_finds_the_1012() {
     h.deploy(&[&blue], Color::Blue).await;
 
     let mut stream = connect(h.addr).await;
-    stream
-        .write_all(
-            b"GET /ws HTTP/1.1\r\nHost: app.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        )
-        .await
-        .unwrap();
+    stream.write_all(&ws_handshake("/ws")).await.unwrap();
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
         let mut b = [0u8; 1];
@@ -630,10 +633,7 @@ async fn a_websocket_handshake_in_flight_at_shutdown_completes() {
     h.deploy(&[&blue], Color::Blue).await;
     let mut stream = connect(h.addr).await;
     stream
-        .write_all(
-            b"GET /ws?delay_ms=300 HTTP/1.1\r\nHost: app.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        )
+        .write_all(&ws_handshake("/ws?delay_ms=300"))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;

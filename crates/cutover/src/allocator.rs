@@ -2,11 +2,12 @@
 //!
 //! mimalloc instead of glibc's malloc: glibc keeps an arena per thread and
 //! gives almost nothing back, so the daemon held what a load peak took long
-//! after it ended (bench/memory.sh: 55 MiB twenty seconds after a
-//! zero-window HTTP/2 load, against 11 MiB idle). With its default options
+//! after it ended (bench/memory.sh: 56 MiB twenty seconds after a
+//! zero-window HTTP/2 load, against 10 MiB idle). With its default options
 //! mimalloc is no better (24 MiB idle, pages kept): it commits its arenas
 //! eagerly and waits before it returns freed pages. `cutover serve` runs it
-//! with neither, which gives 15 MiB after the same load, 11 MiB idle.
+//! with neither, which gives 16 MiB after the same load, 12 MiB idle
+//! (docs/benchmarks.md, "Memory").
 //! (`--features system-allocator` keeps glibc's, for that comparison.)
 
 #[cfg(not(feature = "system-allocator"))]
