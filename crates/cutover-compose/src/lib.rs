@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use cutover_core::compose::{
-    load, ComposeError, ComposeFile, EnvFileReader, LoadInput, ResolvedProject, DEFAULT_FILE_NAMES,
+    load, parse_dotenv, ComposeError, ComposeFile, EnvFileReader, LoadInput, ResolvedProject,
+    Unset, DEFAULT_FILE_NAMES,
 };
 
 #[derive(Debug, Clone, Default)]
@@ -48,9 +49,11 @@ pub enum LoadError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{}: {message}", path.display())]
+    #[error("{}:{line}:{column}: {message}", path.display())]
     EnvFile {
         path: PathBuf,
+        line: usize,
+        column: usize,
         message: String,
         hint: Option<String>,
     },
@@ -98,51 +101,50 @@ fn override_for(file: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Parses a dotenv file without touching the process environment.
-pub fn read_dotenv(path: &Path) -> Result<Option<Vec<(String, String)>>, LoadError> {
-    let iter = match dotenvy::from_path_iter(path) {
-        Ok(it) => it,
-        Err(e) if e.not_found() => return Ok(None),
-        Err(e) => {
-            return Err(LoadError::EnvFile {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-                hint: None,
-            })
-        }
+/// Reads a `.env` file as Compose does, its variables resolved against
+/// `env` (the process environment) first, then its own earlier keys.
+/// `Ok(None)` when it does not exist.
+pub fn read_dotenv(
+    path: &Path,
+    env: &BTreeMap<String, String>,
+) -> Result<Option<BTreeMap<String, String>>, LoadError> {
+    let Some(content) = read_if_exists(path)? else {
+        return Ok(None);
     };
-    let mut out = Vec::new();
-    for item in iter {
-        match item {
-            Ok(pair) => out.push(pair),
-            Err(dotenvy::Error::LineParse(line, index)) => {
-                return Err(LoadError::EnvFile {
-                    path: path.to_path_buf(),
-                    message: format!("cannot parse {line:?} (at character {index})"),
-                    hint: Some("write KEY=value, quoting values with spaces or #".into()),
-                })
-            }
-            Err(e) => {
-                return Err(LoadError::EnvFile {
-                    path: path.to_path_buf(),
-                    message: e.to_string(),
-                    hint: None,
-                })
-            }
-        }
+    let mut vars = BTreeMap::new();
+    parse_dotenv(
+        &content,
+        &mut vars,
+        &|k| env.get(k).cloned(),
+        &mut Unset::new(),
+    )
+    .map_err(|e| LoadError::EnvFile {
+        path: path.to_path_buf(),
+        line: e.line,
+        column: e.column,
+        message: e.message,
+        hint: e.hint,
+    })?;
+    Ok(Some(vars))
+}
+
+fn read_if_exists(path: &Path) -> Result<Option<String>, LoadError> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(LoadError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
-    Ok(Some(out))
 }
 
 /// `env_file:` entries, read from disk.
 pub struct FsEnvFiles;
 
 impl EnvFileReader for FsEnvFiles {
-    fn read_env_file(&self, path: &Path) -> Result<Option<Vec<(String, String)>>, Report> {
-        read_dotenv(path).map_err(|e| match e {
-            LoadError::EnvFile { message, hint, .. } => Report::new(message).opt_hint(hint),
-            other => other.report(),
-        })
+    fn read_env_file(&self, path: &Path) -> Result<Option<String>, Report> {
+        read_if_exists(path).map_err(|e| e.report())
     }
 }
 
@@ -169,16 +171,13 @@ pub struct Sources {
 fn compose_file_var(opts: &LoadOptions) -> Result<Vec<PathBuf>, LoadError> {
     let dotenv = match opts.process_env.get("COMPOSE_FILE") {
         Some(_) => None,
-        None => read_dotenv(&opts.working_dir.join(".env"))?,
+        None => read_dotenv(&opts.working_dir.join(".env"), &opts.process_env)?,
     };
     let lookup = |key: &str| {
-        opts.process_env.get(key).cloned().or_else(|| {
-            dotenv
-                .as_ref()?
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v.clone())
-        })
+        opts.process_env
+            .get(key)
+            .or_else(|| dotenv.as_ref()?.get(key))
+            .cloned()
     };
     let Some(list) = lookup("COMPOSE_FILE").filter(|v| !v.is_empty()) else {
         return Ok(Vec::new());
@@ -254,7 +253,7 @@ pub fn read_sources(opts: &LoadOptions) -> Result<Sources, LoadError> {
         Some(p) => (opts.working_dir.join(p), true),
         None => (project_dir.join(".env"), false),
     };
-    let dotenv = read_dotenv(&env_path)?;
+    let dotenv = read_dotenv(&env_path, &opts.process_env)?;
     if dotenv.is_none() && required {
         return Err(LoadError::Read {
             path: env_path,
@@ -262,7 +261,7 @@ pub fn read_sources(opts: &LoadOptions) -> Result<Sources, LoadError> {
         });
     }
     let env_file = dotenv.is_some().then_some(env_path);
-    let mut env: BTreeMap<String, String> = dotenv.unwrap_or_default().into_iter().collect();
+    let mut env = dotenv.unwrap_or_default();
     env.extend(opts.process_env.iter().map(|(k, v)| (k.clone(), v.clone())));
 
     Ok(Sources {
@@ -566,7 +565,10 @@ mod tests {
         write(d, "compose.yaml", "services:\n  web: {image: app}\n");
         write(d, ".env", "GOOD=1\nBAD LINE\n");
         let err = load_project(&opts(d)).unwrap_err().to_string();
-        assert!(err.contains(".env: cannot parse"), "{err}");
+        assert!(
+            err.contains(".env:2:1: variable name \"BAD LINE\" contains a space"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -23,11 +23,8 @@ impl MemEnvFiles {
 }
 
 impl EnvFileReader for MemEnvFiles {
-    fn read_env_file(
-        &self,
-        path: &Path,
-    ) -> Result<Option<Vec<(String, String)>>, cutover_core::diag::Report> {
-        Ok(self.0.get(path).cloned())
+    fn read_env_file(&self, path: &Path) -> Result<Option<String>, cutover_core::diag::Report> {
+        Ok(self.0.get(path).map(|pairs| dotenv_text(pairs)))
     }
 }
 
@@ -219,7 +216,7 @@ services:
 fn interpolation_errors_name_file_line_and_variable() {
     let e = err("services:\n  web:\n    image: app\n    environment:\n      DB: ${DB_URL:?set it to the database URL}\n      X: ${EMPTY:?}\n");
     insta::assert_snapshot!("interpolation_required", e);
-    let e = err("services:\n  web:\n    image: app\n    command: echo cost 5$\n");
+    let e = err("services:\n  web:\n    image: app\n    command: echo ${ foo}\n");
     insta::assert_snapshot!("interpolation_invalid", e);
 }
 
@@ -885,4 +882,9 @@ fn errors_in_merged_anchors_point_at_the_anchor() {
         e.contains("compose.yaml:7:29: services.web.x-cutover.prot: unknown key `prot`"),
         "{e}"
     );
+}
+
+/// `pairs` as env-file lines, single-quoted so every value is literal.
+fn dotenv_text(pairs: &[(String, String)]) -> String {
+    pairs.iter().map(|(k, v)| format!("{k}='{v}'\n")).collect()
 }

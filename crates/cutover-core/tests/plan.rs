@@ -8,11 +8,9 @@ use cutover_core::service::Color;
 struct EnvFiles(Vec<(String, String)>);
 
 impl EnvFileReader for EnvFiles {
-    fn read_env_file(
-        &self,
-        path: &Path,
-    ) -> Result<Option<Vec<(String, String)>>, cutover_core::diag::Report> {
-        Ok((path == Path::new("/srv/athens/.env")).then(|| self.0.clone()))
+    fn read_env_file(&self, path: &Path) -> Result<Option<String>, cutover_core::diag::Report> {
+        Ok((path == Path::new("/srv/athens/.env"))
+            .then(|| self.0.iter().map(|(k, v)| format!("{k}='{v}'\n")).collect()))
     }
 }
 

@@ -17,7 +17,10 @@ pub enum InterpolateError {
 /// warns about these and substitutes an empty string.
 pub type Unset = BTreeSet<String>;
 
-/// Interpolates `s`, looking variables up with `lookup`.
+/// Interpolates `s`, looking variables up with `lookup`, by compose-go's
+/// rules: `$$` is one `$`; a `$` that starts no name and no `${` stays as
+/// written (`^REGEX$`); a `${` that is not a well-formed substitution is an
+/// error.
 pub fn interpolate(
     s: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
@@ -40,11 +43,14 @@ pub fn interpolate(
                 i += 2;
             }
             Some(b'{') => {
-                let end = matching_brace(s, i + 2).ok_or_else(|| InterpolateError::Invalid {
-                    reason: format!("unclosed \"${{\" in {s:?}"),
-                })?;
-                out.push_str(&braced(&s[i + 2..end], lookup, unset)?);
-                i = end + 1;
+                let (body, next) =
+                    braced_extent(s, i).ok_or_else(|| InterpolateError::Invalid {
+                        reason: format!(
+                            "\"${{\" is not followed by a variable name and \"}}\" in {s:?}"
+                        ),
+                    })?;
+                out.push_str(&braced(body, lookup, unset)?);
+                i = next;
             }
             Some(c) if is_name_start(*c) => {
                 let start = i + 1;
@@ -62,9 +68,8 @@ pub fn interpolate(
                 i = j;
             }
             _ => {
-                return Err(InterpolateError::Invalid {
-                    reason: format!("a lone \"$\" in {s:?}"),
-                })
+                out.push('$');
+                i += 1;
             }
         }
     }
@@ -79,28 +84,54 @@ fn is_name_char(c: u8) -> bool {
     c == b'_' || c.is_ascii_alphanumeric()
 }
 
-/// Index of the `}` closing a `${` whose body starts at `from`, skipping nested
-/// `${...}` and `$$`.
-fn matching_brace(s: &str, from: usize) -> Option<usize> {
+const OPERATORS: [&str; 6] = [":-", ":?", ":+", "-", "?", "+"];
+
+/// The body of the `${...}` at `dollar`, and where the text after it
+/// starts. Compose matches `${name}`, or `${name<op>` up to the last `}` on
+/// the line, then cuts that at the first `}` that balances the `{`s
+/// before it, so a default may hold braces (`${JSON:-{"a":1}}`).
+fn braced_extent(s: &str, dollar: usize) -> Option<(&str, usize)> {
     let b = s.as_bytes();
-    let mut depth = 1;
-    let mut i = from;
+    let name_start = dollar + 2;
+    if !b.get(name_start).is_some_and(|c| is_name_start(*c)) {
+        return None;
+    }
+    let mut j = name_start;
+    while j < b.len() && is_name_char(b[j]) {
+        j += 1;
+    }
+    let end = if b.get(j) == Some(&b'}') {
+        j
+    } else {
+        let op = OPERATORS.iter().find(|op| s[j..].starts_with(**op))?;
+        let line_end = s[j..].find('\n').map_or(s.len(), |n| j + n);
+        j + op.len() + s[j + op.len()..line_end].rfind('}')?
+    };
+    let matched = &s[dollar..=end];
+    Some(match first_balanced_close(matched) {
+        Some(close) => (&matched[2..close], dollar + close + 1),
+        None => (&matched[2..matched.len() - 1], end + 1),
+    })
+}
+
+/// compose-go's `getFirstBraceClosingIndex`, quirk included: the character
+/// after each `{` is skipped.
+fn first_balanced_close(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut depth = 0i32;
+    let mut i = 0;
     while i < b.len() {
-        match b[i] {
-            b'$' if b.get(i + 1) == Some(&b'$') => i += 2,
-            b'$' if b.get(i + 1) == Some(&b'{') => {
-                depth += 1;
-                i += 2;
+        if b[i] == b'}' {
+            depth -= 1;
+            if depth == 0 {
+                return Some(i);
             }
-            b'}' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(i);
-                }
-                i += 1;
-            }
-            _ => i += 1,
         }
+        if b[i] == b'{' {
+            depth += 1;
+            i += 1;
+        }
+        i += 1;
     }
     None
 }
@@ -114,27 +145,17 @@ fn braced(
 ) -> Result<String, InterpolateError> {
     let b = body.as_bytes();
     let mut j = 0;
-    if b.first().is_some_and(|c| is_name_start(*c)) {
-        while j < b.len() && is_name_char(b[j]) {
-            j += 1;
-        }
+    while j < b.len() && is_name_char(b[j]) {
+        j += 1;
     }
     let name = &body[..j];
-    if name.is_empty() {
-        return Err(InterpolateError::Invalid {
-            reason: format!("\"${{{body}}}\" does not start with a variable name"),
-        });
-    }
     let rest = &body[j..];
     let value = lookup(name);
     let (op, word) = if rest.is_empty() {
         ("", "")
     } else {
         // Two-character operators first, so ":-" is not read as ":" + "-".
-        match [":-", ":?", ":+", "-", "?", "+"]
-            .iter()
-            .find(|op| rest.starts_with(**op))
-        {
+        match OPERATORS.iter().find(|op| rest.starts_with(**op)) {
             Some(op) => (*op, &rest[op.len()..]),
             None => {
                 return Err(InterpolateError::Invalid {
@@ -248,13 +269,21 @@ mod tests {
     }
 
     #[test]
+    fn a_dollar_that_starts_nothing_stays() {
+        assert_eq!(run("cost: 5$").unwrap(), "cost: 5$");
+        assert_eq!(run("^REGEX$ $} $-").unwrap(), "^REGEX$ $} $-");
+    }
+
+    #[test]
+    fn braces_in_a_default_are_balanced() {
+        assert_eq!(run(r#"${MISSING:-{"json":1}}"#).unwrap(), r#"{"json":1}"#);
+        assert_eq!(run("${MISSING:-a}b}").unwrap(), "ab}");
+    }
+
+    #[test]
     fn invalid() {
         assert!(matches!(run("${}"), Err(InterpolateError::Invalid { .. })));
         assert!(matches!(run("${A"), Err(InterpolateError::Invalid { .. })));
-        assert!(matches!(
-            run("cost: 5$"),
-            Err(InterpolateError::Invalid { .. })
-        ));
         assert!(matches!(
             run("${A.b}"),
             Err(InterpolateError::Invalid { .. })

@@ -4,6 +4,7 @@
 //! ([`LoadInput`], [`EnvFileReader`]); cutover-docker's `compose` module does
 //! that over the filesystem.
 
+mod dotenv;
 mod hash;
 mod interpolate;
 mod locate;
@@ -11,8 +12,9 @@ mod merge;
 mod model;
 mod resolve;
 
+pub use dotenv::{parse_dotenv, DotenvError};
 pub use hash::{canonical_json, changed_fields, config_hash, env_changes, version_id, EnvChanges};
-pub use interpolate::{interpolate, InterpolateError};
+pub use interpolate::{interpolate, InterpolateError, Unset};
 pub use locate::{locate, KeyPath, Position, Positions, Seg};
 pub use model::*;
 pub use resolve::{

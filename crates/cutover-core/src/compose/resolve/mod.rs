@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde_norway::Value;
 
+use super::dotenv::parse_dotenv;
 use super::interpolate::{interpolate, InterpolateError, Unset};
 use super::locate::{KeyPath, Position, Positions};
 use super::merge::{keyed_list_to_map, merge_files, strip_tags};
@@ -66,8 +67,10 @@ pub struct LoadInput {
 
 /// Reads `env_file:` entries; the IO side implements it over the filesystem.
 pub trait EnvFileReader {
-    /// `Ok(None)` when the file does not exist.
-    fn read_env_file(&self, path: &Path) -> Result<Option<Vec<(String, String)>>, Report>;
+    /// The file's contents; `Ok(None)` when it does not exist. The resolver
+    /// parses them (by [`super::parse_dotenv`]), since their variables
+    /// resolve against the project's environment.
+    fn read_env_file(&self, path: &Path) -> Result<Option<String>, Report>;
 }
 
 /// A reader for a project with no `env_file:` on disk: every file is
@@ -76,7 +79,7 @@ pub trait EnvFileReader {
 pub struct NoEnvFiles;
 
 impl EnvFileReader for NoEnvFiles {
-    fn read_env_file(&self, _: &Path) -> Result<Option<Vec<(String, String)>>, Report> {
+    fn read_env_file(&self, _: &Path) -> Result<Option<String>, Report> {
         Ok(None)
     }
 }

@@ -72,13 +72,16 @@ impl ServiceResolver<'_> {
         let command = get("command").and_then(|c| self.command(cx, c, &p.key("command")));
         let entrypoint = get("entrypoint").and_then(|c| self.command(cx, c, &p.key("entrypoint")));
 
-        let mut environment = BTreeMap::new();
+        // Compose reads `env_file:` with `environment:` already in hand:
+        // the files' variables may refer to it, and it wins over them.
+        let service_env = get("environment")
+            .map(|env| cx.str_map(env, &p.key("environment"), true))
+            .unwrap_or_default();
+        let mut environment = service_env.clone();
         if let Some(ef) = get("env_file") {
-            self.env_file(cx, ef, &p.key("env_file"), &mut environment);
+            self.env_file(cx, ef, &p.key("env_file"), &service_env, &mut environment);
         }
-        if let Some(env) = get("environment") {
-            environment.extend(cx.str_map(env, &p.key("environment"), true));
-        }
+        environment.extend(service_env);
 
         let mounts = get("volumes")
             .map(|v| self.mounts(cx, v, &p.key("volumes")))
@@ -279,6 +282,7 @@ impl ServiceResolver<'_> {
         cx: &mut Ctx<'_>,
         v: &Value,
         p: &KeyPath,
+        service_env: &BTreeMap<String, String>,
         env: &mut BTreeMap<String, String>,
     ) {
         let items: Vec<(KeyPath, &Value)> = match v {
@@ -290,7 +294,7 @@ impl ServiceResolver<'_> {
             v => vec![(p.clone(), v)],
         };
         for (ip, item) in items {
-            let (path, required) = match item {
+            let (path, required, raw) = match item {
                 Value::Mapping(m) => {
                     let e = cx.entries(m, &ip);
                     cx.check_keys(
@@ -310,10 +314,25 @@ impl ServiceResolver<'_> {
                         Some((_, r)) => cx.boolean(r, &ip.key("required")).unwrap_or(true),
                         None => true,
                     };
-                    (path, required)
+                    let raw = match e.iter().find(|(k, _)| k == "format") {
+                        None => false,
+                        Some((_, f)) => match cx.string(f, &ip.key("format")).as_deref() {
+                            Some("raw") => true,
+                            None | Some(".env") => false,
+                            Some(other) => {
+                                cx.error_hint(
+                                    &ip.key("format"),
+                                    format!("unsupported env_file format {other:?}"),
+                                    "leave `format` out for a dotenv file, or write `format: raw` to take each line's value as written",
+                                );
+                                continue;
+                            }
+                        },
+                    };
+                    (path, required, raw)
                 }
                 v => match cx.string(v, &ip) {
-                    Some(s) => (s, true),
+                    Some(s) => (s, true, false),
                     None => continue,
                 },
             };
@@ -321,7 +340,31 @@ impl ServiceResolver<'_> {
                 continue;
             };
             match self.env_files.read_env_file(&abs) {
-                Ok(Some(pairs)) => env.extend(pairs),
+                Ok(Some(content)) if raw => env.extend(raw_env(&content)),
+                Ok(Some(content)) => {
+                    let project_env = &cx.input.env;
+                    let lookup =
+                        |k: &str| project_env.get(k).or_else(|| service_env.get(k)).cloned();
+                    let mut unset = Unset::new();
+                    if let Err(e) = parse_dotenv(&content, env, &lookup, &mut unset) {
+                        let d = Diagnostic {
+                            file: Some(abs.display().to_string()),
+                            line: Some(e.line),
+                            column: Some(e.column),
+                            key: String::new(),
+                            message: e.message,
+                            hint: e.hint,
+                        };
+                        cx.errors.push(d);
+                    }
+                    for var in unset {
+                        cx.warn(
+                            &ip,
+                            format!("{} uses ${{{var}}}, which is not set; it is read as an empty string", abs.display()),
+                            None,
+                        );
+                    }
+                }
                 Ok(None) if !required => {}
                 Ok(None) => cx.error_hint(
                     &ip,
@@ -488,4 +531,16 @@ impl ServiceResolver<'_> {
         }
         out
     }
+}
+
+/// `format: raw`: each `KEY=value` line as written, no quotes, comments or
+/// variables; a line without `=` is a key with an empty value.
+fn raw_env(content: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    content
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (l.to_string(), String::new()),
+        })
 }
