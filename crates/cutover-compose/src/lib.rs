@@ -24,6 +24,8 @@ pub struct LoadOptions {
     pub project_name: Option<String>,
     /// `--env-file`; `.env` beside the first compose file when unset.
     pub env_file: Option<PathBuf>,
+    /// `--profile`, in order; when given they replace `COMPOSE_PROFILES`.
+    pub profiles: Vec<String>,
     /// Where relative `-f` / `--env-file` paths and discovery start (the cwd).
     pub working_dir: PathBuf,
     /// The process environment; it wins over `.env`.
@@ -263,6 +265,11 @@ pub fn read_sources(opts: &LoadOptions) -> Result<Sources, LoadError> {
     let env_file = dotenv.is_some().then_some(env_path);
     let mut env = dotenv.unwrap_or_default();
     env.extend(opts.process_env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    // The resolver reads the active profiles from COMPOSE_PROFILES, as
+    // Compose does when no --profile is given.
+    if !opts.profiles.is_empty() {
+        env.insert("COMPOSE_PROFILES".into(), opts.profiles.join(","));
+    }
 
     Ok(Sources {
         input: LoadInput {

@@ -50,6 +50,9 @@ pub fn network(project: &str, name: &str, spec: Option<&compose::NetworkSpec>) -
         out.labels.extend(n.labels.clone());
         out.driver = n.driver.clone();
         out.internal = n.internal;
+        out.attachable = n.attachable;
+        out.enable_ipv6 = n.enable_ipv6;
+        out.ipam = n.ipam.clone();
     }
     out
 }
@@ -142,6 +145,8 @@ fn base(
         .map(|n| NetworkAttachment {
             network: n.name.clone(),
             aliases: n.aliases.clone(),
+            ipv4_address: n.ipv4_address.clone(),
+            ipv6_address: n.ipv6_address.clone(),
         })
         .collect();
     for m in &spec.mounts {
@@ -150,11 +155,12 @@ fn base(
                 source: Some(source),
                 target,
                 read_only,
-                ..
+                nocopy,
             } => MountSpec::Volume {
                 name: source.clone(),
                 target: target.clone(),
                 read_only: *read_only,
+                nocopy: *nocopy,
             },
             Mount::Volume { source: None, target, .. } => {
                 return Err(Report::new(format!(
@@ -169,14 +175,18 @@ fn base(
                 source,
                 target,
                 read_only,
+                create_host_path,
                 ..
             } => MountSpec::Bind {
                 source: source.clone(),
                 target: target.clone(),
                 read_only: *read_only,
+                create_host_path: *create_host_path,
             },
-            Mount::Tmpfs { target, .. } => MountSpec::Tmpfs {
+            Mount::Tmpfs { target, size, mode } => MountSpec::Tmpfs {
                 target: target.clone(),
+                size: *size,
+                mode: *mode,
             },
         });
     }
@@ -211,6 +221,8 @@ fn base(
         options: l.options.clone(),
     });
     c.healthcheck = spec.healthcheck.as_ref().map(healthcheck);
+    c.expose = spec.expose.clone();
+    c.options = spec.options.clone();
     Ok(c)
 }
 

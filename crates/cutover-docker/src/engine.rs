@@ -44,11 +44,12 @@ pub trait Engine: Send + Sync {
     fn inspect_network<'a>(&'a self, name: &'a str) -> EngineFuture<'a, Option<NetworkInfo>>;
     /// Networks whose labels match; their `containers` are left empty.
     fn list_networks<'a>(&'a self, filter: &'a LabelFilter) -> EngineFuture<'a, Vec<NetworkInfo>>;
+    /// Joins `container` to `attachment.network` with its aliases and
+    /// static addresses.
     fn connect_network<'a>(
         &'a self,
-        network: &'a str,
         container: &'a str,
-        aliases: &'a [String],
+        attachment: &'a NetworkAttachment,
     ) -> EngineFuture<'a, ()>;
     /// Forced: works on stopped containers too.
     fn disconnect_network<'a>(

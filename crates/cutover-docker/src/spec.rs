@@ -1,8 +1,10 @@
 //! What cutover asks the engine to create. These stay close to the Docker
-//! create APIs and know nothing of compose: the compose loader resolves its
-//! files into cutover-core's service specs, and the deploy code maps those to
-//! these.
+//! create APIs: the compose loader resolves its files into cutover-core's
+//! service specs, and the deploy code maps those to these. The settings
+//! passed through unchanged (`ContainerOptions`, `Ipam`) are cutover-core's
+//! own types, which already have the engine's shape.
 
+use cutover_core::compose::{ContainerOptions, Ipam};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -17,6 +19,10 @@ pub struct NetworkSpec {
     pub driver: Option<String>,
     /// No route to the outside world.
     pub internal: bool,
+    pub attachable: bool,
+    pub enable_ipv6: bool,
+    /// The address plan; the engine picks a subnet when unset.
+    pub ipam: Option<Ipam>,
 }
 
 impl NetworkSpec {
@@ -26,6 +32,9 @@ impl NetworkSpec {
             labels: BTreeMap::new(),
             driver: None,
             internal: false,
+            attachable: false,
+            enable_ipv6: false,
+            ipam: None,
         }
     }
 
@@ -122,23 +131,26 @@ pub struct ContainerSpec {
     pub restart: RestartPolicy,
     pub user: Option<String>,
     pub working_dir: Option<String>,
-    pub hostname: Option<String>,
     /// Signal sent by stop; the image's STOPSIGNAL (or SIGTERM) when unset.
-    pub stop_signal: Option<String>,
     /// Time between the stop signal and SIGKILL; the engine's 10 s when unset.
     pub stop_grace: Option<Duration>,
     /// `host:ip` entries added to /etc/hosts.
     pub extra_hosts: Vec<String>,
     pub logging: Option<LoggingSpec>,
     pub healthcheck: Option<HealthcheckSpec>,
+    /// `expose:` entries (`8080`, `9000-9001/udp`): image metadata only.
+    pub expose: Vec<String>,
+    /// Kernel, process, resource and terminal settings, from compose.
+    pub options: ContainerOptions,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkAttachment {
     pub network: String,
-    /// Names other containers on the network resolve to this one, e.g. the
-    /// service name `redis`, so that both colors answer to `backend`.
     pub aliases: Vec<String>,
+    /// Static addresses on this network; the engine picks one when unset.
+    pub ipv4_address: Option<String>,
+    pub ipv6_address: Option<String>,
 }
 
 impl NetworkAttachment {
@@ -146,6 +158,8 @@ impl NetworkAttachment {
         NetworkAttachment {
             network: network.into(),
             aliases: Vec::new(),
+            ipv4_address: None,
+            ipv6_address: None,
         }
     }
 
@@ -162,17 +176,24 @@ pub enum MountSpec {
         name: String,
         target: String,
         read_only: bool,
+        /// Do not copy the image's files into a new volume.
+        nocopy: bool,
     },
     /// A host path; must be absolute (relative paths are resolved against the
-    /// project directory before they get here). Created by the engine when
-    /// missing, as `docker run -v` does.
+    /// project directory before they get here).
     Bind {
         source: PathBuf,
         target: String,
         read_only: bool,
+        /// Create a missing source folder, as `docker run -v` and compose's
+        /// short syntax do; else a missing source fails the create, as
+        /// compose's long syntax asks.
+        create_host_path: bool,
     },
     Tmpfs {
         target: String,
+        size: Option<u64>,
+        mode: Option<u32>,
     },
 }
 
@@ -349,6 +370,7 @@ mod tests {
             source: "log".into(),
             target: "/log".into(),
             read_only: false,
+            create_host_path: true,
         });
         assert!(spec
             .validate()

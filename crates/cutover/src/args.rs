@@ -52,6 +52,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// Stop and remove the project's containers, routes and networks
     Down(DownArgs),
+    /// Print the compose project as cutover resolves it, in Compose's canonical form
+    Config(ConfigArgs),
     /// Replace the running daemon with a new process of the cutover on PATH,
     /// refusing no connection: for a binary upgrade or a restart
     Upgrade(UpgradeArgs),
@@ -73,6 +75,11 @@ pub struct ProjectArgs {
     /// File of variables for the compose file [default: .env beside the first compose file]
     #[arg(long, value_name = "FILE")]
     pub env_file: Option<PathBuf>,
+
+    /// Activate a profile: its services are deployed too; repeat for several [default:
+    /// $COMPOSE_PROFILES]
+    #[arg(long = "profile", value_name = "PROFILE")]
+    pub profiles: Vec<String>,
 }
 
 impl ProjectArgs {
@@ -125,6 +132,30 @@ pub struct DeployArgs {
     /// Print the progress events as JSON lines on stdout, and nothing else
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = ConfigFormat::Yaml)]
+    pub format: ConfigFormat,
+
+    /// Only check the project; print nothing but problems
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Print the service names, one per line
+    #[arg(long, conflicts_with = "quiet")]
+    pub services: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConfigFormat {
+    Yaml,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -222,6 +253,7 @@ impl LogsArgs {
             files: self.files.clone(),
             project_name: self.project_name.clone(),
             env_file: self.env_file.clone(),
+            profiles: Vec::new(),
         }
     }
 }

@@ -162,3 +162,5 @@ fn dotenv_table_as_the_project_env_agrees_with_compose() {
     }
     tally.assert_agree(".env");
 }
+
+mod projects;

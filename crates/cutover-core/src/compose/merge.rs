@@ -5,6 +5,8 @@
 
 use serde_norway::{Mapping, Value};
 
+use super::resolve::clean_container_path;
+
 /// Merges `over` (a later file) into `base`.
 pub fn merge_files(base: Value, over: Value) -> Value {
     match (base, over) {
@@ -138,10 +140,10 @@ fn merge_service(base: Value, over: Value) -> Value {
         let key = k.as_str().unwrap_or_default().to_string();
         let f: fn(Value, Value) -> Value = match key.as_str() {
             "command" | "entrypoint" | "x-cutover" => replace_or_merge_map,
-            "environment" | "labels" | "extra_hosts" => merge_keyed_list,
+            "environment" | "labels" => merge_keyed_list,
             "networks" | "depends_on" => merge_name_list,
             "volumes" => merge_volumes,
-            "ports" | "env_file" => append_unique,
+            "ports" | "env_file" | "extra_hosts" => append_unique,
             "build" => merge_build,
             "healthcheck" => merge_healthcheck,
             "logging" => merge_logging,
@@ -233,9 +235,16 @@ pub fn volume_target(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => {
             let parts: Vec<&str> = s.split(':').collect();
-            Some(if parts.len() == 1 { parts[0] } else { parts[1] }.to_string())
+            Some(clean_container_path(if parts.len() == 1 {
+                parts[0]
+            } else {
+                parts[1]
+            }))
         }
-        Value::Mapping(m) => m.get("target").and_then(|t| t.as_str()).map(str::to_string),
+        Value::Mapping(m) => m
+            .get("target")
+            .and_then(|t| t.as_str())
+            .map(clean_container_path),
         _ => None,
     }
 }

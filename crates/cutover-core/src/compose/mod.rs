@@ -4,14 +4,17 @@
 //! ([`LoadInput`], [`EnvFileReader`]); cutover-docker's `compose` module does
 //! that over the filesystem.
 
+mod canonical;
 mod dotenv;
 mod hash;
 mod interpolate;
 mod locate;
 mod merge;
 mod model;
+mod options;
 mod resolve;
 
+pub use canonical::{canonical, go_duration};
 pub use dotenv::{parse_dotenv, DotenvError};
 pub use hash::{canonical_json, changed_fields, config_hash, env_changes, version_id, EnvChanges};
 pub use interpolate::{interpolate, InterpolateError, Unset};

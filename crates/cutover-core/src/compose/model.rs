@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::options::{ContainerOptions, Device, ResourceSet, Resources, Ulimit};
 use crate::service::{HealthCheck, Timeouts};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +91,17 @@ pub struct ServiceSpec {
     /// `host:ip` entries.
     pub extra_hosts: Vec<String>,
     pub logging: Option<Logging>,
+    /// `expose:` as written (`8080`, `9000-9001`, `53/udp`): no effect on
+    /// networking, but `x-cutover.port` defaults to a single one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expose: Vec<String>,
+    /// `pull_policy:`: `always`, `never`, `missing` or `build`; `None`
+    /// follows the deploy's `--pull`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_policy: Option<String>,
+    /// Passed to the engine as written.
+    #[serde(default, skip_serializing_if = "ContainerOptions::is_empty")]
+    pub options: ContainerOptions,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,6 +160,11 @@ pub struct ServiceNetwork {
     /// DNS names on this network. For an accessory the service name comes
     /// first (Compose's implicit alias); an app has only those written.
     pub aliases: Vec<String>,
+    /// A static address on this network (`ipv4_address:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_address: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -212,6 +229,33 @@ pub struct NetworkSpec {
     pub labels: BTreeMap<String, String>,
     pub internal: bool,
     pub attachable: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub enable_ipv6: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipam: Option<Ipam>,
+}
+
+/// A network's address plan (`ipam:`), as the engine takes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ipam {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config: Vec<IpamPool>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpamPool {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aux_addresses: BTreeMap<String, String>,
 }
 
 impl NetworkSpec {
@@ -227,6 +271,8 @@ impl NetworkSpec {
             labels: BTreeMap::new(),
             internal: false,
             attachable: false,
+            enable_ipv6: false,
+            ipam: None,
         }
     }
 }

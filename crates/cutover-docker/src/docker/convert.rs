@@ -4,8 +4,9 @@
 use crate::model::*;
 use crate::spec::*;
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HealthConfig, HealthStatusEnum, HostConfig,
-    HostConfigLogConfig, NetworkingConfig, PortBinding, RestartPolicyNameEnum,
+    ContainerCreateBody, DeviceMapping, EndpointIpamConfig, EndpointSettings, HealthConfig,
+    HealthStatusEnum, HostConfig, HostConfigLogConfig, Ipam, IpamConfig, Mount, MountType,
+    NetworkingConfig, PortBinding, ResourcesUlimits, RestartPolicyNameEnum,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -142,33 +143,69 @@ pub(super) fn container_info(c: bollard::models::ContainerInspectResponse) -> Co
 /// The create call's body for `spec`, attached to its first network only.
 pub(crate) fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
     let mut binds = Vec::new();
+    let mut mounts = Vec::new();
     let mut tmpfs = HashMap::new();
+    for entry in &spec.options.tmpfs {
+        let (path, opts) = entry.split_once(':').unwrap_or((entry, ""));
+        tmpfs.insert(path.to_owned(), opts.to_owned());
+    }
     for mount in &spec.mounts {
         match mount {
             MountSpec::Volume {
                 name,
                 target,
                 read_only,
-            } => binds.push(format!(
-                "{name}:{target}{}",
-                if *read_only { ":ro" } else { "" }
-            )),
+                nocopy,
+            } => {
+                let mut modes: Vec<&str> = Vec::new();
+                if *read_only {
+                    modes.push("ro");
+                }
+                if *nocopy {
+                    modes.push("nocopy");
+                }
+                binds.push(bind_entry(name, target, &modes));
+            }
             MountSpec::Bind {
                 source,
                 target,
                 read_only,
-            } => binds.push(format!(
-                "{}:{target}{}",
-                source.display(),
-                if *read_only { ":ro" } else { "" }
+                create_host_path: true,
+            } => binds.push(bind_entry(
+                &source.display().to_string(),
+                target,
+                if *read_only { &["ro"] } else { &[] },
             )),
-            MountSpec::Tmpfs { target } => {
-                tmpfs.insert(target.clone(), String::new());
+            // `Binds` creates a missing source; a `Mounts` entry fails on
+            // one, which is what compose's long syntax means by default.
+            MountSpec::Bind {
+                source,
+                target,
+                read_only,
+                create_host_path: false,
+            } => mounts.push(Mount {
+                typ: Some(MountType::BIND),
+                source: Some(source.display().to_string()),
+                target: Some(target.clone()),
+                read_only: Some(*read_only),
+                ..Default::default()
+            }),
+            MountSpec::Tmpfs { target, size, mode } => {
+                let mut opts = Vec::new();
+                if let Some(s) = size {
+                    opts.push(format!("size={s}"));
+                }
+                if let Some(m) = mode {
+                    opts.push(format!("mode={m:o}"));
+                }
+                tmpfs.insert(target.clone(), opts.join(","));
             }
         }
     }
 
-    let mut exposed = Vec::new();
+    // `expose:` entries go to the engine as written, as Compose sends them
+    // (`8080`, `9000-9001/udp`); they are image metadata only.
+    let mut exposed = spec.expose.clone();
     let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
     for port in &spec.ports {
         let key = format!("{}/{}", port.container_port, port.protocol.as_str());
@@ -205,8 +242,56 @@ pub(crate) fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
     };
 
     let first_network = spec.networks.first();
+    let o = &spec.options;
+    let some_vec = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
     let host_config = HostConfig {
         binds: (!binds.is_empty()).then_some(binds),
+        mounts: (!mounts.is_empty()).then_some(mounts),
+        cap_add: capabilities(&o.cap_add),
+        cap_drop: capabilities(&o.cap_drop),
+        privileged: o.privileged.then_some(true),
+        dns: some_vec(&o.dns),
+        dns_search: some_vec(&o.dns_search),
+        dns_options: some_vec(&o.dns_opt),
+        sysctls: (!o.sysctls.is_empty()).then(|| hashmap(&o.sysctls)),
+        ulimits: (!o.ulimits.is_empty()).then(|| {
+            o.ulimits
+                .iter()
+                .map(|(name, l)| {
+                    let (soft, hard) = l.soft_hard();
+                    ResourcesUlimits {
+                        name: Some(name.clone()),
+                        soft: Some(soft),
+                        hard: Some(hard),
+                    }
+                })
+                .collect()
+        }),
+        init: o.init,
+        shm_size: o.shm_size.map(saturating_i64),
+        devices: (!o.devices.is_empty()).then(|| {
+            o.devices
+                .iter()
+                .map(|d| DeviceMapping {
+                    path_on_host: Some(d.source.clone()),
+                    path_in_container: Some(d.target.clone()),
+                    cgroup_permissions: Some(d.permissions.clone()),
+                })
+                .collect()
+        }),
+        security_opt: some_vec(&o.security_opt),
+        readonly_rootfs: o.read_only.then_some(true),
+        group_add: some_vec(&o.group_add),
+        pid_mode: o.pid.clone(),
+        ipc_mode: o.ipc.clone(),
+        memory: o.memory().map(saturating_i64),
+        memory_swap: o.memswap_limit,
+        memory_reservation: o.memory_reservation().map(saturating_i64),
+        nano_cpus: o.cpus_nano().map(saturating_i64),
+        cpu_shares: o.cpu_shares.map(saturating_i64),
+        pids_limit: o.pids(),
+        oom_score_adj: o.oom_score_adj,
+        annotations: (!o.annotations.is_empty()).then(|| hashmap(&o.annotations)),
         tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
         port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
         restart_policy: Some(restart_policy),
@@ -216,19 +301,18 @@ pub(crate) fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
             config: Some(hashmap(&l.options)),
         }),
         // As `docker run --network`: without it the engine would also put
-        // the container on the default bridge.
-        network_mode: first_network.map(|n| n.network.clone()),
+        // the container on the default bridge. `network_mode:` (host, none,
+        // container:<name>) replaces the networks; the resolver allows one
+        // or the other.
+        network_mode: o
+            .network_mode
+            .clone()
+            .or_else(|| first_network.map(|n| n.network.clone())),
         ..Default::default()
     };
 
     let networking_config = first_network.map(|n| NetworkingConfig {
-        endpoints_config: Some(HashMap::from([(
-            n.network.clone(),
-            EndpointSettings {
-                aliases: (!n.aliases.is_empty()).then(|| n.aliases.clone()),
-                ..Default::default()
-            },
-        )])),
+        endpoints_config: Some(HashMap::from([(n.network.clone(), endpoint(n))])),
     });
 
     let healthcheck = spec.healthcheck.as_ref().map(|h| HealthConfig {
@@ -250,8 +334,11 @@ pub(crate) fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         labels: Some(hashmap(&spec.labels)),
         user: spec.user.clone(),
         working_dir: spec.working_dir.clone(),
-        hostname: spec.hostname.clone(),
-        stop_signal: spec.stop_signal.clone(),
+        hostname: o.hostname.clone(),
+        domainname: o.domainname.clone(),
+        stop_signal: o.stop_signal.clone(),
+        tty: o.tty.then_some(true),
+        open_stdin: o.stdin_open.then_some(true),
         // The engine takes whole seconds; round up so the grace is never
         // shorter than asked.
         stop_timeout: spec
@@ -262,5 +349,69 @@ pub(crate) fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         host_config: Some(host_config),
         networking_config,
         ..Default::default()
+    }
+}
+
+/// A `Binds` entry, `source:target[:mode,...]`.
+fn bind_entry(source: &str, target: &str, modes: &[&str]) -> String {
+    if modes.is_empty() {
+        format!("{source}:{target}")
+    } else {
+        format!("{source}:{target}:{}", modes.join(","))
+    }
+}
+
+fn saturating_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Capabilities with the kernel's `CAP_` prefix, as Compose sends them, so
+/// `NET_ADMIN` and `CAP_NET_ADMIN` are one setting; `ALL` stays `ALL`.
+fn capabilities(caps: &[String]) -> Option<Vec<String>> {
+    let out: Vec<String> = caps
+        .iter()
+        .map(|c| {
+            let upper = c.to_ascii_uppercase();
+            if upper == "ALL" || upper.starts_with("CAP_") {
+                upper
+            } else {
+                format!("CAP_{upper}")
+            }
+        })
+        .collect();
+    (!out.is_empty()).then_some(out)
+}
+
+/// A container's settings on one network: its aliases and static addresses.
+pub(crate) fn endpoint(n: &NetworkAttachment) -> EndpointSettings {
+    let ipam = (n.ipv4_address.is_some() || n.ipv6_address.is_some()).then(|| EndpointIpamConfig {
+        ipv4_address: n.ipv4_address.clone(),
+        ipv6_address: n.ipv6_address.clone(),
+        ..Default::default()
+    });
+    EndpointSettings {
+        aliases: (!n.aliases.is_empty()).then(|| n.aliases.clone()),
+        ipam_config: ipam,
+        ..Default::default()
+    }
+}
+
+/// A compose `ipam:` as the engine's network create takes it.
+pub(crate) fn ipam(i: &cutover_core::compose::Ipam) -> Ipam {
+    Ipam {
+        driver: i.driver.clone(),
+        config: (!i.config.is_empty()).then(|| {
+            i.config
+                .iter()
+                .map(|p| IpamConfig {
+                    subnet: p.subnet.clone(),
+                    ip_range: p.ip_range.clone(),
+                    gateway: p.gateway.clone(),
+                    auxiliary_addresses: (!p.aux_addresses.is_empty())
+                        .then(|| hashmap(&p.aux_addresses)),
+                })
+                .collect()
+        }),
+        options: (!i.options.is_empty()).then(|| hashmap(&i.options)),
     }
 }

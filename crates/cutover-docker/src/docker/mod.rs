@@ -8,8 +8,7 @@
 use std::time::Duration;
 
 use bollard::models::{
-    EndpointSettings, NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest,
-    VolumeCreateRequest,
+    NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest, VolumeCreateRequest,
 };
 use bollard::query_parameters as q;
 use bollard::Docker;
@@ -149,6 +148,9 @@ impl Engine for DockerEngine {
                 name: spec.name.clone(),
                 driver: Some(spec.driver.clone().unwrap_or_else(|| "bridge".into())),
                 internal: Some(spec.internal),
+                attachable: spec.attachable.then_some(true),
+                enable_ipv6: spec.enable_ipv6.then_some(true),
+                ipam: spec.ipam.as_ref().map(ipam),
                 labels: Some(hashmap(&spec.labels)),
                 ..Default::default()
             };
@@ -211,17 +213,14 @@ impl Engine for DockerEngine {
 
     fn connect_network<'a>(
         &'a self,
-        network: &'a str,
         container: &'a str,
-        aliases: &'a [String],
+        attachment: &'a NetworkAttachment,
     ) -> EngineFuture<'a, ()> {
         Box::pin(async move {
+            let network = &attachment.network;
             let request = NetworkConnectRequest {
                 container: container.to_owned(),
-                endpoint_config: Some(EndpointSettings {
-                    aliases: (!aliases.is_empty()).then(|| aliases.to_vec()),
-                    ..Default::default()
-                }),
+                endpoint_config: Some(endpoint(attachment)),
             };
             self.docker
                 .connect_network(network, request)
@@ -506,10 +505,7 @@ impl Engine for DockerEngine {
                 tracing::warn!(container = %spec.name, "engine: {warning}");
             }
             for net in spec.networks.iter().skip(1) {
-                if let Err(err) = self
-                    .connect_network(&net.network, &created.id, &net.aliases)
-                    .await
-                {
+                if let Err(err) = self.connect_network(&created.id, net).await {
                     // A half-wired container must not stay behind.
                     if let Err(cleanup) = self.remove_container(&created.id).await {
                         tracing::warn!(container = %spec.name, "removing after a failed network connect: {cleanup}");

@@ -56,11 +56,13 @@ fn create_body_maps_the_spec() {
                 name: "data".into(),
                 target: "/data".into(),
                 read_only: false,
+                nocopy: false,
             },
             MountSpec::Bind {
                 source: "/srv/log".into(),
                 target: "/log".into(),
                 read_only: true,
+                create_host_path: true,
             },
         ],
         ports: vec![PortSpec {

@@ -73,10 +73,10 @@ impl Engine for FakeEngine {
 
     fn connect_network<'a>(
         &'a self,
-        network: &'a str,
         container: &'a str,
-        aliases: &'a [String],
+        attachment: &'a NetworkAttachment,
     ) -> Fut<'a, ()> {
+        let (network, aliases) = (&attachment.network, &attachment.aliases);
         let mut st = self.lock();
         let result = st
             .record(Op::ConnectNetwork, network)

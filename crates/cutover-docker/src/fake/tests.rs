@@ -209,6 +209,7 @@ async fn volumes_survive_containers_and_refuse_removal_in_use() {
         name: "redis-data".into(),
         target: "/data".into(),
         read_only: false,
+        nocopy: false,
     });
     fake.create_container(&spec).await.unwrap();
     assert!(fake

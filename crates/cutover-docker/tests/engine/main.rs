@@ -296,6 +296,7 @@ async fn volume_survives_container_removal() {
         name: vol.name.clone(),
         target: "/data".into(),
         read_only: false,
+        nocopy: false,
     };
 
     let writer = env
@@ -899,4 +900,44 @@ async fn pull_failure_says_a_registry_is_needed() {
     // The local image is used without a pull.
     let base = env.engine.ensure_image(BASE_IMAGE).await.unwrap();
     assert!(base.tags.contains(&BASE_IMAGE.to_owned()));
+}
+
+#[tokio::test]
+async fn static_addresses_on_networks_with_an_address_plan() {
+    let env = Env::new("ipam").await;
+    let image = env.sleeper().await;
+    // A subnet per process, so two runs on one engine do not collide.
+    let octet = std::process::id() % 200 + 20;
+    let plan = |third: u32| cutover_core::compose::Ipam {
+        config: vec![cutover_core::compose::IpamPool {
+            subnet: Some(format!("10.{third}.{octet}.0/24")),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let mut front = env.network("front");
+    front.ipam = Some(plan(231));
+    let mut back = env.network("back");
+    back.ipam = Some(plan(232));
+    env.engine.ensure_network(&front).await.unwrap();
+    env.engine.ensure_network(&back).await.unwrap();
+
+    let mut on_front = NetworkAttachment::new(&front.name);
+    on_front.ipv4_address = Some(format!("10.231.{octet}.10"));
+    // The second network joins through connect, after the create.
+    let mut on_back = NetworkAttachment::new(&back.name);
+    on_back.ipv4_address = Some(format!("10.232.{octet}.20"));
+    let c = env
+        .container("fixed", image)
+        .network(on_front)
+        .network(on_back);
+    let info = env.run_container(&c).await;
+    assert_eq!(
+        info.ip_on(&front.name).map(|ip| ip.to_string()),
+        Some(format!("10.231.{octet}.10"))
+    );
+    assert_eq!(
+        info.ip_on(&back.name).map(|ip| ip.to_string()),
+        Some(format!("10.232.{octet}.20"))
+    );
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand; each takes its parsed arguments and returns the
 //! exit status or a [`CliError`].
 
+mod config;
 mod deploy;
 mod down;
 mod history;
@@ -34,6 +35,7 @@ pub fn run(cli: Cli, origins: Origins) -> Result<ExitStatus, CliError> {
         Command::History(args) => history::run(args, &client(&cli.global, &origins, &env)?),
         Command::Logs(args) => logs::run(args, &client(&cli.global, &origins, &env)?),
         Command::Down(args) => down::run(args, &client(&cli.global, &origins, &env)?),
+        Command::Config(args) => config::run(args),
         Command::Upgrade(args) => upgrade::run(args, &client(&cli.global, &origins, &env)?),
     }
 }
@@ -67,6 +69,7 @@ fn load_options(args: &ProjectArgs) -> Result<LoadOptions, CliError> {
         files: args.files.clone(),
         project_name: args.project_name.clone(),
         env_file: args.env_file.clone(),
+        profiles: args.profiles.clone(),
         working_dir,
         process_env,
         stdin,

@@ -176,3 +176,60 @@ async fn a_closed_stdout_ends_a_command_quietly() {
     }
     assert!(daemon.stop().await.success());
 }
+
+/// `cutover config` prints a compose file: Docker Compose v2 reads it, and
+/// cutover reads it back to the same project (the fixed point of `config`).
+#[test]
+fn config_prints_a_compose_file_that_reads_back_the_same() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("shop");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  web:\n    image: shop:${TAG:-1}\n    environment: [PASS=pa$$word]\n    x-cutover: {port: 8080}\n  redis:\n    image: redis:7\n    ports: [\"6379:6379\"]\n    cap_add: [NET_ADMIN]\n    mem_limit: 256m\n",
+    )
+    .unwrap();
+    let config = |args: &[&str]| {
+        let out = run(cutover().arg("config").args(args).current_dir(&dir));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (json, warnings) = config(&["--format", "json"]);
+    assert!(
+        warnings.contains("warning: compose.yaml:8:13: services.redis.ports[0]"),
+        "{warnings}"
+    );
+    let (yaml, _) = config(&[]);
+    std::fs::write(dir.join("printed.yaml"), &yaml).unwrap();
+    let (again, _) = config(&["-f", "printed.yaml", "--format", "json"]);
+    assert_eq!(
+        again, json,
+        "cutover config of its own output differs:\n{yaml}"
+    );
+    let compose = run(Command::new(cutover_test::compose_v2::binary())
+        .args(["-f", "printed.yaml", "config", "-q"])
+        .current_dir(&dir));
+    assert!(
+        compose.status.success(),
+        "Docker Compose refuses cutover's output: {}\n{yaml}",
+        String::from_utf8_lossy(&compose.stderr)
+    );
+    let (services, _) = config(&["--services"]);
+    assert_eq!(services, "redis\nweb\n");
+    let (quiet, _) = config(&["-q"]);
+    assert_eq!(quiet, "");
+    let (code, stderr) = stderr_of(
+        cutover()
+            .args(["config", "-f", "missing.yaml"])
+            .current_dir(&dir),
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+}

@@ -124,6 +124,55 @@ impl Ctx<'_> {
         }
     }
 
+    pub(super) fn int(&mut self, v: &Value, p: &KeyPath) -> Option<i64> {
+        let n = match v {
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        };
+        if n.is_none() {
+            self.error(p, format!("expected a whole number, found {}", show(v)));
+        }
+        n
+    }
+
+    /// A size in bytes: a number, or one with Docker's binary units
+    /// (`512m`, `1g`, `64k`, `1.5gb`), as Compose reads `mem_limit`.
+    pub(super) fn bytes(&mut self, v: &Value, p: &KeyPath) -> Option<u64> {
+        let parsed = match v {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => parse_bytes(s),
+            _ => None,
+        };
+        if parsed.is_none() {
+            self.error_hint(
+                p,
+                format!("expected a size, found {}", show(v)),
+                "write bytes or a number with a unit: 512m, 1g, 64k",
+            );
+        }
+        parsed
+    }
+
+    /// `cpus:` (`1.5`, `"0.25"`) in billionths of a CPU.
+    pub(super) fn cpus(&mut self, v: &Value, p: &KeyPath) -> Option<u64> {
+        let parsed = match v {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.trim().parse::<f64>().ok(),
+            _ => None,
+        }
+        .filter(|c| c.is_finite() && *c >= 0.0)
+        .map(|c| (c * 1e9).round() as u64);
+        if parsed.is_none() {
+            self.error_hint(
+                p,
+                format!("expected a number of CPUs, found {}", show(v)),
+                "e.g. 1.5 or \"0.25\"",
+            );
+        }
+        parsed
+    }
+
     pub(super) fn port(&mut self, v: &Value, p: &KeyPath) -> Option<u16> {
         match v {
             Value::Number(n) if n.as_u64().is_some_and(|n| (1..=65535).contains(&n)) => {
@@ -290,4 +339,30 @@ pub(super) fn show(v: &Value) -> String {
         Value::Bool(b) => b.to_string(),
         v => kind(v).to_string(),
     }
+}
+
+/// docker/go-units' `RAMInBytes`: a decimal number and an optional unit
+/// `b`, `k`, `m`, `g`, `t`, `p` (each may end in `b`), 1024-based, any case.
+pub(super) fn parse_bytes(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let digits_end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(digits_end);
+    let num: f64 = num.parse().ok()?;
+    let unit = unit.trim();
+    let unit = unit
+        .strip_suffix('b')
+        .filter(|u| !u.is_empty())
+        .unwrap_or(unit);
+    let power = match unit {
+        "" | "b" => 0,
+        "k" => 1,
+        "m" => 2,
+        "g" => 3,
+        "t" => 4,
+        "p" => 5,
+        _ => return None,
+    };
+    Some((num * 1024f64.powi(power)) as u64)
 }

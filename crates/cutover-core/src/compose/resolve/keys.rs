@@ -23,18 +23,17 @@ pub(super) const SERVICE_KEYS: &[&str] = &[
     "extra_hosts",
     "logging",
     "container_name",
+    "profiles",
+    "deploy",
+    "expose",
+    "pull_policy",
     "x-cutover",
 ];
 
 /// Service keys accepted with a warning because ignoring them cannot break
 /// the deployment in a way the user would not notice.
-pub(super) const IGNORED_SERVICE_KEYS: &[(&str, &str)] = &[
-    ("deploy", "cutover runs one container per service (per color for an app); replicas, resources and placement are not applied"),
-    ("profiles", "cutover deploys every service of the file"),
-    ("pull_policy", "the daemon decides when to pull"),
-    ("expose", "it has no effect: containers on a shared network reach each other on every port"),
-    ("develop", "compose watch settings do not apply to deploys"),
-];
+pub(super) const IGNORED_SERVICE_KEYS: &[(&str, &str)] =
+    &[("develop", "compose watch settings do not apply to deploys")];
 
 pub(super) const CUTOVER_KEYS: &[&str] = &[
     "port",

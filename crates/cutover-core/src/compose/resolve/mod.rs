@@ -20,6 +20,7 @@ use super::merge::{keyed_list_to_map, merge_files, strip_tags};
 use super::model::*;
 use crate::service::{HealthCheck, Timeouts};
 
+mod container;
 mod ctx;
 mod keys;
 mod mounts;
@@ -32,10 +33,12 @@ mod shell;
 mod top_level;
 mod x_cutover;
 
+use container::*;
 use ctx::*;
 use keys::*;
 pub use names::*;
 use options::*;
+pub(crate) use paths::clean_container_path;
 use paths::*;
 pub use ports::*;
 use service::*;
@@ -318,6 +321,23 @@ fn resolve_root(
     };
     let services_m = cx.mapping(services_v, &services_p)?;
     let services = cx.entries(services_m, &services_p);
+    let (services, inactive) = active_services(cx, services);
+    if services.is_empty() && !inactive.is_empty() {
+        cx.error_hint(
+            &services_p,
+            "every service is in a profile that is not active",
+            format!(
+                "activate one: --profile {} or COMPOSE_PROFILES={0}",
+                inactive
+                    .values()
+                    .flatten()
+                    .next()
+                    .cloned()
+                    .unwrap_or_default()
+            ),
+        );
+        return None;
+    }
     if services.is_empty() {
         cx.error_hint(
             &services_p,
@@ -338,6 +358,7 @@ fn resolve_root(
         networks: &networks,
         volumes: &volumes,
         services: &names,
+        inactive: &inactive,
         apps: &apps_set,
         env_files,
         default_network_used: false,
@@ -353,11 +374,38 @@ fn resolve_root(
             }
         }
     }
+    share_network_stacks(cx, &services_p, &mut accessories, &apps);
     let default_used = resolver.default_network_used;
-    let mut networks: Vec<NetworkSpec> = networks.into_values().collect();
+    // Like Compose, a network or volume no service uses is left out: it is
+    // neither created nor shown.
+    let all_services = || {
+        apps.iter()
+            .map(|a| &a.service)
+            .chain(accessories.iter().map(|a| &a.service))
+    };
+    let used_networks: BTreeSet<&str> = all_services()
+        .flat_map(|s| s.networks.iter().map(|n| n.key.as_str()))
+        .collect();
+    let used_volumes: BTreeSet<&str> = all_services()
+        .flat_map(|s| s.mounts.iter())
+        .filter_map(|m| match m {
+            Mount::Volume {
+                source: Some(s), ..
+            } => Some(s.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut networks: Vec<NetworkSpec> = networks
+        .into_values()
+        .filter(|n| used_networks.contains(n.key.as_str()))
+        .collect();
     if default_used && !networks.iter().any(|n| n.key == "default") {
         networks.push(NetworkSpec::project_default(&name, "default".into()));
     }
+    let volumes: Vec<VolumeSpec> = volumes
+        .into_values()
+        .filter(|v| used_volumes.contains(v.name.as_str()))
+        .collect();
     let order = dependency_order(cx, &services_p, &apps, &accessories)?;
     apps.sort_by_key(|a| order.iter().position(|n| *n == a.service.name));
     accessories.sort_by_key(|a| order.iter().position(|n| *n == a.service.name));
@@ -367,9 +415,97 @@ fn resolve_root(
         apps,
         accessories,
         networks,
-        volumes: volumes.into_values().collect(),
+        volumes,
         warnings: Vec::new(),
     })
+}
+
+/// `network_mode: service:<name>` names another accessory: it becomes the
+/// engine's `container:<its container name>`, and, as in Compose, a
+/// dependency, since the stack must exist first.
+fn share_network_stacks(
+    cx: &mut Ctx<'_>,
+    services_p: &KeyPath,
+    accessories: &mut [AccessorySpec],
+    apps: &[AppSpec],
+) {
+    let names: BTreeMap<String, String> = accessories
+        .iter()
+        .map(|a| (a.service.name.clone(), a.container_name.clone()))
+        .collect();
+    for acc in accessories.iter_mut() {
+        let Some(other) = acc
+            .service
+            .options
+            .network_mode
+            .as_deref()
+            .and_then(|m| m.strip_prefix("service:"))
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        let p = services_p.key(&acc.service.name).key("network_mode");
+        match names.get(&other) {
+            Some(container) => {
+                acc.service.options.network_mode = Some(format!("container:{container}"));
+                if !acc.service.depends_on.iter().any(|d| d.service == other) {
+                    acc.service.depends_on.push(Dependency {
+                        service: other,
+                        condition: DependsCondition::ServiceStarted,
+                        required: true,
+                    });
+                }
+            }
+            None if apps.iter().any(|a| a.service.name == other) => cx.error_hint(
+                &p,
+                format!("network_mode names app {other}, whose colors come and go at each deploy"),
+                "share the network stack of an accessory, or reach the app by its service name",
+            ),
+            None => cx.error(
+                &p,
+                format!("network_mode names undefined service {other:?}"),
+            ),
+        }
+    }
+}
+
+/// The services whose profiles are active, and the others with their
+/// profiles. Active are the profiles in `COMPOSE_PROFILES` (the CLI's
+/// `--profile` flags arrive there), comma-separated; `*` is every profile.
+/// A service with no `profiles:` is always active.
+#[allow(clippy::type_complexity)]
+fn active_services<'v>(
+    cx: &mut Ctx<'_>,
+    services: Vec<(String, &'v Value)>,
+) -> (Vec<(String, &'v Value)>, BTreeMap<String, Vec<String>>) {
+    let wanted = cx.env("COMPOSE_PROFILES").unwrap_or_default();
+    let wanted: BTreeSet<&str> = wanted
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    let mut inactive = BTreeMap::new();
+    let mut active = Vec::new();
+    for (name, v) in services {
+        let profiles: Vec<String> = v
+            .get("profiles")
+            .and_then(Value::as_sequence)
+            .map(|s| {
+                s.iter()
+                    .filter_map(|p| p.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if profiles.is_empty()
+            || wanted.contains("*")
+            || profiles.iter().any(|p| wanted.contains(p.as_str()))
+        {
+            active.push((name, v));
+        } else {
+            inactive.insert(name, profiles);
+        }
+    }
+    (active, inactive)
 }
 
 /// Orders services so each comes after what it depends on; a cycle is an error.

@@ -88,7 +88,7 @@ impl ServiceResolver<'_> {
                 }
             }
         }
-        let target = target.to_string();
+        let target = clean_container_path(target);
         Some(match source {
             None => Mount::Volume {
                 source: None,
@@ -143,6 +143,7 @@ impl ServiceResolver<'_> {
             cx.error(p, "missing `target`");
             return None;
         };
+        let target = clean_container_path(&target);
         let read_only = get("read_only")
             .and_then(|v| cx.boolean(v, &p.key("read_only")))
             .unwrap_or(false);
@@ -169,7 +170,9 @@ impl ServiceResolver<'_> {
                 let create_host_path = opts
                     .get("create_host_path")
                     .and_then(|v| cx.boolean(v, &p.key("bind").key("create_host_path")))
-                    .unwrap_or(true);
+                    // Compose's long syntax creates no missing folder unless
+                    // asked; the short syntax always does.
+                    .unwrap_or(false);
                 let selinux = opts
                     .get("selinux")
                     .and_then(|v| cx.string(v, &p.key("bind").key("selinux")));

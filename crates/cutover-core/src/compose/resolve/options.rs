@@ -88,6 +88,10 @@ pub(super) fn extra_hosts(cx: &mut Ctx<'_>, v: &Value, p: &KeyPath) -> Vec<Strin
             format!("expected a list or a mapping, found {}", kind(other)),
         ),
     }
+    // Order carries no meaning in /etc/hosts entries here; sorted and
+    // without repeats, as Compose keeps them, so merged files agree.
+    out.sort();
+    out.dedup();
     out
 }
 

@@ -44,6 +44,18 @@ impl Ctx<'_> {
     }
 }
 
+/// A path inside the container as Compose cleans it (Go's `path.Clean`):
+/// `/logs/` and `/logs//.` are `/logs`, so two spellings of one target
+/// are one mount.
+pub(crate) fn clean_container_path(p: &str) -> String {
+    if !p.starts_with('/') {
+        // Relative targets are refused later with the path as written.
+        return p.to_string();
+    }
+    let cleaned = normalize_path(Path::new(p));
+    cleaned.display().to_string()
+}
+
 pub(super) fn self_path(cx: &mut Ctx<'_>, raw: &str, p: &KeyPath) -> Option<PathBuf> {
     cx.host_path(raw, p)
 }
@@ -61,5 +73,13 @@ mod tests {
         assert_eq!(n("/srv/app/../../.."), Path::new("/"));
         assert_eq!(n("/srv/./app/"), Path::new("/srv/app"));
         assert_eq!(n("./"), Path::new(""));
+    }
+
+    #[test]
+    fn container_paths_lose_trailing_slashes() {
+        assert_eq!(clean_container_path("/logs/"), "/logs");
+        assert_eq!(clean_container_path("/a//b/./c/.."), "/a/b");
+        assert_eq!(clean_container_path("/"), "/");
+        assert_eq!(clean_container_path("rel/"), "rel/");
     }
 }

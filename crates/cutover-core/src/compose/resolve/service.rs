@@ -13,6 +13,8 @@ pub(super) struct ServiceResolver<'a> {
     pub(super) networks: &'a BTreeMap<String, NetworkSpec>,
     pub(super) volumes: &'a BTreeMap<String, VolumeSpec>,
     pub(super) services: &'a BTreeSet<String>,
+    /// Services left out because their profiles are not active.
+    pub(super) inactive: &'a BTreeMap<String, Vec<String>>,
     pub(super) apps: &'a BTreeSet<String>,
     pub(super) env_files: &'a dyn EnvFileReader,
     pub(super) default_network_used: bool,
@@ -30,14 +32,18 @@ impl ServiceResolver<'_> {
         let entries = cx.entries(m, p);
         let is_app = self.apps.contains(name);
         for (k, _) in &entries {
-            if SERVICE_KEYS.contains(&k.as_str()) || (k.starts_with("x-") && k != "x-cutover") {
+            if SERVICE_KEYS.contains(&k.as_str())
+                || CONTAINER_KEYS.contains(&k.as_str())
+                || (k.starts_with("x-") && k != "x-cutover")
+            {
                 continue;
             }
             if let Some((_, why)) = IGNORED_SERVICE_KEYS.iter().find(|(i, _)| i == k) {
                 cx.warn(&p.key(k), format!("`{k}` is ignored: {why}"), None);
                 continue;
             }
-            let (msg, hint) = match did_you_mean(k, SERVICE_KEYS) {
+            let known: Vec<&str> = SERVICE_KEYS.iter().chain(CONTAINER_KEYS).copied().collect();
+            let (msg, hint) = match did_you_mean(k, &known) {
                 Some(s) => (format!("unknown key `{k}`"), format!("did you mean `{s}`?")),
                 None => (
                     format!("`{k}` is not supported by cutover"),
@@ -86,7 +92,19 @@ impl ServiceResolver<'_> {
         let mounts = get("volumes")
             .map(|v| self.mounts(cx, v, &p.key("volumes")))
             .unwrap_or_default();
-        let mut networks = self.service_networks(cx, get("networks"), &p.key("networks"));
+        let options = container_options(cx, &entries, p, is_app);
+        let mut networks = if options.network_mode.is_some() {
+            if get("networks").is_some() {
+                cx.error_hint(
+                    &p.key("networks"),
+                    "`networks` and `network_mode` cannot both be set",
+                    "keep network_mode to share another network stack, or networks to join project networks",
+                );
+            }
+            Vec::new()
+        } else {
+            self.service_networks(cx, name, get("networks"), &p.key("networks"))
+        };
         if !is_app {
             // Compose's implicit alias: other services reach an accessory by
             // its service name (REDIS_HOST=redis). Apps get none, since two
@@ -141,6 +159,23 @@ impl ServiceResolver<'_> {
             .map(|v| extra_hosts(cx, v, &p.key("extra_hosts")))
             .unwrap_or_default();
         let logging = get("logging").and_then(|v| logging(cx, v, &p.key("logging")));
+        let expose = get("expose")
+            .map(|v| cx.string_list(v, &p.key("expose")))
+            .unwrap_or_default();
+        let pull_policy = cx.opt_string(get("pull_policy"), &p.key("pull_policy"));
+        let pull_policy = match pull_policy.as_deref() {
+            None => None,
+            Some("always" | "never" | "missing" | "build") => pull_policy,
+            Some("if_not_present") => Some("missing".into()),
+            Some(other) => {
+                cx.error_hint(
+                    &p.key("pull_policy"),
+                    format!("unknown pull_policy {other:?}"),
+                    "use always, never, missing or build",
+                );
+                None
+            }
+        };
 
         let spec = ServiceSpec {
             name: name.to_string(),
@@ -161,6 +196,9 @@ impl ServiceResolver<'_> {
             stop_grace_period,
             extra_hosts,
             logging,
+            expose,
+            pull_policy,
+            options,
         };
         datastore_warnings(cx, &spec, p);
         let container_name = cx.opt_string(get("container_name"), &p.key("container_name"));
@@ -389,16 +427,17 @@ impl ServiceResolver<'_> {
     pub(super) fn service_networks(
         &mut self,
         cx: &mut Ctx<'_>,
+        me: &str,
         v: Option<&Value>,
         p: &KeyPath,
     ) -> Vec<ServiceNetwork> {
-        let mut wanted: Vec<(String, KeyPath, Vec<String>)> = Vec::new();
+        let mut wanted: Vec<(String, KeyPath, Vec<String>, [Option<String>; 2])> = Vec::new();
         match v {
             None => {}
             Some(Value::Sequence(items)) => {
                 for (i, item) in items.iter().enumerate() {
                     if let Some(n) = cx.string(item, &p.index(i)) {
-                        wanted.push((n, p.index(i), Vec::new()));
+                        wanted.push((n, p.index(i), Vec::new(), [None, None]));
                     }
                 }
             }
@@ -406,16 +445,27 @@ impl ServiceResolver<'_> {
                 for (k, val) in cx.entries(m, p) {
                     let kp = p.key(&k);
                     let mut aliases = Vec::new();
+                    let mut addresses = [None, None];
                     if let Some(nm) = val.as_mapping() {
                         let e = cx.entries(nm, &kp);
-                        cx.check_keys(&e, &kp, &["aliases"], "a service network");
+                        cx.check_keys(
+                            &e,
+                            &kp,
+                            &["aliases", "ipv4_address", "ipv6_address"],
+                            "a service network",
+                        );
                         if let Some((_, a)) = e.iter().find(|(k, _)| k == "aliases") {
                             aliases = cx.string_list(a, &kp.key("aliases"));
+                        }
+                        for (slot, key) in
+                            addresses.iter_mut().zip(["ipv4_address", "ipv6_address"])
+                        {
+                            *slot = cx.opt_string(lookup(&e, key), &kp.key(key));
                         }
                     } else if !val.is_null() {
                         cx.error(&kp, format!("expected a mapping, found {}", kind(val)));
                     }
-                    wanted.push((k, kp, aliases));
+                    wanted.push((k, kp, aliases, addresses));
                 }
             }
             Some(other) => cx.error(
@@ -424,10 +474,10 @@ impl ServiceResolver<'_> {
             ),
         }
         if wanted.is_empty() {
-            wanted.push(("default".into(), p.clone(), Vec::new()));
+            wanted.push(("default".into(), p.clone(), Vec::new(), [None, None]));
         }
         let mut out = Vec::new();
-        for (key, kp, aliases) in wanted {
+        for (key, kp, aliases, [ipv4_address, ipv6_address]) in wanted {
             let name = match self.networks.get(&key) {
                 Some(n) => n.name.clone(),
                 None if key == "default" => {
@@ -443,7 +493,20 @@ impl ServiceResolver<'_> {
                     continue;
                 }
             };
-            out.push(ServiceNetwork { key, name, aliases });
+            if self.apps.contains(me) && (ipv4_address.is_some() || ipv6_address.is_some()) {
+                cx.error_hint(
+                    &kp,
+                    "an app cannot have a static address: its two colors run side by side during a deploy",
+                    "remove ipv4_address/ipv6_address; other services reach the app by its service name",
+                );
+            }
+            out.push(ServiceNetwork {
+                key,
+                name,
+                aliases,
+                ipv4_address,
+                ipv6_address,
+            });
         }
         out
     }
@@ -457,7 +520,21 @@ impl ServiceResolver<'_> {
     ) -> Vec<Dependency> {
         let mut out = Vec::new();
         let mut add = |cx: &mut Ctx<'_>, dep: String, kp: &KeyPath, condition, required| {
-            if !self.services.contains(&dep) {
+            if let Some(profiles) = self.inactive.get(&dep) {
+                if required {
+                    cx.error_hint(
+                        kp,
+                        format!(
+                            "depends on {dep}, which is in profile {} and not active",
+                            profiles.join(", ")
+                        ),
+                        format!(
+                            "activate it: --profile {0} or COMPOSE_PROFILES={0}",
+                            profiles[0]
+                        ),
+                    );
+                }
+            } else if !self.services.contains(&dep) {
                 cx.error_hint(
                     kp,
                     format!("depends on undefined service {dep:?}"),

@@ -19,6 +19,8 @@ pub(super) fn top_networks(
             "labels",
             "internal",
             "attachable",
+            "enable_ipv6",
+            "ipam",
         ],
         "a network",
         |key| NetworkSpec::project_default(project, key),
@@ -39,6 +41,8 @@ pub(super) fn top_networks(
             "labels" => spec.labels = cx.str_map(val, kp, false),
             "internal" => spec.internal = cx.boolean(val, kp).unwrap_or(false),
             "attachable" => spec.attachable = cx.boolean(val, kp).unwrap_or(false),
+            "enable_ipv6" => spec.enable_ipv6 = cx.boolean(val, kp).unwrap_or(false),
+            "ipam" => spec.ipam = ipam(cx, val, kp),
             _ => {}
         },
         |spec| (&mut spec.name, spec.external),
@@ -124,4 +128,47 @@ pub(super) fn top_level<T>(
         out.insert(key, spec);
     }
     out
+}
+
+/// `ipam: {driver, config: [{subnet, ip_range, gateway, aux_addresses}], options}`.
+fn ipam(cx: &mut Ctx<'_>, v: &Value, p: &KeyPath) -> Option<Ipam> {
+    let m = cx.mapping(v, p)?;
+    let e = cx.entries(m, p);
+    cx.check_keys(&e, p, &["driver", "config", "options"], "ipam");
+    let mut out = Ipam {
+        driver: cx.opt_string(lookup(&e, "driver"), &p.key("driver")),
+        options: lookup(&e, "options")
+            .map(|o| cx.str_map(o, &p.key("options"), false))
+            .unwrap_or_default(),
+        config: Vec::new(),
+    };
+    let cp = p.key("config");
+    match lookup(&e, "config") {
+        None | Some(Value::Null) => {}
+        Some(Value::Sequence(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                let ip = cp.index(i);
+                let Some(pm) = cx.mapping(item, &ip) else {
+                    continue;
+                };
+                let pe = cx.entries(pm, &ip);
+                cx.check_keys(
+                    &pe,
+                    &ip,
+                    &["subnet", "ip_range", "gateway", "aux_addresses"],
+                    "an ipam pool",
+                );
+                out.config.push(IpamPool {
+                    subnet: cx.opt_string(lookup(&pe, "subnet"), &ip.key("subnet")),
+                    ip_range: cx.opt_string(lookup(&pe, "ip_range"), &ip.key("ip_range")),
+                    gateway: cx.opt_string(lookup(&pe, "gateway"), &ip.key("gateway")),
+                    aux_addresses: lookup(&pe, "aux_addresses")
+                        .map(|a| cx.str_map(a, &ip.key("aux_addresses"), false))
+                        .unwrap_or_default(),
+                });
+            }
+        }
+        Some(other) => cx.error(&cp, format!("expected a list, found {}", kind(other))),
+    }
+    Some(out)
 }
