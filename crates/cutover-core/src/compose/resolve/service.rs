@@ -431,21 +431,28 @@ impl ServiceResolver<'_> {
         v: Option<&Value>,
         p: &KeyPath,
     ) -> Vec<ServiceNetwork> {
-        let mut wanted: Vec<(String, KeyPath, Vec<String>, [Option<String>; 2])> = Vec::new();
+        // Each entry as written, its Docker name filled in below.
+        let entry = |key: String| ServiceNetwork {
+            key,
+            name: String::new(),
+            aliases: Vec::new(),
+            ipv4_address: None,
+            ipv6_address: None,
+        };
+        let mut wanted: Vec<(KeyPath, ServiceNetwork)> = Vec::new();
         match v {
             None => {}
             Some(Value::Sequence(items)) => {
                 for (i, item) in items.iter().enumerate() {
                     if let Some(n) = cx.string(item, &p.index(i)) {
-                        wanted.push((n, p.index(i), Vec::new(), [None, None]));
+                        wanted.push((p.index(i), entry(n)));
                     }
                 }
             }
             Some(Value::Mapping(m)) => {
                 for (k, val) in cx.entries(m, p) {
                     let kp = p.key(&k);
-                    let mut aliases = Vec::new();
-                    let mut addresses = [None, None];
+                    let mut n = entry(k);
                     if let Some(nm) = val.as_mapping() {
                         let e = cx.entries(nm, &kp);
                         cx.check_keys(
@@ -454,18 +461,17 @@ impl ServiceResolver<'_> {
                             &["aliases", "ipv4_address", "ipv6_address"],
                             "a service network",
                         );
-                        if let Some((_, a)) = e.iter().find(|(k, _)| k == "aliases") {
-                            aliases = cx.string_list(a, &kp.key("aliases"));
+                        if let Some(a) = lookup(&e, "aliases") {
+                            n.aliases = cx.string_list(a, &kp.key("aliases"));
                         }
-                        for (slot, key) in
-                            addresses.iter_mut().zip(["ipv4_address", "ipv6_address"])
-                        {
-                            *slot = cx.opt_string(lookup(&e, key), &kp.key(key));
-                        }
+                        n.ipv4_address =
+                            cx.opt_string(lookup(&e, "ipv4_address"), &kp.key("ipv4_address"));
+                        n.ipv6_address =
+                            cx.opt_string(lookup(&e, "ipv6_address"), &kp.key("ipv6_address"));
                     } else if !val.is_null() {
                         cx.error(&kp, format!("expected a mapping, found {}", kind(val)));
                     }
-                    wanted.push((k, kp, aliases, addresses));
+                    wanted.push((kp, n));
                 }
             }
             Some(other) => cx.error(
@@ -474,12 +480,13 @@ impl ServiceResolver<'_> {
             ),
         }
         if wanted.is_empty() {
-            wanted.push(("default".into(), p.clone(), Vec::new(), [None, None]));
+            wanted.push((p.clone(), entry("default".into())));
         }
         let mut out = Vec::new();
-        for (key, kp, aliases, [ipv4_address, ipv6_address]) in wanted {
-            let name = match self.networks.get(&key) {
-                Some(n) => n.name.clone(),
+        for (kp, mut n) in wanted {
+            let key = &n.key;
+            n.name = match self.networks.get(key) {
+                Some(spec) => spec.name.clone(),
                 None if key == "default" => {
                     self.default_network_used = true;
                     format!("{}_default", self.project)
@@ -493,20 +500,14 @@ impl ServiceResolver<'_> {
                     continue;
                 }
             };
-            if self.apps.contains(me) && (ipv4_address.is_some() || ipv6_address.is_some()) {
+            if self.apps.contains(me) && (n.ipv4_address.is_some() || n.ipv6_address.is_some()) {
                 cx.error_hint(
                     &kp,
                     "an app cannot have a static address: its two colors run side by side during a deploy",
                     "remove ipv4_address/ipv6_address; other services reach the app by its service name",
                 );
             }
-            out.push(ServiceNetwork {
-                key,
-                name,
-                aliases,
-                ipv4_address,
-                ipv6_address,
-            });
+            out.push(n);
         }
         out
     }
