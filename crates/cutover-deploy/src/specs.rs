@@ -11,8 +11,8 @@ use cutover_core::compose::{self, config_hash, AppSettings, Mount, ServiceSpec};
 use cutover_core::service::{Color, DeployRequest};
 use cutover_docker::labels;
 use cutover_docker::{
-    ContainerSpec, HealthTest, HealthcheckSpec, LoggingSpec, MountSpec, NetworkAttachment,
-    NetworkSpec, PortSpec, Protocol, RestartPolicy, Role, VolumeSpec,
+    ContainerSpec, FileSpec, HealthTest, HealthcheckSpec, LoggingSpec, MountSpec,
+    NetworkAttachment, NetworkSpec, PortSpec, Protocol, RestartPolicy, Role, VolumeSpec,
 };
 
 /// The proxy's route to one version of an app at `addr`, with the hosts,
@@ -223,7 +223,58 @@ fn base(
     c.healthcheck = spec.healthcheck.as_ref().map(healthcheck);
     c.expose = spec.expose.clone();
     c.options = spec.options.clone();
+    for (refs, secret) in [(&spec.secrets, true), (&spec.configs, false)] {
+        for r in refs {
+            provide_file(&mut c, r, secret, &spec.name)?;
+        }
+    }
     Ok(c)
+}
+
+/// A secret or config as compose provides it without Swarm: a host file is
+/// mounted read-only, other contents are copied in before the start, owned
+/// by `uid:gid` with `mode` (0444 unless set).
+fn provide_file(
+    c: &mut ContainerSpec,
+    r: &compose::FileRef,
+    secret: bool,
+    service: &str,
+) -> Result<(), Report> {
+    let path = r.path(secret);
+    let content = match &r.from {
+        compose::FileSource::File(source) => {
+            c.mounts.push(MountSpec::Bind {
+                source: source.clone(),
+                target: path,
+                read_only: true,
+                create_host_path: false,
+            });
+            return Ok(());
+        }
+        compose::FileSource::Environment { value, .. } => value.clone(),
+        compose::FileSource::Content(text) => text.clone(),
+    };
+    let id = |v: &Option<String>, what: &str| -> Result<u64, Report> {
+        match v {
+            None => Ok(0),
+            Some(s) => s.parse().map_err(|_| {
+                Report::new(format!(
+                    "services.{service}: {} {}: {what} {s:?} is not a number",
+                    if secret { "secret" } else { "config" },
+                    r.source
+                ))
+                .hint("write the numeric id; the image's user names are not known before it runs")
+            }),
+        }
+    };
+    c.files.push(FileSpec {
+        path,
+        content: content.into_bytes(),
+        uid: id(&r.uid, "uid")?,
+        gid: id(&r.gid, "gid")?,
+        mode: r.mode.unwrap_or(0o444),
+    });
+    Ok(())
 }
 
 fn restart(policy: Option<&str>) -> RestartPolicy {

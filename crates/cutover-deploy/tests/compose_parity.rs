@@ -17,7 +17,7 @@ use cutover_docker::{DockerEngine, Engine};
 
 const COMPOSE: &str = r#"
 services:
-  opts:
+  svc:
     image: cutover-base:bookworm
     pull_policy: never
     command: ["sleep", "infinity"]
@@ -101,6 +101,9 @@ struct Cleanup {
     dir: std::path::PathBuf,
     containers: Vec<String>,
     networks: Vec<String>,
+    /// The project's folder: `docker-compose down` reads its file, so it
+    /// goes last (fields drop after `drop` runs).
+    _tmp: tempfile::TempDir,
 }
 
 impl Drop for Cleanup {
@@ -165,8 +168,16 @@ fn normalized(v: &Value) -> Value {
     }
 }
 
-#[tokio::test]
-async fn engine_options_reach_the_engine_as_docker_compose_sends_them() {
+/// The service `svc` of `compose` (in a folder with `files`), once made by
+/// `docker-compose <verb> svc` and once by cutover (created, and started
+/// for `up`): the two container names, and what removes them and the
+/// folder.
+async fn both(
+    compose: &str,
+    files: &[(&str, &str)],
+    env: &[(&str, &str)],
+    verb: &str,
+) -> (String, String, Cleanup) {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -176,7 +187,10 @@ async fn engine_options_reach_the_engine_as_docker_compose_sends_them() {
     let dir = tmp.path().join("parity");
     std::fs::create_dir_all(dir.join("data")).unwrap();
     std::fs::create_dir_all(dir.join("conf")).unwrap();
-    std::fs::write(dir.join("compose.yaml"), COMPOSE).unwrap();
+    std::fs::write(dir.join("compose.yaml"), compose).unwrap();
+    for (name, content) in files {
+        std::fs::write(dir.join(name), content).unwrap();
+    }
 
     let compose_project = format!("{project}-compose");
     let mut cleanup = Cleanup {
@@ -184,23 +198,32 @@ async fn engine_options_reach_the_engine_as_docker_compose_sends_them() {
         dir: dir.clone(),
         containers: Vec::new(),
         networks: Vec::new(),
+        _tmp: tmp,
     };
-
+    let mut args = vec!["-p", &compose_project, verb];
+    if verb == "up" {
+        args.push("-d");
+    }
+    args.push("svc");
     let out = Command::new(cutover_test::compose_v2::binary())
-        .args(["-p", &compose_project, "create", "opts"])
+        .args(&args)
+        .envs(env.iter().copied())
         .current_dir(&dir)
         .output()
         .expect("docker-compose runs");
     assert!(
         out.status.success(),
-        "docker-compose create failed: {}",
+        "docker-compose {verb} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let theirs = inspect(&format!("{compose_project}-opts-1"));
 
     let resolved = load_project(&LoadOptions {
         working_dir: dir.clone(),
         project_name: Some(project.clone()),
+        process_env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         ..LoadOptions::default()
     })
     .unwrap();
@@ -212,11 +235,25 @@ async fn engine_options_reach_the_engine_as_docker_compose_sends_them() {
             .await
             .unwrap();
     }
-    let acc = resolved.accessory("opts").unwrap();
+    let acc = resolved.accessory("svc").unwrap();
     cleanup.containers.push(acc.container_name.clone());
     let spec = specs::accessory_container(&acc.container_name, &acc.service, &project).unwrap();
     engine.create_container(&spec).await.unwrap();
-    let ours = inspect(&acc.container_name);
+    if verb == "up" {
+        engine.start_container(&acc.container_name).await.unwrap();
+    }
+    (
+        format!("{compose_project}-svc-1"),
+        acc.container_name.clone(),
+        cleanup,
+    )
+}
+
+#[tokio::test]
+async fn engine_options_reach_the_engine_as_docker_compose_sends_them() {
+    let (compose, cutover, _cleanup) = both(COMPOSE, &[], &[], "create").await;
+    let theirs = inspect(&compose);
+    let ours = inspect(&cutover);
 
     let mut differ = Vec::new();
     for f in FIELDS {
@@ -239,5 +276,80 @@ async fn engine_options_reach_the_engine_as_docker_compose_sends_them() {
         differ.is_empty(),
         "the engine got different settings from cutover and from Docker Compose:\n  {}",
         differ.join("\n  ")
+    );
+}
+
+/// Secrets and configs from a file, the environment and inline content:
+/// each container has the same files, with the same contents, owner and
+/// mode, as `docker compose up` gives it.
+#[tokio::test]
+async fn secrets_and_configs_are_the_files_docker_compose_provides() {
+    let compose = r#"
+services:
+  svc:
+    image: cutover-base:bookworm
+    pull_policy: never
+    command: ["sleep", "infinity"]
+    stop_signal: SIGKILL
+    secrets:
+      - db_password
+      - source: api_key
+        target: /etc/app/api.key
+        uid: "1000"
+        gid: "1000"
+        mode: 0400
+    configs:
+      - app_cfg
+      - source: inline
+        target: /etc/inline.conf
+        mode: 0644
+secrets:
+  db_password:
+    file: ./db_password.txt
+  api_key:
+    environment: API_KEY
+configs:
+  app_cfg:
+    file: ./app.cfg
+  inline:
+    content: |
+      port = ${PORT:-80}
+"#;
+    let (theirs, ours, _cleanup) = both(
+        compose,
+        &[("db_password.txt", "hunter2\n"), ("app.cfg", "cfg = 1\n")],
+        &[("API_KEY", "s3cr3t"), ("PORT", "8080")],
+        "up",
+    )
+    .await;
+    let paths = [
+        "/run/secrets/db_password",
+        "/etc/app/api.key",
+        "/app_cfg",
+        "/etc/inline.conf",
+    ];
+    let look = |container: &str| -> Vec<String> {
+        paths
+            .iter()
+            .map(|p| {
+                let out = Command::new("docker")
+                    .args(["exec", container, "sh", "-c"])
+                    .arg(format!("stat -c '%a %u %g' {p} && cat {p}"))
+                    .output()
+                    .expect("docker runs");
+                format!(
+                    "{p}: {}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })
+            .collect()
+    };
+    let (a, b) = (look(&ours), look(&theirs));
+    eprintln!("files in both containers: {a:#?}");
+    assert!(a.iter().all(|l| !l.contains("No such file")), "{a:?}");
+    assert_eq!(
+        a, b,
+        "cutover's files (left) differ from Docker Compose's (right)"
     );
 }

@@ -142,6 +142,22 @@ pub struct ContainerSpec {
     pub expose: Vec<String>,
     /// Kernel, process, resource and terminal settings, from compose.
     pub options: ContainerOptions,
+    /// Files written into the container after it is created and before it
+    /// starts: secrets and configs whose contents are not a host file.
+    pub files: Vec<FileSpec>,
+}
+
+/// One file copied into a container, as compose does for a secret or a
+/// config read from the environment or written inline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSpec {
+    /// Absolute path in the container; missing folders are created.
+    pub path: String,
+    pub content: Vec<u8>,
+    /// Numeric ids; root when unset.
+    pub uid: u64,
+    pub gid: u64,
+    pub mode: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -128,6 +128,8 @@ const SERVICE_FIELDS: &[&str] = &[
     "stdin_open",
     "tty",
     "annotations",
+    "secrets",
+    "configs",
 ];
 
 /// What of a project the comparison looks at: the fields cutover uses, with
@@ -181,7 +183,7 @@ fn used_fields(p: &Value) -> Value {
         services.insert(name.clone(), Value::Object(m));
     }
     out.insert("services".into(), Value::Object(services));
-    for top in ["networks", "volumes"] {
+    for top in ["networks", "volumes", "secrets", "configs"] {
         let items: Map<String, Value> = p[top]
             .as_object()
             .into_iter()

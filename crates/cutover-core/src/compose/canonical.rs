@@ -71,6 +71,24 @@ pub fn canonical(p: &ResolvedProject) -> Value {
     if !volumes.is_empty() {
         out.insert("volumes".into(), Value::Object(volumes));
     }
+    // The definitions the services use, as Compose lists them.
+    for (what, secret) in [("secrets", true), ("configs", false)] {
+        let mut defs = Map::new();
+        let all = p
+            .apps
+            .iter()
+            .map(|a| &a.service)
+            .chain(p.accessories.iter().map(|a| &a.service));
+        for s in all {
+            let refs = if secret { &s.secrets } else { &s.configs };
+            for r in refs {
+                defs.insert(r.source.clone(), file_def(&p.name, r));
+            }
+        }
+        if !defs.is_empty() {
+            out.insert(what.into(), Value::Object(defs));
+        }
+    }
     escape_dollars(Value::Object(out))
 }
 
@@ -137,6 +155,14 @@ fn service(
         }),
     );
     put("expose", non_empty(s.expose.iter().map(|e| json!(e))));
+    put(
+        "secrets",
+        non_empty(s.secrets.iter().map(|r| file_ref(r, true))),
+    );
+    put(
+        "configs",
+        non_empty(s.configs.iter().map(|r| file_ref(r, false))),
+    );
     put("pull_policy", json!(s.pull_policy));
     options(&s.options, &mut m);
     m
@@ -217,6 +243,41 @@ fn options(o: &ContainerOptions, m: &mut Map<String, Value>) {
     if !resources.is_empty() {
         put("deploy", json!({ "resources": resources }));
     }
+}
+
+/// A service's entry: Compose writes a secret's default target, not a
+/// config's, and the mode in octal.
+fn file_ref(r: &FileRef, secret: bool) -> Value {
+    let mut o = Map::new();
+    o.insert("source".into(), json!(r.source));
+    if secret || r.target.is_some() {
+        o.insert("target".into(), json!(r.path(secret)));
+    }
+    if let Some(u) = &r.uid {
+        o.insert("uid".into(), json!(u));
+    }
+    if let Some(g) = &r.gid {
+        o.insert("gid".into(), json!(g));
+    }
+    if let Some(m) = r.mode {
+        o.insert("mode".into(), json!(format!("{m:04o}")));
+    }
+    Value::Object(o)
+}
+
+/// A top-level definition: never an environment variable's value.
+fn file_def(project: &str, r: &FileRef) -> Value {
+    let mut o = Map::new();
+    o.insert(
+        "name".into(),
+        json!(naming::project_scoped(project, &r.source)),
+    );
+    match &r.from {
+        FileSource::File(path) => o.insert("file".into(), json!(path.display().to_string())),
+        FileSource::Environment { var, .. } => o.insert("environment".into(), json!(var)),
+        FileSource::Content(text) => o.insert("content".into(), json!(text)),
+    };
+    Value::Object(o)
 }
 
 fn cpus(nano: u64) -> f64 {

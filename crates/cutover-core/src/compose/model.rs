@@ -102,6 +102,57 @@ pub struct ServiceSpec {
     /// Passed to the engine as written.
     #[serde(default, skip_serializing_if = "ContainerOptions::is_empty")]
     pub options: ContainerOptions,
+    /// `secrets:`, each with where its contents come from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<FileRef>,
+    /// `configs:`, likewise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configs: Vec<FileRef>,
+}
+
+/// One entry of a service's `secrets:` or `configs:`: a file the container
+/// finds at [`FileRef::path`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRef {
+    /// The key under top-level `secrets:` / `configs:`.
+    pub source: String,
+    /// As written; `None` is Compose's default place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+    pub from: FileSource,
+}
+
+impl FileRef {
+    /// Where the container sees it: a secret under `/run/secrets/` (its
+    /// target, else its name), a config at its target, else `/<name>`.
+    pub fn path(&self, secret: bool) -> String {
+        match (&self.target, secret) {
+            (Some(t), _) if t.starts_with('/') => t.clone(),
+            (Some(t), true) => format!("/run/secrets/{t}"),
+            (Some(t), false) => format!("/{t}"),
+            (None, true) => format!("/run/secrets/{}", self.source),
+            (None, false) => format!("/{}", self.source),
+        }
+    }
+}
+
+/// Where a secret's or config's contents come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileSource {
+    /// A file on the daemon's host, mounted read-only.
+    File(PathBuf),
+    /// A variable of the project's environment, and its value, copied into
+    /// the container before it starts.
+    Environment { var: String, value: String },
+    /// Text written in the compose file (`content:`), copied likewise.
+    Content(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

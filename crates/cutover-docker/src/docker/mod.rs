@@ -48,6 +48,35 @@ pub struct DockerEngine {
 }
 
 impl DockerEngine {
+    /// Writes `files` into the created container `id` in one archive, as
+    /// compose copies secrets and configs that are not host files.
+    async fn copy_files(
+        &self,
+        id: &str,
+        name: &str,
+        files: &[FileSpec],
+    ) -> Result<(), EngineError> {
+        if files.is_empty() {
+            return Ok(());
+        }
+        let archive = files_archive(files).map_err(|e| EngineError::InvalidSpec {
+            name: name.to_owned(),
+            message: format!("cannot pack its secrets and configs: {e}"),
+        })?;
+        let options = q::UploadToContainerOptions {
+            path: "/".to_owned(),
+            ..Default::default()
+        };
+        self.docker
+            .upload_to_container(
+                id,
+                Some(options),
+                bollard::body_full(bytes::Bytes::from(archive)),
+            )
+            .await
+            .map_err(self.err("copy secrets and configs into", ObjectKind::Container, name))
+    }
+
     /// Connects where `DOCKER_HOST` says, as the docker CLI does.
     pub async fn connect() -> EngineResult<DockerEngine> {
         let host = docker_host(std::env::var("DOCKER_HOST").ok().as_deref());
@@ -504,14 +533,18 @@ impl Engine for DockerEngine {
             for warning in &created.warnings {
                 tracing::warn!(container = %spec.name, "engine: {warning}");
             }
-            for net in spec.networks.iter().skip(1) {
-                if let Err(err) = self.connect_network(&created.id, net).await {
-                    // A half-wired container must not stay behind.
-                    if let Err(cleanup) = self.remove_container(&created.id).await {
-                        tracing::warn!(container = %spec.name, "removing after a failed network connect: {cleanup}");
-                    }
-                    return Err(err);
+            // A half-wired container must not stay behind.
+            let wired = async {
+                for net in spec.networks.iter().skip(1) {
+                    self.connect_network(&created.id, net).await?;
                 }
+                self.copy_files(&created.id, &spec.name, &spec.files).await
+            };
+            if let Err(err) = wired.await {
+                if let Err(cleanup) = self.remove_container(&created.id).await {
+                    tracing::warn!(container = %spec.name, "removing a half-created container: {cleanup}");
+                }
+                return Err(err);
             }
             Ok(created.id)
         })
@@ -720,4 +753,20 @@ fn split_reference(reference: &str) -> (&str, &str) {
         ),
         None => (reference, "latest"),
     }
+}
+
+/// A tar of `files` at their absolute paths. No folder entries: the
+/// engine makes a missing folder (0755) itself, and an entry for one the
+/// image has would change its mode (`/tmp` is 1777).
+fn files_archive(files: &[FileSpec]) -> std::io::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for f in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(f.mode);
+        h.set_uid(f.uid);
+        h.set_gid(f.gid);
+        h.set_size(f.content.len() as u64);
+        builder.append_data(&mut h, f.path.trim_start_matches('/'), f.content.as_slice())?;
+    }
+    builder.into_inner()
 }

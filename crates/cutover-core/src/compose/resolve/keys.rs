@@ -1,7 +1,9 @@
 //! The keys cutover knows at each level of a compose file, and the
 //! "did you mean" that names the closest one to a typo.
 
-pub(super) const TOP_LEVEL_KEYS: &[&str] = &["name", "services", "networks", "volumes"];
+pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
+    "name", "services", "networks", "volumes", "secrets", "configs",
+];
 
 pub(super) const SERVICE_KEYS: &[&str] = &[
     "image",
@@ -27,6 +29,8 @@ pub(super) const SERVICE_KEYS: &[&str] = &[
     "deploy",
     "expose",
     "pull_policy",
+    "secrets",
+    "configs",
     "x-cutover",
 ];
 

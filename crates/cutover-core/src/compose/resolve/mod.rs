@@ -22,6 +22,7 @@ use crate::service::{HealthCheck, Timeouts};
 
 mod container;
 mod ctx;
+mod files;
 mod keys;
 mod mounts;
 mod names;
@@ -35,6 +36,7 @@ mod x_cutover;
 
 use container::*;
 use ctx::*;
+use files::*;
 use keys::*;
 pub use names::*;
 use options::*;
@@ -297,7 +299,7 @@ fn resolve_root(
                 Some(s) => (format!("unknown key `{k}`"), format!("did you mean `{s}`?")),
                 None => (
                     format!("`{k}` is not supported by cutover"),
-                    "the top level accepts name, services, networks, volumes and x-* extensions"
+                    "the top level accepts name, services, networks, volumes, secrets, configs and x-* extensions"
                         .into(),
                 ),
             };
@@ -309,6 +311,8 @@ fn resolve_root(
     let name = project_name(cx, get("name"))?;
     let networks = top_networks(cx, &name, get("networks"));
     let volumes = top_volumes(cx, &name, get("volumes"));
+    let secrets = top_files(cx, "secrets", get("secrets"));
+    let configs = top_files(cx, "configs", get("configs"));
 
     let services_p = rootp.key("services");
     let Some(services_v) = get("services").filter(|v| !v.is_null()) else {
@@ -359,6 +363,8 @@ fn resolve_root(
         volumes: &volumes,
         services: &names,
         inactive: &inactive,
+        secrets: &secrets,
+        configs: &configs,
         apps: &apps_set,
         env_files,
         default_network_used: false,

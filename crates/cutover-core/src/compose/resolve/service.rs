@@ -15,6 +15,8 @@ pub(super) struct ServiceResolver<'a> {
     pub(super) services: &'a BTreeSet<String>,
     /// Services left out because their profiles are not active.
     pub(super) inactive: &'a BTreeMap<String, Vec<String>>,
+    pub(super) secrets: &'a BTreeMap<String, FileSource>,
+    pub(super) configs: &'a BTreeMap<String, FileSource>,
     pub(super) apps: &'a BTreeSet<String>,
     pub(super) env_files: &'a dyn EnvFileReader,
     pub(super) default_network_used: bool,
@@ -199,6 +201,12 @@ impl ServiceResolver<'_> {
             expose,
             pull_policy,
             options,
+            secrets: get("secrets")
+                .map(|v| service_files(cx, self.secrets, "secrets", v, &p.key("secrets")))
+                .unwrap_or_default(),
+            configs: get("configs")
+                .map(|v| service_files(cx, self.configs, "configs", v, &p.key("configs")))
+                .unwrap_or_default(),
         };
         datastore_warnings(cx, &spec, p);
         let container_name = cx.opt_string(get("container_name"), &p.key("container_name"));
