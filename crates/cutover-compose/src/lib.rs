@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use cutover_core::compose::{
-    load, parse_dotenv, ComposeError, ComposeFile, EnvFileReader, LoadInput, ResolvedProject,
-    Unset, DEFAULT_FILE_NAMES,
+    load, parse_dotenv, ComposeError, ComposeFile, LoadInput, ProjectFiles, ResolvedProject, Unset,
+    DEFAULT_FILE_NAMES,
 };
 
 #[derive(Debug, Clone, Default)]
@@ -142,10 +142,10 @@ fn read_if_exists(path: &Path) -> Result<Option<String>, LoadError> {
 }
 
 /// `env_file:` entries, read from disk.
-pub struct FsEnvFiles;
+pub struct FsFiles;
 
-impl EnvFileReader for FsEnvFiles {
-    fn read_env_file(&self, path: &Path) -> Result<Option<String>, Report> {
+impl ProjectFiles for FsFiles {
+    fn read_file(&self, path: &Path) -> Result<Option<String>, Report> {
         read_if_exists(path).map_err(|e| e.report())
     }
 }
@@ -292,7 +292,7 @@ fn stdin_error(message: &str) -> LoadError {
 /// Finds, reads and resolves the project.
 pub fn load_project(opts: &LoadOptions) -> Result<ResolvedProject, LoadError> {
     let sources = read_sources(opts)?;
-    Ok(load(&sources.input, &FsEnvFiles)?)
+    Ok(load(&sources.input, &FsFiles)?)
 }
 
 impl From<LoadError> for Report {

@@ -5,26 +5,27 @@ use std::time::Duration;
 use cutover_core::compose::*;
 use cutover_core::service::Color;
 
-/// Env files served from memory, keyed by absolute path.
+/// The project's other files (env files, included and extended compose
+/// files) served from memory, keyed by absolute path.
 #[derive(Default)]
-struct MemEnvFiles(BTreeMap<PathBuf, Vec<(String, String)>>);
+struct MemFiles(BTreeMap<PathBuf, String>);
 
-impl MemEnvFiles {
-    fn with(mut self, path: &str, pairs: &[(&str, &str)]) -> Self {
-        self.0.insert(
-            PathBuf::from(path),
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        );
+impl MemFiles {
+    /// An env file of `pairs`, single-quoted so every value is literal.
+    fn with(self, path: &str, pairs: &[(&str, &str)]) -> Self {
+        let text: String = pairs.iter().map(|(k, v)| format!("{k}='{v}'\n")).collect();
+        self.file(path, text)
+    }
+
+    fn file(mut self, path: &str, content: impl Into<String>) -> Self {
+        self.0.insert(PathBuf::from(path), content.into());
         self
     }
 }
 
-impl EnvFileReader for MemEnvFiles {
-    fn read_env_file(&self, path: &Path) -> Result<Option<String>, cutover_core::diag::Report> {
-        Ok(self.0.get(path).map(|pairs| dotenv_text(pairs)))
+impl ProjectFiles for MemFiles {
+    fn read_file(&self, path: &Path) -> Result<Option<String>, cutover_core::diag::Report> {
+        Ok(self.0.get(path).cloned())
     }
 }
 
@@ -49,10 +50,7 @@ fn input(files: &[(&str, &str)], env: &[(&str, &str)]) -> LoadInput {
 }
 
 fn load_one(src: &str, env: &[(&str, &str)]) -> Result<ResolvedProject, ComposeError> {
-    load(
-        &input(&[("compose.yaml", src)], env),
-        &MemEnvFiles::default(),
-    )
+    load(&input(&[("compose.yaml", src)], env), &MemFiles::default())
 }
 
 fn ok(src: &str) -> ResolvedProject {
@@ -75,8 +73,8 @@ fn fixture(name: &str) -> String {
     .unwrap()
 }
 
-fn field_report_env() -> MemEnvFiles {
-    MemEnvFiles::default().with(
+fn field_report_env() -> MemFiles {
+    MemFiles::default().with(
         "/srv/athens/.env",
         &[("REDIS_HOST", "redis"), ("REDIS_PORT", "6379")],
     )
@@ -275,7 +273,7 @@ services:
 "#;
     let p = load(
         &input(&[("compose.yaml", base), ("compose.prod.yaml", over)], &[]),
-        &MemEnvFiles::default(),
+        &MemFiles::default(),
     )
     .unwrap();
     let b = p.app("backend").unwrap();
@@ -325,7 +323,7 @@ fn errors_point_into_the_file_that_defines_the_key() {
             &[("compose.yaml", base), ("compose.override.yaml", over)],
             &[],
         ),
-        &MemEnvFiles::default(),
+        &MemFiles::default(),
     )
     .unwrap_err()
     .shown();
@@ -558,7 +556,7 @@ services:
     depends_on: [api]
     extra_hosts: {db.local: 10.0.0.5}
 "#;
-    let env_files = MemEnvFiles::default()
+    let env_files = MemFiles::default()
         .with(
             "/srv/athens/common.env",
             &[("LEVEL", "info"), ("SHARED", "1")],
@@ -677,7 +675,7 @@ services:
   web:
     image: app
     enviroment: {A: "1"}
-    privileged: true
+    runtime: runsc
     ports: ["80:80"]
     container_name: web
     networks: [nowhere]
@@ -690,8 +688,8 @@ services:
     image: redis
     ports: ["http"]
     depends_on: [db]
-secrets:
-  token: {file: ./token}
+models:
+  llm: {model: ai/smollm2}
 "#);
     insta::assert_snapshot!("unknown_keys", e);
 }
@@ -732,20 +730,14 @@ fn project_name_precedence() {
     let with_name = "name: from-file\nservices: {a: {image: a}}\n";
     let mut inp = input(&[("compose.yaml", with_name)], &[]);
     inp.project_name = Some("from-flag".into());
-    assert_eq!(
-        load(&inp, &MemEnvFiles::default()).unwrap().name,
-        "from-flag"
-    );
+    assert_eq!(load(&inp, &MemFiles::default()).unwrap().name, "from-flag");
     inp.project_name = None;
-    assert_eq!(
-        load(&inp, &MemEnvFiles::default()).unwrap().name,
-        "from-file"
-    );
+    assert_eq!(load(&inp, &MemFiles::default()).unwrap().name, "from-file");
     let mut inp = input(&[("compose.yaml", "services: {a: {image: a}}\n")], &[]);
     inp.project_dir = PathBuf::from("/home/ci/My.App");
-    assert_eq!(load(&inp, &MemEnvFiles::default()).unwrap().name, "myapp");
+    assert_eq!(load(&inp, &MemFiles::default()).unwrap().name, "myapp");
     inp.project_name = Some("Bad Name".into());
-    let e = load(&inp, &MemEnvFiles::default()).unwrap_err().shown();
+    let e = load(&inp, &MemFiles::default()).unwrap_err().shown();
     assert!(
         e.starts_with("-p \"Bad Name\" is not a valid project name\nhint:"),
         "{e}"
@@ -887,20 +879,42 @@ fn errors_in_merged_anchors_point_at_the_anchor() {
     );
 }
 
-/// `pairs` as env-file lines, single-quoted so every value is literal.
-fn dotenv_text(pairs: &[(String, String)]) -> String {
-    pairs.iter().map(|(k, v)| format!("{k}='{v}'\n")).collect()
-}
-
 #[test]
-fn a_dependency_on_an_inactive_profile_names_the_profile() {
-    let src = "services:\n  web:\n    image: app\n    depends_on: [debug]\n  debug:\n    image: tools\n    profiles: [dev]\n";
-    let e = err(src);
+fn include_and_extends_errors_name_the_file_and_the_service() {
+    let files = MemFiles::default()
+        .file(
+            "/srv/athens/loop.yaml",
+            "include: [compose.yaml]\nservices:\n  x: {image: x}\n",
+        )
+        .file(
+            "/srv/athens/common.yaml",
+            "services:\n  base: {image: base}\n",
+        );
+    let run = |src: &str| {
+        load(&input(&[("compose.yaml", src)], &[]), &files)
+            .expect_err("expected an error")
+            .shown()
+    };
+    let e = run("include: [loop.yaml]\nservices:\n  web: {image: app}\n");
+    assert!(e.contains("includes itself"), "{e}");
+    let e = run("include: [gone.yaml]\nservices:\n  web: {image: app}\n");
     assert!(
-        e.contains("compose.yaml:4:18: services.web.depends_on[0]: depends on debug, which is in profile dev and not active")
-            && e.contains("hint: activate it: --profile dev or COMPOSE_PROFILES=dev"),
+        e.contains(
+            "compose.yaml:1:11: include[0]: included file /srv/athens/gone.yaml does not exist"
+        ),
         "{e}"
     );
-    let p = load_one(src, &[("COMPOSE_PROFILES", "dev,other")]).unwrap();
-    assert!(p.accessory("debug").is_some());
+    let e = run("services:\n  web:\n    extends: {file: common.yaml, service: nope}\n");
+    assert!(
+        e.contains("common.yaml has no service \"nope\"")
+            && e.contains("services in common.yaml: base"),
+        "{e}"
+    );
+    let e = run("services:\n  a: {extends: b}\n  b: {extends: a}\n");
+    assert!(e.contains("extends itself"), "{e}");
+    let e = run("include: [common.yaml]\nservices:\n  base: {image: other}\n");
+    assert!(
+        e.contains("services.base is defined here and in the included /srv/athens/common.yaml"),
+        "{e}"
+    );
 }

@@ -7,8 +7,8 @@ use cutover_core::service::Color;
 
 struct EnvFiles(Vec<(String, String)>);
 
-impl EnvFileReader for EnvFiles {
-    fn read_env_file(&self, path: &Path) -> Result<Option<String>, cutover_core::diag::Report> {
+impl ProjectFiles for EnvFiles {
+    fn read_file(&self, path: &Path) -> Result<Option<String>, cutover_core::diag::Report> {
         Ok((path == Path::new("/srv/athens/.env"))
             .then(|| self.0.iter().map(|(k, v)| format!("{k}='{v}'\n")).collect()))
     }

@@ -4,9 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use cutover_core::compose::{
-    interpolate, load, ComposeFile, InterpolateError, LoadInput, NoEnvFiles,
-};
+use cutover_core::compose::{interpolate, load, ComposeFile, InterpolateError, LoadInput, NoFiles};
 use cutover_core::dot_segments::remove_dot_segments;
 use cutover_core::route::{normalize_host, RouteTable};
 use proptest::prelude::*;
@@ -115,7 +113,7 @@ proptest! {
             project_name: None,
             env: env(),
         };
-        if let Err(e) = load(&input, &NoEnvFiles) {
+        if let Err(e) = load(&input, &NoFiles) {
             prop_assert!(!e.errors.is_empty());
             for d in &e.errors {
                 prop_assert!(d.file.is_none() || d.file.as_deref() == Some("compose.yaml"), "{:?}", d);

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cutover_core::compose::{load, ComposeFile, LoadInput, NoEnvFiles, ResolvedProject};
+use cutover_core::compose::{load, ComposeFile, LoadInput, NoFiles, ResolvedProject};
 use cutover_core::progress::{DeployCommand, Outcome, ProgressEvent, PullPolicy};
 use cutover_deploy::down::DownCommand;
 use cutover_deploy::owner::Owner;
@@ -110,7 +110,7 @@ volumes:
             project_name: None,
             env: BTreeMap::new(),
         },
-        &NoEnvFiles,
+        &NoFiles,
     )
     .unwrap()
 }

@@ -131,7 +131,9 @@ pub fn merge_generic(base: Value, over: Value) -> Value {
     }
 }
 
-fn merge_service(base: Value, over: Value) -> Value {
+/// One service merged over another: by a later `-f` file, or over the
+/// service it `extends`.
+pub(crate) fn merge_service(base: Value, over: Value) -> Value {
     let (mut b, o) = match (base, over) {
         (Value::Mapping(b), Value::Mapping(o)) => (b, o),
         (_, o) => return o,

@@ -1,7 +1,7 @@
 //! Compose files to a resolved project: the input side of `cutover deploy`.
 //!
 //! Pure: the caller reads the files and the environment and passes them in
-//! ([`LoadInput`], [`EnvFileReader`]); cutover-docker's `compose` module does
+//! ([`LoadInput`], [`ProjectFiles`]); cutover-docker's `compose` module does
 //! that over the filesystem.
 
 mod canonical;
@@ -22,7 +22,7 @@ pub use locate::{locate, KeyPath, Position, Positions, Seg};
 pub use model::*;
 pub use resolve::{
     is_valid_project_name, load, normalize_project_name, parse_port_short, shell_split,
-    ComposeFile, EnvFileReader, LoadInput, NoEnvFiles, DATASTORE_PORTS,
+    ComposeFile, LoadInput, NoFiles, ProjectFiles, DATASTORE_PORTS,
 };
 
 /// File names tried in a folder when no `-f` is given, in Compose's order.

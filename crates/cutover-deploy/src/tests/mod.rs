@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use cutover_core::compose::{load, ComposeFile, LoadInput, NoEnvFiles, ResolvedProject};
+use cutover_core::compose::{load, ComposeFile, LoadInput, NoFiles, ResolvedProject};
 use cutover_core::progress::{DeployCommand, Outcome, ProgressEvent, PullPolicy};
 use cutover_core::service::Color;
 use cutover_docker::fake::{FakeEngine, Op};
@@ -71,7 +71,7 @@ fn parse(yaml: String) -> ResolvedProject {
             project_name: None,
             env: BTreeMap::new(),
         },
-        &NoEnvFiles,
+        &NoFiles,
     )
     .unwrap()
 }

@@ -6,8 +6,9 @@ use super::*;
 
 pub(super) struct Ctx<'a> {
     pub(super) input: &'a LoadInput,
-    /// Where each input file wrote what, read once per file.
-    pub(super) positions: Vec<Positions>,
+    /// Each file read, as shown in messages, with where it wrote what: the
+    /// -f files in order, then included and extended ones.
+    pub(super) sources: Vec<(String, Positions)>,
     pub(super) errors: Vec<Diagnostic>,
     pub(super) warnings: Vec<Diagnostic>,
 }
@@ -23,7 +24,7 @@ impl Ctx<'_> {
         hint: Option<String>,
     ) -> Diagnostic {
         let mut best: Option<(usize, usize, Option<Position>)> = None;
-        for (i, positions) in self.positions.iter().enumerate() {
+        for (i, (_, positions)) in self.sources.iter().enumerate() {
             if file.is_some_and(|only| only != i) {
                 continue;
             }
@@ -33,7 +34,7 @@ impl Ctx<'_> {
             }
         }
         let (file, at) = match best {
-            Some((_, i, at)) => (Some(self.input.files[i].path.display().to_string()), at),
+            Some((_, i, at)) => (Some(self.sources[i].0.clone()), at),
             None => (None, None),
         };
         Diagnostic {

@@ -2,7 +2,7 @@
 //! "did you mean" that names the closest one to a typo.
 
 pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
-    "name", "services", "networks", "volumes", "secrets", "configs",
+    "name", "services", "networks", "volumes", "secrets", "configs", "include",
 ];
 
 pub(super) const SERVICE_KEYS: &[&str] = &[
@@ -31,6 +31,7 @@ pub(super) const SERVICE_KEYS: &[&str] = &[
     "pull_policy",
     "secrets",
     "configs",
+    "extends",
     "x-cutover",
 ];
 

@@ -23,6 +23,7 @@ use crate::service::{HealthCheck, Timeouts};
 mod container;
 mod ctx;
 mod files;
+mod include;
 mod keys;
 mod mounts;
 mod names;
@@ -31,12 +32,14 @@ mod paths;
 mod ports;
 mod service;
 mod shell;
+mod source;
 mod top_level;
 mod x_cutover;
 
 use container::*;
 use ctx::*;
 use files::*;
+use include::*;
 use keys::*;
 pub use names::*;
 use options::*;
@@ -45,6 +48,7 @@ use paths::*;
 pub use ports::*;
 use service::*;
 pub use shell::*;
+use source::*;
 use top_level::*;
 use x_cutover::*;
 
@@ -70,21 +74,23 @@ pub struct LoadInput {
     pub env: BTreeMap<String, String>,
 }
 
-/// Reads `env_file:` entries; the IO side implements it over the filesystem.
-pub trait EnvFileReader {
+/// Reads the files a compose file names besides itself: `env_file:`
+/// entries, `include:`d compose files, `extends.file`, and their `.env`.
+/// The IO side implements it over the filesystem.
+pub trait ProjectFiles {
     /// The file's contents; `Ok(None)` when it does not exist. The resolver
-    /// parses them (by [`super::parse_dotenv`]), since their variables
-    /// resolve against the project's environment.
-    fn read_env_file(&self, path: &Path) -> Result<Option<String>, Report>;
+    /// parses them itself, since their variables resolve against the
+    /// project's environment.
+    fn read_file(&self, path: &Path) -> Result<Option<String>, Report>;
 }
 
-/// A reader for a project with no `env_file:` on disk: every file is
+/// A reader for a project with no other file on disk: every file is
 /// missing. For descriptions built in memory (tests, a compose file that
 /// came without its folder).
-pub struct NoEnvFiles;
+pub struct NoFiles;
 
-impl EnvFileReader for NoEnvFiles {
-    fn read_env_file(&self, _: &Path) -> Result<Option<String>, Report> {
+impl ProjectFiles for NoFiles {
+    fn read_file(&self, _: &Path) -> Result<Option<String>, Report> {
         Ok(None)
     }
 }
@@ -100,17 +106,10 @@ pub const DATASTORE_PORTS: &[(u16, &str)] = &[
 ];
 
 /// Loads, merges and resolves compose sources.
-pub fn load(
-    input: &LoadInput,
-    env_files: &dyn EnvFileReader,
-) -> Result<ResolvedProject, ComposeError> {
+pub fn load(input: &LoadInput, files: &dyn ProjectFiles) -> Result<ResolvedProject, ComposeError> {
     let mut cx = Ctx {
         input,
-        positions: input
-            .files
-            .iter()
-            .map(|f| Positions::of(&f.content))
-            .collect(),
+        sources: Vec::new(),
         errors: Vec::new(),
         warnings: Vec::new(),
     };
@@ -127,24 +126,43 @@ pub fn load(
             warnings: Vec::new(),
         });
     }
+    // Every -f file first, so a diagnostic's source index is its -f index.
+    let parsed: Vec<Option<Value>> = input
+        .files
+        .iter()
+        .map(|f| {
+            parse_source(
+                &mut cx,
+                f.path.display().to_string(),
+                &f.content,
+                &input.env,
+            )
+        })
+        .collect();
     let mut merged: Option<Value> = None;
-    for (i, file) in input.files.iter().enumerate() {
-        if let Some(v) = parse_file(&mut cx, i, file) {
-            merged = Some(match merged {
-                Some(base) => merge_files(base, v),
-                None => v,
-            });
-        }
+    for (file, v) in input.files.iter().zip(parsed) {
+        let Some(mut v) = v else { continue };
+        let mut chain = Chain::from(normalize_path(&input.project_dir.join(&file.path)));
+        expand(
+            &mut cx,
+            files,
+            &mut v,
+            &input.project_dir,
+            &input.env,
+            &mut chain,
+        );
+        merged = Some(match merged {
+            Some(base) => merge_files(base, v),
+            None => v,
+        });
     }
     let project = match merged.and_then(strip_tags) {
-        Some(root) if cx.errors.is_empty() => resolve_root(&mut cx, &root, env_files),
+        Some(root) if cx.errors.is_empty() => resolve_root(&mut cx, &root, files),
         _ => None,
     };
+    let order: Vec<String> = cx.sources.iter().map(|(name, _)| name.clone()).collect();
     let file_pos = |d: &Diagnostic| {
-        let idx = input
-            .files
-            .iter()
-            .position(|f| Some(f.path.display().to_string()) == d.file);
+        let idx = order.iter().position(|f| Some(f) == d.file.as_ref());
         (idx.unwrap_or(usize::MAX), d.line.unwrap_or(0))
     };
     // Stable: messages about one line keep the order they were found in.
@@ -162,127 +180,10 @@ pub fn load(
     }
 }
 
-fn parse_file(cx: &mut Ctx<'_>, i: usize, file: &ComposeFile) -> Option<Value> {
-    let shown = file.path.display().to_string();
-    let mut v: Value = match serde_norway::from_str(&file.content) {
-        Ok(v) => v,
-        Err(e) => {
-            cx.errors.push(Diagnostic {
-                file: Some(shown),
-                line: e.location().map(|l| l.line()),
-                column: e.location().map(|l| l.column()),
-                key: String::new(),
-                message: format!("not valid YAML: {e}"),
-                hint: None,
-            });
-            return None;
-        }
-    };
-    if let Err(e) = v.apply_merge() {
-        cx.errors.push(Diagnostic {
-            file: Some(shown),
-            line: None,
-            column: None,
-            key: String::new(),
-            message: format!("a YAML merge key (<<) failed: {e}"),
-            hint: None,
-        });
-        return None;
-    }
-    if !v.is_mapping() {
-        cx.errors.push(Diagnostic {
-            file: Some(shown),
-            line: None,
-            column: None,
-            key: String::new(),
-            message: format!(
-                "expected a mapping with `services:` at the top, found {}",
-                kind(&v)
-            ),
-            hint: None,
-        });
-        return None;
-    }
-    let mut unset = BTreeMap::new();
-    interpolate_value(cx, i, &mut v, &KeyPath::root(), &mut unset);
-    for (var, path) in unset {
-        let d = cx.diag(
-            Some(i),
-            &path,
-            format!("variable {var} is not set, using an empty string"),
-            Some(format!(
-                "set {var} in the environment or in .env, or give a default: ${{{var}:-value}}"
-            )),
-        );
-        cx.warnings.push(d);
-    }
-    Some(v)
-}
-
-/// Interpolates every string scalar in place. Keys are left alone, as in
-/// Compose. `unset` collects each unset variable with its first use.
-fn interpolate_value(
-    cx: &mut Ctx<'_>,
-    file: usize,
-    v: &mut Value,
-    p: &KeyPath,
-    unset: &mut BTreeMap<String, KeyPath>,
-) {
-    match v {
-        Value::String(s) => {
-            let env = &cx.input.env;
-            let lookup = |k: &str| env.get(k).cloned();
-            let mut missing = Unset::new();
-            match interpolate(s, &lookup, &mut missing) {
-                Ok(out) => *s = out,
-                Err(InterpolateError::Required { var, message }) => {
-                    let msg = if message.is_empty() {
-                        format!("required variable {var} has no value")
-                    } else {
-                        format!("required variable {var} has no value: {message}")
-                    };
-                    let d = cx.diag(
-                        Some(file),
-                        p,
-                        msg,
-                        Some(format!("set {var} in the environment or in .env")),
-                    );
-                    cx.errors.push(d);
-                }
-                Err(InterpolateError::Invalid { reason }) => {
-                    let d = cx.diag(
-                        Some(file),
-                        p,
-                        format!("invalid interpolation: {reason}"),
-                        Some("write $$ for a literal $".into()),
-                    );
-                    cx.errors.push(d);
-                }
-            }
-            for var in missing {
-                unset.entry(var).or_insert_with(|| p.clone());
-            }
-        }
-        Value::Sequence(items) => {
-            for (n, item) in items.iter_mut().enumerate() {
-                interpolate_value(cx, file, item, &p.index(n), unset);
-            }
-        }
-        Value::Mapping(m) => {
-            for (k, item) in m.iter_mut() {
-                let key = k.as_str().map(str::to_string).unwrap_or_default();
-                interpolate_value(cx, file, item, &p.key(&key), unset);
-            }
-        }
-        Value::Tagged(t) => interpolate_value(cx, file, &mut t.value, p, unset),
-        _ => {}
-    }
-}
-
 fn resolve_root(
     cx: &mut Ctx<'_>,
     root: &Value,
-    env_files: &dyn EnvFileReader,
+    files: &dyn ProjectFiles,
 ) -> Option<ResolvedProject> {
     let rootp = KeyPath::root();
     let m = cx.mapping(root, &rootp)?;
@@ -299,7 +200,7 @@ fn resolve_root(
                 Some(s) => (format!("unknown key `{k}`"), format!("did you mean `{s}`?")),
                 None => (
                     format!("`{k}` is not supported by cutover"),
-                    "the top level accepts name, services, networks, volumes, secrets, configs and x-* extensions"
+                    "the top level accepts name, services, networks, volumes, secrets, configs, include and x-* extensions"
                         .into(),
                 ),
             };
@@ -366,7 +267,7 @@ fn resolve_root(
         secrets: &secrets,
         configs: &configs,
         apps: &apps_set,
-        env_files,
+        files,
         default_network_used: false,
     };
     let mut apps = Vec::new();

@@ -18,7 +18,7 @@ pub(super) struct ServiceResolver<'a> {
     pub(super) secrets: &'a BTreeMap<String, FileSource>,
     pub(super) configs: &'a BTreeMap<String, FileSource>,
     pub(super) apps: &'a BTreeSet<String>,
-    pub(super) env_files: &'a dyn EnvFileReader,
+    pub(super) files: &'a dyn ProjectFiles,
     pub(super) default_network_used: bool,
 }
 
@@ -385,7 +385,7 @@ impl ServiceResolver<'_> {
             let Some(abs) = self_path(cx, &path, &ip) else {
                 continue;
             };
-            match self.env_files.read_env_file(&abs) {
+            match self.files.read_file(&abs) {
                 Ok(Some(content)) if raw => env.extend(raw_env(&content)),
                 Ok(Some(content)) => {
                     let project_env = &cx.input.env;
