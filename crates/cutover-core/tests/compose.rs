@@ -918,3 +918,14 @@ fn include_and_extends_errors_name_the_file_and_the_service() {
         "{e}"
     );
 }
+
+#[test]
+fn the_app_port_defaults_to_its_one_exposed_port() {
+    let p = ok("services:\n  web:\n    image: app\n    expose: [\"8000\"]\n    x-cutover: {}\n");
+    assert_eq!(p.app("web").unwrap().cutover.port, 8000);
+    let e = err("services:\n  web:\n    image: app\n    expose: [8000, 9000]\n    x-cutover: {}\n");
+    assert!(
+        e.contains("compose.yaml:5:5: services.web.x-cutover: missing `port`; the service names ports 8000, 9000"),
+        "{e}"
+    );
+}

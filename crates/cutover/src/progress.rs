@@ -148,10 +148,9 @@ pub fn event_lines(event: &ProgressEvent, paint: Paint) -> Vec<Line> {
             v
         }
         ProgressEvent::Logs { container, lines } => {
-            let mut v = vec![out(format!(
-                "last {} log lines of {container}:",
-                lines.len()
-            ))];
+            // The daemon sends the first and the last lines, with a `… N
+            // lines …` line between when it left some out.
+            let mut v = vec![out(format!("log of {container}:"))];
             v.extend(
                 lines
                     .iter()

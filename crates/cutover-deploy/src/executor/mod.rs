@@ -2,6 +2,7 @@
 //! rollback) as steps that stream progress.
 
 pub mod deploy;
+pub mod gate;
 pub mod switch;
 
 use std::future::Future;

@@ -15,7 +15,7 @@ use cutover_core::service::Color;
 use cutover_docker::{ContainerSpec, Reachability};
 
 use crate::events::Progress;
-use crate::executor::Stop;
+use crate::executor::{gate, Stop};
 use crate::history::Entry;
 use crate::journal::InProgress;
 use crate::observe::{AppContainer, AppState};
@@ -24,9 +24,6 @@ use crate::retire::{Retiring, Then};
 use crate::specs::{self, AppLabels};
 use crate::Inner;
 use cutover_core::clock::now_ms;
-
-/// Lines of the failing container's log shown with a failed deploy.
-pub const LOG_LINES: usize = 40;
 
 /// Time to wait for a drain past its own deadlines before stopping anyway.
 const DRAIN_SLACK: Duration = Duration::from_secs(10);
@@ -226,26 +223,27 @@ async fn roll_out_inner(
         "health check {slot} at {addr}{} and switch",
         c.health.path
     ));
-    let switched = inner
-        .proxy
-        .deploy(
-            &route,
-            specs::route_request(c, addr, cand.color, &cand.version),
-        )
-        .await;
+    // The gate, raced against the container: one that exits never passes,
+    // and dropping the proxy's deploy before it installs changes nothing.
+    let switched = tokio::select! {
+        r = inner.proxy.deploy(&route, specs::route_request(c, addr, cand.color, &cand.version)) => {
+            r.map_err(Report::from)
+        }
+        exit = gate::exited(engine, &slot) => Err(exit),
+    };
     if let Err(e) = switched {
         p.failed(step, &e);
-        let lines = engine
-            .logs_tail(&slot, LOG_LINES)
-            .await
-            .map(|l| l.into_iter().map(|l| l.text).collect())
-            .unwrap_or_else(|e| vec![format!("(could not read the logs: {e})")]);
+        let lines = gate::log_excerpt(engine, &slot).await;
+        let e = match gate::port_hint(e.detail.as_deref().unwrap_or_default(), &lines, c.port) {
+            Some(hint) => e.hint(hint),
+            None => e,
+        };
         p.emit(ProgressEvent::Logs {
             container: slot.clone(),
             lines,
         });
         abandon(inner, p, project, service, &slot, reuse).await;
-        return Err(Stop::failed(Report::from(e).map_message(|m| {
+        return Err(Stop::failed(e.map_message(|m| {
             format!(
                 "{} of {service} version {} failed{}: {m}",
                 cand.operation,

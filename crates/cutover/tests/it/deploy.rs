@@ -718,3 +718,69 @@ async fn a_second_daemon_never_touches_the_first_daemons_project() {
     let out = project.cutover(&second, &["down", "--volumes"]);
     expect_code(&out, 0, &second);
 }
+
+/// A new container that exits fails the deploy with its exit code, not at
+/// the end of a long `deploy_timeout`; the log shown opens with its first
+/// lines. One that listens on another port than `x-cutover.port` gets a
+/// hint naming both.
+#[tokio::test]
+async fn a_container_that_exits_or_listens_elsewhere_is_named_at_once() {
+    images();
+    let compose = r#"
+name: PROJECT
+services:
+  web:
+    image: cutover-test-origin:latest
+    entrypoint: ["sh", "-c", "echo starting the app; i=0; while [ $$i -lt 60 ]; do i=$$((i+1)); echo line $$i; done; exit 3"]
+    x-cutover:
+      port: 8080
+      deploy_timeout: 10m
+"#;
+    let project = Project::new("cvit-exits", compose, "");
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::in_dir(dir.path()).start().await;
+    let out = project.cutover(&daemon, &["deploy"]);
+    expect_code(&out, 1, &daemon);
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        all.contains("exited with code 3 before its health check passed"),
+        "{all}"
+    );
+    assert!(!all.contains("did not become healthy"), "{all}");
+    let first = all
+        .find("starting the app")
+        .expect("the first line is shown");
+    let gap = all.find("lines …").expect("the lines between are counted");
+    let last = all.find("line 60").expect("the last line is shown");
+    assert!(first < gap && gap < last, "{all}");
+    // Nothing of the failed color is left.
+    assert_eq!(
+        docker(&[
+            "ps",
+            "-aq",
+            "--filter",
+            "label=cutover.project=cvit-exits",
+            "--filter",
+            "label=cutover.role=app"
+        ])
+        .trim(),
+        ""
+    );
+
+    // The origin listens on $PORT: 8081, while x-cutover.port says 8080.
+    std::fs::write(
+        project.path().join("compose.yaml"),
+        "name: cvit-exits\nservices:\n  web:\n    image: cutover-test-origin:latest\n    environment: {PORT: \"8081\"}\n    x-cutover:\n      port: 8080\n      deploy_timeout: 3s\n",
+    )
+    .unwrap();
+    let out = project.cutover(&daemon, &["deploy"]);
+    expect_code(&out, 1, &daemon);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "hint: the log says the app listens on port 8081, but x-cutover.port is 8080"
+        ),
+        "{}{stderr}",
+        text(&out.stdout)
+    );
+}

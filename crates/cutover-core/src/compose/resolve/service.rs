@@ -231,6 +231,18 @@ impl ServiceResolver<'_> {
                     );
                 }
             }
+            // `expose: ["8080", "9000-9001/udp"]`: single TCP ports only.
+            let exposed = spec.expose.iter().filter_map(|e| {
+                let (port, proto) = e.split_once('/').unwrap_or((e, "tcp"));
+                (proto == "tcp").then(|| port.parse::<u16>().ok()).flatten()
+            });
+            let container_ports: BTreeSet<u16> = spec
+                .ports
+                .iter()
+                .filter(|p| p.protocol == "tcp")
+                .map(|p| p.target)
+                .chain(exposed)
+                .collect();
             let cutover = app_settings(
                 cx,
                 entries
@@ -239,6 +251,7 @@ impl ServiceResolver<'_> {
                     .map(|(_, v)| *v)
                     .unwrap_or(&Value::Null),
                 &p.key("x-cutover"),
+                &container_ports,
             )?;
             Some(Resolved::App(AppSpec {
                 service: spec,

@@ -3,7 +3,15 @@
 
 use super::*;
 
-pub(super) fn app_settings(cx: &mut Ctx<'_>, v: &Value, p: &KeyPath) -> Option<AppSettings> {
+/// The `x-cutover` block of an app whose container ports are `ports` (its
+/// `ports:` targets and `expose:` entries): `port` defaults to the one
+/// port there when there is exactly one.
+pub(super) fn app_settings(
+    cx: &mut Ctx<'_>,
+    v: &Value,
+    p: &KeyPath,
+    ports: &BTreeSet<u16>,
+) -> Option<AppSettings> {
     let empty = serde_norway::Mapping::new();
     let m = if v.is_null() {
         &empty
@@ -15,10 +23,23 @@ pub(super) fn app_settings(cx: &mut Ctx<'_>, v: &Value, p: &KeyPath) -> Option<A
     let get = |k: &str| lookup(&e, k).filter(|v| !v.is_null());
     let port = match get("port") {
         Some(v) => cx.port(v, &p.key("port")),
+        None if ports.len() == 1 => ports.first().copied(),
         None => {
+            let found = if ports.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; the service names ports {}",
+                    ports
+                        .iter()
+                        .map(u16::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
             cx.error_hint(
                 p,
-                "missing `port`",
+                format!("missing `port`{found}"),
                 "set x-cutover.port to the port the app listens on inside the container, e.g. 8080",
             );
             None
