@@ -10,10 +10,11 @@ pub fn app_slot(project: &str, service: &str, color: Color) -> String {
     format!("{project}-{service}-{color}")
 }
 
-/// `<project>-<service>-<version id>`: a kept version moved out of its slot
+/// `<slot base>-<version id>` (`<project>-<service>-<version id>` unless
+/// the app has a `container_name:`): a kept version moved out of its slot
 /// when a newer version needs the slot.
-pub fn kept(project: &str, service: &str, version_id: &str) -> String {
-    format!("{project}-{service}-{version_id}")
+pub fn kept(slot_base: &str, version_id: &str) -> String {
+    format!("{slot_base}-{version_id}")
 }
 
 /// `<project>-<service>`: an accessory without `container_name:`.
@@ -44,7 +45,7 @@ mod tests {
             "athens-backend-green"
         );
         assert_eq!(
-            kept("athens", "backend", "3f9c2a1b7d4e"),
+            kept("athens-backend", "3f9c2a1b7d4e"),
             "athens-backend-3f9c2a1b7d4e"
         );
         assert_eq!(accessory("athens", "redis"), "athens-redis");

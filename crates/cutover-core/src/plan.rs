@@ -387,7 +387,7 @@ pub fn plan_with(
         steps.push(Step::DeployApp {
             service: service.clone(),
             color,
-            container: crate::naming::app_slot(&desired.name, &service, color),
+            container: app.slot(&desired.name, color),
             version,
             reuse: reuse.clone(),
             reason,

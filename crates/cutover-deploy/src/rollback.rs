@@ -137,7 +137,7 @@ async fn rollback(
     // The kept copies of the target become redundant once it is live, and
     // the retiring version joins the kept ones, so prune past `keep`.
     let color = live.color.other();
-    let slot = cutover_core::naming::app_slot(project, &service, color);
+    let slot = target.app.slot(project, color);
     let keep = target.app.cutover.keep as usize;
     let mut remove_after: Vec<String> = state
         .kept

@@ -26,6 +26,9 @@ pub fn canonical(p: &ResolvedProject) -> Value {
     let mut services = Map::new();
     for app in &p.apps {
         let mut s = service(&app.service, &volume_keys, false);
+        if let Some(n) = &app.container_name {
+            s.insert("container_name".into(), json!(n));
+        }
         s.insert("x-cutover".into(), x_cutover(&app.cutover));
         services.insert(app.service.name.clone(), Value::Object(s));
     }

@@ -40,6 +40,20 @@ impl ResolvedProject {
 pub struct AppSpec {
     pub service: ServiceSpec,
     pub cutover: AppSettings,
+    /// `container_name:`: the colors are named from it, `<name>-blue`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
+}
+
+impl AppSpec {
+    /// The container of `color`: `<container_name>-<color>`, else
+    /// `<project>-<service>-<color>`.
+    pub fn slot(&self, project: &str, color: crate::service::Color) -> String {
+        match &self.container_name {
+            Some(name) => format!("{name}-{color}"),
+            None => crate::naming::app_slot(project, &self.service.name, color),
+        }
+    }
 }
 
 /// The `x-cutover:` block of an app, with defaults applied.

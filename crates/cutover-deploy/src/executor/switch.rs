@@ -84,7 +84,7 @@ async fn roll_out_inner(
 ) -> Result<(), Stop> {
     let engine = &*inner.engine;
     let service = cand.app.service.name.as_str();
-    let slot = cutover_core::naming::app_slot(project, service, cand.color);
+    let slot = cand.app.slot(project, cand.color);
     let route = cutover_core::naming::route(project, service);
 
     // Running containers that are not the live one were left by a deploy
@@ -384,7 +384,13 @@ async fn make_room(
         remove_container(inner, p, occupant.name(), "its slot is needed").await?;
         return Ok(None);
     }
-    let new_name = cutover_core::naming::kept(project, &occupant.service, &occupant.version_id);
+    // `<slot base>-<version id>`: the slot's name without its color, so an
+    // app named by `container_name:` keeps that name too.
+    let base = occupant
+        .name()
+        .rsplit_once('-')
+        .map_or(occupant.name(), |(base, _)| base);
+    let new_name = cutover_core::naming::kept(base, &occupant.version_id);
     let step = p.step(format!("keep {} as {new_name}", occupant.name()));
     let engine = &*inner.engine;
     let moved = async {

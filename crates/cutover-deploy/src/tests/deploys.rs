@@ -404,3 +404,42 @@ async fn an_accessory_that_cannot_be_checked_fails_with_one_hint() {
         Some("`docker logs athens-redis` tells why")
     );
 }
+
+/// `container_name:` on an app names its colors, and the version it keeps.
+#[tokio::test]
+async fn an_apps_container_name_names_its_colors_and_kept_versions() {
+    let h = Harness::new().await;
+    let named = |greeting: &str| {
+        let mut p = compose(greeting, 2);
+        p.apps[0].container_name = Some("athens-backend".into());
+        p
+    };
+    for (name, origin) in [
+        ("athens-backend-blue", h.blue.addr()),
+        ("athens-backend-green", h.green.addr()),
+    ] {
+        h.origins.lock().unwrap().insert(name.into(), origin);
+    }
+    for greeting in ["one", "two", "three"] {
+        let ev = collect(h.engine.deploy(cmd(named(greeting)))).await;
+        assert_eq!(outcome(&ev).0, Outcome::Ok, "{ev:#?}");
+        h.settle().await;
+    }
+    // Three versions: blue (three), green (two), and one moved out of
+    // blue's slot under the same base name.
+    let names = h.fake.container_names();
+    assert!(
+        h.exists("athens-backend-blue") && h.exists("athens-backend-green"),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.starts_with("athens-backend-")
+            && !n.ends_with("-blue")
+            && !n.ends_with("-green")),
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.starts_with("athens-web-")),
+        "{names:?}"
+    );
+}

@@ -211,15 +211,11 @@ impl ServiceResolver<'_> {
         datastore_warnings(cx, &spec, p);
         let container_name = cx.opt_string(get("container_name"), &p.key("container_name"));
         if is_app {
-            if container_name.is_some() {
-                cx.error_hint(
+            if let Some(n) = &container_name {
+                cx.warn(
                     &p.key("container_name"),
-                    format!(
-                        "an app cannot have a container_name: its two colors run side by side as {} and {}",
-                        crate::naming::app_slot(self.project, name, crate::service::Color::Blue),
-                        crate::naming::app_slot(self.project, name, crate::service::Color::Green),
-                    ),
-                    "remove container_name; other services reach the app through cutover's proxy",
+                    format!("an app runs two colors side by side during a deploy: they are named {n}-blue and {n}-green"),
+                    Some("scripts that look for the container by name should use `cutover status`; other services reach the app by its service name".into()),
                 );
             }
             for (i, port) in spec.ports.iter().enumerate() {
@@ -256,6 +252,7 @@ impl ServiceResolver<'_> {
             Some(Resolved::App(AppSpec {
                 service: spec,
                 cutover,
+                container_name,
             }))
         } else {
             let container_name =
