@@ -283,55 +283,15 @@ pub fn plan_with(
         return Err(PlanErrors(errors));
     }
 
-    for acc in &desired.accessories {
-        let service = acc.service.name.clone();
-        let container = acc.container_name.clone();
-        let hash = config_hash(&acc.service);
-        let Some(obs) = observed.accessories.get(&service) else {
-            steps.push(Step::StartAccessory {
-                service,
-                container,
-                reason: StartReason::Missing,
-            });
-            continue;
-        };
-        let image_now = observed.images.get(&acc.service.image);
-        let reason = if obs.config_hash != hash {
-            Some(RecreateReason::ConfigChanged(config_change(
-                obs.spec.as_ref(),
-                &acc.service,
-            )))
-        } else {
-            match (&obs.image_id, image_now) {
-                (Some(from), Some(to)) if from != to => Some(RecreateReason::ImageChanged {
-                    from: from.clone(),
-                    to: to.clone(),
-                }),
-                _ => None,
-            }
-        };
-        match reason {
-            Some(reason) => {
-                warnings.push(Report::new(format!(
-                    "{service} will be recreated ({}): its clients lose their connections while {container} restarts; data in named volumes is kept",
-                    describe_recreate(&reason)
-                )));
-                steps.push(Step::RecreateAccessory {
-                    service,
-                    container,
-                    reason,
-                });
-            }
-            None if !obs.running => steps.push(Step::StartAccessory {
-                service,
-                container: obs.container.clone(),
-                reason: StartReason::Stopped,
-            }),
-            None => steps.push(Step::LeaveAccessory {
-                service,
-                container: obs.container.clone(),
-            }),
-        }
+    // Accessories that depend on an app (nginx in front of it) start
+    // after the apps, the others before.
+    let late = after_apps(desired);
+    for acc in desired
+        .accessories
+        .iter()
+        .filter(|a| !late.contains(&a.service.name))
+    {
+        steps.push(accessory_step(acc, observed, &mut warnings));
     }
     for (service, obs) in &observed.accessories {
         if desired.accessory(service).is_none() && desired.app(service).is_none() {
@@ -402,7 +362,88 @@ pub fn plan_with(
             steps.push(s);
         }
     }
+    for acc in desired
+        .accessories
+        .iter()
+        .filter(|a| late.contains(&a.service.name))
+    {
+        steps.push(accessory_step(acc, observed, &mut warnings));
+    }
     Ok(Plan { steps, warnings })
+}
+
+/// What to do with one accessory: start, recreate, or leave it.
+fn accessory_step(
+    acc: &crate::compose::AccessorySpec,
+    observed: &Observed,
+    warnings: &mut Vec<Report>,
+) -> Step {
+    let service = acc.service.name.clone();
+    let container = acc.container_name.clone();
+    let hash = config_hash(&acc.service);
+    let Some(obs) = observed.accessories.get(&service) else {
+        return Step::StartAccessory {
+            service,
+            container,
+            reason: StartReason::Missing,
+        };
+    };
+    let image_now = observed.images.get(&acc.service.image);
+    let reason = if obs.config_hash != hash {
+        Some(RecreateReason::ConfigChanged(config_change(
+            obs.spec.as_ref(),
+            &acc.service,
+        )))
+    } else {
+        match (&obs.image_id, image_now) {
+            (Some(from), Some(to)) if from != to => Some(RecreateReason::ImageChanged {
+                from: from.clone(),
+                to: to.clone(),
+            }),
+            _ => None,
+        }
+    };
+    match reason {
+        Some(reason) => {
+            warnings.push(Report::new(format!(
+                "{service} will be recreated ({}): its clients lose their connections while {container} restarts; data in named volumes is kept",
+                describe_recreate(&reason)
+            )));
+            Step::RecreateAccessory {
+                service,
+                container,
+                reason,
+            }
+        }
+        None if !obs.running => Step::StartAccessory {
+            service,
+            container: obs.container.clone(),
+            reason: StartReason::Stopped,
+        },
+        None => Step::LeaveAccessory {
+            service,
+            container: obs.container.clone(),
+        },
+    }
+}
+
+/// The accessories that depend on an app, directly or through other
+/// accessories.
+fn after_apps(desired: &ResolvedProject) -> std::collections::BTreeSet<String> {
+    let mut late: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    // Accessories come in dependency order, so one pass sees each
+    // dependency's verdict first.
+    for acc in &desired.accessories {
+        if acc
+            .service
+            .depends_on
+            .iter()
+            .any(|d| desired.app(&d.service).is_some() || late.contains(&d.service))
+        {
+            late.insert(acc.service.name.clone());
+        }
+    }
+    late
 }
 
 /// Why the live version of `app` must be replaced, if it must: its config

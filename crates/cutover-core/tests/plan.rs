@@ -427,3 +427,34 @@ fn routing_change_updates_the_route_and_port_change_redeploys() {
 fn texts(reports: &[cutover_core::diag::Report]) -> Vec<String> {
     reports.iter().map(ToString::to_string).collect()
 }
+
+#[test]
+fn an_accessory_that_depends_on_an_app_starts_after_it() {
+    let src = "name: athens\nservices:\n  edge:\n    image: nginx:1.27\n    depends_on: [backend]\n  backend:\n    image: app:1\n    depends_on: [redis]\n    x-cutover: {port: 8080}\n  redis:\n    image: redis:7\n";
+    let input = LoadInput {
+        files: vec![ComposeFile {
+            path: PathBuf::from("compose.yaml"),
+            content: src.into(),
+        }],
+        project_dir: PathBuf::from("/srv/athens"),
+        project_name: None,
+        env: BTreeMap::new(),
+    };
+    let desired = load(&input, &NoFiles).unwrap();
+    let observed = Observed {
+        images: BTreeMap::from([("app:1".to_string(), IMAGE_ID.to_string())]),
+        ..Observed::default()
+    };
+    let plan = plan(&desired, &observed).unwrap();
+    let order: Vec<&str> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::StartAccessory { service, .. } | Step::DeployApp { service, .. } => {
+                Some(service.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(order, ["redis", "backend", "edge"]);
+}

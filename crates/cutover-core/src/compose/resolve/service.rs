@@ -564,12 +564,6 @@ impl ServiceResolver<'_> {
                 );
             } else if dep == me {
                 cx.error(kp, "a service cannot depend on itself");
-            } else if self.apps.contains(&dep) && !self.apps.contains(me) {
-                cx.error_hint(
-                    kp,
-                    format!("accessory {me} depends on app {dep}"),
-                    "accessories start before apps; move the dependency to the app",
-                );
             } else {
                 out.push(Dependency {
                     service: dep,
