@@ -540,6 +540,9 @@ fn route_changes(old: &AppSettings, new: &AppSettings) -> Vec<String> {
     if old.timeouts != new.timeouts {
         out.push("timeouts".into());
     }
+    if old.listen != new.listen {
+        out.push("ports".into());
+    }
     out
 }
 

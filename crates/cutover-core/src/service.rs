@@ -114,6 +114,10 @@ pub struct DeployRequest {
     pub health: HealthCheck,
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// Host addresses (`0.0.0.0:8080`) where the daemon listens for this
+    /// service alone, as well as on its main listener by `hosts`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listen: Vec<String>,
 }
 
 /// What the control API and the proxy accept as a service's name. Names end
@@ -175,6 +179,14 @@ impl DeployRequest {
                 .hint(
                     "write each target as \"host:port\", e.g. \"10.0.3.7:8080\" or \"[::1]:8080\"",
                 ));
+            }
+        }
+        for (i, addr) in self.listen.iter().enumerate() {
+            if addr.parse::<std::net::SocketAddr>().is_err() {
+                return Err(Report::new(format!(
+                    "listen[{i}]: {addr:?} is not an IP address and port"
+                ))
+                .hint("write it as \"0.0.0.0:8080\" or \"[::]:8080\""));
             }
         }
         for (i, host) in self.hosts.iter().enumerate() {

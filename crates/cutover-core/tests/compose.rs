@@ -163,14 +163,34 @@ fn field_report_requires_docker_image() {
     insta::assert_snapshot!("field_report_missing_image", e);
 }
 
+/// The report's first file, with only `x-cutover` added: the daemon
+/// listens on the app's published port, the colors are named from its
+/// container_name, and what needs a look is a warning, not an error.
 #[test]
-fn field_report_original_file_explains_what_to_change() {
+fn field_report_original_file_loads_with_its_ports_and_container_name() {
     let inp = input(
         &[("docker-compose.yml", &fixture("original.yaml"))],
         &[("DOCKER_IMAGE", "athens:1")],
     );
-    let e = load(&inp, &field_report_env()).unwrap_err().shown();
-    insta::assert_snapshot!("field_report_original_errors", e);
+    let p = load(&inp, &field_report_env()).unwrap_or_else(|e| panic!("{e}"));
+    let backend = p.app("backend").unwrap();
+    assert_eq!(backend.cutover.listen, ["0.0.0.0:8080"]);
+    assert_eq!(backend.slot(&p.name, Color::Blue), "athens-backend-blue");
+    let text: Vec<String> = p.warnings.iter().map(|w| w.shown()).collect();
+    insta::assert_snapshot!("field_report_original_warnings", text.join("\n"));
+}
+
+#[test]
+fn two_services_on_one_host_port_is_an_error_naming_both() {
+    let e = err("services:\n  web:\n    image: app\n    ports: [\"8080:8080\"]\n    x-cutover: {}\n  admin:\n    image: admin\n    ports: [\"127.0.0.1:8080:80\"]\n");
+    assert!(
+        e.contains(
+            "compose.yaml:8:13: services.admin.ports[0]: host port 8080 is published by web too"
+        ),
+        "{e}"
+    );
+    let e = err("services:\n  web:\n    image: app\n    ports: [\"8080:8080\", \"9090:9090\"]\n    x-cutover: {port: 8080}\n");
+    assert!(e.contains("cutover forwards one port of an app, x-cutover.port 8080 over TCP; this entry publishes 9090/tcp"), "{e}");
 }
 
 #[test]

@@ -31,6 +31,7 @@ pub fn route_request(
         version: Some(version.to_string()),
         health: settings.health.clone(),
         timeouts: settings.timeouts.clone(),
+        listen: settings.listen.clone(),
     }
 }
 
@@ -77,6 +78,9 @@ pub fn app_container(
     publish_loopback: Option<u16>,
 ) -> Result<ContainerSpec, Report> {
     let mut c = base(name, image, spec, l.project, Role::App)?;
+    // Both colors run at once, so neither may hold a host port: the daemon
+    // listens on the app's published ports itself (`AppSettings::listen`).
+    c.ports.clear();
     c.labels
         .insert(labels::COLOR.into(), l.color.as_str().into());
     c.labels.insert(labels::VERSION.into(), l.version.into());

@@ -96,6 +96,8 @@ pub(crate) struct Context {
     /// connections stay until their services' WebSocket drain deadline
     /// instead of getting their 1012 at once.
     pub(crate) handed_over: AtomicBool,
+    /// Apps' own ports, each listener pinned to its service.
+    pub(crate) ports: crate::ports::PortRoutes,
 }
 
 impl Context {

@@ -86,14 +86,22 @@ impl Context {
     /// Rebuilds the route table from the services; the caller holds the lock.
     fn snapshot(services: &BTreeMap<String, ServiceEntry>) -> Result<Snapshot, RouteError> {
         let mut table = RouteTable::new();
-        for e in services.values() {
+        let mut by_service = std::collections::HashMap::new();
+        for (name, e) in services {
             let route = Arc::new(Route {
                 service: e.service.clone(),
                 set: e.active.clone(),
             });
-            table.insert(&e.config.hosts, e.config.path_prefix.as_deref(), route)?;
+            if on_main_listener(&e.config) {
+                table.insert(
+                    &e.config.hosts,
+                    e.config.path_prefix.as_deref(),
+                    route.clone(),
+                )?;
+            }
+            by_service.insert(name.clone(), route);
         }
-        Ok(Snapshot { table })
+        Ok(Snapshot { table, by_service })
     }
 
     fn new_set(
@@ -234,6 +242,7 @@ impl Proxy {
                 connections: Connections::default(),
                 local_addr: Mutex::new(None),
                 handed_over: AtomicBool::new(false),
+                ports: Default::default(),
             }),
         }
     }
@@ -250,7 +259,11 @@ impl Proxy {
         let color = {
             let services = self.inner.lock();
             let mut table: RouteTable<()> = RouteTable::new();
-            for (name, e) in services.live.iter().filter(|(n, _)| n.as_str() != service) {
+            for (name, e) in services
+                .live
+                .iter()
+                .filter(|(n, e)| n.as_str() != service && on_main_listener(&e.config))
+            {
                 table
                     .insert(&e.config.hosts, e.config.path_prefix.as_deref(), ())
                     .map_err(|err| {
@@ -260,21 +273,42 @@ impl Proxy {
                         )
                     })?;
             }
-            table
-                .insert(&req.hosts, req.path_prefix.as_deref(), ())
-                .map_err(|e| DeployError::Invalid(e.report()))?;
+            if on_main_listener(&req) {
+                table
+                    .insert(&req.hosts, req.path_prefix.as_deref(), ())
+                    .map_err(|e| DeployError::Invalid(e.report()))?;
+            }
             req.color
                 .or_else(|| services.live.get(service).map(|e| e.active.color.other()))
                 .unwrap_or(Color::Blue)
         };
+        // Its own ports are bound before the gate: one that is taken
+        // fails the deploy before anything switches.
+        let claim = self
+            .inner
+            .ports
+            .claim(service, &req.listen)
+            .map_err(DeployError::Invalid)?;
         let set = self.inner.new_set(service, color, &req, Health::Unknown);
         if let Err(detail) = health::gate(&set, &req.health, req.timeouts.deploy).await {
+            self.inner.ports.release(claim);
             return Err(DeployError::Unhealthy {
                 timeout: req.timeouts.deploy,
                 detail,
             });
         }
-        self.inner.install(service, req, set, true)
+        let listen = req.listen.clone();
+        match self.inner.install(service, req, set, true) {
+            Ok(status) => {
+                drop(claim);
+                self.inner.ports.commit(service, &listen);
+                Ok(status)
+            }
+            Err(e) => {
+                self.inner.ports.release(claim);
+                Err(e)
+            }
+        }
     }
 
     /// Stop routing to a service; its targets drain like after a switch.
@@ -283,6 +317,7 @@ impl Proxy {
         let Some(entry) = services.live.remove(service) else {
             return Err(DeployError::UnknownService(service.to_string()));
         };
+        self.inner.ports.remove(service);
         let snapshot = Context::snapshot(&services.live)
             .expect("a table minus one service has no new conflict");
         self.inner.router.publish(snapshot);
@@ -359,10 +394,20 @@ impl Proxy {
             let set = self
                 .inner
                 .new_set(&s.name, color, &s.request, Health::Unknown);
+            let claim = self
+                .inner
+                .ports
+                .claim(&s.name, &s.request.listen)
+                .map_err(|e| failed(index, &s.name, DeployError::Invalid(e)))?;
+            let listen = s.request.listen.clone();
             self.inner
                 .install(&s.name, s.request, set, false)
                 .map_err(|e| failed(index, &s.name, e))?;
+            drop(claim);
+            self.inner.ports.commit(&s.name, &listen);
         }
+        // A handed-over port no restored service asked for is closed.
+        self.inner.ports.forget_adopted();
         Ok(())
     }
 
@@ -373,6 +418,18 @@ impl Proxy {
     /// then get their 1012 and reconnect to the successor.
     pub fn hand_over(&self) {
         self.inner.handed_over.store(true, Ordering::Relaxed);
+    }
+
+    /// Copies of the apps' own listening sockets, by address, for a
+    /// successor ([`Proxy::adopt_ports`]).
+    pub fn port_listeners(&self) -> std::io::Result<Vec<(SocketAddr, std::net::TcpListener)>> {
+        self.inner.ports.handoff()
+    }
+
+    /// The predecessor's app ports: `restore` and deploys serve these
+    /// sockets instead of binding the addresses again.
+    pub fn adopt_ports(&self, listeners: Vec<(SocketAddr, std::net::TcpListener)>) {
+        self.inner.ports.adopt(listeners);
     }
 
     /// Accept and serve on the data listener until `shutdown` fires, then stop
@@ -454,6 +511,13 @@ impl From<DeployError> for Report {
     fn from(e: DeployError) -> Self {
         e.report()
     }
+}
+
+/// Whether a service is routed on the main listener by Host and path. One
+/// with ports of its own and no hosts is served on those ports only, so
+/// several such apps do not all claim the catch-all.
+fn on_main_listener(req: &DeployRequest) -> bool {
+    req.listen.is_empty() || !req.hosts.is_empty() || req.path_prefix.is_some()
 }
 
 #[cfg(test)]

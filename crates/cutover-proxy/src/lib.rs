@@ -13,6 +13,7 @@ mod drain;
 mod handle;
 mod health;
 mod metrics;
+mod ports;
 mod preface;
 mod proxy;
 mod router;

@@ -19,6 +19,8 @@ pub(crate) struct Route {
 #[derive(Default)]
 pub(crate) struct Snapshot {
     pub table: RouteTable<Arc<Route>>,
+    /// Every service by name, for connections on an app's own port.
+    pub by_service: std::collections::HashMap<String, Arc<Route>>,
 }
 
 pub(crate) struct Router {

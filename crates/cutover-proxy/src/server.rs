@@ -71,7 +71,9 @@ impl Drop for Slot {
     }
 }
 
-type Handoff = (std::net::TcpStream, SocketAddr, Slot);
+/// An accepted connection on its way to a data-plane thread, with the
+/// service it is pinned to when it came in on an app's own port.
+type Handoff = (std::net::TcpStream, SocketAddr, Slot, Option<Arc<str>>);
 
 /// At shutdown, how long a connection that has not sent its first request
 /// yet gets to start it.
@@ -114,12 +116,17 @@ pub(crate) async fn serve(
         finished.push(done_rx);
     }
 
+    // Connections from the apps' own ports come in through this channel,
+    // so they share the connection cap and the hand-off with the rest.
+    let (pinned_tx, mut pinned_rx) = mpsc::unbounded_channel();
+    inner.ports.attach(pinned_tx, shutdown.child_token());
     let mut next = 0usize;
     let mut warned: Option<Instant> = None;
     loop {
-        let accepted = tokio::select! {
+        let (accepted, pinned) = tokio::select! {
             _ = shutdown.cancelled() => break,
-            a = listener.accept() => a,
+            a = listener.accept() => (a, None),
+            Some((stream, peer, service)) = pinned_rx.recv() => (Ok((stream, peer)), Some(service)),
         };
         let (stream, peer) = match accepted {
             Ok(a) => a,
@@ -151,7 +158,7 @@ pub(crate) async fn serve(
         };
         next = next.wrapping_add(1);
         if workers[next % workers.len()]
-            .send((stream, peer, slot))
+            .send((stream, peer, slot, pinned))
             .is_err()
         {
             tracing::error!("a data-plane thread is gone; closing the connection");
@@ -201,15 +208,14 @@ async fn worker(
     let conns = TaskTracker::new();
     // Until the acceptor is done and has dropped its sender: a connection
     // it accepted just before the shutdown is served, not dropped unread.
-    while let Some((stream, peer, slot)) = handoff.recv().await {
+    while let Some((stream, peer, slot, pinned)) = handoff.recv().await {
         let Ok(stream) = TcpStream::from_std(stream) else {
             continue;
         };
         conns.spawn(serve_conn(
             inner.clone(),
             builder.clone(),
-            stream,
-            peer,
+            (stream, peer, pinned),
             slot,
             shutdown.clone(),
         ));
@@ -230,8 +236,7 @@ async fn worker(
 async fn serve_conn(
     inner: Arc<Context>,
     builder: Arc<auto::Builder<TokioExecutor>>,
-    stream: TcpStream,
-    peer: SocketAddr,
+    (stream, peer, pinned): (TcpStream, SocketAddr, Option<Arc<str>>),
     _slot: Slot,
     shutdown: CancellationToken,
 ) {
@@ -243,6 +248,7 @@ async fn serve_conn(
         started: AtomicBool::new(false),
         upgrading: AtomicBool::new(false),
         first_request: Notify::new(),
+        pinned,
     });
     let conn_info = info.clone();
     let svc = service_fn(move |req| proxy::handle(inner.clone(), info.clone(), req));

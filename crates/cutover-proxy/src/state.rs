@@ -251,6 +251,7 @@ mod tests {
                     version: Some("v2".into()),
                     health: Default::default(),
                     timeouts: Default::default(),
+                    listen: Vec::new(),
                 },
             }],
         }

@@ -52,9 +52,9 @@ pub const PAUSE_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long the predecessor waits for `ready` once it sent the listeners.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The most listeners a daemon has: data, control socket, control TCP,
-/// metrics.
-const MAX_FDS: usize = 4;
+/// The most listeners one handoff carries: data, control socket, control
+/// TCP, metrics, and the apps' own ports.
+const MAX_FDS: usize = 64;
 
 /// What a listener is for, in the order the fds travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +64,8 @@ pub enum Role {
     ControlSocket,
     ControlTcp,
     Metrics,
+    /// An app's own port (`ports:` in its compose file), by address.
+    Port(std::net::SocketAddr),
 }
 
 /// The daemon's listening sockets, as the kernel holds them.
@@ -73,6 +75,8 @@ pub struct Listeners {
     pub control_socket: Option<UnixListener>,
     pub control_tcp: Option<std::net::TcpListener>,
     pub metrics: Option<std::net::TcpListener>,
+    /// The apps' own ports, by address.
+    pub ports: Vec<(std::net::SocketAddr, std::net::TcpListener)>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -174,6 +178,7 @@ pub fn take_over(state_dir: &Path, pause_timeout: Duration) -> Result<Takeover, 
             Role::ControlSocket => listeners.control_socket = Some(fd.into()),
             Role::ControlTcp => listeners.control_tcp = Some(fd.into()),
             Role::Metrics => listeners.metrics = Some(fd.into()),
+            Role::Port(addr) => listeners.ports.push((addr, fd.into())),
         }
     }
     Ok(Takeover { listeners, stream })
@@ -348,6 +353,9 @@ pub fn borrowed(listeners: &Listeners) -> Vec<(Role, BorrowedFd<'_>)> {
     }
     if let Some(l) = &listeners.metrics {
         out.push((Role::Metrics, l.as_fd()));
+    }
+    for (addr, l) in &listeners.ports {
+        out.push((Role::Port(*addr), l.as_fd()));
     }
     out
 }

@@ -67,6 +67,11 @@ pub struct AppSettings {
     pub timeouts: Timeouts,
     /// Old versions kept (stopped) for rollback.
     pub keep: u32,
+    /// The host addresses the app's `ports:` publish (`0.0.0.0:8080`): the
+    /// daemon listens there itself and forwards to the live color's
+    /// `port`, so no container holds the host port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listen: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use cutover_core::diag::Report;
-use cutover_docker::{ContainerState, Engine};
+use cutover_docker::{ContainerInfo, ContainerState, Engine};
 
 /// How often the container's state is read during the gate.
 const POLL: Duration = Duration::from_millis(250);
@@ -24,26 +24,37 @@ const READ_LINES: usize = 20_000;
 pub async fn exited(engine: &dyn Engine, slot: &str) -> Report {
     loop {
         tokio::time::sleep(POLL).await;
-        let Ok(Some(info)) = engine.inspect_container(slot).await else {
-            continue;
-        };
-        let code = info
-            .exit_code
-            .map_or_else(|| "unknown".to_string(), |c| c.to_string());
-        if matches!(info.state, ContainerState::Exited | ContainerState::Dead) {
-            return Report::new(format!(
-                "{slot} exited with code {code} before its health check passed"
-            ))
-            .hint("the container's log is above; fix what stops it, then deploy again");
-        }
-        if info.restart_count > 0 {
-            return Report::new(format!(
-                "{slot} crashed (exit code {code}) and was restarted {} time(s) before its health check passed",
-                info.restart_count
-            ))
-            .hint("the container's log is above; fix what stops it, then deploy again");
+        if let Ok(Some(info)) = engine.inspect_container(slot).await {
+            if let Some(report) = stopped(&info) {
+                return report;
+            }
         }
     }
+}
+
+/// Why `info`'s container will not pass its health check: it is not
+/// running, or its restart policy already restarted it after a crash.
+pub fn stopped(info: &ContainerInfo) -> Option<Report> {
+    let slot = &info.name;
+    let code = info
+        .exit_code
+        .map_or_else(|| "unknown".to_string(), |c| c.to_string());
+    let hint = "the container's log is above; fix what stops it, then deploy again";
+    if matches!(info.state, ContainerState::Exited | ContainerState::Dead) {
+        return Some(
+            Report::new(format!(
+                "{slot} exited with code {code} before its health check passed"
+            ))
+            .hint(hint),
+        );
+    }
+    (info.restart_count > 0).then(|| {
+        Report::new(format!(
+            "{slot} crashed (exit code {code}) and was restarted {} time(s) before its health check passed",
+            info.restart_count
+        ))
+        .hint(hint)
+    })
 }
 
 /// The first and last lines of `slot`'s log, with a line saying how many

@@ -194,10 +194,19 @@ async fn roll_out_inner(
         }
     };
 
-    let addr = match inner.app_address(&info, cand.app).await {
+    // Already gone (it exits at once): that, with its log, is the error,
+    // not that it has no address.
+    let reached = match gate::stopped(&info) {
+        Some(stopped) => Err(stopped),
+        None => inner.app_address(&info, cand.app).await,
+    };
+    let addr = match reached {
         Ok(a) => a,
         Err(e) => {
-            p.warn(e.clone());
+            p.emit(ProgressEvent::Logs {
+                container: slot.clone(),
+                lines: gate::log_excerpt(engine, &slot).await,
+            });
             abandon(inner, p, project, service, &slot, reuse).await;
             return Err(Stop::failed(e.map_message(|m| {
                 format!(

@@ -50,6 +50,8 @@ pub(crate) struct ConnInfo {
     /// A request on it asked for an upgrade (WebSocket).
     pub upgrading: std::sync::atomic::AtomicBool,
     pub first_request: tokio::sync::Notify,
+    /// Accepted on an app's own port: every request goes to that service.
+    pub pinned: Option<Arc<str>>,
 }
 
 impl ConnInfo {
@@ -69,7 +71,8 @@ pub(crate) async fn handle(
     let inner = &*inner;
     let start = Instant::now();
     conn.request_started();
-    if inner.config.health_endpoint && req.uri().path() == HEALTH_PATH {
+    // On an app's own port every path is the app's.
+    if inner.config.health_endpoint && conn.pinned.is_none() && req.uri().path() == HEALTH_PATH {
         return Ok(pages::unrouted(inner, &req, start, StatusCode::OK, "ok\n"));
     }
     if let Some(Answer(status, page)) = refused(&req) {
@@ -78,7 +81,7 @@ pub(crate) async fn handle(
     if let Err(Answer(status, page)) = resolve_dot_segments(&mut req) {
         return Ok(pages::unrouted(inner, &req, start, status, page));
     }
-    let Some((route, guard)) = route_and_enter(inner, &req) else {
+    let Some((route, guard)) = route_and_enter(inner, &conn, &req) else {
         return Ok(pages::unrouted(
             inner,
             &req,
@@ -149,10 +152,17 @@ fn resolve_dot_segments(req: &mut Request<Incoming>) -> Result<(), Answer> {
 /// the snapshot just before a switch and finds its set draining routes
 /// again, so no new request starts on an old set once the switch is
 /// published.
-fn route_and_enter(inner: &Context, req: &Request<Incoming>) -> Option<(Arc<Route>, InFlight)> {
+fn route_and_enter(
+    inner: &Context,
+    conn: &ConnInfo,
+    req: &Request<Incoming>,
+) -> Option<(Arc<Route>, InFlight)> {
     for _ in 0..4 {
         let snapshot = inner.router.load();
-        let route = snapshot.table.lookup(request_host(req), req.uri().path())?;
+        let route = match &conn.pinned {
+            Some(service) => snapshot.by_service.get(&**service)?,
+            None => snapshot.table.lookup(request_host(req), req.uri().path())?,
+        };
         let idx = route.set.pick(0)?;
         if let Some(guard) = InFlight::enter(&route.set, idx) {
             return Some((route.clone(), guard));

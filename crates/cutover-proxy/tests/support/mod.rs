@@ -80,6 +80,7 @@ pub fn request(targets: &[&Origin], color: Color) -> DeployRequest {
             drain: Duration::from_secs(10),
             websocket_drain: Duration::from_secs(10),
         },
+        listen: Vec::new(),
     }
 }
 

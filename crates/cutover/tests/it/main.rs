@@ -5,6 +5,7 @@ mod api;
 mod cli;
 mod control_tcp;
 mod deploy;
+mod field_report;
 mod lifecycle;
 mod problems;
 mod socket;

@@ -267,3 +267,47 @@ async fn a_successor_that_cannot_start_leaves_the_daemon_serving() {
     daemon.deploy("web", &[origin.target()]).await;
     assert!(daemon.stop().await.success(), "{}", daemon.stderr());
 }
+
+/// An app's own port travels with the other listeners: requests on it
+/// never fail across upgrades.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apps_own_port_is_handed_over_with_the_listeners() {
+    let origin = Origin::start("blue").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::in_dir(dir.path()).start().await;
+    let port: SocketAddr = ([127, 0, 0, 1], crate::util::free_port()).into();
+    let body = serde_json::json!({
+        "targets": [origin.target()],
+        "hosts": ["shop.test"],
+        "listen": [port.to_string()],
+        "health": {"interval": "100ms", "timeout": "1s"},
+        "timeouts": {"deploy": "10s", "drain": "5s", "websocket_drain": "1s"},
+    });
+    let (status, answer) = daemon
+        .request(Method::PUT, "/v1/services/shop", Some(&body.to_string()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    get_until_ok(port, "/").await;
+    let mut serving = Serving(daemon.child.id());
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally::default());
+    let load = tokio::spawn(request_loop(port, stop.clone(), tally.clone()));
+    for _ in 0..3 {
+        let answer = upgrade(&daemon.socket);
+        serving = Serving(answer["pid"].as_u64().unwrap() as u32);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+    let (ok, failed) = (
+        tally.ok.load(Ordering::Relaxed),
+        tally.failed.load(Ordering::Relaxed),
+    );
+    assert!(
+        ok > 0 && failed == 0,
+        "{ok} requests served on the app's port, {failed} failed"
+    );
+    eprintln!("app port across 3 upgrades: {ok} requests, 0 failed");
+    drop(serving);
+}

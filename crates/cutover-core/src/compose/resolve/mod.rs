@@ -282,6 +282,7 @@ fn resolve_root(
         }
     }
     share_network_stacks(cx, &services_p, &mut accessories, &apps);
+    host_port_conflicts(cx, &services_p, &apps, &accessories);
     let default_used = resolver.default_network_used;
     // Like Compose, a network or volume no service uses is left out: it is
     // neither created nor shown.
@@ -325,6 +326,50 @@ fn resolve_root(
         volumes,
         warnings: Vec::new(),
     })
+}
+
+/// Two services publishing one host port: the second cannot have it. An
+/// app's ports are the daemon's listeners, an accessory's the engine's.
+fn host_port_conflicts(
+    cx: &mut Ctx<'_>,
+    services_p: &KeyPath,
+    apps: &[AppSpec],
+    accessories: &[AccessorySpec],
+) {
+    // (service, ports index, host ip, port), apps first.
+    let mut taken: Vec<(&str, usize, &str, u16)> = Vec::new();
+    let published = apps
+        .iter()
+        .map(|a| &a.service)
+        .chain(accessories.iter().map(|a| &a.service))
+        .flat_map(|s| {
+            s.ports.iter().enumerate().filter_map(move |(i, p)| {
+                let port = p.published?;
+                (p.protocol == "tcp").then(|| {
+                    (
+                        s.name.as_str(),
+                        i,
+                        p.host_ip.as_deref().unwrap_or("0.0.0.0"),
+                        port,
+                    )
+                })
+            })
+        });
+    for (service, i, ip, port) in published {
+        let clash = taken.iter().find(|(other, _, oip, oport)| {
+            *oport == port
+                && *other != service
+                && (*oip == ip || *oip == "0.0.0.0" || ip == "0.0.0.0")
+        });
+        if let Some((other, ..)) = clash {
+            cx.error_hint(
+                &services_p.key(service).key("ports").index(i),
+                format!("host port {port} is published by {other} too"),
+                "give one of them another host port",
+            );
+        }
+        taken.push((service, i, ip, port));
+    }
 }
 
 /// `network_mode: service:<name>` names another accessory: it becomes the

@@ -3,6 +3,9 @@
 
 use super::*;
 
+// Both variants hold a whole service spec, and one lives for a single
+// call: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Resolved {
     App(AppSpec),
     Accessory(AccessorySpec),
@@ -218,15 +221,6 @@ impl ServiceResolver<'_> {
                     Some("scripts that look for the container by name should use `cutover status`; other services reach the app by its service name".into()),
                 );
             }
-            for (i, port) in spec.ports.iter().enumerate() {
-                if let Some(published) = port.published {
-                    cx.error_hint(
-                        &p.key("ports").index(i),
-                        format!("an app cannot publish host port {published}: both colors would need it during a deploy"),
-                        "remove it from ports; cutover's proxy serves the app and forwards to x-cutover.port",
-                    );
-                }
-            }
             // `expose: ["8080", "9000-9001/udp"]`: single TCP ports only.
             let exposed = spec.expose.iter().filter_map(|e| {
                 let (port, proto) = e.split_once('/').unwrap_or((e, "tcp"));
@@ -249,6 +243,8 @@ impl ServiceResolver<'_> {
                 &p.key("x-cutover"),
                 &container_ports,
             )?;
+            let mut cutover = cutover;
+            cutover.listen = app_listen(cx, &spec, cutover.port, &p.key("ports"));
             Some(Resolved::App(AppSpec {
                 service: spec,
                 cutover,
@@ -633,4 +629,37 @@ fn raw_env(content: &str) -> impl Iterator<Item = (String, String)> + '_ {
             Some((k, v)) => (k.to_string(), v.to_string()),
             None => (l.to_string(), String::new()),
         })
+}
+
+/// An app's published `ports:` as the addresses the daemon listens on for
+/// it. Only the port the app serves (`x-cutover.port`) can be forwarded,
+/// over TCP; an unpublished entry needs nothing.
+fn app_listen(cx: &mut Ctx<'_>, spec: &ServiceSpec, port: u16, p: &KeyPath) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, ps) in spec.ports.iter().enumerate() {
+        let Some(published) = ps.published else {
+            continue;
+        };
+        if ps.protocol != "tcp" || ps.target != port {
+            cx.error_hint(
+                &p.index(i),
+                format!(
+                    "cutover forwards one port of an app, x-cutover.port {port} over TCP; this entry publishes {}/{}",
+                    ps.target, ps.protocol
+                ),
+                format!("publish {port} here, or run what serves {} in an accessory", ps.target),
+            );
+            continue;
+        }
+        let host = match ps.host_ip.as_deref() {
+            None | Some("") => "0.0.0.0".to_string(),
+            Some(ip) if ip.contains(':') => format!("[{ip}]"),
+            Some(ip) => ip.to_string(),
+        };
+        let addr = format!("{host}:{published}");
+        if !out.contains(&addr) {
+            out.push(addr);
+        }
+    }
+    out
 }

@@ -109,6 +109,7 @@ pub(super) fn app_settings(
         .map(|k| k as u32)
         .unwrap_or(DEFAULT_KEEP);
     Some(AppSettings {
+        listen: Vec::new(),
         port: port?,
         health,
         hosts,

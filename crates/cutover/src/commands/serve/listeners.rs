@@ -21,6 +21,8 @@ pub(super) struct Bound {
     pub socket_file: SocketFile,
     pub control_tcp: Option<(TcpListener, BearerToken)>,
     pub metrics: Option<TcpListener>,
+    /// The apps' own ports a predecessor handed over.
+    pub ports: Vec<(SocketAddr, std::net::TcpListener)>,
     pub lock: DirLock,
 }
 
@@ -36,6 +38,8 @@ impl Bound {
             control_socket: Some(self.control_socket.as_fd().try_clone_to_owned()?.into()),
             control_tcp: self.control_tcp.as_ref().map(|(l, _)| tcp(l)).transpose()?,
             metrics: self.metrics.as_ref().map(tcp).transpose()?,
+            // Taken from the proxy at handoff time: they change with deploys.
+            ports: Vec::new(),
         })
     }
 }
@@ -66,6 +70,7 @@ pub(super) async fn bind(settings: &ServeSettings) -> Result<Bound, CliError> {
             socket_file,
             control_tcp,
             metrics,
+            ports: Vec::new(),
             lock,
         }),
         Err(e) => {
@@ -120,6 +125,7 @@ pub(super) async fn take_over(settings: &ServeSettings) -> Result<(Bound, Takeov
             socket_file,
             control_tcp,
             metrics,
+            ports: got.ports,
             lock,
         },
         takeover,

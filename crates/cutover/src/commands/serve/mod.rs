@@ -79,7 +79,7 @@ async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
 
     // 1. The listeners and the state dir's lock: taken over from the daemon
     //    running here, or bound afresh.
-    let (bound, takeover) = if settings.takeover {
+    let (mut bound, takeover) = if settings.takeover {
         let (bound, takeover) = listeners::take_over(&settings).await?;
         (bound, Some(takeover))
     } else {
@@ -106,6 +106,7 @@ async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
 
     // 2. The routes, as the last daemon on this state dir saved them.
     let proxy = Proxy::new(settings.proxy.clone());
+    proxy.adopt_ports(std::mem::take(&mut bound.ports));
     restore(&proxy, &store).map_err(fail)?;
     let shutdown = CancellationToken::new();
     let admin = Admin::with_info(
@@ -147,6 +148,7 @@ async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
         control_tcp,
         metrics,
         lock,
+        ports: _,
     } = bound;
     let mut lock = Some(lock);
     let mut control = Control::new(control_router, &admin, timeouts);

@@ -121,8 +121,19 @@ pub(super) async fn hand_over(p: Paused<'_>, successor: Successor) -> Result<u32
         p.admin.persist().await.map_err(Report::from)?;
         // The successor takes the lock when it has the listeners.
         p.lock.take();
+        // The apps' ports as they are now: deploys since the start may
+        // have opened or closed some.
+        let ports = handoff::Listeners {
+            ports: p
+                .admin
+                .proxy()
+                .port_listeners()
+                .map_err(|e| Report::new(format!("cannot duplicate an app's port: {e}")))?,
+            ..handoff::Listeners::default()
+        };
         let fds: Vec<_> = handoff::borrowed(p.listeners)
             .into_iter()
+            .chain(handoff::borrowed(&ports))
             .map(|(role, fd)| fd.try_clone_to_owned().map(|fd| (role, fd)))
             .collect::<Result<_, _>>()
             .map_err(|e| Report::new(format!("cannot duplicate a listener: {e}")))?;
