@@ -325,13 +325,16 @@ async fn deploy_switch_rollback_and_down() {
     expect_code(&out, 1, &daemon);
     let stdout = text(&out.stdout);
     assert!(
-        stdout.contains("log lines of cvit-e2e-web-blue"),
+        stdout.contains("log of cvit-e2e-web-blue:"),
         "{stdout}"
     );
     assert!(stdout.contains("listening on 0.0.0.0:8080"), "{stdout}");
     let stderr = text(&out.stderr);
     assert!(stderr.contains("error: "), "{stderr}");
-    assert!(stderr.contains("hint: "), "{stderr}");
+    assert!(
+        stderr.contains("hint: the log says the app listens on port 8080, but x-cutover.port is 9999"),
+        "{stderr}"
+    );
     wait_for_answer(daemon.listen, "two").await;
     std::fs::write(
         project.path().join("compose.yaml"),
