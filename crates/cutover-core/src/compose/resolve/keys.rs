@@ -40,6 +40,27 @@ pub(super) const SERVICE_KEYS: &[&str] = &[
 pub(super) const IGNORED_SERVICE_KEYS: &[(&str, &str)] =
     &[("develop", "compose watch settings do not apply to deploys")];
 
+/// Compose keys cutover does not honour yet, each with what to do instead.
+pub(super) const REFUSED_SERVICE_KEYS: &[(&str, &str)] = &[
+    ("links", "services on one network reach each other by service name: drop links and use the name"),
+    ("external_links", "join the other project's network (an external network) and use its service name"),
+    ("volumes_from", "mount the same named volume in both services"),
+    ("label_file", "write the labels under `labels:`"),
+    ("scale", "cutover runs one container per service for now; drop scale (deploy.replicas is accepted with a warning)"),
+    ("gpus", "GPU device requests are not passed to the engine yet; run this service with docker compose beside cutover"),
+    ("post_start", "run the command from the image's entrypoint for now"),
+    ("pre_stop", "handle the stop signal in the process for now (see stop_signal)"),
+    ("use_api_socket", "mount /var/run/docker.sock as a volume if the service needs the engine"),
+];
+
+/// Keys passed to the engine by Compose that cutover does not pass yet.
+pub(super) const ENGINE_KEYS_NOT_YET: &[&str] = &[
+    "runtime", "userns_mode", "uts", "cgroup", "cgroup_parent", "cpuset", "cpu_period",
+    "cpu_quota", "cpu_rt_runtime", "cpu_rt_period", "cpu_count", "cpu_percent",
+    "mem_swappiness", "oom_kill_disable", "blkio_config", "device_cgroup_rules", "storage_opt",
+    "isolation", "mac_address", "credential_spec",
+];
+
 pub(super) const CUTOVER_KEYS: &[&str] = &[
     "port",
     "health",

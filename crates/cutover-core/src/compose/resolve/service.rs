@@ -48,11 +48,17 @@ impl ServiceResolver<'_> {
                 continue;
             }
             let known: Vec<&str> = SERVICE_KEYS.iter().chain(CONTAINER_KEYS).copied().collect();
-            let (msg, hint) = match did_you_mean(k, &known) {
-                Some(s) => (format!("unknown key `{k}`"), format!("did you mean `{s}`?")),
-                None => (
-                    format!("`{k}` is not supported by cutover"),
-                    "remove it; docs/config.md lists the keys cutover supports".into(),
+            let refused = REFUSED_SERVICE_KEYS.iter().find(|(r, _)| r == k);
+            let (msg, hint) = match (refused, did_you_mean(k, &known)) {
+                (Some((_, what)), _) => (format!("`{k}` is not supported by cutover"), what.to_string()),
+                _ if ENGINE_KEYS_NOT_YET.contains(&k.as_str()) => (
+                    format!("`{k}` is not passed to the engine by cutover yet"),
+                    "if the service cannot run without it, run it with docker compose beside cutover; docs/config.md lists every key".into(),
+                ),
+                (None, Some(s)) => (format!("unknown key `{k}`"), format!("did you mean `{s}`?")),
+                (None, None) => (
+                    format!("`{k}` is not a Compose key cutover knows"),
+                    "check its spelling against the Compose specification; docs/config.md lists every key".into(),
                 ),
             };
             cx.error_hint(&p.key(k), msg, hint);
