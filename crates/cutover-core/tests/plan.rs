@@ -251,7 +251,10 @@ fn force_redeploys_an_up_to_date_app() {
     let plan = plan_with(
         &desired,
         &deployed(&desired, Color::Blue),
-        &PlanOptions { force: true },
+        &PlanOptions {
+            force: true,
+            ..PlanOptions::default()
+        },
     )
     .unwrap();
     assert!(plan.steps.iter().any(|s| matches!(
@@ -457,4 +460,73 @@ fn an_accessory_that_depends_on_an_app_starts_after_it() {
         })
         .collect();
     assert_eq!(order, ["redis", "backend", "edge"]);
+}
+
+#[test]
+fn the_plan_lists_each_image_and_where_it_comes_from() {
+    let src = "name: shop\nservices:\n  web:\n    build: ./web\n    x-cutover: {port: 8080}\n  cache:\n    image: redis:7\n  db:\n    image: postgres:16\n    pull_policy: always\n  jobs:\n    image: postgres:16\n";
+    let load_src = |src: &str| {
+        let input = LoadInput {
+            files: vec![ComposeFile {
+                path: PathBuf::from("compose.yaml"),
+                content: src.into(),
+            }],
+            project_dir: PathBuf::from("/srv/shop"),
+            project_name: None,
+            env: BTreeMap::new(),
+        };
+        load(&input, &NoFiles).unwrap()
+    };
+    let desired = load_src(src);
+    let observed = Observed {
+        images: BTreeMap::from([
+            ("redis:7".to_string(), "sha256:redis".to_string()),
+            ("postgres:16".to_string(), "sha256:pg".to_string()),
+        ]),
+        ..Observed::default()
+    };
+    let plan = plan(&desired, &observed).unwrap();
+    let actions: Vec<(&str, &[String], &ImageAction)> = plan
+        .images
+        .iter()
+        .map(|i| (i.image.as_str(), i.services.as_slice(), &i.action))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            (
+                "redis:7",
+                &["cache".to_string()][..],
+                &ImageAction::Local {
+                    id: "sha256:redis".into()
+                }
+            ),
+            // The first service that runs it decides: db asks to pull always.
+            (
+                "postgres:16",
+                &["db".to_string(), "jobs".to_string()][..],
+                &ImageAction::Pull {
+                    local: Some("sha256:pg".into())
+                }
+            ),
+            (
+                "shop-web",
+                &["web".to_string()][..],
+                &ImageAction::Build {
+                    context: "/srv/shop/web".into()
+                }
+            ),
+        ]
+    );
+    // Never pulled and not here: the plan says so before anything runs.
+    let never = plan_with(
+        &load_src("services:\n  cache:\n    image: redis:8\n    pull_policy: never\n"),
+        &observed,
+        &PlanOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        never.to_string(),
+        "image redis:8 (service cache) is not on this host and pulling is off"
+    );
 }

@@ -3,7 +3,9 @@
 use std::fmt::Write;
 
 use cutover_core::compose::EnvChanges;
-use cutover_core::plan::{ConfigChange, DeployReason, Plan, RecreateReason, StartReason, Step};
+use cutover_core::plan::{
+    ConfigChange, DeployReason, ImageAction, Plan, RecreateReason, StartReason, Step,
+};
 use cutover_core::progress::Outcome;
 use cutover_core::report::{HistoryEntry, ProjectStatus, ProjectSummary};
 use cutover_core::service::Color;
@@ -357,6 +359,33 @@ fn short_id(id: &str) -> &str {
 /// appear: only the keys that changed.
 pub fn plan_text(project: &str, plan: &Plan) -> String {
     let mut out = format!("plan for project {project}:\n");
+    let built = |service: &str| {
+        plan.images.iter().any(|i| {
+            matches!(i.action, ImageAction::Build { .. }) && i.services.iter().any(|s| s == service)
+        })
+    };
+    for image in &plan.images {
+        let services = image.services.join(", ");
+        let line = match &image.action {
+            ImageAction::Build { context } => {
+                format!("build {} for {services} from {context}", image.image)
+            }
+            ImageAction::Pull { local: Some(id) } => format!(
+                "pull {} for {services} (on this host as {} now)",
+                image.image,
+                short_id(id)
+            ),
+            ImageAction::Pull { local: None } => {
+                format!("pull {} for {services} (not on this host)", image.image)
+            }
+            ImageAction::Local { id } => format!(
+                "use {} for {services} (on this host, {})",
+                image.image,
+                short_id(id)
+            ),
+        };
+        out.push_str(&format!("  {line}\n"));
+    }
     for step in &plan.steps {
         let line = match step {
             Step::CreateNetwork { name, .. } => format!("create network {name}"),
@@ -414,6 +443,13 @@ pub fn plan_text(project: &str, plan: &Plan) -> String {
                 }
                 s
             }
+            Step::AppUpToDate {
+                service,
+                color,
+                version,
+            } if built(service) => format!(
+                "app {service} is up to date ({color}, version {version}) unless its build gives a new image"
+            ),
             Step::AppUpToDate {
                 service,
                 color,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use cutover_core::compose::{
     config_hash, version_id, DependsCondition, ResolvedProject, ServiceSpec,
 };
-use cutover_core::plan::{plan_with, Plan, PlanOptions, Step};
+use cutover_core::plan::{plan_with, pull_policy, Plan, PlanOptions, Step};
 use cutover_core::progress::{DeployCommand, Outcome, PullPolicy};
 use cutover_docker::labels;
 use cutover_docker::{BuildSpec, EngineError};
@@ -82,9 +82,18 @@ async fn plan_selected(
     )
     .await
     .map_err(Stop::failed)?;
-    let mut plan =
-        plan_with(desired, &observed, &PlanOptions { force: cmd.force }).map_err(Stop::invalid)?;
+    let options = PlanOptions {
+        force: cmd.force,
+        pull: cmd.pull,
+    };
+    let mut plan = plan_with(desired, &observed, &options).map_err(Stop::invalid)?;
     plan.steps.retain(|s| wanted(s, selected));
+    // Images of apps not deployed now are not fetched either.
+    plan.images.retain(|i| {
+        i.services
+            .iter()
+            .any(|s| selected.contains(s) || desired.accessory(s).is_some())
+    });
     Ok((plan, obs))
 }
 
@@ -551,7 +560,10 @@ async fn resolve_image(
             .insert(labels::PROJECT.into(), desired.name.clone());
         return step_result(p, s, engine.build_image(&bs).await).map(|out| out.image_id);
     }
-    match (pull, local_image(inner, &spec.image).await?) {
+    match (
+        pull_policy(spec, pull),
+        local_image(inner, &spec.image).await?,
+    ) {
         (PullPolicy::Missing, Some(id)) | (PullPolicy::Never, Some(id)) => Ok(id),
         (PullPolicy::Never, None) => Err(Stop::invalid(
             Report::new(format!(

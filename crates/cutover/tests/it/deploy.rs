@@ -169,15 +169,24 @@ async fn plan_shows_what_a_deploy_would_do() {
     // The version is a hash of the image ID, which changes when the test
     // image is rebuilt.
     let version = plan["steps"][3]["version"].as_str().unwrap().to_string();
-    let json = text(&out.stdout).replace(&version, "[VERSION]");
-    insta::assert_snapshot!("plan_json", json);
+    // So are the image IDs, in full and as the text shows them.
+    let ids: Vec<String> = plan["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["id"].as_str().map(str::to_string))
+        .collect();
+    let redact = |t: String| {
+        ids.iter().fold(t.replace(&version, "[VERSION]"), |t, id| {
+            let short: String = id.trim_start_matches("sha256:").chars().take(12).collect();
+            t.replace(id, "[IMAGE ID]").replace(&short, "[IMAGE ID]")
+        })
+    };
+    insta::assert_snapshot!("plan_json", redact(text(&out.stdout)));
 
     let out = project.cutover(&daemon, &["plan"]);
     expect_code(&out, 0, &daemon);
-    insta::assert_snapshot!(
-        "plan_text",
-        text(&out.stdout).replace(&version, "[VERSION]")
-    );
+    insta::assert_snapshot!("plan_text", redact(text(&out.stdout)));
 
     // The same file on stdin (`-f -`, as `envsubst < tpl | cutover plan -f -`)
     // gives the same plan: `.env` and the project's folder come from the
@@ -324,15 +333,14 @@ async fn deploy_switch_rollback_and_down() {
     let out = project.cutover(&daemon, &["deploy"]);
     expect_code(&out, 1, &daemon);
     let stdout = text(&out.stdout);
-    assert!(
-        stdout.contains("log of cvit-e2e-web-blue:"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("log of cvit-e2e-web-blue:"), "{stdout}");
     assert!(stdout.contains("listening on 0.0.0.0:8080"), "{stdout}");
     let stderr = text(&out.stderr);
     assert!(stderr.contains("error: "), "{stderr}");
     assert!(
-        stderr.contains("hint: the log says the app listens on port 8080, but x-cutover.port is 9999"),
+        stderr.contains(
+            "hint: the log says the app listens on port 8080, but x-cutover.port is 9999"
+        ),
         "{stderr}"
     );
     wait_for_answer(daemon.listen, "two").await;

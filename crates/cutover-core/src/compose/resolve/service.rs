@@ -176,6 +176,14 @@ impl ServiceResolver<'_> {
         let pull_policy = cx.opt_string(get("pull_policy"), &p.key("pull_policy"));
         let pull_policy = match pull_policy.as_deref() {
             None => None,
+            Some("build") if build.is_none() => {
+                cx.error_hint(
+                    &p.key("pull_policy"),
+                    "pull_policy: build needs a `build:` section",
+                    "add `build: .` (or its context), or use always, never or missing",
+                );
+                None
+            }
             Some("always" | "never" | "missing" | "build") => pull_policy,
             Some("if_not_present") => Some("missing".into()),
             Some(other) => {

@@ -8,6 +8,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+mod images;
+pub use images::{pull_policy, ImageAction, ImagePlan};
+
 use crate::compose::{
     changed_fields, config_hash, env_changes, version_id, AppSettings, AppSpec, EnvChanges,
     ResolvedProject, ServiceSpec,
@@ -70,6 +73,9 @@ pub struct ObservedVersion {
 pub struct PlanOptions {
     /// Deploy apps even when nothing changed.
     pub force: bool,
+    /// The deploy's `--pull`, for services without a `pull_policy`.
+    #[serde(default)]
+    pub pull: crate::progress::PullPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,6 +170,10 @@ pub struct ConfigChange {
 pub struct Plan {
     pub steps: Vec<Step>,
     pub warnings: Vec<Report>,
+    /// Each image the deploy uses and whether it builds, pulls or finds
+    /// it; absent from plans of older daemons.
+    #[serde(default)]
+    pub images: Vec<ImagePlan>,
 }
 
 impl Plan {
@@ -177,8 +187,19 @@ impl Plan {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlanError {
-    MissingExternalNetwork { key: String, name: String },
-    MissingExternalVolume { key: String, name: String },
+    MissingExternalNetwork {
+        key: String,
+        name: String,
+    },
+    MissingExternalVolume {
+        key: String,
+        name: String,
+    },
+    /// Not on this host, and its pull rule says never.
+    ImageUnavailable {
+        service: String,
+        image: String,
+    },
 }
 
 impl fmt::Display for PlanError {
@@ -191,6 +212,10 @@ impl fmt::Display for PlanError {
             PlanError::MissingExternalVolume { key, name } => {
                 write!(f, "volume {name} (volumes.{key}, external) does not exist")
             }
+            PlanError::ImageUnavailable { service, image } => write!(
+                f,
+                "image {image} (service {service}) is not on this host and pulling is off"
+            ),
         }
     }
 }
@@ -200,6 +225,12 @@ impl Diagnose for PlanError {
         let (kind, name) = match self {
             PlanError::MissingExternalNetwork { name, .. } => ("network", name),
             PlanError::MissingExternalVolume { name, .. } => ("volume", name),
+            PlanError::ImageUnavailable { .. } => {
+                return Some(
+                    "pull or load it first, or let it be pulled (`--pull missing`, or `pull_policy: missing` on the service)"
+                        .into(),
+                )
+            }
         };
         Some(format!(
             "create it with `docker {kind} create {name}`, or remove `external: true` so cutover creates it"
@@ -277,6 +308,16 @@ pub fn plan_with(
         |key, name| Step::CreateVolume { key, name },
         |key, name| PlanError::MissingExternalVolume { key, name },
         &mut steps,
+        &mut errors,
+    );
+    let images = images::plan_images(
+        desired
+            .accessories
+            .iter()
+            .map(|a| &a.service)
+            .chain(desired.apps.iter().map(|a| &a.service)),
+        observed,
+        opts.pull,
         &mut errors,
     );
     if !errors.is_empty() {
@@ -369,7 +410,11 @@ pub fn plan_with(
     {
         steps.push(accessory_step(acc, observed, &mut warnings));
     }
-    Ok(Plan { steps, warnings })
+    Ok(Plan {
+        steps,
+        warnings,
+        images,
+    })
 }
 
 /// What to do with one accessory: start, recreate, or leave it.
