@@ -12,6 +12,7 @@ pub mod dot_segments;
 pub mod naming;
 pub mod plan;
 pub mod progress;
+pub mod registry;
 pub mod report;
 pub mod route;
 pub mod service;

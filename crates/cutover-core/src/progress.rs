@@ -41,6 +41,11 @@ pub struct DeployCommand {
     /// Sent only when set, so an older daemon still reads the usual body.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub adopt: bool,
+    /// Logins for the registries this deploy pulls from, by registry host
+    /// (`ghcr.io`, `docker.io`), from the CLI user's Docker config. Sent
+    /// only when there are some.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub registry_auth: std::collections::BTreeMap<String, crate::registry::RegistryAuth>,
 }
 
 impl DeployCommand {

@@ -124,6 +124,7 @@ fn cmd(p: ResolvedProject) -> DeployCommand {
         pull: PullPolicy::Never,
         wait_lock: Duration::ZERO,
         adopt: false,
+        registry_auth: Default::default(),
     }
 }
 

@@ -12,6 +12,7 @@
 //! for health) are provided methods, so the real engine and the fake share
 //! them and the fake's tests exercise the same code.
 
+use cutover_core::registry::RegistryAuth;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -71,7 +72,12 @@ pub trait Engine: Send + Sync {
     // Images.
 
     fn inspect_image<'a>(&'a self, reference: &'a str) -> EngineFuture<'a, Option<ImageInfo>>;
-    fn pull_image<'a>(&'a self, reference: &'a str) -> EngineFuture<'a, ImageInfo>;
+    /// Pulls `reference`, logged in with `auth` when given.
+    fn pull_image<'a>(
+        &'a self,
+        reference: &'a str,
+        auth: Option<&'a RegistryAuth>,
+    ) -> EngineFuture<'a, ImageInfo>;
     fn build_image<'a>(&'a self, spec: &'a BuildSpec) -> EngineFuture<'a, BuildOutput>;
 
     // Containers.
@@ -143,7 +149,7 @@ pub trait Engine: Send + Sync {
         Box::pin(async move {
             match self.inspect_image(reference).await? {
                 Some(image) => Ok(image),
-                None => self.pull_image(reference).await,
+                None => self.pull_image(reference, None).await,
             }
         })
     }

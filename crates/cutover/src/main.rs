@@ -6,6 +6,7 @@ mod allocator;
 mod args;
 mod client;
 mod commands;
+mod docker_config;
 mod error;
 mod exit;
 mod handoff;

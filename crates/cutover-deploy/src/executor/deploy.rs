@@ -179,7 +179,7 @@ async fn deploy(
                 .hint("add services to the compose file"),
         ));
     }
-    let images = resolve_images(inner, p, desired, &selected, cmd.pull).await?;
+    let images = resolve_images(inner, p, cmd, &selected).await?;
     let (plan, obs) = plan_selected(inner, cmd, &selected, &images).await?;
     for w in &plan.warnings {
         p.warn(w.clone());
@@ -511,10 +511,10 @@ async fn update_route(
 async fn resolve_images(
     inner: &Inner,
     p: &Progress,
-    desired: &ResolvedProject,
+    cmd: &DeployCommand,
     selected: &BTreeSet<String>,
-    pull: PullPolicy,
 ) -> Result<BTreeMap<String, String>, Stop> {
+    let desired = &cmd.project;
     let mut images = BTreeMap::new();
     let specs = desired
         .accessories
@@ -536,19 +536,21 @@ async fn resolve_images(
             }
             continue;
         }
-        let id = resolve_image(inner, p, desired, spec, pull).await?;
+        let id = resolve_image(inner, p, cmd, spec).await?;
         images.insert(spec.image.clone(), id);
     }
     Ok(images)
 }
 
+/// `spec`'s image ID: built, found or pulled (with the deploy's login for
+/// its registry, if it carries one).
 async fn resolve_image(
     inner: &Inner,
     p: &Progress,
-    desired: &ResolvedProject,
+    cmd: &DeployCommand,
     spec: &ServiceSpec,
-    pull: PullPolicy,
 ) -> Result<String, Stop> {
+    let (desired, pull, cmd_auth) = (&cmd.project, cmd.pull, &cmd.registry_auth);
     let engine = &*inner.engine;
     if let Some(b) = &spec.build {
         let s = p.step(format!("build {} for {}", spec.image, spec.name));
@@ -574,7 +576,8 @@ async fn resolve_image(
         )),
         (PullPolicy::Always, _) | (PullPolicy::Missing, None) => {
             let s = p.step(format!("pull {}", spec.image));
-            step_result(p, s, engine.pull_image(&spec.image).await).map(|img| img.id)
+            let auth = cmd_auth.get(cutover_core::registry::registry_of(&spec.image));
+            step_result(p, s, engine.pull_image(&spec.image, auth).await).map(|img| img.id)
         }
     }
 }

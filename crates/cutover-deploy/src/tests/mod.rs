@@ -85,6 +85,7 @@ pub fn cmd(project: ResolvedProject) -> DeployCommand {
         pull: PullPolicy::Missing,
         wait_lock: std::time::Duration::ZERO,
         adopt: false,
+        registry_auth: Default::default(),
     }
 }
 

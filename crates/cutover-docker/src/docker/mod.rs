@@ -361,7 +361,11 @@ impl Engine for DockerEngine {
         })
     }
 
-    fn pull_image<'a>(&'a self, reference: &'a str) -> EngineFuture<'a, ImageInfo> {
+    fn pull_image<'a>(
+        &'a self,
+        reference: &'a str,
+        auth: Option<&'a cutover_core::registry::RegistryAuth>,
+    ) -> EngineFuture<'a, ImageInfo> {
         Box::pin(async move {
             let (image, tag) = split_reference(reference);
             let options = q::CreateImageOptions {
@@ -369,7 +373,15 @@ impl Engine for DockerEngine {
                 tag: Some(tag.to_owned()),
                 ..Default::default()
             };
-            let mut progress = self.docker.create_image(Some(options), None, None);
+            // As the X-Registry-Auth header `docker pull` sends.
+            let credentials = auth.map(|a| bollard::auth::DockerCredentials {
+                username: Some(a.username.clone()),
+                password: Some(a.password.clone()),
+                identitytoken: a.identity_token.clone(),
+                serveraddress: Some(cutover_core::registry::registry_of(reference).to_owned()),
+                ..Default::default()
+            });
+            let mut progress = self.docker.create_image(Some(options), None, credentials);
             while let Some(item) = progress.next().await {
                 if let Err(err) = item {
                     let err = EngineError::from_bollard(

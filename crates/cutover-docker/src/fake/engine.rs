@@ -191,7 +191,11 @@ impl Engine for FakeEngine {
         ready(result)
     }
 
-    fn pull_image<'a>(&'a self, reference: &'a str) -> Fut<'a, ImageInfo> {
+    fn pull_image<'a>(
+        &'a self,
+        reference: &'a str,
+        _auth: Option<&'a cutover_core::registry::RegistryAuth>,
+    ) -> Fut<'a, ImageInfo> {
         let result = (|| {
             let mut st = self.lock();
             st.record(Op::PullImage, reference)?;

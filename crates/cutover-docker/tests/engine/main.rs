@@ -884,7 +884,7 @@ async fn pull_failure_says_a_registry_is_needed() {
     // without any traffic leaving the machine.
     let err = env
         .engine
-        .pull_image("127.0.0.1:1/cutover/nothing:1")
+        .pull_image("127.0.0.1:1/cutover/nothing:1", None)
         .await
         .unwrap_err();
     match &err {

@@ -21,6 +21,8 @@ pub fn pull_policy(pull: Pull) -> PullPolicy {
 pub fn run(args: &DeployArgs, client: &DaemonClient) -> Result<ExitStatus, CliError> {
     let project = super::load(&args.project)?;
     let path = super::project_path(&project.name, "deploy");
+    let registry_auth =
+        crate::docker_config::registry_auth(&project, &super::unicode_env(std::env::vars_os()))?;
     let command = DeployCommand {
         project,
         services: args.services.clone(),
@@ -29,6 +31,7 @@ pub fn run(args: &DeployArgs, client: &DaemonClient) -> Result<ExitStatus, CliEr
         pull: pull_policy(args.pull),
         wait_lock: args.wait_lock,
         adopt: args.adopt,
+        registry_auth,
     };
     let body = serde_json::to_vec(&command).expect("commands serialize");
     super::client_runtime()?.block_on(async {

@@ -23,6 +23,7 @@ pub fn run(args: &PlanArgs, client: &DaemonClient) -> Result<ExitStatus, CliErro
         pull: PullPolicy::Never,
         wait_lock: std::time::Duration::ZERO,
         adopt: false,
+        registry_auth: Default::default(),
     };
     let path = super::project_path(&name, "plan");
     let plan: serde_json::Value =

@@ -8,6 +8,7 @@ mod deploy;
 mod field_report;
 mod lifecycle;
 mod problems;
+mod registry;
 mod socket;
 mod upgrade;
 mod util;
