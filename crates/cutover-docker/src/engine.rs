@@ -72,6 +72,14 @@ pub trait Engine: Send + Sync {
     // Images.
 
     fn inspect_image<'a>(&'a self, reference: &'a str) -> EngineFuture<'a, Option<ImageInfo>>;
+    /// Asks the registry whether it has `reference`, without pulling it:
+    /// `Ok` when it does, else why not (no such image, a login refused, a
+    /// registry that cannot be reached).
+    fn check_pullable<'a>(
+        &'a self,
+        reference: &'a str,
+        auth: Option<&'a RegistryAuth>,
+    ) -> EngineFuture<'a, ()>;
     /// Pulls `reference`, logged in with `auth` when given.
     fn pull_image<'a>(
         &'a self,

@@ -9,8 +9,9 @@ use std::time::Duration;
 use cutover_core::compose::{
     config_hash, version_id, DependsCondition, ResolvedProject, ServiceSpec,
 };
-use cutover_core::plan::{plan_with, pull_policy, Plan, PlanOptions, Step};
+use cutover_core::plan::{plan_with, pull_policy, ImageAction, Plan, PlanOptions, Step};
 use cutover_core::progress::{DeployCommand, Outcome, PullPolicy};
+use cutover_core::registry::registry_of;
 use cutover_docker::labels;
 use cutover_docker::{BuildSpec, EngineError};
 
@@ -59,6 +60,35 @@ impl DeployEngine {
             }
         }
         let (plan, _) = plan_selected(&self.inner, cmd, &selected, &images).await?;
+        // An image the deploy would pull is asked of its registry now, so
+        // a wrong name or a missing login shows before the deploy.
+        let mut unavailable = Vec::new();
+        for image in &plan.images {
+            if image.action != (ImageAction::Pull { local: None }) {
+                continue;
+            }
+            let auth = cmd.registry_auth.get(registry_of(&image.image));
+            if let Err(e) = self.inner.engine.check_pullable(&image.image, auth).await {
+                let message = match &e {
+                    EngineError::Pull { message, .. } => message.clone(),
+                    other => other.to_string(),
+                };
+                unavailable.push(
+                    Report::new(format!(
+                        "image {} ({}) is neither on this host nor pullable: {message}",
+                        image.image,
+                        image.services.join(", ")
+                    ))
+                    .hint(format!(
+                        "check its name and tag; for a private registry, `docker login {}` where you run cutover",
+                        registry_of(&image.image)
+                    )),
+                );
+            }
+        }
+        if let Some(first) = unavailable.into_iter().next() {
+            return Err(Stop::invalid(first));
+        }
         Ok(plan)
     }
 }

@@ -361,6 +361,23 @@ impl Engine for DockerEngine {
         })
     }
 
+    fn check_pullable<'a>(
+        &'a self,
+        reference: &'a str,
+        auth: Option<&'a cutover_core::registry::RegistryAuth>,
+    ) -> EngineFuture<'a, ()> {
+        Box::pin(async move {
+            self.docker
+                .inspect_registry_image(reference, auth.map(|a| credentials(reference, a)))
+                .await
+                .map(|_| ())
+                .map_err(|e| EngineError::Pull {
+                    image: reference.to_owned(),
+                    message: e.to_string(),
+                })
+        })
+    }
+
     fn pull_image<'a>(
         &'a self,
         reference: &'a str,
@@ -374,13 +391,7 @@ impl Engine for DockerEngine {
                 ..Default::default()
             };
             // As the X-Registry-Auth header `docker pull` sends.
-            let credentials = auth.map(|a| bollard::auth::DockerCredentials {
-                username: Some(a.username.clone()),
-                password: Some(a.password.clone()),
-                identitytoken: a.identity_token.clone(),
-                serveraddress: Some(cutover_core::registry::registry_of(reference).to_owned()),
-                ..Default::default()
-            });
+            let credentials = auth.map(|a| credentials(reference, a));
             let mut progress = self.docker.create_image(Some(options), None, credentials);
             while let Some(item) = progress.next().await {
                 if let Err(err) = item {
@@ -781,4 +792,18 @@ fn files_archive(files: &[FileSpec]) -> std::io::Result<Vec<u8>> {
         builder.append_data(&mut h, f.path.trim_start_matches('/'), f.content.as_slice())?;
     }
     builder.into_inner()
+}
+
+/// A login as the X-Registry-Auth header `docker pull` sends carries it.
+fn credentials(
+    reference: &str,
+    a: &cutover_core::registry::RegistryAuth,
+) -> bollard::auth::DockerCredentials {
+    bollard::auth::DockerCredentials {
+        username: Some(a.username.clone()),
+        password: Some(a.password.clone()),
+        identitytoken: a.identity_token.clone(),
+        serveraddress: Some(cutover_core::registry::registry_of(reference).to_owned()),
+        ..Default::default()
+    }
 }

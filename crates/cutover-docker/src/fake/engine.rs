@@ -191,6 +191,15 @@ impl Engine for FakeEngine {
         ready(result)
     }
 
+    /// The fake's registry has every image.
+    fn check_pullable<'a>(
+        &'a self,
+        _reference: &'a str,
+        _auth: Option<&'a cutover_core::registry::RegistryAuth>,
+    ) -> Fut<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
     fn pull_image<'a>(
         &'a self,
         reference: &'a str,

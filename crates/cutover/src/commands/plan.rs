@@ -14,16 +14,20 @@ use crate::stdout;
 pub fn run(args: &PlanArgs, client: &DaemonClient) -> Result<ExitStatus, CliError> {
     let project = super::load(&args.project)?;
     let name = project.name.clone();
+    // The plan asks registries whether they have the images it would pull.
+    let registry_auth =
+        crate::docker_config::registry_auth(&project, &super::unicode_env(std::env::vars_os()))?;
     let command = DeployCommand {
         project,
         services: args.services.clone(),
         force: args.force,
         version: None,
-        // A plan never pulls: images not on the host show without a version.
-        pull: PullPolicy::Never,
+        // What `deploy` does by default. The daemon's plan never pulls: it
+        // lists what the deploy would pull and asks the registry for it.
+        pull: PullPolicy::Missing,
         wait_lock: std::time::Duration::ZERO,
         adopt: false,
-        registry_auth: Default::default(),
+        registry_auth,
     };
     let path = super::project_path(&name, "plan");
     let plan: serde_json::Value =

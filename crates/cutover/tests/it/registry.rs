@@ -127,8 +127,34 @@ async fn a_private_image_deploys_with_the_users_docker_login() {
             .arg("deploy"))
     };
 
-    // Without the login the pull is refused, and the error says so.
+    let plan = |config: &std::path::Path| {
+        run(cutover()
+            .current_dir(project.path())
+            .env("DOCKER_CONFIG", config)
+            .arg("--socket")
+            .arg(&daemon.socket)
+            .arg("plan"))
+    };
+    // Without the login, the plan already says the image cannot be had.
     let nobody = tempfile::tempdir().unwrap();
+    let out = plan(nobody.path());
+    expect_code(&out, 2, &daemon);
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "image {image} (web) is neither on this host nor pullable"
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = plan(login_dir.path());
+    expect_code(&out, 0, &daemon);
+    assert!(
+        text(&out.stdout).contains(&format!("pull {image} for web (not on this host)")),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // Without the login the pull is refused, and the error says so.
     let out = deploy(nobody.path());
     expect_code(&out, 1, &daemon);
     let said = text(&out.stderr).to_ascii_lowercase();
