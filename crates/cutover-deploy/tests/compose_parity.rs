@@ -52,6 +52,14 @@ services:
     oom_score_adj: 100
     tty: true
     stdin_open: true
+    runtime: runc
+    cgroup: private
+    cgroup_parent: /cutover-parity
+    cpuset: "0"
+    mem_swappiness: 10
+    oom_kill_disable: true
+    device_cgroup_rules: ["c 1:3 mr"]
+    mac_address: 02:42:ac:11:00:42
     expose: ["8080", "9000-9001/udp"]
     volumes:
       - ./data:/data:ro
@@ -93,6 +101,15 @@ const FIELDS: &[&str] = &[
     "/HostConfig/PidsLimit",
     "/HostConfig/OomScoreAdj",
     "/HostConfig/Privileged",
+    "/HostConfig/Runtime",
+    "/HostConfig/CgroupnsMode",
+    "/HostConfig/CgroupParent",
+    "/HostConfig/CpusetCpus",
+    "/HostConfig/CpuPeriod",
+    "/HostConfig/CpuQuota",
+    "/HostConfig/MemorySwappiness",
+    "/HostConfig/OomKillDisable",
+    "/HostConfig/DeviceCgroupRules",
 ];
 
 /// Removes this test's containers and networks, also when it panics.

@@ -130,6 +130,21 @@ const SERVICE_FIELDS: &[&str] = &[
     "annotations",
     "secrets",
     "configs",
+    "runtime",
+    "userns_mode",
+    "uts",
+    "cgroup",
+    "cgroup_parent",
+    "cpuset",
+    "cpu_period",
+    "cpu_quota",
+    "cpu_rt_runtime",
+    "cpu_rt_period",
+    "mem_swappiness",
+    "oom_kill_disable",
+    "device_cgroup_rules",
+    "storage_opt",
+    "mac_address",
 ];
 
 /// What of a project the comparison looks at: the fields cutover uses, with

@@ -221,6 +221,25 @@ fn options(o: &ContainerOptions, m: &mut Map<String, Value>) {
     put("stdin_open", json!(o.stdin_open));
     put("tty", json!(o.tty));
     put("annotations", json!(o.annotations));
+    put("runtime", json!(o.runtime));
+    put("userns_mode", json!(o.userns_mode));
+    put("uts", json!(o.uts));
+    put("cgroup", json!(o.cgroup));
+    put("cgroup_parent", json!(o.cgroup_parent));
+    put("cpuset", json!(o.cpuset));
+    put("cpu_period", json!(o.cpu_period));
+    put("cpu_quota", json!(o.cpu_quota));
+    put("cpu_rt_runtime", json!(o.cpu_rt_runtime));
+    put("cpu_rt_period", json!(o.cpu_rt_period));
+    // Compose writes it as a string.
+    put(
+        "mem_swappiness",
+        json!(o.mem_swappiness.map(|s| s.to_string())),
+    );
+    put("oom_kill_disable", json!(o.oom_kill_disable));
+    put("device_cgroup_rules", json!(o.device_cgroup_rules));
+    put("storage_opt", json!(o.storage_opt));
+    put("mac_address", json!(o.mac_address));
     let set = |r: &ResourceSet| {
         let mut s = Map::new();
         if let Some(c) = r.nano_cpus {

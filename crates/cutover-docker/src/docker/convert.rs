@@ -5,8 +5,9 @@ use crate::model::*;
 use crate::spec::*;
 use bollard::models::{
     ContainerCreateBody, DeviceMapping, EndpointIpamConfig, EndpointSettings, HealthConfig,
-    HealthStatusEnum, HostConfig, HostConfigLogConfig, Ipam, IpamConfig, Mount, MountType,
-    NetworkingConfig, PortBinding, ResourcesUlimits, RestartPolicyNameEnum,
+    HealthStatusEnum, HostConfig, HostConfigCgroupnsModeEnum, HostConfigLogConfig, Ipam,
+    IpamConfig, Mount, MountType, NetworkingConfig, PortBinding, ResourcesUlimits,
+    RestartPolicyNameEnum,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -292,6 +293,23 @@ pub(crate) fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         pids_limit: o.pids(),
         oom_score_adj: o.oom_score_adj,
         annotations: (!o.annotations.is_empty()).then(|| hashmap(&o.annotations)),
+        runtime: o.runtime.clone(),
+        userns_mode: o.userns_mode.clone(),
+        uts_mode: o.uts.clone(),
+        cgroupns_mode: o.cgroup.as_deref().map(|m| match m {
+            "host" => HostConfigCgroupnsModeEnum::HOST,
+            _ => HostConfigCgroupnsModeEnum::PRIVATE,
+        }),
+        cgroup_parent: o.cgroup_parent.clone(),
+        cpuset_cpus: o.cpuset.clone(),
+        cpu_period: o.cpu_period,
+        cpu_quota: o.cpu_quota,
+        cpu_realtime_runtime: o.cpu_rt_runtime,
+        cpu_realtime_period: o.cpu_rt_period,
+        memory_swappiness: o.mem_swappiness,
+        oom_kill_disable: o.oom_kill_disable,
+        device_cgroup_rules: some_vec(&o.device_cgroup_rules),
+        storage_opt: (!o.storage_opt.is_empty()).then(|| hashmap(&o.storage_opt)),
         tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
         port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
         restart_policy: Some(restart_policy),
@@ -312,7 +330,13 @@ pub(crate) fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
     };
 
     let networking_config = first_network.map(|n| NetworkingConfig {
-        endpoints_config: Some(HashMap::from([(n.network.clone(), endpoint(n))])),
+        endpoints_config: Some(HashMap::from([(
+            n.network.clone(),
+            EndpointSettings {
+                mac_address: o.mac_address.clone(),
+                ..endpoint(n)
+            },
+        )])),
     });
 
     let healthcheck = spec.healthcheck.as_ref().map(|h| HealthConfig {

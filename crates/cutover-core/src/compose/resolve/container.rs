@@ -39,6 +39,21 @@ pub(super) const CONTAINER_KEYS: &[&str] = &[
     "stdin_open",
     "tty",
     "annotations",
+    "runtime",
+    "userns_mode",
+    "uts",
+    "cgroup",
+    "cgroup_parent",
+    "cpuset",
+    "cpu_period",
+    "cpu_quota",
+    "cpu_rt_runtime",
+    "cpu_rt_period",
+    "mem_swappiness",
+    "oom_kill_disable",
+    "device_cgroup_rules",
+    "storage_opt",
+    "mac_address",
 ];
 
 pub(super) fn container_options(
@@ -113,6 +128,33 @@ pub(super) fn container_options(
         stdin_open: flag(cx, "stdin_open").unwrap_or(false),
         tty: flag(cx, "tty").unwrap_or(false),
         annotations: map(cx, "annotations"),
+        runtime: text(cx, "runtime"),
+        userns_mode: text(cx, "userns_mode"),
+        uts: text(cx, "uts"),
+        cgroup: match text(cx, "cgroup").as_deref() {
+            None => None,
+            Some(m @ ("host" | "private")) => Some(m.to_string()),
+            Some(other) => {
+                cx.error_hint(
+                    &p.key("cgroup"),
+                    format!("unknown cgroup namespace mode {other:?}"),
+                    "use host or private",
+                );
+                None
+            }
+        },
+        cgroup_parent: text(cx, "cgroup_parent"),
+        cpuset: text(cx, "cpuset"),
+        cpu_period: int(cx, "cpu_period"),
+        cpu_quota: int(cx, "cpu_quota"),
+        // Compose also takes these as durations; cutover takes microseconds.
+        cpu_rt_runtime: int(cx, "cpu_rt_runtime"),
+        cpu_rt_period: int(cx, "cpu_rt_period"),
+        mem_swappiness: int(cx, "mem_swappiness"),
+        oom_kill_disable: flag(cx, "oom_kill_disable"),
+        device_cgroup_rules: list(cx, "device_cgroup_rules"),
+        storage_opt: map(cx, "storage_opt"),
+        mac_address: text(cx, "mac_address"),
         resources: get("deploy")
             .map(|d| resources(cx, d, &p.key("deploy")))
             .unwrap_or_default(),

@@ -55,25 +55,10 @@ pub(super) const REFUSED_SERVICE_KEYS: &[(&str, &str)] = &[
 
 /// Keys passed to the engine by Compose that cutover does not pass yet.
 pub(super) const ENGINE_KEYS_NOT_YET: &[&str] = &[
-    "runtime",
-    "userns_mode",
-    "uts",
-    "cgroup",
-    "cgroup_parent",
-    "cpuset",
-    "cpu_period",
-    "cpu_quota",
-    "cpu_rt_runtime",
-    "cpu_rt_period",
     "cpu_count",
     "cpu_percent",
-    "mem_swappiness",
-    "oom_kill_disable",
     "blkio_config",
-    "device_cgroup_rules",
-    "storage_opt",
     "isolation",
-    "mac_address",
     "credential_spec",
 ];
 
