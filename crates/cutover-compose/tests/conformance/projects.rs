@@ -10,8 +10,8 @@
 //! ```
 //!
 //! For every project Compose accepts, cutover must either resolve it to the
-//! same value in every field it uses, or refuse it as the case file says,
-//! with a position and a hint.
+//! same value in every field either of them prints (extensions aside), or
+//! refuse it as the case file says, with a position and a hint.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -73,107 +73,41 @@ fn options(dir: &Path, case: &Case) -> LoadOptions {
     opts
 }
 
-/// The fields cutover reads from a service, in Compose's canonical shape.
-const SERVICE_FIELDS: &[&str] = &[
-    "image",
-    "build",
-    "command",
-    "entrypoint",
-    "environment",
-    "labels",
-    "volumes",
-    "networks",
-    "ports",
-    "depends_on",
-    "healthcheck",
-    "restart",
-    "user",
-    "working_dir",
-    "stop_grace_period",
-    "extra_hosts",
-    "logging",
-    "container_name",
-    "expose",
-    "pull_policy",
-    "deploy",
-    "stop_signal",
-    "cap_add",
-    "cap_drop",
-    "privileged",
-    "hostname",
-    "domainname",
-    "dns",
-    "dns_search",
-    "dns_opt",
-    "sysctls",
-    "ulimits",
-    "init",
-    "tmpfs",
-    "shm_size",
-    "devices",
-    "security_opt",
-    "read_only",
-    "group_add",
-    "pid",
-    "ipc",
-    "network_mode",
-    "mem_limit",
-    "memswap_limit",
-    "mem_reservation",
-    "cpus",
-    "cpu_shares",
-    "pids_limit",
-    "oom_score_adj",
-    "platform",
-    "stdin_open",
-    "tty",
-    "annotations",
-    "secrets",
-    "configs",
-    "runtime",
-    "userns_mode",
-    "uts",
-    "cgroup",
-    "cgroup_parent",
-    "cpuset",
-    "cpu_period",
-    "cpu_quota",
-    "cpu_rt_runtime",
-    "cpu_rt_period",
-    "mem_swappiness",
-    "oom_kill_disable",
-    "device_cgroup_rules",
-    "storage_opt",
-    "mac_address",
-];
+/// Service fields Compose prints that say nothing about what runs:
+/// extensions (Compose's JSON leaves `x-cutover` out; cutover prints it).
+fn compared(field: &str) -> bool {
+    !field.starts_with("x-")
+}
 
-/// What of a project the comparison looks at: the fields cutover uses, with
-/// Compose's empty values (`null`, `{}`) and the ones it prints but never
-/// reads (a build-only service's `image`) left out on both sides.
+/// What of a project the comparison looks at: every field, with empty
+/// values (`null`, `{}`, `[]`) left out on both sides and the few that are
+/// one setting written two ways brought to one form.
 fn used_fields(p: &Value) -> Value {
     let mut out = Map::new();
     out.insert("name".into(), p["name"].clone());
     let mut services = Map::new();
     for (name, s) in p["services"].as_object().into_iter().flatten() {
         let mut m = Map::new();
-        for f in SERVICE_FIELDS {
-            let v = &s[*f];
-            if is_empty(v) {
+        // Every field either side prints: one that only one of them has is
+        // a difference.
+        for (f, v) in s.as_object().into_iter().flatten() {
+            let f = f.as_str();
+            if !compared(f) || is_empty(v) {
                 continue;
             }
             // With `build:` and no `image:`, Compose prints no image name;
             // cutover names it `<project>-<service>` as Compose builds it.
-            if *f == "image" && !is_empty(&s["build"]) {
+            if f == "image" && !is_empty(&s["build"]) {
                 continue;
             }
             // `test: [NONE]` and `disable: true` are one setting, which
             // cutover writes the second way.
-            if *f == "healthcheck" && v["test"] == serde_json::json!(["NONE"]) {
+            if f == "healthcheck" && v["test"] == serde_json::json!(["NONE"]) {
                 m.insert(f.to_string(), serde_json::json!({"disable": true}));
                 continue;
             }
             // Of `deploy:` cutover reads `resources`; the rest is Swarm's.
-            if *f == "deploy" {
+            if f == "deploy" {
                 let r = &v["resources"];
                 if !is_empty(r) {
                     m.insert(f.to_string(), serde_json::json!({ "resources": r }));
@@ -183,7 +117,7 @@ fn used_fields(p: &Value) -> Value {
             // Compose marks a dependency `restart: true` (restart the
             // dependent with it); cutover never restarts a running service
             // for another, and docs/config.md says so.
-            if *f == "depends_on" {
+            if f == "depends_on" {
                 let mut d = v.clone();
                 for dep in d.as_object_mut().into_iter().flat_map(|o| o.values_mut()) {
                     if let Some(o) = dep.as_object_mut() {

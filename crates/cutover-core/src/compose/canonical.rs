@@ -167,6 +167,7 @@ fn service(
         non_empty(s.configs.iter().map(|r| file_ref(r, false))),
     );
     put("pull_policy", json!(s.pull_policy));
+    put("profiles", non_empty(s.profiles.iter().map(|p| json!(p))));
     options(&s.options, &mut m);
     m
 }

@@ -54,8 +54,9 @@ fn hashed_fields(spec: &ServiceSpec) -> serde_json::Value {
     if let Some(m) = v.as_object_mut() {
         m.remove("depends_on");
         m.remove("build");
-        // When to pull is not what runs.
+        // When to pull, and under which profile, is not what runs.
         m.remove("pull_policy");
+        m.remove("profiles");
     }
     v
 }

@@ -127,6 +127,9 @@ pub struct ServiceSpec {
     /// `configs:`, likewise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub configs: Vec<FileRef>,
+    /// `profiles:` (the service is deployed: one of them is active).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<String>,
 }
 
 /// One entry of a service's `secrets:` or `configs:`: a file the container

@@ -196,13 +196,8 @@ fn ulimits(cx: &mut Ctx<'_>, v: &Value, p: &KeyPath) -> BTreeMap<String, Ulimit>
 
 /// `devices: ["/dev/fuse", "/dev/sda:/dev/xvda:rwm"]` or the long form.
 fn devices(cx: &mut Ctx<'_>, v: &Value, p: &KeyPath) -> Vec<Device> {
-    let Value::Sequence(items) = v else {
-        cx.error(p, format!("expected a list, found {}", kind(v)));
-        return Vec::new();
-    };
     let mut out = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let ip = p.index(i);
+    for (ip, item) in cx.items(v, p) {
         let device = match item {
             Value::Mapping(m) => {
                 let e = cx.entries(m, &ip);

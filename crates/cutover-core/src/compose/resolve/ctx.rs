@@ -235,6 +235,22 @@ impl Ctx<'_> {
         }
     }
 
+    /// The items of a list, each with its key path; an error and none when
+    /// `v` is not a list.
+    pub(super) fn items<'v>(&mut self, v: &'v Value, p: &KeyPath) -> Vec<(KeyPath, &'v Value)> {
+        match v {
+            Value::Sequence(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| (p.index(i), item))
+                .collect(),
+            _ => {
+                self.error(p, format!("expected a list, found {}", kind(v)));
+                Vec::new()
+            }
+        }
+    }
+
     /// Entries of a mapping whose keys must be strings.
     pub(super) fn entries<'v>(
         &mut self,

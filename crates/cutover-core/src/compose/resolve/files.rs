@@ -104,13 +104,8 @@ pub(super) fn service_files(
     v: &Value,
     p: &KeyPath,
 ) -> Vec<FileRef> {
-    let Value::Sequence(items) = v else {
-        cx.error(p, format!("expected a list, found {}", kind(v)));
-        return Vec::new();
-    };
     let mut out = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let ip = p.index(i);
+    for (ip, item) in cx.items(v, p) {
         let (source, target, uid, gid, mode) = match item {
             Value::Mapping(m) => {
                 let e = cx.entries(m, &ip);

@@ -78,13 +78,8 @@ pub(super) fn port_range(s: &str) -> Result<Vec<u16>, String> {
 }
 
 pub(super) fn ports(cx: &mut Ctx<'_>, v: &Value, p: &KeyPath) -> Vec<PortSpec> {
-    let Value::Sequence(items) = v else {
-        cx.error(p, format!("expected a list, found {}", kind(v)));
-        return Vec::new();
-    };
     let mut out = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let ip = p.index(i);
+    for (ip, item) in cx.items(v, p) {
         match item {
             Value::String(_) | Value::Number(_) => {
                 let s = show(item).trim_matches('"').to_string();

@@ -224,6 +224,9 @@ impl ServiceResolver<'_> {
             configs: get("configs")
                 .map(|v| service_files(cx, self.configs, "configs", v, &p.key("configs")))
                 .unwrap_or_default(),
+            profiles: get("profiles")
+                .map(|v| cx.string_list(v, &p.key("profiles")))
+                .unwrap_or_default(),
         };
         datastore_warnings(cx, &spec, p);
         let container_name = cx.opt_string(get("container_name"), &p.key("container_name"));
