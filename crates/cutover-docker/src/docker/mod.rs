@@ -777,33 +777,3 @@ fn split_reference(reference: &str) -> (&str, &str) {
         None => (reference, "latest"),
     }
 }
-
-/// A tar of `files` at their absolute paths. No folder entries: the
-/// engine makes a missing folder (0755) itself, and an entry for one the
-/// image has would change its mode (`/tmp` is 1777).
-fn files_archive(files: &[FileSpec]) -> std::io::Result<Vec<u8>> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for f in files {
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(f.mode);
-        h.set_uid(f.uid);
-        h.set_gid(f.gid);
-        h.set_size(f.content.len() as u64);
-        builder.append_data(&mut h, f.path.trim_start_matches('/'), f.content.as_slice())?;
-    }
-    builder.into_inner()
-}
-
-/// A login as the X-Registry-Auth header `docker pull` sends carries it.
-fn credentials(
-    reference: &str,
-    a: &cutover_core::registry::RegistryAuth,
-) -> bollard::auth::DockerCredentials {
-    bollard::auth::DockerCredentials {
-        username: Some(a.username.clone()),
-        password: Some(a.password.clone()),
-        identitytoken: a.identity_token.clone(),
-        serveraddress: Some(cutover_core::registry::registry_of(reference).to_owned()),
-        ..Default::default()
-    }
-}
