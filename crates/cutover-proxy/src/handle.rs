@@ -400,9 +400,10 @@ impl Proxy {
                 .claim(&s.name, &s.request.listen)
                 .map_err(|e| failed(index, &s.name, DeployError::Invalid(e)))?;
             let listen = s.request.listen.clone();
-            self.inner
-                .install(&s.name, s.request, set, false)
-                .map_err(|e| failed(index, &s.name, e))?;
+            if let Err(e) = self.inner.install(&s.name, s.request, set, false) {
+                self.inner.ports.release(claim);
+                return Err(failed(index, &s.name, e));
+            }
             drop(claim);
             self.inner.ports.commit(&s.name, &listen);
         }

@@ -165,6 +165,15 @@ pub(crate) async fn serve(
         }
     }
     drop(listener);
+    // Connections an app's port accepted just before the shutdown are
+    // served like the rest, not closed unread (which would reset them).
+    while let Ok((stream, peer, service)) = pinned_rx.try_recv() {
+        let (Some(slot), Ok(stream)) = (take_slot(&inner), stream.into_std()) else {
+            continue;
+        };
+        next = next.wrapping_add(1);
+        let _ = workers[next % workers.len()].send((stream, peer, slot, Some(service)));
+    }
     drop(workers);
     if inner.handed_over.load(Ordering::Relaxed) {
         keep_upgraded(&inner).await;
