@@ -59,7 +59,7 @@ impl DeployEngine {
                 images.insert(spec.image.clone(), id);
             }
         }
-        let (plan, _) = plan_selected(&self.inner, cmd, &selected, &images).await?;
+        let (mut plan, _) = plan_selected(&self.inner, cmd, &selected, &images).await?;
         // An image the deploy would pull is asked of its registry now, so
         // a wrong name or a missing login shows before the deploy.
         let mut unavailable = Vec::new();
@@ -73,6 +73,16 @@ impl DeployEngine {
                     EngineError::Pull { message, .. } => message.clone(),
                     other => other.to_string(),
                 };
+                // A registry that cannot be reached gave no answer: the
+                // deploy may still find it up. Only its "no" stops the plan.
+                if unreachable(&message) {
+                    plan.warnings.push(Report::new(format!(
+                        "cannot ask {} whether it has {}: {message}; the deploy will try to pull it",
+                        registry_of(&image.image),
+                        image.image
+                    )));
+                    continue;
+                }
                 unavailable.push(
                     Report::new(format!(
                         "image {} ({}) is neither on this host nor pullable: {message}",
@@ -91,6 +101,23 @@ impl DeployEngine {
         }
         Ok(plan)
     }
+}
+
+/// Whether a registry error is about reaching it (DNS, a refused or timed
+/// out connection, TLS), not an answer about the image.
+fn unreachable(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "no such host",
+        "dial tcp",
+        "connection refused",
+        "i/o timeout",
+        "timeout",
+        "tls:",
+        "network is unreachable",
+    ]
+    .iter()
+    .any(|w| m.contains(w))
 }
 
 /// The plan of `cmd` against what exists now, without the steps of apps

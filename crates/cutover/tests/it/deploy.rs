@@ -499,7 +499,9 @@ async fn a_daemon_without_docker_refuses_deploys_with_a_hint() {
         .await;
     std::fs::write(
         dir.path().join("compose.yaml"),
-        "name: cvit-nodocker\nservices:\n  web:\n    image: x\n    x-cutover:\n      port: 80\n",
+        // A registry on the loopback where nothing listens: asking it
+        // sends nothing off the machine.
+        "name: cvit-nodocker\nservices:\n  web:\n    image: 127.0.0.1:1/cvit/web:1\n    x-cutover:\n      port: 80\n",
     )
     .unwrap();
     let out = run(cutover()
@@ -526,6 +528,14 @@ async fn a_daemon_without_docker_refuses_deploys_with_a_hint() {
     expect_code(&out, 0, &daemon);
     assert!(
         text(&out.stdout).contains("deploy app web to blue as cvit-nodocker-web-blue"),
+        "{}",
+        text(&out.stdout)
+    );
+    // The registry cannot be reached: the plan says it could not ask, and
+    // does not fail for it.
+    assert!(
+        text(&out.stdout)
+            .contains("warning: cannot ask 127.0.0.1:1 whether it has 127.0.0.1:1/cvit/web:1"),
         "{}",
         text(&out.stdout)
     );
