@@ -111,7 +111,6 @@ fn unreachable(message: &str) -> bool {
         "no such host",
         "dial tcp",
         "connection refused",
-        "i/o timeout",
         "timeout",
         "tls:",
         "network is unreachable",
