@@ -2,9 +2,10 @@
 # Builds the local Docker images the integration tests use. Nothing is pulled
 # from a registry: the base is a debootstrap of Debian bookworm, imported.
 #
-#   scripts/images.sh [all]    base, redis and origin
+#   scripts/images.sh [all]    base, redis, nginx and origin
 #   scripts/images.sh base     cutover-base:bookworm only
 #   scripts/images.sh redis    cutover-test-redis (redis-server from Debian)
+#   scripts/images.sh nginx    cutover-test-nginx (nginx from Debian)
 #   scripts/images.sh origin   cutover-test-origin (the cutover-origin test binary)
 #
 # Needs a reachable Docker engine (scripts/test.sh starts one if needed).
@@ -90,6 +91,11 @@ build_redis() {
     docker_build "$REDIS_IMAGE" "$CUTOVER_ROOT/scripts/images/redis"
 }
 
+build_nginx() {
+    build_base
+    docker_build "$NGINX_IMAGE" "$CUTOVER_ROOT/scripts/images/nginx"
+}
+
 build_origin() {
     build_base
     log "images: cargo build -p cutover-test --bin cutover-origin"
@@ -113,11 +119,13 @@ docker_reachable || die "no Docker engine is reachable" \
 case "${1:-all}" in
 base) build_base ;;
 redis) build_redis ;;
+nginx) build_nginx ;;
 origin) build_origin ;;
 all)
     build_base
     build_redis
+    build_nginx
     build_origin
     ;;
-*) die "unknown image '$1'" "use one of: base, redis, origin, all" ;;
+*) die "unknown image '$1'" "use one of: base, redis, nginx, origin, all" ;;
 esac

@@ -118,6 +118,25 @@ pub struct DeployRequest {
     /// service alone, as well as on its main listener by `hosts`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub listen: Vec<String>,
+    /// Where containers on the app's networks reach it by name (each
+    /// network's gateway at the app's port, `172.18.0.1:8080`): pinned to
+    /// this service like `listen`, but it stays on the main listener too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub in_network: Vec<String>,
+}
+
+impl DeployRequest {
+    /// Every address pinned to this service: its own ports, then the
+    /// in-network ones.
+    pub fn pinned_addresses(&self) -> Vec<String> {
+        let mut out = self.listen.clone();
+        for a in &self.in_network {
+            if !out.contains(a) {
+                out.push(a.clone());
+            }
+        }
+        out
+    }
 }
 
 /// What the control API and the proxy accept as a service's name. Names end
@@ -181,12 +200,15 @@ impl DeployRequest {
                 ));
             }
         }
-        for (i, addr) in self.listen.iter().enumerate() {
-            if addr.parse::<std::net::SocketAddr>().is_err() {
-                return Err(Report::new(format!(
-                    "listen[{i}]: {addr:?} is not an IP address and port"
-                ))
-                .hint("write it as \"0.0.0.0:8080\" or \"[::]:8080\""));
+        let addresses = [("listen", &self.listen), ("in_network", &self.in_network)];
+        for (field, list) in addresses {
+            for (i, addr) in list.iter().enumerate() {
+                if addr.parse::<std::net::SocketAddr>().is_err() {
+                    return Err(Report::new(format!(
+                        "{field}[{i}]: {addr:?} is not an IP address and port"
+                    ))
+                    .hint("write it as \"0.0.0.0:8080\" or \"[::]:8080\""));
+                }
             }
         }
         for (i, host) in self.hosts.iter().enumerate() {

@@ -5,6 +5,10 @@ use std::time::Duration;
 use cutover_core::compose::*;
 use cutover_core::service::Color;
 
+mod common;
+
+use common::Shown;
+
 /// The project's other files (env files, included and extended compose
 /// files) served from memory, keyed by absolute path.
 #[derive(Default)]
@@ -862,24 +866,6 @@ fn empty_services_is_an_error() {
         err("name: x\nservices: {}\n"),
         "compose.yaml:2:1: services: no services defined\nhint: add at least one service under `services:`"
     );
-}
-
-/// Errors and warnings as the CLI prints them: each with its hint.
-trait Shown {
-    fn shown(&self) -> String;
-}
-
-impl Shown for cutover_core::compose::Diagnostic {
-    fn shown(&self) -> String {
-        cutover_core::diag::Diagnose::report(self).to_string()
-    }
-}
-
-impl Shown for cutover_core::compose::ComposeError {
-    fn shown(&self) -> String {
-        let shown: Vec<String> = self.errors.iter().map(Shown::shown).collect();
-        shown.join("\n")
-    }
 }
 
 /// A value written under an anchor and merged in (`<<: *base`) is reported

@@ -126,6 +126,7 @@ fn fresh_project_creates_everything() {
                 container: "athens-backend-blue".into(),
                 version: Some(version_id(IMAGE_ID, &backend_hash(&desired))),
                 reuse: None,
+                replicas: 1,
                 reason: DeployReason::New,
             },
         ]
@@ -181,6 +182,7 @@ fn env_only_change_deploys_the_other_color_and_names_keys_only() {
             container: "athens-backend-green".into(),
             version: Some(version_id(IMAGE_ID, &backend_hash(&desired))),
             reuse: None,
+            replicas: 1,
             reason: DeployReason::ConfigChanged(ConfigChange {
                 fields: vec!["environment".into()],
                 env: EnvChanges {
@@ -238,6 +240,7 @@ fn moved_image_tag_redeploys() {
         container: "athens-backend-green".into(),
         version: Some(version_id("sha256:2222", &backend_hash(&desired))),
         reuse: None,
+        replicas: 1,
         reason: DeployReason::ImageChanged {
             from: IMAGE_ID.into(),
             to: "sha256:2222".into()
@@ -335,6 +338,7 @@ fn rollback_reuses_a_kept_version_and_old_ones_are_pruned() {
                 container: "athens-backend-blue".into(),
                 version: Some(version_id(IMAGE_ID, &old_hash)),
                 reuse: Some("athens-backend-kept1".into()),
+                replicas: 1,
                 reason: DeployReason::ConfigChanged(ConfigChange {
                     fields: vec!["environment".into()],
                     env: EnvChanges {

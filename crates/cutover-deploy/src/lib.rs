@@ -22,6 +22,7 @@ pub mod observe;
 pub mod owner;
 pub mod reconcile;
 pub mod releases;
+pub mod replicas;
 pub mod retire;
 pub mod rollback;
 pub mod specs;
@@ -199,6 +200,40 @@ impl Inner {
         }
     }
 
+    /// The gateways of the networks `spec` is on or calls apps on; none
+    /// when the daemon cannot be reached from the networks (see
+    /// [`specs::Gateways`]).
+    pub(crate) async fn gateways(
+        &self,
+        spec: &cutover_core::compose::ServiceSpec,
+    ) -> Result<specs::Gateways, Report> {
+        let mut out = specs::Gateways::default();
+        if let Some(Reachability::PublishedLoopback) =
+            self.reachability().await.map_err(Report::from)?
+        {
+            return Ok(out);
+        }
+        let names = spec
+            .networks
+            .iter()
+            .map(|n| &n.name)
+            .chain(spec.app_hosts.values());
+        for name in names {
+            if out.0.contains_key(name) {
+                continue;
+            }
+            let info = self
+                .engine
+                .inspect_network(name)
+                .await
+                .map_err(Report::from)?;
+            if let Some(ip) = info.and_then(|n| n.gateway) {
+                out.0.insert(name.clone(), ip);
+            }
+        }
+        Ok(out)
+    }
+
     /// Where the proxy reaches `info`, a container of `app`. Always taken on
     /// the first network the app lists, so that reconcile and a route update
     /// agree with the deploy that routed it.
@@ -214,6 +249,23 @@ impl Inner {
             .map(|n| n.name.as_str())
             .unwrap_or_default();
         self.address(info, network, app.cutover.port).await
+    }
+
+    /// Where the proxy reaches each replica of the color whose first
+    /// container is `first`, first first.
+    pub(crate) async fn app_targets(
+        &self,
+        first: &ContainerInfo,
+        app: &cutover_core::compose::AppSpec,
+    ) -> Result<Vec<SocketAddr>, Report> {
+        let mut out = vec![self.app_address(first, app).await?];
+        let followers = replicas::followers(&*self.engine, first)
+            .await
+            .map_err(Report::from)?;
+        for f in &followers {
+            out.push(self.app_address(f, app).await?);
+        }
+        Ok(out)
     }
 
     pub(crate) async fn address(

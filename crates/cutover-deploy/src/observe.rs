@@ -11,6 +11,7 @@ use cutover_docker::labels::{self, LabelFilter};
 use cutover_docker::{ContainerInfo, ContainerState, Engine, EngineError, Role};
 
 use crate::releases::{Release, Releases};
+use crate::replicas;
 use crate::retire::Retirements;
 
 /// One app container of the project, as observed.
@@ -136,10 +137,32 @@ pub async fn project_containers(
         .into_iter()
         .map(|(service, containers)| {
             let history = releases.list(project, &service);
-            (service, sort_app(containers, &history))
+            let (firsts, orphans) = without_followers(containers);
+            let mut state = sort_app(firsts, &history);
+            state.stray.extend(orphans);
+            (service, state)
         })
         .collect();
     Ok(Observation { apps, accessories })
+}
+
+/// An app's containers without the followers of each color's first
+/// replica (`replicas.rs`): the lifecycle follows the first. Followers
+/// whose first is gone are returned apart, as strays to remove.
+fn without_followers(containers: Vec<AppContainer>) -> (Vec<AppContainer>, Vec<AppContainer>) {
+    let (followers, firsts): (Vec<_>, Vec<_>) = containers
+        .into_iter()
+        .partition(|c| replicas::number(&c.info).is_some());
+    let orphans = followers
+        .into_iter()
+        .filter(|f| {
+            let i = replicas::number(&f.info).unwrap_or_default();
+            !firsts
+                .iter()
+                .any(|c| replicas::follower_name(c.name(), i) == f.name())
+        })
+        .collect();
+    (firsts, orphans)
 }
 
 /// Picks the live container: the running one of the newest release that is

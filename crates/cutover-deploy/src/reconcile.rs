@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::history::Entry;
 use crate::journal::InProgress;
 use crate::observe::AppContainer;
+use crate::replicas;
 use crate::specs;
 use crate::DeployEngine;
 
@@ -130,11 +131,9 @@ impl DeployEngine {
             return;
         }
         let r = if j.reused {
-            engine
-                .stop_container(&j.container, specs::DEFAULT_STOP_GRACE)
-                .await
+            replicas::stop(engine, &j.container, specs::DEFAULT_STOP_GRACE).await
         } else {
-            engine.remove_container(&j.container).await.map(|_| ())
+            replicas::remove(engine, &j.container).await
         };
         if let Err(e) = r {
             report
@@ -193,8 +192,12 @@ impl DeployEngine {
                 continue;
             };
             let app = &release.app;
-            let addr = match inner.app_address(&live.info, app).await {
-                Ok(a) => a,
+            let reached = match inner.app_targets(&live.info, app).await {
+                Ok(addrs) => inner.gateways(&app.service).await.map(|g| (addrs, g)),
+                Err(e) => Err(e),
+            };
+            let (addrs, gateways) = match reached {
+                Ok(r) => r,
                 Err(e) => {
                     report.warnings.push(e.to_string());
                     continue;
@@ -203,9 +206,10 @@ impl DeployEngine {
             let route = cutover_core::naming::route(project, &service);
             let current = inner.proxy.status().into_iter().find(|s| s.name == route);
             let agrees = current.as_ref().is_some_and(|s| {
-                s.active.targets.len() == 1
-                    && s.active.targets[0].addr == addr.to_string()
-                    && s.active.color == live.color
+                let routed: BTreeSet<String> =
+                    s.active.targets.iter().map(|t| t.addr.clone()).collect();
+                let running: BTreeSet<String> = addrs.iter().map(ToString::to_string).collect();
+                routed == running && s.active.color == live.color
             });
             if agrees {
                 continue;
@@ -214,14 +218,19 @@ impl DeployEngine {
                 .proxy
                 .deploy(
                     &route,
-                    specs::route_request(&app.cutover, addr, live.color, &live.version),
+                    specs::route_request(app, &gateways, &addrs, live.color, &live.version),
                 )
                 .await;
             match r {
                 Ok(_) => report.routes.push(route),
                 Err(e) => report.warnings.push(format!(
-                    "{route}: cannot route to {} at {addr}: {e}",
-                    live.name()
+                    "{route}: cannot route to {} at {}: {e}",
+                    live.name(),
+                    addrs
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )),
             }
         }
@@ -237,7 +246,7 @@ impl DeployEngine {
     async fn finish_retirements(&self, stray: &[AppContainer], report: &mut ReconcileReport) {
         for (c, release) in stray.iter().filter_map(|c| Some((c, c.release.as_ref()?))) {
             let grace = specs::stop_grace(&release.app.service);
-            match self.inner.engine.stop_container(c.name(), grace).await {
+            match replicas::stop(&*self.inner.engine, c.name(), grace).await {
                 Ok(()) => report.cleaned.push(c.name().to_string()),
                 Err(e) => report
                     .warnings

@@ -26,6 +26,8 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::replicas;
+
 /// What happens to a container once its drain is over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Then {
@@ -127,8 +129,8 @@ impl Retirements {
                 ),
             }
             let result = match then {
-                Then::Stop(grace) => engine.stop_container(&id, grace).await,
-                Then::Remove => engine.remove_container(&id).await.map(|_| ()),
+                Then::Stop(grace) => replicas::stop(&*engine, &id, grace).await,
+                Then::Remove => replicas::remove(&*engine, &id).await,
             };
             match result {
                 Ok(()) => tracing::info!(

@@ -4,10 +4,11 @@
 //! (`NetworkSpec`, `VolumeSpec`): here the compose ones are `compose::*`.
 
 use cutover_core::diag::Report;
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use cutover_core::compose::{self, config_hash, AppSettings, Mount, ServiceSpec};
+use cutover_core::compose::{self, config_hash, AppSpec, Mount, ServiceSpec};
 use cutover_core::service::{Color, DeployRequest};
 use cutover_docker::labels;
 use cutover_docker::{
@@ -15,16 +16,47 @@ use cutover_docker::{
     NetworkAttachment, NetworkSpec, PortSpec, Protocol, RestartPolicy, Role, VolumeSpec,
 };
 
-/// The proxy's route to one version of an app at `addr`, with the hosts,
-/// health check and timeouts of its `x-cutover` settings.
+/// Each network's gateway: the host's address on it, where the daemon
+/// answers when other containers call an app by name (cutover-core's
+/// `resolve/app_calls.rs` says why). A network without one (none is
+/// known when the daemon cannot reach the networks, as with Docker
+/// Desktop's VM) falls back to Compose's way: the colors carry the app's
+/// names as DNS aliases, and such calls skip the gate and the drain.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Gateways(pub BTreeMap<String, IpAddr>);
+
+impl Gateways {
+    /// `/etc/hosts` entries (`name:ip`) for the apps `spec` calls.
+    fn extra_hosts<'a>(&'a self, spec: &'a ServiceSpec) -> impl Iterator<Item = String> + 'a {
+        spec.app_hosts
+            .iter()
+            .filter_map(|(name, network)| Some(format!("{name}:{}", self.0.get(network)?)))
+    }
+
+    /// Where the daemon answers for `app` on its networks.
+    pub fn in_network(&self, app: &AppSpec) -> Vec<String> {
+        app.service
+            .networks
+            .iter()
+            .filter_map(|n| self.0.get(&n.name))
+            .map(|ip| SocketAddr::new(*ip, app.cutover.port).to_string())
+            .collect()
+    }
+}
+
+/// The proxy's route to one version of an app at `addrs` (one per
+/// replica), with the hosts, health check and timeouts of its `x-cutover`
+/// settings, and the in-network addresses `gateways` give it.
 pub fn route_request(
-    settings: &AppSettings,
-    addr: SocketAddr,
+    app: &AppSpec,
+    gateways: &Gateways,
+    addrs: &[SocketAddr],
     color: Color,
     version: &str,
 ) -> DeployRequest {
+    let settings = &app.cutover;
     DeployRequest {
-        targets: vec![addr.to_string()],
+        targets: addrs.iter().map(ToString::to_string).collect(),
         hosts: settings.hosts.clone(),
         path_prefix: settings.path_prefix.clone(),
         color: Some(color),
@@ -32,6 +64,7 @@ pub fn route_request(
         health: settings.health.clone(),
         timeouts: settings.timeouts.clone(),
         listen: settings.listen.clone(),
+        in_network: gateways.in_network(app),
     }
 }
 
@@ -75,9 +108,10 @@ pub fn app_container(
     image: &str,
     spec: &ServiceSpec,
     l: &AppLabels<'_>,
+    gateways: &Gateways,
     publish_loopback: Option<u16>,
 ) -> Result<ContainerSpec, Report> {
-    let mut c = base(name, image, spec, l.project, Role::App)?;
+    let mut c = base(name, image, spec, l.project, Role::App, gateways)?;
     // Both colors run at once, so neither may hold a host port: the daemon
     // listens on the app's published ports itself (`AppSettings::listen`).
     c.ports.clear();
@@ -96,10 +130,13 @@ pub fn app_container(
             .entry(key.to_owned())
             .or_insert_with(|| value.to_owned());
     }
-    // Both colors answer to the service name, so other services reach the
-    // app as `backend` whichever color is live.
+    // Where the daemon answers for the app, the colors answer to no name:
+    // calls by name go through cutover. Elsewhere both colors carry the
+    // service name, as Compose's alias.
     for n in &mut c.networks {
-        if !n.aliases.iter().any(|a| a == &spec.name) {
+        if gateways.0.contains_key(&n.network) {
+            n.aliases.clear();
+        } else if !n.aliases.iter().any(|a| a == &spec.name) {
             n.aliases.push(spec.name.clone());
         }
     }
@@ -120,8 +157,9 @@ pub fn accessory_container(
     name: &str,
     spec: &ServiceSpec,
     project: &str,
+    gateways: &Gateways,
 ) -> Result<ContainerSpec, Report> {
-    base(name, &spec.image, spec, project, Role::Accessory)
+    base(name, &spec.image, spec, project, Role::Accessory, gateways)
 }
 
 fn base(
@@ -130,6 +168,7 @@ fn base(
     spec: &ServiceSpec,
     project: &str,
     role: Role,
+    gateways: &Gateways,
 ) -> Result<ContainerSpec, Report> {
     let mut c = ContainerSpec::new(name, image);
     for (k, v) in &spec.labels {
@@ -220,6 +259,7 @@ fn base(
     c.working_dir = spec.working_dir.clone();
     c.stop_grace = spec.stop_grace_period;
     c.extra_hosts = spec.extra_hosts.clone();
+    c.extra_hosts.extend(gateways.extra_hosts(spec));
     c.logging = spec.logging.as_ref().map(|l| LoggingSpec {
         driver: l.driver.clone().unwrap_or_else(|| "json-file".into()),
         options: l.options.clone(),

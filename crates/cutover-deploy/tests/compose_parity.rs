@@ -254,7 +254,13 @@ async fn both(
     }
     let acc = resolved.accessory("svc").unwrap();
     cleanup.containers.push(acc.container_name.clone());
-    let spec = specs::accessory_container(&acc.container_name, &acc.service, &project).unwrap();
+    let spec = specs::accessory_container(
+        &acc.container_name,
+        &acc.service,
+        &project,
+        &specs::Gateways::default(),
+    )
+    .unwrap();
     engine.create_container(&spec).await.unwrap();
     if verb == "up" {
         engine.start_container(&acc.container_name).await.unwrap();

@@ -20,6 +20,9 @@ pub const VERSION: &str = "cutover.version";
 pub const CONFIG_HASH: &str = "cutover.config-hash";
 /// [`Role`] of the service.
 pub const ROLE: &str = "cutover.role";
+/// On an app's second and later replicas of one color: their number. The
+/// first has none: it is the container the lifecycle follows.
+pub const REPLICA: &str = "cutover.replica";
 /// The identity of the daemon that created the object: the only one that
 /// may stop, rename or remove it.
 pub const DAEMON: &str = "cutover.daemon";

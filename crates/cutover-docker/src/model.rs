@@ -47,6 +47,9 @@ pub struct NetworkInfo {
     pub driver: String,
     pub internal: bool,
     pub labels: BTreeMap<String, String>,
+    /// The host's own IPv4 address on the network (its bridge), where
+    /// containers reach the daemon; `None` for drivers without one.
+    pub gateway: Option<IpAddr>,
     /// Containers attached now. Only filled by inspect: the engine's list call
     /// does not report them.
     pub containers: Vec<AttachedContainer>,

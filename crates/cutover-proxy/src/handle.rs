@@ -287,7 +287,7 @@ impl Proxy {
         let claim = self
             .inner
             .ports
-            .claim(service, &req.listen)
+            .claim(service, &req.pinned_addresses())
             .map_err(DeployError::Invalid)?;
         let set = self.inner.new_set(service, color, &req, Health::Unknown);
         if let Err(detail) = health::gate(&set, &req.health, req.timeouts.deploy).await {
@@ -297,7 +297,7 @@ impl Proxy {
                 detail,
             });
         }
-        let listen = req.listen.clone();
+        let listen = req.pinned_addresses();
         match self.inner.install(service, req, set, true) {
             Ok(status) => {
                 drop(claim);
@@ -397,9 +397,9 @@ impl Proxy {
             let claim = self
                 .inner
                 .ports
-                .claim(&s.name, &s.request.listen)
+                .claim(&s.name, &s.request.pinned_addresses())
                 .map_err(|e| failed(index, &s.name, DeployError::Invalid(e)))?;
-            let listen = s.request.listen.clone();
+            let listen = s.request.pinned_addresses();
             if let Err(e) = self.inner.install(&s.name, s.request, set, false) {
                 self.inner.ports.release(claim);
                 return Err(failed(index, &s.name, e));
@@ -419,6 +419,14 @@ impl Proxy {
     /// then get their 1012 and reconnect to the successor.
     pub fn hand_over(&self) {
         self.inner.handed_over.store(true, Ordering::Relaxed);
+    }
+
+    /// The data listener is bound at `addr`: an app's in-network address
+    /// it covers (a bridge gateway at its port, when it listens on every
+    /// interface) is served by it rather than bound. Called before
+    /// [`Proxy::restore`]; [`Proxy::serve`] records it too.
+    pub fn main_listener(&self, addr: SocketAddr) {
+        self.inner.ports.main_listener(addr);
     }
 
     /// Copies of the apps' own listening sockets, by address, for a
@@ -442,6 +450,7 @@ impl Proxy {
     ) -> std::io::Result<()> {
         if let Ok(a) = listener.local_addr() {
             *lock(&self.inner.local_addr) = Some(a);
+            self.inner.ports.main_listener(a);
         }
         server::serve(self.inner.clone(), listener, shutdown).await
     }

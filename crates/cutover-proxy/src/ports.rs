@@ -18,9 +18,20 @@
 //! plane is not running yet (at start, before `serve`) begin accepting
 //! when it starts. Across an upgrade the bound sockets travel to the
 //! successor like the main listener ([`PortRoutes::handoff`]).
+//!
+//! The same goes for an app's in-network addresses (a bridge gateway at
+//! the app's port, where other containers reach it by name). Those can
+//! overlap: one project publishes `0.0.0.0:8080` while another's app
+//! listens on 8080 in its network. So these sockets share the port
+//! (`SO_REUSEPORT`) and the kernel gives each connection to the socket
+//! bound most exactly to where it arrived. The main listener does not
+//! share (a second daemon on its port must fail), so an address it covers
+//! is not bound: the main listener's acceptor asks [`PortRoutes::pinned_at`]
+//! whose it is.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use cutover_core::diag::Report;
@@ -35,11 +46,16 @@ pub(crate) type Pinned = (TcpStream, SocketAddr, Arc<str>);
 #[derive(Default)]
 pub(crate) struct PortRoutes {
     state: Mutex<State>,
+    /// Whether any committed address is the main listener's to accept, so
+    /// its acceptor looks up nothing (no `getsockname`) until one is.
+    on_main: AtomicBool,
 }
 
 #[derive(Default)]
 struct State {
     bound: BTreeMap<SocketAddr, Bound>,
+    /// Where the data listener is bound.
+    main: Vec<SocketAddr>,
     /// Sockets a predecessor handed over, until a service claims them.
     adopted: BTreeMap<SocketAddr, std::net::TcpListener>,
     /// Where accepted connections go while the data plane runs.
@@ -48,7 +64,8 @@ struct State {
 
 struct Bound {
     service: String,
-    listener: std::net::TcpListener,
+    /// `None`: the main listener covers the address and accepts for it.
+    listener: Option<std::net::TcpListener>,
     /// Set while an acceptor runs; cancelling it stops accepting.
     accepting: Option<CancellationToken>,
     /// Installed by a deploy: accepts once the data plane runs.
@@ -92,9 +109,10 @@ impl PortRoutes {
                 None => {}
             }
             let listener = match st.adopted.remove(&addr) {
-                Some(l) => l,
-                None => match bind(addr) {
-                    Ok(l) => l,
+                Some(l) => Some(l),
+                None if st.main.iter().any(|m| covers(*m, addr)) => None,
+                None => match bind(addr, &st) {
+                    Ok(l) => Some(l),
                     Err(e) => {
                         release(&mut st, &claim);
                         return Err(Report::new(format!("cannot listen on {addr}: {e}")).hint(
@@ -150,6 +168,32 @@ impl PortRoutes {
                 }
             }
         }
+        let on_main = st
+            .bound
+            .values()
+            .any(|b| b.committed && b.listener.is_none());
+        self.on_main.store(on_main, Ordering::Relaxed);
+    }
+
+    /// The data listener is bound at `addr`.
+    pub fn main_listener(&self, addr: SocketAddr) {
+        let mut st = lock(&self.state);
+        if !st.main.contains(&addr) {
+            st.main.push(addr);
+        }
+    }
+
+    /// The service a connection the main listener accepted is pinned to:
+    /// one that arrived at an app's in-network address the main listener
+    /// covers.
+    pub fn pinned_at(&self, stream: &TcpStream) -> Option<Arc<str>> {
+        if !self.on_main.load(Ordering::Relaxed) {
+            return None;
+        }
+        let local = stream.local_addr().ok()?;
+        let st = lock(&self.state);
+        let b = st.bound.get(&local)?;
+        (b.committed && b.listener.is_none()).then(|| b.service.as_str().into())
     }
 
     /// `service` is gone: its ports close.
@@ -173,7 +217,8 @@ impl PortRoutes {
         st.bound
             .iter()
             .filter(|(_, b)| b.committed)
-            .map(|(a, b)| Ok((*a, b.listener.try_clone()?)))
+            .filter_map(|(a, b)| Some((a, b.listener.as_ref()?)))
+            .map(|(a, l)| Ok((*a, l.try_clone()?)))
             .collect()
     }
 
@@ -195,24 +240,47 @@ fn release(st: &mut State, claim: &Claim) {
     }
 }
 
-fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    // std sets SO_REUSEADDR, so a port left in TIME_WAIT by the previous
-    // daemon binds again at once.
-    let l = std::net::TcpListener::bind(addr)?;
-    l.set_nonblocking(true)?;
-    Ok(l)
+/// Whether a socket bound at `main` receives connections to `addr`.
+fn covers(main: SocketAddr, addr: SocketAddr) -> bool {
+    main.port() == addr.port() && (main.ip().is_unspecified() || main.ip() == addr.ip())
 }
 
-/// Starts accepting on `b` unless it already does.
+/// Binds `addr` so that our other sockets on the port may overlap it
+/// (`SO_REUSEPORT`), but not another program's: a plain bind is tried
+/// first, and only one of our own overlapping sockets excuses its failure.
+fn bind(addr: SocketAddr, st: &State) -> std::io::Result<std::net::TcpListener> {
+    // std sets SO_REUSEADDR, so a port left in TIME_WAIT by the previous
+    // daemon binds again at once.
+    if let Err(e) = std::net::TcpListener::bind(addr) {
+        let ours = st
+            .bound
+            .iter()
+            .any(|(a, b)| b.listener.is_some() && (covers(*a, addr) || covers(addr, *a)));
+        if !ours {
+            return Err(e);
+        }
+    }
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+/// Starts accepting on `b` unless it already does, or the main listener
+/// accepts for it.
 fn start(addr: SocketAddr, b: &mut Bound, sink: &Sink) {
     if b.accepting.is_some() {
         return;
     }
-    let listener = match b
-        .listener
-        .try_clone()
-        .and_then(tokio::net::TcpListener::from_std)
-    {
+    let Some(own) = &b.listener else { return };
+    let listener = match own.try_clone().and_then(tokio::net::TcpListener::from_std) {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(%addr, service = %b.service, error = %e, "cannot accept on the app's port");

@@ -138,6 +138,8 @@ pub(crate) async fn serve(
                 continue;
             }
         };
+        // One that arrived at an app's in-network address is that app's.
+        let pinned = pinned.or_else(|| inner.ports.pinned_at(&stream));
         let Some(slot) = take_slot(&inner) else {
             // Shedding the newest keeps every connection already served
             // and the descriptors the rest of the daemon needs.

@@ -252,6 +252,7 @@ mod tests {
                     health: Default::default(),
                     timeouts: Default::default(),
                     listen: Vec::new(),
+                    in_network: Vec::new(),
                 },
             }],
         }

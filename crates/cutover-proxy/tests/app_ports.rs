@@ -106,3 +106,67 @@ async fn a_port_another_program_holds_fails_the_deploy_before_the_switch() {
     }
     assert_eq!(h.get("/").await.1, "blue");
 }
+
+/// Containers reach an app by name at its network's gateway, at the app's
+/// port: an address that may be covered by the main listener (bound on
+/// every interface) or overlap another app's published port.
+#[tokio::test]
+async fn in_network_addresses_overlap_published_ports_and_the_main_listener() {
+    // The main listener on every interface, as in production; only
+    // loopback is dialled.
+    let proxy = cutover_proxy::Proxy::new(Default::default());
+    let main = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let port = main.local_addr().unwrap().port();
+    proxy.main_listener(main.local_addr().unwrap());
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    tokio::spawn({
+        let (proxy, shutdown) = (proxy.clone(), shutdown.clone());
+        async move { proxy.serve(main, shutdown).await }
+    });
+    let (web, admin, api) = (
+        Origin::start("web").await.unwrap(),
+        Origin::start("admin").await.unwrap(),
+        Origin::start("api").await.unwrap(),
+    );
+    let at = |ip: &str, port: u16| -> SocketAddr { format!("{ip}:{port}").parse().unwrap() };
+
+    // web answers in its network where the main listener already listens.
+    let mut req = request(&[&web], Color::Blue);
+    req.in_network = vec![at("127.0.0.1", port).to_string()];
+    proxy.deploy("shop/web", req).await.unwrap();
+    let mut req = request(&[&admin], Color::Blue);
+    req.hosts = vec!["admin.test".into()];
+    proxy.deploy("shop/admin", req).await.unwrap();
+    // Whatever the Host, a connection to web's in-network address is web's;
+    // the rest of the main listener routes by Host as before.
+    let (_, body) = client::get(at("127.0.0.1", port), "admin.test", "/")
+        .await
+        .unwrap();
+    assert_eq!(body, "web");
+    let (_, body) = client::get(at("127.0.0.2", port), "admin.test", "/")
+        .await
+        .unwrap();
+    assert_eq!(body, "admin");
+
+    // Another project's app listens on `other` in its network; then web
+    // publishes that port on every interface. Both hold it.
+    let other = free_addr().port();
+    let mut req = request(&[&api], Color::Blue);
+    req.hosts = vec!["api.test".into()];
+    req.in_network = vec![at("127.0.0.3", other).to_string()];
+    proxy.deploy("crm/api", req).await.unwrap();
+    let mut req = request(&[&web], Color::Green);
+    req.in_network = vec![at("127.0.0.1", port).to_string()];
+    req.listen = vec![at("0.0.0.0", other).to_string()];
+    proxy.deploy("shop/web", req).await.unwrap();
+    let (_, body) = client::get(at("127.0.0.3", other), "x", "/").await.unwrap();
+    assert_eq!(body, "api");
+    let (_, body) = client::get(at("127.0.0.4", other), "x", "/").await.unwrap();
+    assert_eq!(body, "web");
+    // web stays on the main listener by its hosts despite its own port.
+    let (_, body) = client::get(at("127.0.0.2", port), support::HOST, "/")
+        .await
+        .unwrap();
+    assert_eq!(body, "web");
+    shutdown.cancel();
+}

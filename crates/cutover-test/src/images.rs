@@ -29,6 +29,8 @@ pub const BASE_IMAGE: &str = "cutover-base:bookworm";
 pub const REDIS_IMAGE: &str = "cutover-test-redis:latest";
 /// The `cutover-origin` test server as the image's entrypoint.
 pub const ORIGIN_IMAGE: &str = "cutover-test-origin:latest";
+/// nginx from Debian, without a site: tests give it one in `configs:`.
+pub const NGINX_IMAGE: &str = "cutover-test-nginx:latest";
 
 /// Image label holding a hash of the build context and the base image, so an
 /// image is rebuilt exactly when one of them changed.
@@ -139,6 +141,12 @@ pub fn ensure_redis_image() -> Result<&'static str, ImageError> {
     Ok(REDIS_IMAGE)
 }
 
+/// Builds [`NGINX_IMAGE`] if needed and returns its name.
+pub fn ensure_nginx_image() -> Result<&'static str, ImageError> {
+    ensure_image(NGINX_IMAGE, &workspace_root().join("scripts/images/nginx"))?;
+    Ok(NGINX_IMAGE)
+}
+
 /// Builds [`ORIGIN_IMAGE`] if needed, from a fresh build of the
 /// `cutover-origin` binary, and returns its name.
 pub fn ensure_origin_image() -> Result<&'static str, ImageError> {
@@ -155,6 +163,12 @@ pub fn ensure_origin_image() -> Result<&'static str, ImageError> {
 pub fn redis_image() -> &'static str {
     require_docker();
     ensure_redis_image().unwrap_or_else(|e| panic!("could not build {REDIS_IMAGE}: {e}"))
+}
+
+/// [`ensure_nginx_image`] for tests: panics with the reason and a hint.
+pub fn nginx_image() -> &'static str {
+    require_docker();
+    ensure_nginx_image().unwrap_or_else(|e| panic!("could not build {NGINX_IMAGE}: {e}"))
 }
 
 /// [`ensure_origin_image`] for tests: panics with the reason and a hint.

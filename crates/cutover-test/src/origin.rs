@@ -223,6 +223,12 @@ async fn handle(
             text(StatusCode::OK, state.name.clone())
         }
         "/sse" => sse(&state, query_u64(&req, "n").unwrap_or(20)),
+        // Which container answered: Docker sets HOSTNAME to its short id,
+        // so replicas with one env tell themselves apart.
+        "/whoami" => text(
+            StatusCode::OK,
+            std::env::var("HOSTNAME").unwrap_or_else(|_| state.name.clone()),
+        ),
         "/headers" => {
             let mut out = String::new();
             for (k, v) in req.headers() {

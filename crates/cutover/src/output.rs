@@ -423,8 +423,12 @@ pub fn plan_text(project: &str, plan: &Plan) -> String {
                 version,
                 reuse,
                 reason,
+                replicas,
             } => {
                 let mut s = format!("deploy app {service} to {color} as {container}");
+                if *replicas > 1 {
+                    s.push_str(&format!(" and {} more replicas", replicas - 1));
+                }
                 if let Some(v) = version {
                     s.push_str(&format!(", version {v}"));
                 }

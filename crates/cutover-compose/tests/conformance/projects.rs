@@ -106,12 +106,20 @@ fn used_fields(p: &Value) -> Value {
                 m.insert(f.to_string(), serde_json::json!({"disable": true}));
                 continue;
             }
-            // Of `deploy:` cutover reads `resources`; the rest is Swarm's.
+            // Of `deploy:` cutover reads `resources` and `replicas`, which
+            // is `scale` written another way; the rest is Swarm's.
             if f == "deploy" {
                 let r = &v["resources"];
                 if !is_empty(r) {
                     m.insert(f.to_string(), serde_json::json!({ "resources": r }));
                 }
+                if let Some(n) = v.get("replicas").filter(|n| **n != serde_json::json!(1)) {
+                    m.insert("scale".into(), n.clone());
+                }
+                continue;
+            }
+            // One replica is what a service runs anyway.
+            if f == "scale" && *v == serde_json::json!(1) {
                 continue;
             }
             // Compose marks a dependency `restart: true` (restart the

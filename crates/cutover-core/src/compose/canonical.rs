@@ -167,6 +167,11 @@ fn service(
         non_empty(s.configs.iter().map(|r| file_ref(r, false))),
     );
     put("pull_policy", json!(s.pull_policy));
+    // `scale` and `deploy.replicas` are one setting; Compose prints each as
+    // written, cutover the shorter.
+    if s.replicas != 1 {
+        put("scale", json!(s.replicas));
+    }
     put("profiles", non_empty(s.profiles.iter().map(|p| json!(p))));
     options(&s.options, &mut m);
     m

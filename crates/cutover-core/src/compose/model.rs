@@ -130,6 +130,25 @@ pub struct ServiceSpec {
     /// `profiles:` (the service is deployed: one of them is active).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub profiles: Vec<String>,
+    /// Apps this service calls by name through cutover: each name (an app's
+    /// service name, `container_name` or alias) and the Docker network on
+    /// whose gateway the daemon answers for it. Not a compose key: derived
+    /// by the resolver (`resolve/app_calls.rs`), and part of the config hash
+    /// so a container is recreated when the apps it can reach change.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub app_hosts: BTreeMap<String, String>,
+    /// Containers per color of an app (`deploy.replicas` or `scale`); an
+    /// accessory runs one. Part of the version: a new count is a new color.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub replicas: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 /// One entry of a service's `secrets:` or `configs:`: a file the container

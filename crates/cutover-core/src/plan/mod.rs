@@ -115,6 +115,10 @@ pub enum Step {
         /// creating one (a rollback).
         reuse: Option<String>,
         reason: DeployReason,
+        /// Containers of the new color (`deploy.replicas`); the others
+        /// follow `container`, named `<container>-2` and up.
+        #[serde(default = "one", skip_serializing_if = "is_one")]
+        replicas: u32,
     },
     AppUpToDate {
         service: String,
@@ -392,6 +396,7 @@ pub fn plan_with(
             version,
             reuse: reuse.clone(),
             reason,
+            replicas: app.service.replicas,
         });
         if let Some(s) = remove_old(
             &service,
@@ -623,4 +628,12 @@ fn describe_recreate(r: &RecreateReason) -> String {
             s
         }
     }
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }

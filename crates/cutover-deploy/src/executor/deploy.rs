@@ -448,7 +448,8 @@ async fn start_accessory(
             .await
             .map_err(Report::from)?;
     }
-    let mut c = specs::accessory_container(container, spec, project)?;
+    let gateways = inner.gateways(spec).await?;
+    let mut c = specs::accessory_container(container, spec, project, &gateways)?;
     inner.owner.stamp(&mut c.labels);
     engine.create_container(&c).await.map_err(Report::from)?;
     engine
@@ -523,8 +524,12 @@ async fn update_route(
         "update route of {service} ({})",
         changed.join(", ")
     ));
-    let addr = match inner.app_address(&live.info, app).await {
-        Ok(a) => a,
+    let reached = match inner.app_targets(&live.info, app).await {
+        Ok(addrs) => inner.gateways(&app.service).await.map(|g| (addrs, g)),
+        Err(e) => Err(e),
+    };
+    let (addrs, gateways) = match reached {
+        Ok(r) => r,
         Err(e) => {
             p.failed(s, &e);
             return Err(Stop::failed(e));
@@ -535,7 +540,7 @@ async fn update_route(
         .proxy
         .deploy(
             &cutover_core::naming::route(project, service),
-            specs::route_request(c, addr, live.color, &live.version),
+            specs::route_request(app, &gateways, &addrs, live.color, &live.version),
         )
         .await;
     match r {

@@ -21,12 +21,14 @@ const READ_LINES: usize = 20_000;
 
 /// Resolves when `slot` has stopped running: exited, died, or crashed and
 /// was restarted by its policy. Pending forever while it runs.
-pub async fn exited(engine: &dyn Engine, slot: &str) -> Report {
+pub async fn exited(engine: &dyn Engine, replicas: &[String]) -> Report {
     loop {
         tokio::time::sleep(POLL).await;
-        if let Ok(Some(info)) = engine.inspect_container(slot).await {
-            if let Some(report) = stopped(&info) {
-                return report;
+        for name in replicas {
+            if let Ok(Some(info)) = engine.inspect_container(name).await {
+                if let Some(report) = stopped(&info) {
+                    return report;
+                }
             }
         }
     }

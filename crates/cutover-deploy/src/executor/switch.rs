@@ -20,6 +20,7 @@ use crate::history::Entry;
 use crate::journal::InProgress;
 use crate::observe::{AppContainer, AppState};
 use crate::releases::Release;
+use crate::replicas;
 use crate::retire::{Retiring, Then};
 use crate::specs::{self, AppLabels};
 use crate::Inner;
@@ -148,7 +149,9 @@ async fn roll_out_inner(
         if reuse { "kept version" } else { "version" },
         cand.version
     ));
+    let gateways = inner.gateways(&cand.app.service).await;
     let created = async {
+        let gateways = gateways.clone()?;
         if !reuse {
             let publish = match inner.reachability().await.map_err(Report::from)? {
                 Some(Reachability::PublishedLoopback) => Some(cand.app.cutover.port),
@@ -163,23 +166,38 @@ async fn roll_out_inner(
                     color: cand.color,
                     version: &cand.version,
                 },
+                &gateways,
                 publish,
             )?;
             inner.owner.stamp(&mut spec.labels);
             engine.create_container(&spec).await.map_err(Report::from)?;
+            for i in 2..=cand.app.service.replicas {
+                let mut follower = spec.clone();
+                follower.name = replicas::follower_name(&slot, i);
+                follower
+                    .labels
+                    .insert(cutover_docker::labels::REPLICA.into(), i.to_string());
+                engine
+                    .create_container(&follower)
+                    .await
+                    .map_err(Report::from)?;
+            }
         }
-        engine.start_container(&slot).await.map_err(Report::from)?;
-        engine
+        replicas::start(engine, &slot).await.map_err(Report::from)?;
+        let info = engine
             .inspect_container(&slot)
             .await
             .map_err(Report::from)?
-            .ok_or_else(|| Report::new(format!("container {slot} vanished right after it started")))
+            .ok_or_else(|| {
+                Report::new(format!("container {slot} vanished right after it started"))
+            })?;
+        Ok::<_, Report>((info, gateways))
     }
     .await;
-    let info = match created {
-        Ok(info) => {
+    let (info, gateways) = match created {
+        Ok(created) => {
             p.done(step, None);
-            info
+            created
         }
         Err(e) => {
             p.failed(step, &e);
@@ -198,9 +216,9 @@ async fn roll_out_inner(
     // not that it has no address.
     let reached = match gate::stopped(&info) {
         Some(stopped) => Err(stopped),
-        None => inner.app_address(&info, cand.app).await,
+        None => inner.app_targets(&info, cand.app).await,
     };
-    let addr = match reached {
+    let addrs = match reached {
         Ok(a) => a,
         Err(e) => {
             p.emit(ProgressEvent::Logs {
@@ -229,16 +247,24 @@ async fn roll_out_inner(
     let events = inner.proxy.subscribe();
     let c = &cand.app.cutover;
     let step = p.step(format!(
-        "health check {slot} at {addr}{} and switch",
+        "health check {slot} at {}{} and switch",
+        addrs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
         c.health.path
     ));
+    let group: Vec<String> = std::iter::once(slot.clone())
+        .chain((2..=cand.app.service.replicas).map(|i| replicas::follower_name(&slot, i)))
+        .collect();
     // The gate, raced against the container: one that exits never passes,
     // and dropping the proxy's deploy before it installs changes nothing.
     let switched = tokio::select! {
-        r = inner.proxy.deploy(&route, specs::route_request(c, addr, cand.color, &cand.version)) => {
+        r = inner.proxy.deploy(&route, specs::route_request(cand.app, &gateways, &addrs, cand.color, &cand.version)) => {
             r.map_err(Report::from)
         }
-        exit = gate::exited(engine, &slot) => Err(exit),
+        exit = gate::exited(engine, &group) => Err(exit),
     };
     if let Err(e) = switched {
         p.failed(step, &e);
@@ -419,9 +445,9 @@ async fn make_room(
                     message: format!("{new_name} already exists and runs"),
                 });
             }
-            engine.remove_container(&stale.id).await?;
+            replicas::remove(engine, &stale.id).await?;
         }
-        engine.rename_container(&occupant.info.id, &new_name).await
+        replicas::rename(engine, &occupant.info, &new_name).await
     }
     .await;
     match moved {
@@ -465,7 +491,7 @@ pub(crate) async fn remove_container(
     why: &str,
 ) -> Result<(), Stop> {
     let step = p.step(format!("remove {name} ({why})"));
-    match inner.engine.remove_container(name).await {
+    match replicas::remove(&*inner.engine, name).await {
         Ok(_) => {
             p.done(step, None);
             Ok(())
@@ -494,9 +520,9 @@ async fn abandon(
         format!("remove {slot}")
     });
     let result = if reuse {
-        engine.stop_container(slot, specs::DEFAULT_STOP_GRACE).await
+        replicas::stop(engine, slot, specs::DEFAULT_STOP_GRACE).await
     } else {
-        engine.remove_container(slot).await.map(|_| ())
+        replicas::remove(engine, slot).await
     };
     match &result {
         Ok(()) => p.done(step, None),

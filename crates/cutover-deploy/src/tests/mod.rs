@@ -213,9 +213,11 @@ pub fn outcome(events: &[ProgressEvent]) -> (Outcome, String) {
 }
 
 mod api;
+mod calls;
 mod deploys;
 mod down_status;
 mod owner;
 mod reconcile;
+mod replicas;
 mod retire;
 mod rollback;

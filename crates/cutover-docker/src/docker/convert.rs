@@ -33,6 +33,16 @@ pub(super) fn parse_ip(text: Option<&str>) -> Option<IpAddr> {
     text.parse().ok()
 }
 
+/// The first IPv4 gateway of a network's address plan.
+pub(super) fn gateway(ipam: Option<&bollard::models::Ipam>) -> Option<IpAddr> {
+    ipam?
+        .config
+        .as_ref()?
+        .iter()
+        .filter_map(|c| parse_ip(c.gateway.as_deref()))
+        .find(IpAddr::is_ipv4)
+}
+
 pub(super) fn network_info(net: bollard::models::NetworkInspect) -> NetworkInfo {
     let mut containers: Vec<AttachedContainer> = net
         .containers
@@ -51,6 +61,7 @@ pub(super) fn network_info(net: bollard::models::NetworkInspect) -> NetworkInfo 
         driver: net.driver.unwrap_or_default(),
         internal: net.internal.unwrap_or(false),
         labels: btree(net.labels),
+        gateway: gateway(net.ipam.as_ref()),
         containers,
     }
 }

@@ -231,6 +231,7 @@ impl Engine for DockerEngine {
                     name: n.name.unwrap_or_default(),
                     driver: n.driver.unwrap_or_default(),
                     internal: n.internal.unwrap_or(false),
+                    gateway: convert::gateway(n.ipam.as_ref()),
                     labels: btree(n.labels),
                     containers: Vec::new(),
                 })

@@ -158,6 +158,14 @@ impl FakeEngine {
         );
     }
 
+    /// Networks created from now on report a gateway, each its own
+    /// address on loopback, where an in-process proxy can really listen as
+    /// the daemon does on a bridge's. Without it they report none, as a
+    /// network the daemon cannot reach does.
+    pub fn with_gateways(&self) {
+        self.lock().gateways = true;
+    }
+
     /// Puts a network in place as if the user had created it (no labels
     /// unless given).
     pub fn add_network(&self, spec: &NetworkSpec) -> NetworkInfo {
@@ -168,6 +176,7 @@ impl FakeEngine {
             driver: spec.driver.clone().unwrap_or_else(|| "bridge".into()),
             internal: spec.internal,
             labels: spec.labels.clone(),
+            gateway: st.gateways.then(fake_gateway),
             containers: Vec::new(),
         };
         st.networks.insert(spec.name.clone(), info.clone());
@@ -247,4 +256,14 @@ impl FakeEngine {
     pub fn volume_names(&self) -> Vec<String> {
         self.lock().volumes.keys().cloned().collect()
     }
+}
+
+/// A network's gateway as the fake reports it: distinct across the
+/// process's engines, and, from the pid, likely across concurrent test
+/// processes too.
+fn fake_gateway() -> std::net::IpAddr {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed) + std::process::id() * 64;
+    std::net::IpAddr::from([127, 100 + (n >> 16) as u8 % 100, (n >> 8) as u8, n as u8])
 }

@@ -42,6 +42,8 @@ pub(super) struct State {
     pub(super) next_id: u64,
     pub(super) next_ip: u32,
     pub(super) info: Option<EngineInfo>,
+    /// Whether new networks report a gateway ([`super::FakeEngine::with_gateways`]).
+    pub(super) gateways: bool,
 }
 
 impl State {

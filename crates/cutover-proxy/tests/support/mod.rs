@@ -81,6 +81,7 @@ pub fn request(targets: &[&Origin], color: Color) -> DeployRequest {
             websocket_drain: Duration::from_secs(10),
         },
         listen: Vec::new(),
+        in_network: Vec::new(),
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use hyper::Method;
 use serde_json::Value;
 
-use crate::util::{cutover, run, run_with_stdin, tcp_request, Daemon, PATIENCE};
+use crate::util::{answers, cutover, run, run_with_stdin, tcp_request, Daemon, PATIENCE};
 
 /// A compose project in a temporary folder; its containers, networks and
 /// volumes are removed (by the labels cutover writes) when it is dropped.
@@ -111,23 +111,6 @@ pub(crate) fn json_lines(out: &Output) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect()
-}
-
-/// `GET /` through the proxy until it answers `want` (bounded): the origin
-/// answers its NAME.
-pub(crate) async fn wait_for_answer(addr: std::net::SocketAddr, want: &str) {
-    let start = Instant::now();
-    let mut last = String::new();
-    while start.elapsed() < PATIENCE {
-        if let Ok((status, body)) = tcp_request(addr, Method::GET, "/", &[]).await {
-            last = format!("{status}: {}", text(&body));
-            if status.is_success() && text(&body) == want {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the proxy never answered {want:?}; last answer {last}");
 }
 
 const APP: &str = r#"
@@ -244,7 +227,7 @@ async fn deploy_switch_rollback_and_down() {
         stdout.contains("traffic of web now goes to blue"),
         "{stdout}"
     );
-    wait_for_answer(daemon.listen, "one").await;
+    answers(daemon.listen, "one").await;
 
     // Same input again: nothing to do, exit 0.
     let out = project.cutover(&daemon, &["deploy", "--json"]);
@@ -265,7 +248,7 @@ async fn deploy_switch_rollback_and_down() {
     let switched = events.iter().find(|e| e["event"] == "switched").unwrap();
     assert_eq!(switched["color"], "green");
     assert_eq!(events.last().unwrap()["event"], "finished");
-    wait_for_answer(daemon.listen, "two").await;
+    answers(daemon.listen, "two").await;
 
     // Status names the live color and the kept version.
     let out = project.cutover(&daemon, &["status", "--json"]);
@@ -343,7 +326,7 @@ async fn deploy_switch_rollback_and_down() {
         ),
         "{stderr}"
     );
-    wait_for_answer(daemon.listen, "two").await;
+    answers(daemon.listen, "two").await;
     std::fs::write(
         project.path().join("compose.yaml"),
         APP.replace("PROJECT", "cvit-e2e"),
@@ -375,7 +358,7 @@ async fn deploy_switch_rollback_and_down() {
         "{}",
         text(&out.stdout)
     );
-    wait_for_answer(daemon.listen, "one").await;
+    answers(daemon.listen, "one").await;
 
     // Down keeps the data volume; down --volumes removes it.
     let out = project.cutover(&daemon, &["down"]);
@@ -617,12 +600,12 @@ async fn a_restarted_daemon_keeps_serving_the_live_color() {
     let mut daemon = Daemon::in_dir(dir.path()).start().await;
     let out = project.cutover(&daemon, &["deploy"]);
     expect_code(&out, 0, &daemon);
-    wait_for_answer(daemon.listen, "before").await;
+    answers(daemon.listen, "before").await;
     let stopped = daemon.stop().await;
     assert!(stopped.success(), "{}", daemon.stderr());
 
     let daemon = Daemon::in_dir(dir.path()).start().await;
-    wait_for_answer(daemon.listen, "before").await;
+    answers(daemon.listen, "before").await;
     project.set_env("IT_GREETING=after\n");
     let out = project.cutover(&daemon, &["deploy", "--json"]);
     expect_code(&out, 0, &daemon);
@@ -631,7 +614,7 @@ async fn a_restarted_daemon_keeps_serving_the_live_color() {
         .find(|e| e["event"] == "switched")
         .unwrap();
     assert_eq!(switched["color"], "green");
-    wait_for_answer(daemon.listen, "after").await;
+    answers(daemon.listen, "after").await;
 }
 
 /// `history`, `status`, `rollback`... need the project's name only: a
@@ -685,7 +668,7 @@ async fn a_second_daemon_never_touches_the_first_daemons_project() {
     let first = Daemon::in_dir(dir_a.path()).start().await;
     let out = project.cutover(&first, &["deploy"]);
     expect_code(&out, 0, &first);
-    wait_for_answer(first.listen, "first").await;
+    answers(first.listen, "first").await;
     let owner = std::fs::read_to_string(first.state_dir.join("daemon-id")).unwrap();
     let labelled = docker(&[
         "ps",
@@ -717,7 +700,7 @@ async fn a_second_daemon_never_touches_the_first_daemons_project() {
     let out = project.cutover(&second, &["down", "--volumes"]);
     expect_code(&out, 2, &second);
     // The first daemon's app still answers, and the volume is there.
-    wait_for_answer(first.listen, "first").await;
+    answers(first.listen, "first").await;
     assert_eq!(
         docker(&[
             "volume",
@@ -735,7 +718,7 @@ async fn a_second_daemon_never_touches_the_first_daemons_project() {
     drop(first);
     let out = project.cutover(&second, &["deploy", "--adopt"]);
     expect_code(&out, 0, &second);
-    wait_for_answer(second.listen, "second").await;
+    answers(second.listen, "second").await;
     let out = project.cutover(&second, &["down", "--volumes"]);
     expect_code(&out, 0, &second);
 }

@@ -7,14 +7,9 @@
 //! suffix, and `redis:latest` is the local Redis test image.
 
 use std::process::Output;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
-
-use hyper::Method;
 
 use crate::deploy::{docker, expect_code, images, text, Project};
-use crate::util::{cutover, free_port, run, tcp_request, Daemon, PATIENCE};
+use crate::util::{answers, cutover, free_port, run, Daemon, Load};
 
 /// docker-compose.yml, the report's first version.
 const FIRST: &str = r#"version: "3"
@@ -108,41 +103,6 @@ fn dotenv(greeting: &str) -> String {
     )
 }
 
-/// GETs on a fresh connection each, until `stop`; bounded in count too.
-fn load(
-    addr: std::net::SocketAddr,
-    stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<(u64, Vec<String>)> {
-    tokio::spawn(async move {
-        let (mut ok, mut failed) = (0u64, Vec::new());
-        let served = AtomicU64::new(0);
-        while !stop.load(Ordering::Relaxed) && served.fetch_add(1, Ordering::Relaxed) < 200_000 {
-            match tcp_request(addr, Method::GET, "/", &[]).await {
-                Ok((s, _)) if s.is_success() => ok += 1,
-                Ok((s, body)) => failed.push(format!("{s}: {}", text(&body))),
-                Err(e) => failed.push(e.to_string()),
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        (ok, failed)
-    })
-}
-
-async fn answers(addr: std::net::SocketAddr, want: &str) {
-    let start = std::time::Instant::now();
-    let mut last = String::new();
-    while start.elapsed() < PATIENCE {
-        if let Ok((s, body)) = tcp_request(addr, Method::GET, "/", &[]).await {
-            last = format!("{s} {}", text(&body));
-            if s.is_success() && text(&body) == want {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{addr} never answered {want:?}; last {last}");
-}
-
 /// The report's scenario on `project`, whose app answers on `app_port`.
 async fn scenario(project: &Project, name: &str, files: &[&str], app_port: u16) {
     let dir = tempfile::tempdir().unwrap();
@@ -166,8 +126,7 @@ async fn scenario(project: &Project, name: &str, files: &[&str], app_port: u16) 
     expect_code(&out, 0, &daemon);
     answers(app, "one").await;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let loader = load(app, stop.clone());
+    let loader = Load::start(app);
 
     // An .env edit reaches the container: a new version.
     project.set_env(&dotenv("two"));
@@ -192,17 +151,12 @@ async fn scenario(project: &Project, name: &str, files: &[&str], app_port: u16) 
     expect_code(&out, 0, &daemon);
     answers(app, "one").await;
 
-    stop.store(true, Ordering::Relaxed);
-    let (ok, failed) = loader.await.unwrap();
-    assert!(ok > 0, "the load sent nothing");
-    assert!(
-        failed.is_empty(),
-        "{} of {} requests failed: {:?}",
-        failed.len(),
-        ok as usize + failed.len(),
-        &failed[..failed.len().min(5)]
+    let load = loader.stop().await;
+    load.assert_none_failed();
+    eprintln!(
+        "field report scenario on {files:?}: {} requests, 0 failed",
+        load.ok()
     );
-    eprintln!("field report scenario on {files:?}: {ok} requests, 0 failed");
 }
 
 /// The report's files with per-run names and ports: `(from, to)` pairs.

@@ -2,6 +2,7 @@
 //! with its own temporary socket, state directory and loopback ports.
 
 mod api;
+mod calls;
 mod cli;
 mod control_tcp;
 mod deploy;
@@ -9,6 +10,7 @@ mod field_report;
 mod lifecycle;
 mod problems;
 mod registry;
+mod replicas;
 mod socket;
 mod upgrade;
 mod util;

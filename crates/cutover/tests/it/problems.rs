@@ -14,10 +14,8 @@ use hyper::Method;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::deploy::{
-    docker, expect_code, images, json_lines, remove_by_label, text, wait_for_answer, Project,
-};
-use crate::util::{cutover, Daemon, PATIENCE};
+use crate::deploy::{docker, expect_code, images, json_lines, remove_by_label, text, Project};
+use crate::util::{answers, cutover, Daemon, PATIENCE};
 
 /// One app, no accessory: what the crash tests need, and fast to start.
 /// `IT_PORT` moves the app off the port cutover probes (never healthy);
@@ -114,7 +112,7 @@ async fn a_daemon_killed_mid_deploy_leaves_nothing_behind() {
     let mut daemon = Daemon::in_dir(dir.path()).start().await;
     let out = project.cutover(&daemon, &["deploy"]);
     expect_code(&out, 0, &daemon);
-    wait_for_answer(daemon.listen, "one").await;
+    answers(daemon.listen, "one").await;
     assert_eq!(
         persisted(&daemon, "cvp-daemon-kill/web")["color"],
         "blue",
@@ -138,7 +136,7 @@ async fn a_daemon_killed_mid_deploy_leaves_nothing_behind() {
     // Reconcile ran before the control socket answered.
     assert_eq!(container_state("cvp-daemon-kill-web-green"), "");
     assert_eq!(container_state("cvp-daemon-kill-web-blue"), "running");
-    wait_for_answer(daemon.listen, "one").await;
+    answers(daemon.listen, "one").await;
     let out = project.cutover(&daemon, &["status", "--json"]);
     expect_code(&out, 0, &daemon);
     let status: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -163,14 +161,14 @@ async fn a_daemon_killed_mid_deploy_leaves_nothing_behind() {
         .find(|e| e["event"] == "switched")
         .unwrap();
     assert_eq!(switched["color"], "green");
-    wait_for_answer(daemon.listen, "two").await;
+    answers(daemon.listen, "two").await;
 
     // A third version takes blue's slot: with keep 1, "one" is removed and
     // "two" stays stopped; nothing else of the project exists.
     project.set_env("IT_GREETING=three\n");
     let out = project.cutover(&daemon, &["deploy"]);
     expect_code(&out, 0, &daemon);
-    wait_for_answer(daemon.listen, "three").await;
+    answers(daemon.listen, "three").await;
     // The deploy ended at the switch; "two" is stopped once drained.
     wait_for_container("cvp-daemon-kill-web-green", "exited", &daemon).await;
     let mut containers: Vec<String> = docker(&[
@@ -206,7 +204,7 @@ async fn a_client_killed_mid_deploy_does_not_stop_the_deploy() {
     let mut daemon = Daemon::in_dir(dir.path()).start().await;
     let out = project.cutover(&daemon, &["deploy"]);
     expect_code(&out, 0, &daemon);
-    wait_for_answer(daemon.listen, "one").await;
+    answers(daemon.listen, "one").await;
 
     // Starts late, so the client is killed well before the switch.
     project.set_env("IT_GREETING=two\nIT_DELAY=3\n");
@@ -230,7 +228,7 @@ async fn a_client_killed_mid_deploy_does_not_stop_the_deploy() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    wait_for_answer(daemon.listen, "two").await;
+    answers(daemon.listen, "two").await;
     let out = project.cutover(&daemon, &["history", "--json"]);
     expect_code(&out, 0, &daemon);
     let history: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
@@ -292,7 +290,7 @@ async fn websockets_are_drained_not_cut_by_a_deploy() {
     let daemon = Daemon::in_dir(dir.path()).start().await;
     let out = project.cutover(&daemon, &["deploy"]);
     expect_code(&out, 0, &daemon);
-    wait_for_answer(daemon.listen, "one").await;
+    answers(daemon.listen, "one").await;
 
     let mut old = ws_connect(daemon.listen).await;
     assert_eq!(next_text(&mut old).await, "one");
@@ -624,7 +622,7 @@ async fn exact_network_names_and_an_accessory_kept_off_the_host() {
     assert!(!status.is_empty(), "docker run {lookalike} failed");
     let out = project.cutover(&daemon, &["deploy"]);
     expect_code(&out, 0, &daemon);
-    wait_for_answer(daemon.listen, "networked").await;
+    answers(daemon.listen, "networked").await;
 
     // Not published: no host port, reachable by name on the network.
     assert_eq!(docker(&["port", "cvp-net-cache"]).trim(), "");

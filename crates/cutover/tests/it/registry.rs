@@ -165,7 +165,7 @@ async fn a_private_image_deploys_with_the_users_docker_login() {
 
     let out = deploy(login_dir.path());
     expect_code(&out, 0, &daemon);
-    crate::deploy::wait_for_answer(daemon.listen, "private").await;
+    crate::util::answers(daemon.listen, "private").await;
     // The daemon's log never shows the password.
     assert!(!daemon.stderr().contains("s3cr3t-pass"));
     drop(project);

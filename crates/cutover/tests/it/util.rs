@@ -356,3 +356,84 @@ pub async fn get_until_ok(addr: SocketAddr, path: &str) -> String {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// GETs of `/` on a fresh connection each, until stopped; bounded in count
+/// too. Each answer is tallied by its body (the test origin answers with
+/// its name).
+pub struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<Tally>,
+}
+
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub bodies: std::collections::BTreeMap<String, u64>,
+    pub failed: Vec<String>,
+}
+
+impl Load {
+    pub fn start(addr: SocketAddr) -> Load {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut tally = Tally::default();
+            for _ in 0..200_000 {
+                if done.load(Ordering::Relaxed) {
+                    break;
+                }
+                match tcp_request(addr, Method::GET, "/", &[]).await {
+                    Ok((s, body)) if s.is_success() => {
+                        let body = String::from_utf8_lossy(&body).into_owned();
+                        *tally.bodies.entry(body).or_default() += 1;
+                    }
+                    Ok((s, body)) => tally
+                        .failed
+                        .push(format!("{s}: {}", String::from_utf8_lossy(&body))),
+                    Err(e) => tally.failed.push(e.to_string()),
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            tally
+        });
+        Load { stop, task }
+    }
+
+    pub async fn stop(self) -> Tally {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap()
+    }
+}
+
+impl Tally {
+    pub fn ok(&self) -> u64 {
+        self.bodies.values().sum()
+    }
+
+    pub fn assert_none_failed(&self) {
+        assert!(self.ok() > 0, "the load sent nothing");
+        assert!(
+            self.failed.is_empty(),
+            "{} of {} requests failed: {:?}",
+            self.failed.len(),
+            self.ok() as usize + self.failed.len(),
+            &self.failed[..self.failed.len().min(5)]
+        );
+    }
+}
+
+/// Polls `GET /` at `addr` until it answers 200 with `want` (bounded).
+pub async fn answers(addr: SocketAddr, want: &str) {
+    let start = Instant::now();
+    let mut last = String::new();
+    while start.elapsed() < PATIENCE {
+        if let Ok((s, body)) = tcp_request(addr, Method::GET, "/", &[]).await {
+            let body = String::from_utf8_lossy(&body);
+            last = format!("{s} {body}");
+            if s.is_success() && body == want {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{addr} never answered {want:?}; last {last}");
+}

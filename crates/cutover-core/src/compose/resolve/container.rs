@@ -241,9 +241,9 @@ fn devices(cx: &mut Ctx<'_>, v: &Value, p: &KeyPath) -> Vec<Device> {
     out
 }
 
-/// `deploy:`: its `resources` are honoured; the rest is Swarm's (placement,
-/// update and rollback settings) or a replica count, which on one host
-/// cutover does not apply yet, and says so.
+/// `deploy:`: its `resources` are honoured (`replicas` is read with
+/// `scale`, in `service.rs`); the rest is Swarm's placement, update and
+/// rollback settings, which on one host do not apply, and it says so.
 fn resources(cx: &mut Ctx<'_>, v: &Value, p: &KeyPath) -> Resources {
     let mut out = Resources::default();
     let Some(m) = cx.mapping(v, p) else {
@@ -269,16 +269,17 @@ fn resources(cx: &mut Ctx<'_>, v: &Value, p: &KeyPath) -> Resources {
                     }
                 }
             }
-            "replicas" | "mode" | "placement" | "update_config" | "rollback_config"
-            | "restart_policy" | "labels" | "endpoint_mode" => cx.warn(
+            "replicas" => {}
+            "mode" | "placement" | "update_config" | "rollback_config" | "restart_policy"
+            | "labels" | "endpoint_mode" => cx.warn(
                 &kp,
-                format!("deploy.{k} is ignored: cutover runs one container per service on this host (per color for an app)"),
+                format!("deploy.{k} is ignored: it is Swarm's, and cutover runs on one host"),
                 None,
             ),
             other => cx.error_hint(
                 &kp,
                 format!("unknown key `{other}`"),
-                "deploy accepts resources (honoured), and Swarm's replicas, placement and update settings (ignored)",
+                "deploy accepts resources and replicas (honoured), and Swarm's placement and update settings (ignored)",
             ),
         }
     }

@@ -20,6 +20,7 @@ use super::merge::{keyed_list_to_map, merge_files, strip_tags};
 use super::model::*;
 use crate::service::{HealthCheck, Timeouts};
 
+mod app_calls;
 mod container;
 mod ctx;
 mod files;
@@ -30,12 +31,14 @@ mod names;
 mod options;
 mod paths;
 mod ports;
+mod replicas;
 mod service;
 mod shell;
 mod source;
 mod top_level;
 mod x_cutover;
 
+use app_calls::*;
 use container::*;
 use ctx::*;
 use files::*;
@@ -46,6 +49,7 @@ use options::*;
 pub(crate) use paths::clean_container_path;
 use paths::*;
 pub use ports::*;
+use replicas::*;
 use service::*;
 pub use shell::*;
 use source::*;
@@ -283,6 +287,7 @@ fn resolve_root(
     }
     share_network_stacks(cx, &services_p, &mut accessories, &apps);
     host_port_conflicts(cx, &services_p, &apps, &accessories);
+    route_app_calls(&mut apps, &mut accessories);
     let default_used = resolver.default_network_used;
     // Like Compose, a network or volume no service uses is left out: it is
     // neither created nor shown.

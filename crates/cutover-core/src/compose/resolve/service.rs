@@ -227,6 +227,8 @@ impl ServiceResolver<'_> {
             profiles: get("profiles")
                 .map(|v| cx.string_list(v, &p.key("profiles")))
                 .unwrap_or_default(),
+            app_hosts: BTreeMap::new(),
+            replicas: replicas(cx, get("scale"), get("deploy"), is_app, p),
         };
         datastore_warnings(cx, &spec, p);
         let container_name = cx.opt_string(get("container_name"), &p.key("container_name"));

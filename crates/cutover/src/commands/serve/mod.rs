@@ -106,6 +106,7 @@ async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
 
     // 2. The routes, as the last daemon on this state dir saved them.
     let proxy = Proxy::new(settings.proxy.clone());
+    proxy.main_listener(listen);
     proxy.adopt_ports(std::mem::take(&mut bound.ports));
     restore(&proxy, &store).map_err(fail)?;
     let shutdown = CancellationToken::new();
