@@ -5,6 +5,8 @@ use cutover_core::compose::*;
 use cutover_core::plan::*;
 use cutover_core::service::Color;
 
+mod common;
+
 struct EnvFiles(Vec<(String, String)>);
 
 impl ProjectFiles for EnvFiles {
@@ -469,19 +471,7 @@ fn an_accessory_that_depends_on_an_app_starts_after_it() {
 #[test]
 fn the_plan_lists_each_image_and_where_it_comes_from() {
     let src = "name: shop\nservices:\n  web:\n    build: ./web\n    x-cutover: {port: 8080}\n  cache:\n    image: redis:7\n  db:\n    image: postgres:16\n    pull_policy: always\n  jobs:\n    image: postgres:16\n";
-    let load_src = |src: &str| {
-        let input = LoadInput {
-            files: vec![ComposeFile {
-                path: PathBuf::from("compose.yaml"),
-                content: src.into(),
-            }],
-            project_dir: PathBuf::from("/srv/shop"),
-            project_name: None,
-            env: BTreeMap::new(),
-        };
-        load(&input, &NoFiles).unwrap()
-    };
-    let desired = load_src(src);
+    let desired = common::ok(src);
     let observed = Observed {
         images: BTreeMap::from([
             ("redis:7".to_string(), "sha256:redis".to_string()),
@@ -524,7 +514,7 @@ fn the_plan_lists_each_image_and_where_it_comes_from() {
     );
     // Never pulled and not here: the plan says so before anything runs.
     let never = plan_with(
-        &load_src("services:\n  cache:\n    image: redis:8\n    pull_policy: never\n"),
+        &common::ok("services:\n  cache:\n    image: redis:8\n    pull_policy: never\n"),
         &observed,
         &PlanOptions::default(),
     )
