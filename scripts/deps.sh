@@ -3,8 +3,9 @@
 # The lists below are the single place to add a package.
 #
 #   scripts/deps.sh            packages for the tests and CI
+#   scripts/deps.sh demo       what examples/athens/demo.sh runs, and no more
 #   scripts/deps.sh bench      packages for bench/*.sh
-#   scripts/deps.sh all        both
+#   scripts/deps.sh all        tests and bench
 #
 # Does nothing (and needs no root) when everything is installed already.
 set -euo pipefail
@@ -24,12 +25,15 @@ TEST_PACKAGES=(docker.io debootstrap ca-certificates curl tar gzip shellcheck re
 # docker-compose (the 1.29 Python one, which this engine's API accepts):
 # bench/deploy-compare.sh runs the field report's compose-file deploys with it.
 BENCH_PACKAGES=(nginx haproxy caddy wrk nghttp2-client curl socat python3 docker-compose)
+# The demo: the engine, the base image's debootstrap, and curl as its client.
+DEMO_PACKAGES=(docker.io debootstrap ca-certificates curl)
 
 case "${1:-test}" in
 test) wanted=("${TEST_PACKAGES[@]}") ;;
+demo) wanted=("${DEMO_PACKAGES[@]}") ;;
 bench) wanted=("${BENCH_PACKAGES[@]}") ;;
 all) wanted=("${TEST_PACKAGES[@]}" "${BENCH_PACKAGES[@]}") ;;
-*) die "unknown package set '$1'" "use one of: test, bench, all" ;;
+*) die "unknown package set '$1'" "use one of: test, demo, bench, all" ;;
 esac
 
 missing=()

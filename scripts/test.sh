@@ -10,7 +10,9 @@
 # 2. uses the running Docker engine, or starts dockerd and stops it at the end,
 # 3. builds the local test images (scripts/images.sh; cached),
 # 4. runs cargo test --workspace and prints a summary,
-# 5. runs examples/athens/demo.sh, the README's first command (whole suite only).
+# 5. runs examples/athens/demo.sh, the README's first command, then
+#    docs/quickstart.md's commands (scripts/quickstart.sh: installs cutover
+#    into /usr/local as the page does; root only), whole suite only.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -76,5 +78,15 @@ if [ $# -eq 0 ]; then
     ATHENS_PROJECT=athens-ci "$CUTOVER_ROOT/examples/athens/demo.sh" >"$CUTOVER_LOG_DIR/demo.log" 2>&1 ||
         { tail -n 40 "$CUTOVER_LOG_DIR/demo.log" >&2; die "examples/athens/demo.sh failed; the full output is in $CUTOVER_LOG_DIR/demo.log"; }
     grep '^  ok ' "$CUTOVER_LOG_DIR/demo.log" || true
+    # After the demo: its release build of cutover is what the page's
+    # `cargo install --path` reuses.
+    if [ "$(id -u)" -eq 0 ]; then
+        log "test: docs/quickstart.md (scripts/quickstart.sh)"
+        "$CUTOVER_ROOT/scripts/quickstart.sh" >"$CUTOVER_LOG_DIR/quickstart.log" 2>&1 ||
+            { tail -n 40 "$CUTOVER_LOG_DIR/quickstart.log" >&2; die "docs/quickstart.md's commands failed; the full output is in $CUTOVER_LOG_DIR/quickstart.log"; }
+        tail -n 1 "$CUTOVER_LOG_DIR/quickstart.log"
+    else
+        log "test: docs/quickstart.md not run: it installs into /usr/local and needs root"
+    fi
 fi
 log "test: all passed"

@@ -25,7 +25,7 @@ docker_reachable || die "no Docker engine is reachable" \
 "$ROOT/scripts/images.sh" redis # builds the base first when it is missing
 
 log "athens: cargo build --release -p athens"
-(cd "$ROOT" && cargo build --release -q -p athens) ||
+(cd "$ROOT" && cargo build --release -p athens) ||
     die "cargo could not build athens" "see the cargo output above"
 target_dir="${CARGO_TARGET_DIR:-$ROOT/target}"
 case "$target_dir" in /*) ;; *) target_dir="$ROOT/$target_dir" ;; esac

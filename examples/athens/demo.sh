@@ -77,19 +77,29 @@ fi
 # The value of a top-level JSON field, without jq: enough for athens' flat answers.
 field() { sed -n "s/.*\"$1\":\(\"[^\"]*\"\|[0-9]*\).*/\1/p" | tr -d '"'; }
 
+cat <<EOF
+This demo installs what it runs if missing (Debian's docker.io, debootstrap,
+curl; root and the Debian mirror needed), builds a Debian base image, the
+example app and cutover, and deploys the app twice through a private cutover
+daemon on $URL. A cold run takes about 10 minutes and leaves about 470 MB of
+images (cutover-base, athens, Redis); the project's containers, network and
+volume are removed at the end.
+EOF
+
 # A fresh machine has neither the packages nor a running engine.
 step "packages and Docker engine"
-"$ROOT/scripts/deps.sh" test
+"$ROOT/scripts/deps.sh" demo
 ensure_dockerd
 
 step "build the images (build-local.sh)"
 "$HERE/build-local.sh"
 
-step "build cutover"
-(cd "$ROOT" && cargo build -q -p cutover) || die "cargo could not build cutover"
+step "build cutover (cargo's progress below; a few minutes the first time)"
+# Release, like the app: the dependencies they share are built once.
+(cd "$ROOT" && cargo build --release -p cutover) || die "cargo could not build cutover"
 target_dir="${CARGO_TARGET_DIR:-$ROOT/target}"
 case "$target_dir" in /*) ;; *) target_dir="$ROOT/$target_dir" ;; esac
-CUTOVER="$target_dir/debug/cutover"
+CUTOVER="$target_dir/release/cutover"
 
 step "cutover serve --listen 127.0.0.1:$PORT (state in $WORK)"
 "$CUTOVER" serve --listen "127.0.0.1:$PORT" --state-dir "$WORK/state" >"$WORK/daemon.log" 2>&1 &
@@ -101,9 +111,9 @@ for _ in $(seq 1 100); do
 done
 "$CUTOVER" status >/dev/null || die "the daemon did not answer on $CUTOVER_SOCKET within 20s"
 
-step "deploy athens 1.0.0 (the first deploy: blue)"
+step "deploy athens 1.0.0"
 DEPLOYED=1
-APP_VERSION=1.0.0 "$CUTOVER" deploy -f "$COMPOSE" -p "$PROJECT" --version 1.0.0
+APP_VERSION=1.0.0 "$CUTOVER" deploy -f "$COMPOSE" -p "$PROJECT" --version-label 1.0.0
 
 step "three visits through the proxy"
 for _ in 1 2 3; do curl -fsS "$URL/api/v1/visits"; echo; done
@@ -117,7 +127,7 @@ location="$(curl -fsS -o /dev/null -w '%{redirect_url}' "$URL/api/v1/open/oauth/
 [ -n "$location" ] || die "/api/v1/open/oauth/start did not redirect"
 echo "redirected to $location"
 
-step "deploy athens 2.0.0 (green) while a client calls /api/v1/visits"
+step "deploy athens 2.0.0 to the other color while a client calls /api/v1/visits"
 # Bounded: at most 3000 requests, ending when the deploy is done.
 (
     ok=0 failed=0
@@ -128,7 +138,7 @@ step "deploy athens 2.0.0 (green) while a client calls /api/v1/visits"
     echo "$ok $failed" >"$WORK/load-result"
 ) &
 LOAD_PID=$!
-APP_VERSION=2.0.0 "$CUTOVER" deploy -f "$COMPOSE" -p "$PROJECT" --version 2.0.0
+APP_VERSION=2.0.0 "$CUTOVER" deploy -f "$COMPOSE" -p "$PROJECT" --version-label 2.0.0
 touch "$WORK/stop-load"
 wait "$LOAD_PID"
 LOAD_PID=""

@@ -70,7 +70,22 @@ impl Diagnose for LoadError {
                 Some("run cutover in the project's folder or pass -f <file>".into())
             }
             LoadError::EnvFile { hint, .. } => hint.clone(),
-            LoadError::Read { .. } | LoadError::Compose(_) => None,
+            LoadError::Read { path, source } => match source.kind() {
+                std::io::ErrorKind::NotFound => Some(format!(
+                    "check the path: {} is read from the folder cutover runs in{}",
+                    path.display(),
+                    if path.is_relative() {
+                        ", or pass an absolute path"
+                    } else {
+                        ""
+                    }
+                )),
+                std::io::ErrorKind::PermissionDenied => {
+                    Some("make the file readable by the user running cutover".into())
+                }
+                _ => None,
+            },
+            LoadError::Compose(_) => None,
         }
     }
 }

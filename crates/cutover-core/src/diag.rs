@@ -109,9 +109,26 @@ impl fmt::Display for Report {
     }
 }
 
+/// `1 container`, `6 containers`: a count and its noun, as messages say it
+/// (docs/style.md: no `container(s)`).
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_count_names_its_noun_once_or_in_the_plural() {
+        assert_eq!(count(1, "volume"), "1 volume");
+        assert_eq!(count(0, "volume"), "0 volumes");
+        assert_eq!(count(6, "container"), "6 containers");
+    }
 
     #[test]
     fn renders_message_detail_and_hint_in_that_order() {

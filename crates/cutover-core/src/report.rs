@@ -78,6 +78,9 @@ pub struct KeptVersion {
     pub released_ms: Option<u64>,
     /// Still running while the proxy drains it; stopped once drained.
     pub retiring: bool,
+    /// Drained, and being stopped (its stop grace period runs).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopping: bool,
 }
 
 /// A compose service that is not routed (a database, a cache): one container.
@@ -173,6 +176,7 @@ mod tests {
                     container: "athens-backend-blue".into(),
                     released_ms: Some(1_763_990_000_000),
                     retiring: false,
+                    stopping: false,
                 }],
                 draining_connections: 0,
             }],

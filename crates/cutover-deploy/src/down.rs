@@ -2,7 +2,7 @@
 //! routes and the networks cutover created. Volumes hold data: only removed
 //! when asked (`volumes: true`), and external ones never.
 
-use cutover_core::diag::Report;
+use cutover_core::diag::{count, Report};
 use std::collections::BTreeSet;
 
 use cutover_core::progress::Outcome;
@@ -117,17 +117,18 @@ async fn down(
         )));
     }
     let mut message = format!(
-        "{project} is down: removed {} container(s), {} network(s)",
-        list.len(),
-        networks.len()
+        "{project} is down: removed {}, {}",
+        count(list.len(), "container"),
+        count(networks.len(), "network")
     );
     let mut hint = None;
     if cmd.volumes {
-        message.push_str(&format!(", {} volume(s)", volumes.len()));
+        message.push_str(&format!(", {}", count(volumes.len(), "volume")));
     } else if !volumes.is_empty() {
         message.push_str(&format!(
-            "; kept {} volume(s) with their data",
-            volumes.len()
+            "; kept {} with {} data",
+            count(volumes.len(), "volume"),
+            if volumes.len() == 1 { "its" } else { "their" }
         ));
         hint = Some("`cutover down --volumes` also deletes the volumes");
     }

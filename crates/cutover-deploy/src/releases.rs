@@ -134,16 +134,6 @@ impl Releases {
         .await
     }
 
-    pub fn projects(&self) -> Vec<String> {
-        let Ok(rd) = std::fs::read_dir(&self.dir) else {
-            return Vec::new();
-        };
-        rd.filter_map(|e| e.ok())
-            .filter(|e| e.path().is_dir())
-            .filter_map(|e| e.file_name().to_str().map(str::to_string))
-            .collect()
-    }
-
     pub fn services(&self, project: &str) -> Vec<String> {
         let Ok(rd) = std::fs::read_dir(self.dir.join(store::safe_name(project))) else {
             return Vec::new();

@@ -154,6 +154,11 @@ impl Retirements {
         lock(&self.entries).contains_key(id)
     }
 
+    /// Whether container `id` is drained and its stop is under way.
+    pub fn is_stopping(&self, id: &str) -> bool {
+        lock(&self.entries).get(id).is_some_and(|e| e.acting)
+    }
+
     /// Takes container `id` back from its retirement (it is going live
     /// again). Returns once it is safe to start it: at once when the stop
     /// had not begun, else when the stop is over.

@@ -16,6 +16,7 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 
 use crate::history::Entry;
 use crate::observe::AppContainer;
+use crate::replicas;
 use crate::DeployEngine;
 
 pub use cutover_core::progress::LogsQuery;
@@ -46,7 +47,11 @@ impl DeployEngine {
                 service: service.clone(),
                 route,
                 live,
-                kept: state.kept.iter().map(kept).collect(),
+                kept: state
+                    .kept
+                    .iter()
+                    .map(|c| kept(c, inner.retirements.is_stopping(&c.info.id)))
+                    .collect(),
                 draining_connections: ps
                     .map(|s| {
                         s.draining
@@ -125,7 +130,9 @@ impl DeployEngine {
         })
     }
 
-    /// Projects with containers on this engine or releases on record.
+    /// Projects with containers on this engine. One that is down is gone
+    /// from the list; its releases stay on record, so a later deploy can
+    /// still roll back to what it ran.
     pub async fn projects(&self) -> Result<Vec<ProjectSummary>, EngineError> {
         let list = self
             .inner
@@ -139,9 +146,6 @@ impl DeployEngine {
             if c.state == ContainerState::Running {
                 e.1 += 1;
             }
-        }
-        for p in self.inner.releases.projects() {
-            by.entry(p).or_default();
         }
         Ok(by
             .into_iter()
@@ -191,26 +195,49 @@ impl DeployEngine {
         let names: Vec<String> = if let Some(info) = obs.accessories.get(&service) {
             vec![info.name.clone()]
         } else {
-            let state = obs
-                .apps
-                .get(&service)
-                .ok_or_else(|| format!("no containers of {service} in project {project}"))?;
-            if q.all {
+            let Some(state) = obs.apps.get(&service) else {
+                let known: Vec<&str> = obs
+                    .apps
+                    .keys()
+                    .chain(obs.accessories.keys())
+                    .map(String::as_str)
+                    .collect();
+                return Err(Report::new(format!(
+                    "no containers of {service} in project {project}"
+                ))
+                .hint(if known.is_empty() {
+                    format!("project {project} has no containers: deploy it first")
+                } else {
+                    format!("its services with containers: {}", known.join(", "))
+                }));
+            };
+            let shown: Vec<&AppContainer> = if q.all {
                 state
                     .live
                     .iter()
                     .chain(&state.stray)
                     .chain(&state.kept)
-                    .map(|c| c.name().to_string())
                     .collect()
             } else {
-                match state.live.as_ref().or(state.kept.first()) {
-                    Some(c) => vec![c.name().to_string()],
-                    None => Vec::new(),
-                }
+                state
+                    .live
+                    .as_ref()
+                    .or(state.kept.first())
+                    .into_iter()
+                    .collect()
+            };
+            // Each color's other replicas with it.
+            let mut names = Vec::new();
+            for c in shown {
+                names.push(c.name().to_string());
+                let followers = replicas::followers(&*self.inner.engine, &c.info)
+                    .await
+                    .map_err(Report::from)?;
+                names.extend(followers.into_iter().map(|f| f.name));
             }
+            names
         };
-        let prefix = q.all;
+        let prefix = q.all || names.len() > 1;
         let line = move |name: &str, _source: LogSource, text: String| {
             let mut s = String::new();
             if prefix {
@@ -245,13 +272,14 @@ impl DeployEngine {
     }
 }
 
-fn kept(c: &AppContainer) -> KeptVersion {
+fn kept(c: &AppContainer, stopping: bool) -> KeptVersion {
     KeptVersion {
         version: c.version.clone(),
         version_id: c.version_id.clone(),
         container: c.name().to_string(),
         released_ms: c.release.as_ref().map(|r| r.released_ms),
         retiring: c.retiring,
+        stopping,
     }
 }
 

@@ -2,7 +2,6 @@
 //! Docker engine, three deploys under load (the second one broken on purpose). A
 //! correctness check, not a timing one: it asserts that nothing failed, never how fast.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -130,12 +129,7 @@ impl Drop for Daemon {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
+use cutover_test::free_port;
 
 /// Rewrites one `key: value` line of the x-cutover block; panics when the line is gone,
 /// so a changed example file breaks this test loudly instead of silently testing defaults.

@@ -13,7 +13,8 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand,
     name = "cutover",
     version,
     about = "Zero-downtime blue/green deploys of containerized web apps.",
-    propagate_version = true,
+    // `cutover --version` alone prints the program's version: no command
+    // takes a flag of that name with another meaning beside it.
     max_term_width = 100
 )]
 pub struct Cli {
@@ -37,8 +38,6 @@ pub enum Command {
     /// Run the daemon: the reverse proxy and its control API
     Serve(Box<ServeArgs>),
     /// Deploy a compose project blue/green: accessories reconciled, apps switched with no downtime
-    // `--version` is the release label here, not cutover's version.
-    #[command(disable_version_flag = true)]
     Deploy(DeployArgs),
     /// Show what `deploy` would do, without doing it
     Plan(PlanArgs),
@@ -57,6 +56,17 @@ pub enum Command {
     /// Replace the running daemon with a new process of the cutover on PATH,
     /// refusing no connection: for a binary upgrade or a restart
     Upgrade(UpgradeArgs),
+    /// Print a shell completion script: `cutover completions bash > /etc/bash_completion.d/cutover`
+    Completions(CompletionsArgs),
+    /// Print the man page (roff): `cutover man > /usr/local/share/man/man1/cutover.1`
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
 }
 
 /// Which compose project: found like Docker Compose finds it.
@@ -89,13 +99,12 @@ impl ProjectArgs {
     }
 }
 
+// No doc comments on the values: they would give `deploy --help` clap's
+// long layout, unlike every other command; `--pull`'s help says them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Pull {
-    /// Pull images that are not on the host
     Missing,
-    /// Pull every image, to pick up a moved tag
     Always,
-    /// Never pull; a missing image fails the deploy
     Never,
 }
 
@@ -113,10 +122,12 @@ pub struct DeployArgs {
     pub force: bool,
 
     /// Version label shown in status and history, e.g. a git SHA [default: a short hash]
-    #[arg(long, value_name = "VERSION")]
+    // `--version` still works, as before: no command has cutover's own.
+    #[arg(long = "version-label", alias = "version", value_name = "LABEL")]
     pub version: Option<String>,
 
-    /// When to pull images
+    /// When to pull images: missing (those not on the host), always (to pick up
+    /// a moved tag), never (a missing image fails the deploy)
     #[arg(long, value_enum, default_value_t = Pull::Missing, value_name = "WHEN")]
     pub pull: Pull,
 
@@ -218,20 +229,11 @@ pub struct LogsArgs {
     #[arg(value_name = "SERVICE")]
     pub service: String,
 
-    /// Compose file; repeat to merge several (-f is --follow here, as in docker logs)
-    #[arg(long = "file", value_name = "FILE")]
-    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub project: ProjectArgs,
 
-    /// Project name [default: the compose file's `name:`, else its folder's name]
-    #[arg(short = 'p', long = "project-name", value_name = "NAME")]
-    pub project_name: Option<String>,
-
-    /// File of variables for the compose file [default: .env beside the first compose file]
-    #[arg(long, value_name = "FILE")]
-    pub env_file: Option<PathBuf>,
-
-    /// Keep printing new lines until interrupted
-    #[arg(short = 'f', long)]
+    /// Keep printing new lines until interrupted (`-f` is `--file`, as in every command)
+    #[arg(long)]
     pub follow: bool,
 
     /// Number of lines from the end to start with
@@ -245,17 +247,6 @@ pub struct LogsArgs {
     /// Old colors too, each line prefixed by its container
     #[arg(long)]
     pub all: bool,
-}
-
-impl LogsArgs {
-    pub fn project(&self) -> ProjectArgs {
-        ProjectArgs {
-            files: self.files.clone(),
-            project_name: self.project_name.clone(),
-            env_file: self.env_file.clone(),
-            profiles: Vec::new(),
-        }
-    }
 }
 
 #[derive(Debug, Args)]
@@ -566,7 +557,7 @@ mod tests {
             "cutover",
             "deploy",
             "web",
-            "--version",
+            "--version-label",
             "3f2a9c1",
             "-f",
             "a.yaml",
@@ -592,14 +583,31 @@ mod tests {
     }
 
     #[test]
-    fn logs_dash_f_follows() {
-        let (cli, _) = parse_from(["cutover", "logs", "web", "-f", "--tail", "5"]).unwrap();
+    fn dash_f_is_the_compose_file_in_every_command() {
+        let (cli, _) = parse_from([
+            "cutover", "logs", "web", "-f", "a.yaml", "--follow", "--tail", "5",
+        ])
+        .unwrap();
         let Command::Logs(args) = cli.command else {
             panic!()
         };
         assert!(args.follow);
         assert_eq!(args.tail, 5);
-        assert!(args.project().files.is_empty());
+        assert_eq!(args.project.files, [PathBuf::from("a.yaml")]);
+        // The old spelling of the release label still reads as one.
+        let (cli, _) = parse_from(["cutover", "deploy", "--version", "v2"]).unwrap();
+        let Command::Deploy(args) = cli.command else {
+            panic!()
+        };
+        assert_eq!(args.version.as_deref(), Some("v2"));
+    }
+
+    #[test]
+    fn only_cutover_itself_prints_its_version() {
+        let e = parse_from(["cutover", "plan", "-V"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument);
+        let e = parse_from(["cutover", "-V"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::DisplayVersion);
     }
 
     #[test]

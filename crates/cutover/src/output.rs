@@ -180,7 +180,9 @@ pub fn project_status(s: &ProjectStatus, paint: Paint, now_ms: u64) -> String {
                     a.kept
                         .iter()
                         .map(|k| {
-                            if k.retiring {
+                            if k.stopping {
+                                format!("{} (stopping)", k.version)
+                            } else if k.retiring {
                                 format!("{} (draining)", k.version)
                             } else {
                                 k.version.clone()
@@ -345,7 +347,7 @@ fn config_change(c: &ConfigChange) -> String {
     let mut s = format!("changed: {}", c.fields.join(", "));
     let env = env_keys(&c.env);
     if !env.is_empty() {
-        s.push_str(&format!(" (env keys {}; values not shown)", env.join("; ")));
+        s.push_str(&format!("; env keys {}, values not shown", env.join("; ")));
     }
     s
 }
@@ -615,7 +617,7 @@ mod tests {
         insta::assert_snapshot!(plan_text("athens", &plan), @r"
         plan for project athens:
           keep accessory redis running as athens-redis (unchanged)
-          deploy app backend to green as athens-backend-green, version 9c1 (changed: environment (env keys added REDIS_PASSWORD; changed REDIS_HOST; values not shown))
+          deploy app backend to green as athens-backend-green, version 9c1 (changed: environment; env keys added REDIS_PASSWORD; changed REDIS_HOST, values not shown)
           after the deploy, remove old versions of backend: athens-backend-1e0d7b2
         warning: redis publishes 0.0.0.0:6379 with no password
         hint: remove `ports:`

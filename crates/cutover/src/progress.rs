@@ -119,11 +119,13 @@ pub fn event_lines(event: &ProgressEvent, paint: Paint) -> Vec<Line> {
                 .as_deref()
                 .map(|d| format!(": {d}"))
                 .unwrap_or_default();
-            vec![out(format!(
-                "{} {what}{detail} {}",
-                paint.green("done"),
-                paint.dim(&format!("({})", elapsed(*elapsed_ms)))
-            ))]
+            // A step that took no time (one handed to the background) shows
+            // none rather than `(0ms)`.
+            let took = match elapsed_ms {
+                0 => String::new(),
+                ms => format!(" {}", paint.dim(&format!("({})", elapsed(*ms)))),
+            };
+            vec![out(format!("{} {what}{detail}{took}", paint.green("done")))]
         }
         ProgressEvent::StepFailed {
             what,
@@ -150,6 +152,9 @@ pub fn event_lines(event: &ProgressEvent, paint: Paint) -> Vec<Line> {
         ProgressEvent::Logs { container, lines } => {
             // The daemon sends the first and the last lines, with a `… N
             // lines …` line between when it left some out.
+            if lines.is_empty() {
+                return vec![out(format!("log of {container}: empty"))];
+            }
             let mut v = vec![out(format!("log of {container}:"))];
             v.extend(
                 lines

@@ -347,7 +347,7 @@ fn retire(
         .map(|r| specs::stop_grace(&r.app.service))
         .unwrap_or_else(|| specs::stop_grace(&app.service));
     let remove = prune.iter().any(|n| n == old.name());
-    let step = p.step(format!("retire {} once drained", old.name()));
+    let step = p.step(format!("retire {} in the background", old.name()));
     inner.retirements.start(
         inner.engine.clone(),
         inner.proxy.clone(),
@@ -373,7 +373,7 @@ fn retire(
     p.done(
         step,
         Some(format!(
-            "in the background: requests get up to {}, WebSockets up to {}, then it is {}",
+            "requests get up to {} and WebSockets up to {} to drain, then it is {}",
             humantime::format_duration(t.drain),
             humantime::format_duration(t.websocket_drain),
             if remove {

@@ -10,8 +10,13 @@ async fn down_keeps_volumes_unless_asked() {
     let ev = collect(h.engine.down("athens".into(), Default::default())).await;
     let (o, msg) = outcome(&ev);
     assert_eq!(o, Outcome::Ok, "{ev:#?}");
-    assert!(msg.contains("kept 1 volume"), "{msg}");
+    assert_eq!(
+        msg,
+        "athens is down: removed 3 containers, 1 network; kept 1 volume with its data"
+    );
     assert!(h.fake.container_names().is_empty());
+    // Gone from the list of projects, though its releases stay on record.
+    assert!(h.engine.projects().await.unwrap().is_empty());
     assert!(h.fake.network_names().is_empty());
     assert_eq!(h.fake.volume_names(), vec!["athens_redis-data"]);
     assert!(h.live().is_none());

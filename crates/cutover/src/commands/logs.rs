@@ -10,7 +10,7 @@ use crate::error::CliError;
 use crate::exit::ExitStatus;
 
 pub fn run(args: &LogsArgs, client: &DaemonClient) -> Result<ExitStatus, CliError> {
-    let project = super::project_name(&args.project())?;
+    let project = super::project_name(&args.project)?;
     let mut path = format!(
         "{}?service={}&tail={}",
         super::project_path(&project, "logs"),

@@ -1,6 +1,7 @@
 //! One module per subcommand; each takes its parsed arguments and returns the
 //! exit status or a [`CliError`].
 
+mod completions;
 mod config;
 mod deploy;
 mod down;
@@ -37,6 +38,8 @@ pub fn run(cli: Cli, origins: Origins) -> Result<ExitStatus, CliError> {
         Command::Down(args) => down::run(args, &client(&cli.global, &origins, &env)?),
         Command::Config(args) => config::run(args),
         Command::Upgrade(args) => upgrade::run(args, &client(&cli.global, &origins, &env)?),
+        Command::Completions(args) => completions::completions(args),
+        Command::Man => completions::man(),
     }
 }
 

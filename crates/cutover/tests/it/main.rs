@@ -14,3 +14,4 @@ mod replicas;
 mod socket;
 mod upgrade;
 mod util;
+mod words;

@@ -66,15 +66,7 @@ pub fn run_with_stdin(cmd: &mut Command, input: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
-/// A port that was free a moment ago, for listeners that cannot report the
-/// port they got.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use cutover_test::free_port;
 
 /// A running `cutover serve` with its own temporary socket and state.
 pub struct Daemon {

@@ -37,6 +37,7 @@ mod shell;
 mod source;
 mod top_level;
 mod x_cutover;
+mod yaml_syntax;
 
 use app_calls::*;
 use container::*;

@@ -16,13 +16,15 @@ pub(super) fn parse_source(
     let mut v: Value = match serde_norway::from_str(content) {
         Ok(v) => v,
         Err(e) => {
+            let at = e.location().map(|l| (l.line(), l.column()));
+            let syntax = yaml_syntax::explain(&e.to_string(), at, content);
             cx.errors.push(Diagnostic {
                 file: Some(shown),
-                line: e.location().map(|l| l.line()),
-                column: e.location().map(|l| l.column()),
+                line: Some(syntax.line),
+                column: Some(syntax.column),
                 key: String::new(),
-                message: format!("not valid YAML: {e}"),
-                hint: None,
+                message: syntax.message,
+                hint: Some(syntax.hint),
             });
             return None;
         }
