@@ -69,7 +69,7 @@ else
     # Into a staging root, so an unchanged binary is not rewritten; with
     # --path, cargo builds in this workspace's target/, reusing its release
     # build.
-    (cd "$CUTOVER_ROOT" && cargo install --locked --quiet --path crates/cutover --root "$staging") ||
+    (cd "$CUTOVER_ROOT" && cargo install --locked --path crates/cutover --root "$staging") ||
         die "cargo install failed" "see cargo's message above"
     built="$staging/bin/cutover"
 fi

@@ -13,8 +13,16 @@
 #
 # ATHENS_PROJECT (default athens) names the project; ATHENS_DEMO_PORT picks
 # the proxy port (default: 8080, or the first free one after it).
+# `--keep` leaves the project and its daemon running at the end, and says
+# how to stop them.
 # Exits non-zero, with the daemon's last log lines, if a step fails.
 set -euo pipefail
+KEEP=""
+case "${1:-}" in
+--keep) KEEP=1 ;;
+"") ;;
+*) printf 'usage: %s [--keep]\n' "$0" >&2; exit 2 ;;
+esac
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 # shellcheck source=../../scripts/lib.sh
@@ -47,6 +55,13 @@ cleanup() {
     local rc=$?
     set +e
     if [ -n "$LOAD_PID" ]; then kill "$LOAD_PID" 2>/dev/null; wait "$LOAD_PID" 2>/dev/null; fi
+    if [ -n "$KEEP" ] && [ "$rc" -eq 0 ]; then
+        step "kept running (--keep)"
+        echo "athens answers on $URL; its daemon (pid $DAEMON_PID) keeps its socket and state in $WORK."
+        echo "Stop both with:"
+        echo "  CUTOVER_SOCKET=$CUTOVER_SOCKET $CUTOVER down -f $COMPOSE -p $PROJECT --volumes && kill $DAEMON_PID && rm -rf $WORK"
+        exit 0
+    fi
     if [ -n "$DEPLOYED" ] && [ -n "$DAEMON_PID" ]; then
         step "cutover down"
         "$CUTOVER" down -f "$COMPOSE" -p "$PROJECT" --volumes

@@ -434,6 +434,34 @@ mod tests {
         insta::assert_snapshot!(render(&events));
     }
 
+    #[test]
+    fn a_background_step_and_an_empty_log_say_what_they_are() {
+        let events = [
+            ProgressEvent::StepStarted {
+                id: 4,
+                what: "retire demo-web-blue in the background".into(),
+            },
+            ProgressEvent::StepDone {
+                id: 4,
+                what: "retire demo-web-blue in the background".into(),
+                detail: Some(
+                    "requests get up to 30s and WebSockets up to 5m to drain, then it is stopped and kept"
+                        .into(),
+                ),
+                elapsed_ms: 0,
+            },
+            ProgressEvent::Logs {
+                container: "demo-web-green".into(),
+                lines: Vec::new(),
+            },
+        ];
+        insta::assert_snapshot!(render(&events), @r"
+        out 2026-01-02T03:04:05Z retire demo-web-blue in the background ...
+        out 2026-01-02T03:04:05Z done retire demo-web-blue in the background: requests get up to 30s and WebSockets up to 5m to drain, then it is stopped and kept
+        out 2026-01-02T03:04:05Z log of demo-web-green: empty
+        ");
+    }
+
     /// A newer daemon may send events and outcomes this build does not know:
     /// the stream is still followed to its end, and an unknown end is not a
     /// success.
