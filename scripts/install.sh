@@ -18,7 +18,7 @@
 #    without an outage (dist/README.md).
 #
 # --destdir DIR puts every file under DIR instead of / (packaging, tests).
-# Needs cargo (rustup or Debian's) unless CUTOVER_BINARY is set.
+# Needs cargo (Rust 1.89 or newer, from rustup) unless CUTOVER_BINARY is set.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -62,7 +62,7 @@ if [ -n "${CUTOVER_BINARY:-}" ]; then
     built="$CUTOVER_BINARY"
 else
     command -v cargo >/dev/null 2>&1 ||
-        die "cargo is not installed" "install Rust (https://rustup.rs, or apt-get install cargo), or set CUTOVER_BINARY to a built cutover"
+        die "cargo is not installed" "install Rust 1.89 or newer (https://rustup.rs; Debian bookworm's cargo is too old), or set CUTOVER_BINARY to a built cutover"
     staging="$(mktemp -d)"
     trap 'rm -rf "$staging"' EXIT
     log "install: cargo install --locked --path crates/cutover (a few minutes the first time)"
