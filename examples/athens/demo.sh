@@ -96,7 +96,7 @@ cat <<EOF
 This demo installs what it runs if missing (Debian's docker.io, debootstrap,
 curl; root and the Debian mirror needed), builds a Debian base image, the
 example app and cutover, and deploys the app twice through a private cutover
-daemon on $URL. A cold run takes about 10 minutes and leaves about 470 MB of
+daemon on $URL. A first run takes about 6 to 10 minutes and leaves about 470 MB of
 images (cutover-base, athens, Redis); the project's containers, network and
 volume are removed at the end.
 EOF
