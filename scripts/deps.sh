@@ -18,9 +18,11 @@ set -euo pipefail
 # nobody here wrote, which the hardening tests drive through the proxy.
 # python3-pip: scripts/compose-v2.sh installs Docker Compose v2 from PyPI.
 # docker-registry and apache2-utils (htpasswd): a private registry on
-# loopback, with a password, for the pull-credentials test.
+# loopback, with a password, for the pull-credentials test. zsh and fish
+# check the syntax of the completion scripts `cutover completions` prints.
 TEST_PACKAGES=(docker.io debootstrap ca-certificates curl tar gzip shellcheck redis-server
-    python3 python3-aiohttp python3-websockets python3-pip docker-registry apache2-utils)
+    python3 python3-aiohttp python3-websockets python3-pip docker-registry apache2-utils
+    zsh fish)
 # The proxies compared in docs/benchmarks.md and the load generators;
 # docker-compose (the 1.29 Python one, which this engine's API accepts):
 # bench/deploy-compare.sh runs the field report's compose-file deploys with it.

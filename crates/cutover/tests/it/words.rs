@@ -64,18 +64,31 @@ fn yaml_mistakes_are_shown_where_they_are_with_a_hint() {
 #[test]
 fn completions_and_the_man_page_come_from_the_parser() {
     let dir = tempfile::tempdir().unwrap();
-    let (code, script, _) = in_dir(dir.path(), &["completions", "bash"]);
-    assert_eq!(code, Some(0));
-    let path = dir.path().join("cutover.bash");
-    std::fs::write(&path, &script).unwrap();
-    let syntax = Command::new("bash").arg("-n").arg(&path).output().unwrap();
-    assert!(
-        syntax.status.success(),
-        "{}",
-        String::from_utf8_lossy(&syntax.stderr)
-    );
-    for flag in ["--version-label", "--follow", "--wait-lock"] {
-        assert!(script.contains(flag), "{flag} is not completed");
+    // Each shell reads its script without running it (scripts/deps.sh
+    // installs zsh and fish for this).
+    for (shell, check) in [
+        ("bash", &["bash", "-n"][..]),
+        ("zsh", &["zsh", "-n"][..]),
+        ("fish", &["fish", "--no-execute"][..]),
+    ] {
+        let (code, script, _) = in_dir(dir.path(), &["completions", shell]);
+        assert_eq!(code, Some(0));
+        let path = dir.path().join(format!("cutover.{shell}"));
+        std::fs::write(&path, &script).unwrap();
+        let syntax = Command::new(check[0])
+            .args(&check[1..])
+            .arg(&path)
+            .output()
+            .unwrap_or_else(|e| panic!("{shell} does not run ({e}): run scripts/deps.sh"));
+        assert!(
+            syntax.status.success(),
+            "{shell}: {}",
+            String::from_utf8_lossy(&syntax.stderr)
+        );
+        // fish writes `-l version-label`, the others `--version-label`.
+        for flag in ["version-label", "follow", "wait-lock"] {
+            assert!(script.contains(flag), "{shell} does not complete --{flag}");
+        }
     }
     let (code, page, _) = in_dir(dir.path(), &["man"]);
     assert_eq!(code, Some(0));
