@@ -10,7 +10,7 @@ mod hash;
 mod interpolate;
 mod locate;
 mod merge;
-mod model;
+pub(crate) mod model;
 mod options;
 mod resolve;
 

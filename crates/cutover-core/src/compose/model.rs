@@ -143,11 +143,13 @@ pub struct ServiceSpec {
     pub replicas: u32,
 }
 
-fn one() -> u32 {
+/// Serde's default for a replica count (the model's and the plan's).
+pub(crate) fn one() -> u32 {
     1
 }
 
-fn is_one(n: &u32) -> bool {
+/// A replica count of one is left out, so older hashes and plans stay.
+pub(crate) fn is_one(n: &u32) -> bool {
     *n == 1
 }
 

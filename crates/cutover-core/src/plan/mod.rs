@@ -117,7 +117,10 @@ pub enum Step {
         reason: DeployReason,
         /// Containers of the new color (`deploy.replicas`); the others
         /// follow `container`, named `<container>-2` and up.
-        #[serde(default = "one", skip_serializing_if = "is_one")]
+        #[serde(
+            default = "crate::compose::model::one",
+            skip_serializing_if = "crate::compose::model::is_one"
+        )]
         replicas: u32,
     },
     AppUpToDate {
@@ -628,12 +631,4 @@ fn describe_recreate(r: &RecreateReason) -> String {
             s
         }
     }
-}
-
-fn one() -> u32 {
-    1
-}
-
-fn is_one(n: &u32) -> bool {
-    *n == 1
 }
