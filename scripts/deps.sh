@@ -20,9 +20,12 @@ set -euo pipefail
 # docker-registry and apache2-utils (htpasswd): a private registry on
 # loopback, with a password, for the pull-credentials test. zsh and fish
 # check the syntax of the completion scripts `cutover completions` prints.
+# pebble (with pebble-challtestsrv): a real ACME CA on loopback for the HTTPS
+# tests; openssl shows which certificate a handshake got; nghttp2-client's
+# h2load is HTTP/2-over-TLS load through a switch.
 TEST_PACKAGES=(docker.io debootstrap ca-certificates curl tar gzip shellcheck redis-server
     python3 python3-aiohttp python3-websockets python3-pip docker-registry apache2-utils
-    zsh fish)
+    zsh fish pebble openssl nghttp2-client)
 # The proxies compared in docs/benchmarks.md and the load generators;
 # docker-compose (the 1.29 Python one, which this engine's API accepts):
 # bench/deploy-compare.sh runs the field report's compose-file deploys with it.

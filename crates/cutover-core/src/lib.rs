@@ -19,4 +19,5 @@ pub mod service;
 pub mod status;
 pub mod sync;
 pub mod target;
+pub mod tls;
 pub mod wire;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::diag::{Diagnose, Report};
 use crate::route::{normalize_prefix, validate_host};
+use crate::tls::TlsRoute;
 
 /// Which of the two alternating slots a target set belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -123,6 +124,9 @@ pub struct DeployRequest {
     /// this service like `listen`, but it stays on the main listener too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub in_network: Vec<String>,
+    /// HTTPS for the route's hosts; plain HTTP only when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsRoute>,
 }
 
 impl DeployRequest {
@@ -228,6 +232,9 @@ impl DeployRequest {
             return Err(Report::new(
                 "health: interval and timeout must be longer than zero",
             ));
+        }
+        if let Some(tls) = &self.tls {
+            tls.validate(&self.hosts)?;
         }
         Ok(())
     }

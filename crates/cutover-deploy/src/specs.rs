@@ -65,6 +65,7 @@ pub fn route_request(
         timeouts: settings.timeouts.clone(),
         listen: settings.listen.clone(),
         in_network: gateways.in_network(app),
+        tls: settings.tls.clone(),
     }
 }
 

@@ -98,6 +98,8 @@ pub(crate) struct Context {
     pub(crate) handed_over: AtomicBool,
     /// Apps' own ports, each listener pinned to its service.
     pub(crate) ports: crate::ports::PortRoutes,
+    /// The HTTPS listener and its certificates, once enabled.
+    pub(crate) https: std::sync::OnceLock<crate::https::Https>,
 }
 
 impl Context {

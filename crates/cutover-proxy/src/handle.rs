@@ -12,6 +12,8 @@ use cutover_core::route::{RouteError, RouteTable};
 use cutover_core::service::{validate_service_name, Color, DeployRequest, HealthCheck};
 use cutover_core::status::{Event, Health, PersistedService, ProxyState, ServiceStatus};
 use cutover_core::sync::lock;
+use cutover_core::tls::CertificateStatus;
+use cutover_tls::{Certificates, Want};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -83,14 +85,45 @@ impl Diagnose for DeployError {
 }
 
 impl Context {
+    /// Tells the certificates what the live routes want, and binds the
+    /// HTTPS listener once one wants TLS. The caller holds the lock.
+    fn want_certificates(&self, live: &BTreeMap<String, ServiceEntry>) {
+        let Some(https) = self.https.get() else {
+            return;
+        };
+        let wants: Vec<Want> = live
+            .iter()
+            .filter_map(|(name, e)| {
+                e.config.tls.as_ref().map(|t| Want {
+                    service: name.clone(),
+                    hosts: e.config.hosts.clone(),
+                    source: t.certificate.clone(),
+                })
+            })
+            .collect();
+        if !wants.is_empty() {
+            if let Err(e) = https.ensure_listening() {
+                tracing::error!(error = %e, "routes want HTTPS, but its listener cannot be bound");
+            }
+        }
+        for warning in https.certs.set_wanted(&wants) {
+            tracing::warn!("{warning}");
+        }
+    }
+
     /// Rebuilds the route table from the services; the caller holds the lock.
     fn snapshot(services: &BTreeMap<String, ServiceEntry>) -> Result<Snapshot, RouteError> {
         let mut table = RouteTable::new();
         let mut by_service = std::collections::HashMap::new();
         for (name, e) in services {
+            let tls = e.config.tls.as_ref();
             let route = Arc::new(Route {
                 service: e.service.clone(),
                 set: e.active.clone(),
+                redirect_to_https: tls.is_some_and(|t| t.redirect),
+                hsts: tls.and_then(|t| t.hsts).and_then(|max_age| {
+                    http::HeaderValue::from_str(&format!("max-age={}", max_age.as_secs())).ok()
+                }),
             });
             if on_main_listener(&e.config) {
                 table.insert(
@@ -180,6 +213,7 @@ impl Context {
             }
         };
         self.router.publish(snapshot);
+        self.want_certificates(&services.live);
         let prev_id = previous.as_ref().map(|s| s.id);
         if announce {
             // Before the old set starts draining, so listeners always see
@@ -243,6 +277,7 @@ impl Proxy {
                 local_addr: Mutex::new(None),
                 handed_over: AtomicBool::new(false),
                 ports: Default::default(),
+                https: Default::default(),
             }),
         }
     }
@@ -282,6 +317,17 @@ impl Proxy {
                 .or_else(|| services.live.get(service).map(|e| e.active.color.other()))
                 .unwrap_or(Color::Blue)
         };
+        // HTTPS is set up before the gate too: a port 443 that another
+        // program holds fails the deploy before anything switches.
+        if req.tls.is_some() {
+            let https = self.inner.https.get().ok_or_else(|| {
+                DeployError::Invalid(
+                    Report::new("the route asks for TLS, but this daemon serves no HTTPS")
+                        .hint("start cutover serve with --state-dir so it can keep certificates"),
+                )
+            })?;
+            https.ensure_listening().map_err(DeployError::Invalid)?;
+        }
         // Its own ports are bound before the gate: one that is taken
         // fails the deploy before anything switches.
         let claim = self
@@ -321,6 +367,7 @@ impl Proxy {
         let snapshot = Context::snapshot(&services.live)
             .expect("a table minus one service has no new conflict");
         self.inner.router.publish(snapshot);
+        self.inner.want_certificates(&services.live);
         let mut draining = entry.draining;
         draining.push(entry.active.clone());
         services.removed.insert(
@@ -439,6 +486,39 @@ impl Proxy {
     /// sockets instead of binding the addresses again.
     pub fn adopt_ports(&self, listeners: Vec<(SocketAddr, std::net::TcpListener)>) {
         self.inner.ports.adopt(listeners);
+    }
+
+    /// Serves HTTPS on `addr` with `certs`: bound now when `listen_now`
+    /// (the address was asked for), else when a route first wants TLS.
+    pub fn enable_https(
+        &self,
+        certs: Arc<Certificates>,
+        addr: SocketAddr,
+        listen_now: bool,
+    ) -> Result<(), Report> {
+        let https = crate::https::Https::new(certs, addr)?;
+        if listen_now {
+            https.ensure_listening()?;
+        }
+        if self.inner.https.set(https).is_err() {
+            return Err(Report::new("HTTPS is already enabled"));
+        }
+        self.inner.want_certificates(&self.inner.lock().live);
+        Ok(())
+    }
+
+    /// Where the HTTPS listener is bound, once it is.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.inner.https.get().and_then(|h| h.local_addr())
+    }
+
+    /// Every certificate served or being ordered.
+    pub fn certificates(&self) -> Vec<CertificateStatus> {
+        self.inner
+            .https
+            .get()
+            .map(|h| h.certs.status())
+            .unwrap_or_default()
     }
 
     /// Accept and serve on the data listener until `shutdown` fires, then stop

@@ -12,6 +12,7 @@ mod context;
 mod drain;
 mod handle;
 mod health;
+mod https;
 mod metrics;
 mod ports;
 mod preface;

@@ -14,6 +14,10 @@ use crate::target::TargetSet;
 pub(crate) struct Route {
     pub service: Arc<Service>,
     pub set: Arc<TargetSet>,
+    /// Plain HTTP to this route is redirected to HTTPS.
+    pub redirect_to_https: bool,
+    /// `Strict-Transport-Security` for its HTTPS responses.
+    pub hsts: Option<http::HeaderValue>,
 }
 
 #[derive(Default)]

@@ -72,8 +72,15 @@ impl Drop for Slot {
 }
 
 /// An accepted connection on its way to a data-plane thread, with the
-/// service it is pinned to when it came in on an app's own port.
-type Handoff = (std::net::TcpStream, SocketAddr, Slot, Option<Arc<str>>);
+/// service it is pinned to when it came in on an app's own port, and
+/// whether it came in on the HTTPS listener.
+type Handoff = (
+    std::net::TcpStream,
+    SocketAddr,
+    Slot,
+    Option<Arc<str>>,
+    bool,
+);
 
 /// At shutdown, how long a connection that has not sent its first request
 /// yet gets to start it.
@@ -120,13 +127,19 @@ pub(crate) async fn serve(
     // so they share the connection cap and the hand-off with the rest.
     let (pinned_tx, mut pinned_rx) = mpsc::unbounded_channel();
     inner.ports.attach(pinned_tx, shutdown.child_token());
+    // And those of the HTTPS listener, which are TLS.
+    let (https_tx, mut https_rx) = mpsc::unbounded_channel();
+    if let Some(https) = inner.https.get() {
+        https.attach(https_tx, shutdown.child_token());
+    }
     let mut next = 0usize;
     let mut warned: Option<Instant> = None;
     loop {
-        let (accepted, pinned) = tokio::select! {
+        let (accepted, pinned, tls) = tokio::select! {
             _ = shutdown.cancelled() => break,
-            a = listener.accept() => (a, None),
-            Some((stream, peer, service)) = pinned_rx.recv() => (Ok((stream, peer)), Some(service)),
+            a = listener.accept() => (a, None, false),
+            Some((stream, peer, service)) = pinned_rx.recv() => (Ok((stream, peer)), Some(service), false),
+            Some((stream, peer)) = https_rx.recv() => (Ok((stream, peer)), None, true),
         };
         let (stream, peer) = match accepted {
             Ok(a) => a,
@@ -139,7 +152,10 @@ pub(crate) async fn serve(
             }
         };
         // One that arrived at an app's in-network address is that app's.
-        let pinned = pinned.or_else(|| inner.ports.pinned_at(&stream));
+        let pinned = match tls {
+            true => None,
+            false => pinned.or_else(|| inner.ports.pinned_at(&stream)),
+        };
         let Some(slot) = take_slot(&inner) else {
             // Shedding the newest keeps every connection already served
             // and the descriptors the rest of the daemon needs.
@@ -160,7 +176,7 @@ pub(crate) async fn serve(
         };
         next = next.wrapping_add(1);
         if workers[next % workers.len()]
-            .send((stream, peer, slot, pinned))
+            .send((stream, peer, slot, pinned, tls))
             .is_err()
         {
             tracing::error!("a data-plane thread is gone; closing the connection");
@@ -174,7 +190,7 @@ pub(crate) async fn serve(
             continue;
         };
         next = next.wrapping_add(1);
-        let _ = workers[next % workers.len()].send((stream, peer, slot, Some(service)));
+        let _ = workers[next % workers.len()].send((stream, peer, slot, Some(service), false));
     }
     drop(workers);
     if inner.handed_over.load(Ordering::Relaxed) {
@@ -219,17 +235,36 @@ async fn worker(
     let conns = TaskTracker::new();
     // Until the acceptor is done and has dropped its sender: a connection
     // it accepted just before the shutdown is served, not dropped unread.
-    while let Some((stream, peer, slot, pinned)) = handoff.recv().await {
+    while let Some((stream, peer, slot, pinned, tls)) = handoff.recv().await {
         let Ok(stream) = TcpStream::from_std(stream) else {
             continue;
         };
-        conns.spawn(serve_conn(
-            inner.clone(),
-            builder.clone(),
-            (stream, peer, pinned),
-            slot,
-            shutdown.clone(),
-        ));
+        let (inner, builder, shutdown) = (inner.clone(), builder.clone(), shutdown.clone());
+        if !tls {
+            conns.spawn(serve_conn(
+                inner,
+                builder,
+                (stream, peer, pinned, false),
+                slot,
+                shutdown,
+            ));
+            continue;
+        }
+        conns.spawn(async move {
+            let _ = stream.set_nodelay(true);
+            let https = inner
+                .https
+                .get()
+                .expect("TLS connections come from the HTTPS listener");
+            let limit = inner.config.client_header_timeout;
+            match https.acceptors.accept(stream, limit).await {
+                Ok(Some(tls)) => {
+                    serve_conn(inner, builder, (tls, peer, None, true), slot, shutdown).await
+                }
+                Ok(None) => {}
+                Err(e) => tracing::debug!(peer = %peer, error = %e, "TLS handshake failed"),
+            }
+        });
     }
     conns.close();
     let bound = inner.max_drain();
@@ -244,14 +279,16 @@ async fn worker(
     }
 }
 
-async fn serve_conn(
+async fn serve_conn<S>(
     inner: Arc<Context>,
     builder: Arc<auto::Builder<TokioExecutor>>,
-    (stream, peer, pinned): (TcpStream, SocketAddr, Option<Arc<str>>),
+    (stream, peer, pinned, tls): (S, SocketAddr, Option<Arc<str>>, bool),
     _slot: Slot,
     shutdown: CancellationToken,
-) {
-    let _ = stream.set_nodelay(true);
+) where
+    S: Nodelay + tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    stream.nodelay();
     let stream = Preface::new(stream, inner.config.client_header_timeout);
     let info = Arc::new(ConnInfo {
         peer_ip: HeaderValue::from_str(&peer.ip().to_string())
@@ -260,6 +297,7 @@ async fn serve_conn(
         upgrading: AtomicBool::new(false),
         first_request: Notify::new(),
         pinned,
+        tls,
     });
     let conn_info = info.clone();
     let svc = service_fn(move |req| proxy::handle(inner.clone(), info.clone(), req));
@@ -299,4 +337,20 @@ fn log_end(peer: SocketAddr, result: Result<(), Box<dyn std::error::Error + Send
     if let Err(e) = result {
         tracing::debug!(peer = %peer, error = %e, "client connection ended with an error");
     }
+}
+
+/// Small writes go out at once (the response head, an h2 frame).
+trait Nodelay {
+    fn nodelay(&self);
+}
+
+impl Nodelay for TcpStream {
+    fn nodelay(&self) {
+        let _ = self.set_nodelay(true);
+    }
+}
+
+/// Set on the TCP stream before the handshake.
+impl Nodelay for tokio_rustls::server::TlsStream<TcpStream> {
+    fn nodelay(&self) {}
 }

@@ -253,6 +253,7 @@ mod tests {
                     timeouts: Default::default(),
                     listen: Vec::new(),
                     in_network: Vec::new(),
+                    tls: None,
                 },
             }],
         }

@@ -366,6 +366,83 @@ pub struct ServeArgs {
     /// Worker threads of the runtime [default: the number of CPU cores]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
+
+    /// Address of the HTTPS listener [default: 0.0.0.0:443, bound when a route first has TLS]
+    #[arg(
+        long,
+        env = "CUTOVER_HTTPS_LISTEN",
+        value_name = "ADDR",
+        help_heading = "HTTPS"
+    )]
+    pub https_listen: Option<String>,
+
+    /// ACME directory to order certificates from [default: Let's Encrypt]
+    #[arg(
+        long,
+        env = "CUTOVER_ACME_DIRECTORY",
+        value_name = "URL",
+        help_heading = "HTTPS"
+    )]
+    pub acme_directory: Option<String>,
+
+    /// Order from Let's Encrypt's staging directory (untrusted certificates, for trials)
+    #[arg(long, conflicts_with = "acme_directory", help_heading = "HTTPS")]
+    pub acme_staging: bool,
+
+    /// Contact address given to the CA (expiry and policy mail)
+    #[arg(
+        long,
+        env = "CUTOVER_ACME_EMAIL",
+        value_name = "EMAIL",
+        help_heading = "HTTPS"
+    )]
+    pub acme_email: Option<String>,
+
+    /// External account binding key id, for CAs that need one (ZeroSSL, Google)
+    #[arg(
+        long,
+        value_name = "KID",
+        requires = "acme_eab_hmac_key_file",
+        help_heading = "HTTPS"
+    )]
+    pub acme_eab_kid: Option<String>,
+
+    /// File holding the external account binding HMAC key (base64url, as the CA gives it)
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "acme_eab_kid",
+        help_heading = "HTTPS"
+    )]
+    pub acme_eab_hmac_key_file: Option<PathBuf>,
+
+    /// PEM file of a CA to trust for the ACME directory's own HTTPS (a private or test CA)
+    #[arg(long, value_name = "FILE", help_heading = "HTTPS")]
+    pub acme_ca_root: Option<PathBuf>,
+
+    /// Order no certificates; routes with `tls: true` get the default certificate
+    #[arg(long, conflicts_with_all = ["acme_directory", "acme_staging"], help_heading = "HTTPS")]
+    pub no_acme: bool,
+
+    /// On-demand TLS: order a certificate for a name at its first handshake if this
+    /// http:// URL answers 200 to GET ?domain=NAME
+    #[arg(long, value_name = "URL", help_heading = "HTTPS")]
+    pub tls_on_demand_ask: Option<String>,
+
+    /// Where certificates are kept; daemons that serve the same names may share it
+    /// [default: STATE_DIR/certificates]
+    #[arg(
+        long,
+        env = "CUTOVER_CERTIFICATES_DIR",
+        value_name = "DIR",
+        help_heading = "HTTPS"
+    )]
+    pub certificates_dir: Option<PathBuf>,
+
+    /// Whose certificate a client that sends no server name (SNI) gets
+    /// [default: a self-signed one]
+    #[arg(long, value_name = "HOST", help_heading = "HTTPS")]
+    pub tls_default_host: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 //! not, XDG directories), addresses parsed, the control token read. An error
 //! here names the flag or environment variable the value came from.
 
+use cutover_tls::{AcmeSettings, TlsSettings, LETS_ENCRYPT, LETS_ENCRYPT_STAGING};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -133,6 +134,10 @@ pub struct ServeSettings {
     pub threads: Option<usize>,
     /// Take over from the daemon running on `state_dir`.
     pub takeover: bool,
+    pub https_listen: SocketAddr,
+    /// `--https-listen` was given: bound at start, not at the first TLS route.
+    pub https_explicit: bool,
+    pub tls: TlsSettings,
 }
 
 impl ServeSettings {
@@ -249,7 +254,30 @@ impl ServeSettings {
             .with_hint("give the metrics endpoint its own port, e.g. 127.0.0.1:9090"));
         }
 
+        let https_explicit = args.https_listen.is_some();
+        let https_listen = match &args.https_listen {
+            Some(raw) => parse_addr(
+                raw,
+                Origin {
+                    flag: "--https-listen",
+                    env: Some("CUTOVER_HTTPS_LISTEN"),
+                    from_env: false,
+                },
+            )?,
+            None => SocketAddr::from(([0, 0, 0, 0], 443)),
+        };
+        if https_listen == listen {
+            return Err(CliError::bad_input(format!(
+                "--https-listen {https_listen} is also the proxy's --listen"
+            ))
+            .with_hint("HTTP and HTTPS need their own ports, e.g. 0.0.0.0:80 and 0.0.0.0:443"));
+        }
+        let tls = tls_settings(args, &state_dir)?;
+
         Ok(ServeSettings {
+            https_listen,
+            https_explicit,
+            tls,
             listen,
             socket,
             socket_group,
@@ -275,6 +303,73 @@ fn nonzero(
         .with_hint("leave the flag out to use the default")),
         other => Ok(other),
     }
+}
+
+/// Certificates: stored under the state dir, ordered from Let's Encrypt
+/// unless told otherwise.
+fn tls_settings(args: &ServeArgs, state_dir: &Path) -> Result<TlsSettings, CliError> {
+    let acme = if args.no_acme {
+        None
+    } else {
+        let directory = match (&args.acme_directory, args.acme_staging) {
+            (Some(url), _) => url.clone(),
+            (None, true) => LETS_ENCRYPT_STAGING.into(),
+            (None, false) => LETS_ENCRYPT.into(),
+        };
+        if !directory.starts_with("https://") {
+            return Err(CliError::bad_input(format!(
+                "--acme-directory: {directory:?} is not an https:// URL"
+            ))
+            .with_hint("ACME directories are served over HTTPS, e.g. https://acme-v02.api.letsencrypt.org/directory"));
+        }
+        let mut acme = AcmeSettings::new(directory);
+        acme.email = args.acme_email.clone();
+        acme.ca_root = args.acme_ca_root.clone();
+        if let (Some(kid), Some(file)) = (&args.acme_eab_kid, &args.acme_eab_hmac_key_file) {
+            acme.eab = Some((kid.clone(), eab_key(file)?));
+        }
+        Some(acme)
+    };
+    if let Some(url) = &args.tls_on_demand_ask {
+        if !url.starts_with("http://") {
+            return Err(CliError::bad_input(format!(
+                "--tls-on-demand-ask: {url:?} is not an http:// URL"
+            ))
+            .with_hint(
+                "point it at a service of yours on this host, e.g. http://127.0.0.1:9123/allowed",
+            ));
+        }
+    }
+    Ok(TlsSettings {
+        storage: args
+            .certificates_dir
+            .clone()
+            .unwrap_or_else(|| state_dir.join("certificates")),
+        acme,
+        tls_alpn: true,
+        on_demand_ask: args.tls_on_demand_ask.clone(),
+        default_host: args
+            .tls_default_host
+            .as_ref()
+            .map(|h| h.to_ascii_lowercase()),
+    })
+}
+
+/// The HMAC key as CAs hand it out: base64url, padded or not.
+fn eab_key(file: &Path) -> Result<Vec<u8>, CliError> {
+    use base64::Engine;
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        CliError::bad_input(format!("--acme-eab-hmac-key-file {}: {e}", file.display()))
+    })?;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text.trim().trim_end_matches('='))
+        .map_err(|e| {
+            CliError::bad_input(format!(
+                "--acme-eab-hmac-key-file {}: not base64url: {e}",
+                file.display()
+            ))
+            .with_hint("paste the HMAC key exactly as the CA shows it")
+        })
 }
 
 fn parse_addr(raw: &str, origin: Origin) -> Result<SocketAddr, CliError> {

@@ -8,6 +8,7 @@
 //! with every setting it resolved to. Like Compose, every `$` in a value
 //! is written `$$`, so the output is itself a compose file.
 
+use crate::tls::CertificateSource;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -506,6 +507,18 @@ fn x_cutover(c: &AppSettings) -> Value {
         json!(go_duration(c.timeouts.websocket_drain)),
     );
     o.insert("keep".into(), json!(c.keep));
+    if let Some(tls) = &c.tls {
+        let source = match &tls.certificate {
+            CertificateSource::Automatic => json!(true),
+            CertificateSource::OnDemand => json!("on_demand"),
+            CertificateSource::Files { cert, key } => json!({"cert": cert, "key": key}),
+        };
+        o.insert("tls".into(), source);
+        o.insert("tls_redirect".into(), json!(tls.redirect));
+        if let Some(max_age) = tls.hsts {
+            o.insert("hsts".into(), json!(go_duration(max_age)));
+        }
+    }
     Value::Object(o)
 }
 

@@ -72,6 +72,9 @@ pub struct AppSettings {
     /// `port`, so no container holds the host port.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub listen: Vec<String>,
+    /// `tls`, `tls_redirect` and `hsts`: HTTPS for `hosts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::tls::TlsRoute>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -23,6 +23,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use tokio_util::sync::CancellationToken;
 
+use cutover_core::tls::CertificateStatus;
+
 use crate::state::{StateError, StateStore};
 use crate::Proxy;
 
@@ -125,10 +127,16 @@ impl Admin {
                 get(events::wait_drained),
             )
             .route("/v1/events", get(events::stream))
+            .route("/v1/certificates", get(certificates))
             .route("/metrics", get(metrics))
             .fallback(not_found)
             .with_state(self.clone())
     }
+}
+
+/// Every certificate the daemon serves or is ordering.
+async fn certificates(State(admin): State<Admin>) -> Json<Vec<CertificateStatus>> {
+    Json(admin.proxy().certificates())
 }
 
 /// Only `GET /metrics`, for the opt-in `--metrics-listen` TCP endpoint that

@@ -68,9 +68,15 @@ pub(super) fn for_upstream(parts: &mut Parts, conn: &ConnInfo, upgrade: Option<&
         None => conn.peer_ip.clone(),
     };
     parts.headers.insert(X_FORWARDED_FOR.clone(), xff);
-    // Incoming X-Forwarded-Proto/Host are kept (a TLS terminator in front
-    // of cutover sets them); X-Forwarded-For is appended to, never replaced.
-    if !parts.headers.contains_key(&X_FORWARDED_PROTO) {
+    // Over plain HTTP, incoming X-Forwarded-Proto/Host are kept (a TLS
+    // terminator in front of cutover sets them); over cutover's own TLS the
+    // proto is what cutover saw. X-Forwarded-For is appended to, never
+    // replaced.
+    if conn.tls {
+        parts
+            .headers
+            .insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("https"));
+    } else if !parts.headers.contains_key(&X_FORWARDED_PROTO) {
         parts
             .headers
             .insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));

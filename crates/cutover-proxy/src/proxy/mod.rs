@@ -52,6 +52,8 @@ pub(crate) struct ConnInfo {
     pub first_request: tokio::sync::Notify,
     /// Accepted on an app's own port: every request goes to that service.
     pub pinned: Option<Arc<str>>,
+    /// Came in on the HTTPS listener.
+    pub tls: bool,
 }
 
 impl ConnInfo {
@@ -71,6 +73,11 @@ pub(crate) async fn handle(
     let inner = &*inner;
     let start = Instant::now();
     conn.request_started();
+    // A CA validating an order comes before any route: the host may
+    // redirect to HTTPS, which has no certificate yet.
+    if let Some(resp) = acme_http01(inner, &conn, &req) {
+        return Ok(resp);
+    }
     // On an app's own port every path is the app's.
     if inner.config.health_endpoint && conn.pinned.is_none() && req.uri().path() == HEALTH_PATH {
         return Ok(pages::unrouted(inner, &req, start, StatusCode::OK, "ok\n"));
@@ -90,6 +97,11 @@ pub(crate) async fn handle(
             PAGE_404,
         ));
     };
+    if route.redirect_to_https && !conn.tls {
+        let log = access_log::enabled(inner.config.access_log).then(|| pages::log_ctx(&req));
+        let location = https_location(inner, &req);
+        return Ok(pages::to_https(&route, guard, start, location, log));
+    }
     if declared_length(&req).is_some_and(|len| len > inner.config.max_request_body) {
         let log = access_log::enabled(inner.config.access_log).then(|| pages::log_ctx(&req));
         return Ok(pages::routed(&route, guard, start, Answer::TOO_LARGE, log));
@@ -102,16 +114,50 @@ pub(crate) async fn handle(
             return Ok(pages::routed(&route, guard, start, answer, upstream.log));
         }
     };
-    Ok(respond(
+    let mut resp = respond(
         inner,
-        route,
+        route.clone(),
         guard,
         resp,
         sender,
         upstream.client_upgrade,
         start,
         upstream.log,
-    ))
+    );
+    if let (true, Some(hsts)) = (conn.tls, &route.hsts) {
+        resp.headers_mut()
+            .insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+    }
+    Ok(resp)
+}
+
+/// Step 0a: `/.well-known/acme-challenge/TOKEN` over plain HTTP, for a
+/// token an order of this daemon (or of one on the same storage) waits on.
+/// Other paths under it go to the app, which may run its own ACME client.
+fn acme_http01(
+    inner: &Context,
+    conn: &ConnInfo,
+    req: &Request<Incoming>,
+) -> Option<Response<RespBody>> {
+    if conn.tls {
+        return None;
+    }
+    let token = req.uri().path().strip_prefix(cutover_tls::HTTP01_PREFIX)?;
+    let answer = inner.https.get()?.certs.http01(token)?;
+    Some(pages::key_authorization(answer))
+}
+
+/// Where a plain-HTTP request to a TLS route is sent: the same host, path
+/// and query over HTTPS, on the HTTPS listener's port.
+fn https_location(inner: &Context, req: &Request<Incoming>) -> HeaderValue {
+    let host = cutover_core::route::normalize_host(request_host(req).unwrap_or_default());
+    let port = inner.https.get().map_or(443, |h| h.public_port());
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let url = match port {
+        443 => format!("https://{host}{path}"),
+        p => format!("https://{host}:{p}{path}"),
+    };
+    HeaderValue::from_str(&url).unwrap_or_else(|_| HeaderValue::from_static("/"))
 }
 
 /// Step 0: requests no origin may receive. The host cutover routes on must

@@ -26,6 +26,7 @@ pub(super) const PAGE_408_BODY: &str =
     "408 Request Timeout: the client stopped sending its request body\n";
 pub(super) const PAGE_400_PATH: &str =
     "400 Bad Request: the path climbs above the root with '..'\n";
+pub(super) const PAGE_308: &str = "308 Permanent Redirect: this host is served over HTTPS\n";
 pub(super) const PAGE_404: &str = "404 Not Found: no service is routed for this host and path\n";
 pub(super) const PAGE_413: &str =
     "413 Payload Too Large: the request body exceeds the proxy's limit\n";
@@ -108,6 +109,32 @@ pub(super) fn routed(
     local(status, page)
 }
 
+/// The answer to a CA's HTTP-01 validation: the token's key authorization.
+pub(super) fn key_authorization(text: String) -> Response<RespBody> {
+    let mut resp = Response::new(RespBody::Local {
+        data: Some(Bytes::from(text)),
+    });
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    resp
+}
+
+/// Plain HTTP to a TLS route: 308 keeps the method and body, so a POST is
+/// redirected as a POST. Accounted like a proxied request.
+pub(super) fn to_https(
+    route: &Arc<Route>,
+    guard: InFlight,
+    start: Instant,
+    location: HeaderValue,
+    log: Option<LogCtx>,
+) -> Response<RespBody> {
+    let mut resp = routed(route, guard, start, Answer::TO_HTTPS, log);
+    resp.headers_mut().insert(header::LOCATION, location);
+    resp
+}
+
 /// A status and the page that goes with it.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Answer(pub StatusCode, pub &'static str);
@@ -122,4 +149,5 @@ impl Answer {
     pub const BAD_GATEWAY: Answer = Answer(StatusCode::BAD_GATEWAY, PAGE_502);
     pub const CUT: Answer = Answer(StatusCode::SERVICE_UNAVAILABLE, PAGE_503);
     pub const TIMEOUT: Answer = Answer(StatusCode::GATEWAY_TIMEOUT, PAGE_504);
+    pub const TO_HTTPS: Answer = Answer(StatusCode::PERMANENT_REDIRECT, PAGE_308);
 }

@@ -82,6 +82,7 @@ pub fn request(targets: &[&Origin], color: Color) -> DeployRequest {
         },
         listen: Vec::new(),
         in_network: Vec::new(),
+        tls: None,
     }
 }
 

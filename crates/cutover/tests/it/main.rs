@@ -7,6 +7,7 @@ mod cli;
 mod control_tcp;
 mod deploy;
 mod field_report;
+mod https;
 mod lifecycle;
 mod problems;
 mod registry;

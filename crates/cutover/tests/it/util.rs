@@ -83,9 +83,16 @@ pub struct DaemonBuilder {
     envs: Vec<(String, String)>,
     program: Option<PathBuf>,
     nofile: Option<u64>,
+    listen: String,
 }
 
 impl DaemonBuilder {
+    /// The proxy's HTTP listener [default: a free loopback port].
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr.to_string();
+        self
+    }
+
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.args.push(arg.into());
         self
@@ -131,7 +138,7 @@ impl DaemonBuilder {
         let child = command
             .arg("serve")
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(&self.listen)
             .arg("--socket")
             .arg(&socket)
             .arg("--state-dir")
@@ -166,6 +173,7 @@ impl Daemon {
             envs: Vec::new(),
             program: None,
             nofile: None,
+            listen: "127.0.0.1:0".into(),
         }
     }
 

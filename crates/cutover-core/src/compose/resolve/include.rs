@@ -458,7 +458,8 @@ fn absolutize(doc: &mut Value, dir: &Path) {
 }
 
 /// A service's host paths: `build` (or its `context`, `.` when unset),
-/// `env_file`, bind sources of `volumes`, and `extends.file`.
+/// `env_file`, bind sources of `volumes`, `extends.file`, and the
+/// certificate files of `x-cutover.tls`.
 fn absolutize_service(s: &mut Value, dir: &Path) {
     let Some(m) = s.as_mapping_mut() else {
         return;
@@ -488,6 +489,13 @@ fn absolutize_service(s: &mut Value, dir: &Path) {
         }
         Some(v) => absolute(v, dir),
         None => {}
+    }
+    if let Some(Value::Mapping(tls)) = m.get_mut("x-cutover").and_then(|x| x.get_mut("tls")) {
+        for file in ["cert", "key"] {
+            if let Some(f) = tls.get_mut(file) {
+                absolute(f, dir);
+            }
+        }
     }
     if let Some(Value::Sequence(items)) = m.get_mut("volumes") {
         for item in items {

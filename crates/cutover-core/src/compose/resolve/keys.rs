@@ -71,6 +71,9 @@ pub(super) const CUTOVER_KEYS: &[&str] = &[
     "drain_timeout",
     "websocket_drain_timeout",
     "keep",
+    "tls",
+    "tls_redirect",
+    "hsts",
 ];
 
 pub(super) const DEFAULT_KEEP: u32 = 3;

@@ -1,5 +1,5 @@
 //! The `x-cutover` block that makes a service an app: port, hosts, health
-//! check, timeouts and how many old versions to keep.
+//! check, timeouts, how many old versions to keep, and HTTPS.
 
 use super::*;
 
@@ -108,7 +108,9 @@ pub(super) fn app_settings(
         .and_then(|k| cx.uint(k, &p.key("keep"), 100))
         .map(|k| k as u32)
         .unwrap_or(DEFAULT_KEEP);
+    let tls = tls_settings(cx, &e, p, &hosts);
     Some(AppSettings {
+        tls,
         listen: Vec::new(),
         port: port?,
         health,
@@ -116,5 +118,99 @@ pub(super) fn app_settings(
         path_prefix,
         timeouts,
         keep,
+    })
+}
+
+/// `tls: true | on_demand | {cert: FILE, key: FILE}`, with `tls_redirect`
+/// and `hsts` beside it, which mean nothing without it.
+fn tls_settings(
+    cx: &mut Ctx<'_>,
+    e: &[(String, &Value)],
+    p: &KeyPath,
+    hosts: &[String],
+) -> Option<TlsRoute> {
+    let get = |k: &str| lookup(e, k).filter(|v| !v.is_null());
+    let tp = p.key("tls");
+    let certificate = match get("tls") {
+        None => None,
+        Some(Value::Bool(true)) => Some(CertificateSource::Automatic),
+        Some(Value::Bool(false)) => None,
+        Some(Value::String(s)) if s == "on_demand" => Some(CertificateSource::OnDemand),
+        Some(Value::Mapping(m)) => {
+            let te = cx.entries(m, &tp);
+            cx.check_keys(&te, &tp, &["cert", "key"], "x-cutover.tls");
+            let file = |cx: &mut Ctx<'_>, k: &str| match lookup(&te, k) {
+                Some(v) => cx.string(v, &tp.key(k)).map(|f| {
+                    normalize_path(&cx.input.project_dir.join(f))
+                        .display()
+                        .to_string()
+                }),
+                None => {
+                    cx.error_hint(
+                        &tp,
+                        format!("missing `{k}`"),
+                        "give both PEM files: tls: {cert: ./certs/site.pem, key: ./certs/site.key}",
+                    );
+                    None
+                }
+            };
+            let (cert, key) = (file(cx, "cert"), file(cx, "key"));
+            Some(CertificateSource::Files {
+                cert: cert?,
+                key: key?,
+            })
+        }
+        Some(v) => {
+            cx.error_hint(
+                &tp,
+                format!(
+                    "expected true, false, on_demand or a mapping with cert and key, found {}",
+                    show(v)
+                ),
+                "write tls: true for automatic certificates, or tls: {cert: FILE, key: FILE}",
+            );
+            None
+        }
+    };
+    let redirect = get("tls_redirect").and_then(|v| cx.boolean(v, &p.key("tls_redirect")));
+    let hsts = get("hsts").and_then(|v| match v {
+        Value::Bool(true) => Some(Some(HSTS_DEFAULT)),
+        Value::Bool(false) => Some(None),
+        v => cx.duration(v, &p.key("hsts")).map(Some),
+    });
+    let Some(certificate) = certificate else {
+        for (k, set) in [
+            ("tls_redirect", redirect.is_some()),
+            ("hsts", hsts.flatten().is_some()),
+        ] {
+            if set {
+                cx.warn(
+                    &p.key(k),
+                    format!("`{k}` has no effect without `tls`"),
+                    None,
+                );
+            }
+        }
+        return None;
+    };
+    if certificate == CertificateSource::Automatic {
+        if hosts.is_empty() {
+            cx.error_hint(
+                &tp,
+                "automatic certificates need the app's hosts",
+                "list the names to order certificates for in x-cutover.hosts, or give the certificate as files",
+            );
+            return None;
+        }
+        if let Some(h) = hosts.iter().find(|h| h.starts_with("*.")) {
+            let r = wildcard_needs_dns(h);
+            cx.error_hint(&tp, r.message, r.hint.unwrap_or_default());
+            return None;
+        }
+    }
+    Some(TlsRoute {
+        certificate,
+        redirect: redirect.unwrap_or(true),
+        hsts: hsts.flatten(),
     })
 }

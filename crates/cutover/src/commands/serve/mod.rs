@@ -108,7 +108,19 @@ async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
     let proxy = Proxy::new(settings.proxy.clone());
     proxy.main_listener(listen);
     proxy.adopt_ports(std::mem::take(&mut bound.ports));
+    let certificates = cutover_tls::Certificates::new(settings.tls.clone())
+        .map_err(|e| fail(CliError::failure(e)))?;
+    proxy
+        .enable_https(
+            certificates.clone(),
+            settings.https_listen,
+            settings.https_explicit,
+        )
+        .map_err(|e| fail(CliError::failure(e)))?;
     restore(&proxy, &store).map_err(fail)?;
+    let certificates_stop = CancellationToken::new();
+    tokio::spawn(certificates.run(certificates_stop.clone()));
+    let _stop_certificates = certificates_stop.drop_guard();
     let shutdown = CancellationToken::new();
     let admin = Admin::with_info(
         proxy.clone(),

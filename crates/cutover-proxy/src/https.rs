@@ -1,0 +1,120 @@
+//! The HTTPS listener (`--https-listen`): TLS in front of the same request
+//! path as plain HTTP, so routes, switches, drains and WebSocket 1012s are
+//! the same on both. Connections it accepts join the data listener's
+//! hand-off to the data-plane threads, flagged as TLS.
+//!
+//! ```text
+//!   configured ──first TLS route (or --https-listen given)──▶ bound ──data plane runs──▶ accepting
+//! ```
+//!
+//! It is bound when a route first asks for TLS, or at start when the flag
+//! was given, so a daemon with no HTTPS route holds no port 443.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use cutover_core::diag::Report;
+use cutover_core::sync::lock;
+use cutover_tls::{Acceptors, Certificates};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// A connection accepted on the HTTPS listener, before its handshake.
+pub(crate) type Accepted = (TcpStream, SocketAddr);
+
+pub(crate) struct Https {
+    pub certs: Arc<Certificates>,
+    pub acceptors: Acceptors,
+    addr: SocketAddr,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    listener: Option<std::net::TcpListener>,
+    local: Option<SocketAddr>,
+    sink: Option<(mpsc::UnboundedSender<Accepted>, CancellationToken)>,
+    accepting: bool,
+}
+
+impl Https {
+    pub fn new(certs: Arc<Certificates>, addr: SocketAddr) -> Result<Https, Report> {
+        Ok(Https {
+            acceptors: Acceptors::new(certs.clone()).map_err(Report::new)?,
+            certs,
+            addr,
+            state: Mutex::default(),
+        })
+    }
+
+    /// Binds the listener if it is not bound yet, and accepts on it once
+    /// the data plane runs.
+    pub fn ensure_listening(&self) -> Result<(), Report> {
+        let mut st = lock(&self.state);
+        if st.local.is_none() {
+            let listener = std::net::TcpListener::bind(self.addr).map_err(|e| {
+                Report::new(format!("cannot listen for HTTPS on {}: {e}", self.addr)).hint(
+                    "another program holds the port (Caddy, nginx, an old proxy); stop it, or give cutover serve --https-listen another address",
+                )
+            })?;
+            listener
+                .set_nonblocking(true)
+                .map_err(|e| Report::new(format!("cannot set up {}: {e}", self.addr)))?;
+            st.local = listener.local_addr().ok();
+            st.listener = Some(listener);
+            tracing::info!(addr = ?st.local, "HTTPS listener bound");
+        }
+        start(&mut st);
+        Ok(())
+    }
+
+    /// Where it listens, once bound.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        lock(&self.state).local
+    }
+
+    /// The port redirects name: the bound one (none in the URL for 443).
+    pub fn public_port(&self) -> u16 {
+        self.local_addr().map_or(self.addr.port(), |a| a.port())
+    }
+
+    /// The data plane runs: accepted connections go to `tx` until `stop`.
+    pub fn attach(&self, tx: mpsc::UnboundedSender<Accepted>, stop: CancellationToken) {
+        let mut st = lock(&self.state);
+        st.sink = Some((tx, stop));
+        start(&mut st);
+    }
+}
+
+fn start(st: &mut State) {
+    let (Some((tx, stop)), false) = (st.sink.clone(), st.accepting) else {
+        return;
+    };
+    let Some(listener) = st.listener.take() else {
+        return;
+    };
+    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+        return;
+    };
+    st.accepting = true;
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                _ = stop.cancelled() => break,
+                a = listener.accept() => a,
+            };
+            match accepted {
+                Ok(conn) => {
+                    if tx.send(conn).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "HTTPS accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    });
+}

@@ -1,0 +1,215 @@
+//! One ACME account and the orders made with it, on instant-acme: an order
+//! for one host, validated by one challenge type, to a certificate chain
+//! and a fresh P-256 key.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use instant_acme::{
+    Account, AccountCredentials, AuthorizationStatus, ChallengeType, ExternalAccountKey,
+    Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
+};
+use tokio::sync::OnceCell;
+
+use crate::challenge::Challenges;
+use crate::storage::Storage;
+
+/// Let's Encrypt's production directory, the default CA.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+/// Its staging directory (`--acme-staging`): untrusted certificates, far
+/// higher rate limits.
+pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
+
+/// How the daemon talks to its CA (`cutover serve --acme-*`).
+#[derive(Debug, Clone)]
+pub struct AcmeSettings {
+    pub directory: String,
+    /// Contact for expiry and policy mail.
+    pub email: Option<String>,
+    /// External account binding: the key id and the HMAC key's bytes.
+    pub eab: Option<(String, Vec<u8>)>,
+    /// A PEM file to trust for the directory's HTTPS (a private or test CA).
+    pub ca_root: Option<PathBuf>,
+    /// The first retry after a failed order; later ones double it.
+    pub retry_base: Duration,
+}
+
+impl AcmeSettings {
+    pub fn new(directory: impl Into<String>) -> Self {
+        AcmeSettings {
+            directory: directory.into(),
+            email: None,
+            eab: None,
+            ca_root: None,
+            retry_base: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How one order ended badly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum OrderError {
+    /// The CA could not validate the challenge: another type may work.
+    Validation(String),
+    /// Anything else (the CA unreachable, the account refused, a limit).
+    Other(String),
+}
+
+impl std::fmt::Display for OrderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OrderError::Validation(s) | OrderError::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+pub(crate) struct Acme {
+    pub settings: AcmeSettings,
+    pub storage: Storage,
+    account: OnceCell<Account>,
+}
+
+/// Polling for the CA's validation and for the certificate: it takes
+/// seconds, and a minute and a half covers a slow CA.
+const POLL: RetryPolicy = RetryPolicy::new()
+    .initial_delay(Duration::from_millis(250))
+    .backoff(1.5)
+    .timeout(Duration::from_secs(90));
+
+impl Acme {
+    pub fn new(settings: AcmeSettings, storage: Storage) -> Self {
+        Acme {
+            settings,
+            storage,
+            account: OnceCell::new(),
+        }
+    }
+
+    /// The account: the stored one, or a new one registered (and stored).
+    async fn account(&self) -> Result<&Account, OrderError> {
+        self.account
+            .get_or_try_init(|| async {
+                let other = |what: &str, e: &dyn std::fmt::Display| OrderError::Other(format!("{what}: {e}"));
+                let builder = match &self.settings.ca_root {
+                    Some(root) => Account::builder_with_root(root),
+                    None => Account::builder(),
+                }
+                .map_err(|e| other("cannot set up the ACME client", &e))?;
+                if let Some(json) = self.storage.account() {
+                    let creds: AccountCredentials = serde_json::from_str(&json)
+                        .map_err(|e| other("the stored ACME account cannot be read", &e))?;
+                    return builder
+                        .from_credentials(creds)
+                        .await
+                        .map_err(|e| other("the stored ACME account is refused", &e));
+                }
+                let mailto = self.settings.email.as_ref().map(|e| format!("mailto:{e}"));
+                let contact: Vec<&str> = mailto.iter().map(String::as_str).collect();
+                let eab = self
+                    .settings
+                    .eab
+                    .as_ref()
+                    .map(|(kid, key)| ExternalAccountKey::new(kid.clone(), key));
+                let (account, creds) = builder
+                    .create(
+                        &NewAccount {
+                            contact: &contact,
+                            terms_of_service_agreed: true,
+                            only_return_existing: false,
+                        },
+                        self.settings.directory.clone(),
+                        eab.as_ref(),
+                    )
+                    .await
+                    .map_err(|e| other(&format!("cannot register an account at {}", self.settings.directory), &e))?;
+                let json = serde_json::to_string(&creds).expect("credentials serialize");
+                self.storage
+                    .save_account(&json)
+                    .map_err(|e| other("cannot store the ACME account", &e))?;
+                tracing::info!(directory = %self.settings.directory, id = account.id(), "ACME account registered");
+                Ok(account)
+            })
+            .await
+    }
+
+    /// Orders a certificate for `host`, answering `kind` challenges; the
+    /// chain and key as PEM.
+    pub async fn order(
+        &self,
+        host: &str,
+        kind: ChallengeType,
+        challenges: &Challenges,
+    ) -> Result<(String, String), OrderError> {
+        let other = |e: instant_acme::Error| OrderError::Other(e.to_string());
+        let account = self.account().await?;
+        let ids = [Identifier::Dns(host.to_string())];
+        let mut order = account
+            .new_order(&NewOrder::new(&ids))
+            .await
+            .map_err(other)?;
+        let mut tokens = Vec::new();
+        let mut authorizations = order.authorizations();
+        while let Some(authz) = authorizations.next().await {
+            let mut authz = authz.map_err(other)?;
+            if authz.status == AuthorizationStatus::Valid {
+                continue;
+            }
+            let Some(mut challenge) = authz.challenge(kind.clone()) else {
+                return Err(OrderError::Validation(format!(
+                    "the CA offers no {kind:?} challenge for {host}"
+                )));
+            };
+            let key_auth = challenge.key_authorization();
+            let put = match kind {
+                ChallengeType::Http01 => {
+                    tokens.push(challenge.token.clone());
+                    challenges
+                        .put_http01(&challenge.token, key_auth.as_str())
+                        .map_err(|e| e.to_string())
+                }
+                _ => challenges.put_tls_alpn01(host, key_auth.digest().as_ref()),
+            };
+            put.map_err(OrderError::Other)?;
+            challenge.set_ready().await.map_err(other)?;
+        }
+        let status = order.poll_ready(&POLL).await;
+        for t in &tokens {
+            challenges.clear(Some(t), host);
+        }
+        challenges.clear(None, host);
+        match status {
+            Ok(OrderStatus::Ready) => {}
+            Ok(OrderStatus::Invalid) => {
+                return Err(OrderError::Validation(why_invalid(&mut order, kind).await))
+            }
+            Ok(s) => return Err(OrderError::Other(format!("the order ended {s:?}"))),
+            // The CA answers a failed validation with a problem document.
+            Err(instant_acme::Error::Api(p)) => {
+                let detail = p.detail.as_deref().unwrap_or("no detail");
+                return Err(OrderError::Validation(format!(
+                    "{kind:?} validation failed: {detail}"
+                )));
+            }
+            Err(e) => return Err(other(e)),
+        }
+        let key = order.finalize().await.map_err(other)?;
+        let chain = order.poll_certificate(&POLL).await.map_err(other)?;
+        Ok((chain, key))
+    }
+}
+
+/// The CA's own words on why validation failed.
+async fn why_invalid(order: &mut instant_acme::Order, kind: ChallengeType) -> String {
+    let mut authorizations = order.authorizations();
+    while let Some(Ok(authz)) = authorizations.next().await {
+        for c in &authz.challenges {
+            if let (true, Some(p)) = (c.r#type == kind, &c.error) {
+                return format!(
+                    "{kind:?} validation failed: {}",
+                    p.detail.as_deref().unwrap_or("no detail")
+                );
+            }
+        }
+    }
+    format!("{kind:?} validation failed")
+}

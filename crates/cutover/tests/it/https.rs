@@ -1,0 +1,537 @@
+//! HTTPS at the edge, against a real ACME CA: Debian's `pebble`, with
+//! `pebble-challtestsrv` as its DNS server (every name is 127.0.0.1), and
+//! its HTTP-01 and TLS-ALPN-01 ports pointed at the daemon's listeners.
+//! Clients are curl, openssl and h2load, which nobody here wrote.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hyper::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::util::{free_port, Daemon};
+use cutover_test::origin::Origin;
+
+/// A CA on loopback: pebble behind a certificate of a test CA of ours.
+struct Pebble {
+    dir: tempfile::TempDir,
+    children: Vec<Child>,
+    directory: String,
+    management: SocketAddr,
+}
+
+/// What pebble's own HTTPS endpoint is signed by, for `--acme-ca-root`.
+fn write_test_ca(dir: &Path) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "cutover test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut leaf = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+    leaf.subject_alt_names
+        .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+    std::fs::write(dir.join("pebble.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("pebble.key"), key.serialize_pem()).unwrap();
+}
+
+impl Pebble {
+    /// Validates HTTP-01 on `http_port` and TLS-ALPN-01 on `tls_port` of
+    /// 127.0.0.1; certificates last `validity` (pebble's default: 5 years).
+    async fn start(http_port: u16, tls_port: u16, validity: Option<Duration>) -> Pebble {
+        let dir = tempfile::tempdir().unwrap();
+        write_test_ca(dir.path());
+        let (listen, management, dns) = (free_port(), free_port(), free_port());
+        let mut config = json!({
+            "listenAddress": format!("127.0.0.1:{listen}"),
+            "managementListenAddress": format!("127.0.0.1:{management}"),
+            "certificate": dir.path().join("pebble.pem"),
+            "privateKey": dir.path().join("pebble.key"),
+            "httpPort": http_port,
+            "tlsPort": tls_port,
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": false,
+        });
+        if let Some(v) = validity {
+            config["certificateValidityPeriod"] = json!(v.as_secs());
+        }
+        let config_file = dir.path().join("pebble.json");
+        std::fs::write(&config_file, json!({ "pebble": config }).to_string()).unwrap();
+        let log = |name: &str| std::fs::File::create(dir.path().join(name)).unwrap();
+        let dns_server = Command::new("pebble-challtestsrv")
+            .args(["-dns01", &format!("127.0.0.1:{dns}")])
+            .args(["-management", &format!("127.0.0.1:{}", free_port())])
+            .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
+            .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
+            .stdout(log("challtestsrv.log"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pebble-challtestsrv runs (Debian package pebble)");
+        let ca = Command::new("pebble")
+            .arg("-config")
+            .arg(&config_file)
+            .args(["-dnsserver", &format!("127.0.0.1:{dns}")])
+            // No random sleeps before validating, and every order validates.
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_AUTHZREUSE", "0")
+            .env("PEBBLE_WFE_NONCEREJECT", "0")
+            .stdout(log("pebble.log"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pebble runs (Debian package pebble)");
+        let pebble = Pebble {
+            directory: format!("https://127.0.0.1:{listen}/dir"),
+            management: format!("127.0.0.1:{management}").parse().unwrap(),
+            children: vec![dns_server, ca],
+            dir,
+        };
+        let start = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", listen))
+            .await
+            .is_err()
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "pebble never listened:\n{}",
+                pebble.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        pebble
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("pebble.log")).unwrap_or_default()
+    }
+
+    /// The daemon flags that order from this CA.
+    fn flags(&self) -> Vec<String> {
+        vec![
+            "--acme-directory".into(),
+            self.directory.clone(),
+            "--acme-ca-root".into(),
+            self.dir.path().join("ca.pem").display().to_string(),
+        ]
+    }
+
+    /// Pebble's issuing root (made at its start), for clients to verify
+    /// the certificates it issued.
+    fn root(&self) -> PathBuf {
+        let path = self.dir.path().join("pebble-root.pem");
+        if !path.exists() {
+            let out = Command::new("curl")
+                .args(["-sSf", "--cacert"])
+                .arg(self.dir.path().join("ca.pem"))
+                .arg(format!("https://{}/roots/0", self.management))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::fs::write(&path, out.stdout).unwrap();
+        }
+        path
+    }
+}
+
+impl Drop for Pebble {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A route for `host` with these TLS settings, through the control API.
+async fn deploy_tls(daemon: &Daemon, service: &str, host: &str, origin: &Origin, tls: Value) {
+    let body = json!({
+        "targets": [origin.target()],
+        "hosts": [host],
+        "health": {"interval": "100ms", "timeout": "1s"},
+        "timeouts": {"deploy": "10s", "drain": "5s", "websocket_drain": "2s"},
+        "tls": tls,
+    });
+    let (status, answer) = daemon
+        .request(
+            Method::PUT,
+            &format!("/v1/services/{service}"),
+            Some(&body.to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}\n{}", daemon.stderr());
+}
+
+async fn certificates(daemon: &Daemon) -> Vec<Value> {
+    let (status, answer) = daemon.request(Method::GET, "/v1/certificates", None).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    answer.as_array().cloned().unwrap_or_default()
+}
+
+/// Waits until the certificate for `host` is there (or `what` says done).
+async fn wait_certificate(daemon: &Daemon, host: &str, what: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let certs = certificates(daemon).await;
+        if let Some(c) = certs.iter().find(|c| c["hosts"][0] == host && what(c)) {
+            return c.clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no certificate for {host}: {certs:?}\n{}",
+            daemon.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn issued(c: &Value) -> bool {
+    c["not_after"].is_string()
+}
+
+/// curl, awaited: the origins run on this test's runtime and must keep
+/// answering while it waits.
+fn curl() -> tokio::process::Command {
+    tokio::process::Command::new("curl")
+}
+
+/// `curl` over HTTPS to `host` at `addr`, verifying with `ca`: status line
+/// fields and body.
+async fn curl_https(addr: SocketAddr, host: &str, ca: &Path, extra: &[&str]) -> (String, String) {
+    let out = curl()
+        .args(["-sS", "--max-time", "10", "--cacert"])
+        .arg(ca)
+        .args(["--resolve", &format!("{host}:{}:127.0.0.1", addr.port())])
+        .args(["-w", "\n%{http_code} %{http_version}"])
+        .args(extra)
+        .arg(format!("https://{host}:{}/hello?x=1", addr.port()))
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, tail) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (
+        tail.to_string(),
+        format!("{body}{}", String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
+/// The subject and names of the certificate a handshake got.
+fn served_certificate(addr: SocketAddr, sni: Option<&str>) -> String {
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_client", "-connect", &addr.to_string()]);
+    match sni {
+        Some(name) => cmd.args(["-servername", name]),
+        None => cmd.arg("-noservername"),
+    };
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    let pem = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut x509 = Command::new("openssl")
+        .args([
+            "x509",
+            "-noout",
+            "-subject",
+            "-ext",
+            "subjectAltName",
+            "-serial",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    x509.stdin
+        .take()
+        .unwrap()
+        .write_all(pem.as_bytes())
+        .unwrap();
+    String::from_utf8_lossy(&x509.wait_with_output().unwrap().stdout).into_owned()
+}
+
+async fn tls_daemon(dir: &Path, http: u16, https: u16, extra: &[String]) -> Daemon {
+    let mut b = Daemon::in_dir(dir)
+        .listen(format!("127.0.0.1:{http}").parse().unwrap())
+        .arg("--https-listen")
+        .arg(format!("127.0.0.1:{https}"));
+    for a in extra {
+        b = b.arg(a.clone());
+    }
+    b.start().await
+}
+
+#[tokio::test]
+async fn tls_alpn_01_issues_and_a_restart_loads_it_without_ordering() {
+    let (http, https) = (free_port(), free_port());
+    // HTTP-01 goes to a port nobody listens on: only TLS-ALPN-01 can work.
+    let pebble = Pebble::start(free_port(), https, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = tls_daemon(dir.path(), http, https, &pebble.flags()).await;
+    let origin = Origin::start("blue").await.unwrap();
+    deploy_tls(
+        &daemon,
+        "web",
+        "alpn.test",
+        &origin,
+        json!({"certificate": "automatic"}),
+    )
+    .await;
+    let cert = wait_certificate(&daemon, "alpn.test", issued).await;
+    assert_eq!(cert["source"], "acme");
+    assert!(
+        cert["issuer"].as_str().unwrap().contains("Pebble"),
+        "{cert}"
+    );
+    assert!(cert["last_error"].is_null(), "{cert}");
+    let https_addr = format!("127.0.0.1:{https}").parse().unwrap();
+    let (status, body) = curl_https(https_addr, "alpn.test", &pebble.root(), &[]).await;
+    assert_eq!(status, "200 2", "{body}");
+    assert!(body.contains("blue"), "{body}");
+    let log = daemon.stderr();
+    assert!(log.contains("challenge=TlsAlpn01"), "{log}");
+    assert!(!log.contains("validation failed"), "{log}");
+
+    // A restart serves the stored certificate at once, with no new order.
+    daemon.stop().await;
+    let daemon = tls_daemon(dir.path(), http, https, &pebble.flags()).await;
+    let again = wait_certificate(&daemon, "alpn.test", issued).await;
+    assert_eq!(again["not_after"], cert["not_after"]);
+    let (status, body) = curl_https(https_addr, "alpn.test", &pebble.root(), &["--http1.1"]).await;
+    assert_eq!(status, "200 1.1", "{body}");
+    assert!(
+        !daemon.stderr().contains("ordering a certificate"),
+        "{}",
+        daemon.stderr()
+    );
+}
+
+#[tokio::test]
+async fn http_01_takes_over_when_tls_alpn_01_is_blocked() {
+    let (http, https) = (free_port(), free_port());
+    // TLS-ALPN-01 is validated on a port nobody listens on.
+    let pebble = Pebble::start(http, free_port(), None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = tls_daemon(dir.path(), http, https, &pebble.flags()).await;
+    let origin = Origin::start("blue").await.unwrap();
+    deploy_tls(
+        &daemon,
+        "web",
+        "fallback.test",
+        &origin,
+        json!({"certificate": "automatic"}),
+    )
+    .await;
+    wait_certificate(&daemon, "fallback.test", issued).await;
+    let log = daemon.stderr();
+    assert!(
+        log.contains("challenge=TlsAlpn01") && log.contains("validation failed"),
+        "{log}"
+    );
+    assert!(log.contains("challenge=Http01"), "{log}");
+    let https_addr = format!("127.0.0.1:{https}").parse().unwrap();
+    let (status, body) = curl_https(https_addr, "fallback.test", &pebble.root(), &[]).await;
+    assert_eq!(status, "200 2", "{body}");
+}
+
+#[tokio::test]
+async fn a_failed_order_shows_in_status_and_plain_http_keeps_serving() {
+    let (http, https) = (free_port(), free_port());
+    let pebble = Pebble::start(free_port(), free_port(), None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = tls_daemon(dir.path(), http, https, &pebble.flags()).await;
+    let origin = Origin::start("blue").await.unwrap();
+    deploy_tls(
+        &daemon,
+        "web",
+        "broken.test",
+        &origin,
+        json!({"certificate": "automatic", "redirect": false}),
+    )
+    .await;
+    let cert = wait_certificate(&daemon, "broken.test", |c| c["last_error"].is_string()).await;
+    let error = cert["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("TlsAlpn01 validation failed") && error.contains("Http01"),
+        "{error}"
+    );
+    assert!(cert["not_after"].is_null(), "{cert}");
+    assert!(cert["next_renewal"].is_string(), "{cert}");
+    let out = curl()
+        .args(["-sS", "-H", "Host: broken.test"])
+        .arg(format!("http://127.0.0.1:{http}/"))
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("blue"),
+        "{out:?}"
+    );
+}
+
+#[tokio::test]
+async fn two_daemons_on_one_storage_order_once_and_serve_the_same_certificate() {
+    let (http_a, https_a, http_b, https_b) = (free_port(), free_port(), free_port(), free_port());
+    // The CA reaches daemon A only; B's orders are answered by A from the
+    // shared storage.
+    let pebble = Pebble::start(http_a, https_a, None).await;
+    let shared = tempfile::tempdir().unwrap();
+    let mut flags = pebble.flags();
+    flags.extend([
+        "--certificates-dir".into(),
+        shared.path().display().to_string(),
+    ]);
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = tls_daemon(dir_a.path(), http_a, https_a, &flags).await;
+    let b = tls_daemon(dir_b.path(), http_b, https_b, &flags).await;
+    let origin = Origin::start("blue").await.unwrap();
+    let tls = json!({"certificate": "automatic"});
+    tokio::join!(
+        deploy_tls(&a, "web", "shared.test", &origin, tls.clone()),
+        deploy_tls(&b, "web", "shared.test", &origin, tls.clone()),
+    );
+    let (ca, cb) = tokio::join!(
+        wait_certificate(&a, "shared.test", issued),
+        wait_certificate(&b, "shared.test", issued)
+    );
+    let orders = [a.stderr(), b.stderr()]
+        .iter()
+        .map(|l| l.matches("ordering a certificate").count())
+        .sum::<usize>();
+    assert_eq!(orders, 1, "A:\n{}\nB:\n{}", a.stderr(), b.stderr());
+    assert_eq!(ca["not_after"], cb["not_after"]);
+    let serial = |port| {
+        let s = served_certificate(
+            format!("127.0.0.1:{port}").parse().unwrap(),
+            Some("shared.test"),
+        );
+        s.lines()
+            .find(|l| l.starts_with("serial="))
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(!serial(https_a).is_empty());
+    assert_eq!(serial(https_a), serial(https_b));
+}
+
+#[tokio::test]
+async fn a_short_lived_certificate_is_renewed_at_a_third_of_its_life() {
+    let (http, https) = (free_port(), free_port());
+    let pebble = Pebble::start(http, https, Some(Duration::from_secs(30))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = tls_daemon(dir.path(), http, https, &pebble.flags()).await;
+    let origin = Origin::start("blue").await.unwrap();
+    deploy_tls(
+        &daemon,
+        "web",
+        "renew.test",
+        &origin,
+        json!({"certificate": "automatic"}),
+    )
+    .await;
+    let first = wait_certificate(&daemon, "renew.test", issued).await;
+    // Renewal is due 20 s after issue; the new one ends later.
+    let renewed = wait_certificate(&daemon, "renew.test", |c| {
+        issued(c) && c["not_after"] != first["not_after"]
+    })
+    .await;
+    assert!(renewed["last_error"].is_null(), "{renewed}");
+    assert_eq!(
+        daemon.stderr().matches("certificate issued").count(),
+        2,
+        "{}",
+        daemon.stderr()
+    );
+}
+
+/// A self-signed certificate for `names`, as the PEM files a user gives.
+fn write_static(dir: &Path, names: &[&str]) -> (PathBuf, PathBuf) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let cert = rcgen::CertificateParams::new(names)
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (c, k) = (dir.join("site.pem"), dir.join("site.key"));
+    std::fs::write(&c, cert.pem()).unwrap();
+    std::fs::write(&k, key.serialize_pem()).unwrap();
+    (c, k)
+}
+
+#[tokio::test]
+async fn static_files_sni_default_redirect_and_hsts() {
+    let (http, https) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = tls_daemon(dir.path(), http, https, &["--no-acme".to_string()]).await;
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = write_static(certs.path(), &["*.static.test"]);
+    let origin = Origin::start("blue").await.unwrap();
+    let tls = json!({"certificate": {"files": {"cert": cert, "key": key}}, "hsts": "1day"});
+    deploy_tls(&daemon, "web", "*.static.test", &origin, tls).await;
+    let https_addr: SocketAddr = format!("127.0.0.1:{https}").parse().unwrap();
+
+    // A wildcard certificate from files, verified by curl against itself.
+    let (status, body) = curl_https(https_addr, "www.static.test", &cert, &["-D", "-"]).await;
+    assert_eq!(status, "200 2", "{body}");
+    assert!(
+        body.contains("strict-transport-security: max-age=86400"),
+        "{body}"
+    );
+    // No SNI: the default certificate, not a failed handshake.
+    let default = served_certificate(https_addr, None);
+    assert!(default.contains("cutover default certificate"), "{default}");
+    let named = served_certificate(https_addr, Some("www.static.test"));
+    assert!(named.contains("*.static.test"), "{named}");
+
+    // Plain HTTP is redirected with path and query; the ACME path is not.
+    let out = curl()
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{redirect_url}",
+            "-H",
+            "Host: www.static.test",
+        ])
+        .arg(format!("http://127.0.0.1:{http}/a/b?c=d"))
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("308 https://www.static.test:{https}/a/b?c=d")
+    );
+
+    // New files are served without a restart.
+    let before = served_certificate(https_addr, Some("www.static.test"));
+    write_static(certs.path(), &["*.static.test", "static.test"]);
+    let start = Instant::now();
+    while served_certificate(https_addr, Some("www.static.test")) == before {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the new files were never served"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // With the redirect off, plain HTTP is served as before.
+    let tls = json!({"certificate": {"files": {"cert": cert, "key": key}}, "redirect": false});
+    deploy_tls(&daemon, "web", "*.static.test", &origin, tls).await;
+    let out = curl()
+        .args(["-sS", "-H", "Host: www.static.test"])
+        .arg(format!("http://127.0.0.1:{http}/"))
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("blue"),
+        "{out:?}"
+    );
+}
