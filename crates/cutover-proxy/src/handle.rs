@@ -476,10 +476,12 @@ impl Proxy {
         self.inner.ports.main_listener(addr);
     }
 
-    /// Copies of the apps' own listening sockets, by address, for a
-    /// successor ([`Proxy::adopt_ports`]).
+    /// Copies of the apps' own listening sockets and the HTTPS one, by
+    /// address, for a successor ([`Proxy::adopt_ports`]).
     pub fn port_listeners(&self) -> std::io::Result<Vec<(SocketAddr, std::net::TcpListener)>> {
-        self.inner.ports.handoff()
+        let mut out = self.inner.ports.handoff()?;
+        out.extend(self.inner.https.get().and_then(|h| h.handoff()));
+        Ok(out)
     }
 
     /// The predecessor's app ports: `restore` and deploys serve these
@@ -496,7 +498,8 @@ impl Proxy {
         addr: SocketAddr,
         listen_now: bool,
     ) -> Result<(), Report> {
-        let https = crate::https::Https::new(certs, addr)?;
+        let adopted = self.inner.ports.take_adopted(addr);
+        let https = crate::https::Https::new(certs, addr, adopted)?;
         if listen_now {
             https.ensure_listening()?;
         }
@@ -547,7 +550,10 @@ impl Proxy {
             .values()
             .map(|r| gauges(&r.service, None, &r.draining));
         let all: Vec<ServiceGauges<'_>> = live.chain(removed).collect();
-        metrics::render(&all, &self.inner.unrouted, &self.inner.connections)
+        let mut out = metrics::render(&all, &self.inner.unrouted, &self.inner.connections);
+        drop(services);
+        metrics::render_certificates(&mut out, &self.certificates(), std::time::SystemTime::now());
+        out
     }
 
     /// The data listener's address once `serve` has started.

@@ -8,7 +8,8 @@
 //! ```
 //!
 //! It is bound when a route first asks for TLS, or at start when the flag
-//! was given, so a daemon with no HTTPS route holds no port 443.
+//! was given, so a daemon with no HTTPS route holds no port 443. Across an
+//! upgrade the bound socket travels to the successor with the apps' ports.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -33,19 +34,40 @@ pub(crate) struct Https {
 #[derive(Default)]
 struct State {
     listener: Option<std::net::TcpListener>,
+    /// A copy of the bound socket, for a successor (`cutover upgrade`).
+    kept: Option<std::net::TcpListener>,
     local: Option<SocketAddr>,
     sink: Option<(mpsc::UnboundedSender<Accepted>, CancellationToken)>,
     accepting: bool,
 }
 
 impl Https {
-    pub fn new(certs: Arc<Certificates>, addr: SocketAddr) -> Result<Https, Report> {
-        Ok(Https {
+    /// `adopted`: the predecessor's socket at `addr`, served instead of
+    /// binding anew, so an upgrade refuses no HTTPS connection.
+    pub fn new(
+        certs: Arc<Certificates>,
+        addr: SocketAddr,
+        adopted: Option<std::net::TcpListener>,
+    ) -> Result<Https, Report> {
+        let https = Https {
             acceptors: Acceptors::new(certs.clone()).map_err(Report::new)?,
             certs,
             addr,
             state: Mutex::default(),
-        })
+        };
+        if let Some(listener) = adopted {
+            let mut st = lock(&https.state);
+            st.local = listener.local_addr().ok();
+            st.kept = listener.try_clone().ok();
+            st.listener = Some(listener);
+        }
+        Ok(https)
+    }
+
+    /// A copy of the listening socket, once bound.
+    pub fn handoff(&self) -> Option<(SocketAddr, std::net::TcpListener)> {
+        let st = lock(&self.state);
+        Some((st.local?, st.kept.as_ref()?.try_clone().ok()?))
     }
 
     /// Binds the listener if it is not bound yet, and accepts on it once
@@ -62,6 +84,7 @@ impl Https {
                 .set_nonblocking(true)
                 .map_err(|e| Report::new(format!("cannot set up {}: {e}", self.addr)))?;
             st.local = listener.local_addr().ok();
+            st.kept = listener.try_clone().ok();
             st.listener = Some(listener);
             tracing::info!(addr = ?st.local, "HTTPS listener bound");
         }

@@ -240,6 +240,40 @@ pub(crate) fn render(
     out
 }
 
+/// Seconds until each served certificate's notAfter (negative once past),
+/// the one figure an expiry alert needs.
+pub(crate) fn render_certificates(
+    out: &mut String,
+    certs: &[cutover_core::tls::CertificateStatus],
+    now: std::time::SystemTime,
+) {
+    use std::fmt::Write;
+    let served: Vec<_> = certs
+        .iter()
+        .filter_map(|c| Some((c, c.not_after?)))
+        .collect();
+    if served.is_empty() {
+        return;
+    }
+    out.push_str(
+        "# HELP cutover_certificate_expiry_seconds Seconds until the certificate expires.\n",
+    );
+    out.push_str("# TYPE cutover_certificate_expiry_seconds gauge\n");
+    for (c, not_after) in served {
+        let left = match not_after.duration_since(now) {
+            Ok(d) => d.as_secs() as i64,
+            Err(e) => -(e.duration().as_secs() as i64),
+        };
+        for host in &c.hosts {
+            let _ = writeln!(
+                out,
+                "cutover_certificate_expiry_seconds{{host=\"{host}\",source=\"{}\"}} {left}",
+                c.source
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

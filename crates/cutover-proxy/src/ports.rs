@@ -228,6 +228,12 @@ impl PortRoutes {
         lock(&self.state).adopted.extend(listeners);
     }
 
+    /// The handed-over socket bound at `addr`, for a listener other than
+    /// an app's (the HTTPS one).
+    pub fn take_adopted(&self, addr: SocketAddr) -> Option<std::net::TcpListener> {
+        lock(&self.state).adopted.remove(&addr)
+    }
+
     /// Closes the handed-over sockets no service claimed.
     pub fn forget_adopted(&self) {
         lock(&self.state).adopted.clear();

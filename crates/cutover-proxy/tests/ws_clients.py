@@ -1,10 +1,12 @@
 """WebSocket clients nobody at cutover wrote (aiohttp, websockets), each
 sending a message every 250 ms through the proxy until the server closes.
 
-    ws_clients.py PORT HOST N SECONDS
+    ws_clients.py PORT HOST N SECONDS [CAFILE]
 
 Starts N clients of each library against ws://127.0.0.1:PORT/ws with Host
-HOST. Prints "connected LIB" when a client got its first message, then one
+HOST; with CAFILE, over TLS (wss://), trusting that certificate: the
+websockets clients send HOST as the server name (SNI) and check it, the
+aiohttp ones (3.8 has no server_hostname) send none and check the chain. Prints "connected LIB" when a client got its first message, then one
 JSON line per client when it ends: {"lib": ..., "close": CODE} for a close
 frame received, {"lib": ..., "error": TEXT} for a reset or any other end.
 Every client gives up after SECONDS, so the script always ends by itself.
@@ -12,13 +14,24 @@ Every client gives up after SECONDS, so the script always ends by itself.
 
 import asyncio
 import json
+import ssl
 import sys
 
 import aiohttp
 import websockets
 
 PORT, HOST, N, SECONDS = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-URL = f"ws://127.0.0.1:{PORT}/ws"
+CAFILE = sys.argv[5] if len(sys.argv) > 5 else None
+SCHEME = "wss" if CAFILE else "ws"
+URL = f"{SCHEME}://127.0.0.1:{PORT}/ws"
+
+
+def tls(check_hostname):
+    if CAFILE is None:
+        return None
+    ctx = ssl.create_default_context(cafile=CAFILE)
+    ctx.check_hostname = check_hostname
+    return ctx
 
 
 def report(lib, **result):
@@ -36,7 +49,7 @@ async def keep_sending(send):
 
 async def with_aiohttp():
     async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(URL, headers={"Host": HOST}) as ws:
+        async with session.ws_connect(URL, headers={"Host": HOST}, ssl=tls(False)) as ws:
             sender = None
             async for msg in ws:
                 if sender is None:
@@ -54,8 +67,9 @@ async def with_aiohttp():
 
 
 async def with_websockets():
-    uri = f"ws://{HOST}:{PORT}/ws"
-    async with websockets.connect(uri, host="127.0.0.1", port=PORT) as ws:
+    uri = f"{SCHEME}://{HOST}:{PORT}/ws"
+    extra = {"ssl": tls(True), "server_hostname": HOST} if CAFILE else {}
+    async with websockets.connect(uri, host="127.0.0.1", port=PORT, **extra) as ws:
         sender = None
         try:
             async for _ in ws:

@@ -1,5 +1,6 @@
 //! Human-readable renderings of the daemon's answers.
 
+use cutover_core::tls::CertificateStatus;
 use std::fmt::Write;
 
 use cutover_core::compose::EnvChanges;
@@ -505,9 +506,80 @@ pub fn projects_table(projects: &[ProjectSummary]) -> String {
     )
 }
 
+/// The certificates the daemon serves or is ordering; nothing when none.
+pub fn certificates_table(certs: &[CertificateStatus]) -> String {
+    if certs.is_empty() {
+        return String::new();
+    }
+    let at = |t: Option<std::time::SystemTime>| {
+        t.map_or("-".to_string(), |t| {
+            humantime::format_rfc3339_seconds(t).to_string()
+        })
+    };
+    let rows: Vec<Vec<String>> = certs
+        .iter()
+        .map(|c| {
+            vec![
+                c.hosts.join(","),
+                c.source.clone(),
+                c.issuer.clone().unwrap_or_else(|| "-".into()),
+                at(c.not_after),
+                at(c.next_renewal),
+                c.last_error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    format!(
+        "\n{}",
+        table(
+            &[
+                "CERTIFICATE",
+                "SOURCE",
+                "ISSUER",
+                "NOT AFTER",
+                "NEXT RENEWAL",
+                "LAST ERROR"
+            ],
+            &rows,
+            ""
+        )
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn certificates_show_their_dates_and_last_error() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+        let certs = [
+            CertificateStatus {
+                hosts: vec!["shop.example.com".into()],
+                services: vec!["shop/web".into()],
+                source: "acme".into(),
+                issuer: Some("R11".into()),
+                not_after: Some(t),
+                next_renewal: Some(t),
+                last_error: None,
+            },
+            CertificateStatus {
+                hosts: vec!["new.example.com".into()],
+                services: vec![],
+                source: "acme".into(),
+                issuer: None,
+                not_after: None,
+                next_renewal: None,
+                last_error: Some("Http01 validation failed: connection refused".into()),
+            },
+        ];
+        insta::assert_snapshot!(certificates_table(&certs), @r"
+        CERTIFICATE       SOURCE  ISSUER  NOT AFTER             NEXT RENEWAL          LAST ERROR
+        shop.example.com  acme    R11     2027-01-15T08:00:00Z  2027-01-15T08:00:00Z
+        new.example.com   acme    -       -                     -                     Http01 validation failed: connection refused
+        ");
+        assert_eq!(certificates_table(&[]), "");
+    }
 
     fn sample() -> ProjectStatus {
         serde_json::from_value(serde_json::json!({

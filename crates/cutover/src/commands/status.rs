@@ -4,6 +4,7 @@
 
 use cutover_core::report::{ProjectStatus, ProjectSummary};
 use cutover_core::status::ServiceStatus;
+use cutover_core::tls::CertificateStatus;
 
 use crate::args::{GlobalArgs, LogFormat, Origins, StatusArgs};
 use crate::client::DaemonClient;
@@ -37,6 +38,9 @@ pub fn run(
             {
                 stdout::print(&output::projects_table(&projects))?;
             }
+            stdout::print(&output::certificates_table(&certificates(
+                &runtime, &client, None,
+            )))?;
         }
         return Ok(ExitStatus::Success);
     };
@@ -58,5 +62,28 @@ pub fn run(
         },
         cutover_core::clock::now_ms(),
     ))?;
+    let certs = certificates(&runtime, &client, Some(&project));
+    stdout::print(&output::certificates_table(&certs))?;
     Ok(ExitStatus::Success)
+}
+
+/// The daemon's certificates (a project's only, when named); none from a
+/// daemon too old to say.
+fn certificates(
+    runtime: &tokio::runtime::Runtime,
+    client: &DaemonClient,
+    project: Option<&str>,
+) -> Vec<CertificateStatus> {
+    let all: Vec<CertificateStatus> = runtime
+        .block_on(client.get("/v1/certificates"))
+        .unwrap_or_default();
+    match project {
+        None => all,
+        Some(p) => {
+            let prefix = format!("{p}/");
+            all.into_iter()
+                .filter(|c| c.services.iter().any(|s| s.starts_with(&prefix)))
+                .collect()
+        }
+    }
 }

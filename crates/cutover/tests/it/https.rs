@@ -418,6 +418,14 @@ async fn two_daemons_on_one_storage_order_once_and_serve_the_same_certificate() 
     };
     assert!(!serial(https_a).is_empty());
     assert_eq!(serial(https_a), serial(https_b));
+    // Prometheus gets the time left on it.
+    let (_, metrics) = a.request(Method::GET, "/metrics", None).await;
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    assert!(
+        metrics
+            .contains("cutover_certificate_expiry_seconds{host=\"shared.test\",source=\"acme\"}"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -534,4 +542,130 @@ async fn static_files_sni_default_redirect_and_hsts() {
         String::from_utf8_lossy(&out.stdout).contains("blue"),
         "{out:?}"
     );
+}
+
+/// h2load's summary: (succeeded, done, failed + errored + timeout, 2xx).
+fn h2load_counts(out: &str) -> (u64, u64, u64, u64) {
+    let num = |line: &str, key: &str| -> u64 {
+        line.split(',')
+            .find(|p| p.trim().ends_with(key))
+            .and_then(|p| p.split_whitespace().rev().nth(1)?.parse().ok())
+            .unwrap_or(u64::MAX)
+    };
+    let requests = out
+        .lines()
+        .find(|l| l.starts_with("requests:"))
+        .unwrap_or("");
+    let codes = out
+        .lines()
+        .find(|l| l.starts_with("status codes:"))
+        .unwrap_or("");
+    let bad = num(requests, "failed") + num(requests, "errored") + num(requests, "timeout");
+    let ok_2xx = codes
+        .split(',')
+        .find(|p| p.trim().ends_with("2xx"))
+        .and_then(|p| p.split_whitespace().rev().nth(1)?.parse().ok())
+        .unwrap_or(0);
+    (
+        num(requests, "succeeded"),
+        num(requests, "done"),
+        bad,
+        ok_2xx,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switches_under_https_load_fail_nothing_and_websockets_get_1012() {
+    use tokio::io::AsyncBufReadExt;
+    let (http, https) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = write_static(certs.path(), &["switch.test"]);
+    // Clients that send no SNI (aiohttp to an IP) get this host's certificate.
+    let flags = ["--no-acme", "--tls-default-host", "switch.test"].map(String::from);
+    let daemon = tls_daemon(dir.path(), http, https, &flags).await;
+    let (blue, green) = (
+        Origin::start("blue").await.unwrap(),
+        Origin::start("green").await.unwrap(),
+    );
+    let tls = json!({"certificate": {"files": {"cert": cert, "key": key}}});
+    deploy_tls(&daemon, "web", "switch.test", &blue, tls.clone()).await;
+
+    // WebSockets over TLS from two libraries nobody here wrote.
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../cutover-proxy/tests/ws_clients.py"
+    );
+    let mut ws = tokio::process::Command::new("/usr/bin/python3")
+        .arg(script)
+        .args([
+            https.to_string(),
+            "switch.test".into(),
+            "2".into(),
+            "30".into(),
+        ])
+        .arg(&cert)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("/usr/bin/python3 runs with aiohttp and websockets (scripts/deps.sh)");
+    let mut lines = tokio::io::BufReader::new(ws.stdout.take().unwrap()).lines();
+    let mut next_line = async || {
+        tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("the WebSocket clients report within 30 s")
+            .unwrap()
+            .expect("the WebSocket client script ended early")
+    };
+    for _ in 0..4 {
+        let line = next_line().await;
+        assert!(line.starts_with("connected "), "{line}");
+    }
+
+    // HTTP/2 and HTTP/1.1 over TLS for 6 s, with two switches inside.
+    let url = format!("https://127.0.0.1:{https}/");
+    let load = |h1: bool| {
+        let mut c = tokio::process::Command::new("h2load");
+        c.args([
+            "-D",
+            "6",
+            "-c",
+            "4",
+            "-m",
+            "4",
+            "-H",
+            ":authority: switch.test",
+        ]);
+        if h1 {
+            c.arg("--h1");
+        }
+        c.arg(&url)
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("h2load runs (Debian package nghttp2-client)")
+    };
+    let (h2, h1) = (load(false), load(true));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    deploy_tls(&daemon, "web", "switch.test", &green, tls.clone()).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    deploy_tls(&daemon, "web", "switch.test", &blue, tls.clone()).await;
+    for (name, child) in [("h2", h2), ("http/1.1", h1)] {
+        let out = child.wait_with_output().await.unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (succeeded, done, bad, ok_2xx) = h2load_counts(&text);
+        assert!(
+            succeeded > 100 && succeeded == done && ok_2xx == done,
+            "{name}:\n{text}"
+        );
+        assert_eq!(bad, 0, "{name}:\n{text}");
+    }
+    assert!(green.requests() > 0 && blue.requests() > 0);
+
+    // The WebSockets opened on blue got 1012 at its drain deadline (2 s).
+    for _ in 0..4 {
+        let line = next_line().await;
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["close"], 1012, "{line}");
+    }
 }
