@@ -335,3 +335,28 @@ machine_summary() {
             "$(if [ -n "$(git -C "$CUTOVER_ROOT" status --porcelain 2>/dev/null)" ]; then echo " (working tree has uncommitted changes)"; fi)"
     fi
 }
+
+# Results: one "PEER METRIC VALUE" line per measurement in $RESULTS, which
+# the sourcing script sets; the report takes medians over the reps.
+record() { echo "$1 $2 $3" >>"$RESULTS"; }
+
+# wrk latency lines look like "     99%    1.20ms": convert to microseconds.
+to_us() {
+    awk -v v="$1" 'BEGIN {
+        if (v ~ /us$/) { sub(/us$/, "", v); print v + 0 }
+        else if (v ~ /ms$/) { sub(/ms$/, "", v); print v * 1000 }
+        else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000000 }
+        else print "nan" }'
+}
+
+# median PEER METRIC: median over the reps, empty when never measured.
+median() {
+    awk -v p="$1" -v m="$2" '$1 == p && $2 == m {print $3}' "$RESULTS" | sort -g |
+        awk '{v[NR] = $1} END {if (NR == 0) exit; if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+sum_metric() { awk -v p="$1" -v m="$2" '$1 == p && $2 == m {s += $3} END {print s + 0}' "$RESULTS"; }
+fmt_k() { awk -v v="$1" 'BEGIN {if (v == "") print "–"; else printf "%.1fk", v / 1000}'; }
+fmt_us() {
+    awk -v v="$1" 'BEGIN {if (v == "") print "–"; else if (v >= 1000) printf "%.2f ms", v / 1000; else printf "%d µs", v + 0.5}'
+}
+fmt_ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "" || b == "" || b == 0) print "–"; else printf "%.2f×", a / b}'; }

@@ -3,13 +3,14 @@
 # and Caddy, on loopback. See docs/benchmarks.md for the method and results.
 #
 #   bench/proxy.sh [--reps N] [--duration S] [--peers "direct cutover nginx haproxy caddy"]
-#                  [--append] [--build]
+#                  [--append] [--build] [--https]
 #
 #   --reps N       interleaved repetitions; the table shows medians (default 3)
 #   --duration S   seconds per load run (default 10)
 #   --peers LIST   which paths to measure (default: all five)
 #   --append       also append the result section to docs/benchmarks.md
 #   --build        cargo build --release -p cutover first
+#   --https        then the HTTPS figures (bench/https.sh, same reps and duration)
 #
 # Env: BENCH_PORT_BASE (default 18100; uses the next 10 ports), CUTOVER_BIN,
 # CONNS (default 50), H2_CLIENTS (10) and H2_STREAMS (10) for h2load.
@@ -23,6 +24,7 @@ DURATION=10
 PEERS="direct cutover nginx haproxy caddy"
 APPEND=""
 BUILD=""
+HTTPS=""
 CONNS="${CONNS:-50}"
 H2_CLIENTS="${H2_CLIENTS:-10}"
 H2_STREAMS="${H2_STREAMS:-10}"
@@ -34,7 +36,8 @@ while [ $# -gt 0 ]; do
     --peers) PEERS="$2"; shift 2 ;;
     --append) APPEND=1; shift ;;
     --build) BUILD=1; shift ;;
-    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+    --https) HTTPS=1; shift ;;
+    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
     *) die "unknown argument '$1'" "see bench/proxy.sh --help" ;;
     esac
 done
@@ -88,16 +91,6 @@ done
 
 RESULTS="$BENCH_DIR/results"
 : >"$RESULTS"
-record() { echo "$1 $2 $3" >>"$RESULTS"; }
-
-# wrk latency lines look like "     99%    1.20ms": convert to microseconds.
-to_us() {
-    awk -v v="$1" 'BEGIN {
-        if (v ~ /us$/) { sub(/us$/, "", v); print v + 0 }
-        else if (v ~ /ms$/) { sub(/ms$/, "", v); print v * 1000 }
-        else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000000 }
-        else print "nan" }'
-}
 
 # run_wrk PEER CONNS TAG: one wrk run; records req/s, p50, p99, errors, and
 # for proxies the max RSS and the requests per CPU-second of the proxy.
@@ -171,22 +164,11 @@ for rep in $(seq 1 "$REPS"); do
     for peer in "${active[@]}"; do run_h2load "$peer"; done
 done
 
-# median PEER METRIC: median over the reps, empty when never measured.
-median() {
-    awk -v p="$1" -v m="$2" '$1 == p && $2 == m {print $3}' "$RESULTS" | sort -g |
-        awk '{v[NR] = $1} END {if (NR == 0) exit; if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
-}
-fmt_k() { awk -v v="$1" 'BEGIN {if (v == "") print "–"; else printf "%.1fk", v / 1000}'; }
-fmt_us() {
-    awk -v v="$1" 'BEGIN {if (v == "") print "–"; else if (v >= 1000) printf "%.2f ms", v / 1000; else printf "%d µs", v + 0.5}'
-}
-fmt_ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "" || b == "" || b == 0) print "–"; else printf "%.2f×", a / b}'; }
 fmt_added() {
     awk -v a="$1" -v b="$2" 'BEGIN {if (a == "" || b == "") print "–"; else if (a == b) print "0"; else printf "%+d µs", a - b + (a >= b ? 0.5 : -0.5)}'
 }
 fmt_mib() { awk -v v="$1" 'BEGIN {if (v == "") print "–"; else printf "%.1f MiB", v / 1024}'; }
 fmt_cores() { awk -v v="$1" 'BEGIN {if (v == "") print "–"; else printf "%.2f", v}'; }
-sum_metric() { awk -v p="$1" -v m="$2" '$1 == p && $2 == m {s += $3} END {print s + 0}' "$RESULTS"; }
 
 report() {
     local d_rps d_p50 n_rps n_h2
@@ -237,4 +219,8 @@ printf '\n%s\n' "$table"
 if [ -n "$APPEND" ]; then
     printf '\n%s\n' "$table" >>"$CUTOVER_ROOT/docs/benchmarks.md"
     log "bench: appended to docs/benchmarks.md"
+fi
+if [ -n "$HTTPS" ]; then
+    bench_cleanup
+    "$CUTOVER_ROOT/bench/https.sh" --reps "$REPS" --duration "$DURATION" ${APPEND:+--append}
 fi

@@ -121,23 +121,8 @@ fn start(st: &mut State) {
         return;
     };
     st.accepting = true;
-    tokio::spawn(async move {
-        loop {
-            let accepted = tokio::select! {
-                _ = stop.cancelled() => break,
-                a = listener.accept() => a,
-            };
-            match accepted {
-                Ok(conn) => {
-                    if tx.send(conn).is_err() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "HTTPS accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            }
-        }
+    let what = format!("the HTTPS listener {:?}", st.local);
+    crate::acceptor::spawn(listener, stop, what, move |stream, peer| {
+        tx.send((stream, peer)).is_ok()
     });
 }

@@ -5,6 +5,7 @@
 //! the deploy engine waits on its events to know when an old color is drained.
 #![forbid(unsafe_code)]
 
+mod acceptor;
 mod access_log;
 pub mod admin;
 mod body;

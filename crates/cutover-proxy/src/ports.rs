@@ -297,24 +297,9 @@ fn start(addr: SocketAddr, b: &mut Bound, sink: &Sink) {
     b.accepting = Some(stop.clone());
     let service: Arc<str> = b.service.as_str().into();
     let tx = sink.tx.clone();
-    tokio::spawn(async move {
-        loop {
-            let accepted = tokio::select! {
-                _ = stop.cancelled() => break,
-                a = listener.accept() => a,
-            };
-            match accepted {
-                Ok((stream, peer)) => {
-                    if tx.send((stream, peer, service.clone())).is_err() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(%addr, error = %e, "accept failed on an app's port");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            }
-        }
+    let what = format!("the app's port {addr}");
+    crate::acceptor::spawn(listener, stop, what, move |stream, peer| {
+        tx.send((stream, peer, service.clone())).is_ok()
     });
 }
 

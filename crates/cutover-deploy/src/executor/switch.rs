@@ -288,6 +288,7 @@ async fn roll_out_inner(
         })));
     }
     p.done(step, Some(format!("{service} now serves from {slot}")));
+    warn_certificates(inner, p, &route);
     inner.routes_changed().await;
     p.emit(ProgressEvent::Switched {
         service: service.to_string(),
@@ -544,5 +545,21 @@ fn serving(state: &AppState) -> String {
     match &state.live {
         Some(live) => format!(" ({} version {} keeps serving)", live.name(), live.version),
         None => String::new(),
+    }
+}
+
+/// A certificate of the route whose last order failed: the deploy goes on
+/// (plain HTTP serves, the order is retried), but the user hears of it now.
+fn warn_certificates(inner: &Inner, p: &Progress, route: &str) {
+    for cert in inner.proxy.certificates() {
+        let (true, Some(error)) = (cert.services.iter().any(|s| s == route), &cert.last_error)
+        else {
+            continue;
+        };
+        p.warn(
+            Report::new(format!("HTTPS for {}: {error}", cert.hosts.join(", "))).hint(
+                "plain HTTP keeps serving and the order is retried on its own; check that DNS points at this host and ports 80 and 443 are reachable; `cutover status` shows the certificate",
+            ),
+        );
     }
 }

@@ -37,14 +37,18 @@ pub(super) const PAGE_504: &str = "504 Gateway Timeout: the target did not answe
 
 /// A short page the proxy answers itself.
 pub(super) fn local(status: StatusCode, text: &'static str) -> Response<RespBody> {
-    let mut resp = Response::new(RespBody::Local {
-        data: Some(Bytes::from_static(text.as_bytes())),
-    });
+    answer(
+        status,
+        Bytes::from_static(text.as_bytes()),
+        "text/plain; charset=utf-8",
+    )
+}
+
+fn answer(status: StatusCode, body: Bytes, content_type: &'static str) -> Response<RespBody> {
+    let mut resp = Response::new(RespBody::Local { data: Some(body) });
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
 
@@ -111,14 +115,11 @@ pub(super) fn routed(
 
 /// The answer to a CA's HTTP-01 validation: the token's key authorization.
 pub(super) fn key_authorization(text: String) -> Response<RespBody> {
-    let mut resp = Response::new(RespBody::Local {
-        data: Some(Bytes::from(text)),
-    });
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    resp
+    answer(
+        StatusCode::OK,
+        Bytes::from(text),
+        "application/octet-stream",
+    )
 }
 
 /// Plain HTTP to a TLS route: 308 keeps the method and body, so a POST is

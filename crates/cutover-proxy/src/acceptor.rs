@@ -1,0 +1,39 @@
+//! The accept loop of a listener that is not the main one (an app's port,
+//! the HTTPS listener): each connection goes to the data listener's
+//! hand-off, so all share the connection cap and the data-plane threads.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+/// Accepts on `listener` until `stop`, giving each connection to `hand`,
+/// which says `false` once its receiver is gone. An accept error (EMFILE
+/// and friends) backs off rather than spins; the listener stays usable.
+pub(crate) fn spawn(
+    listener: TcpListener,
+    stop: CancellationToken,
+    what: String,
+    mut hand: impl FnMut(TcpStream, SocketAddr) -> bool + Send + 'static,
+) {
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                _ = stop.cancelled() => break,
+                a = listener.accept() => a,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    if !hand(stream, peer) {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed on {what}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    });
+}
