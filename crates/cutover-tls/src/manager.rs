@@ -182,11 +182,20 @@ impl Certificates {
             }
         }
         // Automatic hosts: new ones are due now; gone ones stop being served
-        // (their stored certificate stays for a later deploy).
+        // (their stored certificate stays for a later deploy), and so do
+        // on-demand names no on-demand route matches any more.
+        let still_on_demand = |h: &str| {
+            on_demand
+                .iter()
+                .any(|(_, p): &(String, Option<String>)| p.as_deref().is_none_or(|p| covers(p, h)))
+        };
         let gone: Vec<String> = st
             .hosts
             .iter()
-            .filter(|(h, m)| !m.on_demand && !hosts.contains_key(*h))
+            .filter(|(h, m)| match m.on_demand {
+                true => !still_on_demand(h),
+                false => !hosts.contains_key(*h),
+            })
             .map(|(h, _)| h.clone())
             .collect();
         for h in gone {

@@ -97,7 +97,9 @@ pub(crate) async fn handle(
             PAGE_404,
         ));
     };
-    if route.redirect_to_https && !conn.tls {
+    // Not on an app's own port or in-network address: those are the app's
+    // plain-HTTP addresses (a container calling it by name has no HTTPS).
+    if route.redirect_to_https && !conn.tls && conn.pinned.is_none() {
         let log = access_log::enabled(inner.config.access_log).then(|| pages::log_ctx(&req));
         let location = https_location(inner, &req);
         return Ok(pages::to_https(&route, guard, start, location, log));

@@ -538,6 +538,38 @@ async fn static_files_sni_default_redirect_and_hsts() {
         format!("308 https://www.static.test:{https}/a/b?c=d")
     );
 
+    // An app's own port stays plain HTTP: it is where the app is reached
+    // by address (or by name from other containers), not by its hosts.
+    let own = free_port();
+    let body = json!({
+        "targets": [origin.target()],
+        "hosts": ["own.static.test"],
+        "listen": [format!("127.0.0.1:{own}")],
+        "health": {"interval": "100ms", "timeout": "1s"},
+        "tls": {"certificate": {"files": {"cert": cert, "key": key}}},
+    });
+    let (status, answer) = daemon
+        .request(Method::PUT, "/v1/services/own", Some(&body.to_string()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let body = plain_get(own, "own.static.test").await;
+    assert!(body.contains("blue"), "{body}");
+    let out = curl()
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            "Host: own.static.test",
+        ])
+        .arg(format!("http://127.0.0.1:{http}/"))
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "308");
+
     // New files are served without a restart.
     let before = served_certificate(https_addr, Some("www.static.test"));
     write_static(certs.path(), &["*.static.test", "static.test"]);
