@@ -285,6 +285,35 @@ fn served_certificate(addr: SocketAddr, sni: Option<&str>) -> String {
     String::from_utf8_lossy(&x509.wait_with_output().unwrap().stdout).into_owned()
 }
 
+/// One `openssl s_client` handshake for www.static.test that stays a
+/// second, so a TLS 1.3 ticket arrives, saving or reusing the session.
+async fn s_client(addr: SocketAddr, version: &str, sess_flag: &str, sess: &Path) -> String {
+    let mut child = tokio::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &addr.to_string(),
+            "-servername",
+            "www.static.test",
+            version,
+            sess_flag,
+        ])
+        .arg(sess)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    drop(stdin);
+    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("openssl s_client ends once its input does")
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 async fn tls_daemon(dir: &Path, http: u16, https: u16, extra: &[String]) -> Daemon {
     let mut b = Daemon::in_dir(dir)
         .listen(format!("127.0.0.1:{http}").parse().unwrap())
@@ -537,6 +566,15 @@ async fn static_files_sni_default_redirect_and_hsts() {
         String::from_utf8_lossy(&out.stdout),
         format!("308 https://www.static.test:{https}/a/b?c=d")
     );
+
+    // Sessions resume: TLS 1.2 by session ID, TLS 1.3 by ticket.
+    for version in ["-tls1_2", "-tls1_3"] {
+        let sess = certs.path().join(format!("session{version}"));
+        let first = s_client(https_addr, version, "-sess_out", &sess).await;
+        assert!(first.contains("New, TLSv1."), "{first}");
+        let again = s_client(https_addr, version, "-sess_in", &sess).await;
+        assert!(again.contains("Reused, TLSv1."), "{version}: {again}");
+    }
 
     // An app's own port stays plain HTTP: it is where the app is reached
     // by address (or by name from other containers), not by its hosts.
