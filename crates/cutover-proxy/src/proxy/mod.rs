@@ -97,9 +97,7 @@ pub(crate) async fn handle(
             PAGE_404,
         ));
     };
-    // Not on an app's own port or in-network address: those are the app's
-    // plain-HTTP addresses (a container calling it by name has no HTTPS).
-    if route.redirect_to_https && !conn.tls && conn.pinned.is_none() {
+    if redirects_to_https(&route, &conn, &req) {
         let log = access_log::enabled(inner.config.access_log).then(|| pages::log_ctx(&req));
         let location = https_location(inner, &req);
         return Ok(pages::to_https(&route, guard, start, location, log));
@@ -131,6 +129,17 @@ pub(crate) async fn handle(
             .insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
     }
     Ok(resp)
+}
+
+/// Step 1b: plain HTTP to a TLS route goes to HTTPS, but not on an app's
+/// own port or in-network address (its plain-HTTP addresses: a container
+/// calling it by name has no HTTPS), and not under the ACME challenge
+/// path, where a CA validating the app's own client must reach it.
+fn redirects_to_https(route: &Route, conn: &ConnInfo, req: &Request<Incoming>) -> bool {
+    route.redirect_to_https
+        && !conn.tls
+        && conn.pinned.is_none()
+        && !req.uri().path().starts_with(cutover_tls::HTTP01_PREFIX)
 }
 
 /// Step 0a: `/.well-known/acme-challenge/TOKEN` over plain HTTP, for a
