@@ -72,6 +72,11 @@ struct Stop {
     token: CancellationToken,
     /// Set before `token` is cancelled when the cause is the idle timeout.
     idle: AtomicBool,
+    /// Cancelled once the client sent its Close, or its direction ended.
+    /// The client's side is not shut down before it (bounded): over TLS
+    /// the shutdown is a close_notify, after which clients such as aiohttp
+    /// can no longer write the Close reply they owe.
+    client_closed: CancellationToken,
 }
 
 /// When either direction last read something, as milliseconds since the
@@ -109,6 +114,7 @@ where
     let stop = Stop {
         token: deadline.child_token(),
         idle: AtomicBool::new(false),
+        client_closed: CancellationToken::new(),
     };
     let activity = Activity {
         start: Instant::now(),
@@ -121,7 +127,12 @@ where
         let to_client = Pump::new(upstream_rx, client_tx, Peer::Upstream, &stop, &activity);
         // An error in one direction drops the other: the caller then drops
         // both connections, the only sane end for a stream we cannot frame.
-        let pumps = async { tokio::try_join!(to_upstream.run(), to_client.run()) };
+        let to_upstream = async {
+            let ran = to_upstream.run().await;
+            stop.client_closed.cancel();
+            ran
+        };
+        let pumps = async { tokio::try_join!(to_upstream, to_client.run()) };
         tokio::select! {
             r = pumps => r,
             never = idle_watch(&stop, &activity, idle) => match never {},
@@ -423,6 +434,8 @@ struct Pump<'a, R, W> {
     tracker: FrameTracker,
     buf: Box<[u8]>,
     forwarded: u64,
+    /// A Close went to `dst`: ours, or the peer's forwarded.
+    close_sent: bool,
 }
 
 impl<'a, R, W> Pump<'a, R, W>
@@ -440,6 +453,15 @@ where
             tracker: FrameTracker::new(),
             buf: vec![0; BUF_SIZE].into_boxed_slice(),
             forwarded: 0,
+            close_sent: false,
+        }
+    }
+
+    /// After each read: a Close from the client lets the other direction
+    /// shut the client's side down.
+    fn saw_frames(&self) {
+        if self.from == Peer::Client && self.tracker.close_seen {
+            self.stop.client_closed.cancel();
         }
     }
 
@@ -536,6 +558,8 @@ where
             let before = self.tracker;
             let parsed = self.tracker.advance(&self.buf[..end]);
             parsed.map_err(|e| self.invalid(e))?;
+            self.saw_frames();
+            self.close_sent |= self.tracker.close_seen;
             let mut pos = 0;
             while pos < end {
                 // A single `write` is cancel-safe (Pending means nothing was
@@ -597,9 +621,11 @@ where
             let idle = self.stop.idle.load(Ordering::Relaxed);
             self.dst.write_all(&self.to().close_frame_to(idle)).await?;
             self.dst.flush().await?;
+            self.close_sent = true;
         }
         let parsed = self.tracker.advance(&self.buf[pos..end]);
         parsed.map_err(|e| self.invalid(e))?;
+        self.saw_frames();
         while !self.tracker.close_seen {
             let read = self.src.read(&mut self.buf).await?;
             if read == 0 {
@@ -607,6 +633,7 @@ where
             }
             let parsed = self.tracker.advance(&self.buf[..read]);
             parsed.map_err(|e| self.invalid(e))?;
+            self.saw_frames();
         }
         Ok(())
     }
@@ -614,6 +641,12 @@ where
     /// Propagates the end of this direction. Bounded once the deadline has
     /// passed, so a peer that stops reading cannot keep the relay alive.
     async fn shutdown_dst(&mut self, deadline: &CancellationToken) {
+        // The client owes its Close reply to one that went its way: it
+        // gets the close grace to send it before its side is shut.
+        if self.to() == Peer::Client && self.close_sent {
+            let replied = self.stop.client_closed.cancelled();
+            let _ = tokio::time::timeout(CLOSE_GRACE, replied).await;
+        }
         let bound = async {
             deadline.cancelled().await;
             tokio::time::sleep(CLOSE_GRACE).await;

@@ -207,6 +207,21 @@ async fn wait_certificate(daemon: &Daemon, host: &str, what: impl Fn(&Value) -> 
     }
 }
 
+/// An automatic-TLS route for `host` to a new origin, and its first
+/// certificate.
+async fn deploy_automatic(daemon: &Daemon, host: &str) -> (Origin, Value) {
+    let origin = Origin::start("blue").await.unwrap();
+    deploy_tls(
+        daemon,
+        "web",
+        host,
+        &origin,
+        json!({"certificate": "automatic"}),
+    )
+    .await;
+    (origin, wait_certificate(daemon, host, issued).await)
+}
+
 fn issued(c: &Value) -> bool {
     c["not_after"].is_string()
 }
@@ -350,16 +365,7 @@ async fn tls_alpn_01_issues_and_a_restart_loads_it_without_ordering() {
     let pebble = Pebble::start(free_port(), https, None).await;
     let dir = tempfile::tempdir().unwrap();
     let mut daemon = tls_daemon(dir.path(), http, https, &pebble.flags()).await;
-    let origin = Origin::start("blue").await.unwrap();
-    deploy_tls(
-        &daemon,
-        "web",
-        "alpn.test",
-        &origin,
-        json!({"certificate": "automatic"}),
-    )
-    .await;
-    let cert = wait_certificate(&daemon, "alpn.test", issued).await;
+    let (_origin, cert) = deploy_automatic(&daemon, "alpn.test").await;
     assert_eq!(cert["source"], "acme");
     assert!(
         cert["issuer"].as_str().unwrap().contains("Pebble"),
@@ -395,16 +401,7 @@ async fn http_01_takes_over_when_tls_alpn_01_is_blocked() {
     let pebble = Pebble::start(http, free_port(), None).await;
     let dir = tempfile::tempdir().unwrap();
     let daemon = tls_daemon(dir.path(), http, https, &pebble.flags()).await;
-    let origin = Origin::start("blue").await.unwrap();
-    deploy_tls(
-        &daemon,
-        "web",
-        "fallback.test",
-        &origin,
-        json!({"certificate": "automatic"}),
-    )
-    .await;
-    wait_certificate(&daemon, "fallback.test", issued).await;
+    let _served = deploy_automatic(&daemon, "fallback.test").await;
     let log = daemon.stderr();
     assert!(
         log.contains("challenge=TlsAlpn01") && log.contains("validation failed"),
@@ -502,16 +499,7 @@ async fn a_short_lived_certificate_is_renewed_at_a_third_of_its_life() {
     let pebble = Pebble::start(http, https, Some(Duration::from_secs(30))).await;
     let dir = tempfile::tempdir().unwrap();
     let daemon = tls_daemon(dir.path(), http, https, &pebble.flags()).await;
-    let origin = Origin::start("blue").await.unwrap();
-    deploy_tls(
-        &daemon,
-        "web",
-        "renew.test",
-        &origin,
-        json!({"certificate": "automatic"}),
-    )
-    .await;
-    let first = wait_certificate(&daemon, "renew.test", issued).await;
+    let (_origin, first) = deploy_automatic(&daemon, "renew.test").await;
     // Renewal is due 20 s after issue; the new one ends later.
     let renewed = wait_certificate(&daemon, "renew.test", |c| {
         issued(c) && c["not_after"] != first["not_after"]

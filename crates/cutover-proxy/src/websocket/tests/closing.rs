@@ -114,3 +114,46 @@ async fn the_client_side_is_read_until_its_fin_after_the_close() {
     let outcome = relay.await.unwrap().unwrap();
     assert!(outcome.closed_at_deadline);
 }
+
+/// The upstream answers the 1012 at once, the client only later: the
+/// client's side is not shut down before its Close reply (over TLS that
+/// shutdown is a close_notify, after which aiohttp cannot write the reply),
+/// and not longer than the close grace when the reply never comes.
+#[tokio::test(start_paused = true)]
+async fn the_client_side_stays_open_for_its_close_reply() {
+    let (mut client_app, client_proxy) = duplex(4096);
+    let (upstream_proxy, mut upstream_app) = duplex(4096);
+    let deadline = CancellationToken::new();
+    let relay = tokio::spawn(relay(
+        client_proxy,
+        upstream_proxy,
+        deadline.clone(),
+        NO_IDLE,
+    ));
+    deadline.cancel();
+    let expected = close_frame(CLOSE_SERVICE_RESTART, "service restart", None);
+    let mut got = vec![0; expected.len()];
+    client_app.read_exact(&mut got).await.unwrap();
+    assert_eq!(got, expected);
+    upstream_app
+        .write_all(&close_frame(1000, "", None))
+        .await
+        .unwrap();
+    // The upstream answered; the client's side is still open for writing
+    // and reading: no EOF before the client answered.
+    let mut byte = [0u8; 1];
+    let early = tokio::time::timeout(CLOSE_GRACE / 2, client_app.read(&mut byte)).await;
+    assert!(
+        early.is_err(),
+        "the client's side was shut before its Close: {early:?}"
+    );
+    client_app
+        .write_all(&close_frame(1000, "", Some([1, 1, 1, 1])))
+        .await
+        .unwrap();
+    // Its reply lets the shutdown through at once.
+    let eof = tokio::time::timeout(Duration::from_millis(10), client_app.read(&mut byte)).await;
+    assert!(matches!(eof, Ok(Ok(0))), "{eof:?}");
+    drop(client_app);
+    assert!(relay.await.unwrap().unwrap().closed_at_deadline);
+}
