@@ -932,3 +932,56 @@ async fn a_deploy_warns_of_a_failed_certificate_and_never_waits_for_it() {
     assert!(body.contains("two"), "{body}");
     expect_code(&project.cutover(&daemon, &["down"]), 0, &daemon);
 }
+
+/// The HTTPS listener travels to the successor with the other listeners:
+/// new TLS connections, each a full handshake, are never refused across
+/// three upgrades.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_https_listener_is_handed_over_on_upgrade() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let (http, https) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = tls_daemon(dir.path(), http, https, &["--no-acme".to_string()]).await;
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = write_static(certs.path(), &["up.test"]);
+    let origin = Origin::start("blue").await.unwrap();
+    let tls = json!({"certificate": {"files": {"cert": cert, "key": key}}});
+    deploy_tls(&daemon, "web", "up.test", &origin, tls).await;
+    let https_addr: SocketAddr = format!("127.0.0.1:{https}").parse().unwrap();
+    let mut serving = crate::upgrade::Serving(daemon.child.id());
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let load = tokio::spawn({
+        let (stop, ok, failed, cert) = (stop.clone(), ok.clone(), failed.clone(), cert.clone());
+        async move {
+            while !stop.load(Ordering::Relaxed) {
+                let (status, body) = curl_https(https_addr, "up.test", &cert, &["--http1.1"]).await;
+                if status == "200 1.1" {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    eprintln!("failed: {status} {body}");
+                }
+            }
+        }
+    });
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let socket = daemon.socket.clone();
+        let answer = tokio::task::spawn_blocking(move || crate::upgrade::upgrade(&socket))
+            .await
+            .unwrap();
+        serving = crate::upgrade::Serving(answer["pid"].as_u64().unwrap() as u32);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    assert!(
+        ok > 10 && failed == 0,
+        "{ok} HTTPS requests served, {failed} failed"
+    );
+    drop(serving);
+}

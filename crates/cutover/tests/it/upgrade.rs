@@ -17,7 +17,7 @@ use crate::util::{cutover, get_until_ok, run, tcp_request, Daemon};
 
 /// SIGTERMs the process serving at the end, whichever the last upgrade
 /// made it: the test's own `Daemon` is only the first.
-struct Serving(u32);
+pub(crate) struct Serving(pub(crate) u32);
 
 impl Drop for Serving {
     fn drop(&mut self) {
@@ -106,7 +106,7 @@ async fn websocket_loop(addr: SocketAddr, stop: Arc<AtomicBool>, tally: Arc<Tall
     }
 }
 
-fn upgrade(socket: &Path) -> Value {
+pub(crate) fn upgrade(socket: &Path) -> Value {
     let out = run(cutover()
         .arg("--socket")
         .arg(socket)
