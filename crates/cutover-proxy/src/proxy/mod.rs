@@ -114,9 +114,10 @@ pub(crate) async fn handle(
             return Ok(pages::routed(&route, guard, start, answer, upstream.log));
         }
     };
+    let hsts = if conn.tls { route.hsts.clone() } else { None };
     let mut resp = respond(
         inner,
-        route.clone(),
+        route,
         guard,
         resp,
         sender,
@@ -124,9 +125,9 @@ pub(crate) async fn handle(
         start,
         upstream.log,
     );
-    if let (true, Some(hsts)) = (conn.tls, &route.hsts) {
+    if let Some(hsts) = hsts {
         resp.headers_mut()
-            .insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+            .insert(header::STRICT_TRANSPORT_SECURITY, hsts);
     }
     Ok(resp)
 }
