@@ -159,6 +159,24 @@ EOF
     mv "$dir/nginx.conf.new" "$dir/nginx.conf"
 }
 
+# haproxy_prelude [GLOBAL_LINE]: the part of a haproxy.cfg every HAProxy
+# here shares, up to the frontend: a thread per core, keep-alive both ways.
+haproxy_prelude() {
+    cat <<EOF
+global
+    nbthread $NCPU
+    maxconn 4096
+${1:-}
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    option http-keep-alive
+    http-reuse always
+EOF
+}
+
 start_haproxy() {
     local upstream="$1" dir="$BENCH_DIR/haproxy"
     mkdir -p "$dir"
@@ -176,17 +194,7 @@ write_haproxy_conf() {
     local green_line=""
     if [ -n "$green" ]; then green_line="    server green $green disabled"; fi
     cat >"$dir/haproxy.cfg.new" <<EOF
-global
-    nbthread $NCPU
-    maxconn 4096
-    stats socket $HAPROXY_STATS_SOCK mode 600 level admin expose-fd listeners
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-    option http-keep-alive
-    http-reuse always
+$(haproxy_prelude "    stats socket $HAPROXY_STATS_SOCK mode 600 level admin expose-fd listeners")
 frontend fe
     bind 127.0.0.1:$HAPROXY_PORT
     default_backend be

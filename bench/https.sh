@@ -97,16 +97,7 @@ start_tls_haproxy() {
     local dir="$BENCH_DIR/haproxy-tls"
     mkdir -p "$dir"
     cat >"$dir/haproxy.cfg" <<EOF
-global
-    nbthread $NCPU
-    maxconn 4096
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-    option http-keep-alive
-    http-reuse always
+$(haproxy_prelude)
 frontend fe
     bind 127.0.0.1:${TLS_PORT[haproxy]} ssl crt $BENCH_DIR/combined.pem alpn h2,http/1.1
     default_backend be

@@ -79,15 +79,7 @@ async fn nothing_either_way_for_the_idle_timeout_closes_with_1001_and_traffic_re
 /// client's FIN, so its own close of the socket is never over unread bytes.
 #[tokio::test(start_paused = true)]
 async fn the_client_side_is_read_until_its_fin_after_the_close() {
-    let (mut client_app, client_proxy) = duplex(4096);
-    let (upstream_proxy, mut upstream_app) = duplex(4096);
-    let deadline = CancellationToken::new();
-    let relay = tokio::spawn(relay(
-        client_proxy,
-        upstream_proxy,
-        deadline.clone(),
-        NO_IDLE,
-    ));
+    let (mut client_app, mut upstream_app, deadline, relay) = raw_relay();
     deadline.cancel();
     // The client answers the 1012 and sends its FIN a second later.
     let expected = close_frame(CLOSE_SERVICE_RESTART, "service restart", None);
@@ -121,15 +113,7 @@ async fn the_client_side_is_read_until_its_fin_after_the_close() {
 /// and not longer than the close grace when the reply never comes.
 #[tokio::test(start_paused = true)]
 async fn the_client_side_stays_open_for_its_close_reply() {
-    let (mut client_app, client_proxy) = duplex(4096);
-    let (upstream_proxy, mut upstream_app) = duplex(4096);
-    let deadline = CancellationToken::new();
-    let relay = tokio::spawn(relay(
-        client_proxy,
-        upstream_proxy,
-        deadline.clone(),
-        NO_IDLE,
-    ));
+    let (mut client_app, mut upstream_app, deadline, relay) = raw_relay();
     deadline.cancel();
     let expected = close_frame(CLOSE_SERVICE_RESTART, "service restart", None);
     let mut got = vec![0; expected.len()];

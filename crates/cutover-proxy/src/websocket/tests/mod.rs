@@ -24,6 +24,27 @@ const MIB: usize = 1024 * 1024;
 /// An idle timeout no test reaches, for tests about something else.
 const NO_IDLE: Duration = Duration::from_secs(24 * 3600);
 
+/// A relay between two raw byte peers (no WebSocket library), for tests
+/// that write frames by hand: the client's end, the upstream's end, the
+/// drain deadline and the running relay.
+fn raw_relay() -> (
+    DuplexStream,
+    DuplexStream,
+    CancellationToken,
+    JoinHandle<io::Result<RelayOutcome>>,
+) {
+    let (client_app, client_proxy) = duplex(4096);
+    let (upstream_proxy, upstream_app) = duplex(4096);
+    let deadline = CancellationToken::new();
+    let relay = tokio::spawn(relay(
+        client_proxy,
+        upstream_proxy,
+        deadline.clone(),
+        NO_IDLE,
+    ));
+    (client_app, upstream_app, deadline, relay)
+}
+
 /// Counts bytes written through it, so byte-count assertions don't depend
 /// on how tungstenite encodes frames.
 struct Counted<S> {
@@ -415,15 +436,7 @@ async fn deadline_between_fragments_injects_close_between_them() {
 /// client's Close, must not get a second one.
 #[tokio::test(start_paused = true)]
 async fn deadline_after_client_close_sends_no_second_close_upstream() {
-    let (mut client_app, client_proxy) = duplex(4096);
-    let (upstream_proxy, mut upstream_app) = duplex(4096);
-    let deadline = CancellationToken::new();
-    let relay = tokio::spawn(relay(
-        client_proxy,
-        upstream_proxy,
-        deadline.clone(),
-        NO_IDLE,
-    ));
+    let (mut client_app, mut upstream_app, deadline, relay) = raw_relay();
 
     let client_close = close_frame(1000, "bye", Some([1, 2, 3, 4]));
     client_app.write_all(&client_close).await.unwrap();
@@ -450,14 +463,7 @@ async fn deadline_after_client_close_sends_no_second_close_upstream() {
 
 #[tokio::test]
 async fn invalid_length_from_client_ends_relay_with_error() {
-    let (mut client_app, client_proxy) = duplex(4096);
-    let (upstream_proxy, mut upstream_app) = duplex(4096);
-    let relay = tokio::spawn(relay(
-        client_proxy,
-        upstream_proxy,
-        CancellationToken::new(),
-        NO_IDLE,
-    ));
+    let (mut client_app, mut upstream_app, _deadline, relay) = raw_relay();
     let mut garbage = vec![FIN | OPCODE_BINARY, MASK_BIT | 127];
     garbage.extend_from_slice(&(1u64 << 63).to_be_bytes());
     garbage.extend_from_slice(&[9, 9, 9, 9, 1, 2, 3]);
@@ -474,14 +480,7 @@ async fn invalid_length_from_client_ends_relay_with_error() {
 
 #[tokio::test]
 async fn reserved_opcodes_and_rsv_bits_pass_through() {
-    let (mut client_app, client_proxy) = duplex(4096);
-    let (upstream_proxy, mut upstream_app) = duplex(4096);
-    let relay = tokio::spawn(relay(
-        client_proxy,
-        upstream_proxy,
-        CancellationToken::new(),
-        NO_IDLE,
-    ));
+    let (mut client_app, mut upstream_app, _deadline, relay) = raw_relay();
     let mut frames = encode_frame(0x3, b"reserved data", Some([5, 6, 7, 8]));
     let mut rsv = encode_frame(OPCODE_TEXT, b"deflated", Some([1, 1, 1, 1]));
     rsv[0] |= 0x40;
