@@ -23,6 +23,7 @@ mod server;
 mod service;
 pub mod state;
 mod target;
+mod upstream;
 mod websocket;
 mod worker;
 

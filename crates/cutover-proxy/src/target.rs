@@ -19,22 +19,23 @@ use cutover_core::clock::now_ms;
 use cutover_core::service::Color;
 use cutover_core::status::{Health, SetState, TargetSetStatus, TargetStatus};
 use cutover_core::target::Lifecycle;
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::body::ReqBody;
-
-pub(crate) type UpstreamSender = http1::SendRequest<ReqBody>;
+use crate::upstream::Conn;
 
 /// Idle connections kept per target; beyond this a finished connection closes.
 const MAX_IDLE_PER_TARGET: usize = 256;
 
 /// A pooled connection and when it was checked in. The newest is reused
 /// first, so the oldest are the ones that go idle and expire.
-type Pool = VecDeque<(UpstreamSender, Instant)>;
+type Pool = VecDeque<(Conn, Instant)>;
+
+/// A pooled connection idle this long is checked before it is used (one
+/// non-blocking read): long enough that a busy pool never pays for it,
+/// short next to the keep-alive timeouts that make origins close them.
+const CHECK_AFTER_IDLE: Duration = Duration::from_millis(5);
 
 const HEALTH_UNKNOWN: u8 = 0;
 const HEALTH_HEALTHY: u8 = 1;
@@ -96,28 +97,18 @@ impl Target {
 
     /// A connection ready for a request: an idle pooled one or a new one.
     /// Nothing has been sent when this fails, so the caller may try elsewhere.
-    pub async fn checkout(&self, connect_timeout: Duration) -> Result<UpstreamSender, String> {
+    pub async fn checkout(&self, connect_timeout: Duration) -> Result<Conn, String> {
         loop {
             let pooled = lock(self.shard()).pop_back();
-            let Some((mut sender, _)) = pooled else { break };
-            if sender.is_closed() {
-                continue;
-            }
-            if sender.is_ready() {
-                return Ok(sender);
-            }
-            // Checked in right after its response ended; the connection task
-            // has not caught up yet. A short wait beats a new connection.
-            if let Ok(Ok(())) =
-                tokio::time::timeout(Duration::from_millis(100), sender.ready()).await
-            {
-                return Ok(sender);
+            let Some((conn, since)) = pooled else { break };
+            if since.elapsed() < CHECK_AFTER_IDLE || conn.still_open() {
+                return Ok(conn);
             }
         }
         self.connect(connect_timeout).await
     }
 
-    pub async fn connect(&self, connect_timeout: Duration) -> Result<UpstreamSender, String> {
+    pub async fn connect(&self, connect_timeout: Duration) -> Result<Conn, String> {
         let connecting = async {
             match self.socket_addr {
                 Some(a) => TcpStream::connect(a).await,
@@ -135,24 +126,13 @@ impl Target {
             }
         };
         let _ = stream.set_nodelay(true);
-        let (sender, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("handshake with {}: {e}", self.addr))?;
-        tokio::spawn(async move {
-            // Errors here surface on the request that used the connection.
-            let _ = conn.with_upgrades().await;
-        });
-        Ok(sender)
+        Ok(Conn::new(stream))
     }
 
-    pub fn checkin(&self, sender: UpstreamSender) {
-        if sender.is_closed() {
-            return;
-        }
+    pub fn checkin(&self, conn: Conn) {
         let mut pool = lock(self.shard());
         if pool.len() < MAX_IDLE_PER_TARGET {
-            pool.push_back((sender, Instant::now()));
+            pool.push_back((conn, Instant::now()));
         }
     }
 

@@ -13,13 +13,13 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::access_log::{self, LogCtx};
 use crate::router::Route;
-use crate::target::{InFlight, UpstreamSender};
+use crate::target::InFlight;
+use crate::upstream::{Conn, UpstreamBody};
 
 pub(crate) type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -39,8 +39,6 @@ impl StdError for CutAtDrainDeadline {}
 pub(super) struct Tail {
     route: Arc<Route>,
     guard: Option<InFlight>,
-    /// Returned to the target's pool only if the body was read to its end.
-    sender: Option<UpstreamSender>,
     start: Instant,
     status: u16,
     bytes: u64,
@@ -55,7 +53,6 @@ impl Tail {
     pub(super) fn new(
         route: Arc<Route>,
         guard: InFlight,
-        sender: Option<UpstreamSender>,
         start: Instant,
         status: u16,
         bytes: u64,
@@ -64,7 +61,6 @@ impl Tail {
         Tail {
             route,
             guard: Some(guard),
-            sender,
             start,
             status,
             bytes,
@@ -74,7 +70,10 @@ impl Tail {
         }
     }
 
-    pub(super) fn finish(&mut self, complete: bool) {
+    /// Settles the request. `conn`, the upstream connection when the body
+    /// was read to its end on one that may be reused, goes back to its
+    /// target's pool unless the set drains.
+    pub(super) fn finish(&mut self, complete: bool, conn: Option<Conn>) {
         if self.done {
             return;
         }
@@ -82,12 +81,9 @@ impl Tail {
         let Some(guard) = self.guard.take() else {
             return;
         };
-        if complete && !guard.set().is_draining() {
-            if let Some(s) = self.sender.take() {
-                guard.target().checkin(s);
-            }
+        if let Some(conn) = conn.filter(|_| complete && !guard.set().is_draining()) {
+            guard.target().checkin(conn);
         }
-        self.sender = None;
         let elapsed = self.start.elapsed();
         self.route
             .service
@@ -116,7 +112,7 @@ impl Tail {
 
 impl Drop for Tail {
     fn drop(&mut self) {
-        self.finish(false);
+        self.finish(false, None);
     }
 }
 
@@ -125,7 +121,7 @@ pin_project! {
     pub(crate) enum RespBody {
         Local { data: Option<Bytes> },
         Upstream {
-            body: Incoming,
+            body: UpstreamBody,
             #[pin]
             cut: Option<WaitForCancellationFutureOwned>,
             tail: Tail,
@@ -159,17 +155,17 @@ impl Body for RespBody {
                         // hyper stops polling once a body says it is over,
                         // so a length-delimited body is settled here.
                         if body.is_end_stream() {
-                            tail.finish(true);
+                            tail.finish(true, body.take_reusable());
                         }
                         return Poll::Ready(Some(Ok(frame)));
                     }
                     Poll::Ready(Some(Err(e))) => {
                         tail.note = Some("upstream body error");
-                        tail.finish(false);
+                        tail.finish(false, None);
                         return Poll::Ready(Some(Err(e.into())));
                     }
                     Poll::Ready(None) => {
-                        tail.finish(true);
+                        tail.finish(true, body.take_reusable());
                         return Poll::Ready(None);
                     }
                     Poll::Pending => {}
@@ -189,7 +185,7 @@ impl Body for RespBody {
                             color = tail.route.set.color.as_str(),
                             "response still streaming at the drain deadline was cut"
                         );
-                        tail.finish(false);
+                        tail.finish(false, None);
                         return Poll::Ready(Some(Err(Box::new(CutAtDrainDeadline))));
                     }
                 }

@@ -12,7 +12,6 @@ mod pages;
 
 use std::borrow::Cow;
 use std::convert::Infallible;
-use std::error::Error as StdError;
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -37,7 +36,8 @@ use crate::access_log::{self, LogCtx};
 use crate::body::{ReqBody, ReqBodyError};
 use crate::context::Context;
 use crate::router::Route;
-use crate::target::{InFlight, Upgraded, UpstreamSender};
+use crate::target::{InFlight, Upgraded};
+use crate::upstream::{self, Failure, UpstreamBody};
 
 pub(crate) const HEALTH_PATH: &str = "/_cutover/health";
 
@@ -106,9 +106,9 @@ pub(crate) async fn handle(
         let log = access_log::enabled(inner.config.access_log).then(|| pages::log_ctx(&req));
         return Ok(pages::routed(&route, guard, start, Answer::TOO_LARGE, log));
     }
-    let upstream = upstream_request(inner, &conn, req);
-    let (resp, sender, guard) = match send_with_retry(inner, &route, guard, upstream.request).await
-    {
+    let mut upstream = upstream_request(inner, &conn, req);
+    let sent = send_with_retry(inner, &route, guard, &upstream.parts, &mut upstream.body).await;
+    let (resp, guard) = match sent {
         Ok(sent) => sent,
         Err((guard, answer)) => {
             return Ok(pages::routed(&route, guard, start, answer, upstream.log));
@@ -120,7 +120,6 @@ pub(crate) async fn handle(
         route,
         guard,
         resp,
-        sender,
         upstream.client_upgrade,
         start,
         upstream.log,
@@ -242,7 +241,8 @@ fn declared_length(req: &Request<Incoming>) -> Option<u64> {
 
 /// Step 2's result: the request as the origin gets it.
 struct Upstream {
-    request: Request<ReqBody>,
+    parts: http::request::Parts,
+    body: ReqBody,
     /// The client's side of an HTTP/1.1 upgrade it asked for.
     client_upgrade: Option<OnUpgrade>,
     log: Option<LogCtx>,
@@ -269,13 +269,11 @@ fn upstream_request(inner: &Context, conn: &ConnInfo, mut req: Request<Incoming>
     });
     headers::for_upstream(&mut parts, conn, upgrade.as_ref());
     Upstream {
-        request: Request::from_parts(
-            parts,
-            ReqBody::new(
-                body,
-                inner.config.max_request_body,
-                inner.config.client_body_timeout,
-            ),
+        parts,
+        body: ReqBody::new(
+            body,
+            inner.config.max_request_body,
+            inner.config.client_body_timeout,
         ),
         client_upgrade,
         log,
@@ -283,26 +281,27 @@ fn upstream_request(inner: &Context, conn: &ConnInfo, mut req: Request<Incoming>
 }
 
 /// Step 3: checkout and send, retrying on other targets of the same set
-/// while nothing was sent. Pooled connections that turn out stale give the
-/// request back too (`try_send_request`), and it goes out on a fresh one.
+/// while nothing was sent. A pooled connection the origin had closed gives
+/// the request back too when nothing of it can have been acted on
+/// (`upstream::Failure::Retry`), and it goes out on a fresh one.
 /// Either way the guard comes back: the request counts against the target
 /// that answered, or against the last one tried.
 async fn send_with_retry(
     inner: &Context,
     route: &Arc<Route>,
     mut guard: InFlight,
-    request: Request<ReqBody>,
-) -> Result<(Response<Incoming>, UpstreamSender, InFlight), (InFlight, Answer)> {
+    parts: &http::request::Parts,
+    body: &mut ReqBody,
+) -> Result<(Response<UpstreamBody>, InFlight), (InFlight, Answer)> {
     let cfg = &inner.config;
     let service = &*route.service.name;
     let max_attempts = route.set.targets.len().min(8) + 2;
     let mut tried: u64 = 0;
     let mut last_error = String::new();
-    let mut request = Some(request);
     for _ in 0..max_attempts {
         let target = guard.target();
-        let mut sender = match target.checkout(cfg.connect_timeout).await {
-            Ok(s) => s,
+        let conn = match target.checkout(cfg.connect_timeout).await {
+            Ok(c) => c,
             Err(e) => {
                 if let Some(prev) = target.set_health(Health::Unhealthy, Some(e.clone())) {
                     inner.health_changed(&route.set, guard.idx(), prev);
@@ -321,12 +320,11 @@ async fn send_with_retry(
                 }
             }
         };
-        let req = request.take().expect("the request is kept until sent");
-        let body_sent = req.body().sent();
+        let body_sent = body.sent();
         let exchange = response_head(
             cfg.response_header_timeout,
             body_sent,
-            sender.try_send_request(req),
+            upstream::send(conn, parts, body),
         );
         let sent = tokio::select! {
             biased;
@@ -338,20 +336,17 @@ async fn send_with_retry(
             }
         };
         match sent {
-            Ok(Ok(resp)) => return Ok((resp, sender, guard)),
-            Ok(Err(mut e)) => {
-                if let Some(req) = e.take_message() {
-                    // Not written to the connection: safe to retry.
-                    request = Some(req);
-                    last_error = e.error().to_string();
-                    continue;
-                }
-                let err = e.into_error();
-                if let Some(answer) = client_body_fault(&err) {
-                    tracing::info!(service, error = %err, "the client's request body failed; not the upstream's fault");
-                    return Err((guard, answer));
-                }
-                tracing::warn!(service, target = %guard.target().addr, error = %err, "upstream request failed");
+            Ok(Ok(resp)) => return Ok((resp, guard)),
+            Ok(Err(Failure::Retry(e))) => {
+                last_error = e;
+                continue;
+            }
+            Ok(Err(Failure::Client(e))) => {
+                tracing::info!(service, error = %e, "the client's request body failed; not the upstream's fault");
+                return Err((guard, client_body_fault(&e)));
+            }
+            Ok(Err(Failure::Upstream(e))) => {
+                tracing::warn!(service, target = %guard.target().addr, error = %e, "upstream request failed");
                 return Err((guard, Answer::BAD_GATEWAY));
             }
             Err(_) => {
@@ -386,17 +381,12 @@ async fn response_head<F: Future>(
 /// A send that failed because of the client's body: past the limit (413),
 /// stalled (408) or unreadable, e.g. a malformed chunk (400). The client's
 /// fault, not the origin's, and not counted as an upstream failure.
-fn client_body_fault(err: &hyper::Error) -> Option<Answer> {
-    let mut src: Option<&(dyn StdError + 'static)> = Some(err);
-    while let Some(s) = src {
-        match s.downcast_ref::<ReqBodyError>() {
-            Some(ReqBodyError::TooLarge) => return Some(Answer::TOO_LARGE),
-            Some(ReqBodyError::Stalled(_)) => return Some(Answer::BODY_TIMEOUT),
-            Some(ReqBodyError::Client(_)) => return Some(Answer::BAD_BODY),
-            None => src = s.source(),
-        }
+fn client_body_fault(err: &ReqBodyError) -> Answer {
+    match err {
+        ReqBodyError::TooLarge => Answer::TOO_LARGE,
+        ReqBodyError::Stalled(_) => Answer::BODY_TIMEOUT,
+        ReqBodyError::Client(_) => Answer::BAD_BODY,
     }
-    None
 }
 
 /// Step 4: the origin's response on its way back. A 101 hands both
@@ -407,29 +397,27 @@ fn respond(
     inner: &Context,
     route: Arc<Route>,
     guard: InFlight,
-    mut resp: Response<Incoming>,
-    sender: UpstreamSender,
+    resp: Response<UpstreamBody>,
     client_upgrade: Option<OnUpgrade>,
     start: Instant,
     log: Option<LogCtx>,
 ) -> Response<RespBody> {
     let status = resp.status();
-    let mut sender = Some(sender);
+    let (mut parts, mut body) = resp.into_parts();
     if status == StatusCode::SWITCHING_PROTOCOLS {
-        if let Some(client_upgrade) = client_upgrade {
-            start_upgrade(inner, &route, &guard, &mut resp, client_upgrade);
-        }
         // The upstream connection now belongs to the relay (or is useless).
-        sender = None;
+        let upgraded = body.take_upgraded();
+        if let (Some(client_upgrade), Some(upgraded)) = (client_upgrade, upgraded) {
+            start_upgrade(inner, &route, &guard, upgraded, client_upgrade);
+        }
     } else {
-        strip_hop_by_hop(resp.headers_mut());
+        strip_hop_by_hop(&mut parts.headers);
     }
-    let (parts, body) = resp.into_parts();
-    let mut tail = Tail::new(route, guard, sender, start, status.as_u16(), 0, log);
+    let mut tail = Tail::new(route, guard, start, status.as_u16(), 0, log);
     if body.is_end_stream() {
         // hyper never polls a body that says it is over (204, HEAD,
         // Content-Length: 0), so settle now or the connection is not reused.
-        tail.finish(true);
+        tail.finish(true, body.take_reusable());
     }
     Response::from_parts(
         parts,
@@ -447,10 +435,9 @@ fn start_upgrade(
     inner: &Context,
     route: &Route,
     guard: &InFlight,
-    resp: &mut Response<Incoming>,
+    upstream: upstream::Upgraded,
     client_upgrade: OnUpgrade,
 ) {
-    let upstream_upgrade = hyper::upgrade::on(resp);
     // Counted before the response goes out so the set never looks idle
     // between the 101 and the relay starting.
     let upgraded = Upgraded::enter(guard.set(), guard.idx());
@@ -458,11 +445,10 @@ fn start_upgrade(
     let service = route.service.name.clone();
     let idle = inner.config.websocket_idle_timeout;
     inner.tasks.spawn(async move {
-        let (c, u) = match tokio::join!(client_upgrade, upstream_upgrade) {
-            (Ok(c), Ok(u)) => (c, u),
-            _ => return,
+        let Ok(c) = client_upgrade.await else {
+            return;
         };
-        let (c, u) = (TokioIo::new(c), TokioIo::new(u));
+        let (c, u) = (TokioIo::new(c), upstream);
         match crate::websocket::relay(c, u, set.close_upgraded.clone(), idle).await {
             Ok(out) if out.closed_at_deadline => {
                 set.closed_websockets.fetch_add(1, Ordering::Relaxed);

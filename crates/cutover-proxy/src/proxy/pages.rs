@@ -103,13 +103,12 @@ pub(super) fn routed(
     let mut tail = Tail::new(
         route.clone(),
         guard,
-        None,
         start,
         status.as_u16(),
         page.len() as u64,
         log,
     );
-    tail.finish(true);
+    tail.finish(true, None);
     local(status, page)
 }
 
