@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, Entry, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{Request, Uri, Version};
 use hyper::body::Incoming;
@@ -28,14 +28,11 @@ pub(super) fn request_host(req: &Request<Incoming>) -> Option<&str> {
 
 /// The client's request id, or a new one written into the request.
 pub(super) fn ensure_request_id(parts: &mut Parts) -> HeaderValue {
-    match parts.headers.get(&X_REQUEST_ID) {
-        Some(v) => v.clone(),
-        None => {
-            let id = new_request_id();
-            parts.headers.insert(X_REQUEST_ID.clone(), id.clone());
-            id
-        }
-    }
+    parts
+        .headers
+        .entry(X_REQUEST_ID.clone())
+        .or_insert_with(new_request_id)
+        .clone()
 }
 
 /// Turns the client's request head into the one the origin gets: hop-by-hop
@@ -48,26 +45,32 @@ pub(super) fn for_upstream(parts: &mut Parts, conn: &ConnInfo, upgrade: Option<&
         None => parts.headers.get(header::HOST).cloned(),
     };
     strip_hop_by_hop(&mut parts.headers);
+    // One hashed lookup per header through `entry`, not a get or
+    // contains_key and then an insert: these run on every request.
     if let Some(h) = &host {
         // The authority routed on, which wins over a Host header that says
         // otherwise (an absolute-form URI, an HTTP/2 `host` beside
         // `:authority`): the origin sees the name cutover chose it for.
         parts.headers.insert(header::HOST, h.clone());
-        if !parts.headers.contains_key(&X_FORWARDED_HOST) {
-            parts.headers.insert(X_FORWARDED_HOST.clone(), h.clone());
-        }
+        parts
+            .headers
+            .entry(X_FORWARDED_HOST.clone())
+            .or_insert_with(|| h.clone());
     }
-    let xff = match parts.headers.get(&X_FORWARDED_FOR) {
-        Some(prev) => {
+    match parts.headers.entry(X_FORWARDED_FOR.clone()) {
+        Entry::Occupied(mut entry) => {
+            let prev = entry.get();
             let mut v = Vec::with_capacity(prev.len() + 2 + conn.peer_ip.len());
             v.extend_from_slice(prev.as_bytes());
             v.extend_from_slice(b", ");
             v.extend_from_slice(conn.peer_ip.as_bytes());
-            HeaderValue::from_bytes(&v).unwrap_or_else(|_| conn.peer_ip.clone())
+            // Replaces every XFF line, as the single joined value says it all.
+            entry.insert(HeaderValue::from_bytes(&v).unwrap_or_else(|_| conn.peer_ip.clone()));
         }
-        None => conn.peer_ip.clone(),
-    };
-    parts.headers.insert(X_FORWARDED_FOR.clone(), xff);
+        Entry::Vacant(slot) => {
+            slot.insert(conn.peer_ip.clone());
+        }
+    }
     // Over plain HTTP, incoming X-Forwarded-Proto/Host are kept (a TLS
     // terminator in front of cutover sets them); over cutover's own TLS the
     // proto is what cutover saw. X-Forwarded-For is appended to, never
@@ -76,10 +79,11 @@ pub(super) fn for_upstream(parts: &mut Parts, conn: &ConnInfo, upgrade: Option<&
         parts
             .headers
             .insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("https"));
-    } else if !parts.headers.contains_key(&X_FORWARDED_PROTO) {
+    } else {
         parts
             .headers
-            .insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+            .entry(X_FORWARDED_PROTO.clone())
+            .or_insert_with(|| HeaderValue::from_static("http"));
     }
     if let Some(u) = upgrade {
         parts
