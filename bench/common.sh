@@ -18,6 +18,8 @@ CLK_TCK="$(getconf CLK_TCK)"
 BENCH_DIR="$(mktemp -d "${TMPDIR:-/tmp}/cutover-bench.XXXXXX")"
 # Every process this script starts, so cleanup stops exactly those.
 BENCH_PIDS=()
+# And every container (start_container_origin).
+BENCH_CONTAINERS=()
 
 bench_cleanup() {
     local pid
@@ -30,6 +32,11 @@ bench_cleanup() {
         kill -KILL "$pid" 2>/dev/null || true
     done
     BENCH_PIDS=()
+    local c
+    for c in "${BENCH_CONTAINERS[@]}"; do
+        docker rm -f "$c" >/dev/null 2>&1 || true
+    done
+    BENCH_CONTAINERS=()
     if [ -z "${BENCH_KEEP_DIR:-}" ]; then rm -rf "$BENCH_DIR"; fi
 }
 
@@ -123,6 +130,39 @@ http {
     uwsgi_temp_path $dir/tmp;
     scgi_temp_path $dir/tmp;
 EOF
+}
+
+# start_container_origin: the same one-worker origin as start_origin, in a
+# container of the local cutover-test-nginx image on the default bridge, the
+# way an app deployed by cutover is reached. Sets CONTAINER_H1 and
+# CONTAINER_H2 (IP:port of its HTTP/1.1 and h2c listeners).
+start_container_origin() {
+    ensure_dockerd
+    "$CUTOVER_ROOT/scripts/images.sh" nginx >&2
+    local dir="$BENCH_DIR/origin-container" name="cutover-bench-origin-$$"
+    mkdir -p "$dir"
+    cat >"$dir/nginx.conf" <<EOF
+$(nginx_prelude 1 /tmp)
+    server {
+        listen 80;
+        listen 81 http2;
+        default_type text/plain;
+        location / { return 200 'hello'; }
+    }
+}
+EOF
+    docker run -d --name "$name" --label "cutover.bench=$$" \
+        -v "$dir/nginx.conf:/etc/nginx/nginx.conf:ro" cutover-test-nginx:latest \
+        nginx -c /etc/nginx/nginx.conf -g 'daemon off;' >/dev/null ||
+        die "the origin container did not start" "see docker logs $name"
+    BENCH_CONTAINERS+=("$name")
+    local ip
+    ip="$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$name")"
+    [ -n "$ip" ] || die "the origin container has no IP address" "docker inspect $name"
+    CONTAINER_H1="$ip:80"
+    CONTAINER_H2="$ip:81"
+    wait_http "http://$CONTAINER_H1/" 20 ||
+        die "the origin container does not answer on $CONTAINER_H1" "see docker logs $name"
 }
 
 start_nginx() {

@@ -3,11 +3,14 @@
 # and Caddy, on loopback. See docs/benchmarks.md for the method and results.
 #
 #   bench/proxy.sh [--reps N] [--duration S] [--peers "direct cutover nginx haproxy caddy"]
-#                  [--append] [--build] [--https]
+#                  [--origin loopback|container] [--append] [--build] [--https]
 #
 #   --reps N       interleaved repetitions; the table shows medians (default 3)
 #   --duration S   seconds per load run (default 10)
 #   --peers LIST   which paths to measure (default: all five)
+#   --origin WHERE loopback (default): the origin nginx on 127.0.0.1; container:
+#                  the same nginx in a container on the Docker bridge, every
+#                  proxy pointed at its address (needs the engine)
 #   --append       also append the result section to docs/benchmarks.md
 #   --build        cargo build --release -p cutover first
 #   --https        then the HTTPS figures (bench/https.sh, same reps and duration)
@@ -22,6 +25,7 @@ set -euo pipefail
 REPS=3
 DURATION=10
 PEERS="direct cutover nginx haproxy caddy"
+ORIGIN_KIND=loopback
 APPEND=""
 BUILD=""
 HTTPS=""
@@ -34,10 +38,11 @@ while [ $# -gt 0 ]; do
     --reps) REPS="$2"; shift 2 ;;
     --duration) DURATION="$2"; shift 2 ;;
     --peers) PEERS="$2"; shift 2 ;;
+    --origin) ORIGIN_KIND="$2"; shift 2 ;;
     --append) APPEND=1; shift ;;
     --build) BUILD=1; shift ;;
     --https) HTTPS=1; shift ;;
-    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
     *) die "unknown argument '$1'" "see bench/proxy.sh --help" ;;
     esac
 done
@@ -57,14 +62,25 @@ fi
 check_ports_free "$ORIGIN_PORT" "$ORIGIN_H2_PORT" "$NGINX_PORT" "$NGINX_H2_PORT" "$HAPROXY_PORT" \
     "$CADDY_PORT" "$CADDY_ADMIN_PORT" "$CUTOVER_PORT"
 
-ORIGIN="127.0.0.1:$ORIGIN_PORT"
-start_origin origin "$ORIGIN_PORT" "$ORIGIN_H2_PORT"
+case "$ORIGIN_KIND" in
+loopback)
+    ORIGIN="127.0.0.1:$ORIGIN_PORT"
+    ORIGIN_H2="127.0.0.1:$ORIGIN_H2_PORT"
+    start_origin origin "$ORIGIN_PORT" "$ORIGIN_H2_PORT"
+    ;;
+container)
+    start_container_origin
+    ORIGIN="$CONTAINER_H1"
+    ORIGIN_H2="$CONTAINER_H2"
+    ;;
+*) die "unknown --origin '$ORIGIN_KIND'" "use loopback or container" ;;
+esac
 
-# Which peers run, their ports, and the PIDs whose RSS and CPU are counted.
-declare -A H1_PORT=([direct]=$ORIGIN_PORT [cutover]=$CUTOVER_PORT [nginx]=$NGINX_PORT
-    [haproxy]=$HAPROXY_PORT [caddy]=$CADDY_PORT)
-declare -A H2_PORT=([direct]=$ORIGIN_H2_PORT [cutover]=$CUTOVER_PORT [nginx]=$NGINX_H2_PORT
-    [haproxy]=$HAPROXY_PORT [caddy]=$CADDY_PORT)
+# Which peers run, where each listens, and the PIDs whose RSS and CPU are counted.
+declare -A H1_ADDR=([direct]=$ORIGIN [cutover]=127.0.0.1:$CUTOVER_PORT [nginx]=127.0.0.1:$NGINX_PORT
+    [haproxy]=127.0.0.1:$HAPROXY_PORT [caddy]=127.0.0.1:$CADDY_PORT)
+declare -A H2_ADDR=([direct]=$ORIGIN_H2 [cutover]=127.0.0.1:$CUTOVER_PORT [nginx]=127.0.0.1:$NGINX_H2_PORT
+    [haproxy]=127.0.0.1:$HAPROXY_PORT [caddy]=127.0.0.1:$CADDY_PORT)
 declare -A MAIN_PID=()
 declare -A NOTE=()
 active=()
@@ -84,7 +100,7 @@ for peer in $PEERS; do
         ;;
     *) die "unknown peer '$peer'" "use some of: direct cutover nginx haproxy caddy" ;;
     esac
-    body="$(curl -sf --max-time 2 "http://127.0.0.1:${H1_PORT[$peer]}/" || true)"
+    body="$(curl -sf --max-time 2 "http://${H1_ADDR[$peer]}/" || true)"
     [ "$body" = "hello" ] || die "$peer answered '$body' instead of the origin's 'hello'"
     active+=("$peer")
 done
@@ -106,7 +122,7 @@ run_wrk() {
     fi
     # wrk stops itself after DURATION; timeout is only a guard against a hang.
     timeout $((DURATION + 30)) wrk -t1 -c"$conns" -d"${DURATION}s" --latency \
-        "http://127.0.0.1:${H1_PORT[$peer]}/" >"$out" 2>&1 || true
+        "http://${H1_ADDR[$peer]}/" >"$out" 2>&1 || true
     if [ -n "$sampler" ]; then
         after=$(cpu_ticks "${pids[@]}")
         kill "$sampler" 2>/dev/null || true
@@ -142,7 +158,7 @@ run_wrk() {
 run_h2load() {
     local peer="$1" out="$BENCH_DIR/h2load.out"
     timeout $((DURATION + 30)) h2load -t1 -c"$H2_CLIENTS" -m"$H2_STREAMS" -D"$DURATION" \
-        "http://127.0.0.1:${H2_PORT[$peer]}/" >"$out" 2>&1 || true
+        "http://${H2_ADDR[$peer]}/" >"$out" 2>&1 || true
     local rps ok failed
     rps="$(awk '/^finished in/ {gsub(/,/, ""); print $4}' "$out")"
     ok="$(awk '/^requests:/ {print $8}' "$out")"
@@ -182,6 +198,10 @@ report() {
     echo "- method: wrk -t1, ${DURATION}s per run, $CONNS connections and 1 connection;" \
         "h2load -t1 -c$H2_CLIENTS -m$H2_STREAMS (h2c, prior knowledge), ${DURATION}s;" \
         "medians of $REPS interleaved reps"
+    case "$ORIGIN_KIND" in
+    loopback) echo "- origin: nginx, 1 worker, on 127.0.0.1:$ORIGIN_PORT" ;;
+    container) echo "- origin: nginx, 1 worker, in a container on the Docker bridge at $ORIGIN; every proxy points there" ;;
+    esac
     echo
     echo "| path | req/s, $CONNS conns | vs direct | vs nginx | proxy CPU, cores | req per CPU-second | p99, $CONNS conns | p50, 1 conn | added p50 | p99, 1 conn | h2c req/s | h2c vs nginx | RSS under load |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"

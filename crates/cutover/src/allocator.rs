@@ -5,9 +5,8 @@
 //! after it ended (bench/memory.sh: 56 MiB twenty seconds after a
 //! zero-window HTTP/2 load, against 10 MiB idle). With its default options
 //! mimalloc is no better (24 MiB idle, pages kept): it commits its arenas
-//! eagerly and waits before it returns freed pages. `cutover serve` runs it
-//! with neither, which gives 16 MiB after the same load, 12 MiB idle
-//! (docs/benchmarks.md, "Memory").
+//! eagerly. `cutover serve` runs it with lazy commit, which gives 16 MiB
+//! after the same load, 12 MiB idle (docs/benchmarks.md, "Memory").
 //! (`--features system-allocator` keeps glibc's, for that comparison.)
 
 #[cfg(not(feature = "system-allocator"))]
@@ -17,9 +16,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// The options, as mimalloc reads them: from the environment, once, as the
 /// process starts. A value the user set wins.
 const OPTIONS: [(&str, &str); 2] = [
-    // Return freed pages to the system at once instead of after 10 ms
-    // batches that a busy proxy never lets expire.
-    ("MIMALLOC_PURGE_DELAY", "0"),
+    // mimalloc's own 10 ms purge delay, set so the environment says what
+    // runs. 0 (freed pages returned at once) held no less memory after a
+    // load once arenas are committed lazily (below), and the next request
+    // faulted the pages in again: 0.35 page faults per request, 24 % fewer
+    // requests per CPU-second (docs/benchmarks.md, #16's run).
+    ("MIMALLOC_PURGE_DELAY", "10"),
     // Commit arena memory as it is used, not whole arenas up front.
     ("MIMALLOC_ARENA_EAGER_COMMIT", "0"),
 ];

@@ -1,7 +1,6 @@
 //! The origin's response head: read, parsed with httparse, and its body's
 //! framing decided (RFC 9112 §6.3).
 
-use std::io;
 use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
@@ -12,6 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use super::body::{BodyFraming, UpstreamBody};
 use super::conn::Conn;
 use super::Failure;
+use crate::websocket::is_disconnect;
 
 /// The longest response head accepted: 8× nginx's default
 /// `proxy_buffer_size`, which answers 502 past it too.
@@ -93,21 +93,12 @@ pub(super) async fn read_head_from<R: AsyncRead + Unpin>(
                 ))
             }
             Ok(_) => {}
-            Err(e) if !answered && closed(&e) => {
+            Err(e) if !answered && is_disconnect(&e) => {
                 return Err(HeadError::Closed(format!("reading from the origin: {e}")))
             }
             Err(e) => return Err(HeadError::Bad(format!("reading from the origin: {e}"))),
         }
     }
-}
-
-fn closed(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::BrokenPipe
-    )
 }
 
 /// One head from the start of `buf`, consumed from it; `None` until it is

@@ -391,7 +391,8 @@ fn close_frame(code: u16, reason: &str, mask: Option<[u8; 4]>) -> Vec<u8> {
 }
 
 /// The peer went away; during teardown that is expected, not a failure.
-fn is_disconnect(e: &io::Error) -> bool {
+/// (The upstream client asks the same of a pooled connection that died.)
+pub(crate) fn is_disconnect(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::BrokenPipe
