@@ -29,7 +29,8 @@ use tokio_util::sync::CancellationToken;
 
 pub(crate) use body::RespBody;
 use body::Tail;
-use headers::{connection_has, ensure_request_id, request_host, strip_hop_by_hop};
+pub(crate) use headers::connection_has;
+use headers::{ensure_request_id, request_host, strip_hop_by_hop};
 use pages::{Answer, PAGE_404};
 
 use crate::access_log::{self, LogCtx};

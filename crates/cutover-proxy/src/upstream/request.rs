@@ -59,10 +59,7 @@ pub(super) fn encode_head(out: &mut Vec<u8>, parts: &Parts, framing: Framing) {
         if chunked && name == header::CONTENT_LENGTH {
             continue;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        put_header(out, name, value);
     }
     if chunked {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
@@ -119,10 +116,7 @@ pub(super) async fn send<W: AsyncWrite + Unpin>(
                     if let (true, Ok(trailers)) = (chunked, frame.into_trailers()) {
                         out.extend_from_slice(b"0\r\n");
                         for (name, value) in &trailers {
-                            out.extend_from_slice(name.as_str().as_bytes());
-                            out.extend_from_slice(b": ");
-                            out.extend_from_slice(value.as_bytes());
-                            out.extend_from_slice(b"\r\n");
+                            put_header(out, name, value);
                         }
                         out.extend_from_slice(b"\r\n");
                         return finish(writer, out).await;
@@ -154,6 +148,13 @@ async fn finish<W: AsyncWrite + Unpin>(writer: &mut W, out: &mut Vec<u8>) -> Res
 fn next_ready(body: &mut ReqBody) -> Option<Option<Result<http_body::Frame<Bytes>, ReqBodyError>>> {
     use futures_util::FutureExt;
     body.frame().now_or_never()
+}
+
+fn put_header(out: &mut Vec<u8>, name: &http::HeaderName, value: &http::HeaderValue) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 fn put_data(out: &mut Vec<u8>, data: &[u8], chunked: bool) {

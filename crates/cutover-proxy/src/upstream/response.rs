@@ -11,6 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use super::body::{BodyFraming, UpstreamBody};
 use super::conn::Conn;
 use super::Failure;
+use crate::proxy::connection_has;
 use crate::websocket::is_disconnect;
 
 /// The longest response head accepted: 8× nginx's default
@@ -214,14 +215,6 @@ fn body_framing(
     Ok(match length {
         Some(n) => (BodyFraming::Length(n), true),
         None => (BodyFraming::Close, false),
-    })
-}
-
-fn connection_has(headers: &HeaderMap, token: &str) -> bool {
-    headers.get_all(header::CONNECTION).iter().any(|v| {
-        v.as_bytes()
-            .split(|b| *b == b',')
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
     })
 }
 
