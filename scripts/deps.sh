@@ -22,10 +22,13 @@ set -euo pipefail
 # check the syntax of the completion scripts `cutover completions` prints.
 # pebble (with pebble-challtestsrv): a real ACME CA on loopback for the HTTPS
 # tests; openssl shows which certificate a handshake got; nghttp2-client's
-# h2load is HTTP/2-over-TLS load through a switch.
+# h2load is HTTP/2-over-TLS load through a switch. openssh-server (with
+# its client and ssh-keygen): a real sshd on loopback that `ssh://` hosts
+# go through; util-linux's unshare and nsenter put a daemon in a mount
+# namespace where the client's files are not (a "remote" host).
 TEST_PACKAGES=(docker.io debootstrap ca-certificates curl tar gzip shellcheck redis-server
     python3 python3-aiohttp python3-websockets python3-pip docker-registry apache2-utils
-    zsh fish pebble openssl nghttp2-client)
+    zsh fish pebble openssl nghttp2-client openssh-server openssh-client util-linux)
 # The proxies compared in docs/benchmarks.md and the load generators;
 # docker-compose (the 1.29 Python one, which this engine's API accepts):
 # bench/deploy-compare.sh runs the field report's compose-file deploys with it.

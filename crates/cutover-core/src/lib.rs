@@ -20,4 +20,5 @@ pub mod status;
 pub mod sync;
 pub mod target;
 pub mod tls;
+pub mod token;
 pub mod wire;

@@ -46,11 +46,64 @@ pub struct DeployCommand {
     /// only when there are some.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub registry_auth: std::collections::BTreeMap<String, crate::registry::RegistryAuth>,
+    /// The caller's id for this deploy (`--deploy-id`): a second request
+    /// with the id of a deploy still running follows that one instead of
+    /// starting another. A fresh id is chosen when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy_id: Option<String>,
+    /// The client is not on the daemon's machine: bind sources are paths
+    /// on the daemon's host, and `plan` says so.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub remote: bool,
+    /// Build contexts the client uploaded (`PUT /v1/build-contexts/{digest}`),
+    /// by the `build.context` they stand for: the daemon builds from the
+    /// upload, not from a folder of its own.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub build_contexts: std::collections::BTreeMap<String, String>,
+}
+
+/// The header every operation's answer carries its id in.
+pub const OPERATION_ID_HEADER: &str = "cutover-operation-id";
+
+/// An operation id is letters, digits, `-`, `_` and `.`, 1 to 64 of them:
+/// it is written in URLs, headers and logs as it is.
+pub fn check_operation_id(id: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && !id.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{id:?} is not a deploy id: use 1 to 64 letters, digits, -, _ and . (e.g. the CI run's number)"
+        ))
+    }
+}
+
+/// A SHA-256 digest as the build-context upload names it: `sha256:` and
+/// 64 lowercase hex digits.
+pub fn is_digest(s: &str) -> bool {
+    s.strip_prefix("sha256:").is_some_and(|hex| {
+        hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
 }
 
 impl DeployCommand {
     /// What serde cannot check: the body is for the project the URL names.
     pub fn validate(&self, project: &str) -> Result<(), Report> {
+        if let Some(id) = &self.deploy_id {
+            check_operation_id(id).map_err(|e| Report::new(format!("deploy_id: {e}")))?;
+        }
+        if let Some((context, digest)) = self.build_contexts.iter().find(|(_, d)| !is_digest(d)) {
+            return Err(Report::new(format!(
+                "build_contexts[{context:?}]: {digest:?} is not a sha256: digest"
+            ))
+            .hint(
+                "upload the context with PUT /v1/build-contexts/sha256:HEX first (docs/api.md)",
+            ));
+        }
         if self.project.name == project {
             return Ok(());
         }

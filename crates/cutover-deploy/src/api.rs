@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cutover_core::diag::Report;
-use cutover_core::progress::{DeployCommand, Outcome, RollbackCommand};
+use cutover_core::progress::{DeployCommand, Outcome, RollbackCommand, OPERATION_ID_HEADER};
 use cutover_core::wire::read_json;
 use cutover_proxy::admin::ApiError;
 use futures_util::stream::{self, StreamExt};
@@ -37,6 +37,8 @@ pub fn router(engine: DeployEngine) -> Router {
         .route("/v1/projects/{project}/status", get(status))
         .route("/v1/projects/{project}/history", get(history))
         .route("/v1/projects/{project}/logs", get(logs))
+        .route("/v1/projects/{project}/operations/{id}", get(follow))
+        .route("/v1/build-contexts/{digest}", get(has_upload).put(upload))
         .with_state(engine)
 }
 
@@ -56,6 +58,7 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>> {
 }
 
 fn ndjson(rx: Receiver) -> Response {
+    let id = rx.id().to_owned();
     let body = stream::unfold(rx, |mut rx| async move {
         let event = rx.recv().await?;
         let mut line = serde_json::to_vec(&event).expect("progress events serialize");
@@ -64,8 +67,77 @@ fn ndjson(rx: Receiver) -> Response {
     });
     Response::builder()
         .header(header::CONTENT_TYPE, NDJSON)
+        .header(OPERATION_ID_HEADER, id)
         .body(Body::from_stream(body))
-        .expect("static response parts are valid")
+        .expect("ids are checked header values")
+}
+
+/// An operation's events from its first, then live: `cutover wait`.
+async fn follow(
+    State(engine): State<DeployEngine>,
+    Path((project, id)): Path<(String, String)>,
+) -> Response {
+    match engine.inner.operations.follow(&project, &id) {
+        Some(rx) => ndjson(rx),
+        None => error(
+            StatusCode::NOT_FOUND,
+            Report::new(format!("project {project} has no operation {id:?}"))
+                .hint("an operation can be followed while it runs and for an hour after it ends; `cutover history` shows older ones"),
+        ),
+    }
+}
+
+fn digest_checked(digest: &str) -> Result<(), Box<Response>> {
+    if cutover_core::progress::is_digest(digest) {
+        return Ok(());
+    }
+    Err(Box::new(error(
+        StatusCode::BAD_REQUEST,
+        Report::new(format!("{digest:?} is not a digest"))
+            .hint("name the upload sha256:<64 lowercase hex digits of the tar's SHA-256>"),
+    )))
+}
+
+/// 204 when the daemon has the upload (HEAD asks the same), else 404.
+async fn has_upload(State(engine): State<DeployEngine>, Path(digest): Path<String>) -> Response {
+    if let Err(r) = digest_checked(&digest) {
+        return *r;
+    }
+    if engine.inner.uploads.has(&digest) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        error(StatusCode::NOT_FOUND, format!("no upload {digest}"))
+    }
+}
+
+async fn upload(
+    State(engine): State<DeployEngine>,
+    Path(digest): Path<String>,
+    body: Body,
+) -> Response {
+    if let Err(r) = digest_checked(&digest) {
+        return *r;
+    }
+    match engine
+        .inner
+        .uploads
+        .store(&digest, body.into_data_stream())
+        .await
+    {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e @ crate::uploads::UploadError::Store { .. }) => error(
+            StatusCode::INSUFFICIENT_STORAGE,
+            cutover_core::diag::Diagnose::report(&e),
+        ),
+        Err(e @ crate::uploads::UploadError::TooLarge) => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            cutover_core::diag::Diagnose::report(&e),
+        ),
+        Err(e) => error(
+            StatusCode::BAD_REQUEST,
+            cutover_core::diag::Diagnose::report(&e),
+        ),
+    }
 }
 
 /// The body of `deploy` and `plan`: a resolved project, which must be the one

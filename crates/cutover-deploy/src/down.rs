@@ -24,6 +24,7 @@ impl DeployEngine {
             version: None,
             ok_recorded_per_app: false,
             adopt: false,
+            id: None,
         };
         self.spawn_exclusive(op, cmd.wait_lock, |inner, p| async move {
             down(&inner, &project, &cmd, &p).await

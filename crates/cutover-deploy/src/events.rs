@@ -1,23 +1,106 @@
 //! The progress stream of one operation: numbered steps, warnings and the
 //! final `Finished`, sent to whoever listens.
 //!
-//! The channel is unbounded on purpose: a slow or gone client must never
+//! Every event is recorded, so that a client that comes later (`cutover
+//! wait`, a CI step retried with the same `--deploy-id`) is shown the whole
+//! operation from its first step, then follows it live.
+//!
+//! The channels are unbounded on purpose: a slow or gone client must never
 //! hold up a deploy half-way through a cutover. Sending to a closed channel
 //! (the client disconnected) is not an error: the operation carries on.
 
 use cutover_core::sync::lock;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use cutover_core::diag::Report;
 use cutover_core::progress::{Outcome, ProgressEvent};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-pub type Receiver = mpsc::UnboundedReceiver<ProgressEvent>;
+/// One client's view of an operation: its id and its events, from the
+/// first.
+pub struct Receiver {
+    id: String,
+    rx: mpsc::UnboundedReceiver<ProgressEvent>,
+}
+
+impl Receiver {
+    /// The operation's id (the `cutover-operation-id` header).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The next event; `None` after `Finished`.
+    pub async fn recv(&mut self) -> Option<ProgressEvent> {
+        self.rx.recv().await
+    }
+}
+
+/// The events of one operation so far, and the clients following it.
+pub struct Recording {
+    id: String,
+    state: Mutex<RecordingState>,
+}
+
+struct RecordingState {
+    events: Vec<ProgressEvent>,
+    followers: Vec<mpsc::UnboundedSender<ProgressEvent>>,
+    ended: Option<std::time::Instant>,
+}
+
+impl Recording {
+    fn new(id: String) -> Arc<Recording> {
+        Arc::new(Recording {
+            id,
+            state: Mutex::new(RecordingState {
+                events: Vec::new(),
+                followers: Vec::new(),
+                ended: None,
+            }),
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Every event so far, then the rest as they happen. Under the one
+    /// lock `push` takes, so no event is missed or shown twice.
+    pub fn follow(&self) -> Receiver {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut state = lock(&self.state);
+        for event in &state.events {
+            let _ = tx.send(event.clone());
+        }
+        if state.ended.is_none() {
+            state.followers.push(tx);
+        }
+        Receiver {
+            id: self.id.clone(),
+            rx,
+        }
+    }
+
+    /// When the operation ended; `None` while it runs.
+    pub fn ended(&self) -> Option<std::time::Instant> {
+        lock(&self.state).ended
+    }
+
+    fn push(&self, event: ProgressEvent) {
+        let mut state = lock(&self.state);
+        state.followers.retain(|tx| tx.send(event.clone()).is_ok());
+        if matches!(event, ProgressEvent::Finished { .. }) {
+            state.ended = Some(std::time::Instant::now());
+            // Their channels end after this last event.
+            state.followers.clear();
+        }
+        state.events.push(event);
+    }
+}
 
 pub struct Progress {
-    tx: mpsc::UnboundedSender<ProgressEvent>,
+    recording: Arc<Recording>,
     next_id: AtomicU32,
     started: Instant,
     finished: Mutex<Option<Outcome>>,
@@ -31,11 +114,13 @@ pub struct StepHandle {
 }
 
 impl Progress {
-    pub fn channel() -> (Progress, Receiver) {
-        let (tx, rx) = mpsc::unbounded_channel();
+    /// A new operation `id`, and the first client following it.
+    pub fn channel(id: String) -> (Progress, Receiver) {
+        let recording = Recording::new(id);
+        let rx = recording.follow();
         (
             Progress {
-                tx,
+                recording,
                 next_id: AtomicU32::new(1),
                 started: Instant::now(),
                 finished: Mutex::new(None),
@@ -44,8 +129,12 @@ impl Progress {
         )
     }
 
+    pub fn recording(&self) -> &Arc<Recording> {
+        &self.recording
+    }
+
     pub fn emit(&self, event: ProgressEvent) {
-        let _ = self.tx.send(event);
+        self.recording.push(event);
     }
 
     pub fn step(&self, what: impl Into<String>) -> StepHandle {
@@ -115,11 +204,35 @@ mod tests {
 
     #[tokio::test]
     async fn a_gone_client_does_not_fail_the_operation() {
-        let (p, rx) = Progress::channel();
+        let (p, rx) = Progress::channel("op-1".into());
         drop(rx);
         let s = p.step("work");
         p.done(s, None);
         p.finish(Outcome::Ok, "done".into());
         assert_eq!(p.outcome(), Some(Outcome::Ok));
+    }
+
+    #[tokio::test]
+    async fn a_late_follower_sees_every_event_once() {
+        let (p, mut first) = Progress::channel("op-2".into());
+        let s = p.step("build");
+        let mut late = p.recording().follow();
+        p.done(s, None);
+        p.finish(Outcome::Ok, "done".into());
+        let mut after = p.recording().follow();
+        for rx in [&mut first, &mut late, &mut after] {
+            let mut kinds = Vec::new();
+            while let Some(e) = rx.recv().await {
+                kinds.push(match e {
+                    ProgressEvent::StepStarted { .. } => "started",
+                    ProgressEvent::StepDone { .. } => "done",
+                    ProgressEvent::Finished { .. } => "finished",
+                    _ => "other",
+                });
+            }
+            assert_eq!(kinds, ["started", "done", "finished"]);
+            assert_eq!(rx.id(), "op-2");
+        }
+        assert!(p.recording().ended().is_some());
     }
 }

@@ -19,6 +19,7 @@ pub mod history;
 pub mod journal;
 pub mod lock;
 pub mod observe;
+pub mod operations;
 pub mod owner;
 pub mod reconcile;
 pub mod releases;
@@ -28,6 +29,7 @@ pub mod rollback;
 pub mod specs;
 pub mod status;
 pub mod store;
+pub mod uploads;
 
 use cutover_core::diag::Report;
 use cutover_core::sync::lock;
@@ -79,6 +81,9 @@ pub(crate) struct Inner {
     /// disconnects does not cancel its deploy.
     pub tasks: TaskTracker,
     pub retirements: retire::Retirements,
+    /// Operations by id, for `wait` and retried deploys.
+    pub operations: operations::Operations,
+    pub uploads: uploads::Uploads,
     addressing: Mutex<Addressing>,
     routes_changed: Mutex<Option<RoutesChanged>>,
     /// Set while the daemon hands over to a successor: no new operation.
@@ -104,9 +109,11 @@ impl DeployEngine {
                 releases: releases::Releases::new(&state_dir),
                 history: history::History::new(&state_dir),
                 journal: journal::Journal::new(&state_dir),
+                uploads: uploads::Uploads::new(&state_dir),
                 state_dir,
                 tasks: TaskTracker::new(),
                 retirements: retire::Retirements::default(),
+                operations: operations::Operations::default(),
                 addressing: Mutex::new(Addressing::Detect),
                 routes_changed: Mutex::new(None),
                 paused: std::sync::atomic::AtomicBool::new(false),

@@ -19,6 +19,7 @@ impl DeployEngine {
             version: cmd.to.clone(),
             ok_recorded_per_app: true,
             adopt: false,
+            id: None,
         };
         self.spawn_exclusive(op, cmd.wait_lock, |inner, p| async move {
             rollback(&inner, &project, &cmd, &p).await

@@ -125,6 +125,9 @@ fn cmd(p: ResolvedProject) -> DeployCommand {
         wait_lock: Duration::ZERO,
         adopt: false,
         registry_auth: Default::default(),
+        deploy_id: None,
+        remote: false,
+        build_contexts: Default::default(),
     }
 }
 

@@ -130,6 +130,15 @@ pub(crate) fn dockerfile_in_context(
     Ok(joined)
 }
 
+/// The context folder as `/build` takes it, and the Dockerfile's path in
+/// it: what the daemon sends the engine, and what a remote client uploads.
+/// Blocking.
+pub fn pack(context: &Path, dockerfile: Option<&Path>) -> Result<(String, Vec<u8>), EngineError> {
+    let dockerfile = dockerfile_in_context(context, dockerfile)?;
+    let tar = tar_context(context, &dockerfile)?;
+    Ok((dockerfile, tar))
+}
+
 /// Tars `context`, leaving out what `.dockerignore` excludes. Blocking.
 pub fn tar_context(context: &Path, dockerfile: &str) -> Result<Vec<u8>, EngineError> {
     let io_err = |path: &Path, err: io::Error| EngineError::Context {

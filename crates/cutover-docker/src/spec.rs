@@ -77,6 +77,9 @@ impl VolumeSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildSpec {
     pub context: PathBuf,
+    /// The context already packed as a tar (uploaded by a remote client):
+    /// sent as it is, and `context` names it in messages only.
+    pub packed: Option<PathBuf>,
     /// Path of the Dockerfile relative to the context; `Dockerfile` when
     /// unset. A Dockerfile outside the context is refused.
     pub dockerfile: Option<PathBuf>,
@@ -98,6 +101,7 @@ impl BuildSpec {
     pub fn new(context: impl Into<PathBuf>, tag: impl Into<String>) -> Self {
         BuildSpec {
             context: context.into(),
+            packed: None,
             dockerfile: None,
             tag: tag.into(),
             build_args: BTreeMap::new(),

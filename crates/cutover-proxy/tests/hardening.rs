@@ -331,7 +331,8 @@ async fn dot_segments_are_resolved_before_a_prefix_is_matched() {
 mod control {
     use super::*;
     use cutover_proxy::admin::{
-        require_bearer, serve_control, Admin, BearerToken, ControlTimeouts,
+        require_token, serve_control, Admin, BearerToken, ControlTcp, ControlTimeouts, Guard,
+        Tokens,
     };
     use cutover_proxy::Proxy;
     use tokio::net::{TcpListener, UnixStream};
@@ -446,25 +447,42 @@ mod control {
         let token_file = dir.path().join("token");
         std::fs::write(&token_file, "0123456789abcdef0123456789abcdef\n").unwrap();
         let token = BearerToken::from_file(&token_file).unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let tls =
+            cutover_tls::ControlTls::self_signed(&dir.path().join("tls"), &["localhost".into()])
+                .unwrap();
         let shutdown = CancellationToken::new();
         let admin = Admin::new(Proxy::new(ProxyConfig::default()), None, shutdown.clone());
-        tokio::spawn(serve_control(
-            listener,
-            require_bearer(admin.router(), token),
-            TIMEOUTS,
-            shutdown.clone(),
-            TaskTracker::new(),
-        ));
-        for bytes in UNFINISHED {
-            let mut s = TcpStream::connect(addr).await.unwrap();
-            s.write_all(bytes).await.unwrap();
-            assert!(
-                closed(s).await,
-                "{:?} held the TCP control listener past its timeouts",
-                String::from_utf8_lossy(bytes)
-            );
+        let guard = Guard::new(std::sync::Arc::new(Tokens::in_memory()), Some(token));
+        // Plain HTTP (loopback) is timed once a head starts; TLS already
+        // while the handshake has not begun, off the accept loop.
+        for (config, unfinished) in [
+            (None, &UNFINISHED[..]),
+            (Some(tls.config.clone()), &UNFINISHED[..1]),
+        ] {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(serve_control(
+                ControlTcp::new(listener, config, TIMEOUTS.header),
+                require_token(admin.router(), guard.clone()),
+                TIMEOUTS,
+                shutdown.clone(),
+                TaskTracker::new(),
+            ));
+            // A silent client holds nothing: the next one still connects
+            // and is timed on its own.
+            let mut held = Vec::new();
+            for bytes in unfinished {
+                let mut s = TcpStream::connect(addr).await.unwrap();
+                s.write_all(bytes).await.unwrap();
+                held.push((bytes, s));
+            }
+            for (bytes, s) in held {
+                assert!(
+                    closed(s).await,
+                    "{:?} held the TCP control listener past its timeouts",
+                    String::from_utf8_lossy(bytes)
+                );
+            }
         }
         shutdown.cancel();
     }

@@ -24,6 +24,10 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Where the client flags are listed in `--help`: apart, so that a
+/// command's own options read as one list.
+const CLIENT_HEADING: &str = "Daemon connection (client commands)";
+
 /// Arguments every subcommand takes.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
@@ -31,6 +35,46 @@ pub struct GlobalArgs {
     /// $XDG_RUNTIME_DIR/cutover.sock]
     #[arg(long, global = true, env = "CUTOVER_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
+
+    /// The daemon to talk to: unix:///PATH, ssh://[USER@]HOST[:PORT][/SOCKET] or
+    /// https://HOST[:PORT] (docs/remote.md) [default: the local control socket]
+    #[arg(
+        short = 'H',
+        long,
+        global = true,
+        help_heading = CLIENT_HEADING,
+        env = "CUTOVER_HOST",
+        value_name = "URL"
+    )]
+    pub host: Option<String>,
+
+    /// A named daemon from `cutover context add` [default: the one `context use` chose]
+    #[arg(long, global = true,
+        help_heading = CLIENT_HEADING, env = "CUTOVER_CONTEXT", value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// For https://: trust the daemon's certificate if this PEM file (a CA, or the
+    /// certificate itself) signed it
+    #[arg(long, global = true,
+        help_heading = CLIENT_HEADING, env = "CUTOVER_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// For https://: trust exactly the certificate with this SHA-256 fingerprint
+    /// (`cutover serve` logs it)
+    #[arg(
+        long,
+        global = true,
+        help_heading = CLIENT_HEADING,
+        env = "CUTOVER_TLS_FINGERPRINT",
+        value_name = "SHA256"
+    )]
+    pub tls_fingerprint: Option<String>,
+
+    /// For https://: file holding the token from `cutover token create` [default:
+    /// $CUTOVER_TOKEN]
+    #[arg(long, global = true,
+        help_heading = CLIENT_HEADING, env = "CUTOVER_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,10 +100,114 @@ pub enum Command {
     /// Replace the running daemon with a new process of the cutover on PATH,
     /// refusing no connection: for a binary upgrade or a restart
     Upgrade(UpgradeArgs),
+    /// Follow a deploy started elsewhere (`deploy --detach`, a CI step that was cut off) to its end
+    Wait(WaitArgs),
+    /// Named daemons, like Docker contexts: `cutover context add prod ssh://deploy@vm1`
+    #[command(subcommand)]
+    Context(ContextCommand),
+    /// Tokens for the HTTPS control listener, with a scope and a project
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Connect stdin and stdout to the control socket (what `ssh://` hosts run)
+    #[command(hide = true)]
+    DialStdio,
     /// Print a shell completion script: `cutover completions bash > /etc/bash_completion.d/cutover`
     Completions(CompletionsArgs),
     /// Print the man page (roff): `cutover man > /usr/local/share/man/man1/cutover.1`
     Man,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// The deploy's id: the one `deploy --detach` printed, or the `--deploy-id` given
+    #[arg(value_name = "ID")]
+    pub id: String,
+
+    #[command(flatten)]
+    pub project: ProjectArgs,
+
+    /// Print the progress events as JSON lines on stdout, and nothing else
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContextCommand {
+    /// Name a daemon
+    Add(ContextAddArgs),
+    /// List the named daemons; `*` marks the one in use
+    #[command(alias = "ls")]
+    List,
+    /// Use this daemon when neither --host nor --context is given (`default` for the local socket)
+    Use {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Forget a named daemon
+    #[command(alias = "rm")]
+    Remove {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ContextAddArgs {
+    /// Its name: letters, digits, `-`, `_` and `.`
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Its address, as --host takes it
+    #[arg(value_name = "URL")]
+    pub url: String,
+    /// A note shown by `context list`
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+    /// Replace a context of that name
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token and print it, once: the daemon keeps only its hash
+    Create(TokenCreateArgs),
+    /// List the tokens (never the secrets)
+    #[command(alias = "ls")]
+    List {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token at once
+    #[command(alias = "rm")]
+    Revoke {
+        /// The token's id (`token list`) or the whole token
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// The only project the token reaches [default: all of them]
+    #[arg(long, value_name = "NAME")]
+    pub project: Option<String>,
+    /// read: status, history, logs; deploy: also deploy, plan, rollback; admin: everything
+    #[arg(long, value_enum, value_name = "SCOPE")]
+    pub scope: TokenScope,
+    /// What it is for, shown by `token list` (e.g. github-actions)
+    #[arg(long, value_name = "TEXT")]
+    pub name: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenScope {
+    Read,
+    Deploy,
+    Admin,
 }
 
 #[derive(Debug, Args)]
@@ -143,6 +291,20 @@ pub struct DeployArgs {
     /// Print the progress events as JSON lines on stdout, and nothing else
     #[arg(long)]
     pub json: bool,
+
+    /// Start the deploy, print its id and return; `cutover wait ID` follows it
+    #[arg(long)]
+    pub detach: bool,
+
+    /// The deploy's id, chosen by the caller (e.g. the CI run's id): a retry with the
+    /// same id follows the deploy already running instead of starting another
+    #[arg(long, value_name = "ID", value_parser = parse_deploy_id)]
+    pub deploy_id: Option<String>,
+}
+
+/// Letters, digits, `-`, `_`, `.`; up to 64: it goes in URLs and logs.
+fn parse_deploy_id(raw: &str) -> Result<String, String> {
+    cutover_core::progress::check_operation_id(raw).map(|()| raw.to_owned())
 }
 
 #[derive(Debug, Args)]
@@ -349,13 +511,33 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
 
-    /// Also serve the control API on this TCP address; needs --control-token-file
+    /// Also serve the control API on this TCP address, over TLS, to clients with a
+    /// token (`cutover token create`); e.g. 0.0.0.0:26090
     #[arg(long, value_name = "ADDR")]
     pub control_listen: Option<String>,
 
-    /// File holding the bearer token the TCP control listener requires
+    /// A file holding one more token the TCP control listener accepts, with the admin
+    /// scope
     #[arg(long, value_name = "FILE")]
     pub control_token_file: Option<PathBuf>,
+
+    /// Certificate (PEM, with its chain) of the TCP control listener [default: one the
+    /// daemon makes and keeps in STATE_DIR/control-tls]
+    #[arg(long, value_name = "FILE", requires = "control_tls_key")]
+    pub control_tls_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --control-tls-cert
+    #[arg(long, value_name = "FILE", requires = "control_tls_cert")]
+    pub control_tls_key: Option<PathBuf>,
+
+    /// A name (DNS name or IP) the daemon's own certificate is for, besides localhost,
+    /// the loopback addresses and the listen address; repeatable
+    #[arg(long, value_name = "NAME")]
+    pub control_tls_name: Vec<String>,
+
+    /// Serve the TCP control listener over plain HTTP: only on a loopback address
+    #[arg(long)]
+    pub control_insecure_http: bool,
 
     /// Take the listeners and routes over from the daemon running on this
     /// state dir, which then finishes its in-flight work and exits (`cutover
@@ -485,6 +667,8 @@ impl Origin {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Origins {
     pub socket: Origin,
+    pub host: Origin,
+    pub context: Origin,
     pub listen: Origin,
     pub state_dir: Origin,
 }
@@ -495,6 +679,16 @@ impl Default for Origins {
             socket: Origin {
                 flag: "--socket",
                 env: Some("CUTOVER_SOCKET"),
+                from_env: false,
+            },
+            host: Origin {
+                flag: "--host",
+                env: Some("CUTOVER_HOST"),
+                from_env: false,
+            },
+            context: Origin {
+                flag: "--context",
+                env: Some("CUTOVER_CONTEXT"),
                 from_env: false,
             },
             listen: Origin {
@@ -533,8 +727,11 @@ where
     let mut origins = Origins::default();
     // A global arg is recorded on the subcommand's matches when given after it.
     let sub = matches.subcommand().map(|(_, m)| m);
-    origins.socket.from_env =
-        sub.map_or_else(|| from_env(&matches, "socket"), |m| from_env(m, "socket"));
+    let global_from_env =
+        |id: &str| sub.map_or_else(|| from_env(&matches, id), |m| from_env(m, id));
+    origins.socket.from_env = global_from_env("socket");
+    origins.host.from_env = global_from_env("host");
+    origins.context.from_env = global_from_env("context");
     if let Some(("serve", m)) = matches.subcommand() {
         origins.listen.from_env = from_env(m, "listen");
         origins.state_dir.from_env = from_env(m, "state_dir");

@@ -20,6 +20,13 @@ pub struct HostEnv {
     pub xdg_runtime_dir: Option<PathBuf>,
     pub xdg_state_home: Option<PathBuf>,
     pub home: Option<PathBuf>,
+    pub xdg_config_home: Option<PathBuf>,
+    /// `CUTOVER_CONFIG_DIR`: where the contexts file is.
+    pub cutover_config_dir: Option<PathBuf>,
+    /// `CUTOVER_TOKEN`: the token an https:// client shows.
+    pub cutover_token: Option<String>,
+    /// `CUTOVER_SSH_COMMAND`: the ssh program and options for ssh:// hosts.
+    pub ssh_command: Option<String>,
     /// The soft limit on open descriptors (RLIMIT_NOFILE).
     pub nofile_limit: u64,
 }
@@ -32,12 +39,22 @@ impl HostEnv {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
         };
+        let text = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         HostEnv {
             // /proc/self belongs to the effective user of the process.
             is_root: std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0),
             xdg_runtime_dir: var("XDG_RUNTIME_DIR"),
             xdg_state_home: var("XDG_STATE_HOME"),
             home: var("HOME"),
+            xdg_config_home: var("XDG_CONFIG_HOME"),
+            cutover_config_dir: var("CUTOVER_CONFIG_DIR"),
+            cutover_token: text("CUTOVER_TOKEN"),
+            ssh_command: text("CUTOVER_SSH_COMMAND"),
             nofile_limit: nofile_limit(),
         }
     }
@@ -116,7 +133,46 @@ pub struct Group {
 #[derive(Debug, Clone)]
 pub struct ControlListen {
     pub addr: SocketAddr,
-    pub token: BearerToken,
+    /// `--control-token-file`'s token, accepted with the admin scope.
+    pub token: Option<BearerToken>,
+    pub tls: ControlTlsSource,
+}
+
+/// What the TCP control listener serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlTlsSource {
+    /// The daemon's own certificate, in this folder, for these names.
+    OwnCertificate {
+        dir: PathBuf,
+        names: Vec<String>,
+    },
+    Files {
+        cert: PathBuf,
+        key: PathBuf,
+    },
+    /// `--control-insecure-http`, on a loopback address.
+    PlainHttp,
+}
+
+impl ControlListen {
+    /// The TLS the listener serves; `None` for plain HTTP.
+    pub fn tls(&self) -> Result<Option<cutover_tls::ControlTls>, CliError> {
+        let hint = "check the files' paths and that they hold a PEM certificate chain and its key";
+        match &self.tls {
+            ControlTlsSource::PlainHttp => Ok(None),
+            ControlTlsSource::Files { cert, key } => cutover_tls::ControlTls::from_files(cert, key)
+                .map(Some)
+                .map_err(|e| CliError::bad_input(format!("--control-tls-cert: {e}")).with_hint(hint)),
+            ControlTlsSource::OwnCertificate { dir, names } => {
+                cutover_tls::ControlTls::self_signed(dir, names)
+                    .map(Some)
+                    .map_err(|e| {
+                        CliError::failure(format!("the control listener's certificate: {e}"))
+                            .with_hint(format!("check that {} can be written, or pass --control-tls-cert and --control-tls-key", dir.display()))
+                    })
+            }
+        }
+    }
 }
 
 /// Everything `cutover serve` runs with.
@@ -213,8 +269,8 @@ impl ServeSettings {
             )?),
             None => None,
         };
-        let control_listen = match (&args.control_listen, &args.control_token_file) {
-            (Some(raw), Some(file)) => {
+        let control_listen = match &args.control_listen {
+            Some(raw) => {
                 let addr = parse_addr(
                     raw,
                     Origin {
@@ -223,20 +279,26 @@ impl ServeSettings {
                         from_env: false,
                     },
                 )?;
-                Some(ControlListen {
-                    addr,
-                    token: BearerToken::from_file(file)?,
-                })
+                let token = match &args.control_token_file {
+                    Some(file) => Some(BearerToken::from_file(file)?),
+                    None => None,
+                };
+                let tls = control_tls_source(args, addr, &state_dir)?;
+                Some(ControlListen { addr, token, tls })
             }
-            (Some(_), None) => {
-                return Err(CliError::bad_input("--control-listen needs --control-token-file")
-                    .with_hint("the TCP control API requires a bearer token: write a random one to a file (e.g. `head -c 32 /dev/urandom | base64 > /etc/cutover/token && chmod 600 /etc/cutover/token`) and pass --control-token-file /etc/cutover/token"));
+            None => {
+                let stray = [
+                    ("--control-token-file", args.control_token_file.is_some()),
+                    ("--control-tls-cert", args.control_tls_cert.is_some()),
+                    ("--control-tls-name", !args.control_tls_name.is_empty()),
+                    ("--control-insecure-http", args.control_insecure_http),
+                ];
+                if let Some((flag, _)) = stray.iter().find(|(_, set)| *set) {
+                    return Err(CliError::bad_input(format!("{flag} is set but --control-listen is not"))
+                        .with_hint("add --control-listen ADDR to serve the control API on TCP, or drop the flag"));
+                }
+                None
             }
-            (None, Some(_)) => {
-                return Err(CliError::bad_input("--control-token-file is set but --control-listen is not")
-                    .with_hint("add --control-listen ADDR to serve the control API on TCP, or drop the token file"));
-            }
-            (None, None) => None,
         };
         if let Some(control) = &control_listen {
             if control.addr == listen || Some(control.addr) == metrics_listen {
@@ -290,6 +352,48 @@ impl ServeSettings {
             takeover: args.takeover,
         })
     }
+}
+
+/// TLS for the control listener: plain HTTP only where no other machine
+/// can listen in (a loopback address), else the given certificate or the
+/// daemon's own.
+fn control_tls_source(
+    args: &ServeArgs,
+    addr: SocketAddr,
+    state_dir: &Path,
+) -> Result<ControlTlsSource, CliError> {
+    if args.control_insecure_http {
+        if !addr.ip().is_loopback() {
+            return Err(CliError::bad_input(format!(
+                "--control-insecure-http: {addr} is not a loopback address; tokens and deploys would cross the network in clear text"
+            ))
+            .with_hint("drop --control-insecure-http to serve TLS (clients pin the certificate with --tls-fingerprint), or listen on 127.0.0.1"));
+        }
+        return Ok(ControlTlsSource::PlainHttp);
+    }
+    if let (Some(cert), Some(key)) = (&args.control_tls_cert, &args.control_tls_key) {
+        return Ok(ControlTlsSource::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        });
+    }
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    if !addr.ip().is_unspecified() && !addr.ip().is_loopback() {
+        names.push(addr.ip().to_string());
+    }
+    for name in &args.control_tls_name {
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    Ok(ControlTlsSource::OwnCertificate {
+        dir: state_dir.join("control-tls"),
+        names,
+    })
 }
 
 fn nonzero(
@@ -450,6 +554,7 @@ mod tests {
             xdg_state_home: None,
             home: Some("/home/ada".into()),
             nofile_limit: 1024,
+            ..HostEnv::default()
         }
     }
 
@@ -563,16 +668,62 @@ mod tests {
     }
 
     #[test]
-    fn control_listen_needs_a_token_file() {
+    fn the_control_listener_serves_tls_and_plain_http_only_on_loopback() {
+        let s = resolve(
+            &[
+                "cutover",
+                "serve",
+                "--control-listen",
+                "0.0.0.0:7000",
+                "--control-tls-name",
+                "cd.example.com",
+            ],
+            &user(),
+        )
+        .unwrap();
+        let control = s.control_listen.unwrap();
+        assert!(control.token.is_none());
+        let ControlTlsSource::OwnCertificate { dir, names } = control.tls else {
+            panic!("{:?}", control.tls)
+        };
+        assert!(dir.ends_with("control-tls"), "{dir:?}");
+        assert_eq!(names, ["localhost", "127.0.0.1", "::1", "cd.example.com"]);
+
+        let plain = resolve(
+            &[
+                "cutover",
+                "serve",
+                "--control-listen",
+                "127.0.0.1:7000",
+                "--control-insecure-http",
+            ],
+            &user(),
+        )
+        .unwrap();
+        assert_eq!(
+            plain.control_listen.unwrap().tls,
+            ControlTlsSource::PlainHttp
+        );
         let err = resolve(
-            &["cutover", "serve", "--control-listen", "127.0.0.1:7000"],
+            &[
+                "cutover",
+                "serve",
+                "--control-listen",
+                "10.0.0.5:7000",
+                "--control-insecure-http",
+            ],
             &user(),
         )
         .unwrap_err();
-        assert_eq!(
-            err.report.message,
-            "--control-listen needs --control-token-file"
+        assert!(
+            err.report.message.contains("not a loopback address"),
+            "{err}"
         );
+        assert_eq!(err.status, crate::exit::ExitStatus::BadInput);
+    }
+
+    #[test]
+    fn control_flags_need_the_control_listener() {
         let err =
             resolve(&["cutover", "serve", "--control-token-file", "/x"], &user()).unwrap_err();
         assert!(

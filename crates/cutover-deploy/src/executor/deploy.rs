@@ -37,6 +37,7 @@ impl DeployEngine {
             version: cmd.version.clone(),
             ok_recorded_per_app: true,
             adopt: cmd.adopt,
+            id: cmd.deploy_id.clone(),
         };
         self.spawn_exclusive(op, cmd.wait_lock, |inner, p| async move {
             deploy(&inner, &cmd, &p).await
@@ -99,8 +100,52 @@ impl DeployEngine {
         if let Some(first) = unavailable.into_iter().next() {
             return Err(Stop::invalid(first));
         }
+        if cmd.remote {
+            plan.warnings.extend(remote_bind_warnings(desired));
+        }
         Ok(plan)
     }
+}
+
+/// For a client on another machine: bind sources are paths on the
+/// daemon's host, not the client's. Each bind is named once; one whose
+/// source is missing here is said to be so (Docker would create an empty
+/// folder, or fail with `create_host_path: false`).
+fn remote_bind_warnings(desired: &ResolvedProject) -> Vec<Report> {
+    let services = desired
+        .apps
+        .iter()
+        .map(|a| &a.service)
+        .chain(desired.accessories.iter().map(|a| &a.service));
+    let mut warnings = Vec::new();
+    for spec in services {
+        for mount in &spec.mounts {
+            let cutover_core::compose::Mount::Bind { source, .. } = mount else {
+                continue;
+            };
+            let written_relative = source.starts_with(&desired.project_dir);
+            let report = if source.exists() {
+                Report::new(format!(
+                    "{}: bind source {} is read on the daemon's host, not where you run cutover",
+                    spec.name,
+                    source.display()
+                ))
+            } else {
+                Report::new(format!(
+                    "{}: bind source {} does not exist on the daemon's host",
+                    spec.name,
+                    source.display()
+                ))
+                .hint(if written_relative {
+                    "a relative bind source is resolved against the project folder on your machine: put the files at that path on the daemon's host, or use a named volume, a config or a secret (which travel with the deploy)"
+                } else {
+                    "create it on the daemon's host, or use a named volume, a config or a secret (which travel with the deploy)"
+                })
+            };
+            warnings.push(report);
+        }
+    }
+    warnings
 }
 
 /// Whether a registry error is about reaching it (DNS, a refused or timed
@@ -616,6 +661,14 @@ async fn resolve_image(
     if let Some(b) = &spec.build {
         let s = p.step(format!("build {} for {}", spec.image, spec.name));
         let mut bs = BuildSpec::new(PathBuf::from(&b.context), spec.image.clone());
+        if let Some(digest) = cmd.build_contexts.get(&b.context) {
+            if !inner.uploads.has(digest) {
+                let report = crate::uploads::missing(&b.context, digest);
+                p.failed(s, &report.message);
+                return Err(Stop::invalid(report));
+            }
+            bs.packed = Some(inner.uploads.path(digest));
+        }
         bs.dockerfile = b.dockerfile.as_ref().map(PathBuf::from);
         bs.build_args = b.args.clone();
         bs.target = b.target.clone();

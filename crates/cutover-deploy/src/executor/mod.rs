@@ -15,6 +15,7 @@ use cutover_core::progress::Outcome;
 use crate::events::{Progress, Receiver};
 use crate::history::Entry;
 use crate::lock::Holder;
+use crate::operations::Claim;
 use crate::{DeployEngine, Inner};
 use cutover_core::clock::now_ms;
 
@@ -55,6 +56,8 @@ pub(crate) struct Operation {
     pub ok_recorded_per_app: bool,
     /// Take the project over from another daemon that owns it.
     pub adopt: bool,
+    /// The caller's id for it (`--deploy-id`); a fresh one when unset.
+    pub id: Option<String>,
 }
 
 impl DeployEngine {
@@ -71,7 +74,27 @@ impl DeployEngine {
         W: FnOnce(Arc<Inner>, Arc<Progress>) -> F + Send + 'static,
         F: Future<Output = Result<(Outcome, Report), Stop>> + Send + 'static,
     {
-        let (p, rx) = Progress::channel();
+        let id = op
+            .id
+            .clone()
+            .unwrap_or_else(|| crate::operations::new_id(op.name));
+        let (p, rx) = Progress::channel(id);
+        match self.inner.operations.claim(&op.project, p.recording()) {
+            Claim::New => {}
+            // A retried request: follow the operation already under way.
+            Claim::Running(rx) => return rx,
+            Claim::OtherProject(other) => {
+                p.finish(
+                    Outcome::Invalid,
+                    Report::new(format!(
+                        "the id {:?} belongs to an operation of project {other}",
+                        p.recording().id()
+                    ))
+                    .hint("give each deploy its own --deploy-id, e.g. the CI run's id and the project"),
+                );
+                return rx;
+            }
+        }
         if self.inner.paused.load(std::sync::atomic::Ordering::SeqCst) {
             p.finish(
                 Outcome::Failed,

@@ -86,6 +86,9 @@ pub fn cmd(project: ResolvedProject) -> DeployCommand {
         wait_lock: std::time::Duration::ZERO,
         adopt: false,
         registry_auth: Default::default(),
+        deploy_id: None,
+        remote: false,
+        build_contexts: Default::default(),
     }
 }
 

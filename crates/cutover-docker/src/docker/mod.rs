@@ -154,6 +154,18 @@ mod tests;
 use convert::*;
 use logs::log_frame;
 
+/// The context folder as the tar `/build` takes, and its Dockerfile, off
+/// the runtime's threads.
+async fn pack_context(spec: &BuildSpec) -> Result<(String, Vec<u8>), EngineError> {
+    let (context, dockerfile) = (spec.context.clone(), spec.dockerfile.clone());
+    tokio::task::spawn_blocking(move || context::pack(&context, dockerfile.as_deref()))
+        .await
+        .map_err(|e| EngineError::Context {
+            path: spec.context.display().to_string(),
+            message: format!("packing the context failed: {e}"),
+        })?
+}
+
 impl Engine for DockerEngine {
     fn info(&self) -> EngineFuture<'_, EngineInfo> {
         Box::pin(async move {
@@ -428,17 +440,24 @@ impl Engine for DockerEngine {
 
     fn build_image<'a>(&'a self, spec: &'a BuildSpec) -> EngineFuture<'a, BuildOutput> {
         Box::pin(async move {
-            let dockerfile =
-                context::dockerfile_in_context(&spec.context, spec.dockerfile.as_deref())?;
-            let tar = {
-                let context_dir = spec.context.clone();
-                let dockerfile = dockerfile.clone();
-                tokio::task::spawn_blocking(move || context::tar_context(&context_dir, &dockerfile))
-                    .await
-                    .map_err(|e| EngineError::Context {
-                        path: spec.context.display().to_string(),
-                        message: format!("packing the context failed: {e}"),
-                    })??
+            let (dockerfile, tar) = match &spec.packed {
+                // The client checked its Dockerfile when it packed it.
+                Some(tar) => (
+                    spec.dockerfile.as_ref().map_or_else(
+                        || "Dockerfile".to_owned(),
+                        |d| d.to_string_lossy().into_owned(),
+                    ),
+                    tokio::fs::read(tar)
+                        .await
+                        .map_err(|e| EngineError::Context {
+                            path: spec.context.display().to_string(),
+                            message: format!(
+                                "the uploaded context {} cannot be read: {e}",
+                                tar.display()
+                            ),
+                        })?,
+                ),
+                None => pack_context(spec).await?,
             };
             let options = q::BuildImageOptions {
                 dockerfile,

@@ -1,4 +1,6 @@
-//! The bearer token that guards the optional TCP control listener.
+//! What guards the TCP control listener: a bearer token (one from `cutover
+//! token create`, or the `--control-token-file` one), its scope, and a limit
+//! on failed attempts per address.
 
 use cutover_core::diag::Diagnose;
 use std::io;
@@ -11,8 +13,15 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use cutover_core::sync::lock;
+use cutover_core::token::{need, Scope, TokenRecord};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use super::error::ApiError;
+use super::tokens::Tokens;
 
 /// Shorter tokens are guessable enough that the daemon refuses them.
 const MIN_TOKEN_LEN: usize = 16;
@@ -96,38 +105,143 @@ impl BearerToken {
     }
 }
 
-/// Wraps `router` so that every request needs `Authorization: Bearer <token>`.
-pub fn require_bearer(router: Router, token: BearerToken) -> Router {
-    router.layer(axum::middleware::from_fn_with_state(token, check))
+/// Failed attempts from one address within [`FAILURE_WINDOW`] before it is
+/// refused without a look at what it sends, until the window ends.
+const MAX_FAILURES: u32 = 10;
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
+/// What guards the TCP control listener: the tokens, the `--control-token-file`
+/// token (an admin one), and the count of failed attempts by address.
+pub struct Guard {
+    tokens: Arc<Tokens>,
+    file_token: Option<BearerToken>,
+    failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
 }
 
-async fn check(State(token): State<BearerToken>, req: Request, next: Next) -> Response {
+impl Guard {
+    pub fn new(tokens: Arc<Tokens>, file_token: Option<BearerToken>) -> Arc<Guard> {
+        Arc::new(Guard {
+            tokens,
+            file_token,
+            failures: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Seconds until `ip` may try again, when it is blocked.
+    fn blocked(&self, ip: IpAddr) -> Option<u64> {
+        let failures = lock(&self.failures);
+        let (since, count) = failures.get(&ip)?;
+        let left = FAILURE_WINDOW.checked_sub(since.elapsed())?;
+        (*count >= MAX_FAILURES).then(|| left.as_secs().max(1))
+    }
+
+    fn failed(&self, ip: IpAddr) {
+        let mut failures = lock(&self.failures);
+        // Old windows go, so a scan from many addresses cannot grow the map for ever.
+        failures.retain(|_, (since, _)| since.elapsed() < FAILURE_WINDOW);
+        let entry = failures.entry(ip).or_insert((Instant::now(), 0));
+        entry.1 += 1;
+    }
+
+    /// The token presented, as a record: the file token is admin of everything.
+    fn identify(&self, presented: &[u8]) -> Option<TokenRecord> {
+        if self
+            .file_token
+            .as_ref()
+            .is_some_and(|t| t.matches(presented))
+        {
+            return Some(TokenRecord {
+                id: "control-token-file".into(),
+                scope: Scope::Admin,
+                project: None,
+                name: None,
+                created_ms: 0,
+                secret_sha256: String::new(),
+            });
+        }
+        self.tokens.find(std::str::from_utf8(presented).ok()?)
+    }
+}
+
+/// Wraps `router` so that every request needs `Authorization: Bearer
+/// <token>` with a token whose scope and project allow it.
+pub fn require_token(router: Router, guard: Arc<Guard>) -> Router {
+    router.layer(axum::middleware::from_fn_with_state(guard, check))
+}
+
+async fn check(State(guard): State<Arc<Guard>>, req: Request, next: Next) -> Response {
+    // 1. An address that failed too often is not heard until its window ends.
+    let ip = req
+        .extensions()
+        .get::<PeerAddr>()
+        .and_then(|p| p.0)
+        .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+    if let Some(retry) = guard.blocked(ip) {
+        let mut response = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed attempts from this address",
+        )
+        .with_hint(format!(
+            "wait {retry} s, and check the token the client sends"
+        ))
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry));
+        return response;
+    }
+    // 2. Who is asking.
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
-        .map(|v| v.as_bytes());
-    let ok = match presented {
-        Some(value) => value
-            .strip_prefix(b"Bearer ")
-            .or_else(|| value.strip_prefix(b"bearer "))
-            .is_some_and(|t| token.matches(t)),
-        None => false,
+        .map(|v| v.as_bytes())
+        .map(|v| {
+            v.strip_prefix(b"Bearer ")
+                .or_else(|| v.strip_prefix(b"bearer "))
+                .unwrap_or(b"")
+        });
+    let record = presented.and_then(|t| guard.identify(t));
+    let Some(record) = record else {
+        guard.failed(ip);
+        let why = if presented.is_none() {
+            "missing bearer token"
+        } else {
+            "invalid bearer token"
+        };
+        tracing::warn!(peer = %ip, path = %req.uri().path(), "control API: {why}");
+        let mut response = ApiError::new(StatusCode::UNAUTHORIZED, why)
+            .with_hint("send `Authorization: Bearer <token>` with a token from `cutover token create` (the CLI reads $CUTOVER_TOKEN or --token-file)")
+            .into_response();
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return response;
     };
-    if ok {
-        return next.run(req).await;
+    // 3. Whether its scope and project allow this request.
+    let need = need(req.method().as_str(), req.uri().path());
+    if !record.allows(&need) {
+        tracing::warn!(peer = %ip, token = %record.id, method = %req.method(), path = %req.uri().path(), "control API: token not allowed");
+        let reach = match &record.project {
+            Some(p) => format!("{} token for project {p}", record.scope.as_str()),
+            None => format!("{} token", record.scope.as_str()),
+        };
+        let wanted = match need.project {
+            Some(p) => format!("a {} token for project {p}", need.scope.as_str()),
+            None => format!("a {} token for every project", need.scope.as_str()),
+        };
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("token {} is a {reach}: {} {} needs {wanted}", record.id, req.method(), req.uri().path()),
+        )
+        .with_hint("create a token with the scope and project it needs: `cutover token create --scope deploy --project NAME`")
+        .into_response();
     }
-    let err = if presented.is_none() {
-        ApiError::new(StatusCode::UNAUTHORIZED, "missing bearer token")
-    } else {
-        ApiError::new(StatusCode::UNAUTHORIZED, "invalid bearer token")
-    }
-    .with_hint("send `Authorization: Bearer <token>` with the token from the daemon's --control-token-file");
-    let mut response = err.into_response();
-    response
-        .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    response
+    next.run(req).await
 }
+
+/// The address a control connection came from, when it has one (TCP).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub Option<SocketAddr>);
 
 #[cfg(test)]
 mod tests {

@@ -11,6 +11,8 @@ mod events;
 mod serve;
 mod services;
 mod socket;
+mod tcp;
+mod tokens;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,11 +30,13 @@ use cutover_core::tls::CertificateStatus;
 use crate::state::{StateError, StateStore};
 use crate::Proxy;
 
-pub use auth::{require_bearer, BearerToken, TokenError};
+pub use auth::{require_token, BearerToken, Guard, PeerAddr, TokenError};
 pub use cutover_core::status::DrainedAnswer;
 pub use error::ApiError;
 pub use serve::{serve_control, ControlTimeouts};
 pub use socket::{bind_control_socket, ControlSocket, SocketError, SocketFile};
+pub use tcp::ControlTcp;
+pub use tokens::{Tokens, TokensFileError};
 
 /// Everything the control API handlers share. Cheap to clone.
 #[derive(Clone)]
@@ -49,6 +53,7 @@ struct Inner {
     version: String,
     listen: Option<SocketAddr>,
     handed_over: AtomicBool,
+    tokens: Option<Arc<Tokens>>,
 }
 
 impl Admin {
@@ -81,8 +86,21 @@ impl Admin {
                 version,
                 listen,
                 handed_over: AtomicBool::new(false),
+                tokens: None,
             }),
         }
+    }
+
+    /// The tokens `/v1/tokens` manages. Call before the Admin is cloned.
+    pub fn with_tokens(mut self, tokens: Arc<Tokens>) -> Admin {
+        Arc::get_mut(&mut self.inner)
+            .expect("with_tokens is called before the admin is shared")
+            .tokens = Some(tokens);
+        self
+    }
+
+    pub fn tokens(&self) -> Option<&Tokens> {
+        self.inner.tokens.as_deref()
     }
 
     pub fn proxy(&self) -> &Proxy {
@@ -128,6 +146,8 @@ impl Admin {
             )
             .route("/v1/events", get(events::stream))
             .route("/v1/certificates", get(certificates))
+            .route("/v1/tokens", get(tokens::list).post(tokens::create))
+            .route("/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
             .route("/metrics", get(metrics))
             .fallback(not_found)
             .with_state(self.clone())

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_service::Service;
 
+use super::PeerAddr;
 use crate::body::ReqBody;
 use crate::preface::Preface;
 
@@ -45,6 +46,7 @@ pub async fn serve_control<L>(
 where
     L: axum::serve::Listener,
     L::Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    L::Addr: PeerOf,
 {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -54,14 +56,16 @@ where
     loop {
         let io = tokio::select! {
             _ = stop.cancelled() => return listener,
-            (io, _) = listener.accept() => io,
+            (io, addr) = listener.accept() => (io, addr.peer()),
         };
+        let (io, peer) = io;
         let (router, builder, stop) = (router.clone(), builder.clone(), stop.clone());
         conns.spawn(async move {
             let io = Preface::new(io, timeouts.header);
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                 // The body limit is each handler's; only its pace is timed here.
-                let req = req.map(|body| ReqBody::new(body, u64::MAX, timeouts.body));
+                let mut req = req.map(|body| ReqBody::new(body, u64::MAX, timeouts.body));
+                req.extensions_mut().insert(PeerAddr(peer));
                 router.clone().call(req)
             });
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
@@ -77,5 +81,23 @@ where
                 tracing::debug!(error = %e, "control connection ended with an error");
             }
         });
+    }
+}
+
+/// The peer's TCP address, for the failed-attempt limit; a Unix socket's
+/// peer has none.
+pub trait PeerOf {
+    fn peer(&self) -> Option<std::net::SocketAddr>;
+}
+
+impl PeerOf for std::net::SocketAddr {
+    fn peer(&self) -> Option<std::net::SocketAddr> {
+        Some(*self)
+    }
+}
+
+impl PeerOf for tokio::net::unix::SocketAddr {
+    fn peer(&self) -> Option<std::net::SocketAddr> {
+        None
     }
 }

@@ -1,13 +1,15 @@
-//! `cutover deploy`: resolve the compose project here, hand it to the daemon,
+//! `cutover deploy`: resolve the compose project here, hand it to the daemon
+//! (with the files it cannot read itself when it is on another machine),
 //! show the progress, exit with the outcome's code.
 
-use cutover_core::progress::{DeployCommand, PullPolicy};
+use cutover_core::progress::{DeployCommand, PullPolicy, OPERATION_ID_HEADER};
 use hyper::Method;
 
 use crate::args::{DeployArgs, Pull};
-use crate::client::DaemonClient;
+use crate::client::{Body, DaemonClient};
 use crate::error::CliError;
 use crate::exit::ExitStatus;
+use crate::payload;
 use crate::progress::{Mode, Renderer};
 
 pub fn pull_policy(pull: Pull) -> PullPolicy {
@@ -19,23 +21,67 @@ pub fn pull_policy(pull: Pull) -> PullPolicy {
 }
 
 pub fn run(args: &DeployArgs, client: &DaemonClient) -> Result<ExitStatus, CliError> {
-    let project = super::load(&args.project)?;
+    let mut project = super::load(&args.project)?;
+    let remote = !client.host().is_local();
+    if remote {
+        payload::inline_files(&mut project)?;
+    }
     let path = super::project_path(&project.name, "deploy");
     let registry_auth =
         crate::docker_config::registry_auth(&project, &super::unicode_env(std::env::vars_os()))?;
-    let command = DeployCommand {
-        project,
-        services: args.services.clone(),
-        force: args.force,
-        version: args.version.clone(),
-        pull: pull_policy(args.pull),
-        wait_lock: args.wait_lock,
-        adopt: args.adopt,
-        registry_auth,
-    };
-    let body = serde_json::to_vec(&command).expect("commands serialize");
     super::client_runtime()?.block_on(async {
-        let stream = client.stream(Method::POST, &path, Some(body)).await?;
+        let build_contexts = if remote {
+            payload::upload_contexts(&project, client).await?
+        } else {
+            Default::default()
+        };
+        let command = DeployCommand {
+            project,
+            services: args.services.clone(),
+            force: args.force,
+            version: args.version.clone(),
+            pull: pull_policy(args.pull),
+            wait_lock: args.wait_lock,
+            adopt: args.adopt,
+            registry_auth,
+            deploy_id: args.deploy_id.clone(),
+            remote,
+            build_contexts,
+        };
+        let stream = client
+            .stream(Method::POST, &path, Some(Body::json(&command)))
+            .await?;
+        if args.detach {
+            let id = stream
+                .headers
+                .get(OPERATION_ID_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            return print_detached(&id, args.json);
+        }
         Renderer::new(Mode::detect(args.json)).run(stream).await
     })
+}
+
+/// `--detach`: the id on stdout for the script, and on stderr what to do
+/// with it. The daemon goes on with the deploy when this connection closes.
+fn print_detached(id: &str, json: bool) -> Result<ExitStatus, CliError> {
+    if id.is_empty() {
+        return Err(
+            CliError::failure("the daemon started the deploy but sent no id for it").with_hint(
+                "the daemon may be an older cutover; follow the deploy with `cutover status`",
+            ),
+        );
+    }
+    if json {
+        crate::stdout::print_json(&serde_json::json!({ "operation_id": id }))?;
+    } else {
+        crate::stdout::print(&format!("{id}\n"))?;
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            format!("deploy {id} started; follow it with `cutover wait {id}`\n").as_bytes(),
+        );
+    }
+    Ok(ExitStatus::Success)
 }

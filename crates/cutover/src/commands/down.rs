@@ -12,11 +12,10 @@ use crate::progress::{Mode, Renderer};
 
 pub fn run(args: &DownArgs, client: &DaemonClient) -> Result<ExitStatus, CliError> {
     let project = super::project_name(&args.project)?;
-    let body = serde_json::to_vec(&DownCommand {
+    let body = crate::client::Body::json(&DownCommand {
         volumes: args.volumes,
         wait_lock: args.wait_lock,
-    })
-    .expect("wire types serialize");
+    });
     let path = super::project_path(&project, "down");
     super::client_runtime()?.block_on(async {
         let stream = client.stream(Method::POST, &path, Some(body)).await?;

@@ -3,7 +3,9 @@
 
 mod completions;
 mod config;
+mod context;
 mod deploy;
+mod dial_stdio;
 mod down;
 mod history;
 mod logs;
@@ -11,7 +13,9 @@ mod plan;
 mod rollback;
 mod serve;
 mod status;
+mod token;
 mod upgrade;
+mod wait;
 
 use std::collections::BTreeMap;
 
@@ -23,7 +27,7 @@ use crate::args::{Cli, Command, GlobalArgs, Origins, ProjectArgs};
 use crate::client::DaemonClient;
 use crate::error::CliError;
 use crate::exit::ExitStatus;
-use crate::settings::{socket_path, HostEnv};
+use crate::settings::HostEnv;
 
 pub fn run(cli: Cli, origins: Origins) -> Result<ExitStatus, CliError> {
     let env = HostEnv::from_process();
@@ -32,12 +36,16 @@ pub fn run(cli: Cli, origins: Origins) -> Result<ExitStatus, CliError> {
         Command::Deploy(args) => deploy::run(args, &client(&cli.global, &origins, &env)?),
         Command::Plan(args) => plan::run(args, &client(&cli.global, &origins, &env)?),
         Command::Rollback(args) => rollback::run(args, &client(&cli.global, &origins, &env)?),
-        Command::Status(args) => status::run(args, &cli.global, &origins, &env),
+        Command::Status(args) => status::run(args, &client(&cli.global, &origins, &env)?),
         Command::History(args) => history::run(args, &client(&cli.global, &origins, &env)?),
         Command::Logs(args) => logs::run(args, &client(&cli.global, &origins, &env)?),
         Command::Down(args) => down::run(args, &client(&cli.global, &origins, &env)?),
         Command::Config(args) => config::run(args),
         Command::Upgrade(args) => upgrade::run(args, &client(&cli.global, &origins, &env)?),
+        Command::Wait(args) => wait::run(args, &client(&cli.global, &origins, &env)?),
+        Command::Context(cmd) => context::run(cmd, &cli.global, &env),
+        Command::Token(cmd) => token::run(cmd, &client(&cli.global, &origins, &env)?),
+        Command::DialStdio => dial_stdio::run(&cli.global, &origins, &env),
         Command::Completions(args) => completions::completions(args),
         Command::Man => completions::man(),
     }
@@ -45,7 +53,9 @@ pub fn run(cli: Cli, origins: Origins) -> Result<ExitStatus, CliError> {
 
 fn client(global: &GlobalArgs, origins: &Origins, env: &HostEnv) -> Result<DaemonClient, CliError> {
     crate::logging::init(crate::args::LogFormat::Text, "warn");
-    Ok(DaemonClient::new(socket_path(global, origins, env)?))
+    Ok(DaemonClient::new(crate::endpoint::resolve(
+        global, origins, env,
+    )?))
 }
 
 /// A runtime for client commands, which do little concurrent work.

@@ -12,7 +12,11 @@ use crate::output;
 use crate::stdout;
 
 pub fn run(args: &PlanArgs, client: &DaemonClient) -> Result<ExitStatus, CliError> {
-    let project = super::load(&args.project)?;
+    let mut project = super::load(&args.project)?;
+    let remote = !client.host().is_local();
+    if remote {
+        crate::payload::inline_files(&mut project)?;
+    }
     let name = project.name.clone();
     // The plan asks registries whether they have the images it would pull.
     let registry_auth =
@@ -28,6 +32,10 @@ pub fn run(args: &PlanArgs, client: &DaemonClient) -> Result<ExitStatus, CliErro
         wait_lock: std::time::Duration::ZERO,
         adopt: false,
         registry_auth,
+        deploy_id: None,
+        remote,
+        // A plan builds nothing: the contexts are uploaded by the deploy.
+        build_contexts: Default::default(),
     };
     let path = super::project_path(&name, "plan");
     let plan: serde_json::Value =

@@ -16,7 +16,7 @@ pub fn run(args: &RollbackArgs, client: &DaemonClient) -> Result<ExitStatus, Cli
         to: args.to.clone(),
         wait_lock: args.wait_lock,
     };
-    let body = serde_json::to_vec(&command).expect("commands serialize");
+    let body = crate::client::Body::json(&command);
     let path = super::project_path(&project, "rollback");
     super::client_runtime()?.block_on(async {
         let stream = client.stream(Method::POST, &path, Some(body)).await?;

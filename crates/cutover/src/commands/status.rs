@@ -6,23 +6,15 @@ use cutover_core::report::{ProjectStatus, ProjectSummary};
 use cutover_core::status::ServiceStatus;
 use cutover_core::tls::CertificateStatus;
 
-use crate::args::{GlobalArgs, LogFormat, Origins, StatusArgs};
+use crate::args::StatusArgs;
 use crate::client::DaemonClient;
 use crate::error::CliError;
 use crate::exit::ExitStatus;
 use crate::output;
 use crate::progress::{color_enabled, Paint};
-use crate::settings::{socket_path, HostEnv};
 use crate::stdout;
 
-pub fn run(
-    args: &StatusArgs,
-    global: &GlobalArgs,
-    origins: &Origins,
-    env: &HostEnv,
-) -> Result<ExitStatus, CliError> {
-    crate::logging::init(LogFormat::Text, "warn");
-    let client = DaemonClient::new(socket_path(global, origins, env)?);
+pub fn run(args: &StatusArgs, client: &DaemonClient) -> Result<ExitStatus, CliError> {
     let project = super::optional_project_name(&args.project)?;
     let runtime = super::client_runtime()?;
     let Some(project) = project else {
@@ -39,7 +31,7 @@ pub fn run(
                 stdout::print(&output::projects_table(&projects))?;
             }
             stdout::print(&output::certificates_table(&certificates(
-                &runtime, &client, None,
+                &runtime, client, None,
             )))?;
         }
         return Ok(ExitStatus::Success);
@@ -62,7 +54,7 @@ pub fn run(
         },
         cutover_core::clock::now_ms(),
     ))?;
-    let certs = certificates(&runtime, &client, Some(&project));
+    let certs = certificates(&runtime, client, Some(&project));
     stdout::print(&output::certificates_table(&certs))?;
     Ok(ExitStatus::Success)
 }

@@ -127,7 +127,7 @@ fn status_without_a_daemon_exits_3() {
     assert_eq!(code, Some(3), "{stderr}");
     insta::assert_snapshot!(stderr.replace(dir.path().to_str().unwrap(), "[TMP]"), @r"
     error: cannot reach the cutover daemon at [TMP]/none.sock: No such file or directory (os error 2)
-    hint: start it with `cutover serve` (or `systemctl start cutover`), or point --socket / CUTOVER_SOCKET at its socket
+    hint: start it with `cutover serve` (or `systemctl start cutover`), or point --socket / CUTOVER_SOCKET at its socket (--host at a daemon elsewhere)
     ");
 }
 

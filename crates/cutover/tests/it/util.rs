@@ -34,10 +34,20 @@ pub fn cutover_at(program: &Path) -> Command {
         "CUTOVER_LISTEN",
         "CUTOVER_STATE_DIR",
         "CUTOVER_LOG",
+        "CUTOVER_HOST",
+        "CUTOVER_CONTEXT",
+        "CUTOVER_TOKEN",
+        "CUTOVER_TOKEN_FILE",
+        "CUTOVER_TLS_CA",
+        "CUTOVER_TLS_FINGERPRINT",
+        "CUTOVER_SSH_COMMAND",
         "NO_COLOR",
     ] {
         cmd.env_remove(var);
     }
+    // The user's own contexts (`context use prod`) must not send a test's
+    // commands elsewhere.
+    cmd.env("CUTOVER_CONFIG_DIR", "/nonexistent/cutover-tests-config");
     cmd
 }
 
@@ -83,6 +93,7 @@ pub struct DaemonBuilder {
     envs: Vec<(String, String)>,
     program: Option<PathBuf>,
     nofile: Option<u64>,
+    hide: Option<PathBuf>,
     listen: String,
 }
 
@@ -118,6 +129,14 @@ impl DaemonBuilder {
         self
     }
 
+    /// Runs the daemon in a mount namespace where `dir` is an empty tmpfs:
+    /// a daemon "on another machine", which cannot read what the client
+    /// has there (its project folder, its build contexts).
+    pub fn hide(mut self, dir: &Path) -> Self {
+        self.hide = Some(dir.to_path_buf());
+        self
+    }
+
     pub async fn start(self) -> Daemon {
         let socket = self.dir.join("cutover.sock");
         let state_dir = self.dir.join("state");
@@ -135,6 +154,16 @@ impl DaemonBuilder {
             }
             None => cutover_at(&program),
         };
+        if let Some(hidden) = &self.hide {
+            // unshare and sh exec: the child's pid stays the daemon's.
+            let mut c = cutover_at(Path::new("unshare"));
+            c.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+                .arg(r#"mount -t tmpfs cutover-hidden "$1" && shift && exec "$@""#)
+                .arg("sh")
+                .arg(hidden)
+                .arg(&program);
+            command = c;
+        }
         let child = command
             .arg("serve")
             .arg("--listen")
@@ -173,6 +202,7 @@ impl Daemon {
             envs: Vec::new(),
             program: None,
             nofile: None,
+            hide: None,
             listen: "127.0.0.1:0".into(),
         }
     }

@@ -3,8 +3,10 @@
 //! stop accepting and hand their listeners back, so that the daemon can
 //! resume on them if its successor fails.
 
+use std::sync::Arc;
+
 use cutover_proxy::admin::{
-    metrics_router, require_bearer, serve_control, Admin, BearerToken, ControlTimeouts,
+    metrics_router, require_token, serve_control, Admin, ControlTcp, ControlTimeouts, Guard,
 };
 use tokio::net::{TcpListener, UnixListener};
 use tokio::task::JoinHandle;
@@ -14,7 +16,7 @@ use tokio_util::task::TaskTracker;
 /// The listeners, while nobody accepts on them.
 pub(super) struct Idle {
     pub socket: UnixListener,
-    pub tcp: Option<(TcpListener, BearerToken)>,
+    pub tcp: Option<(ControlTcp, Arc<Guard>)>,
     pub metrics: Option<TcpListener>,
 }
 
@@ -30,7 +32,7 @@ pub(super) struct Control {
 struct Running {
     stop: CancellationToken,
     socket: JoinHandle<UnixListener>,
-    tcp: Option<(JoinHandle<TcpListener>, BearerToken)>,
+    tcp: Option<(JoinHandle<ControlTcp>, Arc<Guard>)>,
     metrics: Option<JoinHandle<TcpListener>>,
 }
 
@@ -52,9 +54,9 @@ impl Control {
             |router: axum::Router| (router, self.timeouts, stop.clone(), self.conns.clone());
         let (r, t, s, c) = serve(self.router.clone());
         let socket = tokio::spawn(serve_control(idle.socket, r, t, s, c));
-        let tcp = idle.tcp.map(|(listener, token)| {
-            let (r, t, s, c) = serve(require_bearer(self.router.clone(), token.clone()));
-            (tokio::spawn(serve_control(listener, r, t, s, c)), token)
+        let tcp = idle.tcp.map(|(listener, guard)| {
+            let (r, t, s, c) = serve(require_token(self.router.clone(), guard.clone()));
+            (tokio::spawn(serve_control(listener, r, t, s, c)), guard)
         });
         let metrics = idle.metrics.map(|listener| {
             let (r, t, s, c) = serve(self.metrics.clone());
@@ -75,7 +77,7 @@ impl Control {
         running.stop.cancel();
         let socket = running.socket.await.ok()?;
         let tcp = match running.tcp {
-            Some((handle, token)) => handle.await.ok().map(|l| (l, token)),
+            Some((handle, guard)) => handle.await.ok().map(|l| (l, guard)),
             None => None,
         };
         let metrics = match running.metrics {

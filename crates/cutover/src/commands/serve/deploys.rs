@@ -90,6 +90,7 @@ impl Deploys {
         axum::Router::new()
             .route("/v1/projects", any(forward))
             .route("/v1/projects/{*rest}", any(forward))
+            .route("/v1/build-contexts/{*rest}", any(forward))
             .with_state(self.clone())
     }
 }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::time::Duration;
 
-use cutover_proxy::admin::{bind_control_socket, BearerToken, SocketFile};
+use cutover_proxy::admin::{bind_control_socket, SocketFile};
 use cutover_proxy::state::{DirLock, StateError};
 use tokio::net::{TcpListener, UnixListener};
 
@@ -19,7 +19,7 @@ pub(super) struct Bound {
     pub data: TcpListener,
     pub control_socket: UnixListener,
     pub socket_file: SocketFile,
-    pub control_tcp: Option<(TcpListener, BearerToken)>,
+    pub control_tcp: Option<TcpListener>,
     pub metrics: Option<TcpListener>,
     /// The apps' own ports a predecessor handed over.
     pub ports: Vec<(SocketAddr, std::net::TcpListener)>,
@@ -36,7 +36,7 @@ impl Bound {
         Ok(handoff::Listeners {
             data: Some(tcp(&self.data)?),
             control_socket: Some(self.control_socket.as_fd().try_clone_to_owned()?.into()),
-            control_tcp: self.control_tcp.as_ref().map(|(l, _)| tcp(l)).transpose()?,
+            control_tcp: self.control_tcp.as_ref().map(tcp).transpose()?,
             metrics: self.metrics.as_ref().map(tcp).transpose()?,
             // Taken from the proxy at handoff time: they change with deploys.
             ports: Vec::new(),
@@ -150,7 +150,7 @@ pub(super) async fn lock_after_handoff(state_dir: &std::path::Path) -> Result<Di
     }
 }
 
-type Optional = (Option<(TcpListener, BearerToken)>, Option<TcpListener>);
+type Optional = (Option<TcpListener>, Option<TcpListener>);
 
 /// The TCP control listener and the metrics listener as the settings ask
 /// for them: the one taken over when there is one, else bound now.
@@ -165,7 +165,7 @@ async fn bind_optional(
                 Some(l) => l,
                 None => bind_tcp(control.addr, "--control-listen").await?,
             };
-            Some((listener, control.token.clone()))
+            Some(listener)
         }
         None => None,
     };

@@ -15,7 +15,7 @@ use std::time::Duration;
 use cutover_core::diag::Report;
 use cutover_core::status::UpgradeAnswer;
 use cutover_deploy::owner::Owner;
-use cutover_proxy::admin::{Admin, ApiError, ControlTimeouts};
+use cutover_proxy::admin::{Admin, ApiError, ControlTcp, ControlTimeouts, Guard, Tokens};
 use cutover_proxy::state::{StateError, StateStore};
 use cutover_proxy::Proxy;
 use tokio_util::sync::CancellationToken;
@@ -122,13 +122,25 @@ async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
     tokio::spawn(certificates.run(certificates_stop.clone()));
     let _stop_certificates = certificates_stop.drop_guard();
     let shutdown = CancellationToken::new();
+    let control_tls = match &settings.control_listen {
+        Some(control) => control.tls().map_err(fail)?,
+        None => None,
+    };
+    let tokens = Arc::new(
+        Tokens::load(
+            &settings.state_dir,
+            control_tls.as_ref().map(|t| t.fingerprint.clone()),
+        )
+        .map_err(|e| fail(CliError::failure(cutover_core::diag::Diagnose::report(&e))))?,
+    );
     let admin = Admin::with_info(
         proxy.clone(),
         Some(store.clone()),
         shutdown.clone(),
         env!("CARGO_PKG_VERSION").into(),
         Some(listen),
-    );
+    )
+    .with_tokens(tokens.clone());
 
     // 3. The deploy engine, under this daemon's identity.
     let owner = Owner::load(&settings.state_dir)
@@ -165,9 +177,25 @@ async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
     } = bound;
     let mut lock = Some(lock);
     let mut control = Control::new(control_router, &admin, timeouts);
-    if let Some((tcp, _)) = &control_tcp {
-        tracing::info!(addr = ?tcp.local_addr().ok(), "control API on TCP, bearer token required");
-    }
+    let control_tcp = match (control_tcp, &settings.control_listen) {
+        (Some(tcp), Some(settings)) => {
+            let addr = tcp.local_addr().ok();
+            match &control_tls {
+                Some(tls) => {
+                    tracing::info!(addr = ?addr, fingerprint = %tls.fingerprint, certificate = %tls.cert_file.display(), "control API on TCP over TLS, token required (clients pin --tls-fingerprint or --tls-ca)")
+                }
+                None => {
+                    tracing::warn!(addr = ?addr, "control API on TCP over plain HTTP (loopback only), token required")
+                }
+            }
+            let config = control_tls.as_ref().map(|t| t.config.clone());
+            Some((
+                ControlTcp::new(tcp, config, timeouts.header),
+                Guard::new(tokens.clone(), settings.token.clone()),
+            ))
+        }
+        _ => None,
+    };
     if let Some(tcp) = &metrics {
         tracing::info!(addr = ?tcp.local_addr().ok(), "metrics on TCP");
     }
