@@ -1,7 +1,8 @@
 //! Deploying from another machine (docs/remote.md): the CLI against a
-//! daemon it reaches over ssh (a real OpenSSH server on loopback) or over
-//! the TLS control listener with a token. The daemon runs in a mount
-//! namespace where the client's project folder is an empty tmpfs, so
+//! daemon it reaches over ssh (a real OpenSSH server) or over the TLS
+//! control listener with a token. The CLI runs in a network namespace of
+//! its own (a veth pair to the daemon's address); the daemon runs in a
+//! mount namespace where the client's project folder is an empty tmpfs, so
 //! everything it uses from there (the build context, the secret file) has
 //! to travel with the request.
 
@@ -13,7 +14,90 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::deploy::{docker, expect_code, images, text, Project};
-use crate::util::{answers, cutover, free_port, run, Daemon, PATIENCE};
+use crate::util::{answers, bin, cutover, cutover_at, free_port, run, Daemon, PATIENCE};
+
+/// The client's machine: a network namespace joined to this one by a veth
+/// pair, so that what the CLI sends crosses a network interface to the
+/// daemon's address, not loopback. Removed on drop.
+struct Netns {
+    name: String,
+    host_if: String,
+    /// The daemon's side of the link.
+    host_ip: String,
+}
+
+impl Netns {
+    fn new() -> Netns {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let (pid, n) = (std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        // A /30 of 10.231.0.0/16 per process and namespace.
+        let (third, fourth) = (pid % 250, (n % 60) * 4);
+        let name = format!("cvit-{pid}-{n}");
+        let (host_if, ns_if) = (
+            format!("cv{}{n}h", pid % 100_000),
+            format!("cv{}{n}n", pid % 100_000),
+        );
+        let host_ip = format!("10.231.{third}.{}", fourth + 1);
+        let ns_ip = format!("10.231.{third}.{}", fourth + 2);
+        let ip = |args: &[&str]| {
+            let out = run(Command::new("ip").args(args));
+            assert!(out.status.success(), "ip {args:?}: {}", text(&out.stderr));
+        };
+        ip(&["netns", "add", &name]);
+        let ns = Netns {
+            name,
+            host_if,
+            host_ip,
+        };
+        ip(&[
+            "link",
+            "add",
+            &ns.host_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &ns_if,
+        ]);
+        ip(&["link", "set", &ns_if, "netns", &ns.name]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/30", ns.host_ip),
+            "dev",
+            &ns.host_if,
+        ]);
+        ip(&["link", "set", &ns.host_if, "up"]);
+        let inside = |args: &[&str]| {
+            let mut all = vec!["netns", "exec", &ns.name, "ip"];
+            all.extend_from_slice(args);
+            ip(&all);
+        };
+        inside(&["addr", "add", &format!("{ns_ip}/30"), "dev", &ns_if]);
+        inside(&["link", "set", &ns_if, "up"]);
+        inside(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// `cutover` run inside the namespace.
+    fn cutover(&self) -> Command {
+        let mut cmd = cutover_at(Path::new("ip"));
+        cmd.args(["netns", "exec", &self.name, bin()]);
+        cmd
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
 
 /// An OpenSSH server on a loopback port that lets the current user in with
 /// a key made for the test, and runs commands with this build's `cutover`
@@ -21,12 +105,13 @@ use crate::util::{answers, cutover, free_port, run, Daemon, PATIENCE};
 struct Sshd {
     child: Child,
     port: u16,
+    addr: String,
     dir: PathBuf,
     user: String,
 }
 
 impl Sshd {
-    fn start(dir: &Path) -> Sshd {
+    fn start(dir: &Path, addr: &str) -> Sshd {
         let keygen = |path: &Path| {
             let out = run(Command::new("ssh-keygen")
                 .args(["-q", "-t", "ed25519", "-N", "", "-f"])
@@ -46,7 +131,7 @@ impl Sshd {
             .unwrap()
             .to_path_buf();
         let config = format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {dir}/host_key\nPidFile {dir}/sshd.pid\n\
+            "Port {port}\nListenAddress {addr}\nHostKey {dir}/host_key\nPidFile {dir}/sshd.pid\n\
              AuthorizedKeysFile {dir}/authorized_keys\nStrictModes no\nUsePAM no\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
              PermitRootLogin prohibit-password\nSetEnv PATH={bin}:/usr/local/bin:/usr/bin:/bin\n",
@@ -62,7 +147,7 @@ impl Sshd {
             .spawn()
             .expect("sshd (Debian's openssh-server) runs");
         let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect((addr, port)).is_err() {
             assert!(
                 start.elapsed() < PATIENCE,
                 "sshd did not listen: {}",
@@ -76,6 +161,7 @@ impl Sshd {
         let sshd = Sshd {
             child,
             port,
+            addr: addr.to_string(),
             dir: dir.to_path_buf(),
             user,
         };
@@ -88,15 +174,16 @@ impl Sshd {
         let key = std::fs::read_to_string(host_key_pub).unwrap();
         std::fs::write(
             self.dir.join("known_hosts"),
-            format!("[127.0.0.1]:{} {key}", self.port),
+            format!("[{}]:{} {key}", self.addr, self.port),
         )
         .unwrap();
     }
 
     fn url(&self, socket: &Path) -> String {
         format!(
-            "ssh://{}@127.0.0.1:{}{}",
+            "ssh://{}@{}:{}{}",
             self.user,
+            self.addr,
             self.port,
             socket.display()
         )
@@ -152,16 +239,23 @@ fn write_context(project: &Project, greeting: &str) {
 }
 
 /// `cutover ARGS` in the project's folder, through `host`.
-fn remote(project: &Project, host: &str, envs: &[(&str, &str)], args: &[&str]) -> Output {
-    run(cutover()
+fn remote(
+    client: &Netns,
+    project: &Project,
+    host: &str,
+    envs: &[(&str, &str)],
+    args: &[&str],
+) -> Output {
+    run(client
+        .cutover()
         .current_dir(project.path())
         .args(["--host", host])
         .envs(envs.iter().copied())
         .args(args))
 }
 
-fn live_container(project: &Project, host: &str, envs: &[(&str, &str)]) -> String {
-    let out = remote(project, host, envs, &["status", "--json"]);
+fn live_container(client: &Netns, project: &Project, host: &str, envs: &[(&str, &str)]) -> String {
+    let out = remote(client, project, host, envs, &["status", "--json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let status: Value = serde_json::from_slice(&out.stdout).unwrap();
     status["apps"][0]["live"]["container"]
@@ -182,7 +276,8 @@ async fn deploy_plan_logs_and_rollback_over_ssh_from_files_the_daemon_cannot_see
         .start()
         .await;
     let sshd_dir = tempfile::tempdir().unwrap();
-    let sshd = Sshd::start(sshd_dir.path());
+    let client = Netns::new();
+    let sshd = Sshd::start(sshd_dir.path(), &client.host_ip);
     let host = sshd.url(&daemon.socket);
     let ssh = sshd.ssh_command();
     let envs = [("CUTOVER_SSH_COMMAND", ssh.as_str())];
@@ -194,7 +289,7 @@ async fn deploy_plan_logs_and_rollback_over_ssh_from_files_the_daemon_cannot_see
         "services:\n  web:\n    volumes: [./data:/data:ro]\n",
     )
     .unwrap();
-    let out = remote(&project, &host, &envs, &["plan"]);
+    let out = remote(&client, &project, &host, &envs, &["plan"]);
     expect_code(&out, 0, &daemon);
     let plan = text(&out.stdout) + &text(&out.stderr);
     assert!(
@@ -205,10 +300,10 @@ async fn deploy_plan_logs_and_rollback_over_ssh_from_files_the_daemon_cannot_see
     std::fs::remove_file(project.path().join("compose.override.yaml")).unwrap();
 
     // Deploy: the context and the secret are sent; the daemon sees neither.
-    let out = remote(&project, &host, &envs, &["deploy"]);
+    let out = remote(&client, &project, &host, &envs, &["deploy"]);
     expect_code(&out, 0, &daemon);
     answers(daemon.listen, "built-here-1").await;
-    let container = live_container(&project, &host, &envs);
+    let container = live_container(&client, &project, &host, &envs);
     let secret = docker(&["exec", &container, "cat", "/run/secrets/api_key"]);
     assert_eq!(secret, "k-123\n");
     let listing = docker(&["exec", &container, "ls", "/"]);
@@ -229,7 +324,8 @@ async fn deploy_plan_logs_and_rollback_over_ssh_from_files_the_daemon_cannot_see
     assert_eq!(text(&seen.stdout), "", "the daemon sees the client's files");
 
     // logs --follow streams through ssh until the client stops it.
-    let mut follow = cutover()
+    let mut follow = client
+        .cutover()
         .current_dir(project.path())
         .args(["--host", &host, "logs", "web", "--follow"])
         .envs(envs.iter().copied())
@@ -254,16 +350,47 @@ async fn deploy_plan_logs_and_rollback_over_ssh_from_files_the_daemon_cannot_see
 
     // A new context is a new version; rollback brings the first one back.
     write_context(&project, "built-here-2");
-    let out = remote(&project, &host, &envs, &["deploy"]);
+    let out = remote(&client, &project, &host, &envs, &["deploy"]);
     expect_code(&out, 0, &daemon);
     answers(daemon.listen, "built-here-2").await;
-    let out = remote(&project, &host, &envs, &["rollback"]);
+    let out = remote(&client, &project, &host, &envs, &["rollback"]);
     expect_code(&out, 0, &daemon);
     answers(daemon.listen, "built-here-1").await;
 
+    // The CLI cut off mid-deploy: the deploy goes on in the daemon, and
+    // the retried step with the same id follows it from its first step.
+    write_context(&project, "built-here-3");
+    let mut cut = client
+        .cutover()
+        .current_dir(project.path())
+        .args(["--host", &host, "deploy", "--deploy-id", "ssh-run-1"])
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    read_until(&mut cut, "build");
+    cut.kill().unwrap();
+    cut.wait().unwrap();
+    let out = remote(
+        &client,
+        &project,
+        &host,
+        &envs,
+        &["deploy", "--deploy-id", "ssh-run-1", "--json"],
+    );
+    expect_code(&out, 0, &daemon);
+    let events: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events[0]["event"], "step_started", "{events:?}");
+    assert_eq!(events.last().unwrap()["outcome"], "ok", "{events:?}");
+    answers(daemon.listen, "built-here-3").await;
+
     // A host whose key is not the known one is refused, with a hint.
     sshd.trust(&sshd_dir.path().join("other_host_key.pub"));
-    let out = remote(&project, &host, &envs, &["status"]);
+    let out = remote(&client, &project, &host, &envs, &["status"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("Host key verification failed"), "{stderr}");
@@ -275,16 +402,17 @@ async fn deploy_plan_logs_and_rollback_over_ssh_from_files_the_daemon_cannot_see
 /// A daemon with its TCP control listener over TLS, and a token of `scope`.
 struct HttpsDaemon {
     daemon: Daemon,
+    addr: String,
     port: u16,
     fingerprint: String,
 }
 
 impl HttpsDaemon {
-    async fn start(dir: &Path, hide: Option<&Path>) -> HttpsDaemon {
+    async fn start(dir: &Path, addr: &str, hide: Option<&Path>) -> HttpsDaemon {
         let port = free_port();
         let mut builder = Daemon::in_dir(dir)
             .arg("--control-listen")
-            .arg(format!("127.0.0.1:{port}"));
+            .arg(format!("{addr}:{port}"));
         if let Some(hidden) = hide {
             builder = builder.hide(hidden);
         }
@@ -301,13 +429,14 @@ impl HttpsDaemon {
             .to_string();
         HttpsDaemon {
             daemon,
+            addr: addr.to_string(),
             port,
             fingerprint,
         }
     }
 
     fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
+        format!("https://{}:{}", self.addr, self.port)
     }
 
     /// `cutover token create` over the local socket; the token.
@@ -333,7 +462,7 @@ impl HttpsDaemon {
 #[tokio::test]
 async fn https_tokens_have_scopes_and_the_certificate_is_pinned() {
     let dir = tempfile::tempdir().unwrap();
-    let d = HttpsDaemon::start(dir.path(), None).await;
+    let d = HttpsDaemon::start(dir.path(), "127.0.0.1", None).await;
     let read = d.token("read", Some("athens"));
     let admin = d.token("admin", None);
     let host = d.url();
@@ -528,7 +657,8 @@ async fn over_https_a_cut_off_deploy_finishes_and_its_retry_attaches() {
     write_context(&project, "over-tls-1");
     std::fs::write(project.path().join("api_key.txt"), "k-456\n").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let d = HttpsDaemon::start(dir.path(), Some(project.path())).await;
+    let client = Netns::new();
+    let d = HttpsDaemon::start(dir.path(), &client.host_ip, Some(project.path())).await;
     let token = d.token("deploy", Some("cvit-https"));
     let host = d.url();
     let envs = [
@@ -538,6 +668,7 @@ async fn over_https_a_cut_off_deploy_finishes_and_its_retry_attaches() {
 
     // --detach prints the id at once; `wait` follows it to its end.
     let out = remote(
+        &client,
         &project,
         &host,
         &envs,
@@ -545,7 +676,7 @@ async fn over_https_a_cut_off_deploy_finishes_and_its_retry_attaches() {
     );
     expect_code(&out, 0, &d.daemon);
     assert_eq!(text(&out.stdout).trim(), "ci-7-1");
-    let out = remote(&project, &host, &envs, &["wait", "ci-7-1"]);
+    let out = remote(&client, &project, &host, &envs, &["wait", "ci-7-1"]);
     expect_code(&out, 0, &d.daemon);
     assert!(
         text(&out.stdout).contains("traffic of web now goes to blue"),
@@ -557,7 +688,8 @@ async fn over_https_a_cut_off_deploy_finishes_and_its_retry_attaches() {
     // The CLI is killed as the deploy builds: the deploy goes on, and
     // the retried step with the same id follows it instead of deploying twice.
     write_context(&project, "over-tls-2");
-    let mut first = cutover()
+    let mut first = client
+        .cutover()
         .current_dir(project.path())
         .args(["--host", &host, "deploy", "--deploy-id", "ci-8-1"])
         .envs(envs.iter().copied())
@@ -569,6 +701,7 @@ async fn over_https_a_cut_off_deploy_finishes_and_its_retry_attaches() {
     first.kill().unwrap();
     first.wait().unwrap();
     let out = remote(
+        &client,
         &project,
         &host,
         &envs,
@@ -583,7 +716,7 @@ async fn over_https_a_cut_off_deploy_finishes_and_its_retry_attaches() {
     assert_eq!(events[0]["event"], "step_started", "{events:?}");
     assert_eq!(events.last().unwrap()["outcome"], "ok", "{events:?}");
     answers(d.daemon.listen, "over-tls-2").await;
-    let out = remote(&project, &host, &envs, &["history", "--json"]);
+    let out = remote(&client, &project, &host, &envs, &["history", "--json"]);
     expect_code(&out, 0, &d.daemon);
     let history: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     let deploys = history
@@ -592,7 +725,7 @@ async fn over_https_a_cut_off_deploy_finishes_and_its_retry_attaches() {
         .count();
     assert_eq!(deploys, 2, "{history:?}");
     // An id the daemon never saw is a clear 404.
-    let out = remote(&project, &host, &envs, &["wait", "ci-9-9"]);
+    let out = remote(&client, &project, &host, &envs, &["wait", "ci-9-9"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 
     docker(&["rmi", "-f", "cvit-https-web:dev"]);
