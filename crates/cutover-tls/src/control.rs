@@ -23,17 +23,20 @@ const SELF_SIGNED_KEY: &str = "key.pem";
 #[derive(Clone)]
 pub struct ControlTls {
     pub config: Arc<ServerConfig>,
-    /// `AB:CD:...`, the SHA-256 of the leaf certificate, for `--tls-fingerprint`.
-    pub fingerprint: String,
-    /// The PEM file holding the leaf (and chain), for `--tls-ca`.
-    pub cert_file: PathBuf,
+    /// `AB:CD:...`, the SHA-256 of the leaf certificate, for
+    /// `--tls-fingerprint`; `None` for an ordered certificate, which
+    /// changes at each renewal (clients trust its CA instead).
+    pub fingerprint: Option<String>,
+    /// The PEM file holding the leaf (and chain), for `--tls-ca`, or the
+    /// host whose ordered certificate is served.
+    pub serves: String,
 }
 
 impl std::fmt::Debug for ControlTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ControlTls")
             .field("fingerprint", &self.fingerprint)
-            .field("cert_file", &self.cert_file)
+            .field("serves", &self.serves)
             .finish_non_exhaustive()
     }
 }
@@ -82,22 +85,44 @@ impl ControlTls {
         ControlTls::from_files(&cert_file, &key_file)
     }
 
+    /// The certificate `certs` orders and renews for `host` (the daemon's
+    /// ACME CA, as for a route with `tls: true`), whatever name the client
+    /// asks for. Until it is issued, handshakes fail.
+    pub fn ordered(certs: Arc<crate::Certificates>, host: &str) -> Result<ControlTls, String> {
+        let resolver = Ordered {
+            certs,
+            host: host.to_ascii_lowercase(),
+        };
+        Ok(ControlTls {
+            config: server_config(Arc::new(resolver))?,
+            fingerprint: None,
+            serves: format!("the certificate ordered for {host}"),
+        })
+    }
+
     fn new(chain_pem: &[u8], key_pem: &[u8], cert_file: PathBuf) -> Result<ControlTls, String> {
         let loaded = crate::pem::load(chain_pem, key_pem)?;
         let leaf = loaded.key.cert.first().expect("load checks for a leaf");
         let fingerprint = fingerprint(leaf);
-        let mut config = ServerConfig::builder_with_provider(provider())
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(|e| format!("cannot set up TLS: {e}"))?
-            .with_no_client_auth()
-            .with_cert_resolver(Arc::new(One(loaded.key)));
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(ControlTls {
-            config: Arc::new(config),
-            fingerprint,
-            cert_file,
+            config: server_config(Arc::new(One(loaded.key)))?,
+            fingerprint: Some(fingerprint),
+            serves: cert_file.display().to_string(),
         })
     }
+}
+
+/// TLS 1.3 and 1.2, HTTP/1.1 only (the control API's one protocol).
+fn server_config(
+    resolver: Arc<dyn rustls::server::ResolvesServerCert>,
+) -> Result<Arc<ServerConfig>, String> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("cannot set up TLS: {e}"))?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 /// Serves its one certificate whatever the client asks for.
@@ -110,6 +135,27 @@ impl rustls::server::ResolvesServerCert for One {
         _: rustls::server::ClientHello<'_>,
     ) -> Option<Arc<rustls::sign::CertifiedKey>> {
         Some(self.0.clone())
+    }
+}
+
+/// Serves the certificate ordered for one host, renewed as it is.
+struct Ordered {
+    certs: Arc<crate::Certificates>,
+    host: String,
+}
+
+impl std::fmt::Debug for Ordered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ordered").field("host", &self.host).finish()
+    }
+}
+
+impl rustls::server::ResolvesServerCert for Ordered {
+    fn resolve(
+        &self,
+        _: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.certs.served(&self.host)
     }
 }
 
@@ -292,7 +338,7 @@ mod tests {
         let first = ControlTls::self_signed(dir.path(), &names).unwrap();
         let again = ControlTls::self_signed(dir.path(), &names).unwrap();
         assert_eq!(first.fingerprint, again.fingerprint);
-        assert_eq!(first.fingerprint.len(), 32 * 3 - 1);
+        assert_eq!(first.fingerprint.unwrap().len(), 32 * 3 - 1);
         let key = dir.path().join(SELF_SIGNED_KEY);
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(key).unwrap().permissions().mode();

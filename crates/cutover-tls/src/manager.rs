@@ -50,7 +50,13 @@ pub struct TlsSettings {
     pub on_demand_ask: Option<String>,
     /// `--tls-default-host`: whose certificate a client without SNI gets.
     pub default_host: Option<String>,
+    /// Hosts ordered whatever the routes want: the control listener's
+    /// `--control-tls-host`.
+    pub standing_hosts: Vec<String>,
 }
+
+/// The service name a standing host is ordered for, in status and logs.
+pub const CONTROL_SERVICE: &str = "cutover/control-api";
 
 /// What one route asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +139,12 @@ impl Certificates {
         }))
     }
 
+    /// The certificate served for `host`, once there is one: what the
+    /// control listener serves for `--control-tls-host`.
+    pub fn served(&self, host: &str) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.store.exact(&host.to_ascii_lowercase())
+    }
+
     /// The HTTP-01 answer for `token`, if an order waits for it.
     pub fn http01(&self, token: &str) -> Option<String> {
         self.challenges.http01(token)
@@ -148,7 +160,12 @@ impl Certificates {
         let mut files: BTreeMap<(String, String), (BTreeSet<String>, Vec<String>)> =
             BTreeMap::new();
         let mut on_demand = Vec::new();
-        for w in wants {
+        let standing = (!self.settings.standing_hosts.is_empty()).then(|| Want {
+            service: CONTROL_SERVICE.into(),
+            hosts: self.settings.standing_hosts.clone(),
+            source: CertificateSource::Automatic,
+        });
+        for w in wants.iter().chain(standing.as_ref()) {
             match &w.source {
                 CertificateSource::Automatic => {
                     if self.acme.is_none() {

@@ -526,6 +526,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE", requires = "control_tls_key")]
     pub control_tls_cert: Option<PathBuf>,
 
+    /// Serve the certificate cutover orders and renews for this host name from its ACME
+    /// CA (as for a route with `tls: true`); clients trust it by their CA roots
+    #[arg(long, value_name = "HOST", conflicts_with = "control_tls_cert")]
+    pub control_tls_host: Option<String>,
+
     /// Private key (PEM) of --control-tls-cert
     #[arg(long, value_name = "FILE", requires = "control_tls_cert")]
     pub control_tls_key: Option<PathBuf>,

@@ -150,16 +150,27 @@ pub enum ControlTlsSource {
         cert: PathBuf,
         key: PathBuf,
     },
+    /// `--control-tls-host`: the certificate ordered for that host.
+    Ordered {
+        host: String,
+    },
     /// `--control-insecure-http`, on a loopback address.
     PlainHttp,
 }
 
 impl ControlListen {
-    /// The TLS the listener serves; `None` for plain HTTP.
-    pub fn tls(&self) -> Result<Option<cutover_tls::ControlTls>, CliError> {
+    /// The TLS the listener serves; `None` for plain HTTP. `certs` orders
+    /// the `--control-tls-host` certificate.
+    pub fn tls(
+        &self,
+        certs: &std::sync::Arc<cutover_tls::Certificates>,
+    ) -> Result<Option<cutover_tls::ControlTls>, CliError> {
         let hint = "check the files' paths and that they hold a PEM certificate chain and its key";
         match &self.tls {
             ControlTlsSource::PlainHttp => Ok(None),
+            ControlTlsSource::Ordered { host } => cutover_tls::ControlTls::ordered(certs.clone(), host)
+                .map(Some)
+                .map_err(|e| CliError::failure(format!("--control-tls-host: {e}"))),
             ControlTlsSource::Files { cert, key } => cutover_tls::ControlTls::from_files(cert, key)
                 .map(Some)
                 .map_err(|e| CliError::bad_input(format!("--control-tls-cert: {e}")).with_hint(hint)),
@@ -290,6 +301,7 @@ impl ServeSettings {
                 let stray = [
                     ("--control-token-file", args.control_token_file.is_some()),
                     ("--control-tls-cert", args.control_tls_cert.is_some()),
+                    ("--control-tls-host", args.control_tls_host.is_some()),
                     ("--control-tls-name", !args.control_tls_name.is_empty()),
                     ("--control-insecure-http", args.control_insecure_http),
                 ];
@@ -370,6 +382,24 @@ fn control_tls_source(
             .with_hint("drop --control-insecure-http to serve TLS (clients pin the certificate with --tls-fingerprint), or listen on 127.0.0.1"));
         }
         return Ok(ControlTlsSource::PlainHttp);
+    }
+    if let Some(host) = &args.control_tls_host {
+        if args.control_tls_cert.is_some() || args.no_acme {
+            return Err(CliError::bad_input(
+                "--control-tls-host orders a certificate from the ACME CA: it goes with neither --control-tls-cert nor --no-acme",
+            )
+            .with_hint("choose one source for the control listener's certificate"));
+        }
+        if host.starts_with("*.") || host.parse::<std::net::IpAddr>().is_ok() || !host.contains('.')
+        {
+            return Err(CliError::bad_input(format!(
+                "--control-tls-host: {host:?} is not a host name a CA issues a certificate for"
+            ))
+            .with_hint("give the DNS name CI reaches this host by, e.g. deploy.example.com"));
+        }
+        return Ok(ControlTlsSource::Ordered {
+            host: host.to_ascii_lowercase(),
+        });
     }
     if let (Some(cert), Some(key)) = (&args.control_tls_cert, &args.control_tls_key) {
         return Ok(ControlTlsSource::Files {
@@ -452,6 +482,11 @@ fn tls_settings(args: &ServeArgs, state_dir: &Path) -> Result<TlsSettings, CliEr
         acme,
         tls_alpn: true,
         on_demand_ask: args.tls_on_demand_ask.clone(),
+        standing_hosts: args
+            .control_tls_host
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect(),
         default_host: args
             .tls_default_host
             .as_ref()
@@ -720,6 +755,44 @@ mod tests {
             "{err}"
         );
         assert_eq!(err.status, crate::exit::ExitStatus::BadInput);
+
+        let ordered = resolve(
+            &[
+                "cutover",
+                "serve",
+                "--control-listen",
+                "0.0.0.0:7000",
+                "--control-tls-host",
+                "Deploy.Example.com",
+            ],
+            &user(),
+        )
+        .unwrap();
+        assert_eq!(
+            ordered.control_listen.unwrap().tls,
+            ControlTlsSource::Ordered {
+                host: "deploy.example.com".into()
+            }
+        );
+        assert_eq!(ordered.tls.standing_hosts, ["deploy.example.com"]);
+        for bad in ["10.0.0.5", "*.example.com", "localhost"] {
+            let err = resolve(
+                &[
+                    "cutover",
+                    "serve",
+                    "--control-listen",
+                    "0.0.0.0:7000",
+                    "--control-tls-host",
+                    bad,
+                ],
+                &user(),
+            )
+            .unwrap_err();
+            assert!(
+                err.report.message.contains("not a host name"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

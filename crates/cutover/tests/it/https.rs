@@ -985,3 +985,95 @@ async fn the_https_listener_is_handed_over_on_upgrade() {
     );
     drop(serving);
 }
+
+/// `--control-tls-host`: the TCP control listener serves the certificate
+/// ordered from the ACME CA for that name (no route asks for it), which
+/// curl verifies against the CA's root, and the CLI reaches it.
+#[tokio::test]
+async fn the_control_listener_serves_the_certificate_ordered_for_its_host() {
+    let (http, https, control) = (free_port(), free_port(), free_port());
+    let pebble = Pebble::start(http, https, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut extra = pebble.flags();
+    extra.extend([
+        "--control-listen".into(),
+        format!("127.0.0.1:{control}"),
+        "--control-tls-host".into(),
+        "deploy.test".into(),
+    ]);
+    let daemon = tls_daemon(dir.path(), http, https, &extra).await;
+    let cert = wait_certificate(&daemon, "deploy.test", issued).await;
+    assert_eq!(cert["services"][0], "cutover/control-api", "{cert}");
+
+    let out = curl()
+        .args(["-sS", "--cacert"])
+        .arg(pebble.root())
+        .args(["--resolve", &format!("deploy.test:{control}:127.0.0.1")])
+        .arg(format!("https://deploy.test:{control}/v1/health"))
+        .output()
+        .await
+        .unwrap();
+    let body = String::from_utf8_lossy(&out.stdout);
+    // TLS verified; the request itself needs a token.
+    assert!(
+        body.contains("missing bearer token"),
+        "{body} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The CLI pins what the listener serves.
+    let handshake = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{control}"),
+            "-noservername",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let mut x509 = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut x509.stdin.take().unwrap(), &handshake.stdout).unwrap();
+    let out = x509.wait_with_output().unwrap();
+    let pin = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .rsplit('=')
+        .next()
+        .unwrap()
+        .to_string();
+    let token = crate::util::run(
+        crate::util::cutover()
+            .arg("--socket")
+            .arg(&daemon.socket)
+            .args(["token", "create", "--scope", "read"]),
+    );
+    assert!(
+        token.status.success(),
+        "{}",
+        String::from_utf8_lossy(&token.stderr)
+    );
+    let out = crate::util::run(
+        crate::util::cutover()
+            .args([
+                "--host",
+                &format!("https://127.0.0.1:{control}"),
+                "--tls-fingerprint",
+                &pin,
+            ])
+            .env(
+                "CUTOVER_TOKEN",
+                String::from_utf8_lossy(&token.stdout).trim(),
+            )
+            .args(["status", "--json"]),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -119,17 +119,17 @@ async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
         .map_err(|e| fail(CliError::failure(e)))?;
     restore(&proxy, &store).map_err(fail)?;
     let certificates_stop = CancellationToken::new();
-    tokio::spawn(certificates.run(certificates_stop.clone()));
+    tokio::spawn(certificates.clone().run(certificates_stop.clone()));
     let _stop_certificates = certificates_stop.drop_guard();
     let shutdown = CancellationToken::new();
     let control_tls = match &settings.control_listen {
-        Some(control) => control.tls().map_err(fail)?,
+        Some(control) => control.tls(&certificates).map_err(fail)?,
         None => None,
     };
     let tokens = Arc::new(
         Tokens::load(
             &settings.state_dir,
-            control_tls.as_ref().map(|t| t.fingerprint.clone()),
+            control_tls.as_ref().and_then(|t| t.fingerprint.clone()),
         )
         .map_err(|e| fail(CliError::failure(cutover_core::diag::Diagnose::report(&e))))?,
     );
@@ -181,9 +181,14 @@ async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
         (Some(tcp), Some(settings)) => {
             let addr = tcp.local_addr().ok();
             match &control_tls {
-                Some(tls) => {
-                    tracing::info!(addr = ?addr, fingerprint = %tls.fingerprint, certificate = %tls.cert_file.display(), "control API on TCP over TLS, token required (clients pin --tls-fingerprint or --tls-ca)")
-                }
+                Some(tls) => match &tls.fingerprint {
+                    Some(fingerprint) => {
+                        tracing::info!(addr = ?addr, %fingerprint, certificate = %tls.serves, "control API on TCP over TLS, token required (clients pin --tls-fingerprint or --tls-ca)")
+                    }
+                    None => {
+                        tracing::info!(addr = ?addr, certificate = %tls.serves, "control API on TCP over TLS, token required")
+                    }
+                },
                 None => {
                     tracing::warn!(addr = ?addr, "control API on TCP over plain HTTP (loopback only), token required")
                 }
