@@ -92,9 +92,10 @@ pub fn need<'a>(method: &str, path: &'a str) -> Need<'a> {
     }
 }
 
-/// A token as the daemon keeps it.
+/// A token without its secret: what `GET /v1/tokens` lists, and what a
+/// request is checked against.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TokenRecord {
+pub struct TokenInfo {
     pub id: String,
     pub scope: Scope,
     /// The one project it reaches; all when `None`.
@@ -104,11 +105,9 @@ pub struct TokenRecord {
     pub name: Option<String>,
     /// Milliseconds since the epoch.
     pub created_ms: u64,
-    /// SHA-256 of the secret, hex.
-    pub secret_sha256: String,
 }
 
-impl TokenRecord {
+impl TokenInfo {
     /// Whether this token may make a request that needs `need`.
     pub fn allows(&self, need: &Need<'_>) -> bool {
         if need.anyone {
@@ -125,28 +124,15 @@ impl TokenRecord {
             (Some(_), None) => need.scope == Scope::Deploy,
         }
     }
-
-    pub fn info(&self) -> TokenInfo {
-        TokenInfo {
-            id: self.id.clone(),
-            scope: self.scope,
-            project: self.project.clone(),
-            name: self.name.clone(),
-            created_ms: self.created_ms,
-        }
-    }
 }
 
-/// A token without its hash: what `GET /v1/tokens` lists.
+/// A token as the daemon keeps it: its info and the hash of its secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TokenInfo {
-    pub id: String,
-    pub scope: Scope,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub project: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    pub created_ms: u64,
+pub struct TokenRecord {
+    #[serde(flatten)]
+    pub info: TokenInfo,
+    /// SHA-256 of the secret, hex.
+    pub secret_sha256: String,
 }
 
 /// Body of `POST /v1/tokens`.
@@ -187,14 +173,13 @@ pub fn secret_hash(secret: &str) -> String {
 mod tests {
     use super::*;
 
-    fn token(scope: Scope, project: Option<&str>) -> TokenRecord {
-        TokenRecord {
+    fn token(scope: Scope, project: Option<&str>) -> TokenInfo {
+        TokenInfo {
             id: "a1b2c3d4".into(),
             scope,
             project: project.map(str::to_string),
             name: None,
             created_ms: 0,
-            secret_sha256: secret_hash("s"),
         }
     }
 

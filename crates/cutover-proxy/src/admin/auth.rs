@@ -14,7 +14,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use cutover_core::sync::lock;
-use cutover_core::token::{need, Scope, TokenRecord};
+use cutover_core::token::{need, Scope, TokenInfo};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
@@ -144,19 +144,18 @@ impl Guard {
     }
 
     /// The token presented, as a record: the file token is admin of everything.
-    fn identify(&self, presented: &[u8]) -> Option<TokenRecord> {
+    fn identify(&self, presented: &[u8]) -> Option<TokenInfo> {
         if self
             .file_token
             .as_ref()
             .is_some_and(|t| t.matches(presented))
         {
-            return Some(TokenRecord {
+            return Some(TokenInfo {
                 id: "control-token-file".into(),
                 scope: Scope::Admin,
                 project: None,
                 name: None,
                 created_ms: 0,
-                secret_sha256: String::new(),
             });
         }
         self.tokens.find(std::str::from_utf8(presented).ok()?)

@@ -80,19 +80,21 @@ impl Tokens {
 
     /// The record of `token`, when it is one of ours. The hash comparison
     /// takes the same time wherever the first difference is.
-    pub fn find(&self, token: &str) -> Option<TokenRecord> {
+    pub fn find(&self, token: &str) -> Option<TokenInfo> {
         let (id, secret) = split_token(token)?;
         let hash = secret_hash(secret);
         let records = self.records.read().unwrap_or_else(|e| e.into_inner());
         records
             .iter()
-            .find(|r| r.id == id && constant_time_eq(r.secret_sha256.as_bytes(), hash.as_bytes()))
-            .cloned()
+            .find(|r| {
+                r.info.id == id && constant_time_eq(r.secret_sha256.as_bytes(), hash.as_bytes())
+            })
+            .map(|r| r.info.clone())
     }
 
     fn list(&self) -> Vec<TokenInfo> {
         let records = self.records.read().unwrap_or_else(|e| e.into_inner());
-        records.iter().map(TokenRecord::info).collect()
+        records.iter().map(|r| r.info.clone()).collect()
     }
 
     /// Makes a token; the secret is returned here and never again.
@@ -107,15 +109,17 @@ impl Tokens {
         let secret: String = (0..32)
             .map(|_| format!("{:02x}", rand::random::<u8>()))
             .collect();
-        let record = TokenRecord {
+        let info = TokenInfo {
             id: id.clone(),
             scope: req.scope,
             project: req.project,
             name: req.name,
             created_ms: now_ms(),
+        };
+        let record = TokenRecord {
+            info: info.clone(),
             secret_sha256: secret_hash(&secret),
         };
-        let info = record.info();
         self.change(|records| records.push(record))?;
         Ok(CreatedToken {
             token: format!("cutover_{id}_{secret}"),
@@ -129,8 +133,8 @@ impl Tokens {
         let id = split_token(id).map_or(id, |(id, _)| id);
         let mut removed = None;
         self.change(|records| {
-            if let Some(at) = records.iter().position(|r| r.id == id) {
-                removed = Some(records.remove(at).info());
+            if let Some(at) = records.iter().position(|r| r.info.id == id) {
+                removed = Some(records.remove(at).info);
             }
         })?;
         Ok(removed)

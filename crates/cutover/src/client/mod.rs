@@ -135,30 +135,41 @@ impl DaemonClient {
         path: &str,
         body: Option<Body>,
     ) -> Result<(hyper::Response<Incoming>, Idle), CliError> {
+        let (bytes, content_type) = match body {
+            Some(body) => (body.bytes, Some(body.content_type)),
+            None => (Bytes::new(), None),
+        };
+        let request = || {
+            let mut req = Request::builder()
+                .method(&method)
+                .uri(path)
+                .header(hyper::header::HOST, "cutover");
+            if let (Some(token), Host::Https { .. }) = (&self.endpoint.token, &self.endpoint.host) {
+                req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+            }
+            if let Some(content_type) = content_type {
+                req = req.header(hyper::header::CONTENT_TYPE, content_type);
+            }
+            req.body(Full::new(bytes.clone())).expect("a valid request")
+        };
         let idle = lock(&self.idle).take();
+        let reused = idle.as_ref().is_some_and(|i| !i.sender.is_closed());
         let mut conn = match idle {
-            Some(idle) if !idle.sender.is_closed() => idle,
+            Some(idle) if reused => idle,
             _ => self.open().await?,
         };
-        let mut req = Request::builder()
-            .method(&method)
-            .uri(path)
-            .header(hyper::header::HOST, "cutover");
-        if let (Some(token), Host::Https { .. }) = (&self.endpoint.token, &self.endpoint.host) {
-            req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+        let mut sent = send_on(&mut conn, request()).await;
+        // The daemon may have closed a kept connection just as it was
+        // reused: a request that is safe to repeat goes again on a new one
+        // (a deploy is never sent twice).
+        let idempotent = matches!(
+            method,
+            Method::GET | Method::HEAD | Method::PUT | Method::DELETE
+        );
+        if sent.is_err() && reused && idempotent {
+            conn = self.open().await?;
+            sent = send_on(&mut conn, request()).await;
         }
-        let bytes = match body {
-            Some(body) => {
-                req = req.header(hyper::header::CONTENT_TYPE, body.content_type);
-                body.bytes
-            }
-            None => Bytes::new(),
-        };
-        let req = req.body(Full::new(bytes)).expect("a valid request");
-        let sent = match conn.sender.ready().await {
-            Ok(()) => conn.sender.send_request(req).await,
-            Err(e) => Err(e),
-        };
         match sent {
             Ok(response) => Ok((response, conn)),
             Err(e) => {
@@ -259,6 +270,14 @@ impl DaemonClient {
         }
         CliError::new(ExitStatus::Unreachable, message).with_hint(hint)
     }
+}
+
+async fn send_on(
+    conn: &mut Idle,
+    req: Request<Full<Bytes>>,
+) -> Result<hyper::Response<Incoming>, hyper::Error> {
+    conn.sender.ready().await?;
+    conn.sender.send_request(req).await
 }
 
 fn parse_answer<T: DeserializeOwned>(method: &str, path: &str, body: &[u8]) -> Result<T, CliError> {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::deploy::{docker, expect_code, images, text, Project};
+use crate::deploy::{docker, expect_code, images, json_lines, text, Project};
 use crate::util::{answers, bin, cutover, cutover_at, free_port, run, Daemon, PATIENCE};
 
 /// The client's machine: a network namespace joined to this one by a veth
@@ -360,32 +360,7 @@ async fn deploy_plan_logs_and_rollback_over_ssh_from_files_the_daemon_cannot_see
     // The CLI cut off mid-deploy: the deploy goes on in the daemon, and
     // the retried step with the same id follows it from its first step.
     write_context(&project, "built-here-3");
-    let mut cut = client
-        .cutover()
-        .current_dir(project.path())
-        .args(["--host", &host, "deploy", "--deploy-id", "ssh-run-1"])
-        .envs(envs.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    read_until(&mut cut, "build");
-    cut.kill().unwrap();
-    cut.wait().unwrap();
-    let out = remote(
-        &client,
-        &project,
-        &host,
-        &envs,
-        &["deploy", "--deploy-id", "ssh-run-1", "--json"],
-    );
-    expect_code(&out, 0, &daemon);
-    let events: Vec<Value> = text(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(events[0]["event"], "step_started", "{events:?}");
-    assert_eq!(events.last().unwrap()["outcome"], "ok", "{events:?}");
+    cut_off_then_retried(&client, &project, &host, &envs, "ssh-run-1", &daemon);
     answers(daemon.listen, "built-here-3").await;
 
     // A host whose key is not the known one is refused, with a hint.
@@ -634,6 +609,42 @@ fn plain_http_on_a_non_loopback_control_address_is_refused_at_start() {
     assert!(!dir.path().join("c.sock").exists());
 }
 
+/// A deploy whose CLI is killed while it builds goes on in the daemon;
+/// the retried command with the same `--deploy-id` follows it, replayed
+/// from its first step, to its outcome.
+fn cut_off_then_retried(
+    client: &Netns,
+    project: &Project,
+    host: &str,
+    envs: &[(&str, &str)],
+    id: &str,
+    daemon: &Daemon,
+) {
+    let mut cut = client
+        .cutover()
+        .current_dir(project.path())
+        .args(["--host", host, "deploy", "--deploy-id", id])
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    read_until(&mut cut, "build");
+    cut.kill().unwrap();
+    cut.wait().unwrap();
+    let out = remote(
+        client,
+        project,
+        host,
+        envs,
+        &["deploy", "--deploy-id", id, "--json"],
+    );
+    expect_code(&out, 0, daemon);
+    let events = json_lines(&out);
+    assert_eq!(events[0]["event"], "step_started", "{events:?}");
+    assert_eq!(events.last().unwrap()["outcome"], "ok", "{events:?}");
+}
+
 /// Reads `child`'s stdout until a line contains `want` (bounded).
 fn read_until(child: &mut Child, want: &str) -> String {
     let mut seen = String::new();
@@ -688,33 +699,7 @@ async fn over_https_a_cut_off_deploy_finishes_and_its_retry_attaches() {
     // The CLI is killed as the deploy builds: the deploy goes on, and
     // the retried step with the same id follows it instead of deploying twice.
     write_context(&project, "over-tls-2");
-    let mut first = client
-        .cutover()
-        .current_dir(project.path())
-        .args(["--host", &host, "deploy", "--deploy-id", "ci-8-1"])
-        .envs(envs.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    read_until(&mut first, "build");
-    first.kill().unwrap();
-    first.wait().unwrap();
-    let out = remote(
-        &client,
-        &project,
-        &host,
-        &envs,
-        &["deploy", "--deploy-id", "ci-8-1", "--json"],
-    );
-    expect_code(&out, 0, &d.daemon);
-    let events: Vec<Value> = text(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    // Replayed from the first step, not started again.
-    assert_eq!(events[0]["event"], "step_started", "{events:?}");
-    assert_eq!(events.last().unwrap()["outcome"], "ok", "{events:?}");
+    cut_off_then_retried(&client, &project, &host, &envs, "ci-8-1", &d.daemon);
     answers(d.daemon.listen, "over-tls-2").await;
     let out = remote(&client, &project, &host, &envs, &["history", "--json"]);
     expect_code(&out, 0, &d.daemon);
