@@ -2,7 +2,10 @@
 //! not, XDG directories), addresses parsed, the control token read. An error
 //! here names the flag or environment variable the value came from.
 
-use cutover_tls::{AcmeSettings, TlsSettings, LETS_ENCRYPT, LETS_ENCRYPT_STAGING};
+mod control;
+mod tls;
+
+use cutover_tls::TlsSettings;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -11,6 +14,10 @@ use cutover_proxy::ProxyConfig;
 
 use crate::args::{GlobalArgs, LogFormat, Origin, Origins, ServeArgs};
 use crate::error::CliError;
+
+use control::control_tls_source;
+pub use control::{ControlListen, ControlTlsSource};
+use tls::tls_settings;
 
 /// What the defaults depend on, read once from the process so that the
 /// resolution itself is a plain function.
@@ -128,62 +135,6 @@ pub fn socket_path(
 pub struct Group {
     pub name: String,
     pub gid: u32,
-}
-
-#[derive(Debug, Clone)]
-pub struct ControlListen {
-    pub addr: SocketAddr,
-    /// `--control-token-file`'s token, accepted with the admin scope.
-    pub token: Option<BearerToken>,
-    pub tls: ControlTlsSource,
-}
-
-/// What the TCP control listener serves.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ControlTlsSource {
-    /// The daemon's own certificate, in this folder, for these names.
-    OwnCertificate {
-        dir: PathBuf,
-        names: Vec<String>,
-    },
-    Files {
-        cert: PathBuf,
-        key: PathBuf,
-    },
-    /// `--control-tls-host`: the certificate ordered for that host.
-    Ordered {
-        host: String,
-    },
-    /// `--control-insecure-http`, on a loopback address.
-    PlainHttp,
-}
-
-impl ControlListen {
-    /// The TLS the listener serves; `None` for plain HTTP. `certs` orders
-    /// the `--control-tls-host` certificate.
-    pub fn tls(
-        &self,
-        certs: &std::sync::Arc<cutover_tls::Certificates>,
-    ) -> Result<Option<cutover_tls::ControlTls>, CliError> {
-        let hint = "check the files' paths and that they hold a PEM certificate chain and its key";
-        match &self.tls {
-            ControlTlsSource::PlainHttp => Ok(None),
-            ControlTlsSource::Ordered { host } => cutover_tls::ControlTls::ordered(certs.clone(), host)
-                .map(Some)
-                .map_err(|e| CliError::failure(format!("--control-tls-host: {e}"))),
-            ControlTlsSource::Files { cert, key } => cutover_tls::ControlTls::from_files(cert, key)
-                .map(Some)
-                .map_err(|e| CliError::bad_input(format!("--control-tls-cert: {e}")).with_hint(hint)),
-            ControlTlsSource::OwnCertificate { dir, names } => {
-                cutover_tls::ControlTls::self_signed(dir, names)
-                    .map(Some)
-                    .map_err(|e| {
-                        CliError::failure(format!("the control listener's certificate: {e}"))
-                            .with_hint(format!("check that {} can be written, or pass --control-tls-cert and --control-tls-key", dir.display()))
-                    })
-            }
-        }
-    }
 }
 
 /// Everything `cutover serve` runs with.
@@ -366,66 +317,6 @@ impl ServeSettings {
     }
 }
 
-/// TLS for the control listener: plain HTTP only where no other machine
-/// can listen in (a loopback address), else the given certificate or the
-/// daemon's own.
-fn control_tls_source(
-    args: &ServeArgs,
-    addr: SocketAddr,
-    state_dir: &Path,
-) -> Result<ControlTlsSource, CliError> {
-    if args.control_insecure_http {
-        if !addr.ip().is_loopback() {
-            return Err(CliError::bad_input(format!(
-                "--control-insecure-http: {addr} is not a loopback address; tokens and deploys would cross the network in clear text"
-            ))
-            .with_hint("drop --control-insecure-http to serve TLS (clients pin the certificate with --tls-fingerprint), or listen on 127.0.0.1"));
-        }
-        return Ok(ControlTlsSource::PlainHttp);
-    }
-    if let Some(host) = &args.control_tls_host {
-        if args.control_tls_cert.is_some() || args.no_acme {
-            return Err(CliError::bad_input(
-                "--control-tls-host orders a certificate from the ACME CA: it goes with neither --control-tls-cert nor --no-acme",
-            )
-            .with_hint("choose one source for the control listener's certificate"));
-        }
-        if host.starts_with("*.") || host.parse::<std::net::IpAddr>().is_ok() || !host.contains('.')
-        {
-            return Err(CliError::bad_input(format!(
-                "--control-tls-host: {host:?} is not a host name a CA issues a certificate for"
-            ))
-            .with_hint("give the DNS name CI reaches this host by, e.g. deploy.example.com"));
-        }
-        return Ok(ControlTlsSource::Ordered {
-            host: host.to_ascii_lowercase(),
-        });
-    }
-    if let (Some(cert), Some(key)) = (&args.control_tls_cert, &args.control_tls_key) {
-        return Ok(ControlTlsSource::Files {
-            cert: cert.clone(),
-            key: key.clone(),
-        });
-    }
-    let mut names = vec![
-        "localhost".to_string(),
-        "127.0.0.1".to_string(),
-        "::1".to_string(),
-    ];
-    if !addr.ip().is_unspecified() && !addr.ip().is_loopback() {
-        names.push(addr.ip().to_string());
-    }
-    for name in &args.control_tls_name {
-        if !names.contains(name) {
-            names.push(name.clone());
-        }
-    }
-    Ok(ControlTlsSource::OwnCertificate {
-        dir: state_dir.join("control-tls"),
-        names,
-    })
-}
-
 fn nonzero(
     value: Option<std::time::Duration>,
     flag: &str,
@@ -437,78 +328,6 @@ fn nonzero(
         .with_hint("leave the flag out to use the default")),
         other => Ok(other),
     }
-}
-
-/// Certificates: stored under the state dir, ordered from Let's Encrypt
-/// unless told otherwise.
-fn tls_settings(args: &ServeArgs, state_dir: &Path) -> Result<TlsSettings, CliError> {
-    let acme = if args.no_acme {
-        None
-    } else {
-        let directory = match (&args.acme_directory, args.acme_staging) {
-            (Some(url), _) => url.clone(),
-            (None, true) => LETS_ENCRYPT_STAGING.into(),
-            (None, false) => LETS_ENCRYPT.into(),
-        };
-        if !directory.starts_with("https://") {
-            return Err(CliError::bad_input(format!(
-                "--acme-directory: {directory:?} is not an https:// URL"
-            ))
-            .with_hint("ACME directories are served over HTTPS, e.g. https://acme-v02.api.letsencrypt.org/directory"));
-        }
-        let mut acme = AcmeSettings::new(directory);
-        acme.email = args.acme_email.clone();
-        acme.ca_root = args.acme_ca_root.clone();
-        if let (Some(kid), Some(file)) = (&args.acme_eab_kid, &args.acme_eab_hmac_key_file) {
-            acme.eab = Some((kid.clone(), eab_key(file)?));
-        }
-        Some(acme)
-    };
-    if let Some(url) = &args.tls_on_demand_ask {
-        if !url.starts_with("http://") {
-            return Err(CliError::bad_input(format!(
-                "--tls-on-demand-ask: {url:?} is not an http:// URL"
-            ))
-            .with_hint(
-                "point it at a service of yours on this host, e.g. http://127.0.0.1:9123/allowed",
-            ));
-        }
-    }
-    Ok(TlsSettings {
-        storage: args
-            .certificates_dir
-            .clone()
-            .unwrap_or_else(|| state_dir.join("certificates")),
-        acme,
-        tls_alpn: true,
-        on_demand_ask: args.tls_on_demand_ask.clone(),
-        standing_hosts: args
-            .control_tls_host
-            .iter()
-            .map(|h| h.to_ascii_lowercase())
-            .collect(),
-        default_host: args
-            .tls_default_host
-            .as_ref()
-            .map(|h| h.to_ascii_lowercase()),
-    })
-}
-
-/// The HMAC key as CAs hand it out: base64url, padded or not.
-fn eab_key(file: &Path) -> Result<Vec<u8>, CliError> {
-    use base64::Engine;
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        CliError::bad_input(format!("--acme-eab-hmac-key-file {}: {e}", file.display()))
-    })?;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(text.trim().trim_end_matches('='))
-        .map_err(|e| {
-            CliError::bad_input(format!(
-                "--acme-eab-hmac-key-file {}: not base64url: {e}",
-                file.display()
-            ))
-            .with_hint("paste the HMAC key exactly as the CA shows it")
-        })
 }
 
 fn parse_addr(raw: &str, origin: Origin) -> Result<SocketAddr, CliError> {
