@@ -19,7 +19,12 @@ pub(crate) fn spawn(
 ) {
     tokio::spawn(async move {
         loop {
+            // The stop wins over a connection waiting: one accepted after
+            // it would go to a data plane that no longer reads them and be
+            // reset, while the successor that shares the socket would have
+            // served it.
             let accepted = tokio::select! {
+                biased;
                 _ = stop.cancelled() => break,
                 a = listener.accept() => a,
             };

@@ -183,14 +183,27 @@ pub(crate) async fn serve(
         }
     }
     drop(listener);
-    // Connections an app's port accepted just before the shutdown are
-    // served like the rest, not closed unread (which would reset them).
-    while let Ok((stream, peer, service)) = pinned_rx.try_recv() {
+    // Connections an app's port or the HTTPS listener accepted just before
+    // the shutdown are served like the rest, not closed unread (which
+    // would reset them).
+    let late = std::iter::from_fn(|| {
+        pinned_rx
+            .try_recv()
+            .ok()
+            .map(|(stream, peer, service)| (stream, peer, Some(service), false))
+            .or_else(|| {
+                https_rx
+                    .try_recv()
+                    .ok()
+                    .map(|(stream, peer)| (stream, peer, None, true))
+            })
+    });
+    for (stream, peer, pinned, tls) in late {
         let (Some(slot), Ok(stream)) = (take_slot(&inner), stream.into_std()) else {
             continue;
         };
         next = next.wrapping_add(1);
-        let _ = workers[next % workers.len()].send((stream, peer, slot, Some(service), false));
+        let _ = workers[next % workers.len()].send((stream, peer, slot, pinned, tls));
     }
     drop(workers);
     if inner.handed_over.load(Ordering::Relaxed) {

@@ -16,7 +16,7 @@ use crate::args::{GlobalArgs, LogFormat, Origin, Origins, ServeArgs};
 use crate::error::CliError;
 
 use control::control_tls_source;
-pub use control::{ControlListen, ControlTlsSource};
+pub use control::ControlListen;
 use tls::tls_settings;
 
 /// What the defaults depend on, read once from the process so that the
@@ -390,6 +390,7 @@ pub fn resolve_group(raw: &str, group_file: &Path) -> Result<Group, CliError> {
 
 #[cfg(test)]
 mod tests {
+    use super::control::ControlTlsSource;
     use super::*;
     use crate::args::{parse_from, Command};
 

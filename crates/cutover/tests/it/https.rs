@@ -973,7 +973,10 @@ async fn the_https_listener_is_handed_over_on_upgrade() {
         let answer = tokio::task::spawn_blocking(move || crate::upgrade::upgrade(&socket))
             .await
             .unwrap();
-        serving = crate::upgrade::Serving(answer["pid"].as_u64().unwrap() as u32);
+        // Not a new `Serving`: dropping the old one would SIGTERM the
+        // predecessor while it drains, a second signal that cuts its
+        // in-flight requests.
+        serving.0 = answer["pid"].as_u64().unwrap() as u32;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);

@@ -295,7 +295,9 @@ async fn an_apps_own_port_is_handed_over_with_the_listeners() {
     let load = tokio::spawn(request_loop(port, stop.clone(), tally.clone()));
     for _ in 0..3 {
         let answer = upgrade(&daemon.socket);
-        serving = Serving(answer["pid"].as_u64().unwrap() as u32);
+        // Not a new `Serving`: dropping the old one would SIGTERM the
+        // predecessor while it drains.
+        serving.0 = answer["pid"].as_u64().unwrap() as u32;
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     stop.store(true, Ordering::Relaxed);
