@@ -32,7 +32,8 @@ TEST_PACKAGES=(docker.io debootstrap ca-certificates curl tar gzip shellcheck re
 # The proxies compared in docs/benchmarks.md and the load generators;
 # docker-compose (the 1.29 Python one, which this engine's API accepts):
 # bench/deploy-compare.sh runs the field report's compose-file deploys with it.
-BENCH_PACKAGES=(nginx haproxy caddy wrk nghttp2-client curl socat python3 docker-compose)
+# openssh-server and openssl: bench/remote.sh times commands over ssh:// and https://.
+BENCH_PACKAGES=(nginx haproxy caddy wrk nghttp2-client curl socat python3 docker-compose openssh-server openssl)
 # The demo: the engine, the base image's debootstrap, and curl as its client.
 DEMO_PACKAGES=(docker.io debootstrap ca-certificates curl)
 
