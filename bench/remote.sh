@@ -17,8 +17,8 @@ set -euo pipefail
 trap bench_cleanup EXIT
 
 REPS="${1:-30}"
-CONTROL_PORT=$(port 20)
-SSH_PORT=$(port 21)
+CONTROL_PORT=$(port 30)
+SSH_PORT=$(port 31)
 check_ports_free "$CONTROL_PORT" "$SSH_PORT"
 [ -x "$CUTOVER_BIN" ] || die "$CUTOVER_BIN does not exist" "build it with cargo build --release -p cutover"
 [ -x /usr/sbin/sshd ] || die "sshd is not installed" "scripts/deps.sh bench installs openssh-server"
@@ -26,7 +26,7 @@ check_ports_free "$CONTROL_PORT" "$SSH_PORT"
 # 1. The daemon, with the TLS control listener.
 dir="$BENCH_DIR/cutover"
 mkdir -p "$dir/state"
-"$CUTOVER_BIN" serve --listen "127.0.0.1:$(port 22)" --socket "$dir/cutover.sock" \
+"$CUTOVER_BIN" serve --listen "127.0.0.1:$(port 32)" --socket "$dir/cutover.sock" \
     --state-dir "$dir/state" --control-listen "127.0.0.1:$CONTROL_PORT" --no-access-log \
     >"$dir/serve.log" 2>&1 &
 BENCH_PIDS+=($!)
