@@ -164,7 +164,7 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 /// `AB:CD:...`, as `openssl x509 -fingerprint -sha256` prints it.
-pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
+fn fingerprint(cert: &CertificateDer<'_>) -> String {
     let digest = Sha256::digest(cert.as_ref());
     digest
         .iter()

@@ -20,6 +20,6 @@ mod store;
 
 pub use acme::{AcmeSettings, LETS_ENCRYPT, LETS_ENCRYPT_STAGING};
 pub use challenge::HTTP01_PREFIX;
-pub use control::{client_config, fingerprint, parse_fingerprint, ControlTls, Trust};
+pub use control::{client_config, parse_fingerprint, ControlTls, Trust};
 pub use handshake::Acceptors;
 pub use manager::{Certificates, TlsSettings, Want, CONTROL_SERVICE};

@@ -94,15 +94,18 @@ impl BearerToken {
     /// Whether `candidate` is the token, in time that depends only on the
     /// lengths, so the comparison leaks no prefix of the secret.
     pub fn matches(&self, candidate: &[u8]) -> bool {
-        if candidate.len() != self.0.len() {
-            return false;
-        }
-        let diff = candidate
-            .iter()
-            .zip(self.0.iter())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        std::hint::black_box(diff) == 0
+        constant_time_eq(candidate, &self.0)
     }
+}
+
+/// Whether `a` and `b` are equal, in time that depends only on their
+/// lengths: a secret compared this way leaks no prefix.
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
 }
 
 /// Failed attempts from one address within [`FAILURE_WINDOW`] before it is

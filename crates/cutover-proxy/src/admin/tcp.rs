@@ -55,10 +55,6 @@ impl ControlTcp {
     pub fn into_tcp(self) -> TcpListener {
         self.tcp
     }
-
-    pub fn tcp(&self) -> &TcpListener {
-        &self.tcp
-    }
 }
 
 impl axum::serve::Listener for ControlTcp {

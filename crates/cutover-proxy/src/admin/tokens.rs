@@ -17,6 +17,7 @@ use cutover_core::token::{
 };
 use cutover_core::wire::read_json;
 
+use super::auth::constant_time_eq;
 use super::error::ApiError;
 use super::Admin;
 
@@ -157,11 +158,6 @@ impl Tokens {
         *records = next;
         Ok(())
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len()
-        && std::hint::black_box(a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y))) == 0
 }
 
 fn tokens_of(admin: &Admin) -> Result<&Tokens, ApiError> {
