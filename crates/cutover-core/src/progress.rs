@@ -201,6 +201,8 @@ pub enum ProgressEvent {
         container: String,
         lines: Vec<String>,
     },
+    /// A line a hook's container printed, streamed as it prints it.
+    Output { container: String, line: String },
     /// Traffic moved to the new color.
     Switched {
         service: String,

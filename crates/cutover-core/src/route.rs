@@ -70,6 +70,13 @@ impl<T> Default for RouteTable<T> {
     }
 }
 
+/// Whether a route with these settings is on the main listener: a route
+/// with only its own `listen` addresses (and no hosts or prefix) is served
+/// there alone and claims nothing in the table.
+pub fn on_main_listener(hosts: &[String], prefix: Option<&str>, listen: &[String]) -> bool {
+    listen.is_empty() || !hosts.is_empty() || prefix.is_some()
+}
+
 /// Checks a host pattern as a deploy request gives it.
 pub fn validate_host(pattern: &str) -> Result<(), RouteError> {
     let bare = pattern.strip_prefix("*.").unwrap_or(pattern);
@@ -227,6 +234,23 @@ impl<T> RouteTable<T> {
         best(&self.catch_all, path)
     }
 
+    /// The value that holds exactly `host` (a pattern as inserted; `None`
+    /// for the catch-all) under `prefix`, as `insert` would find it taken.
+    pub fn holder(&self, host: Option<&str>, prefix: Option<&str>) -> Option<&T> {
+        let prefix = normalize_prefix(prefix).ok()?;
+        let list = match host.map(|h| h.to_ascii_lowercase()) {
+            None => &self.catch_all,
+            Some(h) => {
+                let h = h.strip_suffix('.').unwrap_or(&h);
+                match h.strip_prefix("*.") {
+                    Some(suffix) => self.wildcard.get(suffix)?,
+                    None => self.exact.get(h)?,
+                }
+            }
+        };
+        list.iter().find(|e| e.prefix == prefix).map(|e| &e.value)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.exact.is_empty() && self.wildcard.is_empty() && self.catch_all.is_empty()
     }
@@ -334,6 +358,22 @@ mod tests {
         assert!(matches!(err, RouteError::Duplicate { .. }), "{err}");
         let mut t = table(&[(&[], None, "a")]);
         assert!(t.insert(&[], Some("/"), "b").is_err());
+    }
+
+    #[test]
+    fn the_holder_of_a_host_and_prefix_is_found_as_written() {
+        let t = table(&[
+            (&["a.test"], Some("/x"), "a"),
+            (&["*.example.com"], None, "wild"),
+            (&[], Some("/api"), "any"),
+        ]);
+        assert_eq!(t.holder(Some("A.test."), Some("/x/")), Some(&"a"));
+        assert_eq!(t.holder(Some("a.test"), None), None);
+        assert_eq!(t.holder(Some("*.Example.com"), Some("/")), Some(&"wild"));
+        // A name the wildcard serves is not the wildcard's claim.
+        assert_eq!(t.holder(Some("b.example.com"), None), None);
+        assert_eq!(t.holder(None, Some("/api")), Some(&"any"));
+        assert_eq!(t.holder(None, None), None);
     }
 
     #[test]

@@ -693,6 +693,45 @@ services:
 }
 
 #[test]
+fn hooks_take_a_command_or_a_command_and_a_timeout() {
+    let p = ok(r#"
+services:
+  web:
+    image: app
+    x-cutover:
+      port: 8080
+      hooks:
+        pre_deploy: ["bin/rails", "db:migrate"]
+        post_deploy: {command: "sh -c 'echo warm'", timeout: 30s}
+"#);
+    let h = &p.app("web").unwrap().cutover.hooks;
+    let pre = h.pre_deploy.as_ref().unwrap();
+    assert_eq!(pre.command, ["bin/rails", "db:migrate"]);
+    assert_eq!(pre.timeout, HOOK_TIMEOUT);
+    let post = h.post_deploy.as_ref().unwrap();
+    assert_eq!(post.command, ["sh", "-c", "echo warm"]);
+    assert_eq!(post.timeout, Duration::from_secs(30));
+    assert!(h.on_failure.is_none());
+}
+
+#[test]
+fn hook_mistakes_name_the_key() {
+    let e = err(r#"
+services:
+  web:
+    image: app
+    x-cutover:
+      port: 8080
+      hooks:
+        pre_deploy: {timeout: 1m}
+        post_deploy: []
+        on_failure: 3
+        before: [true]
+"#);
+    insta::assert_snapshot!("hook_errors", e);
+}
+
+#[test]
 fn unknown_and_invalid_keys_are_errors_with_line_and_hint() {
     let e = err(r#"
 services:

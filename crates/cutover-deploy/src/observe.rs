@@ -130,7 +130,10 @@ pub async fn project_containers(
                     release,
                 });
             }
-            None => {}
+            // A hook's one-off container is neither a color nor an
+            // accessory; a deploy removes one left behind before it runs
+            // that hook again, and `down` removes it with the rest.
+            Some(Role::Hook) | None => {}
         }
     }
     let apps = apps

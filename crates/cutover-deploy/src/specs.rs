@@ -154,6 +154,44 @@ pub fn app_container(
     Ok(c)
 }
 
+/// The one-off container of an app's hook: the version's own container
+/// (image, environment, secrets, volumes, networks) with the hook's
+/// command, no published port, no name on the networks (it must not
+/// answer for the app), no restart, and a log the daemon can read back.
+pub fn hook_container(
+    name: &str,
+    image: &str,
+    spec: &ServiceSpec,
+    l: &AppLabels<'_>,
+    gateways: &Gateways,
+    command: &[String],
+    env: &[(&str, String)],
+) -> Result<ContainerSpec, Report> {
+    let mut c = app_container(name, image, spec, l, gateways, None)?;
+    c.labels
+        .insert(labels::ROLE.into(), Role::Hook.as_str().into());
+    c.labels.remove(labels::COLOR);
+    c.cmd = Some(command.to_vec());
+    for n in &mut c.networks {
+        n.aliases.clear();
+        // A static address belongs to the app's own container.
+        n.ipv4_address = None;
+        n.ipv6_address = None;
+    }
+    c.restart = RestartPolicy::No;
+    c.healthcheck = None;
+    // The output is streamed to the deploy from the engine's log, which a
+    // driver such as syslog or none would not give back.
+    c.logging = Some(LoggingSpec {
+        driver: "json-file".into(),
+        options: BTreeMap::new(),
+    });
+    for (k, v) in env {
+        c.env.insert((*k).to_string(), v.clone());
+    }
+    Ok(c)
+}
+
 pub fn accessory_container(
     name: &str,
     spec: &ServiceSpec,

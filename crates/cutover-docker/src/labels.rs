@@ -34,6 +34,8 @@ pub const DAEMON_STATE_DIR: &str = "cutover.daemon.state-dir";
 pub enum Role {
     App,
     Accessory,
+    /// A one-off container running an app's hook; removed when it ends.
+    Hook,
 }
 
 impl Role {
@@ -41,6 +43,7 @@ impl Role {
         match self {
             Role::App => "app",
             Role::Accessory => "accessory",
+            Role::Hook => "hook",
         }
     }
 
@@ -48,6 +51,7 @@ impl Role {
         match value {
             "app" => Some(Role::App),
             "accessory" => Some(Role::Accessory),
+            "hook" => Some(Role::Hook),
             _ => None,
         }
     }

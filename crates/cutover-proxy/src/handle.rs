@@ -66,7 +66,7 @@ impl Diagnose for DeployError {
     fn hint(&self) -> Option<String> {
         match self {
             DeployError::Unhealthy { .. } => Some(
-                "nothing was switched, the previous targets keep serving; check the new targets' logs and the health check path"
+                "nothing was switched: what served before still does; check the new targets' logs and the health check path"
                     .into(),
             ),
             DeployError::Invalid(r) => r.hint.clone(),
@@ -396,6 +396,22 @@ impl Proxy {
             .collect()
     }
 
+    /// The hosts and path prefixes each live route claims, for a planner
+    /// to find conflicts before anything starts.
+    pub fn held_routes(&self) -> Vec<cutover_core::plan::HeldRoute> {
+        self.inner
+            .lock()
+            .live
+            .iter()
+            .map(|(name, e)| cutover_core::plan::HeldRoute {
+                name: name.clone(),
+                hosts: e.config.hosts.clone(),
+                path_prefix: e.config.path_prefix.clone(),
+                listen: e.config.listen.clone(),
+            })
+            .collect()
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.inner.events.subscribe()
     }
@@ -613,7 +629,7 @@ impl From<DeployError> for Report {
 /// with ports of its own and no hosts is served on those ports only, so
 /// several such apps do not all claim the catch-all.
 fn on_main_listener(req: &DeployRequest) -> bool {
-    req.listen.is_empty() || !req.hosts.is_empty() || req.path_prefix.is_some()
+    cutover_core::route::on_main_listener(&req.hosts, req.path_prefix.as_deref(), &req.listen)
 }
 
 #[cfg(test)]

@@ -163,6 +163,9 @@ pub fn event_lines(event: &ProgressEvent, paint: Paint) -> Vec<Line> {
             );
             v
         }
+        ProgressEvent::Output { container, line } => {
+            vec![out(format!("  {container} {} {line}", paint.dim("|")))]
+        }
         ProgressEvent::Switched {
             service,
             color,

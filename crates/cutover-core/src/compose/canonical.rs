@@ -519,6 +519,23 @@ fn x_cutover(c: &AppSettings) -> Value {
             o.insert("hsts".into(), json!(go_duration(max_age)));
         }
     }
+    let hooks: Map<String, Value> = [
+        (HookKind::PreDeploy, &c.hooks.pre_deploy),
+        (HookKind::PostDeploy, &c.hooks.post_deploy),
+        (HookKind::OnFailure, &c.hooks.on_failure),
+    ]
+    .into_iter()
+    .filter_map(|(kind, hook)| {
+        let h = hook.as_ref()?;
+        Some((
+            kind.as_str().to_string(),
+            json!({"command": h.command, "timeout": go_duration(h.timeout)}),
+        ))
+    })
+    .collect();
+    if !hooks.is_empty() {
+        o.insert("hooks".into(), Value::Object(hooks));
+    }
     Value::Object(o)
 }
 

@@ -75,7 +75,71 @@ pub struct AppSettings {
     /// `tls`, `tls_redirect` and `hsts`: HTTPS for `hosts`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<crate::tls::TlsRoute>,
+    /// `hooks`: commands run in one-off containers of the new version.
+    #[serde(default, skip_serializing_if = "Hooks::is_empty")]
+    pub hooks: Hooks,
 }
+
+/// `x-cutover.hooks`. Each runs in a one-off container of the version
+/// being deployed (its image, environment, secrets, volumes and networks,
+/// with `command` in place of the service's), inside the daemon.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hooks {
+    /// Before the new color starts; a failure fails the deploy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_deploy: Option<Hook>,
+    /// After the switch; a failure is reported, nothing is rolled back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_deploy: Option<Hook>,
+    /// After the app's deploy failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<Hook>,
+}
+
+impl Hooks {
+    pub fn is_empty(&self) -> bool {
+        self.pre_deploy.is_none() && self.post_deploy.is_none() && self.on_failure.is_none()
+    }
+}
+
+/// Which hook: the key under `hooks:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookKind {
+    PreDeploy,
+    PostDeploy,
+    OnFailure,
+}
+
+impl HookKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookKind::PreDeploy => "pre_deploy",
+            HookKind::PostDeploy => "post_deploy",
+            HookKind::OnFailure => "on_failure",
+        }
+    }
+}
+
+impl std::fmt::Display for HookKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hook {
+    /// Replaces the service's command; the image's entrypoint stays, as
+    /// with `docker compose run SERVICE COMMAND`.
+    pub command: Vec<String>,
+    /// Past it the hook is killed and counts as failed.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+/// A hook's `timeout` when it sets none: migrations can be slow, but not
+/// unbounded.
+pub const HOOK_TIMEOUT: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessorySpec {

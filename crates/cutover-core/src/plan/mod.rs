@@ -9,7 +9,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 mod images;
+mod routes;
 pub use images::{pull_policy, ImageAction, ImagePlan};
+pub use routes::{route_conflicts, HeldRoute};
 
 use crate::compose::{
     changed_fields, config_hash, env_changes, version_id, AppSettings, AppSpec, EnvChanges,
@@ -207,6 +209,23 @@ pub enum PlanError {
         service: String,
         image: String,
     },
+    /// The app's host and path prefix are already routed elsewhere.
+    RouteConflict {
+        project: String,
+        service: String,
+        /// As written, or `*` for an app with no hosts.
+        host: String,
+        /// Normalized, `/` for everything.
+        prefix: String,
+        /// The route that holds it (`<project>/<service>`).
+        held_by: String,
+    },
+    /// Two apps on one network with the same `x-cutover.port`.
+    SharedCallPort {
+        services: [String; 2],
+        network: String,
+        port: u16,
+    },
 }
 
 impl fmt::Display for PlanError {
@@ -223,6 +242,27 @@ impl fmt::Display for PlanError {
                 f,
                 "image {image} (service {service}) is not on this host and pulling is off"
             ),
+            PlanError::RouteConflict {
+                service,
+                host,
+                prefix,
+                held_by,
+                ..
+            } => {
+                let host = if host == "*" { "every host" } else { host };
+                write!(
+                    f,
+                    "{service} would route {host} under path {prefix}, which {held_by} already serves"
+                )
+            }
+            PlanError::SharedCallPort {
+                services: [a, b],
+                network,
+                port,
+            } => write!(
+                f,
+                "apps {a} and {b} both have x-cutover.port {port} on network {network}"
+            ),
         }
     }
 }
@@ -232,6 +272,23 @@ impl Diagnose for PlanError {
         let (kind, name) = match self {
             PlanError::MissingExternalNetwork { name, .. } => ("network", name),
             PlanError::MissingExternalVolume { name, .. } => ("volume", name),
+            PlanError::RouteConflict {
+                project, held_by, ..
+            } => {
+                let holder = held_by.split_once('/').map_or(held_by.as_str(), |(p, _)| p);
+                return Some(if holder == project {
+                    "give one of them other `x-cutover.hosts` or a `path_prefix`; nothing was started".into()
+                } else {
+                    format!(
+                        "give one of them other `x-cutover.hosts` or a `path_prefix`, or take {held_by} down first (`cutover down -p {holder}`); nothing was started"
+                    )
+                });
+            }
+            PlanError::SharedCallPort { network, port, .. } => {
+                return Some(format!(
+                    "the daemon answers calls to an app by name at {network}'s gateway on the app's port, and {port} can be only one app's there: let one of them listen on another port in its container and set its x-cutover.port to it"
+                ));
+            }
             PlanError::ImageUnavailable { .. } => {
                 return Some(
                     "pull or load it first, or let it be pulled (`--pull missing`, or `pull_policy: missing` on the service)"

@@ -7,15 +7,19 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use cutover_core::compose::{
-    config_hash, version_id, DependsCondition, ResolvedProject, ServiceSpec,
+    config_hash, version_id, DependsCondition, HookKind, ResolvedProject, ServiceSpec,
 };
-use cutover_core::plan::{plan_with, pull_policy, ImageAction, Plan, PlanOptions, Step};
+use cutover_core::plan::{
+    plan_with, pull_policy, route_conflicts, ImageAction, Plan, PlanErrors, PlanOptions, Step,
+};
 use cutover_core::progress::{DeployCommand, Outcome, PullPolicy};
 use cutover_core::registry::registry_of;
+use cutover_core::service::Color;
 use cutover_docker::labels;
 use cutover_docker::{BuildSpec, EngineError};
 
 use crate::events::{Progress, Receiver};
+use crate::executor::hooks::HookRun;
 use crate::executor::switch::{self, Candidate};
 use crate::executor::{Operation, Stop};
 use crate::observe::{observe, AppState, Observation};
@@ -189,6 +193,7 @@ async fn plan_selected(
     };
     let mut plan = plan_with(desired, &observed, &options).map_err(Stop::invalid)?;
     plan.steps.retain(|s| wanted(s, selected));
+    check_routes(inner, desired, selected)?;
     // Images of apps not deployed now are not fetched either.
     plan.images.retain(|i| {
         i.services
@@ -196,6 +201,22 @@ async fn plan_selected(
             .any(|s| selected.contains(s) || desired.accessory(s).is_some())
     });
     Ok((plan, obs))
+}
+
+/// The routes of the selected apps against every other route the proxy
+/// serves. An app that is up to date claims what it already holds, so
+/// checking every selected app needs no image and runs before any build.
+fn check_routes(
+    inner: &Inner,
+    desired: &ResolvedProject,
+    selected: &BTreeSet<String>,
+) -> Result<(), Stop> {
+    let conflicts = route_conflicts(desired, selected, &inner.proxy.held_routes());
+    if conflicts.is_empty() {
+        Ok(())
+    } else {
+        Err(Stop::invalid(PlanErrors(conflicts)))
+    }
 }
 
 /// The ID of `image` if it is on this host; nothing is pulled.
@@ -280,6 +301,10 @@ async fn deploy(
                 .hint("add services to the compose file"),
         ));
     }
+    // Before any build or pull: a conflict found at the switch would have
+    // cost a build, a start and a health check, and in a multi-app deploy
+    // left the apps before it switched.
+    check_routes(inner, desired, &selected)?;
     let images = resolve_images(inner, p, cmd, &selected).await?;
     let (plan, obs) = plan_selected(inner, cmd, &selected, &images).await?;
     for w in &plan.warnings {
@@ -359,42 +384,9 @@ async fn deploy(
                     accessories_ready = true;
                 }
                 let app = desired.app(service).expect("planned from desired");
-                let image_id = images
-                    .get(&app.service.image)
-                    .cloned()
-                    .expect("selected app images are resolved");
-                let hash = config_hash(&app.service);
-                let vid = version_id(&image_id, &hash);
-                let remove_after: Vec<String> = steps
-                    .iter()
-                    .find_map(|s| match s {
-                        Step::RemoveOldVersions {
-                            service: s2,
-                            containers,
-                        } if s2 == service => Some(containers.clone()),
-                        _ => None,
-                    })
-                    .unwrap_or_default();
                 let state = obs.apps.get(service).cloned().unwrap_or_default();
                 tracing::info!(project, service, color = %color, reason = ?reason, "deploying");
-                let done = switch::roll_out(
-                    inner,
-                    p,
-                    project,
-                    Candidate {
-                        app,
-                        image: app.service.image.clone(),
-                        image_id,
-                        version: cmd.version.clone().unwrap_or_else(|| vid.clone()),
-                        version_id: vid,
-                        config_hash: hash,
-                        color: *color,
-                        operation: "deploy",
-                    },
-                    &state,
-                    &remove_after,
-                )
-                .await;
+                let done = deploy_app(inner, p, cmd, app, &images, *color, &state, &steps).await;
                 match done {
                     Ok(()) => deployed.push(format!("{service} ({color})")),
                     Err(mut stop) => {
@@ -438,6 +430,87 @@ async fn deploy(
         }
         .into(),
     ))
+}
+
+/// One app's part of a deploy: its `pre_deploy` hook, the cutover to
+/// `color`, then `post_deploy`, or `on_failure` if either of the first two
+/// failed.
+#[allow(clippy::too_many_arguments)]
+async fn deploy_app(
+    inner: &Inner,
+    p: &Progress,
+    cmd: &DeployCommand,
+    app: &cutover_core::compose::AppSpec,
+    images: &BTreeMap<String, String>,
+    color: Color,
+    state: &AppState,
+    steps: &[Step],
+) -> Result<(), Stop> {
+    let project = cmd.project.name.as_str();
+    let service = &app.service.name;
+    let image_id = images
+        .get(&app.service.image)
+        .cloned()
+        .expect("selected app images are resolved");
+    let hash = config_hash(&app.service);
+    let vid = version_id(&image_id, &hash);
+    let version = cmd.version.clone().unwrap_or_else(|| vid.clone());
+    let remove_after: Vec<String> = steps
+        .iter()
+        .find_map(|s| match s {
+            Step::RemoveOldVersions {
+                service: s2,
+                containers,
+            } if s2 == service => Some(containers.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let hooks = HookRun {
+        project,
+        app,
+        image: &image_id,
+        version: &version,
+        color,
+        previous: state.live.as_ref().map(|l| l.version.as_str()),
+    };
+    if let Err(e) = hooks.run(inner, p, HookKind::PreDeploy, None).await {
+        let _ = hooks
+            .run(inner, p, HookKind::OnFailure, Some(&e.message))
+            .await;
+        let keeps = match &state.live {
+            Some(live) => format!("{} version {} keeps serving", live.name(), live.version),
+            None => "nothing served it before".into(),
+        };
+        return Err(Stop::failed(e.map_message(|m| {
+            format!("{m}; {service} was not started, {keeps}")
+        })));
+    }
+    let candidate = Candidate {
+        app,
+        image: app.service.image.clone(),
+        image_id: image_id.clone(),
+        version: version.clone(),
+        version_id: vid,
+        config_hash: hash,
+        color,
+        operation: "deploy",
+    };
+    match switch::roll_out(inner, p, project, candidate, state, &remove_after).await {
+        Ok(()) => {
+            // After the switch nothing is undone: the hook's failure is
+            // the user's to hear of, not a reason to switch back.
+            if let Err(e) = hooks.run(inner, p, HookKind::PostDeploy, None).await {
+                p.warn(e.map_message(|m| format!("{m}; {service} {version} serves all the same")));
+            }
+            Ok(())
+        }
+        Err(stop) => {
+            let _ = hooks
+                .run(inner, p, HookKind::OnFailure, Some(&stop.report.message))
+                .await;
+            Err(stop)
+        }
+    }
 }
 
 /// Ends step `s` as `r` says; its error also stops the operation.

@@ -3,6 +3,7 @@
 
 pub mod deploy;
 pub mod gate;
+pub mod hooks;
 pub mod switch;
 
 use std::future::Future;

@@ -51,7 +51,9 @@ pub(crate) async fn roll_out(
     remove_after: &[String],
 ) -> Result<(), Stop> {
     let started = tokio::time::Instant::now();
-    let result = roll_out_inner(inner, p, project, &cand, state, remove_after).await;
+    let result = roll_out_inner(inner, p, project, &cand, state, remove_after)
+        .await
+        .map_err(|s| first_deploy(s, state));
     let entry = Entry {
         time_ms: now_ms(),
         project: project.to_string(),
@@ -544,8 +546,22 @@ async fn abandon(
 fn serving(state: &AppState) -> String {
     match &state.live {
         Some(live) => format!(" ({} version {} keeps serving)", live.name(), live.version),
-        None => String::new(),
+        None => " (its first deploy: nothing served it before, and nothing does now)".into(),
     }
+}
+
+/// A failed first deploy says what it left, not that something old still
+/// serves (there is nothing old).
+fn first_deploy(mut stop: Stop, state: &AppState) -> Stop {
+    if state.live.is_some() || !state.kept.is_empty() {
+        return stop;
+    }
+    let left = "the networks, volumes and accessories this deploy created stay for the next try: `cutover plan` lists what is there, `cutover down` removes it";
+    stop.report.hint = Some(match stop.report.hint.take() {
+        Some(h) => format!("{h}; {left}"),
+        None => left.into(),
+    });
+    stop
 }
 
 /// A certificate of the route whose last order failed: the deploy goes on

@@ -321,7 +321,7 @@ async fn a_failure_after_a_switch_says_what_was_switched_in_the_detail() {
     let h = Harness::new().await;
     let yaml = compose_yaml("hello", 2, "").replace(
         "  redis:\n",
-        "  worker:\n    image: athens:1\n    depends_on: [web]\n    x-cutover: {port: 8080}\n  redis:\n",
+        "  worker:\n    image: athens:1\n    depends_on: [web]\n    x-cutover: {port: 8081, hosts: [worker.test]}\n  redis:\n",
     );
     let ev = collect(h.engine.deploy(cmd(parse(yaml)))).await;
     let Some(ProgressEvent::Finished {

@@ -11,6 +11,7 @@ mod https;
 mod lifecycle;
 mod problems;
 mod registry;
+mod release;
 mod remote;
 mod replicas;
 mod socket;

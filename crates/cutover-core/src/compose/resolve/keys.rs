@@ -74,6 +74,7 @@ pub(super) const CUTOVER_KEYS: &[&str] = &[
     "tls",
     "tls_redirect",
     "hsts",
+    "hooks",
 ];
 
 pub(super) const DEFAULT_KEEP: u32 = 3;

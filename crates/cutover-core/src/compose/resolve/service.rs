@@ -86,8 +86,8 @@ impl ServiceResolver<'_> {
                 return None;
             }
         };
-        let command = get("command").and_then(|c| self.command(cx, c, &p.key("command")));
-        let entrypoint = get("entrypoint").and_then(|c| self.command(cx, c, &p.key("entrypoint")));
+        let command = get("command").and_then(|c| command_words(cx, c, &p.key("command")));
+        let entrypoint = get("entrypoint").and_then(|c| command_words(cx, c, &p.key("entrypoint")));
 
         // Compose reads `env_file:` with `environment:` already in hand:
         // the files' variables may refer to it, and it wins over them.
@@ -324,28 +324,6 @@ impl ServiceResolver<'_> {
                 .to_string()
         };
         Some(spec)
-    }
-
-    pub(super) fn command(
-        &mut self,
-        cx: &mut Ctx<'_>,
-        v: &Value,
-        p: &KeyPath,
-    ) -> Option<Vec<String>> {
-        match v {
-            Value::Sequence(_) => Some(cx.string_list(v, p)),
-            Value::String(s) => match shell_split(s) {
-                Ok(words) => Some(words),
-                Err(e) => {
-                    cx.error_hint(p, e, "or write the command as a list: [\"a\", \"b c\"]");
-                    None
-                }
-            },
-            v => {
-                cx.error(p, format!("expected a string or a list, found {}", kind(v)));
-                None
-            }
-        }
     }
 
     pub(super) fn env_file(

@@ -109,8 +109,12 @@ pub(super) fn app_settings(
         .map(|k| k as u32)
         .unwrap_or(DEFAULT_KEEP);
     let tls = tls_settings(cx, &e, p, &hosts);
+    let hooks = get("hooks")
+        .map(|h| hooks(cx, h, &p.key("hooks")))
+        .unwrap_or_default();
     Some(AppSettings {
         tls,
+        hooks,
         listen: Vec::new(),
         port: port?,
         health,

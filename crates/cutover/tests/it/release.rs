@@ -1,0 +1,303 @@
+//! The release workflow around a cutover: hooks that run in the new
+//! version before and after the switch, route conflicts found before
+//! anything starts, and what a failed first deploy says. Real
+//! `cutover serve`, real Docker; projects are named `cvr-*` and removed by
+//! label before and after.
+
+use hyper::Method;
+use serde_json::Value;
+
+use crate::deploy::{docker, expect_code, images, text, Project};
+use crate::util::{answers, tcp_request, Daemon};
+
+/// An app whose hooks say what they see: the version's own env (`NAME`),
+/// its volume (what earlier hooks wrote there) and its network (the
+/// accessory by name). `NAME=broken` fails `pre_deploy`, `NAME=slow`
+/// outlasts its timeout, `NAME=badpost` fails `post_deploy`.
+const HOOKED: &str = r#"
+name: PROJECT
+services:
+  web:
+    image: cutover-test-origin:latest
+    entrypoint: ["sh", "-c"]
+    command: ["exec /usr/local/bin/cutover-origin"]
+    environment:
+      NAME: ${IT_GREETING}
+    volumes:
+      - data:/data
+    depends_on: [cache]
+    stop_grace_period: 1s
+    x-cutover:
+      port: 8080
+      deploy_timeout: 30s
+      drain_timeout: 1s
+      keep: 1
+      hooks:
+        pre_deploy:
+          command:
+            - >-
+              echo "migrate $$NAME as $$CUTOVER_VERSION after $${CUTOVER_PREVIOUS_VERSION:-nothing}";
+              echo "seen: $$(cat /data/migrations 2>/dev/null | tr '\n' ' ')";
+              echo "failure: $$(cat /data/failure 2>/dev/null)";
+              getent hosts cache >/dev/null && echo "cache is reachable";
+              echo $$NAME >> /data/migrations;
+              if [ "$$NAME" = slow ]; then sleep 60; fi;
+              test "$$NAME" != broken
+          timeout: 3s
+        post_deploy: ["echo warm $$NAME; test $$NAME != badpost"]
+        on_failure: ["echo \"$$CUTOVER_ERROR\" > /data/failure"]
+  cache:
+    image: cutover-test-redis:latest
+volumes:
+  data: {}
+"#;
+
+fn hook_containers(project: &str) -> String {
+    docker(&[
+        "ps",
+        "-a",
+        "--format",
+        "{{.Names}}",
+        "--filter",
+        &format!("label=cutover.project={project}"),
+        "--filter",
+        "label=cutover.role=hook",
+    ])
+}
+
+/// `pre_deploy` runs in the new version (its env, volume and network)
+/// before its color starts, with its output in the progress; a failure or
+/// a timeout starts nothing, leaves no container, runs `on_failure`, and
+/// the live version serves on; `post_deploy` runs after the switch and its
+/// failure is only a warning. Every run is in the history.
+#[tokio::test]
+async fn hooks_run_in_the_new_version_around_the_switch() {
+    images();
+    let project = Project::new("cvr-hooks", HOOKED, "IT_GREETING=one\n");
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::in_dir(dir.path()).start().await;
+
+    let out = project.cutover(&daemon, &["deploy"]);
+    expect_code(&out, 0, &daemon);
+    let stdout = text(&out.stdout);
+    for want in [
+        "run pre_deploy hook of web",
+        "cvr-hooks-web-pre_deploy | migrate one as ",
+        "after nothing",
+        "cvr-hooks-web-pre_deploy | cache is reachable",
+        "cvr-hooks-web-post_deploy | warm one",
+    ] {
+        assert!(stdout.contains(want), "no {want:?} in:\n{stdout}");
+    }
+    // The hook ran before the color started, the warm-up after the switch.
+    let at = |s: &str| stdout.find(s).unwrap_or_else(|| panic!("{s}: {stdout}"));
+    assert!(
+        at("migrate one") < at("start cvr-hooks-web-blue"),
+        "{stdout}"
+    );
+    assert!(
+        at("warm one") > at("traffic of web now goes to blue"),
+        "{stdout}"
+    );
+    answers(daemon.listen, "one").await;
+    assert_eq!(hook_containers("cvr-hooks"), "");
+
+    // A failing migration: nothing starts, blue serves on.
+    project.set_env("IT_GREETING=broken\n");
+    let out = project.cutover(&daemon, &["deploy"]);
+    expect_code(&out, 1, &daemon);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("the pre_deploy hook of web (")
+            && stderr
+                .contains("exited with code 1; web was not started, cvr-hooks-web-blue version"),
+        "{stderr}"
+    );
+    assert!(!text(&out.stdout).contains("start cvr-hooks-web-green"));
+    assert_eq!(
+        docker(&["ps", "-aq", "--filter", "name=^cvr-hooks-web-green$"]),
+        ""
+    );
+    assert_eq!(hook_containers("cvr-hooks"), "");
+    answers(daemon.listen, "one").await;
+
+    // Past its timeout it is killed, and that is a failure too.
+    project.set_env("IT_GREETING=slow\n");
+    let out = project.cutover(&daemon, &["deploy"]);
+    expect_code(&out, 1, &daemon);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("the pre_deploy hook of web did not end within 3s; it was killed"),
+        "{stderr}"
+    );
+    assert_eq!(hook_containers("cvr-hooks"), "");
+    answers(daemon.listen, "one").await;
+
+    // The next hook sees what the failed ones wrote in the volume, and
+    // what on_failure was told.
+    project.set_env("IT_GREETING=badpost\n");
+    let out = project.cutover(&daemon, &["deploy"]);
+    expect_code(&out, 0, &daemon);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(stdout.contains("seen: one broken slow "), "{stdout}");
+    assert!(
+        stdout.contains("failure: the pre_deploy hook of web did not end within 3s"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("the post_deploy hook of web (") && stderr.contains("serves all the same"),
+        "{stderr}"
+    );
+    answers(daemon.listen, "badpost").await;
+    assert_eq!(hook_containers("cvr-hooks"), "");
+
+    let out = project.cutover(&daemon, &["history", "--json"]);
+    expect_code(&out, 0, &daemon);
+    let history: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let runs: Vec<(String, String)> = history
+        .iter()
+        .filter(|e| e["operation"] != "deploy")
+        .map(|e| {
+            (
+                e["operation"].as_str().unwrap().to_string(),
+                e["result"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let count =
+        |op: &str, result: &str| runs.iter().filter(|(o, r)| o == op && r == result).count();
+    assert_eq!(count("pre_deploy", "ok"), 2, "{runs:?}");
+    assert_eq!(count("pre_deploy", "failed"), 2, "{runs:?}");
+    assert_eq!(count("on_failure", "ok"), 2, "{runs:?}");
+    assert_eq!(count("post_deploy", "ok"), 1, "{runs:?}");
+    assert_eq!(count("post_deploy", "failed"), 1, "{runs:?}");
+}
+
+const ROUTED: &str = r#"
+name: PROJECT
+services:
+  api:
+    image: cutover-test-origin:latest
+    environment:
+      NAME: api
+      PORT: "8081"
+    x-cutover:
+      port: 8081
+      hosts: [api.routes.test]
+      deploy_timeout: 30s
+  web:
+    image: cutover-test-origin:latest
+    environment:
+      NAME: PROJECT
+    x-cutover:
+      port: 8080
+      hosts: [routes.test]
+      deploy_timeout: 30s
+      drain_timeout: 1s
+"#;
+
+async fn answer_for(daemon: &Daemon, host: &str) -> String {
+    let (status, body) = tcp_request(daemon.listen, Method::GET, "/", &[("host", host)])
+        .await
+        .unwrap();
+    format!("{status} {}", String::from_utf8_lossy(&body))
+}
+
+/// A host another project already serves is found by `plan` and by
+/// `deploy` before anything is built or started (exit 2, naming the
+/// holder), so a multi-app deploy switches none of its apps; the holder
+/// serves on, and redeploys its own route as usual.
+#[tokio::test]
+async fn a_route_another_project_holds_is_refused_before_anything_starts() {
+    images();
+    let a = Project::new("cvr-routes-a", ROUTED, "");
+    let b = Project::new("cvr-routes-b", ROUTED, "");
+    // b's web wants a's host; its api has a host of its own.
+    std::fs::write(
+        b.path().join("compose.yaml"),
+        ROUTED
+            .replace("PROJECT", "cvr-routes-b")
+            .replace("hosts: [api.routes.test]", "hosts: [api-b.routes.test]"),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::in_dir(dir.path()).start().await;
+    std::fs::write(
+        a.path().join("compose.yaml"),
+        ROUTED
+            .replace("PROJECT", "cvr-routes-a")
+            .replace("hosts: [api.routes.test]", "hosts: [api-a.routes.test]"),
+    )
+    .unwrap();
+    expect_code(&a.cutover(&daemon, &["deploy"]), 0, &daemon);
+    assert_eq!(
+        answer_for(&daemon, "routes.test").await,
+        "200 OK cvr-routes-a"
+    );
+
+    let want = "web would route routes.test under path /, which cvr-routes-a/web already serves";
+    for args in [&["plan"][..], &["deploy"][..]] {
+        let out = b.cutover(&daemon, args);
+        expect_code(&out, 2, &daemon);
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+        assert!(stderr.contains("cutover down -p cvr-routes-a"), "{stderr}");
+    }
+    for kind in [&["ps", "-aq"][..], &["network", "ls", "-q"][..]] {
+        let mut args = kind.to_vec();
+        args.extend(["--filter", "label=cutover.project=cvr-routes-b"]);
+        assert_eq!(docker(&args), "", "{kind:?} of cvr-routes-b");
+    }
+    assert!(answer_for(&daemon, "api-b.routes.test")
+        .await
+        .starts_with("404"));
+    assert_eq!(
+        answer_for(&daemon, "routes.test").await,
+        "200 OK cvr-routes-a"
+    );
+
+    // The holder's own route is replaced, not a conflict.
+    expect_code(&a.cutover(&daemon, &["deploy", "--force"]), 0, &daemon);
+    assert_eq!(
+        answer_for(&daemon, "routes.test").await,
+        "200 OK cvr-routes-a"
+    );
+}
+
+/// A first deploy that fails says it was the first, and that what it
+/// created stays until `down`, rather than that something keeps serving.
+#[tokio::test]
+async fn a_failed_first_deploy_says_so() {
+    images();
+    let compose = r#"
+name: PROJECT
+services:
+  web:
+    image: cutover-test-origin:latest
+    environment:
+      PORT: "9999"
+    x-cutover:
+      port: 8080
+      deploy_timeout: 2s
+"#;
+    let project = Project::new("cvr-first", compose, "");
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::in_dir(dir.path()).start().await;
+    let out = project.cutover(&daemon, &["deploy"]);
+    expect_code(&out, 1, &daemon);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("its first deploy: nothing served it before, and nothing does now"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("`cutover down` removes it"), "{stderr}");
+    assert!(!stderr.contains("keeps serving"), "{stderr}");
+    // What it left: the network, which plan shows as there.
+    let out = project.cutover(&daemon, &["plan"]);
+    expect_code(&out, 0, &daemon);
+    assert!(
+        !text(&out.stdout).contains("create network"),
+        "{}",
+        text(&out.stdout)
+    );
+}
