@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use config::{Config, ConfigError};
-pub use store::{Store, StoreError};
+pub use store::{Store, StoreError, SCHEMA_VERSION};
 
 pub const HEALTH_PATH: &str = "/api/v1/open/health-check";
 pub const CALLBACK_PATH: &str = "/api/v1/open/oauth/callback";

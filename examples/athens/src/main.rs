@@ -14,6 +14,9 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let cfg = athens::Config::from_env()?;
+    if std::env::args().nth(1).as_deref() == Some("migrate") {
+        return migrate(&cfg).await;
+    }
     let addr = SocketAddr::from(([0, 0, 0, 0], cfg.port));
     let listener = TcpListener::bind(addr)
         .await
@@ -41,5 +44,24 @@ async fn main() -> anyhow::Result<()> {
     );
     athens::serve(listener, cfg, shutdown).await?;
     tracing::info!("athens stopped");
+    Ok(())
+}
+
+/// `athens migrate`: the compose file's `pre_deploy` hook, run by cutover in
+/// a one-off container of the new version before it starts.
+async fn migrate(cfg: &athens::Config) -> anyhow::Result<()> {
+    let store = athens::Store::new(&cfg.redis_host, cfg.redis_port)?;
+    let was = store.migrate().await.with_context(|| {
+        format!(
+            "cannot migrate the store at {}:{}",
+            cfg.redis_host, cfg.redis_port
+        )
+    })?;
+    let now = athens::SCHEMA_VERSION;
+    if was < now {
+        println!("migrated the store from schema {was} to {now}");
+    } else {
+        println!("the store is at schema {was}; nothing to migrate");
+    }
     Ok(())
 }

@@ -15,6 +15,10 @@ use tokio::sync::OnceCell;
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
 const VISITS_KEY: &str = "athens:visits";
+const SCHEMA_KEY: &str = "athens:schema";
+/// The data layout this build reads and writes; `athens migrate` brings
+/// the store to it before the version that needs it serves.
+pub const SCHEMA_VERSION: i64 = 1;
 const STATE_PREFIX: &str = "athens:oauth:state:";
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +82,22 @@ impl Store {
         self.bounded(async {
             let mut c = self.conn().await?;
             Ok(c.incr(VISITS_KEY, 1).await?)
+        })
+        .await
+    }
+
+    /// Brings the store to [`SCHEMA_VERSION`] and returns the version it
+    /// was at (0 for a new store). Idempotent, as a `pre_deploy` hook must
+    /// be: a retried deploy runs it again.
+    pub async fn migrate(&self) -> Result<i64, StoreError> {
+        self.bounded(async {
+            let mut c = self.conn().await?;
+            let was: Option<i64> = c.get(SCHEMA_KEY).await?;
+            let was = was.unwrap_or(0);
+            if was < SCHEMA_VERSION {
+                let _: () = c.set(SCHEMA_KEY, SCHEMA_VERSION).await?;
+            }
+            Ok(was)
         })
         .await
     }
