@@ -48,6 +48,9 @@ pub struct AppStatus {
     pub kept: Vec<KeptVersion>,
     /// Requests and WebSockets still served by old colors.
     pub draining_connections: u64,
+    /// Set while the app is in maintenance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<crate::maintenance::Maintenance>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,6 +182,7 @@ mod tests {
                     stopping: false,
                 }],
                 draining_connections: 0,
+                maintenance: None,
             }],
             accessories: vec![AccessoryStatus {
                 service: "redis".into(),

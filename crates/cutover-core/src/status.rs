@@ -53,6 +53,9 @@ pub struct ServiceStatus {
     pub config: DeployRequest,
     pub active: TargetSetStatus,
     pub draining: Vec<TargetSetStatus>,
+    /// Set while the route is in maintenance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<crate::maintenance::Maintenance>,
 }
 
 /// Something that happened in the daemon, streamed to whoever listens.
@@ -100,6 +103,8 @@ pub struct ProxyState {
 pub struct PersistedService {
     pub name: String,
     pub request: DeployRequest,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<crate::maintenance::Maintenance>,
 }
 
 /// The answer of the drain long-poll.

@@ -67,7 +67,7 @@ pub fn need<'a>(method: &str, path: &'a str) -> Need<'a> {
         ["v1", "projects", project, rest @ ..] if !rest.is_empty() => {
             let scope = match (method, rest) {
                 (_, _) if read_only => Scope::Read,
-                ("POST", ["deploy" | "plan" | "rollback"]) => Scope::Deploy,
+                ("POST", ["deploy" | "plan" | "rollback" | "maintenance"]) => Scope::Deploy,
                 _ => Scope::Admin,
             };
             Need::of(scope, Some(project))
@@ -208,6 +208,12 @@ mod tests {
             (
                 "POST",
                 "/v1/projects/athens/rollback",
+                Scope::Deploy,
+                Some("athens"),
+            ),
+            (
+                "POST",
+                "/v1/projects/athens/maintenance",
                 Scope::Deploy,
                 Some("athens"),
             ),

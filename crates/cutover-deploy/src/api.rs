@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cutover_core::diag::Report;
+use cutover_core::maintenance::MaintenanceCommand;
 use cutover_core::progress::{DeployCommand, Outcome, RollbackCommand, OPERATION_ID_HEADER};
 use cutover_core::wire::read_json;
 use cutover_proxy::admin::ApiError;
@@ -34,6 +35,7 @@ pub fn router(engine: DeployEngine) -> Router {
         .route("/v1/projects/{project}/plan", post(plan))
         .route("/v1/projects/{project}/rollback", post(rollback))
         .route("/v1/projects/{project}/down", post(down))
+        .route("/v1/projects/{project}/maintenance", post(maintenance))
         .route("/v1/projects/{project}/status", get(status))
         .route("/v1/projects/{project}/history", get(history))
         .route("/v1/projects/{project}/logs", get(logs))
@@ -202,6 +204,21 @@ async fn down(
     match parse_or_default::<DownCommand>(&body) {
         Ok(cmd) => ndjson(engine.down(project, cmd)),
         Err(r) => *r,
+    }
+}
+
+async fn maintenance(
+    State(engine): State<DeployEngine>,
+    Path(project): Path<String>,
+    body: Bytes,
+) -> Response {
+    let cmd = match parse_or_default::<MaintenanceCommand>(&body) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    match engine.maintenance(&project, cmd).await {
+        Ok(states) => Json(states).into_response(),
+        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
     }
 }
 

@@ -18,6 +18,7 @@ pub mod executor;
 pub mod history;
 pub mod journal;
 pub mod lock;
+pub mod maintenance;
 pub mod observe;
 pub mod operations;
 pub mod owner;

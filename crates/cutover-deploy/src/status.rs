@@ -61,6 +61,7 @@ impl DeployEngine {
                             .sum()
                     })
                     .unwrap_or(0),
+                maintenance: ps.and_then(|s| s.maintenance.clone()),
             });
         }
         let accessories = obs

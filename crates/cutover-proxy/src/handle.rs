@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cutover_core::diag::{Diagnose, Report};
+use cutover_core::maintenance::Maintenance;
 use cutover_core::route::{RouteError, RouteTable};
 use cutover_core::service::{validate_service_name, Color, DeployRequest, HealthCheck};
 use cutover_core::status::{Event, Health, PersistedService, ProxyState, ServiceStatus};
@@ -124,6 +125,7 @@ impl Context {
                 hsts: tls.and_then(|t| t.hsts).and_then(|max_age| {
                     http::HeaderValue::from_str(&format!("max-age={}", max_age.as_secs())).ok()
                 }),
+                maintenance: e.maintenance.clone(),
             });
             if on_main_listener(&e.config) {
                 table.insert(
@@ -190,6 +192,9 @@ impl Context {
             .map(|e| e.draining.clone())
             .or_else(|| removed.as_ref().map(|r| r.draining.clone()))
             .unwrap_or_default();
+        // Maintenance is the operator's, not the version's: a deploy
+        // during it switches behind the maintenance page.
+        let maintenance = services.live.get(name).and_then(|e| e.maintenance.clone());
         let old_entry = services.live.insert(
             name.to_string(),
             ServiceEntry {
@@ -197,6 +202,7 @@ impl Context {
                 config: req.clone(),
                 active: set.clone(),
                 draining,
+                maintenance,
             },
         );
         let snapshot = match Self::snapshot(&services.live) {
@@ -396,6 +402,47 @@ impl Proxy {
             .collect()
     }
 
+    /// Puts the route in maintenance (`Some`) or takes it out (`None`).
+    /// Requests held by the maintenance it replaces are released: they
+    /// route again, and meet the new one if there is one.
+    pub fn set_maintenance(
+        &self,
+        service: &str,
+        maintenance: Option<Maintenance>,
+    ) -> Result<ServiceStatus, DeployError> {
+        if let Some(m) = &maintenance {
+            m.validate().map_err(DeployError::Invalid)?;
+        }
+        let mut services = self.inner.lock();
+        let Some(entry) = services.live.get_mut(service) else {
+            return Err(DeployError::UnknownService(service.to_string()));
+        };
+        let previous = std::mem::replace(
+            &mut entry.maintenance,
+            maintenance.map(|mut m| {
+                if m.since_ms == 0 {
+                    m.since_ms = cutover_core::clock::now_ms();
+                }
+                Arc::new(crate::maintenance::Gate::new(m))
+            }),
+        );
+        let status = entry.status();
+        let snapshot =
+            Context::snapshot(&services.live).expect("maintenance changes no route's hosts");
+        self.inner.router.publish(snapshot);
+        drop(services);
+        // After the publish, so a released request finds the new snapshot.
+        if let Some(gate) = previous {
+            gate.ended.cancel();
+        }
+        tracing::info!(
+            service,
+            on = status.maintenance.is_some(),
+            "maintenance changed"
+        );
+        Ok(status)
+    }
+
     /// The hosts and path prefixes each live route claims, for a planner
     /// to find conflicts before anything starts.
     pub fn held_routes(&self) -> Vec<cutover_core::plan::HeldRoute> {
@@ -427,6 +474,7 @@ impl Proxy {
                 .map(|(name, e)| PersistedService {
                     name: name.clone(),
                     request: e.config.clone(),
+                    maintenance: e.maintenance.as_ref().map(|g| g.spec.clone()),
                 })
                 .collect(),
         }
@@ -469,6 +517,10 @@ impl Proxy {
             }
             drop(claim);
             self.inner.ports.commit(&s.name, &listen);
+            if let Some(m) = s.maintenance {
+                self.set_maintenance(&s.name, Some(m))
+                    .map_err(|e| failed(index, &s.name, e))?;
+            }
         }
         // A handed-over port no restored service asked for is closed.
         self.inner.ports.forget_adopted();
@@ -650,6 +702,7 @@ mod tests {
                 services: vec![PersistedService {
                     name: "web".into(),
                     request: r,
+                    maintenance: None,
                 }],
             })
             .unwrap();

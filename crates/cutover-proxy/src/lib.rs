@@ -14,6 +14,7 @@ mod drain;
 mod handle;
 mod health;
 mod https;
+mod maintenance;
 mod metrics;
 mod ports;
 mod preface;

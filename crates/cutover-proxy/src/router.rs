@@ -18,6 +18,8 @@ pub(crate) struct Route {
     pub redirect_to_https: bool,
     /// `Strict-Transport-Security` for its HTTPS responses.
     pub hsts: Option<http::HeaderValue>,
+    /// Set while the route is in maintenance.
+    pub maintenance: Option<Arc<crate::maintenance::Gate>>,
 }
 
 #[derive(Default)]

@@ -32,6 +32,8 @@ pub(crate) struct ServiceEntry {
     pub config: DeployRequest,
     pub active: Arc<TargetSet>,
     pub draining: Vec<Arc<TargetSet>>,
+    /// Set while the route is in maintenance; kept across deploys.
+    pub maintenance: Option<Arc<crate::maintenance::Gate>>,
 }
 
 impl ServiceEntry {
@@ -41,6 +43,7 @@ impl ServiceEntry {
             config: self.config.clone(),
             active: self.active.status(),
             draining: self.draining.iter().map(|s| s.status()).collect(),
+            maintenance: self.maintenance.as_ref().map(|g| g.spec.clone()),
         }
     }
 }

@@ -255,6 +255,7 @@ mod tests {
                     in_network: Vec::new(),
                     tls: None,
                 },
+                maintenance: None,
             }],
         }
     }

@@ -76,7 +76,7 @@ impl Target {
         }
     }
 
-    fn is_healthy(&self) -> bool {
+    pub fn is_healthy(&self) -> bool {
         self.health.load(Ordering::Relaxed) == HEALTH_HEALTHY
     }
 

@@ -501,6 +501,146 @@ async fn malformed_oversized_unknown_and_health() {
     assert_eq!(h.get("/").await, (StatusCode::OK, "blue".to_string()));
 }
 
+/// An app's readiness, for a load balancer in front of several nodes:
+/// 200 while its live color has a healthy target, 503 once none is, by
+/// name or by Host; liveness stays 200 throughout.
+#[tokio::test]
+async fn readiness_follows_the_live_colors_health() {
+    let blue = Origin::start("blue").await.unwrap();
+    let h = Harness::start().await;
+    h.deploy(&[&blue], Color::Blue).await;
+    let ready = |host: &'static str, path: &'static str| {
+        let addr = h.addr;
+        async move { client::get(addr, host, path).await.unwrap() }
+    };
+    assert_eq!(
+        ready("x", "/_cutover/ready/app").await,
+        (StatusCode::OK, "ready\n".into())
+    );
+    assert_eq!(ready(HOST, "/_cutover/ready").await.0, StatusCode::OK);
+    assert_eq!(
+        ready("x", "/_cutover/ready/nope").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        ready("nobody.test", "/_cutover/ready").await.0,
+        StatusCode::NOT_FOUND
+    );
+    // Not the endpoint: routed to the app like any path.
+    assert_eq!(ready(HOST, "/_cutover/readyz").await.1, "blue");
+
+    blue.set_healthy(false);
+    let mut status = StatusCode::OK;
+    for _ in 0..200 {
+        status = ready("x", "/_cutover/ready/app").await.0;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        ready(HOST, "/_cutover/ready").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(ready("x", "/_cutover/health").await.0, StatusCode::OK);
+    blue.set_healthy(true);
+    for _ in 0..200 {
+        status = ready("x", "/_cutover/ready/app").await.0;
+        if status == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// Maintenance: new requests get the 503 page with Retry-After while the
+/// one in flight finishes; with a hold they wait and are served once it
+/// ends, or get the page when the hold is up; a deploy during it stays
+/// behind it; the state file carries it to a restarted proxy.
+#[tokio::test]
+async fn maintenance_answers_503_or_holds_until_it_ends() {
+    use cutover_core::maintenance::Maintenance;
+    let blue = Origin::start("blue").await.unwrap();
+    let green = Origin::start("green").await.unwrap();
+    let h = Harness::start().await;
+    h.deploy(&[&blue], Color::Blue).await;
+    let on = |message: Option<&str>, hold: Option<Duration>| Maintenance {
+        message: message.map(Into::into),
+        hold,
+        retry_after: Duration::from_secs(120),
+        since_ms: 0,
+    };
+
+    let slow = tokio::spawn(client::get(h.addr, HOST, "/slow?ms=600"));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let status = h
+        .proxy
+        .set_maintenance("app", Some(on(Some("back at ten"), None)))
+        .unwrap();
+    assert_eq!(
+        status.maintenance.unwrap().message.as_deref(),
+        Some("back at ten")
+    );
+    let answer = raw(
+        h.addr,
+        format!("GET / HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n").as_bytes(),
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
+    assert_eq!(raw_status(&answer), Some(503), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after: 120\r\n"),
+        "{answer}"
+    );
+    assert!(
+        answer.ends_with("503 Service Unavailable: back at ten\n"),
+        "{answer}"
+    );
+    // The request that came before it finished as usual.
+    assert_eq!(slow.await.unwrap().unwrap().0, StatusCode::OK);
+
+    // A deploy during maintenance switches behind the page.
+    h.deploy(&[&green], Color::Green).await;
+    assert_eq!(h.get("/").await.0, StatusCode::SERVICE_UNAVAILABLE);
+
+    // Held: released when maintenance ends, and served by the live color.
+    h.proxy
+        .set_maintenance("app", Some(on(None, Some(Duration::from_secs(30)))))
+        .unwrap();
+    let held = tokio::spawn(client::get(h.addr, HOST, "/"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!held.is_finished(), "a held request waits");
+    h.proxy.set_maintenance("app", None).unwrap();
+    let (status, body) = tokio::time::timeout(Duration::from_secs(5), held)
+        .await
+        .expect("released when maintenance ends")
+        .unwrap()
+        .unwrap();
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "green"));
+
+    // A hold that runs out gets the page.
+    h.proxy
+        .set_maintenance("app", Some(on(None, Some(Duration::from_millis(200)))))
+        .unwrap();
+    let (status, body) = h.get("/").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("down for maintenance"), "{body}");
+
+    // Kept in the state a restarted proxy restores.
+    let state = h.proxy.state();
+    let restarted = cutover_proxy::Proxy::new(ProxyConfig::default());
+    restarted.restore(state).unwrap();
+    let hold = restarted.status()[0]
+        .maintenance
+        .as_ref()
+        .and_then(|m| m.hold);
+    assert_eq!(hold, Some(Duration::from_millis(200)));
+    assert!(h.proxy.set_maintenance("nope", None).is_err());
+}
+
 #[tokio::test]
 async fn forwarding_headers_and_hop_by_hop() {
     let blue = Origin::start("blue").await.unwrap();

@@ -237,6 +237,20 @@ pub fn project_status(s: &ProjectStatus, paint: Paint, now_ms: u64) -> String {
             &rows,
             "  ",
         ));
+        for a in &s.apps {
+            if let Some(m) = &a.maintenance {
+                out.push_str(&format!(
+                    "  {} {} is in maintenance (since {}): {}; `cutover maintenance off` serves again\n",
+                    paint.yellow("!"),
+                    a.service,
+                    ago(m.since_ms, now_ms),
+                    match m.hold {
+                        Some(h) => format!("requests are held up to {}", humantime::format_duration(h)),
+                        None => "requests get a 503 page".into(),
+                    }
+                ));
+            }
+        }
     }
     if !s.accessories.is_empty() {
         let rows: Vec<Vec<String>> = s

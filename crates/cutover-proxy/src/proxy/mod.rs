@@ -9,6 +9,7 @@
 mod body;
 mod headers;
 mod pages;
+mod ready;
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -80,8 +81,8 @@ pub(crate) async fn handle(
         return Ok(resp);
     }
     // On an app's own port every path is the app's.
-    if inner.config.health_endpoint && conn.pinned.is_none() && req.uri().path() == HEALTH_PATH {
-        return Ok(pages::unrouted(inner, &req, start, StatusCode::OK, "ok\n"));
+    if let Some((status, page)) = own_endpoint(inner, &conn, &req) {
+        return Ok(pages::unrouted(inner, &req, start, status, page));
     }
     if let Some(Answer(status, page)) = refused(&req) {
         return Ok(pages::unrouted(inner, &req, start, status, page));
@@ -90,13 +91,11 @@ pub(crate) async fn handle(
         return Ok(pages::unrouted(inner, &req, start, status, page));
     }
     let Some((route, guard)) = route_and_enter(inner, &conn, &req) else {
-        return Ok(pages::unrouted(
-            inner,
-            &req,
-            start,
-            StatusCode::NOT_FOUND,
-            PAGE_404,
-        ));
+        return Ok(not_routed(inner, &req, start));
+    };
+    let (route, guard) = match through_maintenance(inner, &conn, &req, route, guard, start).await {
+        Ok(entered) => entered,
+        Err(resp) => return Ok(resp),
     };
     if redirects_to_https(&route, &conn, &req) {
         let log = access_log::enabled(inner.config.access_log).then(|| pages::log_ctx(&req));
@@ -130,6 +129,64 @@ pub(crate) async fn handle(
             .insert(header::STRICT_TRANSPORT_SECURITY, hsts);
     }
     Ok(resp)
+}
+
+/// Before any route: the daemon's own endpoints on the main listener: liveness
+/// (`/_cutover/health`) and each app's readiness (`/_cutover/ready/...`).
+fn own_endpoint(
+    inner: &Context,
+    conn: &ConnInfo,
+    req: &Request<Incoming>,
+) -> Option<(StatusCode, &'static str)> {
+    if !inner.config.health_endpoint || conn.pinned.is_some() {
+        return None;
+    }
+    let path = req.uri().path();
+    if !path.starts_with("/_cutover/") {
+        return None;
+    }
+    if path == HEALTH_PATH {
+        return Some((StatusCode::OK, "ok\n"));
+    }
+    ready::readiness(inner, req)
+}
+
+fn not_routed(inner: &Context, req: &Request<Incoming>, start: Instant) -> Response<RespBody> {
+    pages::unrouted(inner, req, start, StatusCode::NOT_FOUND, PAGE_404)
+}
+
+/// Step 1a: a route in maintenance answers its 503 page at once, or, with
+/// a hold, keeps the request (entering no set, so no drain waits on it)
+/// until maintenance ends or the hold is up, then routes it afresh.
+async fn through_maintenance(
+    inner: &Context,
+    conn: &ConnInfo,
+    req: &Request<Incoming>,
+    route: Arc<Route>,
+    guard: InFlight,
+    start: Instant,
+) -> Result<(Arc<Route>, InFlight), Response<RespBody>> {
+    let Some(gate) = route.maintenance.clone() else {
+        return Ok((route, guard));
+    };
+    let log = || access_log::enabled(inner.config.access_log).then(|| pages::log_ctx(req));
+    let Some(hold) = gate.spec.hold else {
+        return Err(pages::maintenance(&route, &gate, guard, start, log()));
+    };
+    drop((route, guard));
+    tokio::select! {
+        _ = gate.ended.cancelled() => {}
+        _ = tokio::time::sleep(hold) => {}
+        _ = inner.shutdown.cancelled() => {}
+    }
+    let Some((route, guard)) = route_and_enter(inner, conn, req) else {
+        return Err(not_routed(inner, req, start));
+    };
+    match route.maintenance.clone() {
+        None => Ok((route, guard)),
+        // Still (or again) in maintenance: held once is enough.
+        Some(gate) => Err(pages::maintenance(&route, &gate, guard, start, log())),
+    }
 }
 
 /// Step 1b: plain HTTP to a TLS route goes to HTTPS, but not on an app's

@@ -112,6 +112,31 @@ pub(super) fn routed(
     local(status, page)
 }
 
+/// A route in maintenance: 503 with its page and `Retry-After`, accounted
+/// like a proxied request.
+pub(super) fn maintenance(
+    route: &Arc<Route>,
+    gate: &crate::maintenance::Gate,
+    guard: InFlight,
+    start: Instant,
+    log: Option<LogCtx>,
+) -> Response<RespBody> {
+    let status = StatusCode::SERVICE_UNAVAILABLE;
+    let mut tail = Tail::new(
+        route.clone(),
+        guard,
+        start,
+        status.as_u16(),
+        gate.page.len() as u64,
+        log,
+    );
+    tail.finish(true, None);
+    let mut resp = answer(status, gate.page.clone(), "text/plain; charset=utf-8");
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, gate.retry_after.clone());
+    resp
+}
+
 /// The answer to a CA's HTTP-01 validation: the token's key authorization.
 pub(super) fn key_authorization(text: String) -> Response<RespBody> {
     answer(

@@ -106,6 +106,9 @@ pub enum Command {
     Upgrade(UpgradeArgs),
     /// Follow a deploy started elsewhere (`deploy --detach`, a CI step that was cut off) to its end
     Wait(WaitArgs),
+    /// Take the project's apps down on purpose (a 503 page, or requests held), and back up
+    #[command(subcommand)]
+    Maintenance(MaintenanceCommand),
     /// Named daemons, like Docker contexts: `cutover context add prod ssh://deploy@vm1`
     #[command(subcommand)]
     Context(ContextCommand),
@@ -131,6 +134,56 @@ pub struct WaitArgs {
     pub project: ProjectArgs,
 
     /// Print the progress events as JSON lines on stdout, and nothing else
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MaintenanceCommand {
+    /// New requests get a 503 page with Retry-After (or wait, with --hold); requests in
+    /// flight finish. Kept across deploys and daemon restarts
+    On(MaintenanceOnArgs),
+    /// Serve again; held requests go on to the app
+    Off(MaintenanceOffArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MaintenanceOnArgs {
+    /// The apps to take down [default: every app of the project]
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+
+    /// The text of the 503 page
+    #[arg(long, value_name = "TEXT")]
+    pub message: Option<String>,
+
+    /// Hold new requests up to this long (at most 10m) and let them through when
+    /// maintenance ends, instead of answering 503 at once
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub hold: Option<Duration>,
+
+    /// The page's Retry-After
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    pub retry_after: Duration,
+
+    #[command(flatten)]
+    pub project: ProjectArgs,
+
+    /// Print the daemon's answer as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MaintenanceOffArgs {
+    /// The apps to bring back [default: every app of the project]
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+
+    #[command(flatten)]
+    pub project: ProjectArgs,
+
+    /// Print the daemon's answer as JSON
     #[arg(long)]
     pub json: bool,
 }

@@ -9,6 +9,7 @@ mod dial_stdio;
 mod down;
 mod history;
 mod logs;
+mod maintenance;
 mod plan;
 mod rollback;
 mod serve;
@@ -43,6 +44,7 @@ pub fn run(cli: Cli, origins: Origins) -> Result<ExitStatus, CliError> {
         Command::Config(args) => config::run(args),
         Command::Upgrade(args) => upgrade::run(args, &client(&cli.global, &origins, &env)?),
         Command::Wait(args) => wait::run(args, &client(&cli.global, &origins, &env)?),
+        Command::Maintenance(cmd) => maintenance::run(cmd, &client(&cli.global, &origins, &env)?),
         Command::Context(cmd) => context::run(cmd, &cli.global, &env),
         Command::Token(cmd) => token::run(cmd, &client(&cli.global, &origins, &env)?),
         Command::DialStdio => dial_stdio::run(&cli.global, &origins, &env),

@@ -101,6 +101,10 @@ async fn hooks_run_in_the_new_version_around_the_switch() {
     );
     answers(daemon.listen, "one").await;
     assert_eq!(hook_containers("cvr-hooks"), "");
+    assert_eq!(
+        answer_for(&daemon, "x", "/_cutover/ready/cvr-hooks/web").await,
+        "200 OK ready\n"
+    );
 
     // A failing migration: nothing starts, blue serves on.
     project.set_env("IT_GREETING=broken\n");
@@ -196,8 +200,8 @@ services:
       drain_timeout: 1s
 "#;
 
-async fn answer_for(daemon: &Daemon, host: &str) -> String {
-    let (status, body) = tcp_request(daemon.listen, Method::GET, "/", &[("host", host)])
+async fn answer_for(daemon: &Daemon, host: &str, path: &str) -> String {
+    let (status, body) = tcp_request(daemon.listen, Method::GET, path, &[("host", host)])
         .await
         .unwrap();
     format!("{status} {}", String::from_utf8_lossy(&body))
@@ -231,7 +235,7 @@ async fn a_route_another_project_holds_is_refused_before_anything_starts() {
     .unwrap();
     expect_code(&a.cutover(&daemon, &["deploy"]), 0, &daemon);
     assert_eq!(
-        answer_for(&daemon, "routes.test").await,
+        answer_for(&daemon, "routes.test", "/").await,
         "200 OK cvr-routes-a"
     );
 
@@ -248,18 +252,18 @@ async fn a_route_another_project_holds_is_refused_before_anything_starts() {
         args.extend(["--filter", "label=cutover.project=cvr-routes-b"]);
         assert_eq!(docker(&args), "", "{kind:?} of cvr-routes-b");
     }
-    assert!(answer_for(&daemon, "api-b.routes.test")
+    assert!(answer_for(&daemon, "api-b.routes.test", "/")
         .await
         .starts_with("404"));
     assert_eq!(
-        answer_for(&daemon, "routes.test").await,
+        answer_for(&daemon, "routes.test", "/").await,
         "200 OK cvr-routes-a"
     );
 
     // The holder's own route is replaced, not a conflict.
     expect_code(&a.cutover(&daemon, &["deploy", "--force"]), 0, &daemon);
     assert_eq!(
-        answer_for(&daemon, "routes.test").await,
+        answer_for(&daemon, "routes.test", "/").await,
         "200 OK cvr-routes-a"
     );
 }
@@ -292,6 +296,9 @@ services:
     );
     assert!(stderr.contains("`cutover down` removes it"), "{stderr}");
     assert!(!stderr.contains("keeps serving"), "{stderr}");
+    assert!(answer_for(&daemon, "x", "/_cutover/ready/cvr-first/web")
+        .await
+        .starts_with("404"),);
     // What it left: the network, which plan shows as there.
     let out = project.cutover(&daemon, &["plan"]);
     expect_code(&out, 0, &daemon);
@@ -300,4 +307,108 @@ services:
         "{}",
         text(&out.stdout)
     );
+}
+
+const PLAIN: &str = r#"
+name: PROJECT
+services:
+  web:
+    image: cutover-test-origin:latest
+    environment:
+      NAME: ${IT_GREETING}
+    stop_grace_period: 1s
+    x-cutover:
+      port: 8080
+      deploy_timeout: 30s
+      drain_timeout: 1s
+      keep: 1
+"#;
+
+/// `maintenance on` answers every new request with the 503 page and its
+/// Retry-After (curl, a client nobody here wrote), survives a restart of
+/// the daemon and a deploy behind it, shows in `status`; with `--hold`
+/// a request waits and is served once `maintenance off` ends it.
+#[tokio::test]
+async fn maintenance_takes_the_site_down_and_back() {
+    images();
+    let project = Project::new("cvr-maint", PLAIN, "IT_GREETING=one\n");
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = Daemon::in_dir(dir.path()).start().await;
+    expect_code(&project.cutover(&daemon, &["deploy"]), 0, &daemon);
+    answers(daemon.listen, "one").await;
+
+    let out = project.cutover(
+        &daemon,
+        &[
+            "maintenance",
+            "on",
+            "--message",
+            "back at ten",
+            "--retry-after",
+            "2m",
+        ],
+    );
+    expect_code(&out, 0, &daemon);
+    assert!(
+        text(&out.stdout).contains("web: in maintenance"),
+        "{}",
+        text(&out.stdout)
+    );
+    let curl = |daemon: &Daemon| {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-i", "--max-time", "20"])
+            .arg(format!("http://{}/", daemon.listen))
+            .output()
+            .expect("curl runs");
+        text(&out.stdout)
+    };
+    let page = curl(&daemon);
+    assert!(page.starts_with("HTTP/1.1 503"), "{page}");
+    assert!(
+        page.to_ascii_lowercase().contains("retry-after: 120"),
+        "{page}"
+    );
+    assert!(
+        page.ends_with("503 Service Unavailable: back at ten\n"),
+        "{page}"
+    );
+
+    // Kept by a restarted daemon, and by a deploy that switches behind it.
+    daemon.stop().await;
+    daemon = Daemon::in_dir(dir.path()).start().await;
+    assert!(curl(&daemon).starts_with("HTTP/1.1 503"));
+    project.set_env("IT_GREETING=two\n");
+    expect_code(&project.cutover(&daemon, &["deploy"]), 0, &daemon);
+    assert!(curl(&daemon).contains("back at ten"));
+    let out = project.cutover(&daemon, &["status"]);
+    expect_code(&out, 0, &daemon);
+    assert!(
+        text(&out.stdout).contains("web is in maintenance"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // Held instead: the request waits, then the live color answers it.
+    let out = project.cutover(&daemon, &["maintenance", "on", "web", "--hold", "30s"]);
+    expect_code(&out, 0, &daemon);
+    let listen = daemon.listen;
+    let held = std::thread::spawn(move || {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "--max-time", "20"])
+            .arg(format!("http://{listen}/"))
+            .output()
+            .expect("curl runs");
+        text(&out.stdout)
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!held.is_finished(), "a held request waits");
+    let out = project.cutover(&daemon, &["maintenance", "off"]);
+    expect_code(&out, 0, &daemon);
+    assert_eq!(text(&out.stdout), "web: serving\n");
+    assert_eq!(held.join().unwrap(), "two");
+
+    // Naming an app that is not routed is a usage error.
+    let out = project.cutover(&daemon, &["maintenance", "on", "nope"]);
+    expect_code(&out, 2, &daemon);
+    assert!(text(&out.stderr).contains("no app nope of project cvr-maint is routed"));
 }
