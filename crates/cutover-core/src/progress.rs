@@ -173,6 +173,20 @@ pub enum Outcome {
     Unknown,
 }
 
+impl Outcome {
+    /// The wire name (`ok`, `up_to_date`, ...), for metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::UpToDate => "up_to_date",
+            Outcome::Failed => "failed",
+            Outcome::LockTimeout => "lock_timeout",
+            Outcome::Invalid => "invalid",
+            Outcome::Unknown => "unknown",
+        }
+    }
+}
+
 /// One line of the NDJSON progress stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -230,6 +244,19 @@ pub enum ProgressEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_outcomes_label_is_its_wire_name() {
+        for o in [
+            Outcome::Ok,
+            Outcome::UpToDate,
+            Outcome::Failed,
+            Outcome::LockTimeout,
+            Outcome::Invalid,
+        ] {
+            assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
+        }
+    }
 
     #[test]
     fn a_deploy_body_is_for_the_project_the_url_names() {

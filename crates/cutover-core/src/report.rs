@@ -84,6 +84,11 @@ pub struct KeptVersion {
     /// Drained, and being stopped (its stop grace period runs).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stopping: bool,
+    /// Stopped, and it took a SIGKILL (exit code 137): it did not exit
+    /// within its stop grace period after SIGTERM, which usually means its
+    /// PID 1 ignores signals.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub killed: bool,
 }
 
 /// A compose service that is not routed (a database, a cache): one container.
@@ -180,6 +185,7 @@ mod tests {
                     released_ms: Some(1_763_990_000_000),
                     retiring: false,
                     stopping: false,
+                    killed: false,
                 }],
                 draining_connections: 0,
                 maintenance: None,

@@ -129,6 +129,11 @@ impl Progress {
         )
     }
 
+    /// When the operation was asked for: what `Finished` counts from.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
     pub fn recording(&self) -> &Arc<Recording> {
         &self.recording
     }

@@ -169,6 +169,7 @@ async fn rollback(
             config_hash: target.config_hash.clone(),
             color,
             operation: "rollback",
+            started: p.started(),
         },
         &state,
         &remove_after,

@@ -281,6 +281,10 @@ fn kept(c: &AppContainer, stopping: bool) -> KeptVersion {
         released_ms: c.release.as_ref().map(|r| r.released_ms),
         retiring: c.retiring,
         stopping,
+        // 128 + SIGKILL: what `docker stop` leaves when the grace period
+        // ran out (an OOM kill leaves it too; the hint names both).
+        killed: c.info.state == cutover_docker::ContainerState::Exited
+            && c.info.exit_code == Some(137),
     }
 }
 

@@ -100,6 +100,8 @@ pub(crate) struct Context {
     pub(crate) ports: crate::ports::PortRoutes,
     /// The HTTPS listener and its certificates, once enabled.
     pub(crate) https: std::sync::OnceLock<crate::https::Https>,
+    /// The deploy engine's operations, for `/metrics`.
+    pub(crate) operations: crate::operation_metrics::OperationMetrics,
 }
 
 impl Context {

@@ -284,6 +284,7 @@ impl Proxy {
                 handed_over: AtomicBool::new(false),
                 ports: Default::default(),
                 https: Default::default(),
+                operations: Default::default(),
             }),
         }
     }
@@ -621,7 +622,13 @@ impl Proxy {
         let mut out = metrics::render(&all, &self.inner.unrouted, &self.inner.connections);
         drop(services);
         metrics::render_certificates(&mut out, &self.certificates(), std::time::SystemTime::now());
+        self.inner.operations.render(&mut out);
         out
+    }
+
+    /// Where the deploy engine counts its operations for `/metrics`.
+    pub fn operation_metrics(&self) -> &crate::OperationMetrics {
+        &self.inner.operations
     }
 
     /// The data listener's address once `serve` has started.

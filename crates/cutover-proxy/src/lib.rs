@@ -16,6 +16,7 @@ mod health;
 mod https;
 mod maintenance;
 mod metrics;
+mod operation_metrics;
 mod ports;
 mod preface;
 mod proxy;
@@ -30,3 +31,4 @@ mod worker;
 
 pub use context::ProxyConfig;
 pub use handle::{DeployError, Proxy, RestoreError};
+pub use operation_metrics::OperationMetrics;

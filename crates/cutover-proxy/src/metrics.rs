@@ -112,7 +112,8 @@ pub(crate) struct ServiceGauges<'a> {
     pub targets: Vec<(&'a str, Color, bool)>,
 }
 
-fn escape(v: &str) -> String {
+/// A Prometheus label value.
+pub(crate) fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")

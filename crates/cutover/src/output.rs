@@ -185,8 +185,10 @@ pub fn project_status(s: &ProjectStatus, paint: Paint, now_ms: u64) -> String {
                                 format!("{} (stopping)", k.version)
                             } else if k.retiring {
                                 format!("{} (draining)", k.version)
+                            } else if k.killed {
+                                format!("{} (stopped, killed)", k.version)
                             } else {
-                                k.version.clone()
+                                format!("{} (stopped)", k.version)
                             }
                         })
                         .collect::<Vec<_>>()
@@ -238,6 +240,14 @@ pub fn project_status(s: &ProjectStatus, paint: Paint, now_ms: u64) -> String {
             "  ",
         ));
         for a in &s.apps {
+            for k in a.kept.iter().filter(|k| k.killed) {
+                out.push_str(&format!(
+                    "  {} {} version {} did not exit within its stop_grace_period after SIGTERM and was killed (exit 137): its PID 1 probably ignores signals; use `init: true`, or `exec` the app from a shell entrypoint (or it ran out of memory)\n",
+                    paint.yellow("!"),
+                    a.service,
+                    k.version
+                ));
+            }
             if let Some(m) = &a.maintenance {
                 out.push_str(&format!(
                     "  {} {} is in maintenance (since {}): {}; `cutover maintenance off` serves again\n",
@@ -608,9 +618,10 @@ mod tests {
                 },
                 "kept": [
                     {"version": "1e0d7b2", "version_id": "cd34", "container": "athens-backend-blue", "released_ms": 2, "retiring": true},
-                    {"version": "0a9f3e1", "version_id": "ef56", "container": "athens-backend-ef56", "released_ms": 1}
+                    {"version": "0a9f3e1", "version_id": "ef56", "container": "athens-backend-ef56", "released_ms": 1, "killed": true}
                 ],
-                "draining_connections": 2
+                "draining_connections": 2,
+                "maintenance": {"message": "back soon", "retry_after": "1m", "since_ms": 1_060_000}
             }],
             "accessories": [{
                 "service": "redis", "container": "athens-redis", "state": "running",
@@ -629,8 +640,10 @@ mod tests {
         let text = project_status(&sample(), Paint { on: false }, 1_000_000 + 180_000);
         insta::assert_snapshot!(text, @r"
         project athens
-          APP      COLOR  VERSION  HEALTH   SINCE   KEPT                         DRAINING  CONTAINER
-          backend  green  3f2a9c1  healthy  3m ago  1e0d7b2 (draining), 0a9f3e1  2         athens-backend-green
+          APP      COLOR  VERSION  HEALTH   SINCE   KEPT                                           DRAINING  CONTAINER
+          backend  green  3f2a9c1  healthy  3m ago  1e0d7b2 (draining), 0a9f3e1 (stopped, killed)  2         athens-backend-green
+          ! backend version 0a9f3e1 did not exit within its stop_grace_period after SIGTERM and was killed (exit 137): its PID 1 probably ignores signals; use `init: true`, or `exec` the app from a shell entrypoint (or it ran out of memory)
+          ! backend is in maintenance (since 2m ago): requests get a 503 page; `cutover maintenance off` serves again
           ACCESSORY  STATE              IMAGE    PUBLISHED  CONTAINER
           redis      running (healthy)  redis:7  -          athens-redis
           NETWORK             OWNER    ATTACHED
@@ -645,6 +658,7 @@ mod tests {
         assert_ne!(plain, painted, "the sample paints its color column");
         let strip = |t: &str| {
             t.replace("\x1b[32m", "")
+                .replace("\x1b[33m", "")
                 .replace("\x1b[34m", "")
                 .replace("\x1b[0m", "")
         };

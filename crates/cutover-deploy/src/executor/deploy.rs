@@ -494,6 +494,7 @@ async fn deploy_app(
         config_hash: hash,
         color,
         operation: "deploy",
+        started: p.started(),
     };
     match switch::roll_out(inner, p, project, candidate, state, &remove_after).await {
         Ok(()) => {

@@ -82,6 +82,11 @@ impl HookRun<'_> {
             duration_ms: started.elapsed().as_millis() as u64,
             error: result.as_ref().err().map(|e| e.message.clone()),
         };
+        inner.proxy.operation_metrics().operation(
+            self.project,
+            kind.as_str(),
+            entry.result.as_str(),
+        );
         if let Err(e) = inner.history.append_async(entry).await {
             p.warn(e);
         }

@@ -133,7 +133,19 @@ async fn run_exclusive(
         version: op.version.clone(),
         since: SystemTime::now(),
     };
-    let result = match inner.locks.acquire(&op.project, holder, wait_lock).await {
+    let waiting = |h: &Holder| {
+        p.warn(
+            Report::new(format!("project {} is locked by {h}; waiting", op.project)).hint(format!(
+                "it starts when that ends, or gives up after {} (--wait-lock)",
+                humantime::format_duration(wait_lock)
+            )),
+        )
+    };
+    let result = match inner
+        .locks
+        .acquire(&op.project, holder, wait_lock, waiting)
+        .await
+    {
         Ok(guard) => {
             // Under the lock, before anything changes: what another daemon
             // owns is never stopped, renamed or removed from here.
@@ -160,6 +172,13 @@ async fn run_exclusive(
         Ok((o, r)) => (o, r, op.ok_recorded_per_app && o == Outcome::Ok),
         Err(s) => (s.outcome, s.report, s.recorded),
     };
+    inner
+        .proxy
+        .operation_metrics()
+        .operation(&op.project, op.name, outcome.as_str());
+    if op.name == "down" && outcome == Outcome::Ok {
+        inner.proxy.operation_metrics().forget(&op.project);
+    }
     if !recorded {
         let entry = Entry {
             time_ms: now_ms(),

@@ -40,6 +40,9 @@ pub struct Candidate<'a> {
     pub config_hash: String,
     pub color: Color,
     pub operation: &'static str,
+    /// When the operation began: the app's history line counts from
+    /// there, build and pull included, as the operation's own output does.
+    pub started: tokio::time::Instant,
 }
 
 pub(crate) async fn roll_out(
@@ -50,7 +53,7 @@ pub(crate) async fn roll_out(
     state: &AppState,
     remove_after: &[String],
 ) -> Result<(), Stop> {
-    let started = tokio::time::Instant::now();
+    let started = cand.started;
     let result = roll_out_inner(inner, p, project, &cand, state, remove_after)
         .await
         .map_err(|s| first_deploy(s, state));
@@ -328,6 +331,17 @@ async fn roll_out_inner(
         }
         prune_container(inner, p, name).await?;
     }
+    let kept = state
+        .kept
+        .iter()
+        .map(AppContainer::name)
+        .chain(old.map(AppContainer::name))
+        .filter(|n| *n != slot && !prune.iter().any(|p| p == n))
+        .count();
+    inner
+        .proxy
+        .operation_metrics()
+        .switched(project, service, cand.started.elapsed(), kept);
     Ok(())
 }
 

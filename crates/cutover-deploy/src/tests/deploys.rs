@@ -134,6 +134,7 @@ async fn a_held_lock_times_out_naming_the_holder() {
                 since: std::time::SystemTime::now(),
             },
             std::time::Duration::ZERO,
+            |_| {},
         )
         .await
         .unwrap();

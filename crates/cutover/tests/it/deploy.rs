@@ -567,6 +567,10 @@ async fn a_second_deploy_exits_4_while_the_first_holds_the_lock() {
     expect_code(&out, 4, &daemon);
     let stderr = text(&out.stderr);
     assert!(stderr.contains("error: "), "{stderr}");
+    // While it waits it says who holds the project, once.
+    let waiting = "warning: project cvit-lock is locked by deploy";
+    assert_eq!(stderr.matches(waiting).count(), 1, "{stderr}");
+    assert!(stderr.contains("; waiting"), "{stderr}");
     let out = project.cutover(&daemon, &["deploy", "--json"]);
     expect_code(&out, 4, &daemon);
     assert_eq!(json_lines(&out).last().unwrap()["outcome"], "lock_timeout");

@@ -175,6 +175,19 @@ async fn hooks_run_in_the_new_version_around_the_switch() {
     assert_eq!(count("on_failure", "ok"), 2, "{runs:?}");
     assert_eq!(count("post_deploy", "ok"), 1, "{runs:?}");
     assert_eq!(count("post_deploy", "failed"), 1, "{runs:?}");
+
+    // The same in Prometheus, with the time to switch and what is kept.
+    let (_, metrics) = daemon.request(Method::GET, "/metrics", None).await;
+    let metrics = metrics.as_str().unwrap().to_string();
+    for want in [
+        "cutover_operations_total{project=\"cvr-hooks\",operation=\"deploy\",result=\"ok\"} 2\n",
+        "cutover_operations_total{project=\"cvr-hooks\",operation=\"deploy\",result=\"failed\"} 2\n",
+        "cutover_operations_total{project=\"cvr-hooks\",operation=\"pre_deploy\",result=\"failed\"} 2\n",
+        "cutover_kept_versions{project=\"cvr-hooks\",service=\"web\"} 1\n",
+        "cutover_last_switch_seconds{project=\"cvr-hooks\",service=\"web\"} ",
+    ] {
+        assert!(metrics.contains(want), "no {want:?} in:\n{metrics}");
+    }
 }
 
 const ROUTED: &str = r#"
@@ -411,4 +424,53 @@ async fn maintenance_takes_the_site_down_and_back() {
     let out = project.cutover(&daemon, &["maintenance", "on", "nope"]);
     expect_code(&out, 2, &daemon);
     assert!(text(&out.stderr).contains("no app nope of project cvr-maint is routed"));
+}
+
+/// An app whose PID 1 ignores SIGTERM (a shell that does not `exec` it) is
+/// killed when its stop grace period runs out; `status` says so, with the
+/// usual cause, next to the kept version it marks as stopped and killed.
+#[tokio::test]
+async fn status_says_when_an_old_color_had_to_be_killed() {
+    images();
+    let compose = r#"
+name: PROJECT
+services:
+  web:
+    image: cutover-test-origin:latest
+    entrypoint: ["sh", "-c", "/usr/local/bin/cutover-origin & wait"]
+    environment:
+      NAME: ${IT_GREETING}
+    stop_grace_period: 1s
+    x-cutover:
+      port: 8080
+      deploy_timeout: 30s
+      drain_timeout: 1s
+      websocket_drain_timeout: 1s
+"#;
+    let project = Project::new("cvr-killed", compose, "IT_GREETING=one\n");
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::in_dir(dir.path()).start().await;
+    expect_code(&project.cutover(&daemon, &["deploy"]), 0, &daemon);
+    project.set_env("IT_GREETING=two\n");
+    expect_code(&project.cutover(&daemon, &["deploy"]), 0, &daemon);
+    let start = std::time::Instant::now();
+    let shown = loop {
+        let out = project.cutover(&daemon, &["status"]);
+        expect_code(&out, 0, &daemon);
+        let shown = text(&out.stdout);
+        if shown.contains("(stopped, killed)") || start.elapsed() > crate::util::PATIENCE {
+            break shown;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    assert!(shown.contains("(stopped, killed)"), "{shown}");
+    assert!(
+        shown.contains(
+            "did not exit within its stop_grace_period after SIGTERM and was killed (exit 137)"
+        ),
+        "{shown}"
+    );
+    let out = project.cutover(&daemon, &["status", "--json"]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["apps"][0]["kept"][0]["killed"], true, "{status}");
 }
