@@ -118,10 +118,13 @@ pub async fn project_containers(
                 apps.entry(service.clone()).or_default().push(AppContainer {
                     service,
                     color,
-                    version: summary
-                        .labels
-                        .get(labels::VERSION)
-                        .cloned()
+                    // The release record's: a container is reused for a
+                    // deploy of its version under a new label (`--version`),
+                    // and an engine's labels cannot change.
+                    version: release
+                        .as_ref()
+                        .map(|r| r.version.clone())
+                        .or_else(|| summary.labels.get(labels::VERSION).cloned())
                         .unwrap_or_else(|| vid.clone()),
                     version_id: vid,
                     config_hash,

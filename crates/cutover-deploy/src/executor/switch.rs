@@ -136,6 +136,29 @@ async fn roll_out_inner(
         }
     }
 
+    // The version asked for, kept under another name (moved out of its
+    // slot by a later deploy): moved back into the slot rather than created
+    // again and the kept copy removed as if it were past `keep`.
+    if !reuse {
+        if let Some(copy) = state
+            .kept
+            .iter()
+            .find(|k| k.version_id == cand.version_id && k.name() != slot)
+        {
+            let step = p.step(format!("move {} back into {slot}", copy.name()));
+            inner.retirements.take_back(&copy.info.id).await;
+            match replicas::rename(engine, &copy.info, &slot).await {
+                Ok(()) => {
+                    p.done(step, None);
+                    prune.retain(|n| n != copy.name());
+                    reuse = true;
+                }
+                // A fresh container of the version does as well.
+                Err(e) => p.failed(step, format!("{e}; a new container is made instead")),
+            }
+        }
+    }
+
     inner
         .journal
         .begin_async(InProgress {
@@ -323,7 +346,20 @@ async fn roll_out_inner(
 
     let old = state.live.as_ref().filter(|o| o.name() != slot);
     if let Some(old) = old {
-        retire(inner, p, old, old_set, events, cand.app, &prune);
+        // A forced redeploy of the live version: the old color is the same
+        // version, not one to roll back to, so it does not take a kept place.
+        if old.version_id == cand.version_id {
+            prune.push(old.name().to_string());
+        }
+        let removed = if old.version_id == cand.version_id {
+            Some(format!("removed: the same version now serves from {slot}"))
+        } else {
+            prune
+                .iter()
+                .any(|n| n == old.name())
+                .then(|| "removed (past keep)".to_string())
+        };
+        retire(inner, p, old, old_set, events, cand.app, removed.as_deref());
     }
     for name in &prune {
         if *name == slot || old.is_some_and(|o| o.name() == name) {
@@ -347,7 +383,7 @@ async fn roll_out_inner(
 
 /// Hands the old color to a background retirement: the proxy drains it
 /// (WebSockets may take minutes), then it is stopped and kept, or removed
-/// when `prune` lists it. The deploy does not wait.
+/// when `removed` says why it goes. The deploy does not wait.
 fn retire(
     inner: &Inner,
     p: &Progress,
@@ -355,7 +391,7 @@ fn retire(
     old_set: Option<u64>,
     events: tokio::sync::broadcast::Receiver<cutover_core::status::Event>,
     app: &AppSpec,
-    prune: &[String],
+    removed: Option<&str>,
 ) {
     let t = &app.cutover.timeouts;
     let grace = old
@@ -363,7 +399,6 @@ fn retire(
         .as_ref()
         .map(|r| specs::stop_grace(&r.app.service))
         .unwrap_or_else(|| specs::stop_grace(&app.service));
-    let remove = prune.iter().any(|n| n == old.name());
     let step = p.step(format!("retire {} in the background", old.name()));
     inner.retirements.start(
         inner.engine.clone(),
@@ -379,7 +414,7 @@ fn retire(
             service: old.service.clone(),
             set_id: old_set,
             limit: t.drain.max(t.websocket_drain) + DRAIN_SLACK,
-            then: if remove {
+            then: if removed.is_some() {
                 Then::Remove
             } else {
                 Then::Stop(grace)
@@ -393,11 +428,7 @@ fn retire(
             "requests get up to {} and WebSockets up to {} to drain, then it is {}",
             humantime::format_duration(t.drain),
             humantime::format_duration(t.websocket_drain),
-            if remove {
-                "removed (past keep)"
-            } else {
-                "stopped and kept"
-            }
+            removed.unwrap_or("stopped and kept")
         )),
     );
 }

@@ -444,3 +444,113 @@ async fn an_apps_container_name_names_its_colors_and_kept_versions() {
         "{names:?}"
     );
 }
+
+fn steps(ev: &[ProgressEvent]) -> Vec<String> {
+    ev.iter()
+        .filter_map(|e| match e {
+            ProgressEvent::StepDone { what, detail, .. } => {
+                Some(format!("{what}: {}", detail.as_deref().unwrap_or("")))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Forced redeploys of one version under new labels (`--force --version`)
+/// keep no copy of it as if it were another version, and every view names
+/// the label asked for last, also when a kept container is reused.
+#[tokio::test]
+async fn forced_redeploys_of_one_version_keep_no_duplicates() {
+    let h = Harness::new().await;
+    let deploy = |greeting: &str, version: &str| {
+        let mut c = cmd(compose(greeting, 2));
+        c.force = true;
+        c.version = Some(version.into());
+        h.engine.deploy(c)
+    };
+    for v in ["1", "2", "3"] {
+        let ev = collect(deploy("hello", v)).await;
+        assert_eq!(outcome(&ev).0, Outcome::Ok, "{ev:#?}");
+        if v != "1" {
+            assert!(
+                steps(&ev)
+                    .iter()
+                    .any(|s| s.contains("removed: the same version now serves from")),
+                "{:#?}",
+                steps(&ev)
+            );
+        }
+        h.settle().await;
+    }
+    let st = h.engine.status("athens").await.unwrap();
+    let web = &st.apps[0];
+    assert_eq!(web.live.as_ref().unwrap().version, "3");
+    assert!(web.kept.is_empty(), "{:#?}", web.kept);
+    let apps: Vec<String> = h
+        .fake
+        .container_names()
+        .into_iter()
+        .filter(|n| n.starts_with("athens-web"))
+        .collect();
+    assert_eq!(apps.len(), 1, "{apps:?}");
+
+    // Another version, then the first content again under a new label: the
+    // kept container of that content is reused, and reads as the new label.
+    collect(deploy("bonjour", "4")).await;
+    h.settle().await;
+    let ev = collect(deploy("hello", "5")).await;
+    assert_eq!(outcome(&ev).0, Outcome::Ok, "{ev:#?}");
+    h.settle().await;
+    let st = h.engine.status("athens").await.unwrap();
+    let web = &st.apps[0];
+    assert_eq!(web.live.as_ref().unwrap().version, "5");
+    let kept: Vec<&str> = web.kept.iter().map(|k| k.version.as_str()).collect();
+    assert_eq!(kept, ["4"]);
+}
+
+/// A rollback to a version moved out of its slot moves that very container
+/// back instead of making a new one and removing it "past keep".
+#[tokio::test]
+async fn a_rollback_moves_the_kept_version_back_into_the_slot() {
+    let h = Harness::new().await;
+    for (greeting, v) in [("one", "1"), ("two", "2"), ("three", "3")] {
+        let mut c = cmd(compose(greeting, 2));
+        c.version = Some(v.into());
+        collect(h.engine.deploy(c)).await;
+        h.settle().await;
+    }
+    // Version 1 was moved out of blue by version 3.
+    let st = h.engine.status("athens").await.unwrap();
+    let one = st.apps[0]
+        .kept
+        .iter()
+        .find(|k| k.version == "1")
+        .unwrap()
+        .container
+        .clone();
+    assert!(!one.ends_with("-blue") && !one.ends_with("-green"), "{one}");
+    let mut rb = super::rollback::rollback_cmd();
+    rb.to = Some("1".into());
+    let ev = collect(h.engine.rollback("athens".into(), rb)).await;
+    assert_eq!(outcome(&ev).0, Outcome::Ok, "{ev:#?}");
+    let steps = steps(&ev);
+    assert!(
+        steps
+            .iter()
+            .any(|s| s.starts_with(&format!("move {one} back into athens-web-green"))),
+        "{steps:#?}"
+    );
+    assert!(
+        !steps.iter().any(|s| s.contains(&format!("remove {one}"))),
+        "{steps:#?}"
+    );
+    assert!(
+        steps.iter().any(|s| s.contains("kept version 1")),
+        "{steps:#?}"
+    );
+    h.settle().await;
+    assert_eq!(
+        h.fake.spec_of("athens-web-green").unwrap().env["GREETING"],
+        "one"
+    );
+}
