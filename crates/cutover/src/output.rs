@@ -384,6 +384,36 @@ fn short_id(id: &str) -> &str {
 
 /// The plan as steps in the order the deploy runs them. Env values never
 /// appear: only the keys that changed.
+/// The hooks each app the plan deploys will run, from the compose file the
+/// deploy sends; nothing when none has any.
+pub fn plan_hooks(
+    plan: &Plan,
+    hooks: &std::collections::BTreeMap<String, cutover_core::compose::Hooks>,
+) -> String {
+    let mut out = String::new();
+    for step in &plan.steps {
+        let Step::DeployApp { service, .. } = step else {
+            continue;
+        };
+        let Some(h) = hooks.get(service) else {
+            continue;
+        };
+        for (hook, when) in [
+            (&h.pre_deploy, "pre_deploy, before it starts"),
+            (&h.post_deploy, "post_deploy, after the switch"),
+            (&h.on_failure, "on_failure, if its deploy fails"),
+        ] {
+            if let Some(hook) = hook {
+                out.push_str(&format!(
+                    "  {service} runs {when}: {}\n",
+                    hook.command.join(" ")
+                ));
+            }
+        }
+    }
+    out
+}
+
 pub fn plan_text(project: &str, plan: &Plan) -> String {
     let mut out = format!("plan for project {project}:\n");
     let built = |service: &str| {

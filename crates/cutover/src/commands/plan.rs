@@ -18,6 +18,12 @@ pub fn run(args: &PlanArgs, client: &DaemonClient) -> Result<ExitStatus, CliErro
         crate::payload::inline_files(&mut project)?;
     }
     let name = project.name.clone();
+    let hooks: std::collections::BTreeMap<_, _> = project
+        .apps
+        .iter()
+        .filter(|a| !a.cutover.hooks.is_empty())
+        .map(|a| (a.service.name.clone(), a.cutover.hooks.clone()))
+        .collect();
     // The plan asks registries whether they have the images it would pull.
     let registry_auth =
         crate::docker_config::registry_auth(&project, &super::unicode_env(std::env::vars_os()))?;
@@ -51,5 +57,6 @@ pub fn run(args: &PlanArgs, client: &DaemonClient) -> Result<ExitStatus, CliErro
         .with_hint("the daemon may be another version of cutover; compare `cutover --version` with GET /v1/health")
     })?;
     stdout::print(&output::plan_text(&name, &plan))?;
+    stdout::print(&output::plan_hooks(&plan, &hooks))?;
     Ok(ExitStatus::Success)
 }

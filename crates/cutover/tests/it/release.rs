@@ -77,6 +77,17 @@ async fn hooks_run_in_the_new_version_around_the_switch() {
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::in_dir(dir.path()).start().await;
 
+    let out = project.cutover(&daemon, &["plan"]);
+    expect_code(&out, 0, &daemon);
+    let plan = text(&out.stdout);
+    assert!(
+        plan.contains("  web runs pre_deploy, before it starts: echo "),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("  web runs on_failure, if its deploy fails: "),
+        "{plan}"
+    );
     let out = project.cutover(&daemon, &["deploy"]);
     expect_code(&out, 0, &daemon);
     let stdout = text(&out.stdout);
