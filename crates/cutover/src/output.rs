@@ -7,7 +7,6 @@ use cutover_core::compose::EnvChanges;
 use cutover_core::plan::{
     ConfigChange, DeployReason, ImageAction, Plan, RecreateReason, StartReason, Step,
 };
-use cutover_core::progress::Outcome;
 use cutover_core::report::{HistoryEntry, ProjectStatus, ProjectSummary};
 use cutover_core::service::Color;
 use cutover_core::status::{Health, ServiceStatus, TargetSetStatus};
@@ -19,18 +18,6 @@ fn health(h: Health) -> &'static str {
         Health::Unknown => "unknown",
         Health::Healthy => "healthy",
         Health::Unhealthy => "unhealthy",
-    }
-}
-
-/// As the daemon spells it in JSON, so the table reads like `--json`.
-fn outcome(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Ok => "ok",
-        Outcome::UpToDate => "up_to_date",
-        Outcome::Failed => "failed",
-        Outcome::LockTimeout => "lock_timeout",
-        Outcome::Invalid => "invalid",
-        Outcome::Unknown => "unknown",
     }
 }
 
@@ -325,7 +312,7 @@ pub fn history_table(project: &str, entries: &[HistoryEntry]) -> String {
                 e.service.clone().unwrap_or_else(|| "-".into()),
                 e.version.clone().unwrap_or_else(|| "-".into()),
                 e.color.map_or("-", Color::as_str).to_string(),
-                outcome(e.result).to_string(),
+                e.result.as_str().to_string(),
                 crate::progress::elapsed(e.duration_ms),
                 e.error
                     .as_deref()
@@ -713,20 +700,6 @@ mod tests {
         2025-11-24T16:00:00Z  deploy     backend  42       green  ok            8.4s
         2025-11-24T16:10:00Z  deploy     -        -        -      lock_timeout  30.0s  project athens is busy
         ");
-    }
-
-    /// A new or renamed outcome must not read differently here and in `--json`.
-    #[test]
-    fn outcomes_read_as_the_json_names_them() {
-        for o in [
-            Outcome::Ok,
-            Outcome::UpToDate,
-            Outcome::Failed,
-            Outcome::LockTimeout,
-            Outcome::Invalid,
-        ] {
-            assert_eq!(serde_json::to_value(o).unwrap(), outcome(o));
-        }
     }
 
     #[test]
