@@ -154,6 +154,14 @@ impl Retirements {
         lock(&self.entries).contains_key(id)
     }
 
+    /// Whether container `id` is removed once drained (past `keep`, or a
+    /// copy of the version that now serves): no version kept for rollback.
+    pub fn is_going(&self, id: &str) -> bool {
+        lock(&self.entries)
+            .get(id)
+            .is_some_and(|e| matches!(e.then, Then::Remove))
+    }
+
     /// Whether container `id` is drained and its stop is under way.
     pub fn is_stopping(&self, id: &str) -> bool {
         lock(&self.entries).get(id).is_some_and(|e| e.acting)

@@ -47,9 +47,12 @@ impl DeployEngine {
                 service: service.clone(),
                 route,
                 live,
+                // One that goes when drained is not kept: its connections
+                // are in `draining_connections`.
                 kept: state
                     .kept
                     .iter()
+                    .filter(|c| !inner.retirements.is_going(&c.info.id))
                     .map(|c| kept(c, inner.retirements.is_stopping(&c.info.id)))
                     .collect(),
                 draining_connections: ps

@@ -485,3 +485,80 @@ services:
     let status: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["apps"][0]["kept"][0]["killed"], true, "{status}");
 }
+
+/// Forced redeploys of one version under new labels keep no copy of it
+/// as another version, and `status`, `history` and the container agree on
+/// the label asked for last; a rollback to a version moved out of its slot
+/// moves that container back, and the history names every label.
+#[tokio::test]
+async fn versions_kept_are_exact_across_forced_redeploys_and_rollbacks() {
+    images();
+    let project = Project::new(
+        "cvr-versions",
+        &PLAIN.replace("keep: 1", "keep: 2"),
+        "IT_GREETING=one\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::in_dir(dir.path()).start().await;
+    let deploy = |args: &[&str]| {
+        let out = project.cutover(&daemon, args);
+        expect_code(&out, 0, &daemon);
+        text(&out.stdout)
+    };
+    let status = || {
+        let out = project.cutover(&daemon, &["status", "--json"]);
+        expect_code(&out, 0, &daemon);
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    deploy(&["deploy", "--version-label", "v1"]);
+    let shown = deploy(&["deploy", "--force", "--version-label", "v2"]);
+    assert!(
+        shown.contains("removed: the same version now serves from cvr-versions-web-green"),
+        "{shown}"
+    );
+    let st = status();
+    assert_eq!(st["apps"][0]["live"]["version"], "v2", "{st}");
+    assert_eq!(st["apps"][0]["kept"], serde_json::json!([]), "{st}");
+
+    // Two other versions: v2 is moved out of its slot by the second.
+    project.set_env("IT_GREETING=two\n");
+    deploy(&["deploy", "--version-label", "v3"]);
+    project.set_env("IT_GREETING=three\n");
+    deploy(&["deploy", "--version-label", "v4"]);
+    let st = status();
+    let kept: Vec<&str> = st["apps"][0]["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(kept, ["v3", "v2"], "{st}");
+    let moved = st["apps"][0]["kept"][1]["container"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        !moved.ends_with("-blue") && !moved.ends_with("-green"),
+        "{moved}"
+    );
+
+    let out = project.cutover(&daemon, &["rollback", "--to", "v2"]);
+    expect_code(&out, 0, &daemon);
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains(&format!("move {moved} back into cvr-versions-web-")),
+        "{shown}"
+    );
+    assert!(!shown.contains(&format!("remove {moved}")), "{shown}");
+    answers(daemon.listen, "one").await;
+    assert_eq!(status()["apps"][0]["live"]["version"], "v2");
+
+    let out = project.cutover(&daemon, &["history", "--json"]);
+    let history: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let versions: Vec<&str> = history
+        .iter()
+        .filter(|e| e["service"] == "web")
+        .map(|e| e["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, ["v1", "v2", "v3", "v4", "v2"], "{history:?}");
+}
