@@ -391,10 +391,7 @@ pub fn plan_hooks(
             (&h.on_failure, "on_failure, if its deploy fails"),
         ] {
             if let Some(hook) = hook {
-                out.push_str(&format!(
-                    "  {service} runs {when}: {}\n",
-                    hook.command.join(" ")
-                ));
+                out.push_str(&format!("  {service} runs {when}: {}\n", hook.shown()));
             }
         }
     }

@@ -137,6 +137,13 @@ pub struct Hook {
     pub timeout: Duration,
 }
 
+impl Hook {
+    /// The command as the progress and `plan` show it.
+    pub fn shown(&self) -> String {
+        self.command.join(" ")
+    }
+}
+
 /// A hook's `timeout` when it sets none: migrations can be slow, but not
 /// unbounded.
 pub const HOOK_TIMEOUT: Duration = Duration::from_secs(600);

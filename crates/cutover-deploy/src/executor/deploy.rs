@@ -64,6 +64,7 @@ impl DeployEngine {
                 images.insert(spec.image.clone(), id);
             }
         }
+        check_routes(&self.inner, desired, &selected)?;
         let (mut plan, _) = plan_selected(&self.inner, cmd, &selected, &images).await?;
         // An image the deploy would pull is asked of its registry now, so
         // a wrong name or a missing login shows before the deploy.
@@ -193,7 +194,6 @@ async fn plan_selected(
     };
     let mut plan = plan_with(desired, &observed, &options).map_err(Stop::invalid)?;
     plan.steps.retain(|s| wanted(s, selected));
-    check_routes(inner, desired, selected)?;
     // Images of apps not deployed now are not fetched either.
     plan.images.retain(|i| {
         i.services

@@ -58,10 +58,7 @@ impl HookRun<'_> {
         };
         let service = &self.app.service.name;
         let started = tokio::time::Instant::now();
-        let step = p.step(format!(
-            "run {kind} hook of {service}: {}",
-            shown(&hook.command)
-        ));
+        let step = p.step(format!("run {kind} hook of {service}: {}", hook.shown()));
         let result = self.run_hook(inner, p, kind, hook, error).await;
         match &result {
             Ok(()) => p.done(step, None),
@@ -161,7 +158,7 @@ impl HookRun<'_> {
             code => Err(Report::new(format!(
                 "the {kind} hook of {} ({}) exited with code {code}",
                 self.app.service.name,
-                shown(&hook.command)
+                hook.shown()
             ))
             .hint("its output is above; fix what it reports, then deploy again")),
         }
@@ -249,19 +246,4 @@ async fn clear(inner: &Inner, project: &str, name: &str) -> Result<(), Report> {
         .await
         .map(|_| ())
         .map_err(Report::from)
-}
-
-/// A command as a user would type it.
-fn shown(command: &[String]) -> String {
-    command
-        .iter()
-        .map(|w| {
-            if w.is_empty() || w.contains(char::is_whitespace) {
-                format!("{w:?}")
-            } else {
-                w.clone()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
