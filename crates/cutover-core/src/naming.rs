@@ -17,6 +17,12 @@ pub fn kept(slot_base: &str, version_id: &str) -> String {
     format!("{slot_base}-{version_id}")
 }
 
+/// `<slot base>-<version id>-going`: a container moved out of its slot
+/// that is removed once drained (no version kept for rollback).
+pub fn going(slot_base: &str, version_id: &str) -> String {
+    format!("{slot_base}-{version_id}-going")
+}
+
 /// `<project>-<service>`: an accessory without `container_name:`.
 pub fn accessory(project: &str, service: &str) -> String {
     format!("{project}-{service}")

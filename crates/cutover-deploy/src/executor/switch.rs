@@ -140,9 +140,20 @@ async fn roll_out_inner(
     // slot by a later deploy): moved back into the slot rather than created
     // again and the kept copy removed as if it were past `keep`.
     if !reuse {
+        // Not one that is going (a forced redeploy's copy, removed once
+        // drained, or whose removal the engine left half-done).
+        let usable = |k: &&AppContainer| {
+            !inner.retirements.is_going(&k.info.id)
+                && !matches!(
+                    k.info.state,
+                    cutover_docker::ContainerState::Removing | cutover_docker::ContainerState::Dead
+                )
+                && k.release.is_some()
+        };
         if let Some(copy) = state
             .kept
             .iter()
+            .filter(usable)
             .find(|k| k.version_id == cand.version_id && k.name() != slot)
         {
             let step = p.step(format!("move {} back into {slot}", copy.name()));
@@ -473,7 +484,15 @@ async fn make_room(
         .name()
         .rsplit_once('-')
         .map_or(occupant.name(), |(base, _)| base);
-    let new_name = cutover_core::naming::kept(base, &occupant.version_id);
+    // One that goes once drained gets a name of its own: a kept container
+    // of the same version (a forced redeploy's) may need `kept`'s name
+    // later, and the plan's removal of this one must not hit that one.
+    let going = occupant.release.is_none() || inner.retirements.is_going(&occupant.info.id);
+    let new_name = if going {
+        cutover_core::naming::going(base, &occupant.version_id)
+    } else {
+        cutover_core::naming::kept(base, &occupant.version_id)
+    };
     let step = p.step(format!("keep {} as {new_name}", occupant.name()));
     let engine = &*inner.engine;
     let moved = async {
@@ -517,6 +536,12 @@ async fn make_room(
                 .await;
             p.done(step, None);
             Ok(Some(new_name))
+        }
+        // Its retirement removed it just now (it was going once drained):
+        // the slot is free.
+        Err(e) if e.is_not_found() => {
+            p.done(step, Some("it was removed as its drain ended".into()));
+            Ok(None)
         }
         Err(e) => {
             p.failed(step, &e);
