@@ -38,6 +38,18 @@ impl AppContainer {
         &self.info.name
     }
 
+    /// Removed once drained (a forced redeploy's copy, or one past `keep`),
+    /// or its removal is under way or was left half-done by the engine: no
+    /// version kept for rollback, so it neither counts toward `keep` nor is
+    /// moved back.
+    pub fn going(&self, retirements: &Retirements) -> bool {
+        retirements.is_going(&self.info.id)
+            || matches!(
+                self.info.state,
+                ContainerState::Removing | ContainerState::Dead
+            )
+    }
+
     fn observed(&self) -> ObservedVersion {
         ObservedVersion {
             color: self.color,
@@ -240,7 +252,12 @@ pub async fn observe(
             service.clone(),
             ObservedApp {
                 live: app.live.as_ref().map(AppContainer::observed),
-                kept: app.kept.iter().map(AppContainer::observed).collect(),
+                kept: app
+                    .kept
+                    .iter()
+                    .filter(|k| !k.going(retirements))
+                    .map(AppContainer::observed)
+                    .collect(),
                 settings: app
                     .live
                     .as_ref()

@@ -57,6 +57,10 @@ struct Entry {
     /// Set once the final stop or removal has begun: from then on the
     /// container can no longer be taken back, only waited for.
     acting: bool,
+    /// Held while the retirement stops or removes the container, and by a
+    /// deploy renaming it: the engine fails a removal racing a rename
+    /// ("unlinkat …: directory not empty") and leaves it half-removed.
+    engine_op: Arc<tokio::sync::Mutex<()>>,
     cancel: CancellationToken,
     finished: CancellationToken,
 }
@@ -90,6 +94,7 @@ impl Retirements {
                 project: what.project.clone(),
                 then: what.then,
                 acting: false,
+                engine_op: Arc::default(),
                 cancel: cancel.clone(),
                 finished: finished.clone(),
             },
@@ -106,16 +111,17 @@ impl Retirements {
                 _ = cancel.cancelled() => return,
                 d = tokio::time::timeout(what.limit, drained(&proxy, what.set_id, events)) => d,
             };
-            let then = {
+            let (then, engine_op) = {
                 let mut map = lock(&entries);
                 match map.get_mut(&id) {
                     Some(e) if e.generation == generation && !e.cancel.is_cancelled() => {
                         e.acting = true;
-                        e.then
+                        (e.then, e.engine_op.clone())
                     }
                     _ => return,
                 }
             };
+            let _engine_op = engine_op.lock_owned().await;
             match drained {
                 Ok(Some((cut, closed))) if cut + closed > 0 => tracing::info!(
                     project = %what.project, service = %what.service, container = %id,
@@ -160,6 +166,13 @@ impl Retirements {
         lock(&self.entries)
             .get(id)
             .is_some_and(|e| matches!(e.then, Then::Remove))
+    }
+
+    /// Keeps the retirement of container `id` (if any) from stopping or
+    /// removing it until the guard drops; waits while it does so now.
+    pub(crate) async fn exclusive(&self, id: &str) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        let op = lock(&self.entries).get(id).map(|e| e.engine_op.clone())?;
+        Some(op.lock_owned().await)
     }
 
     /// Whether container `id` is drained and its stop is under way.

@@ -140,17 +140,14 @@ async fn rollback(
     let color = live.color.other();
     let slot = target.app.slot(project, color);
     let keep = target.app.cutover.keep as usize;
-    let mut remove_after: Vec<String> = state
-        .kept
-        .iter()
+    let kept = || state.kept.iter().filter(|k| !k.going(&inner.retirements));
+    let mut remove_after: Vec<String> = kept()
         .filter(|k| k.version_id == target.version_id && k.name() != slot)
         .map(|k| k.name().to_string())
         .collect();
     let others: Vec<String> = std::iter::once(live.name().to_string())
         .chain(
-            state
-                .kept
-                .iter()
+            kept()
                 .filter(|k| k.version_id != target.version_id)
                 .map(|k| k.name().to_string()),
         )

@@ -52,7 +52,7 @@ impl DeployEngine {
                 kept: state
                     .kept
                     .iter()
-                    .filter(|c| !inner.retirements.is_going(&c.info.id))
+                    .filter(|c| !c.going(&inner.retirements))
                     .map(|c| kept(c, inner.retirements.is_stopping(&c.info.id)))
                     .collect(),
                 draining_connections: ps

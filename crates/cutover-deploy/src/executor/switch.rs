@@ -101,6 +101,15 @@ async fn roll_out_inner(
 
     let mut reuse = false;
     let mut prune: Vec<String> = remove_after.to_vec();
+    // One the engine left half-removed is debris, not a version to keep.
+    prune.extend(
+        state
+            .kept
+            .iter()
+            .filter(|k| k.info.state == cutover_docker::ContainerState::Dead)
+            .filter(|k| !inner.retirements.is_retiring(&k.info.id))
+            .map(|k| k.name().to_string()),
+    );
     if let Some(occupant) = state.kept.iter().find(|k| k.name() == slot) {
         if occupant.version_id == cand.version_id {
             reuse = true;
@@ -142,14 +151,7 @@ async fn roll_out_inner(
     if !reuse {
         // Not one that is going (a forced redeploy's copy, removed once
         // drained, or whose removal the engine left half-done).
-        let usable = |k: &&AppContainer| {
-            !inner.retirements.is_going(&k.info.id)
-                && !matches!(
-                    k.info.state,
-                    cutover_docker::ContainerState::Removing | cutover_docker::ContainerState::Dead
-                )
-                && k.release.is_some()
-        };
+        let usable = |k: &&AppContainer| !k.going(&inner.retirements) && k.release.is_some();
         if let Some(copy) = state
             .kept
             .iter()
@@ -495,6 +497,7 @@ async fn make_room(
     };
     let step = p.step(format!("keep {} as {new_name}", occupant.name()));
     let engine = &*inner.engine;
+    let _no_retirement_meanwhile = inner.retirements.exclusive(&occupant.info.id).await;
     let moved = async {
         // A stopped copy of the same version under that name (from before
         // renames were used) is redundant with the occupant.
