@@ -17,6 +17,7 @@ pub mod registry;
 pub mod report;
 pub mod route;
 pub mod service;
+pub mod stage;
 pub mod status;
 pub mod sync;
 pub mod target;

@@ -44,6 +44,13 @@ pub struct TargetSetStatus {
     /// Unix time in milliseconds when the set entered its current state.
     pub since_ms: u64,
     pub targets: Vec<TargetStatus>,
+    /// Requests the set answered, and those it answered with a 5xx or
+    /// could not answer (502, 504): while a staged set serves beside the
+    /// live one, the two are compared by these.
+    #[serde(default)]
+    pub requests: u64,
+    #[serde(default)]
+    pub errors: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +63,18 @@ pub struct ServiceStatus {
     /// Set while the route is in maintenance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maintenance: Option<crate::maintenance::Maintenance>,
+    /// A version staged beside the active set (`deploy --preview` or
+    /// `--canary`), until it is promoted or aborted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staged: Option<StagedStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StagedStatus {
+    pub stage: crate::stage::Stage,
+    /// The request that staged it; promoting makes it the route's config.
+    pub config: DeployRequest,
+    pub set: TargetSetStatus,
 }
 
 /// Something that happened in the daemon, streamed to whoever listens.
@@ -105,6 +124,15 @@ pub struct PersistedService {
     pub request: DeployRequest,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maintenance: Option<crate::maintenance::Maintenance>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staged: Option<PersistedStage>,
+}
+
+/// A staged set as the state file keeps it: it comes back staged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersistedStage {
+    pub request: DeployRequest,
+    pub stage: crate::stage::Stage,
 }
 
 /// The answer of the drain long-poll.

@@ -11,7 +11,9 @@ use cutover_core::diag::{Diagnose, Report};
 use cutover_core::maintenance::Maintenance;
 use cutover_core::route::{RouteError, RouteTable};
 use cutover_core::service::{validate_service_name, Color, DeployRequest, HealthCheck};
-use cutover_core::status::{Event, Health, PersistedService, ProxyState, ServiceStatus};
+use cutover_core::status::{
+    Event, Health, PersistedService, PersistedStage, ProxyState, ServiceStatus,
+};
 use cutover_core::sync::lock;
 use cutover_core::tls::CertificateStatus;
 use cutover_tls::{Certificates, Want};
@@ -113,12 +115,14 @@ impl Context {
     }
 
     /// Rebuilds the route table from the services; the caller holds the lock.
-    fn snapshot(services: &BTreeMap<String, ServiceEntry>) -> Result<Snapshot, RouteError> {
+    pub(crate) fn snapshot(
+        services: &BTreeMap<String, ServiceEntry>,
+    ) -> Result<Snapshot, RouteError> {
         let mut table = RouteTable::new();
         let mut by_service = std::collections::HashMap::new();
         for (name, e) in services {
             let tls = e.config.tls.as_ref();
-            let route = Arc::new(Route {
+            let route = Route {
                 service: e.service.clone(),
                 set: e.active.clone(),
                 redirect_to_https: tls.is_some_and(|t| t.redirect),
@@ -126,20 +130,41 @@ impl Context {
                     http::HeaderValue::from_str(&format!("max-age={}", max_age.as_secs())).ok()
                 }),
                 maintenance: e.maintenance.clone(),
-            });
+                staged: None,
+            };
+            let prefix = e.config.path_prefix.as_deref();
+            // A preview host reaches the staged set alone, as if it were
+            // the active one.
+            let route = match &e.staged {
+                Some(staged) => {
+                    if on_main_listener(&e.config) && !staged.stage.preview_hosts.is_empty() {
+                        let preview = Route {
+                            set: staged.set.clone(),
+                            ..route.clone()
+                        };
+                        table.insert(&staged.stage.preview_hosts, prefix, Arc::new(preview))?;
+                    }
+                    Route {
+                        staged: Some(crate::stage::StagedRoute {
+                            set: staged.set.clone(),
+                            stage: staged.stage.clone(),
+                            cookie_path: prefix.unwrap_or("/").to_string(),
+                        }),
+                        ..route
+                    }
+                }
+                None => route,
+            };
+            let route = Arc::new(route);
             if on_main_listener(&e.config) {
-                table.insert(
-                    &e.config.hosts,
-                    e.config.path_prefix.as_deref(),
-                    route.clone(),
-                )?;
+                table.insert(&e.config.hosts, prefix, route.clone())?;
             }
             by_service.insert(name.clone(), route);
         }
         Ok(Snapshot { table, by_service })
     }
 
-    fn new_set(
+    pub(crate) fn new_set(
         &self,
         service: &str,
         color: Color,
@@ -157,8 +182,12 @@ impl Context {
         ))
     }
 
-    fn start_monitor(self: &Arc<Self>, set: &Arc<TargetSet>, hc: &HealthCheck) {
-        if tokio::runtime::Handle::try_current().is_ok() {
+    /// Starts the set's health monitor, once: a promoted staged set keeps
+    /// the one it got when it was staged.
+    pub(crate) fn start_monitor(self: &Arc<Self>, set: &Arc<TargetSet>, hc: &HealthCheck) {
+        if tokio::runtime::Handle::try_current().is_ok()
+            && !set.monitored.swap(true, Ordering::Relaxed)
+        {
             self.tasks
                 .spawn(health::monitor(self.clone(), set.clone(), hc.clone()));
         }
@@ -168,7 +197,7 @@ impl Context {
     /// one. The new snapshot is published before the old set is marked
     /// draining, so a request never finds no route in between. `announce`
     /// emits Switched (a restore does not).
-    fn install(
+    pub(crate) fn install(
         self: &Arc<Self>,
         name: &str,
         req: DeployRequest,
@@ -195,6 +224,13 @@ impl Context {
         // Maintenance is the operator's, not the version's: a deploy
         // during it switches behind the maintenance page.
         let maintenance = services.live.get(name).and_then(|e| e.maintenance.clone());
+        // A staged set stays staged across a route update; promoting it
+        // (installing that very set) ends the stage.
+        let staged = services
+            .live
+            .get(name)
+            .and_then(|e| e.staged.clone())
+            .filter(|s| !Arc::ptr_eq(&s.set, &set));
         let old_entry = services.live.insert(
             name.to_string(),
             ServiceEntry {
@@ -203,6 +239,7 @@ impl Context {
                 active: set.clone(),
                 draining,
                 maintenance,
+                staged,
             },
         );
         let snapshot = match Self::snapshot(&services.live) {
@@ -254,7 +291,7 @@ impl Context {
 
 /// The one check of a deploy request (the same the control API makes), so
 /// a request from the deploy engine or the state file meets the same rules.
-fn validate(service: &str, req: &DeployRequest) -> Result<(), DeployError> {
+pub(crate) fn validate(service: &str, req: &DeployRequest) -> Result<(), DeployError> {
     validate_service_name(service)
         .and_then(|()| req.validate())
         .map_err(DeployError::Invalid)
@@ -476,6 +513,10 @@ impl Proxy {
                     name: name.clone(),
                     request: e.config.clone(),
                     maintenance: e.maintenance.as_ref().map(|g| g.spec.clone()),
+                    staged: e.staged.as_ref().map(|s| PersistedStage {
+                        request: s.config.clone(),
+                        stage: s.stage.clone(),
+                    }),
                 })
                 .collect(),
         }
@@ -520,6 +561,17 @@ impl Proxy {
             self.inner.ports.commit(&s.name, &listen);
             if let Some(m) = s.maintenance {
                 self.set_maintenance(&s.name, Some(m))
+                    .map_err(|e| failed(index, &s.name, e))?;
+            }
+            // Staged again without a gate: its targets are probed at once,
+            // and a promote needs a healthy one.
+            if let Some(st) = s.staged {
+                let color = st.request.color.unwrap_or(color.other());
+                let set = self
+                    .inner
+                    .new_set(&s.name, color, &st.request, Health::Unknown);
+                self.inner
+                    .put_staged(&s.name, st.request, set, st.stage)
                     .map_err(|e| failed(index, &s.name, e))?;
             }
         }
@@ -710,6 +762,7 @@ mod tests {
                     name: "web".into(),
                     request: r,
                     maintenance: None,
+                    staged: None,
                 }],
             })
             .unwrap();

@@ -23,6 +23,7 @@ mod proxy;
 mod router;
 mod server;
 mod service;
+mod stage;
 pub mod state;
 mod target;
 mod upstream;

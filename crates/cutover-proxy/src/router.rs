@@ -11,6 +11,7 @@ use crate::service::Service;
 use crate::target::TargetSet;
 
 /// Where one service's requests go right now.
+#[derive(Clone)]
 pub(crate) struct Route {
     pub service: Arc<Service>,
     pub set: Arc<TargetSet>,
@@ -20,6 +21,8 @@ pub(crate) struct Route {
     pub hsts: Option<http::HeaderValue>,
     /// Set while the route is in maintenance.
     pub maintenance: Option<Arc<crate::maintenance::Gate>>,
+    /// A set staged beside `set`, for the requests that ask for it.
+    pub staged: Option<crate::stage::StagedRoute>,
 }
 
 #[derive(Default)]

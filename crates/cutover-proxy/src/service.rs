@@ -34,6 +34,8 @@ pub(crate) struct ServiceEntry {
     pub draining: Vec<Arc<TargetSet>>,
     /// Set while the route is in maintenance; kept across deploys.
     pub maintenance: Option<Arc<crate::maintenance::Gate>>,
+    /// A set staged beside `active` (preview or canary).
+    pub staged: Option<crate::stage::Staged>,
 }
 
 impl ServiceEntry {
@@ -44,6 +46,7 @@ impl ServiceEntry {
             active: self.active.status(),
             draining: self.draining.iter().map(|s| s.status()).collect(),
             maintenance: self.maintenance.as_ref().map(|g| g.spec.clone()),
+            staged: self.staged.as_ref().map(crate::stage::Staged::status),
         }
     }
 }

@@ -256,6 +256,7 @@ mod tests {
                     tls: None,
                 },
                 maintenance: None,
+                staged: None,
             }],
         }
     }

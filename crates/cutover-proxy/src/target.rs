@@ -216,6 +216,12 @@ pub(crate) struct TargetSet {
     pub monitor_stop: CancellationToken,
     pub cut_requests: AtomicU64,
     pub closed_websockets: AtomicU64,
+    /// Answered requests, and of those the 5xx (ours or the app's).
+    pub requests: AtomicU64,
+    pub errors: AtomicU64,
+    /// Set once a health monitor runs for the set: a staged set keeps the
+    /// one it got when staged after it is promoted.
+    pub monitored: AtomicBool,
 }
 
 impl TargetSet {
@@ -247,6 +253,9 @@ impl TargetSet {
             monitor_stop: shutdown.child_token(),
             cut_requests: AtomicU64::new(0),
             closed_websockets: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            monitored: AtomicBool::new(false),
         }
     }
 
@@ -257,6 +266,14 @@ impl TargetSet {
     /// candidate: like nginx with all upstreams marked failed, we would rather
     /// try a target a flaky probe called unhealthy than answer 503 to all; a
     /// target that is really down then fails fast on connect (502).
+    /// Counts an answered request for the per-color comparison.
+    pub fn answered(&self, status: u16) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if status >= 500 {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     pub fn pick(&self, tried: u64) -> Option<usize> {
         let n = self.targets.len();
         let untried = |i: usize| i >= 64 || tried & (1 << i) == 0;
@@ -323,6 +340,8 @@ impl TargetSet {
             state: self.state(),
             since_ms: self.since_ms.load(Ordering::Relaxed),
             targets: self.targets.iter().map(Target::status).collect(),
+            requests: self.requests.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
         }
     }
 }

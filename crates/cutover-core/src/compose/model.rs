@@ -63,6 +63,9 @@ pub struct AppSettings {
     pub port: u16,
     pub health: HealthCheck,
     pub hosts: Vec<String>,
+    /// Hosts that reach only a staged version (`deploy --preview`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preview_hosts: Vec<String>,
     pub path_prefix: Option<String>,
     pub timeouts: Timeouts,
     /// Old versions kept (stopped) for rollback.

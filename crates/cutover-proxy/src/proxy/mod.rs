@@ -38,6 +38,7 @@ use crate::access_log::{self, LogCtx};
 use crate::body::{ReqBody, ReqBodyError};
 use crate::context::Context;
 use crate::router::Route;
+use crate::stage;
 use crate::target::{InFlight, Upgraded};
 use crate::upstream::{self, Failure, UpstreamBody};
 
@@ -90,10 +91,14 @@ pub(crate) async fn handle(
     if let Err(Answer(status, page)) = resolve_dot_segments(&mut req) {
         return Ok(pages::unrouted(inner, &req, start, status, page));
     }
-    let Some((route, guard)) = route_and_enter(inner, &conn, &req) else {
+    let Some(entered) = route_and_enter(inner, &conn, &req) else {
         return Ok(not_routed(inner, &req, start));
     };
-    let (route, guard) = match through_maintenance(inner, &conn, &req, route, guard, start).await {
+    let Entered {
+        route,
+        guard,
+        canary_cookie,
+    } = match through_maintenance(inner, &conn, &req, entered, start).await {
         Ok(entered) => entered,
         Err(resp) => return Ok(resp),
     };
@@ -127,6 +132,9 @@ pub(crate) async fn handle(
     if let Some(hsts) = hsts {
         resp.headers_mut()
             .insert(header::STRICT_TRANSPORT_SECURITY, hsts);
+    }
+    if let Some(cookie) = canary_cookie {
+        resp.headers_mut().append(header::SET_COOKIE, cookie);
     }
     Ok(resp)
 }
@@ -162,30 +170,41 @@ async fn through_maintenance(
     inner: &Context,
     conn: &ConnInfo,
     req: &Request<Incoming>,
-    route: Arc<Route>,
-    guard: InFlight,
+    entered: Entered,
     start: Instant,
-) -> Result<(Arc<Route>, InFlight), Response<RespBody>> {
-    let Some(gate) = route.maintenance.clone() else {
-        return Ok((route, guard));
+) -> Result<Entered, Response<RespBody>> {
+    let Some(gate) = entered.route.maintenance.clone() else {
+        return Ok(entered);
     };
     let log = || access_log::enabled(inner.config.access_log).then(|| pages::log_ctx(req));
     let Some(hold) = gate.spec.hold else {
-        return Err(pages::maintenance(&route, &gate, guard, start, log()));
+        return Err(pages::maintenance(
+            &entered.route,
+            &gate,
+            entered.guard,
+            start,
+            log(),
+        ));
     };
-    drop((route, guard));
+    drop(entered);
     tokio::select! {
         _ = gate.ended.cancelled() => {}
         _ = tokio::time::sleep(hold) => {}
         _ = inner.shutdown.cancelled() => {}
     }
-    let Some((route, guard)) = route_and_enter(inner, conn, req) else {
+    let Some(entered) = route_and_enter(inner, conn, req) else {
         return Err(not_routed(inner, req, start));
     };
-    match route.maintenance.clone() {
-        None => Ok((route, guard)),
+    match entered.route.maintenance.clone() {
+        None => Ok(entered),
         // Still (or again) in maintenance: held once is enough.
-        Some(gate) => Err(pages::maintenance(&route, &gate, guard, start, log())),
+        Some(gate) => Err(pages::maintenance(
+            &entered.route,
+            &gate,
+            entered.guard,
+            start,
+            log(),
+        )),
     }
 }
 
@@ -267,23 +286,32 @@ fn resolve_dot_segments(req: &mut Request<Incoming>) -> Result<(), Answer> {
 /// the snapshot just before a switch and finds its set draining routes
 /// again, so no new request starts on an old set once the switch is
 /// published.
-fn route_and_enter(
-    inner: &Context,
-    conn: &ConnInfo,
-    req: &Request<Incoming>,
-) -> Option<(Arc<Route>, InFlight)> {
+fn route_and_enter(inner: &Context, conn: &ConnInfo, req: &Request<Incoming>) -> Option<Entered> {
     for _ in 0..4 {
         let snapshot = inner.router.load();
         let route = match &conn.pinned {
             Some(service) => snapshot.by_service.get(&**service)?,
             None => snapshot.table.lookup(request_host(req), req.uri().path())?,
         };
-        let idx = route.set.pick(0)?;
-        if let Some(guard) = InFlight::enter(&route.set, idx) {
-            return Some((route.clone(), guard));
+        let (set, canary_cookie) = stage::choose(route, req);
+        let idx = set.pick(0)?;
+        if let Some(guard) = InFlight::enter(&set, idx) {
+            return Some(Entered {
+                route: route.clone(),
+                guard,
+                canary_cookie,
+            });
         }
     }
     None
+}
+
+/// Step 1's result: the route, a target of the set chosen for the request
+/// entered, and the canary cookie to set when the request drew its side.
+struct Entered {
+    route: Arc<Route>,
+    guard: InFlight,
+    canary_cookie: Option<HeaderValue>,
 }
 
 /// The body length the client announced, checked against the limit before
@@ -353,7 +381,8 @@ async fn send_with_retry(
 ) -> Result<(Response<UpstreamBody>, InFlight), (InFlight, Answer)> {
     let cfg = &inner.config;
     let service = &*route.service.name;
-    let max_attempts = route.set.targets.len().min(8) + 2;
+    let set = guard.set().clone();
+    let max_attempts = set.targets.len().min(8) + 2;
     let mut tried: u64 = 0;
     let mut last_error = String::new();
     for _ in 0..max_attempts {
@@ -362,12 +391,12 @@ async fn send_with_retry(
             Ok(c) => c,
             Err(e) => {
                 if let Some(prev) = target.set_health(Health::Unhealthy, Some(e.clone())) {
-                    inner.health_changed(&route.set, guard.idx(), prev);
+                    inner.health_changed(&set, guard.idx(), prev);
                 }
                 tracing::warn!(service, error = %e, "upstream connect failed, trying another target");
                 last_error = e;
                 tried |= 1u64.checked_shl(guard.idx() as u32).unwrap_or(0);
-                match route.set.pick(tried) {
+                match set.pick(tried) {
                     // Enter the next target before leaving this one, so the
                     // set never looks idle to its drain task in between.
                     Some(i) => {
@@ -387,8 +416,8 @@ async fn send_with_retry(
         let sent = tokio::select! {
             biased;
             r = exchange => r,
-            _ = route.set.cut.cancelled() => {
-                route.set.cut_requests.fetch_add(1, Ordering::Relaxed);
+            _ = set.cut.cancelled() => {
+                set.cut_requests.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(service, "request waiting for its response was cut at the drain deadline");
                 return Err((guard, Answer::CUT));
             }
@@ -499,7 +528,7 @@ fn start_upgrade(
     // Counted before the response goes out so the set never looks idle
     // between the 101 and the relay starting.
     let upgraded = Upgraded::enter(guard.set(), guard.idx());
-    let set = route.set.clone();
+    let set = guard.set().clone();
     let service = route.service.name.clone();
     let idle = inner.config.websocket_idle_timeout;
     inner.tasks.spawn(async move {

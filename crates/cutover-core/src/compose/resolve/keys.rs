@@ -66,6 +66,7 @@ pub(super) const CUTOVER_KEYS: &[&str] = &[
     "port",
     "health",
     "hosts",
+    "preview_hosts",
     "path_prefix",
     "deploy_timeout",
     "drain_timeout",

@@ -81,6 +81,25 @@ pub(super) fn app_settings(
     let hosts = get("hosts")
         .map(|h| cx.string_list(h, &p.key("hosts")))
         .unwrap_or_default();
+    let preview_hosts = get("preview_hosts")
+        .map(|h| cx.string_list(h, &p.key("preview_hosts")))
+        .unwrap_or_default();
+    for host in &preview_hosts {
+        let bad = if host.starts_with("*.") || crate::route::validate_host(host).is_err() {
+            Some(format!("{host:?} is not a host name"))
+        } else if hosts.contains(host) {
+            Some(format!("{host} is also in hosts"))
+        } else {
+            None
+        };
+        if let Some(bad) = bad {
+            cx.error_hint(
+                &p.key("preview_hosts"),
+                bad,
+                "a preview host is one exact name, not in hosts, that reaches only a staged version (deploy --preview), e.g. preview.example.com",
+            );
+        }
+    }
     let path_prefix = cx.opt_string(get("path_prefix"), &p.key("path_prefix"));
     if let Some(pp) = &path_prefix {
         if !pp.starts_with('/') {
@@ -119,6 +138,7 @@ pub(super) fn app_settings(
         port: port?,
         health,
         hosts,
+        preview_hosts,
         path_prefix,
         timeouts,
         keep,
