@@ -60,6 +60,10 @@ pub struct DeployCommand {
     /// upload, not from a folder of its own.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub build_contexts: std::collections::BTreeMap<String, String>,
+    /// Stage the new versions beside the live ones (`--preview`,
+    /// `--canary N%`) instead of switching; `promote` or `abort` ends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<crate::stage::StageMode>,
 }
 
 /// The header every operation's answer carries its id in.
@@ -125,6 +129,17 @@ pub struct RollbackCommand {
     /// A kept version label or id; the previous one when unset.
     #[serde(default)]
     pub to: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub wait_lock: std::time::Duration,
+}
+
+/// Body of `POST /v1/projects/{project}/promote` and `.../abort`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageCommand {
+    /// The apps whose stage ends; every staged app of the project when empty.
+    #[serde(default)]
+    pub services: Vec<String>,
     #[serde(default, with = "humantime_serde")]
     pub wait_lock: std::time::Duration,
 }

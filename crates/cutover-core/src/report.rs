@@ -51,6 +51,29 @@ pub struct AppStatus {
     /// Set while the app is in maintenance.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub maintenance: Option<crate::maintenance::Maintenance>,
+    /// A version staged beside the live one (`deploy --preview|--canary`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staged: Option<StagedVersion>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StagedVersion {
+    #[serde(flatten)]
+    pub mode: crate::stage::StageMode,
+    pub color: Color,
+    pub version: String,
+    pub version_id: String,
+    pub container: String,
+    /// As the proxy sees it; `None` when the proxy lost the stage.
+    #[serde(default)]
+    pub health: Option<Health>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preview_hosts: Vec<String>,
+    /// Requests it answered, and how many of them were 5xx or failed.
+    #[serde(default)]
+    pub requests: u64,
+    #[serde(default)]
+    pub errors: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +93,13 @@ pub struct LiveVersion {
     pub since_ms: Option<u64>,
     #[serde(default)]
     pub targets: Vec<TargetStatus>,
+    /// Requests this color answered since it went live (or the proxy
+    /// started), and how many of them were 5xx or failed: beside a staged
+    /// version's, the comparison a canary is judged by.
+    #[serde(default)]
+    pub requests: u64,
+    #[serde(default)]
+    pub errors: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,6 +207,8 @@ mod tests {
                         in_flight: 0,
                         upgraded: 0,
                     }],
+                    requests: 1520,
+                    errors: 3,
                 }),
                 kept: vec![KeptVersion {
                     version: "41".into(),
@@ -189,6 +221,7 @@ mod tests {
                 }],
                 draining_connections: 0,
                 maintenance: None,
+                staged: None,
             }],
             accessories: vec![AccessoryStatus {
                 service: "redis".into(),
@@ -215,7 +248,8 @@ mod tests {
             r#"{"project":"athens","apps":[{"service":"backend","route":"athens/backend","#,
             r#""live":{"color":"green","version":"42","version_id":"3f9c2a1b7d4e","#,
             r#""container":"athens-backend-green","health":"healthy","since_ms":1764000000000,"#,
-            r#""targets":[{"addr":"172.18.0.5:8080","health":"healthy","last_error":null,"in_flight":0,"upgraded":0}]},"#,
+            r#""targets":[{"addr":"172.18.0.5:8080","health":"healthy","last_error":null,"in_flight":0,"upgraded":0}],"#,
+            r#""requests":1520,"errors":3},"#,
             r#""kept":[{"version":"41","version_id":"8a0d","container":"athens-backend-blue","#,
             r#""released_ms":1763990000000,"retiring":false}],"draining_connections":0}],"#,
             r#""accessories":[{"service":"redis","container":"athens-redis","state":"running","#,

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 pub enum Scope {
     /// status, history, logs, following an operation.
     Read,
-    /// Also deploy, plan, rollback and build-context uploads.
+    /// Also deploy, plan, rollback, promote, abort and build-context uploads.
     Deploy,
     /// Everything: down, routes, tokens, upgrade.
     Admin,
@@ -67,7 +67,10 @@ pub fn need<'a>(method: &str, path: &'a str) -> Need<'a> {
         ["v1", "projects", project, rest @ ..] if !rest.is_empty() => {
             let scope = match (method, rest) {
                 (_, _) if read_only => Scope::Read,
-                ("POST", ["deploy" | "plan" | "rollback" | "maintenance"]) => Scope::Deploy,
+                (
+                    "POST",
+                    ["deploy" | "plan" | "rollback" | "maintenance" | "promote" | "abort"],
+                ) => Scope::Deploy,
                 _ => Scope::Admin,
             };
             Need::of(scope, Some(project))
@@ -214,6 +217,18 @@ mod tests {
             (
                 "POST",
                 "/v1/projects/athens/maintenance",
+                Scope::Deploy,
+                Some("athens"),
+            ),
+            (
+                "POST",
+                "/v1/projects/athens/promote",
+                Scope::Deploy,
+                Some("athens"),
+            ),
+            (
+                "POST",
+                "/v1/projects/athens/abort",
                 Scope::Deploy,
                 Some("athens"),
             ),

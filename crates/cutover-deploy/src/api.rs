@@ -15,7 +15,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use cutover_core::diag::Report;
 use cutover_core::maintenance::MaintenanceCommand;
-use cutover_core::progress::{DeployCommand, Outcome, RollbackCommand, OPERATION_ID_HEADER};
+use cutover_core::progress::{
+    DeployCommand, Outcome, RollbackCommand, StageCommand, OPERATION_ID_HEADER,
+};
 use cutover_core::wire::read_json;
 use cutover_proxy::admin::ApiError;
 use futures_util::stream::{self, StreamExt};
@@ -34,6 +36,8 @@ pub fn router(engine: DeployEngine) -> Router {
         .route("/v1/projects/{project}/deploy", post(deploy))
         .route("/v1/projects/{project}/plan", post(plan))
         .route("/v1/projects/{project}/rollback", post(rollback))
+        .route("/v1/projects/{project}/promote", post(promote))
+        .route("/v1/projects/{project}/abort", post(abort))
         .route("/v1/projects/{project}/down", post(down))
         .route("/v1/projects/{project}/maintenance", post(maintenance))
         .route("/v1/projects/{project}/status", get(status))
@@ -192,6 +196,28 @@ async fn rollback(
 ) -> Response {
     match parse_or_default::<RollbackCommand>(&body) {
         Ok(cmd) => ndjson(engine.rollback(project, cmd)),
+        Err(r) => *r,
+    }
+}
+
+async fn promote(
+    State(engine): State<DeployEngine>,
+    Path(project): Path<String>,
+    body: Bytes,
+) -> Response {
+    match parse_or_default::<StageCommand>(&body) {
+        Ok(cmd) => ndjson(engine.promote(project, cmd)),
+        Err(r) => *r,
+    }
+}
+
+async fn abort(
+    State(engine): State<DeployEngine>,
+    Path(project): Path<String>,
+    body: Bytes,
+) -> Response {
+    match parse_or_default::<StageCommand>(&body) {
+        Ok(cmd) => ndjson(engine.abort(project, cmd)),
         Err(r) => *r,
     }
 }

@@ -65,6 +65,10 @@ async fn down(
                 Err(e) => p.failed(s, e),
             }
         }
+        // Its staged container goes with the rest below.
+        if let Err(e) = inner.stages.clear(project, service) {
+            p.warn(e);
+        }
     }
 
     if !apps.is_empty() {

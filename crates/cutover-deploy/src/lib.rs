@@ -28,6 +28,8 @@ pub mod replicas;
 pub mod retire;
 pub mod rollback;
 pub mod specs;
+mod stage;
+pub mod stages;
 pub mod status;
 pub mod store;
 pub mod uploads;
@@ -76,6 +78,7 @@ pub(crate) struct Inner {
     pub state_dir: PathBuf,
     pub locks: lock::Locks,
     pub releases: releases::Releases,
+    pub stages: stages::Stages,
     pub history: history::History,
     pub journal: journal::Journal,
     /// Operations run here, not in the HTTP handler: a client that
@@ -108,6 +111,7 @@ impl DeployEngine {
                 owner,
                 locks: lock::Locks::default(),
                 releases: releases::Releases::new(&state_dir),
+                stages: stages::Stages::new(&state_dir),
                 history: history::History::new(&state_dir),
                 journal: journal::Journal::new(&state_dir),
                 uploads: uploads::Uploads::new(&state_dir),
@@ -184,7 +188,14 @@ impl Inner {
         &self,
         project: &str,
     ) -> Result<observe::Observation, EngineError> {
-        observe::project_containers(&*self.engine, project, &self.releases, &self.retirements).await
+        observe::project_containers(
+            &*self.engine,
+            project,
+            &self.releases,
+            &self.stages,
+            &self.retirements,
+        )
+        .await
     }
 
     pub(crate) async fn routes_changed(&self) {

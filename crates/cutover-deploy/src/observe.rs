@@ -13,6 +13,7 @@ use cutover_docker::{ContainerInfo, ContainerState, Engine, EngineError, Role};
 use crate::releases::{Release, Releases};
 use crate::replicas;
 use crate::retire::Retirements;
+use crate::stages::Stages;
 
 /// One app container of the project, as observed.
 #[derive(Debug, Clone)]
@@ -70,6 +71,8 @@ pub struct AppState {
     pub kept: Vec<AppContainer>,
     /// Running containers beyond the live one: left by a crash mid-deploy.
     pub stray: Vec<AppContainer>,
+    /// The version staged beside the live one (`deploy --preview|--canary`).
+    pub staged: Option<AppContainer>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -92,6 +95,7 @@ pub async fn project_containers(
     engine: &dyn Engine,
     project: &str,
     releases: &Releases,
+    stages: &Stages,
     retirements: &Retirements,
 ) -> Result<Observation, EngineError> {
     let list = engine
@@ -156,8 +160,13 @@ pub async fn project_containers(
         .map(|(service, containers)| {
             let history = releases.list(project, &service);
             let (firsts, orphans) = without_followers(containers);
+            let staged_id = stages.get(project, &service).map(|r| r.container_id);
+            let (mut staged, firsts): (Vec<_>, Vec<_>) = firsts
+                .into_iter()
+                .partition(|c| staged_id.as_ref() == Some(&c.info.id));
             let mut state = sort_app(firsts, &history);
             state.stray.extend(orphans);
+            state.staged = staged.pop();
             (service, state)
         })
         .collect();
@@ -204,6 +213,7 @@ fn sort_app(containers: Vec<AppContainer>, history: &[Release]) -> AppState {
         live: running.next(),
         kept,
         stray: running.collect(),
+        staged: None,
     }
 }
 
@@ -213,6 +223,7 @@ pub async fn observe(
     engine: &dyn Engine,
     desired: &ResolvedProject,
     releases: &Releases,
+    stages: &Stages,
     retirements: &Retirements,
     images: &BTreeMap<String, String>,
 ) -> Result<(Observed, Observation), EngineError> {
@@ -230,7 +241,7 @@ pub async fn observe(
             observed.volumes.insert(v.name.clone());
         }
     }
-    let obs = project_containers(engine, &desired.name, releases, retirements).await?;
+    let obs = project_containers(engine, &desired.name, releases, stages, retirements).await?;
     for (service, info) in &obs.accessories {
         observed.accessories.insert(
             service.clone(),

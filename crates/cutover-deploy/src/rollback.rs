@@ -64,6 +64,9 @@ async fn rollback(
         }
     };
     let state = obs.apps.get(&service).cloned().unwrap_or_default();
+    if let Some(refused) = crate::stage::still_staged(&state, &service) {
+        return Err(Stop::invalid(refused));
+    }
     let Some(live) = &state.live else {
         return Err(Stop::invalid(
             Report::new(format!("{service} has no live version to roll back from"))
@@ -139,20 +142,7 @@ async fn rollback(
     // the retiring version joins the kept ones, so prune past `keep`.
     let color = live.color.other();
     let slot = target.app.slot(project, color);
-    let keep = target.app.cutover.keep as usize;
-    let kept = || state.kept.iter().filter(|k| !k.going(&inner.retirements));
-    let mut remove_after: Vec<String> = kept()
-        .filter(|k| k.version_id == target.version_id && k.name() != slot)
-        .map(|k| k.name().to_string())
-        .collect();
-    let others: Vec<String> = std::iter::once(live.name().to_string())
-        .chain(
-            kept()
-                .filter(|k| k.version_id != target.version_id)
-                .map(|k| k.name().to_string()),
-        )
-        .collect();
-    remove_after.extend(others.into_iter().skip(keep));
+    let remove_after = past_keep(inner, &state, &target, &slot);
     switch::roll_out(
         inner,
         p,
@@ -166,6 +156,7 @@ async fn rollback(
             config_hash: target.config_hash.clone(),
             color,
             operation: "rollback",
+            stage: None,
             started: p.started(),
         },
         &state,
@@ -180,6 +171,30 @@ async fn rollback(
         )
         .into(),
     ))
+}
+
+/// What goes once `target` is live in `slot` (rollback and promote alike):
+/// its other kept copies, and the versions past `keep` once the live one
+/// joins the kept ones.
+pub(crate) fn past_keep(
+    inner: &Inner,
+    state: &crate::observe::AppState,
+    target: &Release,
+    slot: &str,
+) -> Vec<String> {
+    let kept = || state.kept.iter().filter(|k| !k.going(&inner.retirements));
+    let mut remove_after: Vec<String> = kept()
+        .filter(|k| k.version_id == target.version_id && k.name() != slot)
+        .map(|k| k.name().to_string())
+        .collect();
+    let others: Vec<String> = state
+        .live
+        .iter()
+        .chain(kept().filter(|k| k.version_id != target.version_id))
+        .map(|k| k.name().to_string())
+        .collect();
+    remove_after.extend(others.into_iter().skip(target.app.cutover.keep as usize));
+    remove_after
 }
 
 fn describe(records: &[Release], live: &str) -> String {

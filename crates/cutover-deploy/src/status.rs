@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 use cutover_core::report::{
     AccessoryStatus, AppStatus, Busy, KeptVersion, LiveVersion, NetworkStatus, ProjectStatus,
-    ProjectSummary,
+    ProjectSummary, StagedVersion,
 };
 use cutover_core::status::{Health, TargetStatus};
 use cutover_docker::labels::{self, LabelFilter};
@@ -41,7 +41,24 @@ impl DeployEngine {
                     health: active.map(|a| overall_health(&a.targets)),
                     since_ms: active.map(|a| a.since_ms),
                     targets: active.map(|a| a.targets.clone()).unwrap_or_default(),
+                    requests: active.map_or(0, |a| a.requests),
+                    errors: active.map_or(0, |a| a.errors),
                 }
+            });
+            let staged = state.staged.as_ref().and_then(|c| {
+                let record = inner.stages.get(project, service)?;
+                let routed = ps.and_then(|s| s.staged.as_ref());
+                Some(StagedVersion {
+                    mode: record.mode,
+                    color: c.color,
+                    version: record.release.version,
+                    version_id: c.version_id.clone(),
+                    container: c.name().to_string(),
+                    health: routed.map(|s| overall_health(&s.set.targets)),
+                    preview_hosts: record.release.app.cutover.preview_hosts.clone(),
+                    requests: routed.map_or(0, |s| s.set.requests),
+                    errors: routed.map_or(0, |s| s.set.errors),
+                })
             });
             apps.push(AppStatus {
                 service: service.clone(),
@@ -65,6 +82,7 @@ impl DeployEngine {
                     })
                     .unwrap_or(0),
                 maintenance: ps.and_then(|s| s.maintenance.clone()),
+                staged,
             });
         }
         let accessories = obs

@@ -128,6 +128,7 @@ fn cmd(p: ResolvedProject) -> DeployCommand {
         deploy_id: None,
         remote: false,
         build_contexts: Default::default(),
+        stage: None,
     }
 }
 

@@ -164,6 +164,29 @@ impl Context {
         Ok(Snapshot { table, by_service })
     }
 
+    /// Installs `set` as the service's active one on the app ports `claim`
+    /// holds: committed once it is live, released if it is not.
+    pub(crate) fn install_claimed(
+        self: &Arc<Self>,
+        service: &str,
+        req: DeployRequest,
+        set: Arc<TargetSet>,
+        claim: crate::ports::Claim,
+    ) -> Result<ServiceStatus, DeployError> {
+        let listen = req.pinned_addresses();
+        match self.install(service, req, set, true) {
+            Ok(status) => {
+                drop(claim);
+                self.ports.commit(service, &listen);
+                Ok(status)
+            }
+            Err(e) => {
+                self.ports.release(claim);
+                Err(e)
+            }
+        }
+    }
+
     pub(crate) fn new_set(
         &self,
         service: &str,
@@ -387,18 +410,7 @@ impl Proxy {
                 detail,
             });
         }
-        let listen = req.pinned_addresses();
-        match self.inner.install(service, req, set, true) {
-            Ok(status) => {
-                drop(claim);
-                self.inner.ports.commit(service, &listen);
-                Ok(status)
-            }
-            Err(e) => {
-                self.inner.ports.release(claim);
-                Err(e)
-            }
-        }
+        self.inner.install_claimed(service, req, set, claim)
     }
 
     /// Stop routing to a service; its targets drain like after a switch.
@@ -414,6 +426,8 @@ impl Proxy {
         self.inner.want_certificates(&services.live);
         let mut draining = entry.draining;
         draining.push(entry.active.clone());
+        let staged = entry.staged.map(|s| s.set);
+        draining.extend(staged.clone());
         services.removed.insert(
             service.to_string(),
             Removed {
@@ -427,7 +441,10 @@ impl Proxy {
         self.inner.emit(Event::Removed {
             service: service.to_string(),
         });
-        drain::retire(&self.inner, entry.active, entry.config.timeouts);
+        drain::retire(&self.inner, entry.active, entry.config.timeouts.clone());
+        if let Some(set) = staged {
+            drain::retire(&self.inner, set, entry.config.timeouts);
+        }
         Ok(())
     }
 
@@ -744,72 +761,4 @@ fn on_main_listener(req: &DeployRequest) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn req(targets: &[&str]) -> DeployRequest {
-        serde_json::from_value(serde_json::json!({ "targets": targets })).unwrap()
-    }
-
-    #[tokio::test]
-    async fn a_removed_service_counts_until_its_sets_have_drained() {
-        let proxy = Proxy::new(ProxyConfig::default());
-        let mut r = req(&["127.0.0.1:9"]);
-        r.timeouts.drain = Duration::from_secs(90);
-        proxy
-            .restore(ProxyState {
-                services: vec![PersistedService {
-                    name: "web".into(),
-                    request: r,
-                    maintenance: None,
-                    staged: None,
-                }],
-            })
-            .unwrap();
-        let set = proxy.inner.lock().live["web"].active.clone();
-        let request = crate::target::InFlight::enter(&set, 0).expect("the set is active");
-        proxy.remove("web").unwrap();
-
-        assert!(proxy.status().is_empty(), "no longer routed");
-        assert_eq!(proxy.inner.max_drain(), Duration::from_secs(90));
-        let metrics = proxy.render_metrics();
-        assert!(
-            metrics.contains("cutover_draining_connections{service=\"web\",kind=\"http\"} 1\n"),
-            "{metrics}"
-        );
-
-        let mut events = proxy.subscribe();
-        drop(request);
-        while !matches!(events.recv().await, Ok(Event::Drained { .. })) {}
-        assert!(proxy.inner.lock().removed.is_empty());
-        assert_eq!(
-            proxy.inner.max_drain(),
-            cutover_core::service::Timeouts::default().drain
-        );
-    }
-
-    #[test]
-    fn deploy_requests_are_validated() {
-        assert!(validate("web", &req(&["127.0.0.1:8080", "athens-green:8080"])).is_ok());
-        assert!(validate("athens/backend", &req(&["127.0.0.1:8080"])).is_ok());
-        // As a user reads it: the message, then the hint.
-        let bad = |service: &str, r: DeployRequest| match validate(service, &r) {
-            Err(DeployError::Invalid(report)) => report.to_string(),
-            other => panic!("expected Invalid, got {other:?}"),
-        };
-        assert!(bad("web", req(&[])).contains("hint:"));
-        assert!(bad("web", req(&["no-port"])).contains("host:port"));
-        assert!(bad("web", req(&["host:0"])).contains("host:port"));
-        assert!(bad("web", req(&[":80"])).contains("host:port"));
-        assert!(bad("", req(&["a:1"])).contains("service name"));
-        let mut r = req(&["a:1"]);
-        r.hosts = vec!["a.*.com".into()];
-        assert!(bad("web", r).contains("host pattern"));
-        let mut r = req(&["a:1"]);
-        r.path_prefix = Some("api".into());
-        assert!(bad("web", r).contains("path prefix"));
-        let mut r = req(&["a:1"]);
-        r.health.path = "up".into();
-        assert!(bad("web", r).contains("health.path"));
-    }
-}
+mod tests;

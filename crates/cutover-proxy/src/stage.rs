@@ -179,18 +179,8 @@ impl Proxy {
             .ports
             .claim(service, &staged.config.pinned_addresses())
             .map_err(DeployError::Invalid)?;
-        let listen = staged.config.pinned_addresses();
-        match self.inner.install(service, staged.config, staged.set, true) {
-            Ok(status) => {
-                drop(claim);
-                self.inner.ports.commit(service, &listen);
-                Ok(status)
-            }
-            Err(e) => {
-                self.inner.ports.release(claim);
-                Err(e)
-            }
-        }
+        self.inner
+            .install_claimed(service, staged.config, staged.set, claim)
     }
 
     /// Takes the staged set out of the routes and drains it like an old

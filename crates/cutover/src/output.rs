@@ -7,7 +7,7 @@ use cutover_core::compose::EnvChanges;
 use cutover_core::plan::{
     ConfigChange, DeployReason, ImageAction, Plan, RecreateReason, StartReason, Step,
 };
-use cutover_core::report::{HistoryEntry, ProjectStatus, ProjectSummary};
+use cutover_core::report::{AppStatus, HistoryEntry, ProjectStatus, ProjectSummary, StagedVersion};
 use cutover_core::service::Color;
 use cutover_core::status::{Health, ServiceStatus, TargetSetStatus};
 
@@ -234,6 +234,9 @@ pub fn project_status(s: &ProjectStatus, paint: Paint, now_ms: u64) -> String {
                     a.service,
                     k.version
                 ));
+            }
+            if let Some(st) = &a.staged {
+                out.push_str(&staged_line(a, st, paint));
             }
             if let Some(m) = &a.maintenance {
                 out.push_str(&format!(
@@ -581,6 +584,37 @@ pub fn certificates_table(certs: &[CertificateStatus]) -> String {
             &rows,
             ""
         )
+    )
+}
+
+/// `  > web v5 is staged in athens-web-green (canary 10%): 40 requests, 0 errors
+/// (live: 400 requests, 2 errors); `cutover promote` or `cutover abort``
+fn staged_line(a: &AppStatus, st: &StagedVersion, paint: Paint) -> String {
+    let counts = |requests: u64, errors: u64| {
+        format!(
+            "{requests} request{}, {errors} error{}",
+            if requests == 1 { "" } else { "s" },
+            if errors == 1 { "" } else { "s" }
+        )
+    };
+    let live = a
+        .live
+        .as_ref()
+        .map(|l| format!(" (live: {})", counts(l.requests, l.errors)))
+        .unwrap_or_default();
+    let hosts = if st.preview_hosts.is_empty() {
+        String::new()
+    } else {
+        format!(", at {}", st.preview_hosts.join(", "))
+    };
+    format!(
+        "  {} {} {} is staged in {} ({}{hosts}): {}{live}; `cutover promote` puts it live, `cutover abort` drops it\n",
+        paint.yellow(">"),
+        a.service,
+        st.version,
+        st.container,
+        st.mode.describe(),
+        counts(st.requests, st.errors),
     )
 }
 

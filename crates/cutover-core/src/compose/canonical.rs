@@ -494,6 +494,9 @@ fn x_cutover(c: &AppSettings) -> Value {
     if !c.hosts.is_empty() {
         o.insert("hosts".into(), json!(c.hosts));
     }
+    if !c.preview_hosts.is_empty() {
+        o.insert("preview_hosts".into(), json!(c.preview_hosts));
+    }
     if let Some(p) = &c.path_prefix {
         o.insert("path_prefix".into(), json!(p));
     }

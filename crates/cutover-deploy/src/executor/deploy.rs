@@ -15,6 +15,7 @@ use cutover_core::plan::{
 use cutover_core::progress::{DeployCommand, Outcome, PullPolicy};
 use cutover_core::registry::registry_of;
 use cutover_core::service::Color;
+use cutover_core::stage::StageMode;
 use cutover_docker::labels;
 use cutover_docker::{BuildSpec, EngineError};
 
@@ -183,11 +184,24 @@ async fn plan_selected(
         &*inner.engine,
         desired,
         &inner.releases,
+        &inner.stages,
         &inner.retirements,
         images,
     )
     .await
     .map_err(Stop::failed)?;
+    if let Some(refused) = selected.iter().find_map(|s| {
+        let state = obs.apps.get(s);
+        match state {
+            Some(state) if state.staged.is_some() => crate::stage::still_staged(state, s),
+            live if cmd.stage.is_some() && live.is_none_or(|a| a.live.is_none()) => {
+                Some(crate::stage::nothing_live(s))
+            }
+            _ => None,
+        }
+    }) {
+        return Err(Stop::invalid(refused));
+    }
     let options = PlanOptions {
         force: cmd.force,
         pull: cmd.pull,
@@ -425,6 +439,12 @@ async fn deploy(
         Outcome::Ok,
         if deployed.is_empty() {
             format!("{project}: accessories and routes updated")
+        } else if let Some(mode) = cmd.stage {
+            format!(
+                "staged {} as a {} beside the live version; `cutover promote` puts it live, `cutover abort` drops it",
+                deployed.join(", "),
+                mode.describe()
+            )
         } else {
             format!("deployed {}", deployed.join(", "))
         }
@@ -493,10 +513,17 @@ async fn deploy_app(
         version_id: vid,
         config_hash: hash,
         color,
-        operation: "deploy",
+        operation: match cmd.stage {
+            None => "deploy",
+            Some(StageMode::Preview) => "preview",
+            Some(StageMode::Canary { .. }) => "canary",
+        },
+        stage: cmd.stage,
         started: p.started(),
     };
     match switch::roll_out(inner, p, project, candidate, state, &remove_after).await {
+        // `post_deploy` runs when a staged version goes live, at `promote`.
+        Ok(()) if cmd.stage.is_some() => Ok(()),
         Ok(()) => {
             // After the switch nothing is undone: the hook's failure is
             // the user's to hear of, not a reason to switch back.

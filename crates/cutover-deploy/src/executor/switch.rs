@@ -40,9 +40,27 @@ pub struct Candidate<'a> {
     pub config_hash: String,
     pub color: Color,
     pub operation: &'static str,
+    /// Staged beside the live version rather than switched to.
+    pub stage: Option<cutover_core::stage::StageMode>,
     /// When the operation began: the app's history line counts from
     /// there, build and pull included, as the operation's own output does.
     pub started: tokio::time::Instant,
+}
+
+impl Candidate<'_> {
+    /// Its release record, as of now, in its slot.
+    pub fn release(&self, project: &str) -> Release {
+        Release {
+            version_id: self.version_id.clone(),
+            version: self.version.clone(),
+            image_id: self.image_id.clone(),
+            config_hash: self.config_hash.clone(),
+            color: self.color,
+            container: self.app.slot(project, self.color),
+            released_ms: now_ms(),
+            app: self.app.clone(),
+        }
+    }
 }
 
 pub(crate) async fn roll_out(
@@ -53,10 +71,20 @@ pub(crate) async fn roll_out(
     state: &AppState,
     remove_after: &[String],
 ) -> Result<(), Stop> {
-    let started = cand.started;
     let result = roll_out_inner(inner, p, project, &cand, state, remove_after)
         .await
         .map_err(|s| first_deploy(s, state));
+    record(inner, p, project, &cand, result).await
+}
+
+/// The app's history line for `cand`'s operation, which ends with `result`.
+pub(crate) async fn record(
+    inner: &Inner,
+    p: &Progress,
+    project: &str,
+    cand: &Candidate<'_>,
+    result: Result<(), Stop>,
+) -> Result<(), Stop> {
     let entry = Entry {
         time_ms: now_ms(),
         project: project.to_string(),
@@ -68,7 +96,7 @@ pub(crate) async fn roll_out(
             Ok(_) => Outcome::Ok,
             Err(s) => s.outcome,
         },
-        duration_ms: started.elapsed().as_millis() as u64,
+        duration_ms: cand.started.elapsed().as_millis() as u64,
         error: result.as_ref().err().map(|s| s.report.message.clone()),
     };
     if let Err(e) = inner.history.append_async(entry).await {
@@ -277,34 +305,30 @@ async fn roll_out_inner(
         }
     };
 
-    let old_set = inner
-        .proxy
-        .status()
-        .into_iter()
-        .find(|s| s.name == route)
-        .map(|s| s.active.id);
-    // Subscribed before the switch, so the drain of the old set cannot be
-    // missed however fast it is.
-    let events = inner.proxy.subscribe();
+    let (old_set, events) = before_switch(inner, &route);
     let c = &cand.app.cutover;
     let step = p.step(format!(
-        "health check {slot} at {}{} and switch",
+        "health check {slot} at {}{} and {}",
         addrs
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", "),
-        c.health.path
+        c.health.path,
+        if cand.stage.is_some() {
+            "stage"
+        } else {
+            "switch"
+        }
     ));
     let group: Vec<String> = std::iter::once(slot.clone())
         .chain((2..=cand.app.service.replicas).map(|i| replicas::follower_name(&slot, i)))
         .collect();
     // The gate, raced against the container: one that exits never passes,
     // and dropping the proxy's deploy before it installs changes nothing.
+    let request = specs::route_request(cand.app, &gateways, &addrs, cand.color, &cand.version);
     let switched = tokio::select! {
-        r = inner.proxy.deploy(&route, specs::route_request(cand.app, &gateways, &addrs, cand.color, &cand.version)) => {
-            r.map_err(Report::from)
-        }
+        r = switch_or_stage(inner, cand, &route, request) => r,
         exit = gate::exited(engine, &group) => Err(exit),
     };
     if let Err(e) = switched {
@@ -328,7 +352,30 @@ async fn roll_out_inner(
             )
         })));
     }
+    if let Some(mode) = cand.stage {
+        return crate::stage::staged(inner, p, project, cand, mode, &info, step).await;
+    }
     p.done(step, Some(format!("{service} now serves from {slot}")));
+    after_switch(inner, p, project, cand, state, prune, old_set, events).await
+}
+
+/// Step 5 of a cutover, and all of `promote`: the new version is live. It
+/// is recorded as the newest release, the old color retires in the
+/// background, and versions past `keep` go.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn after_switch(
+    inner: &Inner,
+    p: &Progress,
+    project: &str,
+    cand: &Candidate<'_>,
+    state: &AppState,
+    mut prune: Vec<String>,
+    old_set: Option<u64>,
+    events: tokio::sync::broadcast::Receiver<cutover_core::status::Event>,
+) -> Result<(), Stop> {
+    let service = cand.app.service.name.as_str();
+    let slot = cand.app.slot(project, cand.color);
+    let route = cutover_core::naming::route(project, service);
     warn_certificates(inner, p, &route);
     inner.routes_changed().await;
     p.emit(ProgressEvent::Switched {
@@ -336,16 +383,7 @@ async fn roll_out_inner(
         color: cand.color,
         version: cand.version.clone(),
     });
-    let release = Release {
-        version_id: cand.version_id.clone(),
-        version: cand.version.clone(),
-        image_id: cand.image_id.clone(),
-        config_hash: cand.config_hash.clone(),
-        color: cand.color,
-        container: slot.clone(),
-        released_ms: now_ms(),
-        app: cand.app.clone(),
-    };
+    let release = cand.release(project);
     // Enough records to recreate every kept version, plus some that are
     // only reachable by `rollback --to`.
     if let Err(e) = inner
@@ -394,10 +432,58 @@ async fn roll_out_inner(
     Ok(())
 }
 
+/// The route's active set, which drains once the switch is made, and the
+/// proxy's events, subscribed before the switch so that drain cannot be
+/// missed however fast it is.
+pub(crate) fn before_switch(
+    inner: &Inner,
+    route: &str,
+) -> (
+    Option<u64>,
+    tokio::sync::broadcast::Receiver<cutover_core::status::Event>,
+) {
+    let old_set = inner
+        .proxy
+        .status()
+        .into_iter()
+        .find(|s| s.name == route)
+        .map(|s| s.active.id);
+    (old_set, inner.proxy.subscribe())
+}
+
+/// Step 4's call to the proxy: the gate, then the switch, or the stage
+/// beside the live set.
+async fn switch_or_stage(
+    inner: &Inner,
+    cand: &Candidate<'_>,
+    route: &str,
+    request: cutover_core::service::DeployRequest,
+) -> Result<(), Report> {
+    let Some(mode) = cand.stage else {
+        return inner
+            .proxy
+            .deploy(route, request)
+            .await
+            .map(drop)
+            .map_err(Report::from);
+    };
+    let stage = cutover_core::stage::Stage {
+        mode,
+        preview_hosts: cand.app.cutover.preview_hosts.clone(),
+        token: String::new(),
+    };
+    inner
+        .proxy
+        .stage(route, request, stage)
+        .await
+        .map(drop)
+        .map_err(Report::from)
+}
+
 /// Hands the old color to a background retirement: the proxy drains it
 /// (WebSockets may take minutes), then it is stopped and kept, or removed
 /// when `removed` says why it goes. The deploy does not wait.
-fn retire(
+pub(crate) fn retire(
     inner: &Inner,
     p: &Progress,
     old: &AppContainer,

@@ -89,6 +89,7 @@ pub fn cmd(project: ResolvedProject) -> DeployCommand {
         deploy_id: None,
         remote: false,
         build_contexts: Default::default(),
+        stage: None,
     }
 }
 

@@ -9,8 +9,10 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 mod serve;
+mod stage;
 
 pub use serve::ServeArgs;
+pub use stage::StageArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -91,6 +93,10 @@ pub enum Command {
     Plan(PlanArgs),
     /// Switch an app back to a kept version (the previous one by default)
     Rollback(RollbackArgs),
+    /// Put the version staged by `deploy --preview` or `--canary` live
+    Promote(StageArgs),
+    /// Drop the version staged by `deploy --preview` or `--canary`; the live one keeps serving
+    Abort(StageArgs),
     /// Show the services the daemon routes to and the state of the project here
     Status(StatusArgs),
     /// Show the project's past deploys, rollbacks and downs
@@ -344,6 +350,16 @@ pub struct DeployArgs {
     /// its containers (only when that daemon and its state dir are gone)
     #[arg(long)]
     pub adopt: bool,
+
+    /// Stage the new version beside the live one, for requests with the
+    /// `cutover-preview` header or cookie and the app's preview_hosts only
+    #[arg(long, conflicts_with = "canary")]
+    pub preview: bool,
+
+    /// Stage the new version and send it this share of new sessions (kept by a
+    /// cookie), e.g. 10%; `cutover promote` or `cutover abort` ends it
+    #[arg(long, value_name = "PERCENT")]
+    pub canary: Option<String>,
 
     /// Print the progress events as JSON lines on stdout, and nothing else
     #[arg(long)]

@@ -3,6 +3,7 @@
 //! show the progress, exit with the outcome's code.
 
 use cutover_core::progress::{DeployCommand, PullPolicy, OPERATION_ID_HEADER};
+use cutover_core::stage::StageMode;
 use hyper::Method;
 
 use crate::args::{DeployArgs, Pull};
@@ -20,7 +21,19 @@ pub fn pull_policy(pull: Pull) -> PullPolicy {
     }
 }
 
+/// `--preview` or `--canary N%`: what to stage instead of a switch.
+fn stage(args: &DeployArgs) -> Result<Option<StageMode>, CliError> {
+    match (&args.canary, args.preview) {
+        (Some(share), _) => StageMode::canary(share)
+            .map(Some)
+            .map_err(CliError::bad_input),
+        (None, true) => Ok(Some(StageMode::Preview)),
+        (None, false) => Ok(None),
+    }
+}
+
 pub fn run(args: &DeployArgs, client: &DaemonClient) -> Result<ExitStatus, CliError> {
+    let stage = stage(args)?;
     let mut project = super::load(&args.project)?;
     let remote = !client.host().is_local();
     if remote {
@@ -47,6 +60,7 @@ pub fn run(args: &DeployArgs, client: &DaemonClient) -> Result<ExitStatus, CliEr
             deploy_id: args.deploy_id.clone(),
             remote,
             build_contexts,
+            stage,
         };
         let stream = client
             .stream(Method::POST, &path, Some(Body::json(&command)))

@@ -13,6 +13,7 @@ mod maintenance;
 mod plan;
 mod rollback;
 mod serve;
+mod stage;
 mod status;
 mod token;
 mod upgrade;
@@ -37,6 +38,10 @@ pub fn run(cli: Cli, origins: Origins) -> Result<ExitStatus, CliError> {
         Command::Deploy(args) => deploy::run(args, &client(&cli.global, &origins, &env)?),
         Command::Plan(args) => plan::run(args, &client(&cli.global, &origins, &env)?),
         Command::Rollback(args) => rollback::run(args, &client(&cli.global, &origins, &env)?),
+        Command::Promote(args) => {
+            stage::run(args, "promote", &client(&cli.global, &origins, &env)?)
+        }
+        Command::Abort(args) => stage::run(args, "abort", &client(&cli.global, &origins, &env)?),
         Command::Status(args) => status::run(args, &client(&cli.global, &origins, &env)?),
         Command::History(args) => history::run(args, &client(&cli.global, &origins, &env)?),
         Command::Logs(args) => logs::run(args, &client(&cli.global, &origins, &env)?),

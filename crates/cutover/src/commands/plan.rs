@@ -42,6 +42,7 @@ pub fn run(args: &PlanArgs, client: &DaemonClient) -> Result<ExitStatus, CliErro
         remote,
         // A plan builds nothing: the contexts are uploaded by the deploy.
         build_contexts: Default::default(),
+        stage: None,
     };
     let path = super::project_path(&name, "plan");
     let plan: serde_json::Value =

@@ -15,6 +15,7 @@ mod release;
 mod remote;
 mod replicas;
 mod socket;
+mod stage;
 mod upgrade;
 mod util;
 mod words;
