@@ -6,6 +6,7 @@
 //! an app with a stage is refused until it ends, so a stage never outlives
 //! the version it was staged beside.
 
+use cutover_core::compose::HookKind;
 use cutover_core::diag::Report;
 use cutover_core::naming;
 use cutover_core::progress::{Outcome, StageCommand};
@@ -13,6 +14,7 @@ use cutover_core::stage::StageMode;
 use cutover_docker::ContainerInfo;
 
 use crate::events::{Progress, Receiver, StepHandle};
+use crate::executor::hooks::HookRun;
 use crate::executor::switch::{self, Candidate};
 use crate::executor::{Operation, Stop};
 use crate::observe::AppState;
@@ -221,17 +223,47 @@ async fn promote(
         "switch {service} to {slot} (version {})",
         cand.version
     ));
-    if let Err(e) = inner.proxy.promote(&route) {
-        let e = Report::from(e);
-        p.failed(step, &e);
-        return Err(Stop::failed(e));
+    match inner.proxy.promote(&route) {
+        Ok(_) => p.done(step, Some(format!("{service} now serves from {slot}"))),
+        Err(_) if already_live(inner, &route, cand) => p.done(
+            step,
+            Some("it already served: an earlier promote was cut short, and is finished now".into()),
+        ),
+        Err(e) => {
+            let e = Report::from(e);
+            p.failed(step, &e);
+            return Err(Stop::failed(e));
+        }
     }
-    p.done(step, Some(format!("{service} now serves from {slot}")));
     if let Err(e) = inner.stages.clear(project, service) {
         p.warn(e);
     }
     let prune = crate::rollback::past_keep(inner, state, &cand.release(project), &slot);
-    switch::after_switch(inner, p, project, cand, state, prune, old_set, events).await
+    switch::after_switch(inner, p, project, cand, state, prune, old_set, events).await?;
+    // The version went live now, not at its stage: `post_deploy` is now.
+    let hooks = HookRun {
+        project,
+        app: cand.app,
+        image: &cand.image_id,
+        version: &cand.version,
+        color: cand.color,
+        previous: state.live.as_ref().map(|l| l.version.as_str()),
+    };
+    if let Err(e) = hooks.run(inner, p, HookKind::PostDeploy, None).await {
+        p.warn(e.map_message(|m| format!("{m}; {service} {} serves all the same", cand.version)));
+    }
+    Ok(())
+}
+
+/// The proxy already routes everyone to the staged version: a promote
+/// switched, and the daemon stopped before its record was cleared.
+fn already_live(inner: &Inner, route: &str, cand: &Candidate<'_>) -> bool {
+    inner.proxy.status().iter().any(|s| {
+        s.name == route
+            && s.staged.is_none()
+            && s.active.color == cand.color
+            && s.active.version.as_deref() == Some(cand.version.as_str())
+    })
 }
 
 /// The staged set leaves the routes and drains like an old color (its
@@ -244,9 +276,22 @@ async fn abort(
     state: &AppState,
 ) -> Result<(), Stop> {
     let service = cand.app.service.name.as_str();
+    let route = naming::route(project, service);
     let events = inner.proxy.subscribe();
-    // Lost from the proxy (its state file was): nothing routes to it.
-    let set_id = inner.proxy.unstage(&naming::route(project, service)).ok();
+    let set_id = match inner.proxy.unstage(&route) {
+        Ok(id) => Some(id),
+        Err(_) if already_live(inner, &route, cand) => {
+            return Err(Stop::invalid(
+                Report::new(format!(
+                    "{service} {} already serves: a promote was cut short",
+                    cand.version
+                ))
+                .hint("`cutover promote` finishes it; then `cutover rollback` goes back"),
+            ))
+        }
+        // Lost from the proxy (its state file was): nothing routes to it.
+        Err(_) => None,
+    };
     match &state.staged {
         Some(container) => switch::retire(
             inner,

@@ -225,3 +225,4 @@ mod reconcile;
 mod replicas;
 mod retire;
 mod rollback;
+mod stage;

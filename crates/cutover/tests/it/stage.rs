@@ -19,6 +19,8 @@ name: PROJECT
 services:
   web:
     image: cutover-test-origin:latest
+    entrypoint: ["sh", "-c"]
+    command: ["exec /usr/local/bin/cutover-origin"]
     environment:
       NAME: ${IT_GREETING}
     stop_grace_period: 1s
@@ -29,6 +31,8 @@ services:
       deploy_timeout: 30s
       drain_timeout: 1s
       keep: 1
+      hooks:
+        post_deploy: ["echo warm $$NAME"]
 "#;
 
 /// One GET through the proxy with curl: the body. `args` go first.
@@ -85,6 +89,10 @@ async fn a_preview_is_seen_by_who_asks_until_it_is_promoted() {
         "{shown}"
     );
     assert!(shown.contains("`cutover promote` puts it live"), "{shown}");
+    assert!(
+        !shown.contains("warm two"),
+        "post_deploy waits for promote: {shown}"
+    );
 
     assert_eq!(curl(&daemon, HOST, &[]), "one");
     assert_eq!(curl(&daemon, HOST, &["-H", "cutover-preview: 1"]), "two");
@@ -126,6 +134,10 @@ async fn a_preview_is_seen_by_who_asks_until_it_is_promoted() {
         "{shown}"
     );
     assert!(shown.contains("promoted web v2"), "{shown}");
+    assert!(
+        shown.contains("cvs-preview-web-post_deploy | warm two"),
+        "{shown}"
+    );
     assert_eq!(curl(&daemon, HOST, &[]), "two");
     let st = status(&project, &daemon);
     assert_eq!(st["apps"][0]["live"]["version"], "v2", "{st}");
