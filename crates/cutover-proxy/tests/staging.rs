@@ -189,6 +189,23 @@ async fn a_canary_draws_new_sessions_once_and_abort_drains_it() {
     let staged = status[0].staged.as_ref().unwrap();
     assert_eq!(staged.set.requests, green.requests());
     assert_eq!(staged.set.errors, 0);
+    // Prometheus has both colors while both serve.
+    let text = h.proxy.render_metrics();
+    for (color, origin) in [("blue", &blue), ("green", &green)] {
+        let line = format!(
+            "cutover_requests_total{{service=\"app\",class=\"2xx\",color=\"{color}\"}} {}\n",
+            origin.requests()
+        );
+        assert!(text.contains(&line), "{line} in {text}");
+    }
+
+    // A failing canary shows in its own errors, not the live color's.
+    green.stop();
+    let (status, _, _) = get_with(&h, HOST, &[("cutover-preview", "1")]).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    let status = h.proxy.status();
+    assert_eq!(status[0].staged.as_ref().unwrap().set.errors, 1);
+    assert_eq!(status[0].active.errors, 0);
 
     let mut events = h.proxy.subscribe();
     let aborted = h.proxy.unstage("app").unwrap();
