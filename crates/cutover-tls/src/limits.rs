@@ -8,38 +8,46 @@
 //! | 300 new orders per account per 3 hours | 100 per 3 hours, all hosts      |
 //! | 50 certificates per domain per week    | 40 per registered domain a week |
 //!
-//! Pure: the caller passes the time, so the windows are tested directly.
+//! Pure: the caller passes the time (Unix milliseconds, as the CA counts:
+//! a restart must not forget an hour of failures), so the windows are
+//! tested directly. The counts live in the certificate storage
+//! (`Storage::update_limits`), shared by the daemons that share it.
 //! The "registered domain" is the last two labels: without the public
 //! suffix list `a.example.co.uk` and `b.example.co.uk` count together,
 //! which errs on the safe side.
 
-use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
 
-const HOUR: Duration = Duration::from_secs(3600);
+use serde::{Deserialize, Serialize};
+
+const HOUR: u64 = 3600 * 1000;
 const FAILURES_PER_HOST: usize = 3;
 const ORDERS_PER_WINDOW: usize = 100;
-const ORDER_WINDOW: Duration = Duration::from_secs(3 * 3600);
+const ORDER_WINDOW: u64 = 3 * HOUR;
 const ISSUED_PER_DOMAIN: usize = 40;
-const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
+const WEEK: u64 = 7 * 24 * HOUR;
 
-#[derive(Default)]
+/// Times of failed validations, new orders and issued certificates, Unix
+/// ms, oldest first.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub(crate) struct Limits {
-    failures: HashMap<String, VecDeque<Instant>>,
-    orders: VecDeque<Instant>,
-    issued: HashMap<String, VecDeque<Instant>>,
+    failures: BTreeMap<String, VecDeque<u64>>,
+    orders: VecDeque<u64>,
+    issued: BTreeMap<String, VecDeque<u64>>,
 }
 
-/// Why an order has to wait, and until when.
+/// Why an order has to wait, and until when (Unix ms).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Wait {
-    pub until: Instant,
+    pub until: u64,
     pub why: String,
 }
 
 impl Limits {
     /// May an order for `host` start now? Counts it when it may.
-    pub fn start(&mut self, host: &str, now: Instant) -> Result<(), Wait> {
+    pub fn start(&mut self, host: &str, now: u64) -> Result<(), Wait> {
         let failures = window(self.failures.entry(host.into()).or_default(), now, HOUR);
         if failures.len() >= FAILURES_PER_HOST {
             return Err(Wait {
@@ -69,24 +77,34 @@ impl Limits {
         Ok(())
     }
 
-    pub fn failed(&mut self, host: &str, now: Instant) {
+    pub fn failed(&mut self, host: &str, now: u64) {
         self.failures.entry(host.into()).or_default().push_back(now);
     }
 
-    pub fn issued(&mut self, host: &str, now: Instant) {
+    pub fn issued(&mut self, host: &str, now: u64) {
         self.failures.remove(host);
         self.issued
             .entry(registered_domain(host))
             .or_default()
             .push_back(now);
     }
+
+    /// Forgets what no window counts any more, so the stored file stays
+    /// small.
+    pub fn expire(&mut self, now: u64) {
+        self.failures
+            .retain(|_, t| !window(t, now, HOUR).is_empty());
+        self.issued.retain(|_, t| !window(t, now, WEEK).is_empty());
+        window(&mut self.orders, now, ORDER_WINDOW);
+    }
 }
 
-/// Drops what is older than `span`; what is left, oldest first.
-fn window(times: &mut VecDeque<Instant>, now: Instant, span: Duration) -> &mut VecDeque<Instant> {
+/// Drops what is older than `span`; what is left, oldest first. A time
+/// ahead of `now` (a clock set back) counts until it is `span` old.
+fn window(times: &mut VecDeque<u64>, now: u64, span: u64) -> &mut VecDeque<u64> {
     while times
         .front()
-        .is_some_and(|t| now.duration_since(*t) >= span)
+        .is_some_and(|t| now.saturating_sub(*t) >= span)
     {
         times.pop_front();
     }
@@ -117,19 +135,16 @@ mod tests {
     #[test]
     fn a_host_that_keeps_failing_waits_an_hour_others_do_not() {
         let mut l = Limits::default();
-        let t0 = Instant::now();
+        let t0 = 1_800_000_000_000;
         for i in 0..3 {
-            let at = t0 + Duration::from_secs(i * 60);
+            let at = t0 + i * 60_000;
             l.start("bad.example.com", at).unwrap();
             l.failed("bad.example.com", at);
         }
-        let wait = l
-            .start("bad.example.com", t0 + Duration::from_secs(300))
-            .unwrap_err();
+        let wait = l.start("bad.example.com", t0 + 300_000).unwrap_err();
         assert_eq!(wait.until, t0 + HOUR);
         assert!(wait.why.contains("3 failed validations"), "{}", wait.why);
-        l.start("good.example.com", t0 + Duration::from_secs(300))
-            .unwrap();
+        l.start("good.example.com", t0 + 300_000).unwrap();
         // An hour after the first failure, one more try.
         l.start("bad.example.com", t0 + HOUR).unwrap();
     }
@@ -137,7 +152,7 @@ mod tests {
     #[test]
     fn orders_and_issuance_have_windows() {
         let mut l = Limits::default();
-        let t0 = Instant::now();
+        let t0 = 1_800_000_000_000;
         for i in 0..ORDERS_PER_WINDOW {
             l.start(&format!("h{i}.example{i}.com"), t0).unwrap();
         }
@@ -156,6 +171,20 @@ mod tests {
             wait.why
         );
         l.start("x.example.net", t0).unwrap();
+    }
+
+    #[test]
+    fn what_no_window_counts_is_forgotten() {
+        let mut l = Limits::default();
+        let t0 = 1_800_000_000_000;
+        l.start("a.example.com", t0).unwrap();
+        l.failed("a.example.com", t0);
+        l.issued("b.example.com", t0);
+        l.expire(t0 + HOUR);
+        assert!(l.failures.is_empty());
+        assert_eq!(l.orders.len(), 1);
+        l.expire(t0 + WEEK);
+        assert_eq!(l, Limits::default());
     }
 
     #[test]

@@ -91,7 +91,6 @@ struct State {
     files: BTreeMap<(String, String), Files>,
     /// Host patterns of on-demand routes; `None` in it: any name.
     on_demand: Vec<(String, Option<String>)>,
-    limits: Limits,
 }
 
 struct Managed {
@@ -333,21 +332,37 @@ impl Certificates {
             .max(Duration::from_millis(50))
     }
 
+    /// Records an outcome of `host`'s order in the stored rate-limit counts.
+    fn count(&self, host: &str, f: impl FnOnce(&mut Limits, u64)) {
+        let Some(acme) = &self.acme else {
+            return;
+        };
+        let now_ms = cutover_core::clock::now_ms();
+        if let Err(e) = acme.storage.update_limits(now_ms, |l| f(l, now_ms)) {
+            tracing::warn!(host, error = %e, "cannot record the order in the rate-limit counts");
+        }
+    }
+
     /// One pass for `host`: stored and fresh, or ordered; then scheduled.
     async fn obtain(&self, host: &str) {
         let outcome = self.obtain_once(host).await;
+        match &outcome {
+            Obtained::Served(_, true) => self.count(host, |l, now| l.issued(host, now)),
+            Obtained::Failed(_, validations) if *validations > 0 => self.count(host, |l, now| {
+                for _ in 0..*validations {
+                    l.failed(host, now);
+                }
+            }),
+            _ => {}
+        }
         let mut st = lock(&self.state);
-        let State { hosts, limits, .. } = &mut *st;
-        let Some(m) = hosts.get_mut(host) else {
+        let Some(m) = st.hosts.get_mut(host) else {
             return;
         };
         m.busy = false;
         let now = Instant::now();
         match outcome {
-            Obtained::Served(loaded, fresh_order) => {
-                if fresh_order {
-                    limits.issued(host, now);
-                }
+            Obtained::Served(loaded, _) => {
                 let renew = loaded.facts.renew_at();
                 m.next = now
                     + renew
@@ -363,10 +378,7 @@ impl Certificates {
                 m.next = until;
                 m.last_error = Some(format!("waiting: {why}"));
             }
-            Obtained::Failed(why, validations) => {
-                for _ in 0..validations {
-                    limits.failed(host, now);
-                }
+            Obtained::Failed(why, _) => {
                 m.attempts += 1;
                 let base = self
                     .acme
@@ -399,8 +411,23 @@ impl Certificates {
         if let Some(l) = fresh(&acme.storage, host) {
             return Obtained::Served(l, false);
         }
-        if let Err(w) = lock(&self.state).limits.start(host, Instant::now()) {
-            return Obtained::Wait(w.until, w.why);
+        let now_ms = cutover_core::clock::now_ms();
+        match acme
+            .storage
+            .update_limits(now_ms, |l| l.start(host, now_ms))
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(w)) => {
+                let until = Instant::now() + Duration::from_millis(w.until.saturating_sub(now_ms));
+                return Obtained::Wait(until, w.why);
+            }
+            // Uncounted, an order could go past the CA's limits.
+            Err(e) => {
+                return Obtained::Failed(
+                    format!("cannot count the order against the rate limits: {e}"),
+                    0,
+                )
+            }
         }
         let mut kinds = vec![ChallengeType::Http01];
         if self.settings.tls_alpn {

@@ -8,6 +8,8 @@
 //!     account.json                      so staging and production never mix
 //!     HOST.pem                          chain, then key; 0600
 //!     HOST.lock                         held while HOST is being ordered
+//!     limits.json                       the rate-limit counts (limits.rs)
+//!     limits.lock                       held while they are updated
 //! ```
 //!
 //! A certificate and its key are one file, replaced atomically, so a daemon
@@ -22,6 +24,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{flock, FlockOperation};
 use sha2::{Digest, Sha256};
 
+use crate::limits::Limits;
 use crate::pem::{load, Loaded};
 
 pub(crate) struct Storage {
@@ -84,6 +87,35 @@ impl Storage {
             Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Applies `f` to the stored rate-limit counts and stores the result,
+    /// under a lock, so daemons sharing the storage count together and a
+    /// restart forgets nothing. Unreadable counts start again from none
+    /// (logged): the CA's own limits still stand behind them.
+    pub fn update_limits<R>(&self, now_ms: u64, f: impl FnOnce(&mut Limits) -> R) -> io::Result<R> {
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir.join("limits.lock"))?;
+        // Held for a read and a small write; a dead holder's lock is
+        // released by the kernel.
+        flock(&lock, FlockOperation::LockExclusive)?;
+        let path = self.dir.join("limits.json");
+        let mut limits: Limits = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(path = %path.display(), error = %e, "unreadable rate-limit counts; counting from none");
+                Limits::default()
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Limits::default(),
+            Err(e) => return Err(e),
+        };
+        limits.expire(now_ms);
+        let result = f(&mut limits);
+        let bytes = serde_json::to_vec(&limits).expect("counts serialize");
+        cutover_fs::write_atomic(&path, &bytes)?;
+        Ok(result)
     }
 
     fn cert_path(&self, host: &str) -> PathBuf {
@@ -173,5 +205,40 @@ mod tests {
         assert!(b.try_lock("b.example.com").unwrap().is_some());
         drop(held);
         assert!(b.try_lock("a.example.com").unwrap().is_some());
+    }
+
+    /// A daemon that restarts (or another on the same storage) sees the
+    /// failures counted before: a crash loop cannot reset the limits.
+    #[test]
+    fn rate_limit_counts_outlive_a_restart_and_are_shared() {
+        let root = tempfile::tempdir().unwrap();
+        let now = 1_800_000_000_000;
+        let a = Storage::open(root.path(), "https://ca/dir").unwrap();
+        for i in 0..3 {
+            a.update_limits(now + i, |l| {
+                l.start("bad.example.com", now + i).unwrap();
+                l.failed("bad.example.com", now + i);
+            })
+            .unwrap();
+        }
+        drop(a);
+        let restarted = Storage::open(root.path(), "https://ca/dir").unwrap();
+        let wait = restarted
+            .update_limits(now + 10, |l| l.start("bad.example.com", now + 10))
+            .unwrap()
+            .unwrap_err();
+        assert!(wait.why.contains("3 failed validations"), "{}", wait.why);
+        let other = Storage::open(root.path(), "https://other-ca/dir").unwrap();
+        assert!(other
+            .update_limits(now, |l| l.start("bad.example.com", now))
+            .unwrap()
+            .is_ok());
+
+        // Unreadable counts start again from none rather than stop orders.
+        std::fs::write(restarted.dir().join("limits.json"), b"{oops").unwrap();
+        assert!(restarted
+            .update_limits(now, |l| l.start("bad.example.com", now))
+            .unwrap()
+            .is_ok());
     }
 }
