@@ -60,9 +60,6 @@ impl TlsRoute {
                     )
                     .hint("list the names to order certificates for in hosts, or give the certificate as files"));
                 }
-                if let Some(h) = hosts.iter().find(|h| h.starts_with("*.")) {
-                    return Err(wildcard_needs_dns(h));
-                }
             }
             CertificateSource::OnDemand => {}
             CertificateSource::Files { cert, key } => {
@@ -80,13 +77,22 @@ impl TlsRoute {
     }
 }
 
-/// Automatic TLS on `*.example.com`: the CA only gives wildcard certificates
-/// to DNS-01, which cutover does not answer.
+/// Automatic TLS on `*.example.com` from a daemon with no DNS hook: the CA
+/// only gives wildcard certificates to DNS-01.
 pub fn wildcard_needs_dns(host: &str) -> Report {
     Report::new(format!(
-        "automatic TLS cannot cover the wildcard host {host:?}: a CA issues wildcard certificates only by DNS-01"
+        "automatic TLS cannot cover the wildcard host {host:?}: a CA issues wildcard certificates only by DNS-01, and this daemon publishes no DNS records"
     ))
-    .hint("give a wildcard certificate as files (tls: {cert: FILE, key: FILE}), or use tls: on_demand to order one per name as clients arrive")
+    .hint("start `cutover serve` with --acme-dns-hook (a script that sets the TXT record at your DNS provider), give a wildcard certificate as files (tls: {cert: FILE, key: FILE}), or use tls: on_demand to order one per name as clients arrive")
+}
+
+/// The first host of an automatic-TLS route that only DNS-01 can cover.
+pub fn wildcard_host<'a>(tls: Option<&TlsRoute>, hosts: &'a [String]) -> Option<&'a str> {
+    let automatic = tls.is_some_and(|t| t.certificate == CertificateSource::Automatic);
+    hosts
+        .iter()
+        .find(|h| automatic && h.starts_with("*."))
+        .map(String::as_str)
 }
 
 /// One certificate the daemon serves or is getting, as `GET /certificates`
@@ -134,16 +140,26 @@ mod tests {
     }
 
     #[test]
-    fn automatic_needs_exact_hosts() {
+    fn automatic_needs_hosts_and_a_wildcard_needs_dns_01() {
         let auto = route(CertificateSource::Automatic);
         assert!(auto.validate(&["a.example.com".into()]).is_ok());
         let err = auto.validate(&[]).unwrap_err();
         assert!(err.message.contains("need the route's hosts"), "{err:?}");
-        let err = auto
-            .validate(&["a.example.com".into(), "*.example.com".into()])
-            .unwrap_err();
+        let hosts = ["a.example.com".to_string(), "*.example.com".into()];
+        assert!(auto.validate(&hosts).is_ok(), "the daemon judges DNS-01");
+        assert_eq!(wildcard_host(Some(&auto), &hosts), Some("*.example.com"));
+        let files = route(CertificateSource::Files {
+            cert: "/c.pem".into(),
+            key: "/k.pem".into(),
+        });
+        assert_eq!(wildcard_host(Some(&files), &hosts), None);
+        let err = wildcard_needs_dns("*.example.com");
         assert!(err.message.contains("\"*.example.com\""), "{err:?}");
-        assert!(err.hint.unwrap().contains("on_demand"));
+        let hint = err.hint.unwrap();
+        assert!(
+            hint.contains("--acme-dns-hook") && hint.contains("on_demand"),
+            "{hint}"
+        );
     }
 
     #[test]

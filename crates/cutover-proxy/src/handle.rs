@@ -320,6 +320,21 @@ pub(crate) fn validate(service: &str, req: &DeployRequest) -> Result<(), DeployE
         .map_err(DeployError::Invalid)
 }
 
+impl Proxy {
+    /// Why this daemon cannot get the certificate `req` asks for: a
+    /// wildcard host with automatic TLS and no DNS hook. Asked of a new
+    /// deploy, not of a restored route (that one keeps what it served).
+    pub fn refuses_certificate(
+        &self,
+        tls: Option<&cutover_core::tls::TlsRoute>,
+        hosts: &[String],
+    ) -> Option<Report> {
+        let host = cutover_core::tls::wildcard_host(tls, hosts)?;
+        let dns01 = self.inner.https.get().is_some_and(|h| h.certs.dns01());
+        (!dns01).then(|| cutover_core::tls::wildcard_needs_dns(host))
+    }
+}
+
 /// Cheap to clone; all clones drive the same proxy.
 #[derive(Clone)]
 pub struct Proxy {
@@ -357,6 +372,9 @@ impl Proxy {
         req: DeployRequest,
     ) -> Result<ServiceStatus, DeployError> {
         validate(service, &req)?;
+        if let Some(refused) = self.refuses_certificate(req.tls.as_ref(), &req.hosts) {
+            return Err(DeployError::Invalid(refused));
+        }
         // Reject a route conflict before spending the deploy timeout on probes.
         let color = {
             let services = self.inner.lock();

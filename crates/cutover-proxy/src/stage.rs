@@ -113,6 +113,9 @@ impl Proxy {
         mut stage: Stage,
     ) -> Result<ServiceStatus, DeployError> {
         crate::handle::validate(service, &req)?;
+        if let Some(refused) = self.refuses_certificate(req.tls.as_ref(), &req.hosts) {
+            return Err(DeployError::Invalid(refused));
+        }
         stage.validate().map_err(DeployError::Invalid)?;
         if stage.token.is_empty() {
             stage.token = format!("{:08x}", rand::random::<u32>());

@@ -32,6 +32,10 @@ pub struct AcmeSettings {
     pub ca_root: Option<PathBuf>,
     /// The first retry after a failed order; later ones double it.
     pub retry_base: Duration,
+    /// An executable that publishes DNS-01 records (`--acme-dns-hook`):
+    /// `HOOK present NAME VALUE`, then `HOOK cleanup NAME VALUE`. With it,
+    /// wildcard hosts get certificates too.
+    pub dns_hook: Option<PathBuf>,
 }
 
 impl AcmeSettings {
@@ -42,6 +46,7 @@ impl AcmeSettings {
             eab: None,
             ca_root: None,
             retry_base: Duration::from_secs(60),
+            dns_hook: None,
         }
     }
 }
@@ -148,6 +153,7 @@ impl Acme {
             .await
             .map_err(other)?;
         let mut tokens = Vec::new();
+        let mut records = Vec::new();
         let mut authorizations = order.authorizations();
         while let Some(authz) = authorizations.next().await {
             let mut authz = authz.map_err(other)?;
@@ -167,16 +173,22 @@ impl Acme {
                         .put_http01(&challenge.token, key_auth.as_str())
                         .map_err(|e| e.to_string())
                 }
+                ChallengeType::Dns01 => {
+                    let record = (dns01_name(host), key_auth.dns_value());
+                    let put = self.dns_hook("present", &record).await;
+                    records.push(record);
+                    put
+                }
                 _ => challenges.put_tls_alpn01(host, key_auth.digest().as_ref()),
             };
-            put.map_err(OrderError::Other)?;
+            if let Err(e) = put {
+                self.clear(host, challenges, &tokens, &records).await;
+                return Err(OrderError::Other(e));
+            }
             challenge.set_ready().await.map_err(other)?;
         }
         let status = order.poll_ready(&POLL).await;
-        for t in &tokens {
-            challenges.clear(Some(t), host);
-        }
-        challenges.clear(None, host);
+        self.clear(host, challenges, &tokens, &records).await;
         match status {
             Ok(OrderStatus::Ready) => {}
             Ok(OrderStatus::Invalid) => {
@@ -196,6 +208,66 @@ impl Acme {
         let chain = order.poll_certificate(&POLL).await.map_err(other)?;
         Ok((chain, key))
     }
+}
+
+impl Acme {
+    /// Takes down what answered the order's challenges.
+    async fn clear(
+        &self,
+        host: &str,
+        challenges: &Challenges,
+        tokens: &[String],
+        records: &[(String, String)],
+    ) {
+        for t in tokens {
+            challenges.clear(Some(t), host);
+        }
+        challenges.clear(None, host);
+        for record in records {
+            if let Err(e) = self.dns_hook("cleanup", record).await {
+                tracing::warn!(host, error = %e, "the DNS-01 record was not cleaned up");
+            }
+        }
+    }
+
+    /// Runs `--acme-dns-hook ACTION NAME VALUE`; its exit 0 means the
+    /// record is published (or gone), so the CA may look now.
+    async fn dns_hook(&self, action: &str, (name, value): &(String, String)) -> Result<(), String> {
+        let Some(hook) = &self.settings.dns_hook else {
+            return Err("DNS-01 needs `cutover serve --acme-dns-hook`".into());
+        };
+        let run = tokio::process::Command::new(hook)
+            .args([action, name, value])
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let shown = format!("the DNS hook `{} {action} {name}`", hook.display());
+        let out = match tokio::time::timeout(DNS_HOOK_TIMEOUT, run).await {
+            Err(_) => return Err(format!("{shown} did not end within {DNS_HOOK_TIMEOUT:?}")),
+            Ok(Err(e)) => return Err(format!("{shown} cannot run: {e}")),
+            Ok(Ok(out)) => out,
+        };
+        if out.status.success() {
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let last = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        Err(format!("{shown} failed ({}): {last}", out.status))
+    }
+}
+
+/// A DNS hook has this long to publish or remove a record: a provider's
+/// API and its wait for propagation take seconds, rarely a minute.
+const DNS_HOOK_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The TXT record DNS-01 validates: `_acme-challenge.` and the name, a
+/// wildcard's without its `*.`.
+fn dns01_name(host: &str) -> String {
+    format!("_acme-challenge.{}", host.trim_start_matches("*."))
 }
 
 /// The CA's own words on why validation failed.

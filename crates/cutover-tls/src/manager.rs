@@ -113,6 +113,14 @@ struct Files {
 }
 
 impl Certificates {
+    /// Whether wildcard hosts can get certificates: DNS-01 is published by
+    /// `--acme-dns-hook`.
+    pub fn dns01(&self) -> bool {
+        self.acme
+            .as_ref()
+            .is_some_and(|a| a.settings.dns_hook.is_some())
+    }
+
     pub fn new(settings: TlsSettings) -> Result<Arc<Certificates>, String> {
         create_private_dir(&settings.storage)
             .map_err(|e| format!("cannot create {}: {e}", settings.storage.display()))?;
@@ -400,6 +408,9 @@ impl Certificates {
         if let Some(l) = fresh(&acme.storage, host) {
             return Obtained::Served(l, false);
         }
+        if host.starts_with("*.") && acme.settings.dns_hook.is_none() {
+            return Obtained::Failed(cutover_core::tls::wildcard_needs_dns(host).message, 0);
+        }
         let _lock = match acme.storage.try_lock(host) {
             Ok(Some(l)) => l,
             Ok(None) => return Obtained::Elsewhere,
@@ -429,10 +440,11 @@ impl Certificates {
                 )
             }
         }
-        let mut kinds = vec![ChallengeType::Http01];
-        if self.settings.tls_alpn {
-            kinds.insert(0, ChallengeType::TlsAlpn01);
-        }
+        let kinds = challenge_kinds(
+            host,
+            self.settings.tls_alpn,
+            acme.settings.dns_hook.is_some(),
+        );
         let mut errors = Vec::new();
         let mut validations = 0;
         for kind in kinds {
@@ -575,6 +587,24 @@ impl Certificates {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// The challenges to try for `host`, in order: a wildcard is validated by
+/// DNS-01 alone; another name by TLS-ALPN-01 (on the HTTPS listener, no
+/// port 80 needed), then HTTP-01, then DNS-01 when a hook publishes it.
+fn challenge_kinds(host: &str, tls_alpn: bool, dns_hook: bool) -> Vec<ChallengeType> {
+    if host.starts_with("*.") {
+        return vec![ChallengeType::Dns01];
+    }
+    let mut kinds = Vec::new();
+    if tls_alpn {
+        kinds.push(ChallengeType::TlsAlpn01);
+    }
+    kinds.push(ChallengeType::Http01);
+    if dns_hook {
+        kinds.push(ChallengeType::Dns01);
+    }
+    kinds
 }
 
 enum Obtained {

@@ -226,11 +226,20 @@ fn check_routes(
     selected: &BTreeSet<String>,
 ) -> Result<(), Stop> {
     let conflicts = route_conflicts(desired, selected, &inner.proxy.held_routes());
-    if conflicts.is_empty() {
-        Ok(())
-    } else {
-        Err(Stop::invalid(PlanErrors(conflicts)))
+    if !conflicts.is_empty() {
+        return Err(Stop::invalid(PlanErrors(conflicts)));
     }
+    // A certificate this daemon cannot get is found before anything starts.
+    let refused = desired
+        .apps
+        .iter()
+        .filter(|a| selected.contains(&a.service.name))
+        .find_map(|a| {
+            let c = &a.cutover;
+            let r = inner.proxy.refuses_certificate(c.tls.as_ref(), &c.hosts)?;
+            Some(r.map_message(|m| format!("services.{}.x-cutover.tls: {m}", a.service.name)))
+        });
+    refused.map_or(Ok(()), |r| Err(Stop::invalid(r)))
 }
 
 /// The ID of `image` if it is on this host; nothing is pulled.

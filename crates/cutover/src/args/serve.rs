@@ -180,6 +180,16 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE", help_heading = "HTTPS")]
     pub acme_ca_root: Option<PathBuf>,
 
+    /// Executable that publishes DNS-01 records at your DNS provider, run as
+    /// `FILE present|cleanup NAME VALUE`: wildcard hosts get certificates too
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "CUTOVER_ACME_DNS_HOOK",
+        help_heading = "HTTPS"
+    )]
+    pub acme_dns_hook: Option<PathBuf>,
+
     /// Order no certificates; routes with `tls: true` get the default certificate
     #[arg(long, conflicts_with_all = ["acme_directory", "acme_staging"], help_heading = "HTTPS")]
     pub no_acme: bool,

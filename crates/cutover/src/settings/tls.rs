@@ -29,6 +29,7 @@ pub(super) fn tls_settings(args: &ServeArgs, state_dir: &Path) -> Result<TlsSett
         let mut acme = AcmeSettings::new(directory);
         acme.email = args.acme_email.clone();
         acme.ca_root = args.acme_ca_root.clone();
+        acme.dns_hook = args.acme_dns_hook.as_deref().map(dns_hook).transpose()?;
         if let (Some(kid), Some(file)) = (&args.acme_eab_kid, &args.acme_eab_hmac_key_file) {
             acme.eab = Some((kid.clone(), eab_key(file)?));
         }
@@ -79,4 +80,24 @@ fn eab_key(file: &Path) -> Result<Vec<u8>, CliError> {
             ))
             .with_hint("paste the HMAC key exactly as the CA shows it")
         })
+}
+
+/// `--acme-dns-hook`: an executable file, by absolute path (the daemon runs
+/// it from wherever it was started, and later from a systemd unit).
+fn dns_hook(path: &Path) -> Result<std::path::PathBuf, CliError> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::path::absolute(path)
+        .map_err(|e| CliError::bad_input(format!("--acme-dns-hook {}: {e}", path.display())))?;
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => Ok(path),
+        Ok(_) => Err(CliError::bad_input(format!(
+            "--acme-dns-hook {}: not an executable file",
+            path.display()
+        ))
+        .with_hint(format!("`chmod +x {}`", path.display()))),
+        Err(e) => Err(
+            CliError::bad_input(format!("--acme-dns-hook {}: {e}", path.display()))
+                .with_hint("give the path of the script that sets your DNS provider's TXT records"),
+        ),
+    }
 }

@@ -20,6 +20,9 @@ struct Pebble {
     children: Vec<Child>,
     directory: String,
     management: SocketAddr,
+    /// pebble-challtestsrv's API: `/set-txt` and `/clear-txt` publish the
+    /// DNS-01 records pebble resolves.
+    dns_management: SocketAddr,
 }
 
 /// What pebble's own HTTPS endpoint is signed by, for `--acme-ca-root`.
@@ -78,9 +81,10 @@ impl Pebble {
         let config_file = dir.path().join("pebble.json");
         std::fs::write(&config_file, json!({ "pebble": config }).to_string()).unwrap();
         let log = |name: &str| std::fs::File::create(dir.path().join(name)).unwrap();
+        let dns_management: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let dns_server = Command::new("pebble-challtestsrv")
             .args(["-dns01", &format!("127.0.0.1:{dns}")])
-            .args(["-management", &format!("127.0.0.1:{}", free_port())])
+            .args(["-management", &dns_management.to_string()])
             .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
             .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
             .stdout(log("challtestsrv.log"))
@@ -102,6 +106,7 @@ impl Pebble {
         let pebble = Pebble {
             directory: format!("https://127.0.0.1:{listen}/dir"),
             management: format!("127.0.0.1:{management}").parse().unwrap(),
+            dns_management,
             children: vec![dns_server, ca],
             dir,
         };
@@ -392,6 +397,75 @@ async fn tls_alpn_01_issues_and_a_restart_loads_it_without_ordering() {
         "{}",
         daemon.stderr()
     );
+}
+
+/// A wildcard host needs DNS-01: refused (with the hint) by a daemon with
+/// no DNS hook, before anything starts; issued with one, whose records go
+/// to pebble-challtestsrv's DNS, the way a user's script calls their DNS
+/// provider's API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_01_by_a_hook_gets_a_wildcard_certificate() {
+    use crate::deploy::expect_code;
+    let (http, https) = (free_port(), free_port());
+    // HTTP-01 and TLS-ALPN-01 go to ports nobody listens on.
+    let pebble = Pebble::start(free_port(), free_port(), None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let project = tls_project("cvit-tls-wild", "'*.wild.test'", false);
+    let mut daemon = tls_daemon(dir.path(), http, https, &pebble.flags()).await;
+    let out = project.cutover(&daemon, &["deploy"]);
+    expect_code(&out, 2, &daemon);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("services.web.x-cutover.tls: automatic TLS cannot cover the wildcard host")
+            && said.contains("--acme-dns-hook"),
+        "{said}"
+    );
+    assert!(crate::deploy::docker(&[
+        "ps",
+        "-a",
+        "-q",
+        "--filter",
+        "label=cutover.project=cvit-tls-wild"
+    ])
+    .trim()
+    .is_empty());
+    daemon.stop().await;
+
+    let hook = dir.path().join("dns-hook.sh");
+    let calls = dir.path().join("dns-hook.calls");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nset -e\necho \"$1 $2\" >> {calls}\ncase $1 in\n  present) curl -sSf -X POST -d \"{{\\\"host\\\":\\\"$2.\\\",\\\"value\\\":\\\"$3\\\"}}\" http://{api}/set-txt ;;\n  cleanup) curl -sSf -X POST -d \"{{\\\"host\\\":\\\"$2.\\\"}}\" http://{api}/clear-txt ;;\nesac\n",
+            calls = calls.display(),
+            api = pebble.dns_management
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut flags = pebble.flags();
+    flags.extend(["--acme-dns-hook".to_string(), hook.display().to_string()]);
+    let daemon = tls_daemon(dir.path(), http, https, &flags).await;
+    expect_code(&project.cutover(&daemon, &["deploy"]), 0, &daemon);
+    let cert = wait_certificate(&daemon, "*.wild.test", issued).await;
+    assert!(cert["last_error"].is_null(), "{cert}");
+    let https_addr = format!("127.0.0.1:{https}").parse().unwrap();
+    for name in ["a.wild.test", "b.wild.test"] {
+        let (status, body) = curl_https(https_addr, name, &pebble.root(), &[]).await;
+        assert_eq!(status, "200 2", "{name}: {body}");
+        assert!(body.contains("one"), "{body}");
+    }
+    let calls = std::fs::read_to_string(&calls).unwrap();
+    assert_eq!(
+        calls,
+        "present _acme-challenge.wild.test\ncleanup _acme-challenge.wild.test\n"
+    );
+    assert!(
+        daemon.stderr().contains("challenge=Dns01"),
+        "{}",
+        daemon.stderr()
+    );
+    expect_code(&project.cutover(&daemon, &["down"]), 0, &daemon);
 }
 
 #[tokio::test]

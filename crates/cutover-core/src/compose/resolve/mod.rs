@@ -19,7 +19,7 @@ use super::locate::{KeyPath, Position, Positions};
 use super::merge::{keyed_list_to_map, merge_files, strip_tags};
 use super::model::*;
 use crate::service::{HealthCheck, Timeouts};
-use crate::tls::{wildcard_needs_dns, CertificateSource, TlsRoute, HSTS_DEFAULT};
+use crate::tls::{CertificateSource, TlsRoute, HSTS_DEFAULT};
 
 mod app_calls;
 mod container;

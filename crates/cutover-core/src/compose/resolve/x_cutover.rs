@@ -217,20 +217,15 @@ fn tls_settings(
         }
         return None;
     };
-    if certificate == CertificateSource::Automatic {
-        if hosts.is_empty() {
-            cx.error_hint(
-                &tp,
-                "automatic certificates need the app's hosts",
-                "list the names to order certificates for in x-cutover.hosts, or give the certificate as files",
-            );
-            return None;
-        }
-        if let Some(h) = hosts.iter().find(|h| h.starts_with("*.")) {
-            let r = wildcard_needs_dns(h);
-            cx.error_hint(&tp, r.message, r.hint.unwrap_or_default());
-            return None;
-        }
+    // A wildcard host is the daemon's to judge: it needs DNS-01, which only
+    // a daemon with `--acme-dns-hook` answers (checked by deploy and plan).
+    if certificate == CertificateSource::Automatic && hosts.is_empty() {
+        cx.error_hint(
+            &tp,
+            "automatic certificates need the app's hosts",
+            "list the names to order certificates for in x-cutover.hosts, or give the certificate as files",
+        );
+        return None;
     }
     Some(TlsRoute {
         certificate,
