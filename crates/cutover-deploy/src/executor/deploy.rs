@@ -9,9 +9,7 @@ use std::time::Duration;
 use cutover_core::compose::{
     config_hash, version_id, DependsCondition, HookKind, ResolvedProject, ServiceSpec,
 };
-use cutover_core::plan::{
-    plan_with, pull_policy, route_conflicts, ImageAction, Plan, PlanErrors, PlanOptions, Step,
-};
+use cutover_core::plan::{plan_with, pull_policy, ImageAction, Plan, PlanOptions, Step};
 use cutover_core::progress::{DeployCommand, Outcome, PullPolicy};
 use cutover_core::registry::registry_of;
 use cutover_core::service::Color;
@@ -65,7 +63,7 @@ impl DeployEngine {
                 images.insert(spec.image.clone(), id);
             }
         }
-        check_routes(&self.inner, desired, &selected)?;
+        super::preflight::check_routes(&self.inner, desired, &selected)?;
         let (mut plan, _) = plan_selected(&self.inner, cmd, &selected, &images).await?;
         // An image the deploy would pull is asked of its registry now, so
         // a wrong name or a missing login shows before the deploy.
@@ -217,31 +215,6 @@ async fn plan_selected(
     Ok((plan, obs))
 }
 
-/// The routes of the selected apps against every other route the proxy
-/// serves. An app that is up to date claims what it already holds, so
-/// checking every selected app needs no image and runs before any build.
-fn check_routes(
-    inner: &Inner,
-    desired: &ResolvedProject,
-    selected: &BTreeSet<String>,
-) -> Result<(), Stop> {
-    let conflicts = route_conflicts(desired, selected, &inner.proxy.held_routes());
-    if !conflicts.is_empty() {
-        return Err(Stop::invalid(PlanErrors(conflicts)));
-    }
-    // A certificate this daemon cannot get is found before anything starts.
-    let refused = desired
-        .apps
-        .iter()
-        .filter(|a| selected.contains(&a.service.name))
-        .find_map(|a| {
-            let c = &a.cutover;
-            let r = inner.proxy.refuses_certificate(c.tls.as_ref(), &c.hosts)?;
-            Some(r.map_message(|m| format!("services.{}.x-cutover.tls: {m}", a.service.name)))
-        });
-    refused.map_or(Ok(()), |r| Err(Stop::invalid(r)))
-}
-
 /// The ID of `image` if it is on this host; nothing is pulled.
 async fn local_image(inner: &Inner, image: &str) -> Result<Option<String>, Stop> {
     Ok(inner
@@ -327,7 +300,7 @@ async fn deploy(
     // Before any build or pull: a conflict found at the switch would have
     // cost a build, a start and a health check, and in a multi-app deploy
     // left the apps before it switched.
-    check_routes(inner, desired, &selected)?;
+    super::preflight::check_routes(inner, desired, &selected)?;
     let images = resolve_images(inner, p, cmd, &selected).await?;
     let (plan, obs) = plan_selected(inner, cmd, &selected, &images).await?;
     for w in &plan.warnings {

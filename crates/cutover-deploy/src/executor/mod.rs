@@ -4,6 +4,7 @@
 pub mod deploy;
 pub mod gate;
 pub mod hooks;
+mod preflight;
 pub mod switch;
 
 use std::future::Future;
