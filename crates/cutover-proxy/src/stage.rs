@@ -46,15 +46,18 @@ pub(crate) struct StagedRoute {
 
 /// Step 1 of a request on a route with a staged set: which set serves it,
 /// and the canary cookie to set when this request drew its side.
-pub(crate) fn choose<B>(route: &Route, req: &Request<B>) -> (Arc<TargetSet>, Option<HeaderValue>) {
+pub(crate) fn choose<'r, B>(
+    route: &'r Route,
+    req: &Request<B>,
+) -> (&'r Arc<TargetSet>, Option<HeaderValue>) {
     let Some(staged) = &route.staged else {
-        return (route.set.clone(), None);
+        return (&route.set, None);
     };
     if asks_preview(req) {
-        return (staged.set.clone(), None);
+        return (&staged.set, None);
     }
     let StageMode::Canary { percent } = staged.stage.mode else {
-        return (route.set.clone(), None);
+        return (&route.set, None);
     };
     let drawn = cookies(req, stage::CANARY_COOKIE).find_map(|c| staged.stage.side_of(c));
     let (to_staged, cookie) = match drawn {
@@ -65,7 +68,7 @@ pub(crate) fn choose<B>(route: &Route, req: &Request<B>) -> (Arc<TargetSet>, Opt
         }
     };
     let set = if to_staged { &staged.set } else { &route.set };
-    (set.clone(), cookie)
+    (set, cookie)
 }
 
 fn asks_preview<B>(req: &Request<B>) -> bool {

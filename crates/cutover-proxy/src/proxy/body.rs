@@ -18,7 +18,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::access_log::{self, LogCtx};
 use crate::router::Route;
-use crate::target::{InFlight, TargetSet};
+use crate::target::InFlight;
 use crate::upstream::{Conn, UpstreamBody};
 
 pub(crate) type BoxError = Box<dyn StdError + Send + Sync>;
@@ -38,8 +38,6 @@ impl StdError for CutAtDrainDeadline {}
 /// dropped): pool return, metrics, in-flight count and the access log line.
 pub(super) struct Tail {
     route: Arc<Route>,
-    /// The set the request entered: the route's active one, or its staged one.
-    set: Arc<TargetSet>,
     guard: Option<InFlight>,
     start: Instant,
     status: u16,
@@ -62,7 +60,6 @@ impl Tail {
     ) -> Tail {
         Tail {
             route,
-            set: guard.set().clone(),
             guard: Some(guard),
             start,
             status,
@@ -176,19 +173,24 @@ impl Body for RespBody {
                 }
                 // Only a body that waits on its upstream can outlive a drain
                 // deadline, so only then do we listen for the cut.
+                // The set is the one the request entered (the route's
+                // active one, or its staged one); not done, so entered.
                 if cut.is_none() {
-                    let token = tail.set.cut.clone();
-                    cut.set(Some(token.cancelled_owned()));
+                    if let Some(guard) = &tail.guard {
+                        cut.set(Some(guard.set().cut.clone().cancelled_owned()));
+                    }
                 }
                 if let Some(f) = cut.as_pin_mut() {
                     if f.poll(cx).is_ready() {
-                        tail.set.cut_requests.fetch_add(1, Ordering::Relaxed);
+                        if let Some(set) = tail.guard.as_ref().map(InFlight::set) {
+                            set.cut_requests.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(
+                                service = &*tail.route.service.name,
+                                color = set.color.as_str(),
+                                "response still streaming at the drain deadline was cut"
+                            );
+                        }
                         tail.note = Some("cut at drain deadline");
-                        tracing::warn!(
-                            service = &*tail.route.service.name,
-                            color = tail.set.color.as_str(),
-                            "response still streaming at the drain deadline was cut"
-                        );
                         tail.finish(false, None);
                         return Poll::Ready(Some(Err(Box::new(CutAtDrainDeadline))));
                     }

@@ -295,7 +295,7 @@ fn route_and_enter(inner: &Context, conn: &ConnInfo, req: &Request<Incoming>) ->
         };
         let (set, canary_cookie) = stage::choose(route, req);
         let idx = set.pick(0)?;
-        if let Some(guard) = InFlight::enter(&set, idx) {
+        if let Some(guard) = InFlight::enter(set, idx) {
             return Some(Entered {
                 route: route.clone(),
                 guard,
