@@ -27,6 +27,8 @@ use crate::route::validate_host;
 pub const PREVIEW_HEADER: &str = "cutover-preview";
 /// The cookie that keeps a canary session on the side it was drawn for.
 pub const CANARY_COOKIE: &str = "cutover-canary";
+/// The hint when there is nothing staged to promote or abort.
+pub const HOW_TO_STAGE: &str = "stage a version with `cutover deploy --preview` or `--canary N%`";
 /// How long a canary assignment lasts in the browser.
 pub const CANARY_COOKIE_MAX_AGE_SECS: u64 = 24 * 3600;
 

@@ -10,7 +10,7 @@ use cutover_core::compose::HookKind;
 use cutover_core::diag::Report;
 use cutover_core::naming;
 use cutover_core::progress::{Outcome, StageCommand};
-use cutover_core::stage::StageMode;
+use cutover_core::stage::{self, StageMode};
 use cutover_docker::ContainerInfo;
 
 use crate::events::{Progress, Receiver, StepHandle};
@@ -155,8 +155,7 @@ async fn end_stages(
     }
     if staged.is_empty() {
         return Err(Stop::invalid(
-            Report::new(format!("project {project} has nothing staged"))
-                .hint("stage a version with `cutover deploy --preview` or `--canary N%`"),
+            Report::new(format!("project {project} has nothing staged")).hint(stage::HOW_TO_STAGE),
         ));
     }
     let obs = inner
@@ -199,7 +198,7 @@ fn not_staged(project: &str, service: &str, staged: &[(String, StageRecord)]) ->
     let names: Vec<&str> = staged.iter().map(|(n, _)| n.as_str()).collect();
     Report::new(format!("{service} of project {project} has nothing staged")).hint(
         if names.is_empty() {
-            "stage a version with `cutover deploy --preview` or `--canary N%`".to_string()
+            stage::HOW_TO_STAGE.to_string()
         } else {
             format!("staged now: {}", names.join(", "))
         },

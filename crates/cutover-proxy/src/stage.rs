@@ -213,10 +213,7 @@ impl Proxy {
 }
 
 fn not_staged(service: &str) -> DeployError {
-    refused(
-        format!("{service} has nothing staged"),
-        "stage a version with `cutover deploy --preview` or `--canary N%`",
-    )
+    refused(format!("{service} has nothing staged"), stage::HOW_TO_STAGE)
 }
 
 impl Context {
