@@ -43,9 +43,7 @@ impl Releases {
     }
 
     fn path(&self, project: &str, service: &str) -> PathBuf {
-        self.dir
-            .join(store::safe_name(project))
-            .join(format!("{}.json", store::safe_name(service)))
+        store::app_file(&self.dir, project, service)
     }
 
     /// Newest first; empty when none was recorded (or the file is unreadable,
@@ -135,16 +133,6 @@ impl Releases {
     }
 
     pub fn services(&self, project: &str) -> Vec<String> {
-        let Ok(rd) = std::fs::read_dir(self.dir.join(store::safe_name(project))) else {
-            return Vec::new();
-        };
-        rd.filter_map(|e| e.ok())
-            .filter_map(|e| {
-                e.file_name()
-                    .to_str()
-                    .and_then(|n| n.strip_suffix(".json"))
-                    .map(str::to_string)
-            })
-            .collect()
+        store::app_files(&self.dir, project)
     }
 }

@@ -36,9 +36,7 @@ impl Stages {
     }
 
     fn path(&self, project: &str, service: &str) -> PathBuf {
-        self.dir
-            .join(store::safe_name(project))
-            .join(format!("{}.json", store::safe_name(service)))
+        store::app_file(&self.dir, project, service)
     }
 
     /// The app's stage; `None` when there is none or its file is unreadable
@@ -56,13 +54,9 @@ impl Stages {
 
     /// Every staged app of the project, by service name.
     pub fn list(&self, project: &str) -> Vec<(String, StageRecord)> {
-        let Ok(rd) = std::fs::read_dir(self.dir.join(store::safe_name(project))) else {
-            return Vec::new();
-        };
-        let mut out: Vec<(String, StageRecord)> = rd
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().to_str()?.strip_suffix(".json")?.to_string();
+        let mut out: Vec<(String, StageRecord)> = store::app_files(&self.dir, project)
+            .into_iter()
+            .filter_map(|name| {
                 let record = self.get(project, &name)?;
                 Some((record.release.app.service.name.clone(), record))
             })

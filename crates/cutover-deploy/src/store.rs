@@ -74,6 +74,28 @@ pub(crate) async fn off_runtime<T: Send + 'static>(
     }
 }
 
+/// `<dir>/<project>/<service>.json`: the one file per app of the
+/// releases and stages stores.
+pub fn app_file(dir: &Path, project: &str, service: &str) -> PathBuf {
+    dir.join(safe_name(project))
+        .join(format!("{}.json", safe_name(service)))
+}
+
+/// The services that have an [`app_file`] under `dir` for `project`.
+pub fn app_files(dir: &Path, project: &str) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(dir.join(safe_name(project))) else {
+        return Vec::new();
+    };
+    rd.filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".json"))
+                .map(str::to_string)
+        })
+        .collect()
+}
+
 /// A project or service name as a file name: they are already restricted to
 /// `[a-z0-9_-]`, but a name from a URL is not trusted.
 pub fn safe_name(name: &str) -> String {
