@@ -122,9 +122,27 @@ pub struct CertificateStatus {
         skip_serializing_if = "Option::is_none"
     )]
     pub next_renewal: Option<std::time::SystemTime>,
+    /// The CA's suggested renewal window (ARI, RFC 9773), when its
+    /// directory offers renewal information.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal_window: Option<RenewalWindow>,
     /// Why the last order or load failed; cleared by the next success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+}
+
+/// When the CA would like a certificate renewed: `next_renewal` is a time
+/// drawn in it (or the lifetime rule's, when that comes first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewalWindow {
+    #[serde(with = "humantime_serde")]
+    pub start: std::time::SystemTime,
+    #[serde(with = "humantime_serde")]
+    pub end: std::time::SystemTime,
+    /// The CA's page on why the window is where it is (after a mass
+    /// revocation, say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
 }
 
 #[cfg(test)]

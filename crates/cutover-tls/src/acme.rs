@@ -5,13 +5,16 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use cutover_core::tls::RenewalWindow;
 use instant_acme::{
-    Account, AccountCredentials, AuthorizationStatus, ChallengeType, ExternalAccountKey,
-    Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
+    Account, AccountCredentials, AuthorizationStatus, CertificateIdentifier, ChallengeType,
+    ExternalAccountKey, Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
 };
+use rustls_pki_types::CertificateDer;
 use tokio::sync::OnceCell;
 
 use crate::challenge::Challenges;
+use crate::renewal::Ari;
 use crate::storage::Storage;
 
 /// Let's Encrypt's production directory, the default CA.
@@ -137,21 +140,71 @@ impl Acme {
             .await
     }
 
+    /// What the CA's renewal information says of `leaf` (RFC 9773).
+    pub async fn renewal_info(&self, leaf: &CertificateDer<'_>) -> Ari {
+        let failed = |e: &dyn std::fmt::Display| {
+            tracing::warn!(error = %e, "cannot read the CA's renewal information; asking again in an hour");
+            Ari::Failed
+        };
+        let account = match self.account().await {
+            Ok(a) => a,
+            Err(e) => return failed(&e),
+        };
+        let id = match CertificateIdentifier::try_from(leaf) {
+            Ok(id) => id,
+            Err(e) => return failed(&e),
+        };
+        match account.renewal_info(&id).await {
+            Ok((info, retry_after)) => Ari::Window {
+                window: RenewalWindow {
+                    start: info.suggested_window.start.into(),
+                    end: info.suggested_window.end.into(),
+                    explanation: info.explanation_url,
+                },
+                retry_after,
+            },
+            Err(instant_acme::Error::Unsupported(_)) => Ari::Unsupported,
+            Err(e) => failed(&format!("for {id}: {e}")),
+        }
+    }
+
+    /// Opens an order for `host`. With `replaces`, the order names the
+    /// certificate it renews (RFC 9773 §5), which a CA may reward with
+    /// room in its rate limits; a CA that refuses it (it was already
+    /// replaced, or it has no ARI) gets a plain order.
+    async fn new_order(
+        &self,
+        host: &str,
+        replaces: Option<&CertificateDer<'_>>,
+    ) -> Result<instant_acme::Order, OrderError> {
+        let account = self.account().await?;
+        let ids = [Identifier::Dns(host.to_string())];
+        if let Some(id) = replaces.and_then(|c| CertificateIdentifier::try_from(c).ok()) {
+            match account.new_order(&NewOrder::new(&ids).replaces(id)).await {
+                Ok(order) => return Ok(order),
+                Err(instant_acme::Error::Unsupported(_)) => {}
+                Err(e) => {
+                    tracing::info!(host, error = %e, "the CA refused the order as a replacement; ordering plainly")
+                }
+            }
+        }
+        account
+            .new_order(&NewOrder::new(&ids))
+            .await
+            .map_err(|e| OrderError::Other(e.to_string()))
+    }
+
     /// Orders a certificate for `host`, answering `kind` challenges; the
-    /// chain and key as PEM.
+    /// chain and key as PEM. `replaces` is the certificate it renews.
     pub async fn order(
         &self,
         host: &str,
         kind: ChallengeType,
         challenges: &Challenges,
+        replaces: Option<&CertificateDer<'_>>,
     ) -> Result<(String, String), OrderError> {
         let other = |e: instant_acme::Error| OrderError::Other(e.to_string());
-        let account = self.account().await?;
-        let ids = [Identifier::Dns(host.to_string())];
-        let mut order = account
-            .new_order(&NewOrder::new(&ids))
-            .await
-            .map_err(other)?;
+        let mut order = self.new_order(host, replaces).await?;
         let mut tokens = Vec::new();
         let mut records = Vec::new();
         let mut authorizations = order.authorizations();

@@ -15,6 +15,7 @@ mod limits;
 mod manager;
 mod on_demand;
 mod pem;
+mod renewal;
 mod storage;
 mod store;
 

@@ -6,13 +6,18 @@
 //! Lifecycle of an automatic host:
 //!
 //! ```text
-//!  wanted ──▶ due ──stored & fresh──▶ served ──renew_at──▶ due
-//!              │                        ▲
-//!              ├─another daemon orders──┤ (re-read in 2 s)
-//!              ├─limit──▶ waiting ──────┤
-//!              └─order──ok──────────────┘
+//!  wanted ──▶ due ──stored & not due──▶ served ──renew_at──▶ due
+//!              │                          │  ▲
+//!              │                          │  └─recheck: the CA's window
+//!              │                          │    (ARI) asked again
+//!              ├─another daemon orders────┤ (re-read in 2 s)
+//!              ├─limit──▶ waiting ────────┤
+//!              └─order──ok────────────────┘
 //!                   └─fails──▶ backoff ──▶ due
 //! ```
+//!
+//! "Not due" is [`Plan`]'s: a third of the lifetime left, or the time drawn
+//! in the CA's renewal window when its directory has ARI.
 //!
 //! A failure never takes a certificate away: the one served keeps being
 //! served until it expires, and plain HTTP is never touched.
@@ -34,8 +39,10 @@ use crate::challenge::Challenges;
 use crate::limits::{backoff, Limits};
 use crate::on_demand::Ask;
 use crate::pem::{load, Loaded};
+use crate::renewal::Plan;
 use crate::storage::{create_private_dir, Storage};
 use crate::store::Store;
+use rustls_pki_types::CertificateDer;
 
 /// The daemon's TLS settings (`cutover serve` flags).
 #[derive(Debug, Clone)]
@@ -98,6 +105,8 @@ struct Managed {
     on_demand: bool,
     served: Option<Loaded>,
     next: Instant,
+    /// When `served` is renewed, and when the CA is asked again.
+    plan: Option<Plan>,
     /// Failed orders in a row, for the backoff.
     attempts: u32,
     last_error: Option<String>,
@@ -281,7 +290,13 @@ impl Certificates {
                 source: if m.on_demand { "on_demand" } else { "acme" }.into(),
                 issuer: m.served.as_ref().map(|l| l.facts.issuer.clone()),
                 not_after: m.served.as_ref().map(|l| l.facts.not_after),
-                next_renewal: Some(wall(m.next)),
+                // While orders fail, the next attempt; else the plan's
+                // renewal, not the next ask of the CA.
+                next_renewal: Some(match &m.plan {
+                    Some(p) if m.last_error.is_none() => p.renew_at,
+                    _ => wall(m.next),
+                }),
+                renewal_window: m.plan.as_ref().and_then(|p| p.window.clone()),
                 last_error: m.last_error.clone(),
             })
             .collect();
@@ -292,6 +307,7 @@ impl Certificates {
             issuer: f.served.as_ref().map(|l| l.facts.issuer.clone()),
             not_after: f.served.as_ref().map(|l| l.facts.not_after),
             next_renewal: None,
+            renewal_window: None,
             last_error: f.last_error.clone().map(|e| format!("{cert}: {e}")),
         }));
         out
@@ -353,9 +369,16 @@ impl Certificates {
 
     /// One pass for `host`: stored and fresh, or ordered; then scheduled.
     async fn obtain(&self, host: &str) {
-        let outcome = self.obtain_once(host).await;
+        let planned = {
+            let st = lock(&self.state);
+            st.hosts.get(host).and_then(|m| {
+                let leaf = m.served.as_ref()?.leaf().clone();
+                Some((leaf, m.plan.clone()?))
+            })
+        };
+        let outcome = self.obtain_once(host, planned).await;
         match &outcome {
-            Obtained::Served(_, true) => self.count(host, |l, now| l.issued(host, now)),
+            Obtained::Served(_, true, _) => self.count(host, |l, now| l.issued(host, now)),
             Obtained::Failed(_, validations) if *validations > 0 => self.count(host, |l, now| {
                 for _ in 0..*validations {
                     l.failed(host, now);
@@ -370,12 +393,13 @@ impl Certificates {
         m.busy = false;
         let now = Instant::now();
         match outcome {
-            Obtained::Served(loaded, _) => {
-                let renew = loaded.facts.renew_at();
+            Obtained::Served(loaded, _, plan) => {
                 m.next = now
-                    + renew
+                    + plan
+                        .wake_at()
                         .duration_since(SystemTime::now())
                         .unwrap_or(Duration::ZERO);
+                m.plan = Some(plan);
                 m.attempts = 0;
                 m.last_error = None;
                 self.serve(host, &loaded);
@@ -401,13 +425,23 @@ impl Certificates {
         self.wake.notify_one();
     }
 
-    async fn obtain_once(&self, host: &str) -> Obtained {
+    /// `planned`: the certificate served and its plan, whose drawn renewal
+    /// time is kept to rather than drawn again.
+    async fn obtain_once(
+        &self,
+        host: &str,
+        planned: Option<(CertificateDer<'static>, Plan)>,
+    ) -> Obtained {
         let Some(acme) = &self.acme else {
             return Obtained::Failed("automatic certificates are off".into(), 0);
         };
-        if let Some(l) = fresh(&acme.storage, host) {
-            return Obtained::Served(l, false);
-        }
+        let renewing = match stored(&acme.storage, host) {
+            Some(l) => match not_due(acme, &l, planned.as_ref()).await {
+                Some(plan) => return Obtained::Served(l, false, plan),
+                None => Some(l),
+            },
+            None => None,
+        };
         if host.starts_with("*.") && acme.settings.dns_hook.is_none() {
             return Obtained::Failed(cutover_core::tls::wildcard_needs_dns(host).message, 0);
         }
@@ -419,8 +453,12 @@ impl Certificates {
             }
         };
         // Another daemon may have finished the order just before the lock.
-        if let Some(l) = fresh(&acme.storage, host) {
-            return Obtained::Served(l, false);
+        if let Some(l) = stored(&acme.storage, host) {
+            if renewing.as_ref().map(Loaded::leaf) != Some(l.leaf()) {
+                if let Some(plan) = not_due(acme, &l, None).await {
+                    return Obtained::Served(l, false, plan);
+                }
+            }
         }
         let now_ms = cutover_core::clock::now_ms();
         match acme
@@ -449,7 +487,11 @@ impl Certificates {
         let mut validations = 0;
         for kind in kinds {
             tracing::info!(host, challenge = ?kind, directory = %acme.settings.directory, "ordering a certificate");
-            match acme.order(host, kind.clone(), &self.challenges).await {
+            let replaces = renewing.as_ref().map(Loaded::leaf);
+            match acme
+                .order(host, kind.clone(), &self.challenges, replaces)
+                .await
+            {
                 Ok((chain, key)) => {
                     if let Err(e) = acme.storage.save(host, &chain, &key) {
                         return Obtained::Failed(
@@ -460,7 +502,9 @@ impl Certificates {
                     return match load(chain.as_bytes(), key.as_bytes()) {
                         Ok(l) => {
                             tracing::info!(host, issuer = %l.facts.issuer, "certificate issued");
-                            Obtained::Served(l, true)
+                            let ari = acme.renewal_info(l.leaf()).await;
+                            let plan = Plan::new(&l.facts, ari, rand::random(), SystemTime::now());
+                            Obtained::Served(l, true, plan)
                         }
                         Err(e) => Obtained::Failed(
                             format!("the CA's certificate cannot be used: {e}"),
@@ -608,8 +652,8 @@ fn challenge_kinds(host: &str, tls_alpn: bool, dns_hook: bool) -> Vec<ChallengeT
 }
 
 enum Obtained {
-    /// The certificate to serve; `true` when just ordered.
-    Served(Loaded, bool),
+    /// The certificate to serve (`true` when just ordered) and its plan.
+    Served(Loaded, bool, Plan),
     Elsewhere,
     Wait(Instant, String),
     /// Why, and how many validations failed on the way.
@@ -623,6 +667,7 @@ impl Managed {
             on_demand: false,
             served: None,
             next: Instant::now(),
+            plan: None,
             attempts: 0,
             last_error: None,
             busy: false,
@@ -630,16 +675,46 @@ impl Managed {
     }
 }
 
-/// The stored certificate for `host`, if it is not due for renewal yet.
-fn fresh(storage: &Storage, host: &str) -> Option<Loaded> {
+/// The stored certificate for `host`, if there is a usable one.
+fn stored(storage: &Storage, host: &str) -> Option<Loaded> {
     match storage.load(host) {
-        Ok(Some((l, _))) if l.facts.renew_at() > SystemTime::now() => Some(l),
-        Ok(_) => None,
+        Ok(stored) => stored.map(|(l, _)| l),
         Err(e) => {
             tracing::warn!(host, error = %e, "stored certificate unusable; ordering a new one");
             None
         }
     }
+}
+
+/// The plan for `l` while it is not due yet; `None` once it is: a third
+/// of its life left, the time `planned` for it come, or the CA's window
+/// (asked now) passed.
+async fn not_due(
+    acme: &Acme,
+    l: &Loaded,
+    planned: Option<&(CertificateDer<'static>, Plan)>,
+) -> Option<Plan> {
+    let now = SystemTime::now();
+    let previous = planned.and_then(|(leaf, p)| (leaf == l.leaf()).then_some(p));
+    if l.facts.renew_at() <= now || previous.is_some_and(|p| p.due(now)) {
+        return None;
+    }
+    let plan = Plan::new(
+        &l.facts,
+        acme.renewal_info(l.leaf()).await,
+        rand::random(),
+        now,
+    );
+    let plan = match previous {
+        Some(p) => plan.keeping(p),
+        None => plan,
+    };
+    if !plan.due(now) {
+        return Some(plan);
+    }
+    let why = plan.window.as_ref().and_then(|w| w.explanation.as_deref());
+    tracing::info!(names = ?l.facts.names, why, "the CA's renewal window has come; renewing early");
+    None
 }
 
 /// The names a static certificate is served for: the route's hosts, or

@@ -16,6 +16,13 @@ pub(crate) struct Loaded {
     pub facts: Facts,
 }
 
+impl Loaded {
+    /// The leaf certificate: `load` refuses a chain without one.
+    pub fn leaf(&self) -> &CertificateDer<'static> {
+        &self.key.cert[0]
+    }
+}
+
 /// What the leaf certificate says about itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Facts {

@@ -565,7 +565,11 @@ pub fn certificates_table(certs: &[CertificateStatus]) -> String {
                 c.source.clone(),
                 c.issuer.clone().unwrap_or_else(|| "-".into()),
                 at(c.not_after),
-                at(c.next_renewal),
+                // Marks a time drawn in the CA's renewal window (ARI).
+                match c.renewal_window {
+                    Some(_) => format!("{} (ARI)", at(c.next_renewal)),
+                    None => at(c.next_renewal),
+                },
                 c.last_error.clone().unwrap_or_default(),
             ]
         })
@@ -633,6 +637,11 @@ mod tests {
                 issuer: Some("R11".into()),
                 not_after: Some(t),
                 next_renewal: Some(t),
+                renewal_window: Some(cutover_core::tls::RenewalWindow {
+                    start: t,
+                    end: t,
+                    explanation: None,
+                }),
                 last_error: None,
             },
             CertificateStatus {
@@ -642,13 +651,14 @@ mod tests {
                 issuer: None,
                 not_after: None,
                 next_renewal: None,
+                renewal_window: None,
                 last_error: Some("Http01 validation failed: connection refused".into()),
             },
         ];
         insta::assert_snapshot!(certificates_table(&certs), @r"
-        CERTIFICATE       SOURCE  ISSUER  NOT AFTER             NEXT RENEWAL          LAST ERROR
-        shop.example.com  acme    R11     2027-01-15T08:00:00Z  2027-01-15T08:00:00Z
-        new.example.com   acme    -       -                     -                     Http01 validation failed: connection refused
+        CERTIFICATE       SOURCE  ISSUER  NOT AFTER             NEXT RENEWAL                LAST ERROR
+        shop.example.com  acme    R11     2027-01-15T08:00:00Z  2027-01-15T08:00:00Z (ARI)
+        new.example.com   acme    -       -                     -                           Http01 validation failed: connection refused
         ");
         assert_eq!(certificates_table(&[]), "");
     }

@@ -14,6 +14,8 @@ use serde_json::{json, Value};
 use crate::util::{free_port, Daemon};
 use cutover_test::origin::Origin;
 
+mod ari;
+
 /// A CA on loopback: pebble behind a certificate of a test CA of ours.
 struct Pebble {
     dir: tempfile::TempDir,
@@ -144,20 +146,26 @@ impl Pebble {
     fn root(&self) -> PathBuf {
         let path = self.dir.path().join("pebble-root.pem");
         if !path.exists() {
-            let out = Command::new("curl")
-                .args(["-sSf", "--cacert"])
-                .arg(self.dir.path().join("ca.pem"))
-                .arg(format!("https://{}/roots/0", self.management))
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            std::fs::write(&path, out.stdout).unwrap();
+            let root = self.get(&format!("https://{}/roots/0", self.management));
+            std::fs::write(&path, root).unwrap();
         }
         path
+    }
+
+    /// The body of a GET to one of pebble's own HTTPS endpoints.
+    fn get(&self, url: &str) -> Vec<u8> {
+        let out = Command::new("curl")
+            .args(["-sSf", "--cacert"])
+            .arg(self.dir.path().join("ca.pem"))
+            .arg(url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
     }
 }
 
@@ -197,6 +205,15 @@ async fn certificates(daemon: &Daemon) -> Vec<Value> {
 
 /// Waits until the certificate for `host` is there (or `what` says done).
 async fn wait_certificate(daemon: &Daemon, host: &str, what: impl Fn(&Value) -> bool) -> Value {
+    wait_certificate_within(daemon, host, Duration::from_secs(60), what).await
+}
+
+async fn wait_certificate_within(
+    daemon: &Daemon,
+    host: &str,
+    limit: Duration,
+    what: impl Fn(&Value) -> bool,
+) -> Value {
     let start = Instant::now();
     loop {
         let certs = certificates(daemon).await;
@@ -204,7 +221,7 @@ async fn wait_certificate(daemon: &Daemon, host: &str, what: impl Fn(&Value) -> 
             return c.clone();
         }
         assert!(
-            start.elapsed() < Duration::from_secs(60),
+            start.elapsed() < limit,
             "no certificate for {host}: {certs:?}\n{}",
             daemon.stderr()
         );
