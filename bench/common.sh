@@ -342,25 +342,34 @@ cpu_ticks() {
     echo "$total"
 }
 
-# Sum of VmRSS in KiB of the given processes.
-rss_kib() {
-    local pid total=0 v
+# status_kib FIELD PID...: the sum of one /proc/PID/status field in KiB:
+# VmRSS (all resident pages, the binary's mapped text among them) or RssAnon
+# (the resident pages that are the process's own: heap, stacks, buffers).
+status_kib() {
+    local field="$1" pid total=0 v
+    shift
     for pid in "$@"; do
-        v="$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null)" || continue
+        v="$(awk -v f="$field:" '$1 == f {print $2}' "/proc/$pid/status" 2>/dev/null)" || continue
         total=$((total + ${v:-0}))
     done
     echo "$total"
 }
 
-# sample_rss OUTFILE PID...: runs until killed, keeping the maximum in OUTFILE.
+# Sum of VmRSS in KiB of the given processes.
+rss_kib() { status_kib VmRSS "$@"; }
+
+# sample_rss OUTFILE PID...: runs until killed, keeping in OUTFILE the
+# maximum VmRSS and the maximum RssAnon, in KiB, on one line.
 sample_rss() {
-    local out="$1" max=0 now
+    local out="$1" max=0 max_anon=0 now anon
     shift
     while :; do
         now="$(rss_kib "$@")"
-        if [ "$now" -gt "$max" ]; then
-            max=$now
-            echo "$max" >"$out"
+        anon="$(status_kib RssAnon "$@")"
+        if [ "$now" -gt "$max" ] || [ "$anon" -gt "$max_anon" ]; then
+            [ "$now" -gt "$max" ] && max=$now
+            [ "$anon" -gt "$max_anon" ] && max_anon=$anon
+            echo "$max $max_anon" >"$out"
         fi
         sleep 0.2
     done
@@ -401,6 +410,11 @@ to_us() {
 median() {
     awk -v p="$1" -v m="$2" '$1 == p && $2 == m {print $3}' "$RESULTS" | sort -g |
         awk '{v[NR] = $1} END {if (NR == 0) exit; if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+# spread PEER METRIC: the lowest and highest rep, in thousands.
+spread() {
+    awk -v p="$1" -v m="$2" '$1 == p && $2 == m {print $3}' "$RESULTS" | sort -g |
+        awk 'NR == 1 {lo = $1} {hi = $1} END {if (NR) printf "%.1fk–%.1fk", lo / 1000, hi / 1000; else print "–"}'
 }
 sum_metric() { awk -v p="$1" -v m="$2" '$1 == p && $2 == m {s += $3} END {print s + 0}' "$RESULTS"; }
 fmt_k() { awk -v v="$1" 'BEGIN {if (v == "") print "–"; else printf "%.1fk", v / 1000}'; }

@@ -225,11 +225,6 @@ for rep in $(seq 1 "$REPS"); do
     for peer in "${active[@]}"; do tls_h2load "$peer"; done
 done
 
-spread() {
-    awk -v p="$1" -v m="$2" '$1 == p && $2 == m {print $3}' "$RESULTS" | sort -g |
-        awk 'NR == 1 {lo = $1} {hi = $1} END {if (NR) printf "%.1fk–%.1fk", lo / 1000, hi / 1000; else print "–"}'
-}
-
 report() {
     local c_ka c_hs c_h2
     c_ka="$(median cutover keepalive_rps)"

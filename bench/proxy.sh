@@ -115,7 +115,7 @@ run_wrk() {
     local pids=() sampler="" before=0 after=0
     if [ -n "${MAIN_PID[$peer]:-}" ]; then
         mapfile -t pids < <(server_pids "${MAIN_PID[$peer]}")
-        echo 0 >"$BENCH_DIR/rss"
+        echo "0 0" >"$BENCH_DIR/rss"
         sample_rss "$BENCH_DIR/rss" "${pids[@]}" &
         sampler=$!
         before=$(cpu_ticks "${pids[@]}")
@@ -145,7 +145,10 @@ run_wrk() {
     record "$peer" "${tag}_p99" "$(to_us "$p99")"
     record "$peer" "${tag}_errors" "$errors"
     if [ -n "$sampler" ]; then
-        record "$peer" "${tag}_rss" "$(cat "$BENCH_DIR/rss")"
+        local rss anon
+        read -r rss anon <"$BENCH_DIR/rss"
+        record "$peer" "${tag}_rss" "$rss"
+        record "$peer" "${tag}_anon" "$anon"
         local ticks=$((after - before))
         if [ "$ticks" -gt 0 ]; then
             record "$peer" "${tag}_per_cpu" "$(awk -v n="$total" -v t="$ticks" -v hz="$CLK_TCK" 'BEGIN {print n / (t / hz)}')"
@@ -187,11 +190,13 @@ fmt_mib() { awk -v v="$1" 'BEGIN {if (v == "") print "–"; else printf "%.1f Mi
 fmt_cores() { awk -v v="$1" 'BEGIN {if (v == "") print "–"; else printf "%.2f", v}'; }
 
 report() {
-    local d_rps d_p50 n_rps n_h2
+    local d_rps d_p50 n_rps n_h2 c_rps c_h2
     d_rps="$(median direct c50_rps)"
     d_p50="$(median direct c1_p50)"
     n_rps="$(median nginx c50_rps)"
     n_h2="$(median nginx h2_rps)"
+    c_rps="$(median cutover c50_rps)"
+    c_h2="$(median cutover h2_rps)"
     echo "### Run of $(date -u +%Y-%m-%dT%H:%MZ)"
     echo
     machine_summary
@@ -203,25 +208,27 @@ report() {
     container) echo "- origin: nginx, 1 worker, in a container on the Docker bridge at $ORIGIN; every proxy points there" ;;
     esac
     echo
-    echo "| path | req/s, $CONNS conns | vs direct | vs nginx | proxy CPU, cores | req per CPU-second | p99, $CONNS conns | p50, 1 conn | added p50 | p99, 1 conn | h2c req/s | h2c vs nginx | RSS under load |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| path | req/s, $CONNS conns | spread | vs direct | vs nginx | cutover vs it | proxy CPU, cores | req per CPU-second | p99, $CONNS conns | p50, 1 conn | added p50 | p99, 1 conn | h2c req/s | h2c spread | h2c vs nginx | cutover vs it, h2c | RSS under load | own memory under load |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     local peer
     for peer in direct cutover nginx haproxy caddy; do
         [[ " $PEERS " == *" $peer "* ]] || continue
         if [ -n "${NOTE[$peer]:-}" ]; then
-            echo "| $peer | not measured (see below) | – | – | – | – | – | – | – | – | – | – | – |"
+            echo "| $peer | not measured (see below) | – | – | – | – | – | – | – | – | – | – | – | – | – | – | – | – |"
             continue
         fi
         local rps p50 h2
         rps="$(median "$peer" c50_rps)"
         p50="$(median "$peer" c1_p50)"
         h2="$(median "$peer" h2_rps)"
-        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
-            "$peer" "$(fmt_k "$rps")" "$(fmt_ratio "$rps" "$d_rps")" "$(fmt_ratio "$rps" "$n_rps")" \
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
+            "$peer" "$(fmt_k "$rps")" "$(spread "$peer" c50_rps)" \
+            "$(fmt_ratio "$rps" "$d_rps")" "$(fmt_ratio "$rps" "$n_rps")" "$(fmt_ratio "$c_rps" "$rps")" \
             "$(fmt_cores "$(median "$peer" c50_cores)")" "$(fmt_k "$(median "$peer" c50_per_cpu)")" \
             "$(fmt_us "$(median "$peer" c50_p99)")" \
             "$(fmt_us "$p50")" "$(fmt_added "$p50" "$d_p50")" "$(fmt_us "$(median "$peer" c1_p99)")" \
-            "$(fmt_k "$h2")" "$(fmt_ratio "$h2" "$n_h2")" "$(fmt_mib "$(median "$peer" c50_rss)")"
+            "$(fmt_k "$h2")" "$(spread "$peer" h2_rps)" "$(fmt_ratio "$h2" "$n_h2")" "$(fmt_ratio "$c_h2" "$h2")" \
+            "$(fmt_mib "$(median "$peer" c50_rss)")" "$(fmt_mib "$(median "$peer" c50_anon)")"
     done
     echo
     local errors="" e
