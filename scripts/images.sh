@@ -7,6 +7,7 @@
 #   scripts/images.sh redis    cutover-test-redis (redis-server from Debian)
 #   scripts/images.sh nginx    cutover-test-nginx (nginx from Debian)
 #   scripts/images.sh origin   cutover-test-origin (the cutover-origin test binary)
+#   scripts/images.sh swarm-node  cutover-test-swarm-node (Debian's docker.io, for scripts/swarm.sh)
 #
 # Needs a reachable Docker engine (scripts/test.sh starts one if needed).
 # Creating the base the first time needs root and a few minutes; the
@@ -96,6 +97,11 @@ build_nginx() {
     docker_build "$NGINX_IMAGE" "$CUTOVER_ROOT/scripts/images/nginx"
 }
 
+build_swarm_node() {
+    build_base
+    docker_build "$SWARM_NODE_IMAGE" "$CUTOVER_ROOT/scripts/images/swarm-node"
+}
+
 build_origin() {
     build_base
     log "images: cargo build -p cutover-test --bin cutover-origin"
@@ -121,11 +127,12 @@ base) build_base ;;
 redis) build_redis ;;
 nginx) build_nginx ;;
 origin) build_origin ;;
+swarm-node) build_swarm_node ;;
 all)
     build_base
     build_redis
     build_nginx
     build_origin
     ;;
-*) die "unknown image '$1'" "use one of: base, redis, nginx, origin, all" ;;
+*) die "unknown image '$1'" "use one of: base, redis, nginx, origin, swarm-node, all" ;;
 esac

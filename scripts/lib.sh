@@ -11,7 +11,8 @@ BASE_IMAGE="cutover-base:bookworm"
 REDIS_IMAGE="cutover-test-redis:latest"
 ORIGIN_IMAGE="cutover-test-origin:latest"
 NGINX_IMAGE="cutover-test-nginx:latest"
-export CUTOVER_ROOT CUTOVER_CACHE CUTOVER_LOG_DIR BASE_IMAGE REDIS_IMAGE ORIGIN_IMAGE NGINX_IMAGE
+SWARM_NODE_IMAGE="cutover-test-swarm-node:latest"
+export CUTOVER_ROOT CUTOVER_CACHE CUTOVER_LOG_DIR BASE_IMAGE REDIS_IMAGE ORIGIN_IMAGE NGINX_IMAGE SWARM_NODE_IMAGE
 
 # Plain lines with a UTC timestamp: readable in CI logs, no control characters.
 log() { printf '%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
