@@ -18,11 +18,20 @@ CLK_TCK="$(getconf CLK_TCK)"
 BENCH_DIR="$(mktemp -d "${TMPDIR:-/tmp}/cutover-bench.XXXXXX")"
 # Every process this script starts, so cleanup stops exactly those.
 BENCH_PIDS=()
-# And every container (start_container_origin).
-BENCH_CONTAINERS=()
+# The compose file of the origin cutover deployed (deploy_container_origin),
+# taken down at cleanup.
+BENCH_PROJECT_FILE=""
 
 bench_cleanup() {
     local pid
+    # The deployed origin goes with the daemon that deployed it, before the
+    # daemon is stopped.
+    if [ -n "${BENCH_PROJECT_FILE:-}" ]; then
+        timeout 60 "$CUTOVER_BIN" down -f "$BENCH_PROJECT_FILE" \
+            --socket "$BENCH_DIR/cutover/cutover.sock" >/dev/null 2>&1 ||
+            log "bench: cutover down of the origin failed; remove it with: cutover down -f $BENCH_PROJECT_FILE"
+        BENCH_PROJECT_FILE=""
+    fi
     for pid in "${BENCH_PIDS[@]}"; do
         kill -TERM "$pid" 2>/dev/null || true
     done
@@ -32,11 +41,6 @@ bench_cleanup() {
         kill -KILL "$pid" 2>/dev/null || true
     done
     BENCH_PIDS=()
-    local c
-    for c in "${BENCH_CONTAINERS[@]}"; do
-        docker rm -f "$c" >/dev/null 2>&1 || true
-    done
-    BENCH_CONTAINERS=()
     if [ -z "${BENCH_KEEP_DIR:-}" ]; then rm -rf "$BENCH_DIR"; fi
 }
 
@@ -132,14 +136,20 @@ http {
 EOF
 }
 
-# start_container_origin: the same one-worker origin as start_origin, in a
-# container of the local cutover-test-nginx image on the default bridge, the
-# way an app deployed by cutover is reached. Sets CONTAINER_H1 and
-# CONTAINER_H2 (IP:port of its HTTP/1.1 and h2c listeners).
-start_container_origin() {
+# deploy_container_origin: the same one-worker origin as start_origin, as an
+# app that cutover deploys into a container (`cutover deploy` of a compose
+# file: its own project network, health-gated, routed by cutover), the way
+# cutover is really used. Starts the daemon (start_cutover_daemon) when it
+# does not run yet. Sets CONTAINER_H1 and CONTAINER_H2 (IP:port of the
+# container's HTTP/1.1 and h2c listeners), where the other proxies point.
+deploy_container_origin() {
     ensure_dockerd
     "$CUTOVER_ROOT/scripts/images.sh" nginx >&2
-    local dir="$BENCH_DIR/origin-container" name="cutover-bench-origin-$$"
+    if [ -z "${PID_cutover:-}" ]; then
+        start_cutover_daemon || die "cutover cannot deploy the origin: $CUTOVER_UNAVAILABLE" \
+            "build it with cargo build --release -p cutover, or use --origin loopback"
+    fi
+    local dir="$BENCH_DIR/origin-app" project="cutover-bench-$$"
     mkdir -p "$dir"
     cat >"$dir/nginx.conf" <<EOF
 $(nginx_prelude 1 /tmp)
@@ -151,18 +161,36 @@ $(nginx_prelude 1 /tmp)
     }
 }
 EOF
-    docker run -d --name "$name" --label "cutover.bench=$$" \
-        -v "$dir/nginx.conf:/etc/nginx/nginx.conf:ro" cutover-test-nginx:latest \
-        nginx -c /etc/nginx/nginx.conf -g 'daemon off;' >/dev/null ||
-        die "the origin container did not start" "see docker logs $name"
-    BENCH_CONTAINERS+=("$name")
-    local ip
-    ip="$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$name")"
-    [ -n "$ip" ] || die "the origin container has no IP address" "docker inspect $name"
+    cat >"$dir/compose.yaml" <<EOF
+name: $project
+services:
+  origin:
+    image: $NGINX_IMAGE
+    command: ["nginx", "-c", "/etc/nginx/nginx.conf", "-g", "daemon off;"]
+    configs:
+      - source: nginx_conf
+        target: /etc/nginx/nginx.conf
+    x-cutover:
+      port: 80
+      health: {path: /}
+configs:
+  nginx_conf:
+    file: ./nginx.conf
+EOF
+    BENCH_PROJECT_FILE="$dir/compose.yaml"
+    "$CUTOVER_BIN" deploy -f "$dir/compose.yaml" --socket "$BENCH_DIR/cutover/cutover.sock" \
+        >"$dir/deploy.log" 2>&1 ||
+        die "cutover deploy of the origin failed: $(tail -n 3 "$dir/deploy.log" | tr '\n' ' ')" \
+            "see $dir/deploy.log"
+    local id ip
+    id="$(docker ps -q --filter "label=cutover.project=$project" --filter "label=cutover.service=origin")"
+    [ -n "$id" ] || die "cutover deployed the origin but no container of $project runs" "docker ps -a"
+    ip="$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$id")"
+    [ -n "$ip" ] || die "the origin container has no IP address" "docker inspect $id"
     CONTAINER_H1="$ip:80"
     CONTAINER_H2="$ip:81"
     wait_http "http://$CONTAINER_H1/" 20 ||
-        die "the origin container does not answer on $CONTAINER_H1" "see docker logs $name"
+        die "the origin container does not answer on $CONTAINER_H1" "docker logs $id"
 }
 
 start_nginx() {
@@ -277,8 +305,10 @@ EOF
 # (with the reason in CUTOVER_UNAVAILABLE) when the binary is missing or does
 # not serve, so the peers can still be measured.
 CUTOVER_UNAVAILABLE=""
-start_cutover() {
-    local upstream="$1" dir="$BENCH_DIR/cutover"
+# start_cutover_daemon: `cutover serve` on CUTOVER_PORT, with no route yet.
+# Returns 1 with CUTOVER_UNAVAILABLE set when it cannot run.
+start_cutover_daemon() {
+    local dir="$BENCH_DIR/cutover"
     mkdir -p "$dir/state"
     if [ ! -x "$CUTOVER_BIN" ]; then
         CUTOVER_UNAVAILABLE="$CUTOVER_BIN does not exist (build it with cargo build --release -p cutover)"
@@ -304,7 +334,13 @@ start_cutover() {
         CUTOVER_UNAVAILABLE="cutover serve did not create its socket $how: $(tail -n 3 "$dir/stdout.log" | tr '\n' ' ')"
         return 1
     fi
-    if ! cutover_route "$upstream"; then
+}
+
+# start_cutover UPSTREAM: the daemon with the bench route pointed at UPSTREAM.
+start_cutover() {
+    local dir="$BENCH_DIR/cutover"
+    start_cutover_daemon || return 1
+    if ! cutover_route "$1"; then
         CUTOVER_UNAVAILABLE="PUT /v1/services/bench failed: $(cat "$dir/put.out" 2>/dev/null)"
         return 1
     fi

@@ -69,7 +69,7 @@ loopback)
     start_origin origin "$ORIGIN_PORT" "$ORIGIN_H2_PORT"
     ;;
 container)
-    start_container_origin
+    deploy_container_origin
     ORIGIN="$CONTAINER_H1"
     ORIGIN_H2="$CONTAINER_H2"
     ;;
@@ -91,7 +91,9 @@ for peer in $PEERS; do
     haproxy) start_haproxy "$ORIGIN"; MAIN_PID[haproxy]=$PID_haproxy ;;
     caddy) start_caddy "$ORIGIN"; MAIN_PID[caddy]=$PID_caddy ;;
     cutover)
-        if ! start_cutover "$ORIGIN"; then
+        # With --origin container the daemon runs already, serving the
+        # origin it deployed.
+        if [ "$ORIGIN_KIND" != container ] && ! start_cutover "$ORIGIN"; then
             log "bench: cutover is not measured: $CUTOVER_UNAVAILABLE"
             NOTE[cutover]="not measured: $CUTOVER_UNAVAILABLE"
             continue
@@ -205,7 +207,7 @@ report() {
         "medians of $REPS interleaved reps"
     case "$ORIGIN_KIND" in
     loopback) echo "- origin: nginx, 1 worker, on 127.0.0.1:$ORIGIN_PORT" ;;
-    container) echo "- origin: nginx, 1 worker, in a container on the Docker bridge at $ORIGIN; every proxy points there" ;;
+    container) echo "- origin: nginx, 1 worker, deployed by cutover into a container (its project's network) at $ORIGIN; every other proxy points there" ;;
     esac
     echo
     echo "| path | req/s, $CONNS conns | spread | vs direct | vs nginx | cutover vs it | proxy CPU, cores | req per CPU-second | p99, $CONNS conns | p50, 1 conn | added p50 | p99, 1 conn | h2c req/s | h2c spread | h2c vs nginx | cutover vs it, h2c | RSS under load | own memory under load |"
