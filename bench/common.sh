@@ -301,12 +301,11 @@ http://127.0.0.1:$CADDY_PORT {
 EOF
 }
 
-# cutover: the daemon, then the route through its admin socket. Returns 1
+# cutover: the daemon, then the route through its admin socket. Both return 1
 # (with the reason in CUTOVER_UNAVAILABLE) when the binary is missing or does
 # not serve, so the peers can still be measured.
 CUTOVER_UNAVAILABLE=""
 # start_cutover_daemon: `cutover serve` on CUTOVER_PORT, with no route yet.
-# Returns 1 with CUTOVER_UNAVAILABLE set when it cannot run.
 start_cutover_daemon() {
     local dir="$BENCH_DIR/cutover"
     mkdir -p "$dir/state"
@@ -403,8 +402,8 @@ sample_rss() {
         now="$(rss_kib "$@")"
         anon="$(status_kib RssAnon "$@")"
         if [ "$now" -gt "$max" ] || [ "$anon" -gt "$max_anon" ]; then
-            [ "$now" -gt "$max" ] && max=$now
-            [ "$anon" -gt "$max_anon" ] && max_anon=$anon
+            max=$((now > max ? now : max))
+            max_anon=$((anon > max_anon ? anon : max_anon))
             echo "$max $max_anon" >"$out"
         fi
         sleep 0.2

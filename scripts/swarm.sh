@@ -70,6 +70,8 @@ up() {
     [ -z "$(nodes_of "$name")" ] ||
         die "a swarm named '$name' exists already" "run 'scripts/swarm.sh down $name' first"
     "$CUTOVER_ROOT/scripts/images.sh" swarm-node
+    # A swarm that did not come up whole is not left behind.
+    trap 'down "$name" >/dev/null 2>&1' EXIT
     local caps=() c
     for c in "${CAPS[@]}"; do caps+=(--cap-add "$c"); done
     docker network create --label "cutover.swarm=$name" "$name-net" >/dev/null
@@ -99,12 +101,13 @@ up() {
         inner "$name" "$name-n$i" swarm join --advertise-addr "$(node_ip "$name" "$name-n$i")" \
             --token "$token" "$manager_ip:2377" >/dev/null
     done
+    trap - EXIT
     log "swarm: $name is up: $count nodes, manager $name-n1 at $manager_ip"
     sockets "$name"
 }
 
 load() {
-    local name="$1" node
+    local name="$1" node nodes
     shift
     [ $# -gt 0 ] || usage
     mapfile -t nodes < <(nodes_of "$name")
