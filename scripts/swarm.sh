@@ -70,8 +70,11 @@ up() {
     [ -z "$(nodes_of "$name")" ] ||
         die "a swarm named '$name' exists already" "run 'scripts/swarm.sh down $name' first"
     "$CUTOVER_ROOT/scripts/images.sh" swarm-node
-    # A swarm that did not come up whole is not left behind.
-    trap 'down "$name" >/dev/null 2>&1' EXIT
+    # A swarm that did not come up whole is not left behind. The name is
+    # expanded now (it is checked to be [a-z0-9-]): the trap runs after
+    # this function's locals are gone.
+    # shellcheck disable=SC2064
+    trap "down $name >/dev/null 2>&1" EXIT
     local caps=() c
     for c in "${CAPS[@]}"; do caps+=(--cap-add "$c"); done
     docker network create --label "cutover.swarm=$name" "$name-net" >/dev/null
