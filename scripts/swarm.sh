@@ -2,7 +2,7 @@
 # A Docker Swarm of several engines on this one machine, for the multi-node
 # tests (#15): each node is Debian's dockerd in a container of
 # cutover-test-swarm-node (scripts/images.sh swarm-node), with its own
-# engine state (a volume), its own address on a bridge network of its own,
+# engine state (a volume), its own address on the swarm's bridge network,
 # and its API on a Unix socket in a directory of the host.
 #
 #   scripts/swarm.sh up NAME [NODES]     NODES engines (default 3): NAME-n1 is
@@ -50,7 +50,8 @@ nodes_of() {
     docker ps -a --filter "label=cutover.swarm=$1" --format '{{.Names}}' | sort
 }
 
-node_socket() { echo "$SWARM_DIR/$1/$2/docker.sock"; }
+# node_socket NAME NODE: the host path of a node's API socket.
+node_socket() { echo "$SWARM_DIR/$1/${2#"$1"-}/docker.sock"; }
 
 node_ip() {
     docker inspect -f "{{(index .NetworkSettings.Networks \"$1-net\").IPAddress}}" "$2"
@@ -60,7 +61,7 @@ node_ip() {
 inner() {
     local name="$1" node="$2"
     shift 2
-    docker -H "unix://$(node_socket "$name" "${node#"$name"-}")" "$@"
+    docker -H "unix://$(node_socket "$name" "$node")" "$@"
 }
 
 up() {
@@ -117,6 +118,8 @@ load() {
     [ ${#nodes[@]} -gt 0 ] || die "no swarm named '$name'" "start one with 'scripts/swarm.sh up $name'"
     local archive
     archive="$(mktemp "${TMPDIR:-/tmp}/cutover-swarm-images.XXXXXX")"
+    # shellcheck disable=SC2064
+    trap "rm -f '$archive'" EXIT
     docker save "$@" -o "$archive"
     for node in "${nodes[@]}"; do
         inner "$name" "$node" load -q -i /dev/stdin <"$archive" >/dev/null
@@ -128,7 +131,7 @@ load() {
 sockets() {
     local name="$1" node
     for node in $(nodes_of "$name"); do
-        echo "$node $(node_socket "$name" "${node#"$name"-}") $(node_ip "$name" "$node")"
+        echo "$node $(node_socket "$name" "$node") $(node_ip "$name" "$node")"
     done
 }
 
