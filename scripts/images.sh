@@ -2,7 +2,7 @@
 # Builds the local Docker images the integration tests use. Nothing is pulled
 # from a registry: the base is a debootstrap of Debian bookworm, imported.
 #
-#   scripts/images.sh [all]    base, redis, nginx and origin
+#   scripts/images.sh [all]    base, redis, nginx, origin and swarm-node
 #   scripts/images.sh base     cutover-base:bookworm only
 #   scripts/images.sh redis    cutover-test-redis (redis-server from Debian)
 #   scripts/images.sh nginx    cutover-test-nginx (nginx from Debian)
@@ -133,6 +133,7 @@ all)
     build_redis
     build_nginx
     build_origin
+    build_swarm_node
     ;;
 *) die "unknown image '$1'" "use one of: base, redis, nginx, origin, swarm-node, all" ;;
 esac

@@ -14,6 +14,11 @@ pub enum ObjectKind {
     Image,
     Exec,
     Engine,
+    /// Swarm mode's objects, for the Swarm adapter (`cutover-swarm`).
+    Swarm,
+    Node,
+    Service,
+    Task,
 }
 
 impl std::fmt::Display for ObjectKind {
@@ -25,6 +30,10 @@ impl std::fmt::Display for ObjectKind {
             ObjectKind::Image => "image",
             ObjectKind::Exec => "exec",
             ObjectKind::Engine => "engine",
+            ObjectKind::Swarm => "swarm",
+            ObjectKind::Node => "node",
+            ObjectKind::Service => "service",
+            ObjectKind::Task => "task",
         })
     }
 }
@@ -191,7 +200,8 @@ impl EngineError {
 
     /// Sorts a bollard error by what it means for the caller. `action`,
     /// `kind` and `name` say what was attempted, so the message names it.
-    pub(crate) fn from_bollard(
+    /// Public for the Swarm adapter, which shares this adapter's errors.
+    pub fn from_bollard(
         err: bollard::errors::Error,
         host: &str,
         action: &'static str,

@@ -298,7 +298,7 @@ fn copy(from: &Path, to: &Path) -> Result<(), ImageError> {
 
 /// Runs `command`, returns its stdout; on failure the error carries the
 /// command line and its output.
-fn run(command: &mut Command, hint: &'static str) -> Result<String, ImageError> {
+pub(crate) fn run(command: &mut Command, hint: &'static str) -> Result<String, ImageError> {
     let line = command_line(command);
     let output = command.output().map_err(|source| ImageError::Spawn {
         command: line.clone(),

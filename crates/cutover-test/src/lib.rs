@@ -6,6 +6,7 @@ pub mod images;
 
 pub mod client;
 pub mod origin;
+pub mod swarm;
 
 pub use origin::Origin;
 

@@ -28,7 +28,7 @@ pub(super) fn nanos(d: Duration) -> i64 {
 
 /// An address the engine reports, which may carry a prefix length
 /// (`172.18.0.2/16`) or be empty.
-pub(super) fn parse_ip(text: Option<&str>) -> Option<IpAddr> {
+pub fn parse_ip(text: Option<&str>) -> Option<IpAddr> {
     let text = text?.split('/').next()?;
     text.parse().ok()
 }
@@ -351,15 +351,7 @@ pub(crate) fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         )])),
     });
 
-    let healthcheck = spec.healthcheck.as_ref().map(|h| HealthConfig {
-        test: Some(h.test.to_docker()),
-        interval: h.interval.map(nanos),
-        timeout: h.timeout.map(nanos),
-        retries: h.retries.map(i64::from),
-        start_period: h.start_period.map(nanos),
-        // StartInterval is API 1.44.
-        start_interval: None,
-    });
+    let healthcheck = spec.healthcheck.as_ref().map(health_config);
 
     ContainerCreateBody {
         image: Some(spec.image.clone()),
@@ -479,5 +471,18 @@ pub(crate) fn credentials(
         identitytoken: a.identity_token.clone(),
         serveraddress: Some(cutover_core::registry::registry_of(reference).to_owned()),
         ..Default::default()
+    }
+}
+
+/// The engine's form of a healthcheck; the Swarm adapter's tasks use it too.
+pub fn health_config(h: &HealthcheckSpec) -> HealthConfig {
+    HealthConfig {
+        test: Some(h.test.to_docker()),
+        interval: h.interval.map(nanos),
+        timeout: h.timeout.map(nanos),
+        retries: h.retries.map(i64::from),
+        start_period: h.start_period.map(nanos),
+        // StartInterval is API 1.44.
+        start_interval: None,
     }
 }

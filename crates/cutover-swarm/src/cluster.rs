@@ -1,0 +1,127 @@
+//! The [`Cluster`] trait: what a blue/green deploy needs of a Swarm.
+//!
+//! Boxed futures, as in [`cutover_docker::Engine`] and for the same reason:
+//! the deploy code holds an `Arc<dyn Cluster>`.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+
+use cutover_docker::{LabelFilter, Removal};
+
+use crate::error::SwarmError;
+use crate::model::*;
+use crate::spec::ServiceSpec;
+
+pub type SwarmResult<T> = Result<T, SwarmError>;
+pub type SwarmFuture<'a, T> = BoxFuture<'a, SwarmResult<T>>;
+
+/// Time between two task listings while a service converges: tasks take
+/// hundreds of milliseconds to be scheduled and started, so polling faster
+/// only loads the manager.
+const CONVERGE_POLL_FIRST: Duration = Duration::from_millis(100);
+const CONVERGE_POLL_MAX: Duration = Duration::from_millis(500);
+
+pub trait Cluster: Send + Sync {
+    /// The swarm as this engine sees it; [`SwarmError::NotInSwarm`] when it
+    /// is in none.
+    fn info(&self) -> SwarmFuture<'_, SwarmInfo>;
+    fn nodes(&self) -> SwarmFuture<'_, Vec<NodeInfo>>;
+
+    /// Creates exactly `spec.name`; a conflict when it exists.
+    fn create_service<'a>(&'a self, spec: &'a ServiceSpec) -> SwarmFuture<'a, String>;
+    /// By exact name (the engine would also answer to an id prefix).
+    fn inspect_service<'a>(&'a self, name: &'a str) -> SwarmFuture<'a, Option<ServiceInfo>>;
+    fn list_services<'a>(&'a self, filter: &'a LabelFilter) -> SwarmFuture<'a, Vec<ServiceInfo>>;
+    /// Sets a replicated service's task count; its spec is otherwise kept,
+    /// so scaling back up runs the very same version.
+    fn scale_service<'a>(&'a self, name: &'a str, replicas: u64) -> SwarmFuture<'a, ()>;
+    fn remove_service<'a>(&'a self, name: &'a str) -> SwarmFuture<'a, Removal>;
+    /// Every task of the service the managers still remember, the ended
+    /// ones among them.
+    fn tasks<'a>(&'a self, service: &'a str) -> SwarmFuture<'a, Vec<TaskInfo>>;
+
+    // Provided policies.
+
+    /// Waits until the service runs all its tasks (its replicas, or one
+    /// per eligible node for a global service) and returns them. Fails at
+    /// once when a task fails, except the tasks in `known`: those were there
+    /// before the change being waited for, and their failures are history.
+    fn wait_converged<'a>(
+        &'a self,
+        service: &'a str,
+        known: &'a BTreeSet<String>,
+        timeout: Duration,
+    ) -> SwarmFuture<'a, Vec<TaskInfo>> {
+        Box::pin(wait_converged(self, service, known, timeout))
+    }
+}
+
+async fn wait_converged<C: Cluster + ?Sized>(
+    cluster: &C,
+    service: &str,
+    known: &BTreeSet<String>,
+    timeout: Duration,
+) -> SwarmResult<Vec<TaskInfo>> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut delay = CONVERGE_POLL_FIRST;
+    loop {
+        let info = cluster.inspect_service(service).await?.ok_or_else(|| {
+            SwarmError::Engine(cutover_docker::EngineError::NotFound {
+                kind: cutover_docker::ObjectKind::Service,
+                name: service.to_owned(),
+                message: "removed while cutover waited for its tasks".into(),
+            })
+        })?;
+        let tasks = cluster.tasks(service).await?;
+        if let Some(failed) = tasks
+            .iter()
+            .find(|t| t.state.is_failure() && !known.contains(&t.id))
+        {
+            return Err(SwarmError::TaskFailed {
+                service: service.to_owned(),
+                task: failed.id.clone(),
+                node: failed.node_id.clone(),
+                state: failed.state.as_str(),
+                message: failed
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| failed.message.clone()),
+            });
+        }
+        let wanted: Vec<&TaskInfo> = tasks
+            .iter()
+            .filter(|t| t.desired == TaskState::Running)
+            .collect();
+        let up: Vec<TaskInfo> = wanted
+            .iter()
+            .filter(|t| t.is_up())
+            .map(|&t| t.clone())
+            .collect();
+        let target = match info.replicas {
+            Some(n) => n as usize,
+            // A global service has a task for every eligible node once the
+            // scheduler has seen it; none yet means it has not.
+            None => wanted.len().max(1),
+        };
+        if up.len() == target && wanted.len() == target {
+            return Ok(up);
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Err(SwarmError::NotConverged {
+                service: service.to_owned(),
+                running: up.len(),
+                wanted: target,
+                after: timeout,
+                pending: wanted
+                    .iter()
+                    .find(|t| !t.is_up())
+                    .map(|t| t.error.clone().unwrap_or_else(|| t.message.clone())),
+            });
+        }
+        tokio::time::sleep(delay.min(deadline - now)).await;
+        delay = (delay * 2).min(CONVERGE_POLL_MAX);
+    }
+}

@@ -1,0 +1,365 @@
+//! [`DockerSwarm`]: the [`Cluster`] over a manager's Docker Engine API.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bollard::models::{
+    EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum,
+    EndpointSpec, EndpointSpecModeEnum, Limit, LocalNodeState, Mount, MountType,
+    NetworkAttachmentConfig, ServiceSpecMode, ServiceSpecModeReplicated, TaskSpec,
+    TaskSpecContainerSpec, TaskSpecPlacement, TaskSpecResources,
+};
+use bollard::query_parameters as q;
+
+use cutover_docker::docker::health_config;
+use cutover_docker::{DockerEngine, EngineError, LabelFilter, ObjectKind, Removal};
+
+use crate::cluster::{Cluster, SwarmFuture, SwarmResult};
+use crate::error::SwarmError;
+use crate::model::*;
+use crate::spec::{Mode, ServiceSpec};
+use crate::tasks;
+
+// Deploy code holds the cluster as `Arc<dyn Cluster>`.
+const _: fn(DockerSwarm) -> std::sync::Arc<dyn Cluster> = |c| std::sync::Arc::new(c);
+
+/// A swarm reached through one of its managers' engine.
+#[derive(Debug, Clone)]
+pub struct DockerSwarm {
+    engine: DockerEngine,
+}
+
+impl DockerSwarm {
+    /// Wraps a connected engine, once it has said it manages a swarm.
+    pub async fn new(engine: DockerEngine) -> SwarmResult<DockerSwarm> {
+        let swarm = DockerSwarm { engine };
+        let info = swarm.info().await?;
+        if !info.is_manager {
+            return Err(SwarmError::NotAManager {
+                host: swarm.engine.host().to_owned(),
+                node: info.node_id,
+            });
+        }
+        Ok(swarm)
+    }
+
+    pub async fn connect_to(host: &str) -> SwarmResult<DockerSwarm> {
+        DockerSwarm::new(DockerEngine::connect_to(host).await?).await
+    }
+
+    /// The manager's engine, for networks, images and its own containers.
+    pub fn engine(&self) -> &DockerEngine {
+        &self.engine
+    }
+
+    fn err(
+        &self,
+        action: &'static str,
+        kind: ObjectKind,
+        name: &str,
+    ) -> impl FnOnce(bollard::errors::Error) -> SwarmError + '_ {
+        let name = name.to_owned();
+        move |e| EngineError::from_bollard(e, self.engine.host(), action, kind, &name).into()
+    }
+}
+
+impl Cluster for DockerSwarm {
+    fn info(&self) -> SwarmFuture<'_, SwarmInfo> {
+        Box::pin(async move {
+            let host = self.engine.host();
+            let info = self.engine.client().info().await.map_err(self.err(
+                "ask",
+                ObjectKind::Engine,
+                host,
+            ))?;
+            let swarm = info.swarm.unwrap_or_default();
+            let state = swarm.local_node_state.unwrap_or(LocalNodeState::EMPTY);
+            if state != LocalNodeState::ACTIVE {
+                return Err(SwarmError::NotInSwarm {
+                    host: host.to_owned(),
+                    state: match state {
+                        LocalNodeState::EMPTY => "unknown".to_owned(),
+                        other => other.to_string(),
+                    },
+                });
+            }
+            Ok(SwarmInfo {
+                node_id: swarm.node_id.unwrap_or_default(),
+                node_addr: swarm.node_addr.unwrap_or_default(),
+                is_manager: swarm.control_available.unwrap_or(false),
+                nodes: swarm.nodes.unwrap_or(0).max(0) as u64,
+                managers: swarm.managers.unwrap_or(0).max(0) as u64,
+            })
+        })
+    }
+
+    fn nodes(&self) -> SwarmFuture<'_, Vec<NodeInfo>> {
+        Box::pin(async move {
+            let nodes = self
+                .engine
+                .client()
+                .list_nodes(None::<q::ListNodesOptions>)
+                .await
+                .map_err(self.err("list", ObjectKind::Node, "nodes"))?;
+            Ok(nodes.into_iter().map(node_info).collect())
+        })
+    }
+
+    fn create_service<'a>(&'a self, spec: &'a ServiceSpec) -> SwarmFuture<'a, String> {
+        Box::pin(async move {
+            let created = self
+                .engine
+                .client()
+                .create_service(service_spec(spec), None)
+                .await
+                .map_err(self.err("create", ObjectKind::Service, &spec.name))?;
+            Ok(created.id.unwrap_or_default())
+        })
+    }
+
+    fn inspect_service<'a>(&'a self, name: &'a str) -> SwarmFuture<'a, Option<ServiceInfo>> {
+        Box::pin(async move {
+            match self
+                .engine
+                .client()
+                .inspect_service(name, None::<q::InspectServiceOptions>)
+                .await
+            {
+                Ok(service) => Ok(Some(service_info(service)).filter(|s| s.name == name)),
+                Err(e) => match self.err("inspect", ObjectKind::Service, name)(e) {
+                    SwarmError::Engine(e) if e.is_not_found() => Ok(None),
+                    other => Err(other),
+                },
+            }
+        })
+    }
+
+    fn list_services<'a>(&'a self, filter: &'a LabelFilter) -> SwarmFuture<'a, Vec<ServiceInfo>> {
+        Box::pin(async move {
+            let options = q::ListServicesOptions {
+                filters: Some(filter.to_docker_filters()),
+                ..Default::default()
+            };
+            let services = self
+                .engine
+                .client()
+                .list_services(Some(options))
+                .await
+                .map_err(self.err("list", ObjectKind::Service, "services"))?;
+            Ok(services.into_iter().map(service_info).collect())
+        })
+    }
+
+    fn scale_service<'a>(&'a self, name: &'a str, replicas: u64) -> SwarmFuture<'a, ()> {
+        Box::pin(async move {
+            let docker = self.engine.client();
+            let service = docker
+                .inspect_service(name, None::<q::InspectServiceOptions>)
+                .await
+                .map_err(self.err("inspect", ObjectKind::Service, name))?;
+            let version = service.version.and_then(|v| v.index).unwrap_or(0);
+            let mut spec = service.spec.unwrap_or_default();
+            if spec
+                .mode
+                .as_ref()
+                .and_then(|m| m.replicated.as_ref())
+                .is_none()
+            {
+                return Err(EngineError::InvalidSpec {
+                    name: name.to_owned(),
+                    message: "a global service runs one task per node and cannot be scaled".into(),
+                }
+                .into());
+            }
+            spec.mode = Some(replicated(replicas));
+            let options = q::UpdateServiceOptions {
+                version: i32::try_from(version).unwrap_or(i32::MAX),
+                ..Default::default()
+            };
+            docker
+                .update_service(name, spec, options, None)
+                .await
+                .map_err(self.err("scale", ObjectKind::Service, name))?;
+            Ok(())
+        })
+    }
+
+    fn remove_service<'a>(&'a self, name: &'a str) -> SwarmFuture<'a, Removal> {
+        Box::pin(async move {
+            // By exact name only: the engine would take an id prefix too.
+            if self.inspect_service(name).await?.is_none() {
+                return Ok(Removal::Absent);
+            }
+            match self.engine.client().delete_service(name).await {
+                Ok(()) => Ok(Removal::Removed),
+                Err(e) => match self.err("remove", ObjectKind::Service, name)(e) {
+                    SwarmError::Engine(e) if e.is_not_found() => Ok(Removal::Absent),
+                    other => Err(other),
+                },
+            }
+        })
+    }
+
+    fn tasks<'a>(&'a self, service: &'a str) -> SwarmFuture<'a, Vec<TaskInfo>> {
+        Box::pin(async move {
+            let Some(info) = self.inspect_service(service).await? else {
+                return Err(EngineError::NotFound {
+                    kind: ObjectKind::Service,
+                    name: service.to_owned(),
+                    message: format!("no such service: {service}"),
+                }
+                .into());
+            };
+            Ok(tasks::list(self.engine.host(), &info.id).await?)
+        })
+    }
+}
+
+fn replicated(replicas: u64) -> ServiceSpecMode {
+    ServiceSpecMode {
+        replicated: Some(ServiceSpecModeReplicated {
+            replicas: Some(i64::try_from(replicas).unwrap_or(i64::MAX)),
+        }),
+        ..Default::default()
+    }
+}
+
+fn hashmap(map: &BTreeMap<String, String>) -> HashMap<String, String> {
+    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// cutover's service to the engine's. The endpoint is always DNS round
+/// robin: cutover's proxies reach tasks at their own addresses, and a
+/// virtual IP would put IPVS, which cuts long-lived connections, in front
+/// of every call between services.
+fn service_spec(spec: &ServiceSpec) -> bollard::models::ServiceSpec {
+    let container = TaskSpecContainerSpec {
+        image: Some(spec.image.clone()),
+        labels: Some(hashmap(&spec.container_labels)),
+        command: spec.entrypoint.clone(),
+        args: spec.command.clone(),
+        env: (!spec.env.is_empty()).then(|| spec.env.clone()),
+        mounts: (!spec.binds.is_empty()).then(|| {
+            spec.binds
+                .iter()
+                .map(|b| Mount {
+                    target: Some(b.target.clone()),
+                    source: Some(b.source.clone()),
+                    typ: Some(MountType::BIND),
+                    read_only: Some(b.read_only),
+                    ..Default::default()
+                })
+                .collect()
+        }),
+        stop_grace_period: spec
+            .stop_grace_period
+            .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
+        health_check: spec.healthcheck.as_ref().map(health_config),
+        ..Default::default()
+    };
+    let task = TaskSpec {
+        container_spec: Some(container),
+        resources: (spec.nano_cpus.is_some() || spec.memory.is_some()).then(|| TaskSpecResources {
+            limits: Some(Limit {
+                nano_cpus: spec.nano_cpus,
+                memory_bytes: spec.memory,
+                pids: None,
+            }),
+            ..Default::default()
+        }),
+        placement: Some(TaskSpecPlacement {
+            constraints: (!spec.constraints.is_empty()).then(|| spec.constraints.clone()),
+            max_replicas: spec
+                .max_per_node
+                .map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+            ..Default::default()
+        }),
+        networks: Some(
+            spec.networks
+                .iter()
+                .map(|n| NetworkAttachmentConfig {
+                    target: Some(n.name.clone()),
+                    aliases: (!n.aliases.is_empty()).then(|| n.aliases.clone()),
+                    driver_opts: None,
+                })
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    let ports = spec
+        .host_ports
+        .iter()
+        .map(|p| EndpointPortConfig {
+            protocol: Some(EndpointPortConfigProtocolEnum::TCP),
+            target_port: Some(i64::from(p.target)),
+            published_port: Some(i64::from(p.published)),
+            publish_mode: Some(EndpointPortConfigPublishModeEnum::HOST),
+            name: None,
+        })
+        .collect();
+    bollard::models::ServiceSpec {
+        name: Some(spec.name.clone()),
+        labels: Some(hashmap(&spec.labels)),
+        task_template: Some(task),
+        mode: Some(match spec.mode {
+            Mode::Replicated(n) => replicated(n),
+            Mode::Global => ServiceSpecMode {
+                global: Some(HashMap::new()),
+                ..Default::default()
+            },
+        }),
+        endpoint_spec: Some(EndpointSpec {
+            mode: Some(EndpointSpecModeEnum::DNSRR),
+            ports: Some(ports),
+        }),
+        ..Default::default()
+    }
+}
+
+fn service_info(service: bollard::models::Service) -> ServiceInfo {
+    let spec = service.spec.unwrap_or_default();
+    ServiceInfo {
+        id: service.id.unwrap_or_default(),
+        name: spec.name.unwrap_or_default(),
+        version: service.version.and_then(|v| v.index).unwrap_or(0),
+        labels: spec.labels.unwrap_or_default().into_iter().collect(),
+        image: spec
+            .task_template
+            .and_then(|t| t.container_spec)
+            .and_then(|c| c.image)
+            .unwrap_or_default(),
+        replicas: spec
+            .mode
+            .and_then(|m| m.replicated)
+            .map(|r| r.replicas.unwrap_or(0).max(0) as u64),
+    }
+}
+
+fn node_info(node: bollard::models::Node) -> NodeInfo {
+    use bollard::models::{NodeSpecAvailabilityEnum as A, NodeSpecRoleEnum as R, NodeState as S};
+    let spec = node.spec.unwrap_or_default();
+    let status = node.status.unwrap_or_default();
+    NodeInfo {
+        id: node.id.unwrap_or_default(),
+        hostname: node
+            .description
+            .and_then(|d| d.hostname)
+            .unwrap_or_default(),
+        addr: status.addr.unwrap_or_default(),
+        role: match spec.role {
+            Some(R::MANAGER) => NodeRole::Manager,
+            _ => NodeRole::Worker,
+        },
+        state: match status.state {
+            Some(S::READY) => NodeState::Ready,
+            Some(S::DOWN) => NodeState::Down,
+            Some(S::DISCONNECTED) => NodeState::Disconnected,
+            _ => NodeState::Unknown,
+        },
+        availability: match spec.availability {
+            Some(A::PAUSE) => Availability::Pause,
+            Some(A::DRAIN) => Availability::Drain,
+            _ => Availability::Active,
+        },
+        leader: node.manager_status.and_then(|m| m.leader).unwrap_or(false),
+    }
+}

@@ -1,0 +1,93 @@
+//! What cutover asks a Swarm to run: a service, by exact name.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use cutover_docker::HealthcheckSpec;
+
+/// How many tasks a service runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// This many, wherever the scheduler places them.
+    Replicated(u64),
+    /// One on every eligible node (cutover's own proxy runs so).
+    Global,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceNetwork {
+    /// The network's exact name (an attachable overlay).
+    pub name: String,
+    pub aliases: Vec<String>,
+}
+
+/// A port a task publishes on its node's own address (`mode: host`), so a
+/// connection stays on the node it reached. Ingress publishing (the routing
+/// mesh) is never asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostPort {
+    pub target: u16,
+    pub published: u16,
+}
+
+/// A host path mounted into every task, e.g. the engine's socket for
+/// cutover's own proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindMount {
+    pub source: String,
+    pub target: String,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSpec {
+    /// Exact name; `<project>_<service>_<color>` for an app color.
+    pub name: String,
+    pub image: String,
+    /// On the service; cutover finds what it made by these.
+    pub labels: BTreeMap<String, String>,
+    /// On each task's container.
+    pub container_labels: BTreeMap<String, String>,
+    /// `KEY=value` entries.
+    pub env: Vec<String>,
+    /// Replaces the image's entrypoint when set.
+    pub entrypoint: Option<Vec<String>>,
+    /// Replaces the image's command when set.
+    pub command: Option<Vec<String>>,
+    pub mode: Mode,
+    pub networks: Vec<ServiceNetwork>,
+    /// Placement constraints as Swarm writes them (`node.role==worker`).
+    pub constraints: Vec<String>,
+    /// At most this many tasks on one node (`deploy.placement.max_replicas_per_node`).
+    pub max_per_node: Option<u64>,
+    pub nano_cpus: Option<i64>,
+    pub memory: Option<i64>,
+    pub healthcheck: Option<HealthcheckSpec>,
+    pub stop_grace_period: Option<Duration>,
+    pub host_ports: Vec<HostPort>,
+    pub binds: Vec<BindMount>,
+}
+
+impl ServiceSpec {
+    pub fn new(name: impl Into<String>, image: impl Into<String>) -> ServiceSpec {
+        ServiceSpec {
+            name: name.into(),
+            image: image.into(),
+            labels: BTreeMap::new(),
+            container_labels: BTreeMap::new(),
+            env: Vec::new(),
+            entrypoint: None,
+            command: None,
+            mode: Mode::Replicated(1),
+            networks: Vec::new(),
+            constraints: Vec::new(),
+            max_per_node: None,
+            nano_cpus: None,
+            memory: None,
+            healthcheck: None,
+            stop_grace_period: None,
+            host_ports: Vec::new(),
+            binds: Vec::new(),
+        }
+    }
+}

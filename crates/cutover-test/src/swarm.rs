@@ -1,0 +1,96 @@
+//! A real Docker Swarm of several engines for a test, by
+//! `scripts/swarm.sh`: each node is a dockerd in a container of its own,
+//! with its API on a Unix socket of the host. Dropping the [`TestSwarm`]
+//! takes it down, and only it.
+
+use std::process::Command;
+
+use crate::images::{run, workspace_root, ImageError};
+
+const HINT: &str = "see scripts/swarm.sh; `docker logs <node>` says why a node's engine failed";
+
+#[derive(Debug, Clone)]
+pub struct SwarmNode {
+    /// The node's container, which is also its hostname in the swarm.
+    pub name: String,
+    /// Its engine, as `unix:///...`.
+    pub host: String,
+    /// Its address on the swarm's network, where its published ports are.
+    pub addr: String,
+}
+
+pub struct TestSwarm {
+    pub name: String,
+    /// The manager first, then the workers.
+    pub nodes: Vec<SwarmNode>,
+}
+
+impl TestSwarm {
+    /// Starts `count` engines under a name unique to this process and
+    /// `tag`, and joins them: the first manages, the others work.
+    pub fn up(tag: &str, count: usize) -> Result<TestSwarm, ImageError> {
+        let name = format!("ct{}-{tag}", std::process::id());
+        let out = script(&["up", &name, &count.to_string()])?;
+        // From here on the swarm exists, so a failure below still takes it down.
+        let mut swarm = TestSwarm {
+            name,
+            nodes: Vec::new(),
+        };
+        swarm.nodes = out
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split_whitespace();
+                Some(SwarmNode {
+                    name: fields.next()?.to_owned(),
+                    host: format!("unix://{}", fields.next()?),
+                    addr: fields.next()?.to_owned(),
+                })
+            })
+            .collect();
+        assert_eq!(
+            swarm.nodes.len(),
+            count,
+            "scripts/swarm.sh up printed {out:?}"
+        );
+        Ok(swarm)
+    }
+
+    /// Copies local images into every node: no node reaches a registry.
+    pub fn load(&self, images: &[&str]) -> Result<(), ImageError> {
+        let mut args = vec!["load", self.name.as_str()];
+        args.extend_from_slice(images);
+        script(&args).map(drop)
+    }
+
+    pub fn manager(&self) -> &SwarmNode {
+        &self.nodes[0]
+    }
+
+    /// The docker CLI against one node's engine; its stdout.
+    pub fn docker(&self, node: usize, args: &[&str]) -> Result<String, ImageError> {
+        run(
+            Command::new("docker")
+                .arg("-H")
+                .arg(&self.nodes[node].host)
+                .args(args),
+            HINT,
+        )
+    }
+}
+
+impl Drop for TestSwarm {
+    fn drop(&mut self) {
+        if let Err(e) = script(&["down", &self.name]) {
+            eprintln!("taking swarm {} down failed: {e}", self.name);
+        }
+    }
+}
+
+fn script(args: &[&str]) -> Result<String, ImageError> {
+    run(
+        Command::new("bash")
+            .arg(workspace_root().join("scripts/swarm.sh"))
+            .args(args),
+        HINT,
+    )
+}
