@@ -48,6 +48,8 @@ pub trait Cluster: Send + Sync {
     /// per eligible node for a global service) and returns them. Fails at
     /// once when a task fails, except the tasks in `known`: those were there
     /// before the change being waited for, and their failures are history.
+    /// At 0 replicas it returns once the scheduler wants no task running;
+    /// the old tasks may still be stopping then (their stop grace period).
     fn wait_converged<'a>(
         &'a self,
         service: &'a str,
