@@ -15,10 +15,8 @@ pub enum ObjectKind {
     Exec,
     Engine,
     /// Swarm mode's objects, for the Swarm adapter (`cutover-swarm`).
-    Swarm,
     Node,
     Service,
-    Task,
 }
 
 impl std::fmt::Display for ObjectKind {
@@ -30,10 +28,8 @@ impl std::fmt::Display for ObjectKind {
             ObjectKind::Image => "image",
             ObjectKind::Exec => "exec",
             ObjectKind::Engine => "engine",
-            ObjectKind::Swarm => "swarm",
             ObjectKind::Node => "node",
             ObjectKind::Service => "service",
-            ObjectKind::Task => "task",
         })
     }
 }
