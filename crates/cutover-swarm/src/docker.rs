@@ -1,6 +1,6 @@
 //! [`DockerSwarm`]: the [`Cluster`] over a manager's Docker Engine API.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use bollard::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum,
@@ -10,7 +10,7 @@ use bollard::models::{
 };
 use bollard::query_parameters as q;
 
-use cutover_docker::docker::health_config;
+use cutover_docker::docker::{hashmap, health_config};
 use cutover_docker::{DockerEngine, EngineError, LabelFilter, ObjectKind, Removal};
 
 use crate::cluster::{Cluster, SwarmFuture, SwarmResult};
@@ -221,10 +221,6 @@ fn replicated(replicas: u64) -> ServiceSpecMode {
         }),
         ..Default::default()
     }
-}
-
-fn hashmap(map: &BTreeMap<String, String>) -> HashMap<String, String> {
-    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 /// cutover's service to the engine's. The endpoint is always DNS round

@@ -18,7 +18,8 @@ pub(super) fn btree(map: Option<HashMap<String, String>>) -> BTreeMap<String, St
     map.unwrap_or_default().into_iter().collect()
 }
 
-pub(super) fn hashmap(map: &BTreeMap<String, String>) -> HashMap<String, String> {
+/// A label map in the engine's form; the Swarm adapter's specs use it too.
+pub fn hashmap(map: &BTreeMap<String, String>) -> HashMap<String, String> {
     map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 

@@ -152,7 +152,7 @@ mod logs;
 mod tests;
 
 use convert::*;
-pub use convert::{health_config, parse_ip};
+pub use convert::{hashmap, health_config, parse_ip};
 use logs::log_frame;
 
 /// The context folder as the tar `/build` takes, and its Dockerfile, off
