@@ -39,8 +39,9 @@ pub trait Cluster: Send + Sync {
     fn scale_service<'a>(&'a self, name: &'a str, replicas: u64) -> SwarmFuture<'a, ()>;
     fn remove_service<'a>(&'a self, name: &'a str) -> SwarmFuture<'a, Removal>;
     /// Every task of the service the managers still remember, the ended
-    /// ones among them.
-    fn tasks<'a>(&'a self, service: &'a str) -> SwarmFuture<'a, Vec<TaskInfo>>;
+    /// ones among them. Takes the inspected service, whose id the engine's
+    /// task filter needs, so a caller that inspected it does not do so twice.
+    fn tasks<'a>(&'a self, service: &'a ServiceInfo) -> SwarmFuture<'a, Vec<TaskInfo>>;
 
     // Provided policies.
 
@@ -76,7 +77,7 @@ async fn wait_converged<C: Cluster + ?Sized>(
                 message: "removed while cutover waited for its tasks".into(),
             })
         })?;
-        let tasks = cluster.tasks(service).await?;
+        let tasks = cluster.tasks(&info).await?;
         if let Some(failed) = tasks
             .iter()
             .find(|t| t.state.is_failure() && !known.contains(&t.id))

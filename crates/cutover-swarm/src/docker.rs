@@ -199,18 +199,8 @@ impl Cluster for DockerSwarm {
         })
     }
 
-    fn tasks<'a>(&'a self, service: &'a str) -> SwarmFuture<'a, Vec<TaskInfo>> {
-        Box::pin(async move {
-            let Some(info) = self.inspect_service(service).await? else {
-                return Err(EngineError::NotFound {
-                    kind: ObjectKind::Service,
-                    name: service.to_owned(),
-                    message: format!("no such service: {service}"),
-                }
-                .into());
-            };
-            Ok(tasks::list(self.engine.host(), &info.id).await?)
-        })
+    fn tasks<'a>(&'a self, service: &'a ServiceInfo) -> SwarmFuture<'a, Vec<TaskInfo>> {
+        Box::pin(async move { Ok(tasks::list(self.engine.host(), &service.id).await?) })
     }
 }
 

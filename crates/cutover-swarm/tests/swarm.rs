@@ -42,7 +42,12 @@ fn get_over_overlay(swarm: &TestSwarm, node: usize, network: &str, ip: &str, pat
 /// Every task the managers remember, so a wait after a change can tell
 /// its own failures from history.
 async fn task_ids(cluster: &DockerSwarm, service: &str) -> BTreeSet<String> {
-    let tasks = cluster.tasks(service).await.unwrap();
+    let info = cluster
+        .inspect_service(service)
+        .await
+        .unwrap()
+        .expect("the service");
+    let tasks = cluster.tasks(&info).await.unwrap();
     tasks.into_iter().map(|t| t.id).collect()
 }
 
