@@ -9,6 +9,7 @@ pub mod clock;
 pub mod compose;
 pub mod diag;
 pub mod dot_segments;
+pub mod fleet;
 pub mod maintenance;
 pub mod naming;
 pub mod plan;

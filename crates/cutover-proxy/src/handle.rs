@@ -40,6 +40,10 @@ pub enum DeployError {
     Invalid(Report),
     #[error("no service named {0:?}")]
     UnknownService(String),
+    /// Commit asked for a set this node does not hold: never prepared,
+    /// aborted, replaced by a later prepare, or lost in a restart.
+    #[error("no set {set_id} is prepared here")]
+    NotPrepared { set_id: u64 },
 }
 
 /// A persisted service that cannot be restored, by its place in the file.
@@ -74,6 +78,9 @@ impl Diagnose for DeployError {
             ),
             DeployError::Invalid(r) => r.hint.clone(),
             DeployError::UnknownService(_) => None,
+            DeployError::NotPrepared { .. } => Some(
+                "nothing was switched on this node; prepare the set again (a deploy does)".into(),
+            ),
         }
     }
 
@@ -82,7 +89,7 @@ impl Diagnose for DeployError {
             // One failing target per line.
             DeployError::Unhealthy { detail, .. } => Some(detail.replace("; ", "\n")),
             DeployError::Invalid(r) => r.detail.clone(),
-            DeployError::UnknownService(_) => None,
+            DeployError::UnknownService(_) | DeployError::NotPrepared { .. } => None,
         }
     }
 }
@@ -371,7 +378,30 @@ impl Proxy {
         service: &str,
         req: DeployRequest,
     ) -> Result<ServiceStatus, DeployError> {
-        validate(service, &req)?;
+        let color = self.admit(service, &req)?;
+        // Its own ports are bound before the gate: one that is taken
+        // fails the deploy before anything switches.
+        let claim = self
+            .inner
+            .ports
+            .claim(service, &req.pinned_addresses())
+            .map_err(DeployError::Invalid)?;
+        let set = self.inner.new_set(service, color, &req, Health::Unknown);
+        if let Err(detail) = health::gate(&set, &req.health, req.timeouts.deploy).await {
+            self.inner.ports.release(claim);
+            return Err(DeployError::Unhealthy {
+                timeout: req.timeouts.deploy,
+                detail,
+            });
+        }
+        self.inner.install_claimed(service, req, set, claim)
+    }
+
+    /// What a new set of `service` must pass before it is gated: the wire
+    /// contract, a certificate this daemon can get, no route conflict, an
+    /// HTTPS listener when it asks for TLS. Returns the color it takes.
+    pub(crate) fn admit(&self, service: &str, req: &DeployRequest) -> Result<Color, DeployError> {
+        validate(service, req)?;
         if let Some(refused) = self.refuses_certificate(req.tls.as_ref(), &req.hosts) {
             return Err(DeployError::Invalid(refused));
         }
@@ -393,7 +423,7 @@ impl Proxy {
                         )
                     })?;
             }
-            if on_main_listener(&req) {
+            if on_main_listener(req) {
                 table
                     .insert(&req.hosts, req.path_prefix.as_deref(), ())
                     .map_err(|e| DeployError::Invalid(e.report()))?;
@@ -413,22 +443,7 @@ impl Proxy {
             })?;
             https.ensure_listening().map_err(DeployError::Invalid)?;
         }
-        // Its own ports are bound before the gate: one that is taken
-        // fails the deploy before anything switches.
-        let claim = self
-            .inner
-            .ports
-            .claim(service, &req.pinned_addresses())
-            .map_err(DeployError::Invalid)?;
-        let set = self.inner.new_set(service, color, &req, Health::Unknown);
-        if let Err(detail) = health::gate(&set, &req.health, req.timeouts.deploy).await {
-            self.inner.ports.release(claim);
-            return Err(DeployError::Unhealthy {
-                timeout: req.timeouts.deploy,
-                detail,
-            });
-        }
-        self.inner.install_claimed(service, req, set, claim)
+        Ok(color)
     }
 
     /// Stop routing to a service; its targets drain like after a switch.

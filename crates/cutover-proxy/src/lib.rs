@@ -19,6 +19,7 @@ mod metrics;
 mod operation_metrics;
 mod ports;
 mod preface;
+mod prepare;
 mod proxy;
 mod router;
 mod server;

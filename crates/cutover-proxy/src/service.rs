@@ -67,6 +67,8 @@ pub(crate) struct Removed {
 pub(crate) struct Services {
     pub live: BTreeMap<String, ServiceEntry>,
     pub removed: BTreeMap<String, Removed>,
+    /// Sets gated for a coordinated switch and routed nowhere yet.
+    pub prepared: BTreeMap<String, crate::prepare::Prepared>,
 }
 
 impl Services {

@@ -8,6 +8,7 @@
 mod auth;
 mod error;
 mod events;
+mod prepared;
 mod serve;
 mod services;
 mod socket;
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use tokio_util::sync::CancellationToken;
 
@@ -54,6 +55,9 @@ struct Inner {
     listen: Option<SocketAddr>,
     handed_over: AtomicBool,
     tokens: Option<Arc<Tokens>>,
+    /// An edge node of a cluster: the coordinator sends compose apps'
+    /// routes here (`cutover serve --role edge`).
+    edge: bool,
 }
 
 impl Admin {
@@ -87,6 +91,7 @@ impl Admin {
                 listen,
                 handed_over: AtomicBool::new(false),
                 tokens: None,
+                edge: false,
             }),
         }
     }
@@ -96,6 +101,15 @@ impl Admin {
         Arc::get_mut(&mut self.inner)
             .expect("with_tokens is called before the admin is shared")
             .tokens = Some(tokens);
+        self
+    }
+
+    /// Makes this the control API of an edge node. Call before the Admin
+    /// is cloned.
+    pub fn as_edge(mut self) -> Admin {
+        Arc::get_mut(&mut self.inner)
+            .expect("as_edge is called before the admin is shared")
+            .edge = true;
         self
     }
 
@@ -139,6 +153,15 @@ impl Admin {
                 get(services::get_one)
                     .put(services::deploy)
                     .delete(services::remove),
+            )
+            .route("/v1/services/{name}/prepared", put(prepared::prepare))
+            .route(
+                "/v1/services/{name}/prepared/{id}",
+                axum::routing::delete(prepared::abort),
+            )
+            .route(
+                "/v1/services/{name}/prepared/{id}/commit",
+                post(prepared::commit),
             )
             .route(
                 "/v1/services/{name}/sets/{id}/drained",

@@ -38,13 +38,7 @@ pub(super) async fn deploy(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Json<ServiceStatus>, ApiError> {
-    validate_service_name(&name)?;
-    if is_project_route(&name) {
-        return Err(ApiError::bad_request(
-            Report::new(format!("{name:?} is the route of a compose app"))
-                .hint("`cutover deploy` owns project/service routes; PUT a name without '/'"),
-        ));
-    }
+    admin.may_change(&name)?;
     let req: DeployRequest = read_json(&body)?;
     req.validate()?;
     tracing::info!(service = %name, targets = ?req.targets, version = ?req.version, "deploy requested");
@@ -82,9 +76,24 @@ pub(super) async fn remove(
         .map_err(|e| ApiError::internal(format!("the remove task failed: {e}")))?
 }
 
+impl Admin {
+    /// A compose app's route (`project/service`) is the deploy engine's on
+    /// a host; on an edge node it is the coordinator's, which sends it here.
+    pub(super) fn may_change(&self, name: &str) -> Result<(), ApiError> {
+        validate_service_name(name)?;
+        if is_project_route(name) && !self.inner.edge {
+            return Err(ApiError::bad_request(
+                Report::new(format!("{name:?} is the route of a compose app"))
+                    .hint("`cutover deploy` owns project/service routes; PUT a name without '/'"),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A change the proxy made but the state file did not record would be undone
 /// by the next restart: the caller must hear about it.
-async fn persist(admin: &Admin, what_happened: &str) -> Result<(), ApiError> {
+pub(super) async fn persist(admin: &Admin, what_happened: &str) -> Result<(), ApiError> {
     admin.persist().await.map_err(|e| {
         tracing::error!(error = %e, "cannot persist state");
         ApiError::internal(
@@ -104,7 +113,7 @@ fn unknown_service(name: &str) -> ApiError {
     )
 }
 
-fn deploy_error(name: &str, e: DeployError) -> ApiError {
+pub(super) fn deploy_error(name: &str, e: DeployError) -> ApiError {
     match &e {
         DeployError::Unhealthy { .. } => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -112,5 +121,6 @@ fn deploy_error(name: &str, e: DeployError) -> ApiError {
         ),
         DeployError::Invalid(_) => ApiError::bad_request(e.report()),
         DeployError::UnknownService(_) => unknown_service(name),
+        DeployError::NotPrepared { .. } => ApiError::new(StatusCode::CONFLICT, e.report()),
     }
 }

@@ -1,0 +1,202 @@
+//! A switch coordinated across the nodes of a cluster, in two phases: the
+//! rule is here, the deploy engine runs it (cutover-deploy's `swarm`
+//! module), and each node's proxy carries it out (cutover-proxy's
+//! `prepare.rs`).
+//!
+//! Lifecycle of one app's switch:
+//!
+//! ```text
+//!             every voter Ready
+//! Preparing ───────────────────▶ Committing ──▶ Committed (old color drains on every node)
+//!     │
+//!     │ a voter Unhealthy or Unreachable, or no voter at all
+//!     ▼
+//! Aborting: each node that prepared drops its set; the old color never stopped serving
+//! ```
+//!
+//! - **Prepare**: each node's proxy health-gates the new set from where it
+//!   stands and holds it, routed nowhere.
+//! - **Who votes**: the live nodes, those the cluster reports ready and
+//!   active. A node the cluster reports down takes no part and does not
+//!   hold the deploy up (the rule is "finish on the live nodes"); it must
+//!   take the current routes before it serves again. A node reported ready
+//!   whose proxy does not answer votes `Unreachable` and the switch
+//!   aborts: the coordinator cannot tell a slow node from a partitioned one
+//!   that still serves, and a split between colors is worse than a retry.
+//! - **Commit**: sent to every voter at once. A node that prepared but
+//!   cannot commit (it restarted in between, and a prepared set is not
+//!   kept across restarts) does not undo the others: the switch is done
+//!   on the nodes that committed, and the outcome names the one that did
+//!   not, as a node that must take the current routes.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::service::Color;
+use crate::status::ServiceStatus;
+
+/// A node's answer to prepare.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Vote {
+    /// The set passed this node's gate and is held as `set_id`.
+    Ready { set_id: u64 },
+    /// The gate failed here; `detail` names the targets and their errors.
+    Unhealthy { detail: String },
+    /// The node's proxy did not answer, or answered with an error.
+    Unreachable { error: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Commit,
+    /// Why, node by node (`node: reason`), in node order.
+    Abort {
+        reasons: Vec<String>,
+    },
+}
+
+/// The rule of the module docs: commit only when every voter is ready.
+pub fn decide(votes: &BTreeMap<String, Vote>) -> Decision {
+    if votes.is_empty() {
+        return Decision::Abort {
+            reasons: vec!["no live node has a cutover proxy to switch".into()],
+        };
+    }
+    let reasons: Vec<String> = votes
+        .iter()
+        .filter_map(|(node, vote)| match vote {
+            Vote::Ready { .. } => None,
+            Vote::Unhealthy { detail } => Some(format!("{node}: not healthy from there: {detail}")),
+            Vote::Unreachable { error } => {
+                Some(format!("{node}: its proxy did not answer: {error}"))
+            }
+        })
+        .collect();
+    if reasons.is_empty() {
+        Decision::Commit
+    } else {
+        Decision::Abort { reasons }
+    }
+}
+
+/// How far apart the nodes switched, by the clock each reported
+/// (milliseconds since the Unix epoch); `None` with fewer than two.
+pub fn spread(switched_at_ms: impl IntoIterator<Item = u64>) -> Option<Duration> {
+    let (mut lo, mut hi, mut n) = (u64::MAX, 0u64, 0usize);
+    for t in switched_at_ms {
+        lo = lo.min(t);
+        hi = hi.max(t);
+        n += 1;
+    }
+    (n >= 2).then(|| Duration::from_millis(hi - lo))
+}
+
+/// `PUT /v1/services/{name}/prepared`: the set a node gated and holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreparedAnswer {
+    pub set_id: u64,
+    pub color: Color,
+    /// Targets that passed the gate, of `targets`.
+    pub healthy: usize,
+    pub targets: usize,
+}
+
+/// `POST /v1/services/{name}/prepared/{id}/commit`: the route after the
+/// switch, and when this node made it by its own clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitAnswer {
+    pub status: ServiceStatus,
+    pub switched_at_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn votes(list: &[(&str, Vote)]) -> BTreeMap<String, Vote> {
+        list.iter()
+            .map(|(n, v)| (n.to_string(), v.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn every_voter_ready_commits() {
+        let v = votes(&[
+            ("n1", Vote::Ready { set_id: 4 }),
+            ("n2", Vote::Ready { set_id: 9 }),
+        ]);
+        assert_eq!(decide(&v), Decision::Commit);
+    }
+
+    #[test]
+    fn one_unhealthy_or_unreachable_node_aborts_everywhere_and_is_named() {
+        let v = votes(&[
+            ("n1", Vote::Ready { set_id: 4 }),
+            (
+                "n2",
+                Vote::Unhealthy {
+                    detail: "10.0.1.5:8080: connection refused".into(),
+                },
+            ),
+            (
+                "n3",
+                Vote::Unreachable {
+                    error: "timed out".into(),
+                },
+            ),
+        ]);
+        let Decision::Abort { reasons } = decide(&v) else {
+            panic!("a failed gate must abort");
+        };
+        assert_eq!(reasons.len(), 2);
+        assert!(
+            reasons[0].starts_with("n2: not healthy from there"),
+            "{reasons:?}"
+        );
+        assert!(reasons[0].contains("connection refused"));
+        assert!(
+            reasons[1].starts_with("n3: its proxy did not answer"),
+            "{reasons:?}"
+        );
+    }
+
+    #[test]
+    fn no_voter_aborts() {
+        assert!(matches!(decide(&BTreeMap::new()), Decision::Abort { .. }));
+    }
+
+    #[test]
+    fn spread_is_the_gap_between_the_first_and_last_switch() {
+        assert_eq!(
+            spread([1_000, 1_012, 1_003]),
+            Some(Duration::from_millis(12))
+        );
+        assert_eq!(spread([1_000]), None);
+    }
+
+    proptest! {
+        #[test]
+        fn commits_exactly_when_every_vote_is_ready(ready in proptest::collection::vec(any::<bool>(), 1..8)) {
+            let v: BTreeMap<String, Vote> = ready
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    let vote = if *r {
+                        Vote::Ready { set_id: i as u64 }
+                    } else {
+                        Vote::Unhealthy { detail: "down".into() }
+                    };
+                    (format!("n{i}"), vote)
+                })
+                .collect();
+            let expect_commit = ready.iter().all(|r| *r);
+            prop_assert_eq!(decide(&v) == Decision::Commit, expect_commit);
+            if let Decision::Abort { reasons } = decide(&v) {
+                prop_assert_eq!(reasons.len(), ready.iter().filter(|r| !**r).count());
+            }
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! The node's side of a coordinated switch over the control API, driven
+//! with curl: a prepared set is gated but serves nothing until its commit;
+//! commit switches as a deploy does; abort, a wrong id and a failed gate
+//! leave the route as it was.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cutover_core::fleet::{CommitAnswer, PreparedAnswer};
+use cutover_core::service::{Color, DeployRequest};
+use cutover_core::status::Event;
+use cutover_proxy::admin::{serve_control, Admin, ControlTimeouts};
+use cutover_test::Origin;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+mod support;
+
+use support::{next_event, request, Harness};
+
+const TIMEOUTS: ControlTimeouts = ControlTimeouts {
+    header: std::time::Duration::from_secs(10),
+    body: std::time::Duration::from_secs(10),
+};
+
+/// The route of a compose app, as a coordinator names it.
+const ROUTE: &str = "shop%2Fweb";
+
+struct Control {
+    _dir: tempfile::TempDir,
+    socket: PathBuf,
+    shutdown: CancellationToken,
+}
+
+impl Control {
+    fn start(h: &Harness, edge: bool) -> Control {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("control.sock");
+        let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+        let shutdown = CancellationToken::new();
+        let admin = Admin::new(h.proxy.clone(), None, shutdown.clone());
+        let admin = if edge { admin.as_edge() } else { admin };
+        tokio::spawn(serve_control(
+            listener,
+            admin.router(),
+            TIMEOUTS,
+            shutdown.clone(),
+            TaskTracker::new(),
+        ));
+        Control {
+            _dir: dir,
+            socket,
+            shutdown,
+        }
+    }
+
+    /// `curl -X METHOD` on the control socket: the status and the body.
+    async fn curl(&self, method: &str, path: &str, body: Option<String>) -> (u16, String) {
+        let socket = self.socket.clone();
+        let path = path.to_string();
+        let method = method.to_string();
+        tokio::task::spawn_blocking(move || curl(&socket, &method, &path, body))
+            .await
+            .unwrap()
+    }
+
+    async fn prepare(&self, req: &DeployRequest) -> (u16, String) {
+        let body = serde_json::to_string(req).unwrap();
+        self.curl("PUT", &format!("/v1/services/{ROUTE}/prepared"), Some(body))
+            .await
+    }
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+fn curl(socket: &Path, method: &str, path: &str, body: Option<String>) -> (u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--max-time", "60", "-X", method, "--unix-socket"])
+        .arg(socket)
+        .args(["-w", "\n%{http_code}"]);
+    if let Some(body) = body {
+        cmd.args([
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            &body,
+        ]);
+    }
+    let out = cmd.arg(format!("http://cutover{path}")).output().unwrap();
+    assert!(out.status.success(), "curl failed: {out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.parse().unwrap(), body.to_string())
+}
+
+#[tokio::test]
+async fn a_prepared_set_serves_nothing_until_its_commit_switches_to_it() {
+    let blue = Origin::start("blue").await.unwrap();
+    let green = Origin::start("green").await.unwrap();
+    let h = Harness::start().await;
+    let control = Control::start(&h, true);
+
+    // The first switch of a route that serves nothing yet.
+    let (code, body) = control.prepare(&request(&[&blue], Color::Blue)).await;
+    assert_eq!(code, 200, "{body}");
+    let first: PreparedAnswer = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (first.color, first.healthy, first.targets),
+        (Color::Blue, 1, 1)
+    );
+    assert_eq!(h.get("/").await.0, 404, "prepared is routed nowhere");
+    let commit = format!("/v1/services/{ROUTE}/prepared/{}/commit", first.set_id);
+    let (code, body) = control.curl("POST", &commit, None).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(h.get("/").await.1, "blue");
+
+    // The next one is gated while blue keeps every request.
+    let (code, body) = control.prepare(&request(&[&green], Color::Green)).await;
+    assert_eq!(code, 200, "{body}");
+    let second: PreparedAnswer = serde_json::from_str(&body).unwrap();
+    let gated = green.requests();
+    for _ in 0..5 {
+        assert_eq!(h.get("/").await.1, "blue");
+    }
+    assert_eq!(green.requests(), gated, "only probes reach a prepared set");
+
+    let mut events = h.proxy.subscribe();
+    let commit = format!("/v1/services/{ROUTE}/prepared/{}/commit", second.set_id);
+    let (code, body) = control.curl("POST", &commit, None).await;
+    assert_eq!(code, 200, "{body}");
+    let answer: CommitAnswer = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer.status.active.color, Color::Green);
+    assert_eq!(answer.status.active.id, second.set_id);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(answer.switched_at_ms <= now && now - answer.switched_at_ms < 60_000);
+    assert_eq!(h.get("/").await.1, "green");
+    // The old color drains as after any switch.
+    next_event(
+        &mut events,
+        |e| matches!(e, Event::Drained { set_id, .. } if *set_id == first.set_id),
+    )
+    .await;
+
+    // A commit is not replayed.
+    let (code, body) = control.curl("POST", &commit, None).await;
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("prepare the set again"), "{body}");
+}
+
+#[tokio::test]
+async fn abort_a_wrong_id_and_a_failed_gate_leave_the_route_as_it_was() {
+    let blue = Origin::start("blue").await.unwrap();
+    let green = Origin::start("green").await.unwrap();
+    let h = Harness::start().await;
+    h.proxy
+        .deploy("shop/web", request(&[&blue], Color::Blue))
+        .await
+        .unwrap();
+    let control = Control::start(&h, true);
+
+    let (_, body) = control.prepare(&request(&[&green], Color::Green)).await;
+    let prepared: PreparedAnswer = serde_json::from_str(&body).unwrap();
+    let wrong = format!(
+        "/v1/services/{ROUTE}/prepared/{}/commit",
+        prepared.set_id + 100
+    );
+    assert_eq!(control.curl("POST", &wrong, None).await.0, 409);
+    let set = format!("/v1/services/{ROUTE}/prepared/{}", prepared.set_id);
+    assert_eq!(control.curl("DELETE", &set, None).await.0, 204);
+    assert_eq!(
+        control.curl("DELETE", &set, None).await.0,
+        204,
+        "abort is idempotent"
+    );
+    let commit = format!("{set}/commit");
+    assert_eq!(control.curl("POST", &commit, None).await.0, 409);
+    assert_eq!(h.get("/").await.1, "blue");
+
+    // A later prepare replaces an earlier one.
+    let (_, body) = control.prepare(&request(&[&green], Color::Green)).await;
+    let earlier: PreparedAnswer = serde_json::from_str(&body).unwrap();
+    let (_, body) = control.prepare(&request(&[&green], Color::Green)).await;
+    let later: PreparedAnswer = serde_json::from_str(&body).unwrap();
+    let earlier_commit = format!("/v1/services/{ROUTE}/prepared/{}/commit", earlier.set_id);
+    assert_eq!(control.curl("POST", &earlier_commit, None).await.0, 409);
+    let later_set = format!("/v1/services/{ROUTE}/prepared/{}", later.set_id);
+    assert_eq!(control.curl("DELETE", &later_set, None).await.0, 204);
+
+    // A target that refuses connections fails the gate: 422, nothing held.
+    let mut dead = request(&[&green], Color::Green);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    dead.targets = vec![closed.local_addr().unwrap().to_string()];
+    drop(closed);
+    dead.timeouts.deploy = std::time::Duration::from_millis(500);
+    let (code, body) = control.prepare(&dead).await;
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("did not become healthy"), "{body}");
+    assert_eq!(h.get("/").await.1, "blue");
+    assert_eq!(h.proxy.status()[0].active.color, Color::Blue);
+}
+
+#[tokio::test]
+async fn only_an_edge_node_takes_a_compose_apps_route_from_its_control_api() {
+    let green = Origin::start("green").await.unwrap();
+    let h = Harness::start().await;
+    let control = Control::start(&h, false);
+    let (code, body) = control.prepare(&request(&[&green], Color::Green)).await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("route of a compose app"), "{body}");
+    assert!(h.proxy.status().is_empty());
+}
