@@ -81,6 +81,26 @@ pub fn decide(votes: &BTreeMap<String, Vote>) -> Decision {
     }
 }
 
+/// The color every node serves a route with, `None` when none serves it
+/// yet. Nodes that disagree (a switch that reached only some of them) are
+/// an error naming each node's color: a deploy to either color would
+/// replace one that serves.
+pub fn agreed_color(views: &BTreeMap<String, Option<Color>>) -> Result<Option<Color>, String> {
+    let mut colors = views.values().copied();
+    let first = colors.next().flatten();
+    if colors.all(|c| c == first) {
+        return Ok(first);
+    }
+    Err(views
+        .iter()
+        .map(|(node, c)| match c {
+            Some(c) => format!("{node} serves {c}"),
+            None => format!("{node} serves nothing"),
+        })
+        .collect::<Vec<_>>()
+        .join(", "))
+}
+
 /// How far apart the nodes switched, by the clock each reported
 /// (milliseconds since the Unix epoch); `None` with fewer than two.
 pub fn spread(switched_at_ms: impl IntoIterator<Item = u64>) -> Option<Duration> {
@@ -166,6 +186,28 @@ mod tests {
     #[test]
     fn no_voter_aborts() {
         assert!(matches!(decide(&BTreeMap::new()), Decision::Abort { .. }));
+    }
+
+    #[test]
+    fn the_nodes_color_is_agreed_or_each_one_is_named() {
+        let views = |list: &[(&str, Option<Color>)]| -> BTreeMap<String, Option<Color>> {
+            list.iter().map(|(n, c)| (n.to_string(), *c)).collect()
+        };
+        let same = views(&[("n1", Some(Color::Blue)), ("n2", Some(Color::Blue))]);
+        assert_eq!(agreed_color(&same), Ok(Some(Color::Blue)));
+        assert_eq!(
+            agreed_color(&views(&[("n1", None), ("n2", None)])),
+            Ok(None)
+        );
+        let split = views(&[
+            ("n1", Some(Color::Green)),
+            ("n2", Some(Color::Blue)),
+            ("n3", None),
+        ]);
+        assert_eq!(
+            agreed_color(&split),
+            Err("n1 serves green, n2 serves blue, n3 serves nothing".into())
+        );
     }
 
     #[test]

@@ -34,6 +34,18 @@ pub fn route(project: &str, service: &str) -> String {
     format!("{project}/{service}")
 }
 
+/// `<project>_<service>_<color>`: an app color on a Swarm, a service (the
+/// `_` is how `docker stack` names services too).
+pub fn swarm_app(project: &str, service: &str, color: Color) -> String {
+    format!("{project}_{service}_{color}")
+}
+
+/// `<project>_<service>`: an accessory on a Swarm, a service that lives
+/// across deploys.
+pub fn swarm_accessory(project: &str, service: &str) -> String {
+    format!("{project}_{service}")
+}
+
 /// `<project>_<key>`: a network or volume without `name:`, as Compose names
 /// it.
 pub fn project_scoped(project: &str, key: &str) -> String {
@@ -57,5 +69,10 @@ mod tests {
         assert_eq!(accessory("athens", "redis"), "athens-redis");
         assert_eq!(route("athens", "backend"), "athens/backend");
         assert_eq!(project_scoped("athens", "default"), "athens_default");
+        assert_eq!(
+            swarm_app("athens", "backend", Color::Blue),
+            "athens_backend_blue"
+        );
+        assert_eq!(swarm_accessory("athens", "redis"), "athens_redis");
     }
 }

@@ -49,7 +49,7 @@ pub fn router(engine: DeployEngine) -> Router {
 }
 
 /// An error answer, in the one shape of the control API (docs/api.md, Errors).
-fn error(status: StatusCode, report: impl Into<Report>) -> Response {
+pub(crate) fn error(status: StatusCode, report: impl Into<Report>) -> Response {
     ApiError::new(status, report).into_response()
 }
 
@@ -63,7 +63,7 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>> {
     })
 }
 
-fn ndjson(rx: Receiver) -> Response {
+pub(crate) fn ndjson(rx: Receiver) -> Response {
     let id = rx.id().to_owned();
     let body = stream::unfold(rx, |mut rx| async move {
         let event = rx.recv().await?;
@@ -148,7 +148,7 @@ async fn upload(
 
 /// The body of `deploy` and `plan`: a resolved project, which must be the one
 /// the URL names.
-fn deploy_command(project: &str, body: &[u8]) -> Result<DeployCommand, Box<Response>> {
+pub(crate) fn deploy_command(project: &str, body: &[u8]) -> Result<DeployCommand, Box<Response>> {
     let cmd: DeployCommand = parse(body)?;
     cmd.validate(project)
         .map_err(|report| Box::new(error(StatusCode::BAD_REQUEST, report)))?;

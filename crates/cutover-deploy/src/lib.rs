@@ -32,6 +32,7 @@ mod stage;
 pub mod stages;
 pub mod status;
 pub mod store;
+pub mod swarm;
 pub mod uploads;
 
 use cutover_core::diag::Report;

@@ -372,7 +372,7 @@ fn restart(policy: Option<&str>) -> RestartPolicy {
     }
 }
 
-fn healthcheck(h: &compose::Healthcheck) -> HealthcheckSpec {
+pub(crate) fn healthcheck(h: &compose::Healthcheck) -> HealthcheckSpec {
     let test = match h.test.first().map(String::as_str) {
         Some("NONE") => HealthTest::Disabled,
         Some("CMD-SHELL") => HealthTest::Shell(h.test[1..].join(" ")),

@@ -16,7 +16,7 @@ use cutover_docker::{DockerEngine, EngineError, LabelFilter, ObjectKind, Removal
 use crate::cluster::{Cluster, SwarmFuture, SwarmResult};
 use crate::error::SwarmError;
 use crate::model::*;
-use crate::spec::{Mode, ServiceSpec};
+use crate::spec::{Mode, MountKind, ServiceSpec};
 use crate::tasks;
 
 // Deploy code holds the cluster as `Arc<dyn Cluster>`.
@@ -224,13 +224,16 @@ fn service_spec(spec: &ServiceSpec) -> bollard::models::ServiceSpec {
         command: spec.entrypoint.clone(),
         args: spec.command.clone(),
         env: (!spec.env.is_empty()).then(|| spec.env.clone()),
-        mounts: (!spec.binds.is_empty()).then(|| {
-            spec.binds
+        mounts: (!spec.mounts.is_empty()).then(|| {
+            spec.mounts
                 .iter()
                 .map(|b| Mount {
                     target: Some(b.target.clone()),
                     source: Some(b.source.clone()),
-                    typ: Some(MountType::BIND),
+                    typ: Some(match b.kind {
+                        MountKind::Bind => MountType::BIND,
+                        MountKind::Volume => MountType::VOLUME,
+                    }),
                     read_only: Some(b.read_only),
                     ..Default::default()
                 })

@@ -30,10 +30,18 @@ pub struct HostPort {
     pub published: u16,
 }
 
-/// A host path mounted into every task, e.g. the engine's socket for
-/// cutover's own proxy.
+/// What a task mounts: a path of its node's, or a named volume, which is
+/// the node's own (a Swarm has no volume shared by the nodes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MountKind {
+    Bind,
+    Volume,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BindMount {
+pub struct ServiceMount {
+    pub kind: MountKind,
+    /// The host path, or the volume's name.
     pub source: String,
     pub target: String,
     pub read_only: bool,
@@ -65,7 +73,7 @@ pub struct ServiceSpec {
     pub healthcheck: Option<HealthcheckSpec>,
     pub stop_grace_period: Option<Duration>,
     pub host_ports: Vec<HostPort>,
-    pub binds: Vec<BindMount>,
+    pub mounts: Vec<ServiceMount>,
 }
 
 impl ServiceSpec {
@@ -87,7 +95,7 @@ impl ServiceSpec {
             healthcheck: None,
             stop_grace_period: None,
             host_ports: Vec::new(),
-            binds: Vec::new(),
+            mounts: Vec::new(),
         }
     }
 }

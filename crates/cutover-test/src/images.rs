@@ -31,6 +31,8 @@ pub const REDIS_IMAGE: &str = "cutover-test-redis:latest";
 pub const ORIGIN_IMAGE: &str = "cutover-test-origin:latest";
 /// nginx from Debian, without a site: tests give it one in `configs:`.
 pub const NGINX_IMAGE: &str = "cutover-test-nginx:latest";
+/// cutover itself, for the Swarm tests' edges and deploy engine.
+pub const CUTOVER_IMAGE: &str = "cutover-test-cutover:latest";
 
 /// Image label holding a hash of the build context and the base image, so an
 /// image is rebuilt exactly when one of them changed.
@@ -157,6 +159,28 @@ pub fn ensure_origin_image() -> Result<&'static str, ImageError> {
     copy(&binary, &context.0.join("cutover-origin"))?;
     ensure_image(ORIGIN_IMAGE, &context.0)?;
     Ok(ORIGIN_IMAGE)
+}
+
+/// Builds [`CUTOVER_IMAGE`] around `binary` (the test's own `cutover`) if
+/// needed, and returns its name. The binary goes in without its debug
+/// information: a third of the size to copy into every node of a swarm.
+pub fn ensure_cutover_image(binary: &Path) -> Result<&'static str, ImageError> {
+    let context = StagingDir::new()?;
+    let dockerfile = workspace_root().join("scripts/images/cutover/Dockerfile");
+    copy(&dockerfile, &context.0.join("Dockerfile"))?;
+    let staged = context.0.join("cutover");
+    let stripped = Command::new("strip")
+        .arg("--strip-debug")
+        .arg("-o")
+        .arg(&staged)
+        .arg(binary)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !stripped {
+        copy(binary, &staged)?;
+    }
+    ensure_image(CUTOVER_IMAGE, &context.0)?;
+    Ok(CUTOVER_IMAGE)
 }
 
 /// [`ensure_redis_image`] for tests: panics with the reason and a hint.

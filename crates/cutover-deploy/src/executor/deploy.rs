@@ -225,7 +225,10 @@ async fn local_image(inner: &Inner, image: &str) -> Result<Option<String>, Stop>
         .map(|img| img.id))
 }
 
-fn selected_apps(desired: &ResolvedProject, services: &[String]) -> Result<BTreeSet<String>, Stop> {
+pub(crate) fn selected_apps(
+    desired: &ResolvedProject,
+    services: &[String],
+) -> Result<BTreeSet<String>, Stop> {
     if services.is_empty() {
         return Ok(desired
             .apps

@@ -17,7 +17,7 @@ use cutover_core::progress::Outcome;
 use crate::events::{Progress, Receiver};
 use crate::history::Entry;
 use crate::lock::Holder;
-use crate::operations::Claim;
+use crate::operations::{Claim, Operations};
 use crate::{DeployEngine, Inner};
 use cutover_core::clock::now_ms;
 
@@ -76,27 +76,10 @@ impl DeployEngine {
         W: FnOnce(Arc<Inner>, Arc<Progress>) -> F + Send + 'static,
         F: Future<Output = Result<(Outcome, Report), Stop>> + Send + 'static,
     {
-        let id = op
-            .id
-            .clone()
-            .unwrap_or_else(|| crate::operations::new_id(op.name));
-        let (p, rx) = Progress::channel(id);
-        match self.inner.operations.claim(&op.project, p.recording()) {
-            Claim::New => {}
-            // A retried request: follow the operation already under way.
-            Claim::Running(rx) => return rx,
-            Claim::OtherProject(other) => {
-                p.finish(
-                    Outcome::Invalid,
-                    Report::new(format!(
-                        "the id {:?} belongs to an operation of project {other}",
-                        p.recording().id()
-                    ))
-                    .hint("give each deploy its own --deploy-id, e.g. the CI run's id and the project"),
-                );
-                return rx;
-            }
-        }
+        let (p, rx) = match open(&self.inner.operations, &op) {
+            Ok(opened) => opened,
+            Err(rx) => return rx,
+        };
         if self.inner.paused.load(std::sync::atomic::Ordering::SeqCst) {
             p.finish(
                 Outcome::Failed,
@@ -115,6 +98,36 @@ impl DeployEngine {
             run_exclusive(&inner, &p, op, wait_lock, work).await;
         });
         rx
+    }
+}
+
+/// Opens the progress of `op` under its id (`--deploy-id`, else a fresh
+/// one). `Err` is the stream to answer with instead: the operation already
+/// running under that id (a retried request follows it), or a refusal of
+/// an id another project's operation has.
+pub(crate) fn open(
+    operations: &Operations,
+    op: &Operation,
+) -> Result<(Progress, Receiver), Receiver> {
+    let id = op
+        .id
+        .clone()
+        .unwrap_or_else(|| crate::operations::new_id(op.name));
+    let (p, rx) = Progress::channel(id);
+    match operations.claim(&op.project, p.recording()) {
+        Claim::New => Ok((p, rx)),
+        Claim::Running(rx) => Err(rx),
+        Claim::OtherProject(other) => {
+            p.finish(
+                Outcome::Invalid,
+                Report::new(format!(
+                    "the id {:?} belongs to an operation of project {other}",
+                    p.recording().id()
+                ))
+                .hint("give each deploy its own --deploy-id, e.g. the CI run's id and the project"),
+            );
+            Err(rx)
+        }
     }
 }
 
@@ -200,7 +213,7 @@ async fn run_exclusive(
     p.finish(outcome, report);
 }
 
-fn lock_timeout(project: &str, holder: Option<Holder>, wait: Duration) -> Report {
+pub(crate) fn lock_timeout(project: &str, holder: Option<Holder>, wait: Duration) -> Report {
     let who = holder
         .map(|h| h.to_string())
         .unwrap_or_else(|| "another operation".into());

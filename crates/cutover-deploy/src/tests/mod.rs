@@ -60,7 +60,7 @@ services:
     )
 }
 
-fn parse(yaml: String) -> ResolvedProject {
+pub(crate) fn parse(yaml: String) -> ResolvedProject {
     load(
         &LoadInput {
             files: vec![ComposeFile {
@@ -226,3 +226,4 @@ mod replicas;
 mod retire;
 mod rollback;
 mod stage;
+mod swarm_specs;

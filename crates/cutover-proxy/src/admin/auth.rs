@@ -91,6 +91,12 @@ impl BearerToken {
         Ok(BearerToken(token.into()))
     }
 
+    /// The secret itself, for a client that sends it (the Swarm deploy
+    /// engine to the edges).
+    pub fn secret(&self) -> &[u8] {
+        &self.0
+    }
+
     /// Whether `candidate` is the token, in time that depends only on the
     /// lengths, so the comparison leaks no prefix of the secret.
     pub fn matches(&self, candidate: &[u8]) -> bool {

@@ -11,7 +11,7 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand,
 mod serve;
 mod stage;
 
-pub use serve::ServeArgs;
+pub use serve::{EngineKind as EngineArg, Role as RoleArg, ServeArgs};
 pub use stage::StageArgs;
 
 #[derive(Debug, Parser)]

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use super::{parse_duration, parse_size, LogFormat};
 
@@ -213,4 +213,42 @@ pub struct ServeArgs {
     /// [default: a self-signed one]
     #[arg(long, value_name = "HOST", help_heading = "HTTPS")]
     pub tls_default_host: Option<String>,
+
+    /// What this daemon is: `host`, the proxy and deploy engine of one machine; `edge`, a
+    /// Swarm node's proxy, whose compose routes the Swarm deploy engine sends
+    #[arg(long, value_enum, default_value_t = Role::Host, help_heading = "Swarm")]
+    pub role: Role,
+
+    /// Where deploys run: `docker`, on this host's engine; `swarm`, on the Swarm this
+    /// host's engine manages, switching every node's edge
+    #[arg(long, value_enum, default_value_t = EngineKind::Docker, help_heading = "Swarm")]
+    pub engine: EngineKind,
+
+    /// The global service of cutover edges [default: cutover_edge]
+    #[arg(long, value_name = "SERVICE", help_heading = "Swarm")]
+    pub edge_service: Option<String>,
+
+    /// The overlay network the edges and the app colors share [default: cutover]
+    #[arg(long, value_name = "NETWORK", help_heading = "Swarm")]
+    pub edge_network: Option<String>,
+
+    /// The port of the edges' control API [default: 26091]
+    #[arg(long, value_name = "PORT", help_heading = "Swarm")]
+    pub edge_port: Option<u16>,
+
+    /// A file holding the token the edges' control API accepts
+    #[arg(long, value_name = "FILE", help_heading = "Swarm")]
+    pub edge_token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    Host,
+    Edge,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineKind {
+    Docker,
+    Swarm,
 }

@@ -2,6 +2,7 @@
 //! not, XDG directories), addresses parsed, the control token read. An error
 //! here names the flag or environment variable the value came from.
 
+mod cluster;
 mod control;
 mod tls;
 
@@ -15,6 +16,7 @@ use cutover_proxy::ProxyConfig;
 use crate::args::{GlobalArgs, LogFormat, Origin, Origins, ServeArgs};
 use crate::error::CliError;
 
+pub use cluster::EngineKind;
 use control::control_tls_source;
 pub use control::ControlListen;
 use tls::tls_settings;
@@ -156,6 +158,9 @@ pub struct ServeSettings {
     /// `--https-listen` was given: bound at start, not at the first TLS route.
     pub https_explicit: bool,
     pub tls: TlsSettings,
+    /// `--role`: `Edge` takes compose routes from the Swarm deploy engine.
+    pub role: crate::args::RoleArg,
+    pub engine: EngineKind,
 }
 
 impl ServeSettings {
@@ -298,8 +303,11 @@ impl ServeSettings {
             .with_hint("HTTP and HTTPS need their own ports, e.g. 0.0.0.0:80 and 0.0.0.0:443"));
         }
         let tls = tls_settings(args, &state_dir)?;
+        let (role, engine) = cluster::resolve(args)?;
 
         Ok(ServeSettings {
+            role,
+            engine,
             https_listen,
             https_explicit,
             tls,

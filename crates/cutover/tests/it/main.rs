@@ -16,6 +16,7 @@ mod remote;
 mod replicas;
 mod socket;
 mod stage;
+mod swarm;
 mod upgrade;
 mod util;
 mod words;

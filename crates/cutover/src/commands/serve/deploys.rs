@@ -1,15 +1,19 @@
 //! The deploy engine of `cutover serve`, created when Docker first answers:
 //! at start, or at the first deploy request after Docker came up. Until then
 //! the daemon runs as a proxy only and deploy requests get a 503 that says
-//! why.
+//! why. With `--engine swarm` it is the Swarm deploy engine, which switches
+//! every node's edge instead of this daemon's own proxy.
 
 use std::sync::Arc;
 
 use cutover_core::diag::Report;
 use cutover_deploy::owner::Owner;
+use cutover_deploy::swarm::{EdgeSettings, SwarmEngine};
 use cutover_deploy::DeployEngine;
 use cutover_docker::DockerEngine;
 use cutover_proxy::admin::{Admin, ApiError};
+
+use crate::settings::EngineKind;
 
 #[derive(Clone)]
 pub(super) struct Deploys {
@@ -18,7 +22,9 @@ pub(super) struct Deploys {
     owner: Arc<Owner>,
     /// Started by a handoff: the predecessor still stops its old colors.
     after_handoff: bool,
-    engine: Arc<tokio::sync::OnceCell<(DeployEngine, axum::Router)>>,
+    kind: EngineKind,
+    /// The one-host engine (`None` on a Swarm) and the routes it serves.
+    engine: Arc<tokio::sync::OnceCell<(Option<DeployEngine>, axum::Router)>>,
 }
 
 impl Deploys {
@@ -27,25 +33,28 @@ impl Deploys {
         state_dir: &std::path::Path,
         owner: Arc<Owner>,
         after_handoff: bool,
+        kind: EngineKind,
     ) -> Deploys {
         Deploys {
             admin: admin.clone(),
             state_dir: state_dir.to_path_buf(),
             owner,
             after_handoff,
+            kind,
             engine: Arc::new(tokio::sync::OnceCell::new()),
         }
     }
 
     /// Connects to Docker (where DOCKER_HOST says) and reconciles what a
     /// previous run left half-done; concurrent callers share one attempt.
-    pub(super) async fn connect(
-        &self,
-    ) -> Result<&(DeployEngine, axum::Router), cutover_docker::EngineError> {
+    pub(super) async fn connect(&self) -> Result<&(Option<DeployEngine>, axum::Router), Report> {
         self.engine
             .get_or_try_init(|| async {
                 let docker = DockerEngine::connect().await?;
                 tracing::info!(docker = docker.host(), "connected to Docker");
+                if let EngineKind::Swarm(edges) = &self.kind {
+                    return swarm(docker, edges.clone()).await;
+                }
                 // A switch is saved when it happens, not at shutdown: a daemon
                 // that is killed right after a deploy restarts on the new color.
                 let admin = self.admin.clone();
@@ -75,13 +84,13 @@ impl Deploys {
                     tracing::info!(cleaned = ?report.cleaned, routes = ?report.routes, "reconciled the deployed projects");
                 }
                 let router = cutover_deploy::router(engine.clone()).fallback(no_project_route);
-                Ok((engine, router))
+                Ok((Some(engine), router))
             })
             .await
     }
 
     pub(super) fn engine(&self) -> Option<&DeployEngine> {
-        self.engine.get().map(|(engine, _)| engine)
+        self.engine.get().and_then(|(engine, _)| engine.as_ref())
     }
 
     /// The `/v1/projects` routes, forwarded to the deploy engine's router.
@@ -93,6 +102,25 @@ impl Deploys {
             .route("/v1/build-contexts/{*rest}", any(forward))
             .with_state(self.clone())
     }
+}
+
+/// The Swarm deploy engine, on a manager's engine.
+async fn swarm(
+    docker: DockerEngine,
+    edges: EdgeSettings,
+) -> Result<(Option<DeployEngine>, axum::Router), Report> {
+    let engine: Arc<dyn cutover_docker::Engine> = Arc::new(docker.clone());
+    let cluster = cutover_swarm::DockerSwarm::new(docker).await?;
+    let info = cutover_swarm::Cluster::info(&cluster).await?;
+    tracing::info!(
+        nodes = info.nodes,
+        managers = info.managers,
+        edges = %edges.service,
+        network = %edges.network,
+        "deploying on a Swarm"
+    );
+    let swarm = SwarmEngine::new(Arc::new(cluster), engine, edges);
+    Ok((None, swarm.router().fallback(no_project_route)))
 }
 
 async fn no_project_route() -> ApiError {
@@ -120,7 +148,7 @@ async fn forward(
             }
         }
         Err(e) => {
-            let report = Report::from(e);
+            let report = e;
             let hint = report
                 .hint
                 .clone()

@@ -20,7 +20,7 @@ use cutover_proxy::state::{StateError, StateStore};
 use cutover_proxy::Proxy;
 use tokio_util::sync::CancellationToken;
 
-use crate::args::{GlobalArgs, Origins, ServeArgs};
+use crate::args::{GlobalArgs, Origins, RoleArg, ServeArgs};
 use crate::error::CliError;
 use crate::exit::ExitStatus;
 use crate::handoff::HandoffSocket;
@@ -141,6 +141,8 @@ async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
         Some(listen),
     )
     .with_tokens(tokens.clone());
+    let edge = settings.role == RoleArg::Edge;
+    let admin = if edge { admin.as_edge() } else { admin };
 
     // 3. The deploy engine, under this daemon's identity.
     let owner = Owner::load(&settings.state_dir)
@@ -150,17 +152,25 @@ async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
         id = owner.id(),
         "daemon identity (label cutover.daemon on what it creates)"
     );
-    let deploys = Deploys::new(&admin, &settings.state_dir, owner, takeover.is_some());
-    if let Err(e) = deploys.connect().await {
+    let deploys = Deploys::new(
+        &admin,
+        &settings.state_dir,
+        owner,
+        takeover.is_some(),
+        settings.engine.clone(),
+    );
+    if edge {
+        tracing::info!("an edge of a Swarm: the Swarm deploy engine sends the compose routes; this daemon runs no deploys");
+    } else if let Err(e) = deploys.connect().await {
         tracing::warn!(error = %e, "Docker is not reachable: serving as a proxy only; deploys are refused until Docker answers");
     }
 
     // 4. Serve: control listeners, the data plane, the handoff socket.
     let (upgrade_tx, mut upgrades) = tokio::sync::mpsc::channel(4);
-    let control_router = admin
-        .router()
-        .merge(deploys.router())
-        .merge(succession::router(upgrade_tx));
+    let mut control_router = admin.router().merge(succession::router(upgrade_tx));
+    if !edge {
+        control_router = control_router.merge(deploys.router());
+    }
     // The control listeners time what a client owes as the data plane does.
     let timeouts = ControlTimeouts {
         header: settings.proxy.client_header_timeout,

@@ -1,0 +1,370 @@
+//! `deploy` on a Swarm: the overlay networks, the accessories, then each
+//! app's cutover: start the new color's service, switch every live node in
+//! two phases, drain the old color on each, scale it to 0 and keep it for
+//! rollback.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use cutover_core::compose::{config_hash, version_id, AccessorySpec, AppSpec, ResolvedProject};
+use cutover_core::diag::Report;
+use cutover_core::naming;
+use cutover_core::progress::{DeployCommand, Outcome, ProgressEvent};
+use cutover_core::service::Color;
+use cutover_docker::labels;
+use cutover_docker::NetworkSpec;
+
+use super::edges::{self, Edge};
+use super::{specs, switch, Inner};
+use crate::events::Progress;
+use crate::executor::deploy::selected_apps;
+use crate::executor::Stop;
+use crate::specs::{route_request, Gateways};
+
+/// How long an accessory's tasks have to run.
+const ACCESSORY_TIMEOUT: Duration = Duration::from_secs(120);
+/// Beyond the drain deadlines, for the edges to report the drain.
+const DRAIN_SLACK: Duration = Duration::from_secs(10);
+
+pub(super) async fn deploy(
+    sw: &Inner,
+    cmd: &DeployCommand,
+    p: &Progress,
+) -> Result<(Outcome, Report), Stop> {
+    let project = &cmd.project;
+    // 1. Nothing starts when any part of the file cannot be done here.
+    let refused = specs::refusals(cmd);
+    if let Some(first) = refused.first() {
+        let more: Vec<String> = refused[1..].iter().map(|r| r.message.clone()).collect();
+        let mut report = first.clone();
+        if !more.is_empty() {
+            report = report.detail(more.join("\n"));
+        }
+        return Err(Stop::invalid(report));
+    }
+    let selected = selected_apps(project, &cmd.services)?;
+
+    // 2. The nodes that vote: those whose edge runs.
+    let edges = edges::live(&*sw.cluster, &sw.edges)
+        .await
+        .map_err(Stop::failed)?;
+    if edges.is_empty() {
+        return Err(Stop::failed(
+            Report::new(format!(
+                "no node of the swarm runs a cutover edge ({})",
+                sw.edges.service
+            ))
+            .hint("`docker service ps cutover_edge` shows why its tasks do not run"),
+        ));
+    }
+
+    // 3. What the apps need.
+    networks(sw, project, p).await?;
+    for acc in &project.accessories {
+        accessory(sw, &project.name, acc, p).await?;
+    }
+
+    // 4. Each app's cutover.
+    let mut deployed = Vec::new();
+    for app in project
+        .apps
+        .iter()
+        .filter(|a| selected.contains(&a.service.name))
+    {
+        if let Some(done) = cutover_app(sw, cmd, app, &edges, p).await? {
+            deployed.push(done);
+        }
+    }
+    if deployed.is_empty() {
+        return Ok((
+            Outcome::UpToDate,
+            Report::new(format!("{} is up to date", project.name)),
+        ));
+    }
+    Ok((
+        Outcome::Ok,
+        Report::new(format!(
+            "deployed {} on {} nodes: {}",
+            project.name,
+            edges.len(),
+            deployed.join(", ")
+        )),
+    ))
+}
+
+/// Each network as an attachable overlay under its exact name. A bridge
+/// network would exist on one node only.
+async fn networks(sw: &Inner, project: &ResolvedProject, p: &Progress) -> Result<(), Stop> {
+    let edge = &sw.edges.network;
+    if sw
+        .engine
+        .inspect_network(edge)
+        .await
+        .map_err(stop)?
+        .is_none()
+    {
+        return Err(Stop::failed(
+            Report::new(format!("the edge network {edge:?} does not exist")).hint(
+                "it comes with cutover's stack (dist/swarm/cutover.yml); --edge-network names it",
+            ),
+        ));
+    }
+    for n in &project.networks {
+        if let Some(found) = sw.engine.inspect_network(&n.name).await.map_err(stop)? {
+            if found.driver != "overlay" {
+                return Err(Stop::invalid(
+                    Report::new(format!(
+                        "networks.{}: {:?} is a {} network, which does not span the nodes",
+                        n.key, n.name, found.driver
+                    ))
+                    .hint("remove it (`docker network rm`) so cutover creates an overlay, or name another"),
+                ));
+            }
+            continue;
+        }
+        if n.external {
+            return Err(Stop::invalid(
+                Report::new(format!(
+                    "networks.{}: the external network {:?} does not exist",
+                    n.key, n.name
+                ))
+                .hint("create it with `docker network create -d overlay --attachable`"),
+            ));
+        }
+        if n.driver.as_deref().is_some_and(|d| d != "overlay") {
+            return Err(Stop::invalid(
+                Report::new(format!(
+                    "networks.{}: driver {:?} does not span the nodes of a swarm",
+                    n.key,
+                    n.driver.as_deref().unwrap_or_default()
+                ))
+                .hint("leave `driver:` out or write `driver: overlay`"),
+            ));
+        }
+        let mut spec: NetworkSpec = crate::specs::network(&project.name, &n.name, Some(n));
+        spec.driver = Some("overlay".into());
+        spec.attachable = true;
+        let step = p.step(format!("create the overlay network {}", n.name));
+        sw.engine.create_network(&spec).await.map_err(stop)?;
+        p.done(step, None);
+    }
+    Ok(())
+}
+
+/// An accessory runs once and lives across deploys; a changed one is
+/// reported, not replaced (its data would go with it).
+async fn accessory(
+    sw: &Inner,
+    project: &str,
+    acc: &AccessorySpec,
+    p: &Progress,
+) -> Result<(), Stop> {
+    let spec = specs::accessory_service(project, acc);
+    if let Some(found) = sw.cluster.inspect_service(&spec.name).await.map_err(stop)? {
+        if found.labels.get(labels::CONFIG_HASH) != spec.labels.get(labels::CONFIG_HASH) {
+            p.warn(
+                Report::new(format!(
+                    "accessory {} changed in the compose file; it keeps running as it was",
+                    spec.name
+                ))
+                .hint(format!(
+                    "to replace it, `docker service rm {}` and deploy again (its volume stays)",
+                    spec.name
+                )),
+            );
+        }
+        return Ok(());
+    }
+    let step = p.step(format!("start accessory {}", spec.name));
+    sw.cluster.create_service(&spec).await.map_err(stop)?;
+    match sw
+        .cluster
+        .wait_converged(&spec.name, &BTreeSet::new(), ACCESSORY_TIMEOUT)
+        .await
+    {
+        Ok(_) => {
+            p.done(step, None);
+            Ok(())
+        }
+        Err(e) => {
+            p.failed(step, &e);
+            remove(sw, &spec.name, p).await;
+            Err(Stop::failed(e))
+        }
+    }
+}
+
+/// One app: `None` when its live color already runs this version.
+async fn cutover_app(
+    sw: &Inner,
+    cmd: &DeployCommand,
+    app: &AppSpec,
+    edges: &[Edge],
+    p: &Progress,
+) -> Result<Option<String>, Stop> {
+    let project = &cmd.project.name;
+    let name = &app.service.name;
+    let route = naming::route(project, name);
+    let views = switch::views(edges, &sw.edges, &route)
+        .await
+        .map_err(Stop::failed)?;
+    let live = switch::live_color(&route, &views).map_err(Stop::failed)?;
+    let hash = config_hash(&app.service);
+    if let Some(color) = live.filter(|_| !cmd.force) {
+        if up_to_date(sw, project, app, color, &hash).await? {
+            p.warn(format!(
+                "{name} is up to date ({color}); --force deploys it again"
+            ));
+            return Ok(None);
+        }
+    }
+    let color = live.map_or(Color::Blue, Color::other);
+    let version = cmd
+        .version
+        .clone()
+        .unwrap_or_else(|| version_id(&app.service.image, &hash));
+    let service = naming::swarm_app(project, name, color);
+
+    // 1. The new color's service. The slot may hold the version before
+    //    last (kept at 0 tasks) or what a failed deploy left: replaced.
+    let replicas = app.service.replicas.max(1);
+    let step = p.step(format!("start {service}: {replicas} tasks of {version}"));
+    sw.cluster.remove_service(&service).await.map_err(stop)?;
+    let spec = specs::app_service(project, app, color, &version, &sw.edges.network);
+    sw.cluster.create_service(&spec).await.map_err(stop)?;
+    let tasks = match sw
+        .cluster
+        .wait_converged(&service, &BTreeSet::new(), app.cutover.timeouts.deploy)
+        .await
+    {
+        Ok(tasks) => tasks,
+        Err(e) => {
+            p.failed(step, &e);
+            remove(sw, &service, p).await;
+            return Err(Stop::failed(e));
+        }
+    };
+    let addrs: Option<Vec<SocketAddr>> = tasks
+        .iter()
+        .map(|t| {
+            Some(SocketAddr::new(
+                t.ip_on(&sw.edges.network)?,
+                app.cutover.port,
+            ))
+        })
+        .collect();
+    let Some(addrs) = addrs else {
+        p.failed(step, "a task has no address on the edge network");
+        remove(sw, &service, p).await;
+        return Err(Stop::failed(format!(
+            "the tasks of {service} are not on {}",
+            sw.edges.network
+        )));
+    };
+    p.done(
+        step,
+        Some(
+            addrs
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+    );
+
+    // 2. Every node gates them, then all switch or none does.
+    let req = route_request(app, &Gateways::default(), &addrs, color, &version);
+    let step = p.step(format!(
+        "switch {route} to {color} on {} nodes",
+        views.len()
+    ));
+    let switched = match switch::switch(&views, &sw.edges, &route, &req).await {
+        Ok(s) => s,
+        Err(report) => {
+            p.failed(step, &report.message);
+            remove(sw, &service, p).await;
+            return Err(Stop::failed(report));
+        }
+    };
+    let spread = switched
+        .spread()
+        .map(|d| format!(" within {} ms of each other", d.as_millis()))
+        .unwrap_or_default();
+    p.done(
+        step,
+        Some(format!(
+            "{} nodes switched{spread}",
+            switched.committed.len()
+        )),
+    );
+    for missed in &switched.missed {
+        p.warn(
+            Report::new(format!("a node did not switch: {missed}"))
+                .hint("that node serves the old color until its edge restarts and takes the current routes"),
+        );
+    }
+    p.emit(ProgressEvent::Switched {
+        service: name.clone(),
+        color,
+        version: version.clone(),
+    });
+
+    // 3. The old color drains on every node, then is kept at 0 tasks.
+    if let Some(old) = live {
+        let old_service = naming::swarm_app(project, name, old);
+        let timeouts = &app.cutover.timeouts;
+        let step = p.step(format!("drain {old_service} on every node"));
+        let late = switch::drain(
+            &views,
+            &sw.edges,
+            &route,
+            timeouts.drain.max(timeouts.websocket_drain) + DRAIN_SLACK,
+        )
+        .await;
+        if late.is_empty() {
+            p.done(step, None);
+        } else {
+            p.failed(step, late.join("; "));
+        }
+        let step = p.step(format!("scale {old_service} to 0, kept for rollback"));
+        match sw.cluster.scale_service(&old_service, 0).await {
+            Ok(()) => p.done(step, None),
+            Err(e) => p.failed(step, &e),
+        }
+    }
+    Ok(Some(format!("{name} {color} ({version})")))
+}
+
+/// The live color's service runs this image, config and replica count.
+async fn up_to_date(
+    sw: &Inner,
+    project: &str,
+    app: &AppSpec,
+    color: Color,
+    hash: &str,
+) -> Result<bool, Stop> {
+    let service = naming::swarm_app(project, &app.service.name, color);
+    let Some(found) = sw.cluster.inspect_service(&service).await.map_err(stop)? else {
+        return Ok(false);
+    };
+    Ok(
+        found.labels.get(labels::CONFIG_HASH).map(String::as_str) == Some(hash)
+            && found.image == app.service.image
+            && found.replicas == Some(u64::from(app.service.replicas.max(1))),
+    )
+}
+
+/// Removes what a failed step created; a failure to is reported, not fatal.
+async fn remove(sw: &Inner, service: &str, p: &Progress) {
+    if let Err(e) = sw.cluster.remove_service(service).await {
+        p.warn(
+            Report::new(format!("could not remove {service} after the failure: {e}"))
+                .hint(format!("remove it with `docker service rm {service}`")),
+        );
+    }
+}
+
+fn stop(e: impl Into<Report>) -> Stop {
+    Stop::failed(e)
+}

@@ -1,0 +1,264 @@
+//! The cutover edge on every node: found as the running tasks of the edge
+//! service, reached at each task's address on the edge network, and asked
+//! over its control API to prepare, commit or abort a switch, for its
+//! routes, and to wait for a drain.
+//!
+//! A hyper client of our own rather than a general HTTP client crate: one
+//! short request per call to a known peer, on the overlay, with no TLS,
+//! redirects, cookies or pooling to want.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cutover_core::diag::Report;
+use cutover_core::fleet::{CommitAnswer, PreparedAnswer, Vote};
+use cutover_core::service::DeployRequest;
+use cutover_core::status::{DrainedAnswer, ServiceStatus};
+use cutover_core::wire::ErrorBody;
+use cutover_swarm::{Availability, Cluster, NodeState};
+use http::{header, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+
+/// A call that is not a gate or a drain: an edge on the overlay answers
+/// in milliseconds, so this only bounds a node that went away.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the edges are and how they are spoken to (`cutover serve
+/// --engine swarm`'s `--edge-*` flags).
+#[derive(Debug, Clone)]
+pub struct EdgeSettings {
+    /// The global service of cutover edges (`cutover_edge` in the stack).
+    pub service: String,
+    /// The overlay the edges and every app color are on.
+    pub network: String,
+    /// The edges' TCP control port.
+    pub port: u16,
+    /// The token the edges accept (a Swarm secret in the stack).
+    pub token: Option<String>,
+}
+
+/// One node's edge.
+#[derive(Debug, Clone)]
+pub struct Edge {
+    /// The node's hostname, as `docker node ls` shows it.
+    pub node: String,
+    pub addr: SocketAddr,
+}
+
+/// The edges of the live nodes: running tasks of the edge service on
+/// nodes the managers report ready and active. A node that is down, or
+/// whose edge is not running, serves nothing and has no vote
+/// (`cutover_core::fleet`).
+pub async fn live(cluster: &dyn Cluster, s: &EdgeSettings) -> Result<Vec<Edge>, Report> {
+    let no_service = || {
+        Report::new(format!("no cutover edge runs: the swarm has no service {:?}", s.service))
+            .hint("deploy cutover's stack first: `docker stack deploy -c dist/swarm/cutover.yml cutover` (docs/swarm.md)")
+    };
+    let service = cluster
+        .inspect_service(&s.service)
+        .await
+        .map_err(Report::from)?
+        .ok_or_else(no_service)?;
+    let nodes: BTreeMap<String, _> = cluster
+        .nodes()
+        .await
+        .map_err(Report::from)?
+        .into_iter()
+        .map(|n| (n.id.clone(), n))
+        .collect();
+    let mut edges = Vec::new();
+    for task in cluster.tasks(&service).await.map_err(Report::from)? {
+        let Some(node) = nodes.get(&task.node_id) else {
+            continue;
+        };
+        if !task.is_up()
+            || node.state != NodeState::Ready
+            || node.availability != Availability::Active
+        {
+            continue;
+        }
+        let ip = task.ip_on(&s.network).ok_or_else(|| {
+            Report::new(format!(
+                "the cutover edge on {} is not on the network {:?}",
+                node.hostname, s.network
+            ))
+            .hint("the edge service and cutover serve --edge-network must name the same overlay")
+        })?;
+        edges.push(Edge {
+            node: node.hostname.clone(),
+            addr: SocketAddr::new(ip, s.port),
+        });
+    }
+    edges.sort_by(|a, b| a.node.cmp(&b.node));
+    Ok(edges)
+}
+
+impl Edge {
+    /// Phase one: the edge gates `req` from its node. Never an error: a
+    /// failure is this node's vote.
+    pub async fn prepare(&self, s: &EdgeSettings, route: &str, req: &DeployRequest) -> Vote {
+        let body = serde_json::to_vec(req).expect("a deploy request serializes");
+        // The edge's gate runs up to the deploy timeout; the call waits
+        // for it and a little more.
+        let timeout = req.timeouts.deploy + CALL_TIMEOUT;
+        let path = format!("/v1/services/{}/prepared", segment(route));
+        match self.call(s, Method::PUT, &path, Some(body), timeout).await {
+            Ok((StatusCode::OK, body)) => match serde_json::from_slice::<PreparedAnswer>(&body) {
+                Ok(answer) => Vote::Ready {
+                    set_id: answer.set_id,
+                },
+                Err(e) => Vote::Unreachable {
+                    error: format!("an answer cutover cannot read: {e}"),
+                },
+            },
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, body)) => Vote::Unhealthy {
+                detail: error_text(&body),
+            },
+            Ok((status, body)) => Vote::Unreachable {
+                error: format!("{status}: {}", error_text(&body)),
+            },
+            Err(error) => Vote::Unreachable { error },
+        }
+    }
+
+    pub async fn commit(
+        &self,
+        s: &EdgeSettings,
+        route: &str,
+        set_id: u64,
+    ) -> Result<CommitAnswer, String> {
+        let path = format!("/v1/services/{}/prepared/{set_id}/commit", segment(route));
+        self.json(s, Method::POST, &path, CALL_TIMEOUT).await
+    }
+
+    pub async fn abort(&self, s: &EdgeSettings, route: &str, set_id: u64) -> Result<(), String> {
+        let path = format!("/v1/services/{}/prepared/{set_id}", segment(route));
+        match self
+            .call(s, Method::DELETE, &path, None, CALL_TIMEOUT)
+            .await?
+        {
+            (StatusCode::NO_CONTENT, _) => Ok(()),
+            (status, body) => Err(format!("{status}: {}", error_text(&body))),
+        }
+    }
+
+    /// The edge's route, `None` when it serves none by that name.
+    pub async fn route(
+        &self,
+        s: &EdgeSettings,
+        route: &str,
+    ) -> Result<Option<ServiceStatus>, String> {
+        let path = format!("/v1/services/{}", segment(route));
+        match self.call(s, Method::GET, &path, None, CALL_TIMEOUT).await? {
+            (StatusCode::OK, body) => serde_json::from_slice(&body)
+                .map(Some)
+                .map_err(|e| format!("an answer cutover cannot read: {e}")),
+            (StatusCode::NOT_FOUND, _) => Ok(None),
+            (status, body) => Err(format!("{status}: {}", error_text(&body))),
+        }
+    }
+
+    /// Waits up to `timeout` for set `set_id` to drain on this node.
+    pub async fn drained(
+        &self,
+        s: &EdgeSettings,
+        route: &str,
+        set_id: u64,
+        timeout: Duration,
+    ) -> Result<DrainedAnswer, String> {
+        let path = format!(
+            "/v1/services/{}/sets/{set_id}/drained?timeout={}ms",
+            segment(route),
+            timeout.as_millis()
+        );
+        self.json(s, Method::GET, &path, timeout + CALL_TIMEOUT)
+            .await
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        s: &EdgeSettings,
+        method: Method,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<T, String> {
+        match self.call(s, method, path, None, timeout).await? {
+            (StatusCode::OK, body) => serde_json::from_slice(&body)
+                .map_err(|e| format!("an answer cutover cannot read: {e}")),
+            (status, body) => Err(format!("{status}: {}", error_text(&body))),
+        }
+    }
+
+    /// One request on a connection of its own.
+    async fn call(
+        &self,
+        s: &EdgeSettings,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<(StatusCode, Bytes), String> {
+        let exchange = async {
+            let stream = tokio::net::TcpStream::connect(self.addr)
+                .await
+                .map_err(|e| format!("cannot connect to {}: {e}", self.addr))?;
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| format!("{}: {e}", self.addr))?;
+            tokio::spawn(conn);
+            let mut req = Request::builder()
+                .method(method)
+                .uri(path)
+                .header(header::HOST, "cutover-edge");
+            if let Some(token) = &s.token {
+                req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+            }
+            if body.is_some() {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+            }
+            let req = req
+                .body(Full::new(Bytes::from(body.unwrap_or_default())))
+                .map_err(|e| e.to_string())?;
+            let resp = sender
+                .send_request(req)
+                .await
+                .map_err(|e| format!("{}: {e}", self.addr))?;
+            let status = resp.status();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| format!("{}: {e}", self.addr))?
+                .to_bytes();
+            Ok((status, body))
+        };
+        tokio::time::timeout(timeout, exchange).await.map_err(|_| {
+            format!(
+                "{} did not answer within {}",
+                self.addr,
+                humantime::format_duration(timeout)
+            )
+        })?
+    }
+}
+
+/// A route's name as one path segment: `athens/web` is `athens%2Fweb`.
+/// Names are letters, digits, `-`, `_`, `.` and one `/`.
+fn segment(route: &str) -> String {
+    route.replace('/', "%2F")
+}
+
+/// An error answer's words, with its detail when it has one.
+fn error_text(body: &[u8]) -> String {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(e) => match e.detail {
+            Some(detail) => format!("{}: {}", e.error, detail.replace('\n', "; ")),
+            None => e.error,
+        },
+        Err(_) => String::from_utf8_lossy(body).trim().to_string(),
+    }
+}

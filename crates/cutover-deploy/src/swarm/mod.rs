@@ -1,0 +1,163 @@
+//! The deploy engine on a Docker Swarm (`cutover serve --engine swarm`):
+//! the same deploy command as on one host, run against a manager's engine,
+//! with every node's cutover edge switched together (docs/swarm.md).
+//!
+//! What it builds on: [`cutover_swarm::Cluster`] for services and tasks,
+//! [`cutover_docker::Engine`] for the overlay networks, and each node's
+//! edge, reached over the edge network ([`edges`]). The rule of the switch
+//! is `cutover_core::fleet`'s.
+
+mod deploy;
+pub mod edges;
+pub(crate) mod specs;
+mod switch;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use cutover_core::diag::Report;
+use cutover_core::progress::DeployCommand;
+use cutover_docker::Engine;
+use cutover_swarm::Cluster;
+use tokio_util::task::TaskTracker;
+
+use crate::api::{deploy_command, error, ndjson};
+use crate::events::Receiver;
+use crate::executor::{lock_timeout, open, Operation};
+use crate::lock::{Holder, Locks};
+use crate::operations::Operations;
+pub use edges::EdgeSettings;
+
+/// Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct SwarmEngine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cluster: Arc<dyn Cluster>,
+    /// The manager's engine, for the overlay networks.
+    engine: Arc<dyn Engine>,
+    edges: EdgeSettings,
+    locks: Locks,
+    operations: Operations,
+    tasks: TaskTracker,
+}
+
+impl SwarmEngine {
+    pub fn new(
+        cluster: Arc<dyn Cluster>,
+        engine: Arc<dyn Engine>,
+        edges: EdgeSettings,
+    ) -> SwarmEngine {
+        SwarmEngine {
+            inner: Arc::new(Inner {
+                cluster,
+                engine,
+                edges,
+                locks: Locks::default(),
+                operations: Operations::default(),
+                tasks: TaskTracker::new(),
+            }),
+        }
+    }
+
+    /// Starts a deploy in a daemon-owned task, under the project's lock;
+    /// the receiver streams its progress and ends with `Finished`.
+    pub fn deploy(&self, cmd: DeployCommand) -> Receiver {
+        let op = Operation {
+            project: cmd.project.name.clone(),
+            name: "deploy",
+            version: cmd.version.clone(),
+            ok_recorded_per_app: false,
+            adopt: false,
+            id: cmd.deploy_id.clone(),
+        };
+        let (p, rx) = match open(&self.inner.operations, &op) {
+            Ok(opened) => opened,
+            Err(rx) => return rx,
+        };
+        let inner = self.inner.clone();
+        self.inner.tasks.spawn(async move {
+            let holder = Holder {
+                operation: op.name.into(),
+                version: op.version.clone(),
+                since: SystemTime::now(),
+            };
+            let guard = inner
+                .locks
+                .acquire(&op.project, holder, cmd.wait_lock, |h| {
+                    p.warn(format!("project {} is locked by {h}; waiting", op.project))
+                })
+                .await;
+            let result = match guard {
+                Ok(_guard) => deploy::deploy(&inner, &cmd, &p).await,
+                Err(h) => Err(crate::executor::Stop {
+                    outcome: cutover_core::progress::Outcome::LockTimeout,
+                    report: lock_timeout(&op.project, h, cmd.wait_lock),
+                    recorded: false,
+                }),
+            };
+            match result {
+                Ok((outcome, report)) => p.finish(outcome, report),
+                Err(stop) => p.finish(stop.outcome, stop.report),
+            }
+        });
+        rx
+    }
+
+    /// The deploy engine's routes a Swarm has; the others answer 501.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/v1/projects/{project}/deploy", post(deploy_route))
+            .route("/v1/projects/{project}/operations/{id}", get(follow))
+            .route(
+                "/v1/projects/{project}/{*rest}",
+                axum::routing::any(not_on_swarm),
+            )
+            .with_state(self.clone())
+    }
+}
+
+async fn deploy_route(
+    State(engine): State<SwarmEngine>,
+    Path(project): Path<String>,
+    body: Bytes,
+) -> Response {
+    match deploy_command(&project, &body) {
+        Ok(cmd) => ndjson(engine.deploy(cmd)),
+        Err(r) => *r,
+    }
+}
+
+async fn follow(
+    State(engine): State<SwarmEngine>,
+    Path((project, id)): Path<(String, String)>,
+) -> Response {
+    match engine.inner.operations.follow(&project, &id) {
+        Some(rx) => ndjson(rx),
+        None => error(
+            StatusCode::NOT_FOUND,
+            Report::new(format!("project {project} has no operation {id:?}"))
+                .hint("an operation can be followed while it runs and for an hour after it ends"),
+        ),
+    }
+}
+
+async fn not_on_swarm(Path((project, rest)): Path<(String, String)>) -> Response {
+    error(
+        StatusCode::NOT_IMPLEMENTED,
+        Report::new(format!(
+            "{rest} of project {project} is not built for a Swarm yet"
+        ))
+        .hint(
+            "a Swarm deploy engine runs `cutover deploy`; docs/swarm.md lists what else is there",
+        ),
+    )
+}

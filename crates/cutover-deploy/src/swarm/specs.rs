@@ -1,0 +1,275 @@
+//! The compose model to Swarm services: an app color, an accessory. What a
+//! Swarm deploy does not do yet is refused here, field by field, before
+//! anything starts, so a deploy never does half of what the file asks.
+
+use cutover_core::compose::{config_hash, AccessorySpec, AppSpec, Mount, ServiceSpec};
+use cutover_core::diag::Report;
+use cutover_core::naming;
+use cutover_core::progress::DeployCommand;
+use cutover_core::service::Color;
+use cutover_docker::labels;
+use cutover_docker::Role;
+use cutover_swarm::{Mode, MountKind, ServiceMount, ServiceNetwork, ServiceSpec as SwarmService};
+
+/// Every part of the command a Swarm deploy cannot do yet, each naming
+/// its field and what to do instead.
+pub fn refusals(cmd: &DeployCommand) -> Vec<Report> {
+    let project = &cmd.project;
+    let mut out = Vec::new();
+    if cmd.stage.is_some() {
+        out.push(
+            Report::new("--preview and --canary are not built for a Swarm yet")
+                .hint("deploy without them; docs/swarm.md lists what a Swarm deploy does"),
+        );
+    }
+    let services = project
+        .apps
+        .iter()
+        .map(|a| &a.service)
+        .chain(project.accessories.iter().map(|a| &a.service));
+    for s in services {
+        let field = |f: &str| format!("services.{}.{f}", s.name);
+        if s.build.is_some() {
+            out.push(
+                Report::new(format!("{}: a Swarm's nodes pull images, they do not build them", field("build")))
+                    .hint("build and push the image to a registry every node can pull from, and name it in `image:`"),
+            );
+        }
+        for (what, refs) in [("secrets", &s.secrets), ("configs", &s.configs)] {
+            if !refs.is_empty() {
+                out.push(
+                    Report::new(format!(
+                        "{}: Swarm secrets and configs are not built yet",
+                        field(what)
+                    ))
+                    .hint("pass the values in `environment:` for now"),
+                );
+            }
+        }
+        let unmapped = unmapped_keys(s);
+        if !unmapped.is_empty() {
+            out.push(
+                Report::new(format!(
+                    "services.{}: {} not carried to a Swarm service yet",
+                    s.name,
+                    unmapped.join(", ")
+                ))
+                .hint("leave them out for a Swarm deploy; docs/swarm.md lists what a service gets"),
+            );
+        }
+        for m in &s.mounts {
+            match m {
+                Mount::Volume {
+                    source: None,
+                    target,
+                    ..
+                } => out.push(
+                    Report::new(format!(
+                        "{}: the anonymous volume at {target} would be lost at every deploy",
+                        field("volumes")
+                    ))
+                    .hint(format!(
+                        "name it under top-level `volumes:` and mount it as `<name>:{target}`"
+                    )),
+                ),
+                Mount::Tmpfs { target, .. } => out.push(
+                    Report::new(format!(
+                        "{}: the tmpfs at {target} is not built for a Swarm yet",
+                        field("volumes")
+                    ))
+                    .hint("leave it out, or use a named volume"),
+                ),
+                _ => {}
+            }
+        }
+    }
+    for acc in project
+        .accessories
+        .iter()
+        .filter(|a| !a.service.ports.is_empty())
+    {
+        out.push(
+            Report::new(format!(
+                "services.{}.ports: an accessory's published ports are not built for a Swarm yet",
+                acc.service.name
+            ))
+            .hint("the apps reach it by name on the project's network; leave `ports:` out"),
+        );
+    }
+    for app in &project.apps {
+        let field = |f: &str| format!("services.{}.{f}", app.service.name);
+        if !app.cutover.hooks.is_empty() {
+            out.push(
+                Report::new(format!(
+                    "{}: hooks are not run on a Swarm yet",
+                    field("x-cutover.hooks")
+                ))
+                .hint("run the command as a step of the CI job before `cutover deploy`"),
+            );
+        }
+        if !app.cutover.listen.is_empty() {
+            out.push(
+                Report::new(format!(
+                    "{}: an app's own ports are not served on a Swarm yet",
+                    field("ports")
+                ))
+                .hint("route it by `x-cutover.hosts` on the edges' port 80"),
+            );
+        }
+        if app.cutover.tls.is_some() {
+            out.push(
+                Report::new(format!(
+                    "{}: HTTPS on a Swarm needs certificates the nodes share, not built yet",
+                    field("x-cutover.tls")
+                ))
+                .hint("terminate TLS in front of the nodes for now"),
+            );
+        }
+    }
+    out
+}
+
+/// The keys of a service `base` does not map, so that none is dropped
+/// without a word. Published ports of an app are `listen`, refused apart.
+fn unmapped_keys(s: &ServiceSpec) -> Vec<String> {
+    let mut keys: Vec<String> = [
+        ("user", s.user.is_some()),
+        ("working_dir", s.working_dir.is_some()),
+        ("extra_hosts", !s.extra_hosts.is_empty()),
+        ("logging", s.logging.is_some()),
+        ("expose", !s.expose.is_empty()),
+    ]
+    .into_iter()
+    .filter(|(_, set)| *set)
+    .map(|(key, _)| key.to_string())
+    .collect();
+    // The container options serialize only what is set; the CPU and
+    // memory limits are mapped.
+    if let Ok(serde_json::Value::Object(options)) = serde_json::to_value(&s.options) {
+        keys.extend(
+            options
+                .keys()
+                .filter(|k| !matches!(k.as_str(), "mem_limit" | "nano_cpus" | "resources"))
+                .cloned(),
+        );
+    }
+    keys
+}
+
+/// An app color: `<project>_<service>_<color>`, with the app's replicas,
+/// on its networks and on the edge network, where every node's edge
+/// reaches its tasks.
+pub fn app_service(
+    project: &str,
+    app: &AppSpec,
+    color: Color,
+    version: &str,
+    edge_network: &str,
+) -> SwarmService {
+    let spec = &app.service;
+    let mut s = base(
+        naming::swarm_app(project, &spec.name, color),
+        spec,
+        project,
+        Role::App,
+    );
+    s.mode = Mode::Replicated(u64::from(spec.replicas.max(1)));
+    for (key, value) in [(labels::COLOR, color.as_str()), (labels::VERSION, version)] {
+        s.labels.insert(key.into(), value.into());
+        s.container_labels.insert(key.into(), value.into());
+    }
+    // As on one host, an app can tell which slot and version it runs as;
+    // a value the user set wins.
+    for (key, value) in [
+        ("CUTOVER_COLOR", color.as_str()),
+        ("CUTOVER_VERSION", version),
+    ] {
+        if !spec.environment.contains_key(key) {
+            s.env.push(format!("{key}={value}"));
+        }
+    }
+    if !s.networks.iter().any(|n| n.name == edge_network) {
+        s.networks.push(ServiceNetwork {
+            name: edge_network.into(),
+            aliases: Vec::new(),
+        });
+    }
+    s
+}
+
+/// An accessory: `<project>_<service>`, one task, living across deploys,
+/// answering to its service name on its networks.
+pub fn accessory_service(project: &str, acc: &AccessorySpec) -> SwarmService {
+    let spec = &acc.service;
+    base(
+        naming::swarm_accessory(project, &spec.name),
+        spec,
+        project,
+        Role::Accessory,
+    )
+}
+
+fn base(name: String, spec: &ServiceSpec, project: &str, role: Role) -> SwarmService {
+    let mut s = SwarmService::new(name, spec.image.clone());
+    s.labels.extend(spec.labels.clone());
+    for (key, value) in [
+        (labels::PROJECT, project.to_string()),
+        (labels::SERVICE, spec.name.clone()),
+        (labels::ROLE, role.as_str().to_string()),
+        (labels::CONFIG_HASH, config_hash(spec)),
+    ] {
+        s.labels.insert(key.into(), value.clone());
+        s.container_labels.insert(key.into(), value);
+    }
+    s.env = spec
+        .environment
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    s.command = spec.command.clone();
+    s.entrypoint = spec.entrypoint.clone();
+    s.networks = spec
+        .networks
+        .iter()
+        .map(|n| ServiceNetwork {
+            name: n.name.clone(),
+            aliases: n.aliases.clone(),
+        })
+        .collect();
+    s.mounts = spec
+        .mounts
+        .iter()
+        .filter_map(|m| match m {
+            Mount::Volume {
+                source: Some(source),
+                target,
+                read_only,
+                ..
+            } => Some(ServiceMount {
+                kind: MountKind::Volume,
+                source: source.clone(),
+                target: target.clone(),
+                read_only: *read_only,
+            }),
+            Mount::Bind {
+                source,
+                target,
+                read_only,
+                ..
+            } => Some(ServiceMount {
+                kind: MountKind::Bind,
+                source: source.display().to_string(),
+                target: target.clone(),
+                read_only: *read_only,
+            }),
+            // Refused before the deploy starts (`refusals`).
+            Mount::Volume { source: None, .. } | Mount::Tmpfs { .. } => None,
+        })
+        .collect();
+    s.healthcheck = spec.healthcheck.as_ref().map(crate::specs::healthcheck);
+    s.stop_grace_period = spec.stop_grace_period;
+    let limit = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    s.nano_cpus = spec.options.cpus_nano().map(limit);
+    s.memory = spec.options.memory().map(limit);
+    s
+}

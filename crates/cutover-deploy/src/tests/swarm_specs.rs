@@ -1,0 +1,106 @@
+//! The compose model as Swarm services, and what a Swarm deploy refuses
+//! before it starts.
+
+use cutover_core::service::Color;
+use cutover_core::stage::StageMode;
+use cutover_docker::labels;
+use cutover_swarm::{Mode, MountKind};
+
+use super::{cmd, compose, parse};
+use crate::swarm::specs::{accessory_service, app_service, refusals};
+
+#[test]
+fn an_app_color_is_a_service_on_its_networks_and_the_edge_network() {
+    let project = compose("hi", 1);
+    let app = project.app("web").unwrap();
+    let s = app_service("athens", app, Color::Green, "v7", "cutover");
+    assert_eq!(s.name, "athens_web_green");
+    assert_eq!(s.mode, Mode::Replicated(1));
+    let networks: Vec<&str> = s.networks.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(networks, ["athens_default", "cutover"]);
+    for labels in [&s.labels, &s.container_labels] {
+        assert_eq!(labels[labels::COLOR], "green");
+        assert_eq!(labels[labels::VERSION], "v7");
+        assert_eq!(labels[labels::PROJECT], "athens");
+        assert_eq!(labels[labels::ROLE], "app");
+        assert_eq!(
+            labels[labels::CONFIG_HASH],
+            cutover_core::compose::config_hash(&app.service)
+        );
+    }
+    assert!(s.env.contains(&"GREETING=hi".to_string()), "{:?}", s.env);
+    assert!(
+        s.env.contains(&"CUTOVER_COLOR=green".to_string()),
+        "{:?}",
+        s.env
+    );
+    assert!(
+        s.env.contains(&"CUTOVER_VERSION=v7".to_string()),
+        "{:?}",
+        s.env
+    );
+}
+
+#[test]
+fn an_accessory_answers_to_its_name_and_keeps_its_named_volume() {
+    let project = compose("hi", 1);
+    let s = accessory_service("athens", project.accessory("redis").unwrap());
+    assert_eq!(s.name, "athens_redis");
+    assert_eq!(s.mode, Mode::Replicated(1));
+    assert_eq!(s.networks[0].name, "athens_default");
+    assert!(s.networks[0].aliases.contains(&"redis".to_string()));
+    assert_eq!(s.mounts.len(), 1);
+    assert_eq!(s.mounts[0].kind, MountKind::Volume);
+    assert_eq!(
+        (s.mounts[0].source.as_str(), s.mounts[0].target.as_str()),
+        ("athens_redis-data", "/data")
+    );
+    assert_eq!(s.labels[labels::ROLE], "accessory");
+}
+
+#[test]
+fn what_a_swarm_cannot_do_yet_is_refused_by_field_before_anything_starts() {
+    assert!(refusals(&cmd(compose("hi", 1))).is_empty());
+    let project = parse(
+        r#"
+name: shop
+services:
+  web:
+    build: .
+    ports: ["8080:8080"]
+    x-cutover:
+      port: 8080
+      hosts: [shop.example]
+      tls: true
+      hooks:
+        pre_deploy: ["migrate"]
+  worker:
+    image: worker:1
+    volumes:
+      - /scratch
+      - type: tmpfs
+        target: /tmp
+    user: "1000"
+    cap_add: [NET_ADMIN]
+    ports: ["127.0.0.1:9000:9000"]
+"#
+        .to_string(),
+    );
+    let mut command = cmd(project);
+    command.stage = Some(StageMode::Preview);
+    let messages: Vec<String> = refusals(&command).into_iter().map(|r| r.message).collect();
+    let all = messages.join("\n");
+    for field in [
+        "--preview and --canary",
+        "services.web.build",
+        "services.web.x-cutover.hooks",
+        "services.web.ports",
+        "services.web.x-cutover.tls",
+        "services.worker.volumes: the anonymous volume at /scratch",
+        "services.worker.volumes: the tmpfs at /tmp",
+        "services.worker.ports: an accessory's published ports",
+        "services.worker: user, cap_add not carried to a Swarm service yet",
+    ] {
+        assert!(all.contains(field), "{field} is not refused:\n{all}");
+    }
+}

@@ -1,0 +1,278 @@
+//! cutover on a real three-node Docker Swarm (#15): the stack of
+//! `dist/swarm/cutover.yml` (an edge on every node, the deploy engine on the
+//! manager), and `cutover deploy` from here over HTTPS, under HTTP load
+//! sent to all three nodes. Every node switches together, a version that
+//! fails its health check switches on none, the old color is kept at 0
+//! tasks, the accessory lives across deploys, and no request fails.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use cutover_test::images::{
+    ensure_cutover_image, ensure_origin_image, ensure_redis_image, require_docker, workspace_root,
+};
+use cutover_test::swarm::TestSwarm;
+use hyper::Method;
+
+use crate::util::{answers, bin, cutover, tcp_request, Load};
+
+const TOKEN: &str = "swarm-deploy-token-0123456789abcdef";
+const EDGE_TOKEN: &str = "swarm-edge-token-0123456789abcdef";
+
+const COMPOSE: &str = r#"
+name: shop
+services:
+  web:
+    image: cutover-test-origin:latest
+    environment:
+      NAME: ${VERSION}
+    deploy:
+      replicas: 3
+    x-cutover:
+      port: ${APP_PORT:-8080}
+      deploy_timeout: 20s
+      drain_timeout: 5s
+      websocket_drain_timeout: 5s
+      health:
+        path: /up
+        interval: 500ms
+  redis:
+    image: cutover-test-redis:latest
+    command: redis-server --protected-mode no --dir /data
+    volumes:
+      - data:/data
+volumes:
+  data: {}
+"#;
+
+/// What a test waits on in a swarm: tasks are scheduled, images are
+/// started, overlays are joined on three engines at once.
+const SWARM_PATIENCE: Duration = Duration::from_secs(90);
+
+struct Cluster {
+    swarm: TestSwarm,
+    dir: tempfile::TempDir,
+    api: String,
+    /// Every node's port 80.
+    edges: Vec<SocketAddr>,
+}
+
+impl Cluster {
+    /// The swarm, its images, and cutover's stack on it.
+    async fn up() -> Cluster {
+        require_docker();
+        let cutover_image = ensure_cutover_image(Path::new(bin())).unwrap();
+        let images = [
+            cutover_image,
+            ensure_origin_image().unwrap(),
+            ensure_redis_image().unwrap(),
+        ];
+        let swarm = TestSwarm::up("deploy", 3).unwrap();
+        swarm.load(&images).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let manager = swarm.manager().addr.clone();
+        secrets(dir.path(), &manager);
+        let stack = workspace_root().join("dist/swarm/cutover.yml");
+        let out = Command::new("docker")
+            .arg("-H")
+            .arg(&swarm.manager().host)
+            .args(["stack", "deploy", "-c"])
+            .arg(&stack)
+            .arg("cutover")
+            .env("CUTOVER_IMAGE", cutover_image)
+            .env("CUTOVER_EDGE_TOKEN_FILE", dir.path().join("edge-token"))
+            .env("CUTOVER_TOKEN_FILE", dir.path().join("token"))
+            .env("CUTOVER_TLS_CERT_FILE", dir.path().join("cert.pem"))
+            .env("CUTOVER_TLS_KEY_FILE", dir.path().join("key.pem"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "docker stack deploy: {}", text(&out));
+        let edges: Vec<SocketAddr> = swarm
+            .nodes
+            .iter()
+            .map(|n| format!("{}:80", n.addr).parse().unwrap())
+            .collect();
+        for edge in &edges {
+            wait_for(&format!("the edge at {edge}"), || async {
+                matches!(tcp_request(*edge, Method::GET, "/_cutover/health", &[]).await, Ok((s, _)) if s.is_success())
+            })
+            .await;
+        }
+        // The deploy engine connects to the manager's engine before it
+        // listens: its port accepting means it is ready.
+        let api_addr: SocketAddr = format!("{manager}:26090").parse().unwrap();
+        wait_for("the deploy API", || async {
+            tokio::net::TcpStream::connect(api_addr).await.is_ok()
+        })
+        .await;
+        Cluster {
+            swarm,
+            dir,
+            api: format!("https://{api_addr}"),
+            edges,
+        }
+    }
+
+    /// `cutover ARGS` from the project's folder, against the manager.
+    fn cli(&self, args: &[&str], version: &str) -> Output {
+        self.cli_env(args, &[("VERSION", version)])
+    }
+
+    fn cli_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = cutover();
+        cmd.current_dir(self.dir.path())
+            .args(["--host", &self.api, "--tls-ca"])
+            .arg(self.dir.path().join("cert.pem"))
+            .arg("--token-file")
+            .arg(self.dir.path().join("token"))
+            .args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    /// `docker ARGS` against the manager's engine; its stdout.
+    fn docker(&self, args: &[&str]) -> String {
+        self.swarm.docker(0, args).unwrap()
+    }
+}
+
+/// The edges' and the API's tokens, and a certificate for the manager's
+/// address that the CLI trusts with --tls-ca.
+fn secrets(dir: &Path, manager: &str) {
+    std::fs::write(dir.join("edge-token"), EDGE_TOKEN).unwrap();
+    std::fs::write(dir.join("token"), TOKEN).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec![manager.to_string()]).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    std::fs::write(dir.join("compose.yaml"), COMPOSE).unwrap();
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+async fn wait_for<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < SWARM_PATIENCE {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("{what} was not ready within {SWARM_PATIENCE:?}");
+}
+
+/// The gap between the nodes' switches the deploy reported, in ms.
+fn spread_ms(out: &str) -> u64 {
+    let at = out
+        .find(" ms of each other")
+        .unwrap_or_else(|| panic!("the deploy did not report the nodes' spread:\n{out}"));
+    let digits: String = out[..at]
+        .chars()
+        .rev()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.chars().rev().collect::<String>().parse().unwrap()
+}
+
+/// The accessory's one task, by id: the same across deploys.
+fn redis_task(c: &Cluster) -> String {
+    c.docker(&[
+        "service",
+        "ps",
+        "-q",
+        "--filter",
+        "desired-state=running",
+        "shop_redis",
+    ])
+    .trim()
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deploys_switch_every_node_together_under_load() {
+    let c = Cluster::up().await;
+
+    // 1. The first deploy: every node serves v1.
+    let out = c.cli(&["deploy"], "v1");
+    assert!(out.status.success(), "deploy v1: {}", text(&out));
+    assert!(text(&out).contains("3 nodes switched"), "{}", text(&out));
+    for edge in &c.edges {
+        answers(*edge, "v1").await;
+    }
+    let redis = redis_task(&c);
+    assert!(!redis.is_empty(), "the accessory runs");
+
+    // 2. Under load on all three nodes: v2, then a version that is not
+    //    healthy from any node, then v4.
+    let loads: Vec<Load> = c.edges.iter().map(|e| Load::start(*e)).collect();
+    let out = c.cli(&["deploy"], "v2");
+    assert!(out.status.success(), "deploy v2: {}", text(&out));
+    let spread = spread_ms(&text(&out));
+    eprintln!("v2: the nodes switched within {spread} ms of each other");
+    for edge in &c.edges {
+        answers(*edge, "v2").await;
+    }
+
+    let out = c.cli_env(&["deploy"], &[("VERSION", "v3"), ("APP_PORT", "9999")]);
+    let all = text(&out);
+    assert!(
+        !out.status.success(),
+        "a version no node can reach must fail: {all}"
+    );
+    assert!(all.contains("nothing was switched on any"), "{all}");
+    for node in &c.swarm.nodes {
+        assert!(all.contains(&node.name), "every node says why: {all}");
+    }
+    let services = c.docker(&["service", "ls", "--format", "{{.Name}} {{.Replicas}}"]);
+    assert!(
+        !services.contains("shop_web_blue 3/3") && services.contains("shop_web_green 3/3"),
+        "the failed color is removed and the live one runs: {services}"
+    );
+
+    let out = c.cli(&["deploy"], "v4");
+    assert!(out.status.success(), "deploy v4: {}", text(&out));
+    for edge in &c.edges {
+        answers(*edge, "v4").await;
+    }
+    for (edge, load) in c.edges.iter().zip(loads) {
+        let tally = load.stop().await;
+        eprintln!("load on {edge}: {:?}", tally.bodies);
+        tally.assert_none_failed();
+        assert!(!tally.bodies.contains_key("v3"), "v3 never served");
+    }
+
+    // 3. The old color is kept at 0 tasks (its last ones may still be
+    //    stopping); the accessory is the same task.
+    wait_for("green at 0 tasks", || async {
+        c.docker(&["service", "ls", "--format", "{{.Name}} {{.Replicas}}"])
+            .contains("shop_web_green 0/0")
+    })
+    .await;
+    let services = c.docker(&["service", "ls", "--format", "{{.Name}} {{.Replicas}}"]);
+    assert!(services.contains("shop_web_blue 3/3"), "{services}");
+    assert_eq!(
+        redis_task(&c),
+        redis,
+        "the accessory lived across the deploys"
+    );
+
+    // 4. The same version again changes nothing.
+    let out = c.cli(&["deploy"], "v4");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("up to date"), "{}", text(&out));
+}
