@@ -131,6 +131,70 @@ pub struct CommitAnswer {
     pub switched_at_ms: u64,
 }
 
+/// `GET /v1/cluster` of a Swarm deploy engine: what every node's edge
+/// serves, and where the nodes disagree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    pub nodes: Vec<NodeView>,
+    /// One line per route the nodes do not serve alike ([`disagreements`]).
+    pub disagreements: Vec<String>,
+}
+
+/// One node, as its edge reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeView {
+    /// The node's hostname.
+    pub node: String,
+    /// Where its edge's control API was asked; `None` when no edge runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge: Option<String>,
+    /// Why the node has no view: no edge runs there, or it did not answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub services: Vec<ServiceStatus>,
+}
+
+type Served<'a> = (Color, Option<&'a str>);
+
+/// The routes the answering nodes do not serve with the same color and
+/// version, one line each: `shop/web: n1 green v2, n2 blue v1, n3 nothing`.
+pub fn disagreements(nodes: &[NodeView]) -> Vec<String> {
+    let answering: Vec<&NodeView> = nodes.iter().filter(|n| n.error.is_none()).collect();
+    let routes: std::collections::BTreeSet<&str> = answering
+        .iter()
+        .flat_map(|n| n.services.iter().map(|s| s.name.as_str()))
+        .collect();
+    let mut out = Vec::new();
+    for route in routes {
+        // Each node's active color and version of the route, if it has it.
+        let served: Vec<(&str, Option<Served>)> = answering
+            .iter()
+            .map(|n| {
+                let active = n
+                    .services
+                    .iter()
+                    .find(|s| s.name == route)
+                    .map(|s| (s.active.color, s.active.version.as_deref()));
+                (n.node.as_str(), active)
+            })
+            .collect();
+        if served.windows(2).all(|w| w[0].1 == w[1].1) {
+            continue;
+        }
+        let each: Vec<String> = served
+            .iter()
+            .map(|(node, active)| match active {
+                Some((color, Some(version))) => format!("{node} {color} {version}"),
+                Some((color, None)) => format!("{node} {color}"),
+                None => format!("{node} nothing"),
+            })
+            .collect();
+        out.push(format!("{route}: {}", each.join(", ")));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +271,58 @@ mod tests {
         assert_eq!(
             agreed_color(&split),
             Err("n1 serves green, n2 serves blue, n3 serves nothing".into())
+        );
+    }
+
+    fn node(name: &str, routes: &[(&str, &str, &str)]) -> NodeView {
+        let services = routes
+            .iter()
+            .map(|(route, color, version)| {
+                serde_json::from_value(serde_json::json!({
+                    "name": route,
+                    "config": { "targets": [] },
+                    "active": {
+                        "id": 1, "color": color, "version": version, "state": "active",
+                        "since_ms": 0, "targets": []
+                    },
+                    "draining": []
+                }))
+                .unwrap()
+            })
+            .collect();
+        NodeView {
+            node: name.into(),
+            edge: Some("10.0.0.1:26091".into()),
+            error: None,
+            services,
+        }
+    }
+
+    #[test]
+    fn nodes_that_serve_a_route_differently_are_each_named() {
+        let agree = [
+            node("n1", &[("shop/web", "blue", "v1")]),
+            node("n2", &[("shop/web", "blue", "v1")]),
+        ];
+        assert!(disagreements(&agree).is_empty());
+        let mut down = node("n4", &[]);
+        down.error = Some("no cutover edge runs here".into());
+        let split = [
+            node(
+                "n1",
+                &[("shop/web", "green", "v2"), ("shop/api", "blue", "a1")],
+            ),
+            node(
+                "n2",
+                &[("shop/web", "blue", "v1"), ("shop/api", "blue", "a1")],
+            ),
+            node("n3", &[("shop/api", "blue", "a1")]),
+            down,
+        ];
+        assert_eq!(
+            disagreements(&split),
+            ["shop/web: n1 green v2, n2 blue v1, n3 nothing"],
+            "a node with no view is not a disagreement of its own"
         );
     }
 

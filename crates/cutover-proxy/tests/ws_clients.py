@@ -1,10 +1,10 @@
 """WebSocket clients nobody at cutover wrote (aiohttp, websockets), each
 sending a message every 250 ms through the proxy until the server closes.
 
-    ws_clients.py PORT HOST N SECONDS [CAFILE]
+    ws_clients.py [IP:]PORT HOST N SECONDS [CAFILE]
 
-Starts N clients of each library against ws://127.0.0.1:PORT/ws with Host
-HOST; with CAFILE, over TLS (wss://), trusting that certificate: the
+Starts N clients of each library against ws://IP:PORT/ws (IP defaults to
+127.0.0.1) with Host HOST; with CAFILE, over TLS (wss://), trusting that certificate: the
 websockets clients send HOST as the server name (SNI) and check it, the
 aiohttp ones (3.8 has no server_hostname) send none and check the chain. Prints "connected LIB" when a client got its first message, then one
 JSON line per client when it ends: {"lib": ..., "close": CODE} for a close
@@ -20,10 +20,12 @@ import sys
 import aiohttp
 import websockets
 
-PORT, HOST, N, SECONDS = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+IP, _, PORT = sys.argv[1].rpartition(":")
+IP, PORT = IP or "127.0.0.1", int(PORT)
+HOST, N, SECONDS = sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 CAFILE = sys.argv[5] if len(sys.argv) > 5 else None
 SCHEME = "wss" if CAFILE else "ws"
-URL = f"{SCHEME}://127.0.0.1:{PORT}/ws"
+URL = f"{SCHEME}://{IP}:{PORT}/ws"
 
 
 def tls(check_hostname):
@@ -69,7 +71,7 @@ async def with_aiohttp():
 async def with_websockets():
     uri = f"{SCHEME}://{HOST}:{PORT}/ws"
     extra = {"ssl": tls(True), "server_hostname": HOST} if CAFILE else {}
-    async with websockets.connect(uri, host="127.0.0.1", port=PORT, **extra) as ws:
+    async with websockets.connect(uri, host=IP, port=PORT, **extra) as ws:
         sender = None
         try:
             async for _ in ws:

@@ -13,6 +13,9 @@ use cutover_core::status::{Health, ServiceStatus, TargetSetStatus};
 
 use crate::progress::Paint;
 
+mod nodes;
+pub use nodes::nodes_table;
+
 fn health(h: Health) -> &'static str {
     match h {
         Health::Unknown => "unknown",

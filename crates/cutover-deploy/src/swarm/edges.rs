@@ -7,7 +7,6 @@
 //! short request per call to a known peer, on the overlay, with no TLS,
 //! redirects, cookies or pooling to want.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ use cutover_core::fleet::{CommitAnswer, PreparedAnswer, Vote};
 use cutover_core::service::DeployRequest;
 use cutover_core::status::{DrainedAnswer, ServiceStatus};
 use cutover_core::wire::ErrorBody;
-use cutover_swarm::{Availability, Cluster, NodeState};
+use cutover_swarm::{Availability, Cluster, NodeInfo, NodeState};
 use http::{header, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
@@ -54,6 +53,19 @@ pub struct Edge {
 /// whose edge is not running, serves nothing and has no vote
 /// (`cutover_core::fleet`).
 pub async fn live(cluster: &dyn Cluster, s: &EdgeSettings) -> Result<Vec<Edge>, Report> {
+    Ok(by_node(cluster, s)
+        .await?
+        .into_iter()
+        .filter_map(|(_, edge)| edge)
+        .collect())
+}
+
+/// Every node of the swarm, by hostname, with its edge when the node is
+/// live and its edge runs.
+pub async fn by_node(
+    cluster: &dyn Cluster,
+    s: &EdgeSettings,
+) -> Result<Vec<(NodeInfo, Option<Edge>)>, Report> {
     let no_service = || {
         Report::new(format!("no cutover edge runs: the swarm has no service {:?}", s.service))
             .hint("deploy cutover's stack first: `docker stack deploy -c dist/swarm/cutover.yml cutover` (docs/swarm.md)")
@@ -63,38 +75,34 @@ pub async fn live(cluster: &dyn Cluster, s: &EdgeSettings) -> Result<Vec<Edge>, 
         .await
         .map_err(Report::from)?
         .ok_or_else(no_service)?;
-    let nodes: BTreeMap<String, _> = cluster
-        .nodes()
-        .await
-        .map_err(Report::from)?
-        .into_iter()
-        .map(|n| (n.id.clone(), n))
-        .collect();
-    let mut edges = Vec::new();
-    for task in cluster.tasks(&service).await.map_err(Report::from)? {
-        let Some(node) = nodes.get(&task.node_id) else {
-            continue;
+    let tasks = cluster.tasks(&service).await.map_err(Report::from)?;
+    let mut out = Vec::new();
+    for node in cluster.nodes().await.map_err(Report::from)? {
+        let live = node.state == NodeState::Ready && node.availability == Availability::Active;
+        let task = tasks
+            .iter()
+            .find(|t| t.node_id == node.id && t.is_up())
+            .filter(|_| live);
+        let edge = match task {
+            Some(task) => {
+                let ip = task.ip_on(&s.network).ok_or_else(|| {
+                    Report::new(format!(
+                        "the cutover edge on {} is not on the network {:?}",
+                        node.hostname, s.network
+                    ))
+                    .hint("the edge service and cutover serve --edge-network must name the same overlay")
+                })?;
+                Some(Edge {
+                    node: node.hostname.clone(),
+                    addr: SocketAddr::new(ip, s.port),
+                })
+            }
+            None => None,
         };
-        if !task.is_up()
-            || node.state != NodeState::Ready
-            || node.availability != Availability::Active
-        {
-            continue;
-        }
-        let ip = task.ip_on(&s.network).ok_or_else(|| {
-            Report::new(format!(
-                "the cutover edge on {} is not on the network {:?}",
-                node.hostname, s.network
-            ))
-            .hint("the edge service and cutover serve --edge-network must name the same overlay")
-        })?;
-        edges.push(Edge {
-            node: node.hostname.clone(),
-            addr: SocketAddr::new(ip, s.port),
-        });
+        out.push((node, edge));
     }
-    edges.sort_by(|a, b| a.node.cmp(&b.node));
-    Ok(edges)
+    out.sort_by(|a, b| a.0.hostname.cmp(&b.0.hostname));
+    Ok(out)
 }
 
 impl Edge {
@@ -160,6 +168,12 @@ impl Edge {
             (StatusCode::NOT_FOUND, _) => Ok(None),
             (status, body) => Err(format!("{status}: {}", error_text(&body))),
         }
+    }
+
+    /// Every route the edge serves.
+    pub async fn services(&self, s: &EdgeSettings) -> Result<Vec<ServiceStatus>, String> {
+        self.json(s, Method::GET, "/v1/services", CALL_TIMEOUT)
+            .await
     }
 
     /// Waits up to `timeout` for set `set_id` to drain on this node.

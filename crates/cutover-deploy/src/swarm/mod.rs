@@ -10,6 +10,7 @@
 mod deploy;
 pub mod edges;
 pub(crate) mod specs;
+mod status;
 mod switch;
 
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use std::time::SystemTime;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use cutover_core::diag::Report;
@@ -115,6 +116,7 @@ impl SwarmEngine {
     /// The deploy engine's routes a Swarm has; the others answer 501.
     pub fn router(&self) -> Router {
         Router::new()
+            .route("/v1/cluster", get(cluster))
             .route("/v1/projects/{project}/deploy", post(deploy_route))
             .route("/v1/projects/{project}/operations/{id}", get(follow))
             .route(
@@ -133,6 +135,13 @@ async fn deploy_route(
     match deploy_command(&project, &body) {
         Ok(cmd) => ndjson(engine.deploy(cmd)),
         Err(r) => *r,
+    }
+}
+
+async fn cluster(State(engine): State<SwarmEngine>) -> Response {
+    match status::cluster(&engine.inner).await {
+        Ok(status) => axum::Json(status).into_response(),
+        Err(report) => error(StatusCode::BAD_GATEWAY, report),
     }
 }
 

@@ -2,6 +2,7 @@
 //! a compose project here (or `-p`/`-f`), that project's apps, accessories
 //! and networks.
 
+use cutover_core::fleet::ClusterStatus;
 use cutover_core::report::{ProjectStatus, ProjectSummary};
 use cutover_core::status::ServiceStatus;
 use cutover_core::tls::CertificateStatus;
@@ -17,6 +18,15 @@ use crate::stdout;
 pub fn run(args: &StatusArgs, client: &DaemonClient) -> Result<ExitStatus, CliError> {
     let project = super::optional_project_name(&args.project)?;
     let runtime = super::client_runtime()?;
+    // A Swarm deploy engine answers for every node's edge.
+    if let Some(cluster) = runtime.block_on(client.get_if_found::<ClusterStatus>("/v1/cluster"))? {
+        if args.json {
+            stdout::print_json(&cluster)?;
+        } else {
+            stdout::print(&output::nodes_table(&cluster, project.as_deref()))?;
+        }
+        return Ok(ExitStatus::Success);
+    }
     let Some(project) = project else {
         let services: Vec<ServiceStatus> = runtime.block_on(client.get("/v1/services"))?;
         if args.json {

@@ -115,12 +115,15 @@ impl Cluster {
         }
     }
 
-    /// `cutover ARGS` from the project's folder, against the manager.
-    fn cli(&self, args: &[&str], version: &str) -> Output {
-        self.cli_env(args, &[("VERSION", version)])
+    /// `cutover deploy --version VERSION` of the app answering VERSION.
+    fn deploy(&self, version: &str, env: &[(&str, &str)]) -> Output {
+        let mut env = env.to_vec();
+        env.push(("VERSION", version));
+        self.cli(&["deploy", "--version", version], &env)
     }
 
-    fn cli_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+    /// `cutover ARGS` from the project's folder, against the manager.
+    fn cli(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = cutover();
         cmd.current_dir(self.dir.path())
             .args(["--host", &self.api, "--tls-ca"])
@@ -189,6 +192,64 @@ fn spread_ms(out: &str) -> u64 {
     digits.chars().rev().collect::<String>().parse().unwrap()
 }
 
+/// WebSocket clients of two libraries nobody here wrote (aiohttp and
+/// websockets), one of each on a node's edge, each sending every 250 ms.
+struct WsClients {
+    edge: SocketAddr,
+    _child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl WsClients {
+    async fn connect(edge: SocketAddr) -> WsClients {
+        use tokio::io::AsyncBufReadExt;
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../cutover-proxy/tests/ws_clients.py"
+        );
+        let mut child = tokio::process::Command::new("/usr/bin/python3")
+            .arg(script)
+            .args([
+                edge.to_string(),
+                "shop.test".into(),
+                "1".into(),
+                "120".into(),
+            ])
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("/usr/bin/python3 runs with aiohttp and websockets (scripts/deps.sh)");
+        let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut clients = WsClients {
+            edge,
+            _child: child,
+            lines,
+        };
+        for _ in 0..2 {
+            let line = clients.next().await;
+            assert!(line.starts_with("connected "), "{edge}: {line}");
+        }
+        clients
+    }
+
+    async fn next(&mut self) -> String {
+        tokio::time::timeout(SWARM_PATIENCE, self.lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("the WebSocket clients on {} said nothing", self.edge))
+            .unwrap()
+            .expect("the WebSocket client script ended early")
+    }
+
+    /// How each client's WebSocket ended.
+    async fn ends(mut self) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        for _ in 0..2 {
+            out.push(serde_json::from_str(&self.next().await).unwrap());
+        }
+        out
+    }
+}
+
 /// The accessory's one task, by id: the same across deploys.
 fn redis_task(c: &Cluster) -> String {
     c.docker(&[
@@ -208,7 +269,7 @@ async fn deploys_switch_every_node_together_under_load() {
     let c = Cluster::up().await;
 
     // 1. The first deploy: every node serves v1.
-    let out = c.cli(&["deploy"], "v1");
+    let out = c.deploy("v1", &[]);
     assert!(out.status.success(), "deploy v1: {}", text(&out));
     assert!(text(&out).contains("3 nodes switched"), "{}", text(&out));
     for edge in &c.edges {
@@ -220,15 +281,27 @@ async fn deploys_switch_every_node_together_under_load() {
     // 2. Under load on all three nodes: v2, then a version that is not
     //    healthy from any node, then v4.
     let loads: Vec<Load> = c.edges.iter().map(|e| Load::start(*e)).collect();
-    let out = c.cli(&["deploy"], "v2");
+    let mut sockets = Vec::new();
+    for edge in &c.edges {
+        sockets.push(WsClients::connect(*edge).await);
+    }
+    let out = c.deploy("v2", &[]);
     assert!(out.status.success(), "deploy v2: {}", text(&out));
     let spread = spread_ms(&text(&out));
     eprintln!("v2: the nodes switched within {spread} ms of each other");
     for edge in &c.edges {
         answers(*edge, "v2").await;
     }
+    // The WebSockets on v1 got 1012 at its drain deadline, on every node,
+    // before the deploy scaled v1 down.
+    for clients in sockets {
+        let edge = clients.edge;
+        for end in clients.ends().await {
+            assert_eq!(end["close"], 1012, "{edge}: {end}");
+        }
+    }
 
-    let out = c.cli_env(&["deploy"], &[("VERSION", "v3"), ("APP_PORT", "9999")]);
+    let out = c.deploy("v3", &[("APP_PORT", "9999")]);
     let all = text(&out);
     assert!(
         !out.status.success(),
@@ -244,7 +317,7 @@ async fn deploys_switch_every_node_together_under_load() {
         "the failed color is removed and the live one runs: {services}"
     );
 
-    let out = c.cli(&["deploy"], "v4");
+    let out = c.deploy("v4", &[]);
     assert!(out.status.success(), "deploy v4: {}", text(&out));
     for edge in &c.edges {
         answers(*edge, "v4").await;
@@ -271,8 +344,25 @@ async fn deploys_switch_every_node_together_under_load() {
         "the accessory lived across the deploys"
     );
 
-    // 4. The same version again changes nothing.
-    let out = c.cli(&["deploy"], "v4");
+    // 4. Every node's view: the same color and version, all targets healthy.
+    let out = c.cli(&["status"], &[("VERSION", "v4")]);
+    let status = text(&out);
+    assert!(out.status.success(), "{status}");
+    for node in &c.swarm.nodes {
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(&node.name))
+            .unwrap_or_else(|| panic!("no line for {}: {status}", node.name));
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(&cells[1..5], ["shop/web", "blue", "v4", "3/3"], "{status}");
+    }
+    assert!(
+        status.contains("every node that answered serves the same versions"),
+        "{status}"
+    );
+
+    // 5. The same version again changes nothing.
+    let out = c.deploy("v4", &[]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("up to date"), "{}", text(&out));
 }

@@ -96,7 +96,14 @@ impl Deploys {
     /// The `/v1/projects` routes, forwarded to the deploy engine's router.
     pub(super) fn router(&self) -> axum::Router {
         use axum::routing::any;
-        axum::Router::new()
+        let router = axum::Router::new();
+        // Only a Swarm engine has a cluster; on a host the route is
+        // unknown, even while Docker is down (status tells them apart).
+        let router = match self.kind {
+            EngineKind::Swarm(_) => router.route("/v1/cluster", any(forward)),
+            EngineKind::Docker => router,
+        };
+        router
             .route("/v1/projects", any(forward))
             .route("/v1/projects/{*rest}", any(forward))
             .route("/v1/build-contexts/{*rest}", any(forward))
