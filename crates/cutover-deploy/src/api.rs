@@ -156,7 +156,7 @@ pub(crate) fn deploy_command(project: &str, body: &[u8]) -> Result<DeployCommand
 }
 
 /// A body whose fields all have defaults may be left out entirely.
-fn parse_or_default<T: DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>> {
+pub(crate) fn parse_or_default<T: DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>> {
     parse(if body.is_empty() { b"{}" } else { body })
 }
 

@@ -4,17 +4,17 @@
 //! rollback.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use cutover_core::compose::{config_hash, version_id, AccessorySpec, AppSpec, ResolvedProject};
 use cutover_core::diag::Report;
 use cutover_core::naming;
-use cutover_core::progress::{DeployCommand, Outcome, ProgressEvent};
+use cutover_core::progress::{DeployCommand, Outcome};
 use cutover_core::service::Color;
 use cutover_docker::labels;
 use cutover_docker::NetworkSpec;
 
+use super::cutover::{self, undo_service, Candidate, Undo};
 use super::edges::{self, Edge};
 use super::{specs, switch, Inner};
 use crate::events::Progress;
@@ -24,8 +24,6 @@ use crate::specs::{route_request, Gateways};
 
 /// How long an accessory's tasks have to run.
 const ACCESSORY_TIMEOUT: Duration = Duration::from_secs(120);
-/// Beyond the drain deadlines, for the edges to report the drain.
-const DRAIN_SLACK: Duration = Duration::from_secs(10);
 
 pub(super) async fn deploy(
     sw: &Inner,
@@ -189,7 +187,7 @@ async fn accessory(
         }
         Err(e) => {
             p.failed(step, &e);
-            remove(sw, &spec.name, p).await;
+            undo_service(sw, &spec.name, Undo::Remove, p).await;
             Err(Stop::failed(e))
         }
     }
@@ -233,106 +231,29 @@ async fn cutover_app(
     sw.cluster.remove_service(&service).await.map_err(stop)?;
     let spec = specs::app_service(project, app, color, &version, &sw.edges.network);
     sw.cluster.create_service(&spec).await.map_err(stop)?;
-    let tasks = match sw
-        .cluster
-        .wait_converged(&service, &BTreeSet::new(), app.cutover.timeouts.deploy)
-        .await
-    {
-        Ok(tasks) => tasks,
-        Err(e) => {
-            p.failed(step, &e);
-            remove(sw, &service, p).await;
-            return Err(Stop::failed(e));
-        }
-    };
-    let addrs: Option<Vec<SocketAddr>> = tasks
-        .iter()
-        .map(|t| {
-            Some(SocketAddr::new(
-                t.ip_on(&sw.edges.network)?,
-                app.cutover.port,
-            ))
-        })
-        .collect();
-    let Some(addrs) = addrs else {
-        p.failed(step, "a task has no address on the edge network");
-        remove(sw, &service, p).await;
-        return Err(Stop::failed(format!(
-            "the tasks of {service} are not on {}",
-            sw.edges.network
-        )));
-    };
-    p.done(
-        step,
-        Some(
-            addrs
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(" "),
-        ),
-    );
+    let timeout = app.cutover.timeouts.deploy;
+    let addrs =
+        match cutover::targets(sw, &service, app.cutover.port, &BTreeSet::new(), timeout).await {
+            Ok(addrs) => addrs,
+            Err(report) => {
+                p.failed(step, &report.message);
+                undo_service(sw, &service, Undo::Remove, p).await;
+                return Err(Stop::failed(report));
+            }
+        };
+    let listed: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    p.done(step, Some(listed.join(" ")));
 
-    // 2. Every node gates them, then all switch or none does.
-    let req = route_request(app, &Gateways::default(), &addrs, color, &version);
-    let step = p.step(format!(
-        "switch {route} to {color} on {} nodes",
-        views.len()
-    ));
-    let switched = match switch::switch(&views, &sw.edges, &route, &req).await {
-        Ok(s) => s,
-        Err(report) => {
-            p.failed(step, &report.message);
-            remove(sw, &service, p).await;
-            return Err(Stop::failed(report));
-        }
-    };
-    let spread = switched
-        .spread()
-        .map(|d| format!(" within {} ms of each other", d.as_millis()))
-        .unwrap_or_default();
-    p.done(
-        step,
-        Some(format!(
-            "{} nodes switched{spread}",
-            switched.committed.len()
-        )),
-    );
-    for missed in &switched.missed {
-        p.warn(
-            Report::new(format!("a node did not switch: {missed}"))
-                .hint("that node serves the old color until its edge restarts and takes the current routes"),
-        );
-    }
-    p.emit(ProgressEvent::Switched {
-        service: name.clone(),
+    // 2. The switch on every node, the old color's drain and scale to 0.
+    let candidate = Candidate {
+        project,
+        app: name,
         color,
         version: version.clone(),
-    });
-
-    // 3. The old color drains on every node, then is kept at 0 tasks.
-    if let Some(old) = live {
-        let old_service = naming::swarm_app(project, name, old);
-        let timeouts = &app.cutover.timeouts;
-        let step = p.step(format!("drain {old_service} on every node"));
-        let late = switch::drain(
-            &views,
-            &sw.edges,
-            &route,
-            timeouts.drain.max(timeouts.websocket_drain) + DRAIN_SLACK,
-        )
-        .await;
-        if late.is_empty() {
-            p.done(step, None);
-        } else {
-            p.failed(step, late.join("; "));
-        }
-        let step = p.step(format!("scale {old_service} to 0, kept for rollback"));
-        match sw.cluster.scale_service(&old_service, 0).await {
-            Ok(()) => p.done(step, None),
-            Err(e) => p.failed(step, &e),
-        }
-    }
+        req: route_request(app, &Gateways::default(), &addrs, color, &version),
+        live,
+    };
+    cutover::cut_over(sw, &views, &candidate, Undo::Remove, p).await?;
     Ok(Some(format!("{name} {color} ({version})")))
 }
 
@@ -353,16 +274,6 @@ async fn up_to_date(
             && found.image == app.service.image
             && found.replicas == Some(u64::from(app.service.replicas.max(1))),
     )
-}
-
-/// Removes what a failed step created; a failure to is reported, not fatal.
-async fn remove(sw: &Inner, service: &str, p: &Progress) {
-    if let Err(e) = sw.cluster.remove_service(service).await {
-        p.warn(
-            Report::new(format!("could not remove {service} after the failure: {e}"))
-                .hint(format!("remove it with `docker service rm {service}`")),
-        );
-    }
 }
 
 fn stop(e: impl Into<Report>) -> Stop {

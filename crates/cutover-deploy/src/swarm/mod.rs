@@ -7,14 +7,17 @@
 //! edge, reached over the edge network ([`edges`]). The rule of the switch
 //! is `cutover_core::fleet`'s.
 
+mod cutover;
 mod deploy;
 pub mod edges;
+mod rollback;
 pub(crate) mod specs;
 mod status;
 mod switch;
 
+use std::future::Future;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -23,14 +26,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use cutover_core::diag::Report;
-use cutover_core::progress::DeployCommand;
+use cutover_core::progress::{DeployCommand, Outcome, RollbackCommand};
 use cutover_docker::Engine;
 use cutover_swarm::Cluster;
 use tokio_util::task::TaskTracker;
 
-use crate::api::{deploy_command, error, ndjson};
-use crate::events::Receiver;
-use crate::executor::{lock_timeout, open, Operation};
+use crate::api::{deploy_command, error, ndjson, parse_or_default};
+use crate::events::{Progress, Receiver};
+use crate::executor::{lock_timeout, open, Operation, Stop};
 use crate::lock::{Holder, Locks};
 use crate::operations::Operations;
 pub use edges::EdgeSettings;
@@ -80,10 +83,41 @@ impl SwarmEngine {
             adopt: false,
             id: cmd.deploy_id.clone(),
         };
+        let wait_lock = cmd.wait_lock;
+        self.spawn_exclusive(op, wait_lock, |inner, p| async move {
+            deploy::deploy(&inner, &cmd, &p).await
+        })
+    }
+
+    /// Starts a rollback to the version kept at 0 tasks, as
+    /// [`SwarmEngine::deploy`] does a deploy.
+    pub fn rollback(&self, project: String, cmd: RollbackCommand) -> Receiver {
+        let op = Operation {
+            project: project.clone(),
+            name: "rollback",
+            version: cmd.to.clone(),
+            ok_recorded_per_app: false,
+            adopt: false,
+            id: None,
+        };
+        let wait_lock = cmd.wait_lock;
+        self.spawn_exclusive(op, wait_lock, |inner, p| async move {
+            rollback::rollback(&inner, &project, &cmd, &p).await
+        })
+    }
+
+    /// Runs `work` in a daemon task (a client that goes away does not stop
+    /// it) under the project's lock, and returns its progress stream.
+    fn spawn_exclusive<W, F>(&self, op: Operation, wait_lock: Duration, work: W) -> Receiver
+    where
+        W: FnOnce(Arc<Inner>, Arc<Progress>) -> F + Send + 'static,
+        F: Future<Output = Result<(Outcome, Report), Stop>> + Send + 'static,
+    {
         let (p, rx) = match open(&self.inner.operations, &op) {
             Ok(opened) => opened,
             Err(rx) => return rx,
         };
+        let p = Arc::new(p);
         let inner = self.inner.clone();
         self.inner.tasks.spawn(async move {
             let holder = Holder {
@@ -93,15 +127,15 @@ impl SwarmEngine {
             };
             let guard = inner
                 .locks
-                .acquire(&op.project, holder, cmd.wait_lock, |h| {
+                .acquire(&op.project, holder, wait_lock, |h| {
                     p.warn(format!("project {} is locked by {h}; waiting", op.project))
                 })
                 .await;
             let result = match guard {
-                Ok(_guard) => deploy::deploy(&inner, &cmd, &p).await,
-                Err(h) => Err(crate::executor::Stop {
-                    outcome: cutover_core::progress::Outcome::LockTimeout,
-                    report: lock_timeout(&op.project, h, cmd.wait_lock),
+                Ok(_guard) => work(inner.clone(), p.clone()).await,
+                Err(h) => Err(Stop {
+                    outcome: Outcome::LockTimeout,
+                    report: lock_timeout(&op.project, h, wait_lock),
                     recorded: false,
                 }),
             };
@@ -118,6 +152,7 @@ impl SwarmEngine {
         Router::new()
             .route("/v1/cluster", get(cluster))
             .route("/v1/projects/{project}/deploy", post(deploy_route))
+            .route("/v1/projects/{project}/rollback", post(rollback_route))
             .route("/v1/projects/{project}/operations/{id}", get(follow))
             .route(
                 "/v1/projects/{project}/{*rest}",
@@ -134,6 +169,17 @@ async fn deploy_route(
 ) -> Response {
     match deploy_command(&project, &body) {
         Ok(cmd) => ndjson(engine.deploy(cmd)),
+        Err(r) => *r,
+    }
+}
+
+async fn rollback_route(
+    State(engine): State<SwarmEngine>,
+    Path(project): Path<String>,
+    body: Bytes,
+) -> Response {
+    match parse_or_default::<RollbackCommand>(&body) {
+        Ok(cmd) => ndjson(engine.rollback(project, cmd)),
         Err(r) => *r,
     }
 }

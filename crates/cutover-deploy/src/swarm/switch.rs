@@ -16,6 +16,8 @@ pub(super) struct NodeRoute {
     pub edge: Edge,
     /// The active set's color and id there.
     pub active: Option<(Color, u64)>,
+    /// The request that made it live: a rollback's template.
+    pub config: Option<DeployRequest>,
 }
 
 /// Every live node's view of `route`; a node that does not answer fails
@@ -37,7 +39,8 @@ pub(super) async fn views(
         })?;
         out.push(NodeRoute {
             edge: edge.clone(),
-            active: status.map(|s| (s.active.color, s.active.id)),
+            active: status.as_ref().map(|s| (s.active.color, s.active.id)),
+            config: status.map(|s| s.config),
         });
     }
     Ok(out)

@@ -311,10 +311,10 @@ async fn deploys_switch_every_node_together_under_load() {
     for node in &c.swarm.nodes {
         assert!(all.contains(&node.name), "every node says why: {all}");
     }
-    let services = c.docker(&["service", "ls", "--format", "{{.Name}} {{.Replicas}}"]);
+    let listed = services(&c);
     assert!(
-        !services.contains("shop_web_blue 3/3") && services.contains("shop_web_green 3/3"),
-        "the failed color is removed and the live one runs: {services}"
+        !listed.contains("shop_web_blue 3/3") && listed.contains("shop_web_green 3/3"),
+        "the failed color is removed and the live one runs: {listed}"
     );
 
     let out = c.deploy("v4", &[]);
@@ -322,30 +322,52 @@ async fn deploys_switch_every_node_together_under_load() {
     for edge in &c.edges {
         answers(*edge, "v4").await;
     }
-    for (edge, load) in c.edges.iter().zip(loads) {
-        let tally = load.stop().await;
-        eprintln!("load on {edge}: {:?}", tally.bodies);
-        tally.assert_none_failed();
-        assert!(!tally.bodies.contains_key("v3"), "v3 never served");
-    }
 
-    // 3. The old color is kept at 0 tasks (its last ones may still be
-    //    stopping); the accessory is the same task.
-    wait_for("green at 0 tasks", || async {
-        c.docker(&["service", "ls", "--format", "{{.Name}} {{.Replicas}}"])
-            .contains("shop_web_green 0/0")
+    // 3. While v4 serves, v2 is kept at 0 tasks (its last ones may still
+    //    be stopping), and the accessory is the same task.
+    wait_for("v2 at 0 tasks", || async {
+        services(&c).contains("shop_web_green 0/0")
     })
     .await;
-    let services = c.docker(&["service", "ls", "--format", "{{.Name}} {{.Replicas}}"]);
-    assert!(services.contains("shop_web_blue 3/3"), "{services}");
+    assert!(
+        services(&c).contains("shop_web_blue 3/3"),
+        "{}",
+        services(&c)
+    );
     assert_eq!(
         redis_task(&c),
         redis,
         "the accessory lived across the deploys"
     );
 
-    // 4. Every node's view: the same color and version, all targets healthy.
-    let out = c.cli(&["status"], &[("VERSION", "v4")]);
+    // 4. A rollback runs v2 again and switches every node back to it.
+    let out = c.cli(&["rollback", "-p", "shop"], &[]);
+    assert!(out.status.success(), "rollback: {}", text(&out));
+    assert!(
+        text(&out).contains("rolled web back to v2 (green) on 3 nodes"),
+        "{}",
+        text(&out)
+    );
+    for edge in &c.edges {
+        answers(*edge, "v2").await;
+    }
+    for (edge, load) in c.edges.iter().zip(loads) {
+        let tally = load.stop().await;
+        eprintln!("load on {edge}: {:?}", tally.bodies);
+        tally.assert_none_failed();
+        assert!(!tally.bodies.contains_key("v3"), "v3 never served");
+        assert!(
+            tally.bodies.contains_key("v4"),
+            "the load saw v4 before the rollback"
+        );
+    }
+    wait_for("v4 at 0 tasks", || async {
+        services(&c).contains("shop_web_blue 0/0")
+    })
+    .await;
+
+    // 5. Every node's view: the same color and version, all targets healthy.
+    let out = c.cli(&["status"], &[("VERSION", "v2")]);
     let status = text(&out);
     assert!(out.status.success(), "{status}");
     for node in &c.swarm.nodes {
@@ -354,15 +376,20 @@ async fn deploys_switch_every_node_together_under_load() {
             .find(|l| l.starts_with(&node.name))
             .unwrap_or_else(|| panic!("no line for {}: {status}", node.name));
         let cells: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!(&cells[1..5], ["shop/web", "blue", "v4", "3/3"], "{status}");
+        assert_eq!(&cells[1..5], ["shop/web", "green", "v2", "3/3"], "{status}");
     }
     assert!(
         status.contains("every node that answered serves the same versions"),
         "{status}"
     );
 
-    // 5. The same version again changes nothing.
-    let out = c.deploy("v4", &[]);
+    // 6. Deploying the version that serves changes nothing.
+    let out = c.deploy("v2", &[]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("up to date"), "{}", text(&out));
+}
+
+/// `NAME REPLICAS` of every service of the swarm, one per line.
+fn services(c: &Cluster) -> String {
+    c.docker(&["service", "ls", "--format", "{{.Name}} {{.Replicas}}"])
 }

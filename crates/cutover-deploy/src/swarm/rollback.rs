@@ -1,0 +1,181 @@
+//! `rollback` on a Swarm: the version kept at 0 tasks runs again and takes
+//! the route back on every node; the live one drains and is kept at 0 in
+//! its turn, so a second rollback undoes the first.
+//!
+//! Only the version before is kept on a Swarm: an app has two services,
+//! one per color, and a deploy reuses the idle one.
+
+use cutover_core::diag::Report;
+use cutover_core::naming;
+use cutover_core::progress::{Outcome, RollbackCommand};
+use cutover_docker::labels::{self, LabelFilter, Role};
+
+use super::cutover::{self, undo_service, Candidate, Undo};
+use super::{edges, switch, Inner};
+use crate::events::Progress;
+use crate::executor::Stop;
+
+pub(super) async fn rollback(
+    sw: &Inner,
+    project: &str,
+    cmd: &RollbackCommand,
+    p: &Progress,
+) -> Result<(Outcome, Report), Stop> {
+    // 1. The app, and what every node serves it with.
+    let app = app(sw, project, cmd.service.as_deref()).await?;
+    let route = naming::route(project, &app);
+    let edges = edges::live(&*sw.cluster, &sw.edges)
+        .await
+        .map_err(Stop::failed)?;
+    let views = switch::views(&edges, &sw.edges, &route)
+        .await
+        .map_err(Stop::failed)?;
+    let live = switch::live_color(&route, &views)
+        .map_err(Stop::failed)?
+        .ok_or_else(|| {
+            Stop::invalid(
+                Report::new(format!(
+                    "no node serves {route}: there is nothing to roll back"
+                ))
+                .hint("deploy it first"),
+            )
+        })?;
+    let template = views
+        .iter()
+        .find_map(|v| v.config.clone())
+        .expect("a node that serves the route has its config");
+
+    // 2. The version kept at 0 tasks.
+    let color = live.other();
+    let kept = naming::swarm_app(project, &app, color);
+    let no_kept = || {
+        Stop::invalid(
+            Report::new(format!("no version of {app} is kept to roll back to ({kept} does not exist)"))
+                .hint("a Swarm keeps the version before the live one; the last deploy may have been the first, or it failed and replaced it"),
+        )
+    };
+    let kept_service = sw
+        .cluster
+        .inspect_service(&kept)
+        .await
+        .map_err(stop)?
+        .ok_or_else(no_kept)?;
+    let version = kept_service
+        .labels
+        .get(labels::VERSION)
+        .cloned()
+        .unwrap_or_else(|| "-".into());
+    if let Some(to) = cmd.to.as_deref().filter(|to| *to != version) {
+        return Err(Stop::invalid(
+            Report::new(format!("{app} has no kept version {to:?} here"))
+                .hint(format!("a Swarm keeps only the version before the live one: {version}; roll back without --to")),
+        ));
+    }
+    let live_service = sw
+        .cluster
+        .inspect_service(&naming::swarm_app(project, &app, live))
+        .await
+        .map_err(stop)?;
+    let replicas = live_service
+        .and_then(|s| s.replicas)
+        .filter(|n| *n > 0)
+        .unwrap_or(1);
+    let port = template
+        .targets
+        .first()
+        .and_then(|t| t.rsplit_once(':'))
+        .and_then(|(_, port)| port.parse().ok())
+        .ok_or_else(|| Stop::failed(format!("the nodes' route of {route} has no target port")))?;
+
+    // 3. It runs again, as many tasks as the live one.
+    let step = p.step(format!("scale {kept} to {replicas} tasks of {version}"));
+    let known = sw
+        .cluster
+        .tasks(&kept_service)
+        .await
+        .map_err(stop)?
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    sw.cluster
+        .scale_service(&kept, replicas)
+        .await
+        .map_err(stop)?;
+    let addrs = match cutover::targets(sw, &kept, port, &known, template.timeouts.deploy).await {
+        Ok(addrs) => addrs,
+        Err(report) => {
+            p.failed(step, &report.message);
+            undo_service(sw, &kept, Undo::ScaleToZero, p).await;
+            return Err(Stop::failed(report));
+        }
+    };
+    p.done(step, None);
+
+    // 4. The switch back on every node; the live color drains and is kept.
+    let mut req = template;
+    req.targets = addrs.iter().map(ToString::to_string).collect();
+    req.color = Some(color);
+    req.version = Some(version.clone());
+    let candidate = Candidate {
+        project,
+        app: &app,
+        color,
+        version: version.clone(),
+        req,
+        live: Some(live),
+    };
+    cutover::cut_over(sw, &views, &candidate, Undo::ScaleToZero, p).await?;
+    Ok((
+        Outcome::Ok,
+        Report::new(format!(
+            "rolled {app} back to {version} ({color}) on {} nodes",
+            views.len()
+        )),
+    ))
+}
+
+/// The app to roll back: the one named, or the project's only one.
+async fn app(sw: &Inner, project: &str, named: Option<&str>) -> Result<String, Stop> {
+    let filter = LabelFilter::project(project).with(labels::ROLE, Role::App.as_str());
+    let mut apps: Vec<String> = sw
+        .cluster
+        .list_services(&filter)
+        .await
+        .map_err(stop)?
+        .into_iter()
+        .filter_map(|s| s.labels.get(labels::SERVICE).cloned())
+        .collect();
+    apps.sort();
+    apps.dedup();
+    match named {
+        Some(name) if apps.iter().any(|a| a == name) => Ok(name.to_string()),
+        Some(name) => Err(Stop::invalid(
+            Report::new(format!("project {project} has no app {name} on this swarm"))
+                .hint(format!("its apps: {}", list(&apps))),
+        )),
+        None if apps.len() == 1 => Ok(apps.remove(0)),
+        None if apps.is_empty() => Err(Stop::invalid(
+            Report::new(format!("project {project} has no app on this swarm"))
+                .hint("deploy it first"),
+        )),
+        None => Err(Stop::invalid(
+            Report::new(format!(
+                "project {project} has several apps: {}",
+                list(&apps)
+            ))
+            .hint("name the one to roll back: `cutover rollback SERVICE`"),
+        )),
+    }
+}
+
+fn list(apps: &[String]) -> String {
+    if apps.is_empty() {
+        "none".into()
+    } else {
+        apps.join(", ")
+    }
+}
+
+fn stop(e: impl Into<Report>) -> Stop {
+    Stop::failed(e)
+}
