@@ -101,6 +101,25 @@ pub fn agreed_color(views: &BTreeMap<String, Option<Color>>) -> Result<Option<Co
         .join(", "))
 }
 
+/// The color more nodes serve a route with than any other: what a node
+/// that missed a switch, or came back, is brought to. `None` when no node
+/// serves the route or two colors are tied: then nobody can tell which
+/// is current, and nothing is changed.
+pub fn majority(colors: impl IntoIterator<Item = Color>) -> Option<Color> {
+    let (mut blue, mut green) = (0usize, 0usize);
+    for c in colors {
+        match c {
+            Color::Blue => blue += 1,
+            Color::Green => green += 1,
+        }
+    }
+    match blue.cmp(&green) {
+        std::cmp::Ordering::Greater => Some(Color::Blue),
+        std::cmp::Ordering::Less => Some(Color::Green),
+        std::cmp::Ordering::Equal => None,
+    }
+}
+
 /// How far apart the nodes switched, by the clock each reported
 /// (milliseconds since the Unix epoch); `None` with fewer than two.
 pub fn spread(switched_at_ms: impl IntoIterator<Item = u64>) -> Option<Duration> {
@@ -324,6 +343,15 @@ mod tests {
             ["shop/web: n1 green v2, n2 blue v1, n3 nothing"],
             "a node with no view is not a disagreement of its own"
         );
+    }
+
+    #[test]
+    fn the_majority_color_is_current_and_a_tie_is_no_answer() {
+        use Color::{Blue, Green};
+        assert_eq!(majority([Green, Blue, Green]), Some(Green));
+        assert_eq!(majority([Blue]), Some(Blue));
+        assert_eq!(majority([Blue, Green]), None);
+        assert_eq!(majority([]), None);
     }
 
     #[test]

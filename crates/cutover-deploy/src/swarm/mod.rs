@@ -10,6 +10,7 @@
 mod cutover;
 mod deploy;
 pub mod edges;
+mod reconcile;
 mod rollback;
 pub(crate) mod specs;
 mod status;
@@ -70,6 +71,22 @@ impl SwarmEngine {
                 tasks: TaskTracker::new(),
             }),
         }
+    }
+
+    /// Brings every live node's edge to the current routes every `period`
+    /// (`reconcile.rs` says what that is), until the daemon exits.
+    pub fn start_reconciler(&self, period: Duration) {
+        let inner = self.inner.clone();
+        self.inner.tasks.spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                for line in reconcile::pass(&inner).await {
+                    tracing::info!("reconciled {line}");
+                }
+            }
+        });
     }
 
     /// Starts a deploy in a daemon-owned task, under the project's lock;

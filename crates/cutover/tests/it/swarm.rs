@@ -60,8 +60,8 @@ struct Cluster {
 }
 
 impl Cluster {
-    /// The swarm, its images, and cutover's stack on it.
-    async fn up() -> Cluster {
+    /// A swarm named after `tag`, its images, and cutover's stack on it.
+    async fn up(tag: &str) -> Cluster {
         require_docker();
         let cutover_image = ensure_cutover_image(Path::new(bin())).unwrap();
         let images = [
@@ -69,7 +69,7 @@ impl Cluster {
             ensure_origin_image().unwrap(),
             ensure_redis_image().unwrap(),
         ];
-        let swarm = TestSwarm::up("deploy", 3).unwrap();
+        let swarm = TestSwarm::up(tag, 3).unwrap();
         swarm.load(&images).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let manager = swarm.manager().addr.clone();
@@ -124,6 +124,10 @@ impl Cluster {
 
     /// `cutover ARGS` from the project's folder, against the manager.
     fn cli(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        self.command(args, env).output().unwrap()
+    }
+
+    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
         let mut cmd = cutover();
         cmd.current_dir(self.dir.path())
             .args(["--host", &self.api, "--tls-ca"])
@@ -134,7 +138,7 @@ impl Cluster {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        cmd.output().unwrap()
+        cmd
     }
 
     /// `docker ARGS` against the manager's engine; its stdout.
@@ -266,7 +270,7 @@ fn redis_task(c: &Cluster) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn deploys_switch_every_node_together_under_load() {
-    let c = Cluster::up().await;
+    let c = Cluster::up("deploy").await;
 
     // 1. The first deploy: every node serves v1.
     let out = c.deploy("v1", &[]);
@@ -392,4 +396,96 @@ async fn deploys_switch_every_node_together_under_load() {
 /// `NAME REPLICAS` of every service of the swarm, one per line.
 fn services(c: &Cluster) -> String {
     c.docker(&["service", "ls", "--format", "{{.Name}} {{.Replicas}}"])
+}
+
+/// The body `edge` answers `/` with, or the error.
+async fn body(edge: SocketAddr) -> String {
+    match tcp_request(edge, Method::GET, "/", &[]).await {
+        Ok((_, body)) => String::from_utf8_lossy(&body).into_owned(),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_lost_mid_deploy_does_not_wedge_it_and_comes_back_on_the_current_color() {
+    let c = Cluster::up("faults").await;
+    let out = c.deploy("v1", &[]);
+    assert!(out.status.success(), "deploy v1: {}", text(&out));
+    let lost = c.swarm.nodes[2].name.clone();
+    let (alive, lost_edge) = (&c.edges[..2], c.edges[2]);
+
+    // 1. A worker dies while v2 deploys. The rule: a node the managers
+    //    still report ready but whose edge does not answer aborts the
+    //    switch; nothing is left half-done, and the deploy ends.
+    let mut deploy = tokio::process::Command::from(
+        c.command(&["deploy", "--version", "v2"], &[("VERSION", "v2")]),
+    );
+    let deploy = deploy.kill_on_drop(true).output();
+    let kill = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let out = Command::new("docker")
+            .args(["kill", &lost])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "docker kill: {}", text(&out));
+    };
+    let (out, ()) = tokio::join!(tokio::time::timeout(Duration::from_secs(180), deploy), kill);
+    let out = out
+        .expect("the deploy ends though a node died under it")
+        .unwrap();
+    eprintln!(
+        "deploy v2 with {lost} lost: {:?}\n{}",
+        out.status.code(),
+        text(&out)
+    );
+    let (a, b) = (body(alive[0]).await, body(alive[1]).await);
+    assert!(
+        a == b && (a == "v1" || a == "v2"),
+        "the live nodes serve one version: {a:?} {b:?}"
+    );
+
+    // 2. Once the managers report it down, it has no vote: a deploy
+    //    finishes on the live nodes.
+    wait_for("the lost node reported down", || async {
+        c.docker(&["node", "ls", "--format", "{{.Hostname}} {{.Status}}"])
+            .lines()
+            .any(|l| l == format!("{lost} Down"))
+    })
+    .await;
+    let out = c.deploy("v3", &[]);
+    assert!(
+        out.status.success(),
+        "deploy v3 on the live nodes: {}",
+        text(&out)
+    );
+    assert!(text(&out).contains("2 nodes switched"), "{}", text(&out));
+    for edge in alive {
+        answers(*edge, "v3").await;
+    }
+
+    // 3. It comes back: its edge restored the routes it had saved, and is
+    //    brought to v3 (the reconcile pass), with every node agreeing.
+    let out = Command::new("docker")
+        .args(["start", &lost])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "docker start: {}", text(&out));
+    wait_for("the node that came back serving v3", || async {
+        body(lost_edge).await == "v3"
+    })
+    .await;
+    wait_for("every node agreeing", || async {
+        let out = c.cli(&["status"], &[("VERSION", "v3")]);
+        let status = text(&out);
+        status.contains("every node that answered serves the same versions")
+            && status
+                .lines()
+                .filter(|l| {
+                    let cells: Vec<&str> = l.split_whitespace().collect();
+                    cells.get(1) == Some(&"shop/web") && cells.get(3) == Some(&"v3")
+                })
+                .count()
+                == 3
+    })
+    .await;
 }

@@ -111,6 +111,11 @@ impl Deploys {
     }
 }
 
+/// How often the Swarm deploy engine brings the edges to the current
+/// routes: a node that comes back serves stale routes for at most this
+/// long (plus one gate), and each pass asks every edge and the manager.
+const RECONCILE_PERIOD: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The Swarm deploy engine, on a manager's engine.
 async fn swarm(
     docker: DockerEngine,
@@ -127,6 +132,7 @@ async fn swarm(
         "deploying on a Swarm"
     );
     let swarm = SwarmEngine::new(Arc::new(cluster), engine, edges);
+    swarm.start_reconciler(RECONCILE_PERIOD);
     Ok((None, swarm.router().fallback(no_project_route)))
 }
 
