@@ -34,3 +34,4 @@ mod worker;
 pub use context::ProxyConfig;
 pub use handle::{DeployError, Proxy, RestoreError};
 pub use operation_metrics::OperationMetrics;
+pub use prepare::PREPARED_TTL;

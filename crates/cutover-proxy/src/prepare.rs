@@ -7,10 +7,12 @@
 //! One prepared set per service: a later prepare replaces the one before
 //! (the coordinator retrying after it lost track). Prepared sets are not
 //! saved in the state file: a restarted node holds none, its commit fails
-//! with `NotPrepared`, and nothing switches on it.
+//! with `NotPrepared`, and nothing switches on it. A set whose coordinator
+//! went away between the phases is dropped after [`PREPARED_TTL`], so its
+//! probes do not run forever.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cutover_core::diag::Report;
 use cutover_core::fleet::{CommitAnswer, PreparedAnswer};
@@ -20,6 +22,10 @@ use cutover_core::status::Health;
 use crate::handle::{DeployError, Proxy};
 use crate::health;
 use crate::target::TargetSet;
+
+/// How long a prepared set waits for its commit: far longer than the
+/// coordinator's gap between the phases (the other nodes' gates).
+pub const PREPARED_TTL: Duration = Duration::from_secs(600);
 
 /// A gated set waiting for its commit.
 pub(crate) struct Prepared {
@@ -71,6 +77,18 @@ impl Proxy {
             color = color.as_str(),
             "prepared"
         );
+        let proxy = self.clone();
+        let (service, set_id) = (service.to_string(), answer.set_id);
+        self.inner.tasks.spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(PREPARED_TTL) => {}
+                _ = proxy.inner.shutdown.cancelled() => return,
+            }
+            if let Ok(stale) = proxy.take_prepared(&service, set_id) {
+                tracing::warn!(%service, set_id, "a prepared set was never committed; dropped");
+                stale.drop_set();
+            }
+        });
         Ok(answer)
     }
 

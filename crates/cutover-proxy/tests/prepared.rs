@@ -216,3 +216,26 @@ async fn only_an_edge_node_takes_a_compose_apps_route_from_its_control_api() {
     assert!(body.contains("route of a compose app"), "{body}");
     assert!(h.proxy.status().is_empty());
 }
+
+#[tokio::test]
+async fn a_prepared_set_never_committed_is_dropped_after_its_ttl() {
+    let green = Origin::start("green").await.unwrap();
+    let h = Harness::start().await;
+    let prepared = h
+        .proxy
+        .prepare("shop/web", request(&[&green], Color::Green))
+        .await
+        .unwrap();
+    // The timer starts when the proxy's task first runs: before the clock
+    // stops, or it would start after the jump.
+    tokio::task::yield_now().await;
+    tokio::time::pause();
+    tokio::time::advance(cutover_proxy::PREPARED_TTL + std::time::Duration::from_secs(1)).await;
+    // The drop runs on the proxy's task; let it.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    let err = h.proxy.commit("shop/web", prepared.set_id).unwrap_err();
+    assert!(err.to_string().contains("is prepared here"), "{err}");
+    assert!(h.proxy.status().is_empty(), "nothing was switched");
+}
