@@ -2,6 +2,7 @@
 //! `<!-- wire: TYPE -->` must parse as that type and say nothing the type
 //! does not carry (it serializes back to the same JSON).
 
+use cutover_core::fleet::{ClusterStatus, PreparedAnswer};
 use cutover_core::plan::Plan;
 use cutover_core::report::ProjectStatus;
 use cutover_core::status::{DrainedAnswer, Event, HealthAnswer, UpgradeAnswer};
@@ -85,6 +86,8 @@ fn every_marked_example_is_a_wire_value() {
         "HealthAnswer",
         "DrainedAnswer",
         "UpgradeAnswer",
+        "PreparedAnswer",
+        "ClusterStatus",
     ] {
         assert!(
             kinds.contains(&expected),
@@ -99,6 +102,8 @@ fn every_marked_example_is_a_wire_value() {
             "HealthAnswer" => round_trip::<HealthAnswer>(json, *at),
             "DrainedAnswer" => round_trip::<DrainedAnswer>(json, *at),
             "UpgradeAnswer" => round_trip::<UpgradeAnswer>(json, *at),
+            "PreparedAnswer" => round_trip::<PreparedAnswer>(json, *at),
+            "ClusterStatus" => round_trip::<ClusterStatus>(json, *at),
             "Event lines" => {
                 for (i, line) in json.lines().enumerate() {
                     round_trip::<Event>(line, at + i);

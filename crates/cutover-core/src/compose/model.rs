@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use super::options::{ContainerOptions, Device, ResourceSet, Resources, Ulimit};
+pub use super::options::{ContainerOptions, Device, Placement, ResourceSet, Resources, Ulimit};
 use crate::service::{HealthCheck, Timeouts};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

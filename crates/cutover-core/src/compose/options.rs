@@ -118,6 +118,26 @@ pub struct ContainerOptions {
     /// Compose keeps them; the engine gets whichever is set.
     #[serde(skip_serializing_if = "Resources::is_empty")]
     pub resources: Resources,
+    /// `deploy.placement`: where a Swarm puts the tasks; one host has no
+    /// use for it.
+    #[serde(skip_serializing_if = "Placement::is_empty")]
+    pub placement: Placement,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Placement {
+    /// As Swarm writes them: `node.role == worker`, `node.labels.zone == a`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_replicas_per_node: Option<u64>,
+}
+
+impl Placement {
+    pub fn is_empty(&self) -> bool {
+        *self == Placement::default()
+    }
 }
 
 impl ContainerOptions {

@@ -144,12 +144,17 @@ fn unmapped_keys(s: &ServiceSpec) -> Vec<String> {
     .map(|(key, _)| key.to_string())
     .collect();
     // The container options serialize only what is set; the CPU and
-    // memory limits are mapped.
+    // memory limits and the placement are mapped.
     if let Ok(serde_json::Value::Object(options)) = serde_json::to_value(&s.options) {
         keys.extend(
             options
                 .keys()
-                .filter(|k| !matches!(k.as_str(), "mem_limit" | "nano_cpus" | "resources"))
+                .filter(|k| {
+                    !matches!(
+                        k.as_str(),
+                        "mem_limit" | "nano_cpus" | "resources" | "placement"
+                    )
+                })
                 .cloned(),
         );
     }
@@ -271,5 +276,7 @@ fn base(name: String, spec: &ServiceSpec, project: &str, role: Role) -> SwarmSer
     let limit = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     s.nano_cpus = spec.options.cpus_nano().map(limit);
     s.memory = spec.options.memory().map(limit);
+    s.constraints = spec.options.placement.constraints.clone();
+    s.max_per_node = spec.options.placement.max_replicas_per_node;
     s
 }

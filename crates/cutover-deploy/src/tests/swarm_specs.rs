@@ -59,6 +59,48 @@ fn an_accessory_answers_to_its_name_and_keeps_its_named_volume() {
 }
 
 #[test]
+fn deploy_placement_places_a_colors_tasks() {
+    let project = parse(
+        r#"
+name: shop
+services:
+  web:
+    image: web:1
+    deploy:
+      replicas: 3
+      placement:
+        constraints: ["node.role == worker", "node.labels.zone == a"]
+        max_replicas_per_node: 1
+    x-cutover:
+      port: 8080
+"#
+        .to_string(),
+    );
+    assert!(
+        project.warnings.iter().any(|w| w
+            .message
+            .contains("deploy.placement is applied on a Swarm only")),
+        "{:?}",
+        project.warnings
+    );
+    let command = cmd(project);
+    assert!(refusals(&command).is_empty(), "{:?}", refusals(&command));
+    let s = app_service(
+        "shop",
+        command.project.app("web").unwrap(),
+        Color::Blue,
+        "v1",
+        "cutover",
+    );
+    assert_eq!(s.mode, Mode::Replicated(3));
+    assert_eq!(
+        s.constraints,
+        ["node.role == worker", "node.labels.zone == a"]
+    );
+    assert_eq!(s.max_per_node, Some(1));
+}
+
+#[test]
 fn what_a_swarm_cannot_do_yet_is_refused_by_field_before_anything_starts() {
     assert!(refusals(&cmd(compose("hi", 1))).is_empty());
     let project = parse(

@@ -3,7 +3,9 @@
 //! a list or a mapping, sizes with units, ulimits as a number or a pair.
 
 use super::*;
-use crate::compose::options::{ContainerOptions, Device, ResourceSet, Resources, Ulimit};
+use crate::compose::options::{
+    ContainerOptions, Device, Placement, ResourceSet, Resources, Ulimit,
+};
 
 /// The keys this module reads; `service.rs` accepts them.
 pub(super) const CONTAINER_KEYS: &[&str] = &[
@@ -158,6 +160,9 @@ pub(super) fn container_options(
         resources: get("deploy")
             .map(|d| resources(cx, d, &p.key("deploy")))
             .unwrap_or_default(),
+        placement: get("deploy")
+            .and_then(|d| placement(cx, d, &p.key("deploy")))
+            .unwrap_or_default(),
     };
     check_resource_conflicts(cx, &options, p);
     options
@@ -269,8 +274,9 @@ fn resources(cx: &mut Ctx<'_>, v: &Value, p: &KeyPath) -> Resources {
                     }
                 }
             }
-            "replicas" => {}
-            "mode" | "placement" | "update_config" | "rollback_config" | "restart_policy"
+            // Read by `placement` below.
+            "replicas" | "placement" => {}
+            "mode" | "update_config" | "rollback_config" | "restart_policy"
             | "labels" | "endpoint_mode" => cx.warn(
                 &kp,
                 format!("deploy.{k} is ignored: it is Swarm's, and cutover runs on one host"),
@@ -284,6 +290,42 @@ fn resources(cx: &mut Ctx<'_>, v: &Value, p: &KeyPath) -> Resources {
         }
     }
     out
+}
+
+/// `deploy.placement`: honoured on a Swarm; a deploy to one host ignores
+/// it, and the warning says so.
+fn placement(cx: &mut Ctx<'_>, deploy: &Value, p: &KeyPath) -> Option<Placement> {
+    let m = deploy.as_mapping()?;
+    let v = m.get("placement")?;
+    let pp = p.key("placement");
+    let pm = cx.mapping(v, &pp)?;
+    let mut out = Placement::default();
+    for (k, val) in cx.entries(pm, &pp) {
+        let kp = pp.key(&k);
+        match k.as_str() {
+            "constraints" => out.constraints = cx.string_list(val, &kp),
+            "max_replicas_per_node" => {
+                out.max_replicas_per_node = cx.uint(val, &kp, u64::from(u32::MAX))
+            }
+            "preferences" => cx.warn(
+                &kp,
+                "deploy.placement.preferences is ignored: cutover does not spread by them"
+                    .to_string(),
+                None,
+            ),
+            other => cx.error_hint(
+                &kp,
+                format!("unknown key `{other}`"),
+                "deploy.placement has constraints, max_replicas_per_node and preferences",
+            ),
+        }
+    }
+    cx.warn(
+        &pp,
+        "deploy.placement is applied on a Swarm only: a deploy to one host ignores it".to_string(),
+        None,
+    );
+    Some(out)
 }
 
 fn resource_set(cx: &mut Ctx<'_>, v: &Value, p: &KeyPath) -> ResourceSet {
