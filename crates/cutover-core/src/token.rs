@@ -83,6 +83,7 @@ pub fn need<'a>(method: &str, path: &'a str) -> Need<'a> {
             project: None,
         },
         ["v1", "projects"]
+        | ["v1", "cluster"]
         | ["v1", "services", ..]
         | ["v1", "events"]
         | ["v1", "certificates"]
@@ -240,6 +241,7 @@ mod tests {
             ),
             ("PUT", "/v1/build-contexts/sha256:00", Scope::Deploy, None),
             ("GET", "/v1/projects", Scope::Read, None),
+            ("GET", "/v1/cluster", Scope::Read, None),
             ("PUT", "/v1/services/web", Scope::Admin, None),
             ("POST", "/v1/tokens", Scope::Admin, None),
             ("GET", "/v1/tokens", Scope::Admin, None),

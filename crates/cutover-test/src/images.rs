@@ -33,6 +33,8 @@ pub const ORIGIN_IMAGE: &str = "cutover-test-origin:latest";
 pub const NGINX_IMAGE: &str = "cutover-test-nginx:latest";
 /// cutover itself, for the Swarm tests' edges and deploy engine.
 pub const CUTOVER_IMAGE: &str = "cutover-test-cutover:latest";
+/// The example app (examples/athens) from a debug build.
+pub const ATHENS_IMAGE: &str = "cutover-test-athens:latest";
 
 /// Image label holding a hash of the build context and the base image, so an
 /// image is rebuilt exactly when one of them changed.
@@ -63,8 +65,8 @@ pub enum ImageError {
         #[source]
         source: io::Error,
     },
-    #[error("cargo built cutover-origin but did not report where the executable is\nhint: run `cargo build -p cutover-test --bin cutover-origin` and set CUTOVER_ORIGIN_BIN to the binary")]
-    OriginBinaryNotReported,
+    #[error("cargo built {bin} but did not report where the executable is\nhint: run `cargo build -p {package} --bin {bin}` to see why")]
+    BinaryNotReported { package: String, bin: String },
 }
 
 /// The workspace root (where `scripts/` is), known at compile time.
@@ -161,26 +163,44 @@ pub fn ensure_origin_image() -> Result<&'static str, ImageError> {
     Ok(ORIGIN_IMAGE)
 }
 
+/// Builds [`ATHENS_IMAGE`] if needed, from a fresh build of the example
+/// app with `examples/athens/Dockerfile.local`, and returns its name.
+pub fn ensure_athens_image() -> Result<&'static str, ImageError> {
+    let binary = workspace_binary("athens", "athens")?;
+    let context = StagingDir::new()?;
+    let dockerfile = workspace_root().join("examples/athens/Dockerfile.local");
+    copy(&dockerfile, &context.0.join("Dockerfile"))?;
+    stage_stripped(&binary, &context.0.join("athens"))?;
+    ensure_image(ATHENS_IMAGE, &context.0)?;
+    Ok(ATHENS_IMAGE)
+}
+
 /// Builds [`CUTOVER_IMAGE`] around `binary` (the test's own `cutover`) if
-/// needed, and returns its name. The binary goes in without its debug
-/// information: a third of the size to copy into every node of a swarm.
+/// needed, and returns its name.
 pub fn ensure_cutover_image(binary: &Path) -> Result<&'static str, ImageError> {
     let context = StagingDir::new()?;
     let dockerfile = workspace_root().join("scripts/images/cutover/Dockerfile");
     copy(&dockerfile, &context.0.join("Dockerfile"))?;
-    let staged = context.0.join("cutover");
+    stage_stripped(binary, &context.0.join("cutover"))?;
+    ensure_image(CUTOVER_IMAGE, &context.0)?;
+    Ok(CUTOVER_IMAGE)
+}
+
+/// Copies `binary` to `to` without its debug information (a third of the
+/// size to copy into every node of a swarm); a plain copy without `strip`.
+fn stage_stripped(binary: &Path, to: &Path) -> Result<(), ImageError> {
     let stripped = Command::new("strip")
         .arg("--strip-debug")
         .arg("-o")
-        .arg(&staged)
+        .arg(to)
         .arg(binary)
         .status()
         .is_ok_and(|s| s.success());
-    if !stripped {
-        copy(binary, &staged)?;
+    if stripped {
+        Ok(())
+    } else {
+        copy(binary, to)
     }
-    ensure_image(CUTOVER_IMAGE, &context.0)?;
-    Ok(CUTOVER_IMAGE)
 }
 
 /// [`ensure_redis_image`] for tests: panics with the reason and a hint.
@@ -208,6 +228,12 @@ pub fn origin_binary() -> Result<PathBuf, ImageError> {
     if let Some(path) = std::env::var_os("CUTOVER_ORIGIN_BIN") {
         return Ok(PathBuf::from(path));
     }
+    workspace_binary("cutover-test", "cutover-origin")
+}
+
+/// The debug build of `bin` in workspace package `package`, as `cargo
+/// build` reports it.
+fn workspace_binary(package: &str, bin: &str) -> Result<PathBuf, ImageError> {
     // Cargo sets CARGO for the processes it runs; fall back to the cargo that
     // built this crate, then to PATH.
     let cargo = std::env::var_os("CARGO")
@@ -216,25 +242,19 @@ pub fn origin_binary() -> Result<PathBuf, ImageError> {
     let stdout = run(
         Command::new(cargo)
             .current_dir(workspace_root())
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "cutover-test",
-                "--bin",
-                "cutover-origin",
-            ])
+            .args(["build", "--quiet", "-p", package, "--bin", bin])
             .arg("--message-format=json-render-diagnostics"),
         "fix the build error above",
     )?;
     stdout
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|msg| {
-            msg["reason"] == "compiler-artifact" && msg["target"]["name"] == "cutover-origin"
-        })
+        .filter(|msg| msg["reason"] == "compiler-artifact" && msg["target"]["name"] == bin)
         .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
-        .ok_or(ImageError::OriginBinaryNotReported)
+        .ok_or_else(|| ImageError::BinaryNotReported {
+            package: package.into(),
+            bin: bin.into(),
+        })
 }
 
 fn image_exists(tag: &str) -> Result<bool, ImageError> {

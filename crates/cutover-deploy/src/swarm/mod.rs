@@ -39,6 +39,10 @@ use crate::lock::{Holder, Locks};
 use crate::operations::Operations;
 pub use edges::EdgeSettings;
 
+/// How long an operation waits for a reconcile pass on its project: one
+/// gate of one node, in the worst case the app's deploy timeout.
+const RECONCILE_WAIT: Duration = Duration::from_secs(120);
+
 /// Cheap to clone; clones share everything.
 #[derive(Clone)]
 pub struct SwarmEngine {
@@ -50,7 +54,11 @@ struct Inner {
     /// The manager's engine, for the overlay networks.
     engine: Arc<dyn Engine>,
     edges: EdgeSettings,
+    /// One operation per project (deploy, rollback), as on one host.
     locks: Locks,
+    /// Held by an operation and by a reconcile pass while they change the
+    /// edges' routes of a project; the pass never waits for it.
+    routes: Locks,
     operations: Operations,
     tasks: TaskTracker,
 }
@@ -67,6 +75,7 @@ impl SwarmEngine {
                 engine,
                 edges,
                 locks: Locks::default(),
+                routes: Locks::default(),
                 operations: Operations::default(),
                 tasks: TaskTracker::new(),
             }),
@@ -144,12 +153,28 @@ impl SwarmEngine {
             };
             let guard = inner
                 .locks
-                .acquire(&op.project, holder, wait_lock, |h| {
+                .acquire(&op.project, holder.clone(), wait_lock, |h| {
                     p.warn(format!("project {} is locked by {h}; waiting", op.project))
                 })
                 .await;
             let result = match guard {
-                Ok(_guard) => work(inner.clone(), p.clone()).await,
+                Ok(_guard) => {
+                    // A reconcile pass bringing a node over holds the
+                    // project's routes for one gate; an operation waits for
+                    // it rather than fail as if another deploy ran.
+                    match inner
+                        .routes
+                        .acquire(&op.project, holder, RECONCILE_WAIT, |_| {})
+                        .await
+                    {
+                        Ok(_routes) => work(inner.clone(), p.clone()).await,
+                        Err(h) => Err(Stop {
+                            outcome: Outcome::LockTimeout,
+                            report: lock_timeout(&op.project, h, RECONCILE_WAIT),
+                            recorded: false,
+                        }),
+                    }
+                }
                 Err(h) => Err(Stop {
                     outcome: Outcome::LockTimeout,
                     report: lock_timeout(&op.project, h, wait_lock),

@@ -10,7 +10,7 @@
 //! were given, and its targets are the live color's running tasks. A tie
 //! or a live color with no running task changes nothing. A project being
 //! deployed or rolled back is left alone: the pass takes the project's
-//! lock without waiting.
+//! routes lock without waiting, and an operation waits for a pass.
 //!
 //! A node is brought over with the two phases on that node alone: its
 //! edge gates the targets, then switches; its old set drains as after any
@@ -53,14 +53,15 @@ pub(super) async fn pass(sw: &Inner) -> Vec<String> {
         .flat_map(|(_, services)| services.iter().map(|s| s.name.clone()))
         .filter(|name| name.contains('/'))
         .collect();
+    let edges: Vec<Edge> = views.into_iter().map(|(edge, _)| edge).collect();
     let mut changed = Vec::new();
     for route in routes {
-        changed.extend(route_pass(sw, &route, &views).await);
+        changed.extend(route_pass(sw, &route, &edges).await);
     }
     changed
 }
 
-async fn route_pass(sw: &Inner, route: &str, views: &[(Edge, Vec<ServiceStatus>)]) -> Vec<String> {
+async fn route_pass(sw: &Inner, route: &str, edges: &[Edge]) -> Vec<String> {
     let (project, app) = route.split_once('/').expect("filtered on '/'");
     let holder = Holder {
         operation: "reconcile".into(),
@@ -68,15 +69,23 @@ async fn route_pass(sw: &Inner, route: &str, views: &[(Edge, Vec<ServiceStatus>)
         since: SystemTime::now(),
     };
     let Ok(_guard) = sw
-        .locks
+        .routes
         .acquire(project, holder, Duration::ZERO, |_| {})
         .await
     else {
         return Vec::new();
     };
-    let served: Vec<(&Edge, Option<&ServiceStatus>)> = views
+    // Asked again under the lock: an operation that ran between the first
+    // look and now changed them, and a pass on the first look would undo it.
+    let answers = join_all(edges.iter().map(|e| e.route(&sw.edges, route))).await;
+    let fresh: Vec<(&Edge, Option<ServiceStatus>)> = edges
         .iter()
-        .map(|(edge, services)| (edge, services.iter().find(|s| s.name == route)))
+        .zip(answers)
+        .filter_map(|(edge, answer)| answer.ok().map(|status| (edge, status)))
+        .collect();
+    let served: Vec<(&Edge, Option<&ServiceStatus>)> = fresh
+        .iter()
+        .map(|(edge, status)| (*edge, status.as_ref()))
         .collect();
     let Some(color) = fleet::majority(served.iter().filter_map(|(_, s)| s.map(|s| s.active.color)))
     else {

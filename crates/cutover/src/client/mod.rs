@@ -74,22 +74,6 @@ impl DaemonClient {
         parse_answer("GET", path, &body)
     }
 
-    /// Like [`DaemonClient::get`], with `None` for a 404: a route this
-    /// daemon does not have (a host daemon asked for `/v1/cluster`).
-    pub async fn get_if_found<T: DeserializeOwned>(
-        &self,
-        path: &str,
-    ) -> Result<Option<T>, CliError> {
-        let (status, body) = self.request(Method::GET, path, None).await?;
-        if status == StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        if !status.is_success() {
-            return Err(api_error(status, &body));
-        }
-        parse_answer("GET", path, &body).map(Some)
-    }
-
     /// `POST path` with a JSON body; the answer parsed as JSON.
     pub async fn post<T: DeserializeOwned>(
         &self,
@@ -296,7 +280,11 @@ async fn send_on(
     conn.sender.send_request(req).await
 }
 
-fn parse_answer<T: DeserializeOwned>(method: &str, path: &str, body: &[u8]) -> Result<T, CliError> {
+pub fn parse_answer<T: DeserializeOwned>(
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> Result<T, CliError> {
     serde_json::from_slice(body).map_err(|e| {
         CliError::failure(format!(
             "the daemon's answer to {method} {path} is not what this cutover expects: {e}"

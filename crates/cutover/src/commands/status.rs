@@ -8,18 +8,19 @@ use cutover_core::status::ServiceStatus;
 use cutover_core::tls::CertificateStatus;
 
 use crate::args::StatusArgs;
-use crate::client::DaemonClient;
+use crate::client::{api_error, parse_answer, DaemonClient};
 use crate::error::CliError;
 use crate::exit::ExitStatus;
 use crate::output;
 use crate::progress::{color_enabled, Paint};
 use crate::stdout;
+use hyper::{Method, StatusCode};
 
 pub fn run(args: &StatusArgs, client: &DaemonClient) -> Result<ExitStatus, CliError> {
     let project = super::optional_project_name(&args.project)?;
     let runtime = super::client_runtime()?;
     // A Swarm deploy engine answers for every node's edge.
-    if let Some(cluster) = runtime.block_on(client.get_if_found::<ClusterStatus>("/v1/cluster"))? {
+    if let Some(cluster) = runtime.block_on(cluster(client))? {
         if args.json {
             stdout::print_json(&cluster)?;
         } else {
@@ -67,6 +68,18 @@ pub fn run(args: &StatusArgs, client: &DaemonClient) -> Result<ExitStatus, CliEr
     let certs = certificates(&runtime, client, Some(&project));
     stdout::print(&output::certificates_table(&certs))?;
     Ok(ExitStatus::Success)
+}
+
+/// Every node's view, from a Swarm deploy engine; `None` from a host
+/// daemon (404), or for a token that reads one project only (403): the
+/// project's own status is asked for then.
+async fn cluster(client: &DaemonClient) -> Result<Option<ClusterStatus>, CliError> {
+    let (status, body) = client.request(Method::GET, "/v1/cluster", None).await?;
+    match status {
+        StatusCode::NOT_FOUND | StatusCode::FORBIDDEN => Ok(None),
+        s if s.is_success() => parse_answer("GET", "/v1/cluster", &body).map(Some),
+        s => Err(api_error(s, &body)),
+    }
 }
 
 /// The daemon's certificates (a project's only, when named); none from a

@@ -1,9 +1,10 @@
 //! cutover on a real three-node Docker Swarm (#15): the stack of
 //! `dist/swarm/cutover.yml` (an edge on every node, the deploy engine on the
-//! manager), and `cutover deploy` from here over HTTPS, under HTTP load
-//! sent to all three nodes. Every node switches together, a version that
-//! fails its health check switches on none, the old color is kept at 0
-//! tasks, the accessory lives across deploys, and no request fails.
+//! manager), and `cutover deploy` of the example app (athens and its Redis)
+//! from here over HTTPS, under HTTP and WebSocket load sent to all three
+//! nodes. Every node switches together, a version that fails its health
+//! check switches on none, the old color is kept at 0 tasks, Redis and its
+//! counter live across deploys, and no request fails.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -11,23 +12,29 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use cutover_test::images::{
-    ensure_cutover_image, ensure_origin_image, ensure_redis_image, require_docker, workspace_root,
+    ensure_athens_image, ensure_cutover_image, ensure_redis_image, require_docker, workspace_root,
 };
 use cutover_test::swarm::TestSwarm;
 use hyper::Method;
 
-use crate::util::{answers, bin, cutover, tcp_request, Load};
+use crate::util::{bin, cutover, tcp_request, Load, Tally};
 
 const TOKEN: &str = "swarm-deploy-token-0123456789abcdef";
 const EDGE_TOKEN: &str = "swarm-edge-token-0123456789abcdef";
 
+/// examples/athens/compose.yaml as a Swarm takes it: the local images,
+/// three replicas, short drains, and no `pre_deploy` hook (hooks are not
+/// run on a Swarm yet). `APP_PORT` set wrong makes a version no node can
+/// reach.
 const COMPOSE: &str = r#"
 name: shop
 services:
   web:
-    image: cutover-test-origin:latest
+    image: cutover-test-athens:latest
     environment:
-      NAME: ${VERSION}
+      REDIS_HOST: redis
+      REDIS_PORT: "6379"
+      APP_VERSION: ${VERSION}
     deploy:
       replicas: 3
     x-cutover:
@@ -36,15 +43,15 @@ services:
       drain_timeout: 5s
       websocket_drain_timeout: 5s
       health:
-        path: /up
+        path: /api/v1/open/health-check
         interval: 500ms
   redis:
     image: cutover-test-redis:latest
-    command: redis-server --protected-mode no --dir /data
+    command: redis-server --appendonly yes --protected-mode no --dir /data
     volumes:
-      - data:/data
+      - redis-data:/data
 volumes:
-  data: {}
+  redis-data: {}
 "#;
 
 /// What a test waits on in a swarm: tasks are scheduled, images are
@@ -66,7 +73,7 @@ impl Cluster {
         let cutover_image = ensure_cutover_image(Path::new(bin())).unwrap();
         let images = [
             cutover_image,
-            ensure_origin_image().unwrap(),
+            ensure_athens_image().unwrap(),
             ensure_redis_image().unwrap(),
         ];
         let swarm = TestSwarm::up(tag, 3).unwrap();
@@ -272,18 +279,18 @@ fn redis_task(c: &Cluster) -> String {
 async fn deploys_switch_every_node_together_under_load() {
     let c = Cluster::up("deploy").await;
 
-    // 1. The first deploy: every node serves v1.
+    // 1. The first deploy: every node serves v1, and Redis counts.
     let out = c.deploy("v1", &[]);
     assert!(out.status.success(), "deploy v1: {}", text(&out));
     assert!(text(&out).contains("3 nodes switched"), "{}", text(&out));
     for edge in &c.edges {
-        answers(*edge, "v1").await;
+        serves(*edge, "v1").await;
     }
     let redis = redis_task(&c);
     assert!(!redis.is_empty(), "the accessory runs");
+    let mut visits = vec![visit(c.edges[0]).await];
 
-    // 2. Under load on all three nodes: v2, then a version that is not
-    //    healthy from any node, then v4.
+    // 2. Under HTTP load on all three nodes, and WebSockets on each: v2.
     let loads: Vec<Load> = c.edges.iter().map(|e| Load::start(*e)).collect();
     let mut sockets = Vec::new();
     for edge in &c.edges {
@@ -294,8 +301,9 @@ async fn deploys_switch_every_node_together_under_load() {
     let spread = spread_ms(&text(&out));
     eprintln!("v2: the nodes switched within {spread} ms of each other");
     for edge in &c.edges {
-        answers(*edge, "v2").await;
+        serves(*edge, "v2").await;
     }
+    visits.push(visit(c.edges[1]).await);
     // The WebSockets on v1 got 1012 at its drain deadline, on every node,
     // before the deploy scaled v1 down.
     for clients in sockets {
@@ -305,6 +313,8 @@ async fn deploys_switch_every_node_together_under_load() {
         }
     }
 
+    // 3. A version no node can reach: it fails, naming every node, and
+    //    switches none.
     let out = c.deploy("v3", &[("APP_PORT", "9999")]);
     let all = text(&out);
     assert!(
@@ -321,15 +331,17 @@ async fn deploys_switch_every_node_together_under_load() {
         "the failed color is removed and the live one runs: {listed}"
     );
 
-    let out = c.deploy("v4", &[]);
-    assert!(out.status.success(), "deploy v4: {}", text(&out));
-    for edge in &c.edges {
-        answers(*edge, "v4").await;
+    // 4. v4, v5 and v6, each switching every node.
+    for (n, v) in ["v4", "v5", "v6"].iter().enumerate() {
+        let out = c.deploy(v, &[]);
+        assert!(out.status.success(), "deploy {v}: {}", text(&out));
+        for edge in &c.edges {
+            serves(*edge, v).await;
+        }
+        visits.push(visit(c.edges[n % 3]).await);
     }
-
-    // 3. While v4 serves, v2 is kept at 0 tasks (its last ones may still
-    //    be stopping), and the accessory is the same task.
-    wait_for("v2 at 0 tasks", || async {
+    // v5 is kept at 0 tasks (its last ones may still be stopping).
+    wait_for("v5 at 0 tasks", || async {
         services(&c).contains("shop_web_green 0/0")
     })
     .await;
@@ -338,40 +350,49 @@ async fn deploys_switch_every_node_together_under_load() {
         "{}",
         services(&c)
     );
+
+    // 5. A rollback runs v5 again and switches every node back to it.
+    let out = c.cli(&["rollback", "-p", "shop"], &[]);
+    assert!(out.status.success(), "rollback: {}", text(&out));
+    assert!(
+        text(&out).contains("rolled web back to v5 (green) on 3 nodes"),
+        "{}",
+        text(&out)
+    );
+    for edge in &c.edges {
+        serves(*edge, "v5").await;
+    }
+    visits.push(visit(c.edges[2]).await);
+    for (edge, load) in c.edges.iter().zip(loads) {
+        let tally = load.stop().await;
+        let versions = by_version(&tally);
+        eprintln!("load on {edge}: {versions:?}");
+        tally.assert_none_failed();
+        assert!(
+            !versions.contains_key("v3"),
+            "v3 never served: {versions:?}"
+        );
+        for v in ["v1", "v2", "v4", "v5", "v6"] {
+            assert!(versions.contains_key(v), "the load saw {v}: {versions:?}");
+        }
+    }
+    wait_for("v6 at 0 tasks", || async {
+        services(&c).contains("shop_web_blue 0/0")
+    })
+    .await;
+
+    // 6. Redis is the same task, and its counter counted on: one more at
+    //    each visit, through every deploy and the rollback.
     assert_eq!(
         redis_task(&c),
         redis,
         "the accessory lived across the deploys"
     );
+    let expected: Vec<u64> = (visits[0]..visits[0] + visits.len() as u64).collect();
+    assert_eq!(visits, expected, "the counter was kept");
 
-    // 4. A rollback runs v2 again and switches every node back to it.
-    let out = c.cli(&["rollback", "-p", "shop"], &[]);
-    assert!(out.status.success(), "rollback: {}", text(&out));
-    assert!(
-        text(&out).contains("rolled web back to v2 (green) on 3 nodes"),
-        "{}",
-        text(&out)
-    );
-    for edge in &c.edges {
-        answers(*edge, "v2").await;
-    }
-    for (edge, load) in c.edges.iter().zip(loads) {
-        let tally = load.stop().await;
-        eprintln!("load on {edge}: {:?}", tally.bodies);
-        tally.assert_none_failed();
-        assert!(!tally.bodies.contains_key("v3"), "v3 never served");
-        assert!(
-            tally.bodies.contains_key("v4"),
-            "the load saw v4 before the rollback"
-        );
-    }
-    wait_for("v4 at 0 tasks", || async {
-        services(&c).contains("shop_web_blue 0/0")
-    })
-    .await;
-
-    // 5. Every node's view: the same color and version, all targets healthy.
-    let out = c.cli(&["status"], &[("VERSION", "v2")]);
+    // 7. Every node's view: the same color and version, all targets healthy.
+    let out = c.cli(&["status"], &[("VERSION", "v5")]);
     let status = text(&out);
     assert!(out.status.success(), "{status}");
     for node in &c.swarm.nodes {
@@ -380,15 +401,15 @@ async fn deploys_switch_every_node_together_under_load() {
             .find(|l| l.starts_with(&node.name))
             .unwrap_or_else(|| panic!("no line for {}: {status}", node.name));
         let cells: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!(&cells[1..5], ["shop/web", "green", "v2", "3/3"], "{status}");
+        assert_eq!(&cells[1..5], ["shop/web", "green", "v5", "3/3"], "{status}");
     }
     assert!(
         status.contains("every node that answered serves the same versions"),
         "{status}"
     );
 
-    // 6. Deploying the version that serves changes nothing.
-    let out = c.deploy("v2", &[]);
+    // 8. Deploying the version that serves changes nothing.
+    let out = c.deploy("v5", &[]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("up to date"), "{}", text(&out));
 }
@@ -398,12 +419,51 @@ fn services(c: &Cluster) -> String {
     c.docker(&["service", "ls", "--format", "{{.Name}} {{.Replicas}}"])
 }
 
-/// The body `edge` answers `/` with, or the error.
-async fn body(edge: SocketAddr) -> String {
+/// The version athens answers `/` with at `edge`, or why there is none.
+async fn version(edge: SocketAddr) -> String {
     match tcp_request(edge, Method::GET, "/", &[]).await {
-        Ok((_, body)) => String::from_utf8_lossy(&body).into_owned(),
+        Ok((s, body)) if s.is_success() => version_in(&body),
+        Ok((s, body)) => format!("{s}: {}", String::from_utf8_lossy(&body)),
         Err(e) => format!("error: {e}"),
     }
+}
+
+fn version_in(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["version"].as_str().map(String::from))
+        .unwrap_or_else(|| format!("not athens: {}", String::from_utf8_lossy(body)))
+}
+
+/// Polls `edge` until it answers `/` with version `want`.
+async fn serves(edge: SocketAddr, want: &str) {
+    wait_for(&format!("{edge} serving {want}"), || async {
+        version(edge).await == want
+    })
+    .await;
+}
+
+/// The answers of a load by version (athens names its instance in each).
+fn by_version(tally: &Tally) -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for (body, n) in &tally.bodies {
+        *out.entry(version_in(body.as_bytes())).or_default() += n;
+    }
+    out
+}
+
+/// Athens' Redis counter, one visit more.
+async fn visit(edge: SocketAddr) -> u64 {
+    let (status, body) = tcp_request(edge, Method::GET, "/api/v1/visits", &[])
+        .await
+        .unwrap();
+    assert!(
+        status.is_success(),
+        "{status}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    v["count"].as_u64().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -438,7 +498,7 @@ async fn a_worker_lost_mid_deploy_does_not_wedge_it_and_comes_back_on_the_curren
         out.status.code(),
         text(&out)
     );
-    let (a, b) = (body(alive[0]).await, body(alive[1]).await);
+    let (a, b) = (version(alive[0]).await, version(alive[1]).await);
     assert!(
         a == b && (a == "v1" || a == "v2"),
         "the live nodes serve one version: {a:?} {b:?}"
@@ -460,7 +520,7 @@ async fn a_worker_lost_mid_deploy_does_not_wedge_it_and_comes_back_on_the_curren
     );
     assert!(text(&out).contains("2 nodes switched"), "{}", text(&out));
     for edge in alive {
-        answers(*edge, "v3").await;
+        serves(*edge, "v3").await;
     }
 
     // 3. It comes back: its edge restored the routes it had saved, and is
@@ -471,7 +531,7 @@ async fn a_worker_lost_mid_deploy_does_not_wedge_it_and_comes_back_on_the_curren
         .unwrap();
     assert!(out.status.success(), "docker start: {}", text(&out));
     wait_for("the node that came back serving v3", || async {
-        body(lost_edge).await == "v3"
+        version(lost_edge).await == "v3"
     })
     .await;
     wait_for("every node agreeing", || async {
