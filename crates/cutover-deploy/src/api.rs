@@ -33,9 +33,15 @@ pub const NDJSON: &str = "application/x-ndjson";
 pub fn router(engine: DeployEngine) -> Router {
     Router::new()
         .route("/v1/projects", get(projects))
-        .route("/v1/projects/{project}/deploy", post(deploy))
+        .route(
+            "/v1/projects/{project}/deploy",
+            post(deploy::<DeployEngine>),
+        )
         .route("/v1/projects/{project}/plan", post(plan))
-        .route("/v1/projects/{project}/rollback", post(rollback))
+        .route(
+            "/v1/projects/{project}/rollback",
+            post(rollback::<DeployEngine>),
+        )
         .route("/v1/projects/{project}/promote", post(promote))
         .route("/v1/projects/{project}/abort", post(abort))
         .route("/v1/projects/{project}/down", post(down))
@@ -43,7 +49,10 @@ pub fn router(engine: DeployEngine) -> Router {
         .route("/v1/projects/{project}/status", get(status))
         .route("/v1/projects/{project}/history", get(history))
         .route("/v1/projects/{project}/logs", get(logs))
-        .route("/v1/projects/{project}/operations/{id}", get(follow))
+        .route(
+            "/v1/projects/{project}/operations/{id}",
+            get(follow::<DeployEngine>),
+        )
         .route("/v1/build-contexts/{digest}", get(has_upload).put(upload))
         .with_state(engine)
 }
@@ -63,7 +72,7 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>> {
     })
 }
 
-pub(crate) fn ndjson(rx: Receiver) -> Response {
+fn ndjson(rx: Receiver) -> Response {
     let id = rx.id().to_owned();
     let body = stream::unfold(rx, |mut rx| async move {
         let event = rx.recv().await?;
@@ -78,12 +87,34 @@ pub(crate) fn ndjson(rx: Receiver) -> Response {
         .expect("ids are checked header values")
 }
 
+/// What the deploy, rollback and follow routes need of an engine: one
+/// host's, or a Swarm's (`crate::swarm`), behind the same handlers.
+pub(crate) trait Operator: Clone + Send + Sync + 'static {
+    fn deploy(&self, cmd: DeployCommand) -> Receiver;
+    fn rollback(&self, project: String, cmd: RollbackCommand) -> Receiver;
+    fn follow(&self, project: &str, id: &str) -> Option<Receiver>;
+}
+
+impl Operator for DeployEngine {
+    fn deploy(&self, cmd: DeployCommand) -> Receiver {
+        DeployEngine::deploy(self, cmd)
+    }
+
+    fn rollback(&self, project: String, cmd: RollbackCommand) -> Receiver {
+        DeployEngine::rollback(self, project, cmd)
+    }
+
+    fn follow(&self, project: &str, id: &str) -> Option<Receiver> {
+        self.inner.operations.follow(project, id)
+    }
+}
+
 /// An operation's events from its first, then live: `cutover wait`.
-async fn follow(
-    State(engine): State<DeployEngine>,
+pub(crate) async fn follow<E: Operator>(
+    State(engine): State<E>,
     Path((project, id)): Path<(String, String)>,
 ) -> Response {
-    match engine.inner.operations.follow(&project, &id) {
+    match engine.follow(&project, &id) {
         Some(rx) => ndjson(rx),
         None => error(
             StatusCode::NOT_FOUND,
@@ -148,7 +179,7 @@ async fn upload(
 
 /// The body of `deploy` and `plan`: a resolved project, which must be the one
 /// the URL names.
-pub(crate) fn deploy_command(project: &str, body: &[u8]) -> Result<DeployCommand, Box<Response>> {
+fn deploy_command(project: &str, body: &[u8]) -> Result<DeployCommand, Box<Response>> {
     let cmd: DeployCommand = parse(body)?;
     cmd.validate(project)
         .map_err(|report| Box::new(error(StatusCode::BAD_REQUEST, report)))?;
@@ -156,12 +187,12 @@ pub(crate) fn deploy_command(project: &str, body: &[u8]) -> Result<DeployCommand
 }
 
 /// A body whose fields all have defaults may be left out entirely.
-pub(crate) fn parse_or_default<T: DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>> {
+fn parse_or_default<T: DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>> {
     parse(if body.is_empty() { b"{}" } else { body })
 }
 
-async fn deploy(
-    State(engine): State<DeployEngine>,
+pub(crate) async fn deploy<E: Operator>(
+    State(engine): State<E>,
     Path(project): Path<String>,
     body: Bytes,
 ) -> Response {
@@ -189,8 +220,8 @@ async fn plan(
     }
 }
 
-async fn rollback(
-    State(engine): State<DeployEngine>,
+pub(crate) async fn rollback<E: Operator>(
+    State(engine): State<E>,
     Path(project): Path<String>,
     body: Bytes,
 ) -> Response {

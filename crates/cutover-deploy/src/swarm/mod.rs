@@ -20,7 +20,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -32,7 +31,7 @@ use cutover_docker::Engine;
 use cutover_swarm::Cluster;
 use tokio_util::task::TaskTracker;
 
-use crate::api::{deploy_command, error, ndjson, parse_or_default};
+use crate::api::{self, error, Operator};
 use crate::events::{Progress, Receiver};
 use crate::executor::{lock_timeout, open, Operation, Stop};
 use crate::lock::{Holder, Locks};
@@ -61,6 +60,20 @@ struct Inner {
     routes: Locks,
     operations: Operations,
     tasks: TaskTracker,
+}
+
+impl Operator for SwarmEngine {
+    fn deploy(&self, cmd: DeployCommand) -> Receiver {
+        SwarmEngine::deploy(self, cmd)
+    }
+
+    fn rollback(&self, project: String, cmd: RollbackCommand) -> Receiver {
+        SwarmEngine::rollback(self, project, cmd)
+    }
+
+    fn follow(&self, project: &str, id: &str) -> Option<Receiver> {
+        self.inner.operations.follow(project, id)
+    }
 }
 
 impl SwarmEngine {
@@ -193,9 +206,18 @@ impl SwarmEngine {
     pub fn router(&self) -> Router {
         Router::new()
             .route("/v1/cluster", get(cluster))
-            .route("/v1/projects/{project}/deploy", post(deploy_route))
-            .route("/v1/projects/{project}/rollback", post(rollback_route))
-            .route("/v1/projects/{project}/operations/{id}", get(follow))
+            .route(
+                "/v1/projects/{project}/deploy",
+                post(api::deploy::<SwarmEngine>),
+            )
+            .route(
+                "/v1/projects/{project}/rollback",
+                post(api::rollback::<SwarmEngine>),
+            )
+            .route(
+                "/v1/projects/{project}/operations/{id}",
+                get(api::follow::<SwarmEngine>),
+            )
             .route(
                 "/v1/projects/{project}/{*rest}",
                 axum::routing::any(not_on_swarm),
@@ -204,46 +226,10 @@ impl SwarmEngine {
     }
 }
 
-async fn deploy_route(
-    State(engine): State<SwarmEngine>,
-    Path(project): Path<String>,
-    body: Bytes,
-) -> Response {
-    match deploy_command(&project, &body) {
-        Ok(cmd) => ndjson(engine.deploy(cmd)),
-        Err(r) => *r,
-    }
-}
-
-async fn rollback_route(
-    State(engine): State<SwarmEngine>,
-    Path(project): Path<String>,
-    body: Bytes,
-) -> Response {
-    match parse_or_default::<RollbackCommand>(&body) {
-        Ok(cmd) => ndjson(engine.rollback(project, cmd)),
-        Err(r) => *r,
-    }
-}
-
 async fn cluster(State(engine): State<SwarmEngine>) -> Response {
     match status::cluster(&engine.inner).await {
         Ok(status) => axum::Json(status).into_response(),
         Err(report) => error(StatusCode::BAD_GATEWAY, report),
-    }
-}
-
-async fn follow(
-    State(engine): State<SwarmEngine>,
-    Path((project, id)): Path<(String, String)>,
-) -> Response {
-    match engine.inner.operations.follow(&project, &id) {
-        Some(rx) => ndjson(rx),
-        None => error(
-            StatusCode::NOT_FOUND,
-            Report::new(format!("project {project} has no operation {id:?}"))
-                .hint("an operation can be followed while it runs and for an hour after it ends"),
-        ),
     }
 }
 

@@ -15,15 +15,15 @@ pub fn nodes_table(cluster: &ClusterStatus, project: Option<&str>) -> String {
     let prefix = project.map(|p| format!("{p}/"));
     let mut rows = Vec::new();
     for node in &cluster.nodes {
+        // A node with no route to show: its name and why.
+        let bare = |note: &str| {
+            let mut row = vec![node.node.clone()];
+            row.extend(["-"; 4].map(String::from));
+            row.push(note.to_string());
+            row
+        };
         if let Some(error) = &node.error {
-            rows.push(vec![
-                node.node.clone(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                error.clone(),
-            ]);
+            rows.push(bare(error));
             continue;
         }
         let services: Vec<_> = node
@@ -36,14 +36,7 @@ pub fn nodes_table(cluster: &ClusterStatus, project: Option<&str>) -> String {
             })
             .collect();
         if services.is_empty() {
-            rows.push(vec![
-                node.node.clone(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "serves nothing".into(),
-            ]);
+            rows.push(bare("serves nothing"));
         }
         for s in services {
             let draining: Vec<String> = s.draining.iter().map(describe).collect();
@@ -98,4 +91,59 @@ fn describe(set: &TargetSetStatus) -> String {
         set.color,
         set.version.as_deref().unwrap_or("-")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(disagreements: &[&str]) -> ClusterStatus {
+        let route = |color: &str, version: &str, draining: bool| {
+            serde_json::json!({
+                "name": "shop/web",
+                "config": { "targets": [] },
+                "active": {
+                    "id": 2, "color": color, "version": version, "state": "active", "since_ms": 0,
+                    "targets": [
+                        {"addr": "10.0.1.5:8080", "health": "healthy", "last_error": null, "in_flight": 0, "upgraded": 0},
+                        {"addr": "10.0.1.6:8080", "health": "unhealthy", "last_error": "refused", "in_flight": 0, "upgraded": 0}
+                    ]
+                },
+                "draining": if draining { serde_json::json!([{
+                    "id": 1, "color": "blue", "version": "v1", "state": "draining", "since_ms": 0,
+                    "targets": [{"addr": "10.0.1.4:8080", "health": "healthy", "last_error": null, "in_flight": 1, "upgraded": 2}]
+                }]) } else { serde_json::json!([]) }
+            })
+        };
+        serde_json::from_value(serde_json::json!({
+            "nodes": [
+                {"node": "n1", "edge": "10.0.1.2:26091", "services": [route("green", "v2", true)]},
+                {"node": "n2", "edge": "10.0.1.3:26091", "services": []},
+                {"node": "n3", "error": "the node is down: it serves nothing", "services": []}
+            ],
+            "disagreements": disagreements
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn each_node_says_what_it_serves_or_why_not_and_disagreements_follow() {
+        let out = nodes_table(&cluster(&["shop/web: n1 green v2, n2 nothing"]), None);
+        assert_eq!(
+            out,
+            "NODE  SERVICE   COLOR  VERSION  HEALTHY  NOTE\n\
+             n1    shop/web  green  v2       1/2      draining blue v1 (3 open)\n\
+             n2    -         -      -        -        serves nothing\n\
+             n3    -         -      -        -        the node is down: it serves nothing\n\
+             the nodes disagree:\n  \
+             shop/web: n1 green v2, n2 nothing\n  \
+             a deploy that reached only some nodes; deploy again once every node's edge runs\n"
+        );
+        let other = nodes_table(&cluster(&[]), Some("blog"));
+        assert!(
+            other.contains("n1    -"),
+            "another project's routes are not shown:\n{other}"
+        );
+        assert!(other.ends_with("every node that answered serves the same versions\n"));
+    }
 }
