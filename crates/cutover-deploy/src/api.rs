@@ -44,7 +44,7 @@ pub fn router(engine: DeployEngine) -> Router {
         )
         .route("/v1/projects/{project}/promote", post(promote))
         .route("/v1/projects/{project}/abort", post(abort))
-        .route("/v1/projects/{project}/down", post(down))
+        .route("/v1/projects/{project}/down", post(down::<DeployEngine>))
         .route("/v1/projects/{project}/maintenance", post(maintenance))
         .route("/v1/projects/{project}/status", get(status))
         .route("/v1/projects/{project}/history", get(history))
@@ -92,6 +92,7 @@ fn ndjson(rx: Receiver) -> Response {
 pub(crate) trait Operator: Clone + Send + Sync + 'static {
     fn deploy(&self, cmd: DeployCommand) -> Receiver;
     fn rollback(&self, project: String, cmd: RollbackCommand) -> Receiver;
+    fn down(&self, project: String, cmd: DownCommand) -> Receiver;
     fn follow(&self, project: &str, id: &str) -> Option<Receiver>;
 }
 
@@ -102,6 +103,10 @@ impl Operator for DeployEngine {
 
     fn rollback(&self, project: String, cmd: RollbackCommand) -> Receiver {
         DeployEngine::rollback(self, project, cmd)
+    }
+
+    fn down(&self, project: String, cmd: DownCommand) -> Receiver {
+        DeployEngine::down(self, project, cmd)
     }
 
     fn follow(&self, project: &str, id: &str) -> Option<Receiver> {
@@ -253,8 +258,8 @@ async fn abort(
     }
 }
 
-async fn down(
-    State(engine): State<DeployEngine>,
+pub(crate) async fn down<E: Operator>(
+    State(engine): State<E>,
     Path(project): Path<String>,
     body: Bytes,
 ) -> Response {

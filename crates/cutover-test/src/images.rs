@@ -31,8 +31,10 @@ pub const REDIS_IMAGE: &str = "cutover-test-redis:latest";
 pub const ORIGIN_IMAGE: &str = "cutover-test-origin:latest";
 /// nginx from Debian, without a site: tests give it one in `configs:`.
 pub const NGINX_IMAGE: &str = "cutover-test-nginx:latest";
-/// cutover itself, for the Swarm tests' edges and deploy engine.
-pub const CUTOVER_IMAGE: &str = "cutover-test-cutover:latest";
+/// cutover itself, for the Swarm tests' edges and deploy engine: tagged
+/// by its content, `cutover-test-cutover:<fingerprint>`, since test runs
+/// of different builds may share an engine.
+pub const CUTOVER_REPOSITORY: &str = "cutover-test-cutover";
 /// The example app (examples/athens) from a debug build.
 pub const ATHENS_IMAGE: &str = "cutover-test-athens:latest";
 
@@ -175,15 +177,28 @@ pub fn ensure_athens_image() -> Result<&'static str, ImageError> {
     Ok(ATHENS_IMAGE)
 }
 
-/// Builds [`CUTOVER_IMAGE`] around `binary` (the test's own `cutover`) if
-/// needed, and returns its name.
-pub fn ensure_cutover_image(binary: &Path) -> Result<&'static str, ImageError> {
+/// Builds an image of [`CUTOVER_REPOSITORY`] around `binary` (the test's
+/// own `cutover`) if needed, and returns its tag. The caller removes it
+/// when done ([`remove_image`]): each build of cutover makes another.
+pub fn ensure_cutover_image(binary: &Path) -> Result<String, ImageError> {
     let context = StagingDir::new()?;
     let dockerfile = workspace_root().join("scripts/images/cutover/Dockerfile");
     copy(&dockerfile, &context.0.join("Dockerfile"))?;
     stage_stripped(binary, &context.0.join("cutover"))?;
-    ensure_image(CUTOVER_IMAGE, &context.0)?;
-    Ok(CUTOVER_IMAGE)
+    ensure_base_image()?;
+    let tag = format!("{CUTOVER_REPOSITORY}:{}", fingerprint(&context.0)?);
+    ensure_image(&tag, &context.0)?;
+    Ok(tag)
+}
+
+/// Removes image `tag`; one that is gone, or used by a container, stays
+/// as it is (another run may hold it).
+pub fn remove_image(tag: &str) {
+    let _ = Command::new("docker")
+        .args(["image", "rm", tag])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
 }
 
 /// Copies `binary` to `to` without its debug information (a third of the

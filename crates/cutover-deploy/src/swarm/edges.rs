@@ -154,6 +154,18 @@ impl Edge {
         }
     }
 
+    /// Stops routing `route`; its sets drain.
+    pub async fn remove(&self, s: &EdgeSettings, route: &str) -> Result<(), String> {
+        let path = format!("/v1/services/{}", segment(route));
+        match self
+            .call(s, Method::DELETE, &path, None, CALL_TIMEOUT)
+            .await?
+        {
+            (StatusCode::NO_CONTENT | StatusCode::NOT_FOUND, _) => Ok(()),
+            (status, body) => Err(format!("{status}: {}", error_text(&body))),
+        }
+    }
+
     /// The edge's route, `None` when it serves none by that name.
     pub async fn route(
         &self,

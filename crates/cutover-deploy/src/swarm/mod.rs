@@ -9,6 +9,7 @@
 
 mod cutover;
 mod deploy;
+mod down;
 pub mod edges;
 mod reconcile;
 mod rollback;
@@ -26,7 +27,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use cutover_core::diag::Report;
-use cutover_core::progress::{DeployCommand, Outcome, RollbackCommand};
+use cutover_core::progress::{DeployCommand, DownCommand, Outcome, RollbackCommand};
 use cutover_docker::Engine;
 use cutover_swarm::Cluster;
 use tokio_util::task::TaskTracker;
@@ -69,6 +70,10 @@ impl Operator for SwarmEngine {
 
     fn rollback(&self, project: String, cmd: RollbackCommand) -> Receiver {
         SwarmEngine::rollback(self, project, cmd)
+    }
+
+    fn down(&self, project: String, cmd: DownCommand) -> Receiver {
+        SwarmEngine::down(self, project, cmd)
     }
 
     fn follow(&self, project: &str, id: &str) -> Option<Receiver> {
@@ -145,6 +150,23 @@ impl SwarmEngine {
         })
     }
 
+    /// Starts a `down` of the project, as [`SwarmEngine::deploy`] does a
+    /// deploy.
+    pub fn down(&self, project: String, cmd: DownCommand) -> Receiver {
+        let op = Operation {
+            project: project.clone(),
+            name: "down",
+            version: None,
+            ok_recorded_per_app: false,
+            adopt: false,
+            id: None,
+        };
+        let wait_lock = cmd.wait_lock;
+        self.spawn_exclusive(op, wait_lock, |inner, p| async move {
+            down::down(&inner, &project, &cmd, &p).await
+        })
+    }
+
     /// Runs `work` in a daemon task (a client that goes away does not stop
     /// it) under the project's lock, and returns its progress stream.
     fn spawn_exclusive<W, F>(&self, op: Operation, wait_lock: Duration, work: W) -> Receiver
@@ -209,6 +231,10 @@ impl SwarmEngine {
             .route(
                 "/v1/projects/{project}/deploy",
                 post(api::deploy::<SwarmEngine>),
+            )
+            .route(
+                "/v1/projects/{project}/down",
+                post(api::down::<SwarmEngine>),
             )
             .route(
                 "/v1/projects/{project}/rollback",

@@ -12,7 +12,8 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use cutover_test::images::{
-    ensure_athens_image, ensure_cutover_image, ensure_redis_image, require_docker, workspace_root,
+    ensure_athens_image, ensure_cutover_image, ensure_redis_image, remove_image, require_docker,
+    workspace_root,
 };
 use cutover_test::swarm::TestSwarm;
 use hyper::Method;
@@ -60,6 +61,9 @@ const SWARM_PATIENCE: Duration = Duration::from_secs(90);
 
 struct Cluster {
     swarm: TestSwarm,
+    /// The test's own build of cutover, removed from the host's engine
+    /// when the test ends (the swarm's nodes go with the swarm).
+    image: String,
     dir: tempfile::TempDir,
     api: String,
     /// Every node's port 80.
@@ -70,9 +74,10 @@ impl Cluster {
     /// A swarm named after `tag`, its images, and cutover's stack on it.
     async fn up(tag: &str) -> Cluster {
         require_docker();
+        CLUSTERS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let cutover_image = ensure_cutover_image(Path::new(bin())).unwrap();
         let images = [
-            cutover_image,
+            cutover_image.as_str(),
             ensure_athens_image().unwrap(),
             ensure_redis_image().unwrap(),
         ];
@@ -88,7 +93,7 @@ impl Cluster {
             .args(["stack", "deploy", "-c"])
             .arg(&stack)
             .arg("cutover")
-            .env("CUTOVER_IMAGE", cutover_image)
+            .env("CUTOVER_IMAGE", &cutover_image)
             .env("CUTOVER_EDGE_TOKEN_FILE", dir.path().join("edge-token"))
             .env("CUTOVER_TOKEN_FILE", dir.path().join("token"))
             .env("CUTOVER_TLS_CERT_FILE", dir.path().join("cert.pem"))
@@ -116,6 +121,7 @@ impl Cluster {
         .await;
         Cluster {
             swarm,
+            image: cutover_image,
             dir,
             api: format!("https://{api_addr}"),
             edges,
@@ -151,6 +157,17 @@ impl Cluster {
     /// `docker ARGS` against the manager's engine; its stdout.
     fn docker(&self, args: &[&str]) -> String {
         self.swarm.docker(0, args).unwrap()
+    }
+}
+
+/// Clusters of this process alive: they share the image of this build.
+static CLUSTERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if CLUSTERS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            remove_image(&self.image);
+        }
     }
 }
 
@@ -412,6 +429,33 @@ async fn deploys_switch_every_node_together_under_load() {
     let out = c.deploy("v5", &[]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("up to date"), "{}", text(&out));
+
+    // 9. `down`: no node routes to the app, and the project's services and
+    //    networks are gone. Volumes are each node's: --volumes is refused.
+    let out = c.cli(&["down", "-p", "shop", "--volumes"], &[]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("each node keeps its own named volumes"),
+        "{}",
+        text(&out)
+    );
+    let out = c.cli(&["down", "-p", "shop"], &[]);
+    let said = text(&out);
+    assert!(out.status.success(), "down: {said}");
+    for edge in &c.edges {
+        let (status, _) = tcp_request(*edge, Method::GET, "/", &[]).await.unwrap();
+        assert_eq!(status, 404, "{edge} routes nothing");
+    }
+    let left = services(&c);
+    assert!(!left.contains("shop_"), "{left}");
+    // The manager forgets a removed network once its last task is gone.
+    wait_for("the project's network removed", || async {
+        !c.docker(&["network", "ls", "--format", "{{.Name}}"])
+            .lines()
+            .any(|n| n == "shop_default")
+    })
+    .await;
+    assert!(said.contains("its volumes stay"), "{said}");
 }
 
 /// `NAME REPLICAS` of every service of the swarm, one per line.
