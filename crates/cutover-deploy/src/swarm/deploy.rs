@@ -53,7 +53,10 @@ pub(super) async fn deploy(
                 "no node of the swarm runs a cutover edge ({})",
                 sw.edges.service
             ))
-            .hint("`docker service ps cutover_edge` shows why its tasks do not run"),
+            .hint(format!(
+                "`docker service ps {}` shows why its tasks do not run",
+                sw.edges.service
+            )),
         ));
     }
 

@@ -82,13 +82,8 @@ pub(super) async fn down(
             .map(|c| c.timeouts.drain.max(c.timeouts.websocket_drain))
             .max()
             .unwrap_or_default();
-        let late = switch::drain(
-            &views,
-            &sw.edges,
-            route,
-            deadline + Duration::from_secs(10),
-        )
-        .await;
+        let late =
+            switch::drain(&views, &sw.edges, route, deadline + Duration::from_secs(10)).await;
         if late.is_empty() {
             p.done(step, None);
         } else {

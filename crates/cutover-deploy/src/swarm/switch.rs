@@ -35,7 +35,10 @@ pub(super) async fn views(
                 "the cutover edge on {} did not say what it serves: {e}",
                 edge.node
             ))
-            .hint("check that node's edge: `docker service ps cutover_edge`; nothing was changed")
+            .hint(format!(
+                "check that node's edge (`docker service ps {}`); nothing was changed",
+                s.service
+            ))
         })?;
         out.push(NodeRoute {
             edge: edge.clone(),
