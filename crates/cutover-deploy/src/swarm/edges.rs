@@ -4,8 +4,8 @@
 //! routes, and to wait for a drain.
 //!
 //! A hyper client of our own rather than a general HTTP client crate: one
-//! short request per call to a known peer, on the overlay, with no TLS,
-//! redirects, cookies or pooling to want.
+//! short request per call to a known peer on the overlay, over TLS, with
+//! no redirects, cookies or pooling to want.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -38,6 +38,16 @@ pub struct EdgeSettings {
     pub port: u16,
     /// The token the edges accept (a Swarm secret in the stack).
     pub token: Option<String>,
+    /// TLS to the edges, which are reached by address: their certificate
+    /// is checked against one name, not the address.
+    pub tls: EdgeTls,
+}
+
+#[derive(Debug, Clone)]
+pub struct EdgeTls {
+    pub config: std::sync::Arc<rustls::ClientConfig>,
+    /// The name the edges' certificate is for (`cutover-edge` in the stack).
+    pub name: rustls_pki_types::ServerName<'static>,
 }
 
 /// One node's edge.
@@ -228,39 +238,29 @@ impl Edge {
         body: Option<Vec<u8>>,
         timeout: Duration,
     ) -> Result<(StatusCode, Bytes), String> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, "cutover-edge");
+        if let Some(token) = &s.token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if body.is_some() {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| e.to_string())?;
         let exchange = async {
             let stream = tokio::net::TcpStream::connect(self.addr)
                 .await
                 .map_err(|e| format!("cannot connect to {}: {e}", self.addr))?;
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            let connector = tokio_rustls::TlsConnector::from(s.tls.config.clone());
+            let stream = connector
+                .connect(s.tls.name.clone(), stream)
                 .await
-                .map_err(|e| format!("{}: {e}", self.addr))?;
-            tokio::spawn(conn);
-            let mut req = Request::builder()
-                .method(method)
-                .uri(path)
-                .header(header::HOST, "cutover-edge");
-            if let Some(token) = &s.token {
-                req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
-            }
-            if body.is_some() {
-                req = req.header(header::CONTENT_TYPE, "application/json");
-            }
-            let req = req
-                .body(Full::new(Bytes::from(body.unwrap_or_default())))
-                .map_err(|e| e.to_string())?;
-            let resp = sender
-                .send_request(req)
-                .await
-                .map_err(|e| format!("{}: {e}", self.addr))?;
-            let status = resp.status();
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| format!("{}: {e}", self.addr))?
-                .to_bytes();
-            Ok((status, body))
+                .map_err(|e| format!("TLS with {}: {e}", self.addr))?;
+            self.exchange(TokioIo::new(stream), req).await
         };
         tokio::time::timeout(timeout, exchange).await.map_err(|_| {
             format!(
@@ -269,6 +269,32 @@ impl Edge {
                 humantime::format_duration(timeout)
             )
         })?
+    }
+
+    async fn exchange<I>(
+        &self,
+        io: I,
+        req: Request<Full<Bytes>>,
+    ) -> Result<(StatusCode, Bytes), String>
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| format!("{}: {e}", self.addr))?;
+        tokio::spawn(conn);
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| format!("{}: {e}", self.addr))?;
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("{}: {e}", self.addr))?
+            .to_bytes();
+        Ok((status, body))
     }
 }
 

@@ -37,7 +37,7 @@ use crate::events::{Progress, Receiver};
 use crate::executor::{lock_timeout, open, Operation, Stop};
 use crate::lock::{Holder, Locks};
 use crate::operations::Operations;
-pub use edges::EdgeSettings;
+pub use edges::{EdgeSettings, EdgeTls};
 
 /// How long an operation waits for a reconcile pass on its project: one
 /// gate of one node, in the worst case the app's deploy timeout.

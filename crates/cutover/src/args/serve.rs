@@ -239,6 +239,21 @@ pub struct ServeArgs {
     /// A file holding the token the edges' control API accepts
     #[arg(long, value_name = "FILE", help_heading = "Swarm")]
     pub edge_token_file: Option<PathBuf>,
+
+    /// The edges' certificate, or the CA that signed it (PEM): the deploy engine
+    /// speaks TLS to them; needed with --engine swarm
+    #[arg(long, value_name = "FILE", help_heading = "Swarm")]
+    pub edge_tls_ca: Option<PathBuf>,
+
+    /// The name the edges' certificate is for; they are reached by address
+    /// [default: cutover-edge]
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "edge_tls_ca",
+        help_heading = "Swarm"
+    )]
+    pub edge_tls_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,7 +1,7 @@
 //! `--role` and `--engine`: what the daemon is in a Swarm, resolved from
 //! the flags with the `--edge-*` settings of the Swarm deploy engine.
 
-use cutover_deploy::swarm::EdgeSettings;
+use cutover_deploy::swarm::{EdgeSettings, EdgeTls};
 use cutover_proxy::admin::BearerToken;
 
 use crate::args::{EngineArg, RoleArg, ServeArgs};
@@ -10,6 +10,9 @@ use crate::error::CliError;
 /// The edges' control port when `--edge-port` is not given; the stack
 /// file serves it there.
 pub const EDGE_PORT: u16 = 26091;
+/// The name the edges' certificate is for when `--edge-tls-name` is not
+/// given: they are reached by address, which a certificate cannot know.
+pub const EDGE_TLS_NAME: &str = "cutover-edge";
 
 /// Where deploys run.
 #[derive(Debug, Clone)]
@@ -27,6 +30,7 @@ pub(super) fn resolve(args: &ServeArgs) -> Result<(RoleArg, EngineKind), CliErro
         ("--edge-network", args.edge_network.is_some()),
         ("--edge-port", args.edge_port.is_some()),
         ("--edge-token-file", args.edge_token_file.is_some()),
+        ("--edge-tls-ca", args.edge_tls_ca.is_some()),
     ];
     match (args.role, args.engine) {
         (RoleArg::Edge, EngineArg::Swarm) => Err(CliError::bad_input(
@@ -59,10 +63,40 @@ pub(super) fn resolve(args: &ServeArgs) -> Result<(RoleArg, EngineKind), CliErro
                     network: args.edge_network.clone().unwrap_or_else(|| "cutover".into()),
                     port: args.edge_port.unwrap_or(EDGE_PORT),
                     token,
+                    tls: edge_tls(args)?,
                 }),
             ))
         }
     }
+}
+
+/// `--edge-tls-ca` and `--edge-tls-name`: TLS to the edges. It is
+/// required: an edge serves its control API across nodes over TLS only.
+fn edge_tls(args: &ServeArgs) -> Result<EdgeTls, CliError> {
+    let Some(ca) = &args.edge_tls_ca else {
+        return Err(CliError::bad_input(
+            "--engine swarm needs --edge-tls-ca: the edges' control API is served over TLS",
+        )
+        .with_hint("give the edges' certificate (the stack's cutover_edge_tls_cert secret, dist/swarm/cutover.yml)"));
+    };
+    let config = cutover_tls::client_config(&cutover_tls::Trust::Ca(ca.clone())).map_err(|e| {
+        CliError::bad_input(format!(
+            "--edge-tls-ca: {}",
+            e.trim_start_matches("--tls-ca ")
+        ))
+        .with_hint("give the PEM file of the edges' certificate, or of the CA that signed it")
+    })?;
+    let raw = args.edge_tls_name.as_deref().unwrap_or(EDGE_TLS_NAME);
+    let name = rustls_pki_types::ServerName::try_from(raw.to_string()).map_err(|_| {
+        CliError::bad_input(format!(
+            "--edge-tls-name {raw:?} is not a DNS name or an IP address"
+        ))
+        .with_hint("give the name in the edges' certificate, e.g. cutover-edge")
+    })?;
+    Ok(EdgeTls {
+        config: std::sync::Arc::new(config),
+        name,
+    })
 }
 
 #[cfg(test)]
@@ -82,9 +116,34 @@ mod tests {
         e.report.message
     }
 
+    /// The edges' certificate, for the default name, in `dir`.
+    fn edge_cert(dir: &std::path::Path) -> String {
+        let cert = dir.join("edge.pem");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec![EDGE_TLS_NAME.to_string()]).unwrap();
+        std::fs::write(&cert, params.self_signed(&key).unwrap().pem()).unwrap();
+        cert.to_str().unwrap().to_string()
+    }
+
     #[test]
     fn a_swarm_deploy_engine_finds_the_edges_by_the_stacks_names_or_the_flags() {
-        let (role, engine) = roles(&["cutover", "serve", "--engine", "swarm"]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let ca = edge_cert(dir.path());
+        let err = roles(&["cutover", "serve", "--engine", "swarm"]).unwrap_err();
+        assert!(
+            err.report.message.contains("needs --edge-tls-ca"),
+            "{}",
+            err.report.message
+        );
+        let (role, engine) = roles(&[
+            "cutover",
+            "serve",
+            "--engine",
+            "swarm",
+            "--edge-tls-ca",
+            &ca,
+        ])
+        .unwrap();
         assert_eq!(role, RoleArg::Host);
         let EngineKind::Swarm(edges) = engine else {
             panic!("a swarm engine")
@@ -95,7 +154,6 @@ mod tests {
         );
         assert!(edges.token.is_none());
 
-        let dir = tempfile::tempdir().unwrap();
         let token = dir.path().join("edge-token");
         std::fs::write(&token, "a-token-of-the-edges-0123456789abcdef\n").unwrap();
         let (_, engine) = roles(&[
@@ -107,6 +165,8 @@ mod tests {
             "--edge-port=7001",
             "--edge-token-file",
             token.to_str().unwrap(),
+            "--edge-tls-ca",
+            &ca,
         ])
         .unwrap();
         let EngineKind::Swarm(edges) = engine else {
@@ -119,6 +179,49 @@ mod tests {
         assert_eq!(
             edges.token.as_deref(),
             Some("a-token-of-the-edges-0123456789abcdef")
+        );
+    }
+
+    #[test]
+    fn tls_to_the_edges_trusts_the_given_certificate_for_one_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = &edge_cert(dir.path());
+        let (_, engine) =
+            roles(&["cutover", "serve", "--engine=swarm", "--edge-tls-ca", ca]).unwrap();
+        let EngineKind::Swarm(edges) = engine else {
+            panic!("a swarm engine")
+        };
+        assert_eq!(edges.tls.name.to_str(), EDGE_TLS_NAME);
+
+        let not_pem = dir.path().join("token");
+        std::fs::write(&not_pem, "not a certificate").unwrap();
+        let err = roles(&[
+            "cutover",
+            "serve",
+            "--engine=swarm",
+            "--edge-tls-ca",
+            not_pem.to_str().unwrap(),
+        ])
+        .unwrap_err();
+        assert!(
+            err.report.message.starts_with("--edge-tls-ca"),
+            "{}",
+            err.report.message
+        );
+        let err = roles(&[
+            "cutover",
+            "serve",
+            "--engine=swarm",
+            "--edge-tls-ca",
+            ca,
+            "--edge-tls-name",
+            "not a name",
+        ])
+        .unwrap_err();
+        assert!(
+            err.report.message.contains("is not a DNS name"),
+            "{}",
+            err.report.message
         );
     }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use cutover_proxy::admin::BearerToken;
 
-use crate::args::{RoleArg, ServeArgs};
+use crate::args::ServeArgs;
 use crate::error::CliError;
 
 #[derive(Debug, Clone)]
@@ -34,7 +34,7 @@ pub enum ControlTlsSource {
     Ordered {
         host: String,
     },
-    /// `--control-insecure-http`, on a loopback address (or an edge's).
+    /// `--control-insecure-http`, on a loopback address.
     PlainHttp,
 }
 
@@ -75,9 +75,7 @@ pub(super) fn control_tls_source(
     state_dir: &Path,
 ) -> Result<ControlTlsSource, CliError> {
     if args.control_insecure_http {
-        // An edge's control API is reached over the edge overlay by the
-        // Swarm deploy engine only (docs/swarm.md says to encrypt it).
-        if !addr.ip().is_loopback() && args.role != RoleArg::Edge {
+        if !addr.ip().is_loopback() {
             return Err(CliError::bad_input(format!(
                 "--control-insecure-http: {addr} is not a loopback address; tokens and deploys would cross the network in clear text"
             ))

@@ -98,6 +98,11 @@ impl Cluster {
             .env("CUTOVER_TOKEN_FILE", dir.path().join("token"))
             .env("CUTOVER_TLS_CERT_FILE", dir.path().join("cert.pem"))
             .env("CUTOVER_TLS_KEY_FILE", dir.path().join("key.pem"))
+            .env(
+                "CUTOVER_EDGE_TLS_CERT_FILE",
+                dir.path().join("edge-cert.pem"),
+            )
+            .env("CUTOVER_EDGE_TLS_KEY_FILE", dir.path().join("edge-key.pem"))
             .output()
             .unwrap();
         assert!(out.status.success(), "docker stack deploy: {}", text(&out));
@@ -171,16 +176,19 @@ impl Drop for Cluster {
     }
 }
 
-/// The edges' and the API's tokens, and a certificate for the manager's
-/// address that the CLI trusts with --tls-ca.
+/// The edges' and the API's tokens, a certificate for the manager's
+/// address that the CLI trusts with --tls-ca, and the edges' certificate
+/// for the name the deploy engine checks.
 fn secrets(dir: &Path, manager: &str) {
     std::fs::write(dir.join("edge-token"), EDGE_TOKEN).unwrap();
     std::fs::write(dir.join("token"), TOKEN).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let params = rcgen::CertificateParams::new(vec![manager.to_string()]).unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    for (name, prefix) in [(manager, ""), ("cutover-edge", "edge-")] {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        std::fs::write(dir.join(format!("{prefix}cert.pem")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{prefix}key.pem")), key.serialize_pem()).unwrap();
+    }
     std::fs::write(dir.join("compose.yaml"), COMPOSE).unwrap();
 }
 
