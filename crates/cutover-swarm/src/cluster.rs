@@ -82,10 +82,19 @@ async fn wait_converged<C: Cluster + ?Sized>(
             .iter()
             .find(|t| t.state.is_failure() && !known.contains(&t.id))
         {
+            // The hostname is what `docker node ls` shows; the id is the
+            // fallback when the node list cannot be had.
+            let node = match cluster.nodes().await {
+                Ok(nodes) => nodes
+                    .into_iter()
+                    .find(|n| n.id == failed.node_id)
+                    .map(|n| n.hostname),
+                Err(_) => None,
+            };
             return Err(SwarmError::TaskFailed {
                 service: service.to_owned(),
                 task: failed.id.clone(),
-                node: failed.node_id.clone(),
+                node: node.unwrap_or_else(|| failed.node_id.clone()),
                 state: failed.state.as_str(),
                 message: failed
                     .error

@@ -25,6 +25,7 @@ pub enum SwarmError {
     TaskFailed {
         service: String,
         task: String,
+        /// Its hostname (its id when the nodes could not be listed).
         node: String,
         state: &'static str,
         message: String,

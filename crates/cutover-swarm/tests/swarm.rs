@@ -191,6 +191,14 @@ async fn services_on_a_three_node_swarm() {
                 text.contains(&broken) && text.contains("docker service ps"),
                 "{text}"
             );
+            // Named as `docker node ls` shows it.
+            assert!(
+                swarm
+                    .nodes
+                    .iter()
+                    .any(|n| text.contains(&format!("on node {}", n.name))),
+                "{text}"
+            );
         }
         other => panic!("a service of a missing image converged: {other:?}"),
     }
