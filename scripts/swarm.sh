@@ -16,6 +16,9 @@
 # NAME keeps runs apart on a shared engine: everything `up` creates carries
 # the label cutover.swarm=NAME, and `down` removes only what carries it.
 # The sockets are under $CUTOVER_SWARM_DIR (default /tmp/cutover-swarm)/NAME.
+# $CUTOVER_SWARM_DIR/NAME/shared is every node's /srv/cutover: one folder
+# all nodes see, as an NFS mount would be (the shared certificate storage
+# of dist/swarm/https.yml is its certificates/).
 #
 # Why not `--privileged`: on some machines (this project's VMs among them)
 # the engine's own bounding set lacks CAP_SYS_RESOURCE, and runc refuses a
@@ -80,6 +83,7 @@ up() {
     for c in "${CAPS[@]}"; do caps+=(--cap-add "$c"); done
     docker network create --label "cutover.swarm=$name" "$name-net" >/dev/null
     local i
+    mkdir -p "$SWARM_DIR/$name/shared/certificates"
     for i in $(seq 1 "$count"); do
         mkdir -p "$SWARM_DIR/$name/n$i"
         docker run -d --name "$name-n$i" --hostname "$name-n$i" --network "$name-net" \
@@ -87,6 +91,7 @@ up() {
             --security-opt apparmor=unconfined --security-opt seccomp=unconfined \
             --security-opt systempaths=unconfined \
             -v /sys/fs/cgroup:/sys/fs/cgroup:rw -v "$SWARM_DIR/$name/n$i:/cutover" \
+            -v "$SWARM_DIR/$name/shared:/srv/cutover" \
             --tmpfs /run "$SWARM_NODE_IMAGE" --host=unix:///cutover/docker.sock >/dev/null
     done
     for i in $(seq 1 "$count"); do

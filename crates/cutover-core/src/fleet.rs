@@ -101,6 +101,32 @@ pub fn agreed_color(views: &BTreeMap<String, Option<Color>>) -> Result<Option<Co
         .join(", "))
 }
 
+/// Whether every node reads one certificate storage (by the name each
+/// reports), as HTTPS on a cluster needs: otherwise each node would order
+/// its own certificate and a CA's check sent to one node would miss the
+/// answer another wrote. The error groups the nodes by storage.
+pub fn shared_storage(by_node: &BTreeMap<String, Option<String>>) -> Result<(), String> {
+    let mut groups: BTreeMap<Option<&str>, Vec<&str>> = BTreeMap::new();
+    for (node, id) in by_node {
+        groups.entry(id.as_deref()).or_default().push(node);
+    }
+    if groups.len() <= 1 && !groups.contains_key(&None) {
+        return Ok(());
+    }
+    Err(groups
+        .iter()
+        .map(|(id, nodes)| {
+            let nodes = nodes.join(", ");
+            match id {
+                // The first 8 hex digits tell storages apart in a message.
+                Some(id) => format!("{nodes}: storage {}", &id[..id.len().min(8)]),
+                None => format!("{nodes}: no certificate storage"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; "))
+}
+
 /// The color more nodes serve a route with than any other: what a node
 /// that missed a switch, or came back, is brought to. `None` when no node
 /// serves the route or two colors are tied: then nobody can tell which
@@ -223,6 +249,33 @@ mod tests {
         list.iter()
             .map(|(n, v)| (n.to_string(), v.clone()))
             .collect()
+    }
+
+    #[test]
+    fn certificates_are_shared_only_when_every_node_reads_one_storage() {
+        let nodes = |list: &[(&str, Option<&str>)]| -> BTreeMap<String, Option<String>> {
+            list.iter()
+                .map(|(n, id)| (n.to_string(), id.map(str::to_string)))
+                .collect()
+        };
+        let one = "0123456789abcdef0123456789abcdef";
+        let other = "fedcba9876543210fedcba9876543210";
+        assert_eq!(
+            shared_storage(&nodes(&[("n1", Some(one)), ("n2", Some(one))])),
+            Ok(())
+        );
+        assert_eq!(
+            shared_storage(&nodes(&[
+                ("n1", Some(one)),
+                ("n2", Some(other)),
+                ("n3", Some(one))
+            ])),
+            Err("n1, n3: storage 01234567; n2: storage fedcba98".to_string())
+        );
+        assert_eq!(
+            shared_storage(&nodes(&[("n1", Some(one)), ("n2", None)])),
+            Err("n2: no certificate storage; n1: storage 01234567".to_string())
+        );
     }
 
     #[test]

@@ -170,4 +170,8 @@ pub struct HealthAnswer {
     pub version: String,
     /// The address the proxy listener is bound to.
     pub listen: Option<String>,
+    /// The name of the certificate storage: daemons (Swarm nodes) that
+    /// share one report the same name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_storage: Option<String>,
 }

@@ -10,11 +10,34 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
 
+use tempfile::NamedTempFile;
+
 /// Replaces `path` with `bytes`: a temp file with a unique name beside it,
 /// fsync, rename over `path`, fsync of the directory so the rename itself
 /// is durable. On any error the temp file is removed and `path` is as it
 /// was. The directory must exist.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let (dir, tmp) = written_beside(path, bytes)?;
+    // On error `persist` hands the temp file back; dropping it removes it.
+    tmp.persist(path).map_err(|e| e.error)?;
+    sync_dir(dir)
+}
+
+/// Writes `path` with `bytes` unless it exists: `Ok(false)` then, and the
+/// file is as another writer made it. Readers never see it half-written
+/// (a temp file is linked into place), and of two writers at once exactly
+/// one wins.
+pub fn write_once(path: &Path, bytes: &[u8]) -> io::Result<bool> {
+    let (dir, tmp) = written_beside(path, bytes)?;
+    match tmp.persist_noclobber(path) {
+        Ok(_) => sync_dir(dir).map(|()| true),
+        Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e.error),
+    }
+}
+
+/// `bytes` in a temp file beside `path`, synced, and `path`'s directory.
+fn written_beside<'a>(path: &'a Path, bytes: &[u8]) -> io::Result<(&'a Path, NamedTempFile)> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -27,9 +50,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
-    // On error `persist` hands the temp file back; dropping it removes it.
-    tmp.persist(path).map_err(|e| e.error)?;
-    sync_dir(dir)
+    Ok((dir, tmp))
 }
 
 /// Some filesystems cannot fsync a directory; the rename has happened by
@@ -83,6 +104,32 @@ mod tests {
         assert!(write_atomic(&path, b"new").is_err());
         assert_eq!(entries(dir.path()), ["busy"]);
         assert_eq!(entries(&path), ["inside"]);
+    }
+
+    #[test]
+    fn write_once_keeps_the_first_writers_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("storage-id");
+        let won = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8u8)
+                .map(|i| {
+                    let path = &path;
+                    s.spawn(move || write_once(path, &[b'a' + i; 32]).unwrap())
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .filter(|won| *won)
+                .count()
+        });
+        assert_eq!(won, 1);
+        let body = fs::read(&path).unwrap();
+        assert_eq!(body.len(), 32);
+        assert!(body.iter().all(|b| *b == body[0]));
+        assert!(!write_once(&path, b"later").unwrap());
+        assert_eq!(fs::read(&path).unwrap(), body);
+        assert_eq!(entries(dir.path()), ["storage-id"]);
     }
 
     #[test]

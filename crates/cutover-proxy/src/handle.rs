@@ -637,6 +637,14 @@ impl Proxy {
         self.inner.https.get().and_then(|h| h.local_addr())
     }
 
+    /// The certificate storage's name, once HTTPS is enabled.
+    pub fn certificate_storage(&self) -> Option<String> {
+        self.inner
+            .https
+            .get()
+            .and_then(|h| h.certs.storage_id().map(str::to_owned))
+    }
+
     /// Every certificate served or being ordered.
     pub fn certificates(&self) -> Vec<CertificateStatus> {
         self.inner

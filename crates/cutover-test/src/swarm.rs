@@ -66,6 +66,40 @@ impl TestSwarm {
         &self.nodes[0]
     }
 
+    /// The host's address on the swarm's network: what the nodes reach
+    /// the host at (a CA the test runs, say).
+    pub fn gateway(&self) -> Result<String, ImageError> {
+        run(
+            Command::new("docker").args([
+                "network",
+                "inspect",
+                "-f",
+                "{{(index .IPAM.Config 0).Gateway}}",
+                &format!("{}-net", self.name),
+            ]),
+            HINT,
+        )
+        .map(|out| out.trim().to_string())
+    }
+
+    /// The folder every node sees as /srv/cutover (scripts/swarm.sh).
+    pub fn shared(&self) -> std::path::PathBuf {
+        let root =
+            std::env::var_os("CUTOVER_SWARM_DIR").unwrap_or_else(|| "/tmp/cutover-swarm".into());
+        std::path::Path::new(&root).join(&self.name).join("shared")
+    }
+
+    /// A command in node `node`'s own container (its network namespace,
+    /// its iptables), not in its engine; its stdout.
+    pub fn exec(&self, node: usize, args: &[&str]) -> Result<String, ImageError> {
+        run(
+            Command::new("docker")
+                .args(["exec", &self.nodes[node].name])
+                .args(args),
+            HINT,
+        )
+    }
+
     /// The docker CLI against one node's engine; its stdout.
     pub fn docker(&self, node: usize, args: &[&str]) -> Result<String, ImageError> {
         run(

@@ -40,7 +40,7 @@ use crate::limits::{backoff, Limits};
 use crate::on_demand::Ask;
 use crate::pem::{load, Loaded};
 use crate::renewal::Plan;
-use crate::storage::{create_private_dir, Storage};
+use crate::storage::{create_private_dir, identity, Storage};
 use crate::store::Store;
 use rustls_pki_types::CertificateDer;
 
@@ -88,6 +88,9 @@ pub struct Certificates {
     pub(crate) ask: Option<Ask>,
     /// Any route is `on_demand`: handshakes for unknown names are looked at.
     on_demand_on: AtomicBool,
+    /// The storage's name (`storage::identity`); `None` if it could not
+    /// be read or written (logged).
+    storage_id: Option<String>,
 }
 
 #[derive(Default)]
@@ -141,6 +144,13 @@ impl Certificates {
             }
             None => None,
         };
+        let storage_id = match identity(&settings.storage) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                tracing::warn!(dir = %settings.storage.display(), error = %e, "cannot name the certificate storage");
+                None
+            }
+        };
         let store = Arc::new(Store::default());
         store.set_default(self_signed_default()?);
         Ok(Arc::new(Certificates {
@@ -152,7 +162,14 @@ impl Certificates {
             state: Mutex::default(),
             wake: Notify::new(),
             on_demand_on: AtomicBool::new(false),
+            storage_id,
         }))
+    }
+
+    /// The name of the certificate storage: daemons that share it report
+    /// the same one.
+    pub fn storage_id(&self) -> Option<&str> {
+        self.storage_id.as_deref()
     }
 
     /// The certificate served for `host`, once there is one: what the

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! certificates/
+//!   storage-id                          this storage's random name, written once
 //!   challenges/http-01/TOKEN            answers under way (challenge.rs)
 //!   challenges/tls-alpn-01/HOST
 //!   acme/<directory host>-<hash>/       one folder per ACME directory URL,
@@ -123,6 +124,20 @@ impl Storage {
     }
 }
 
+/// The random name of the storage at `root`, made by whichever daemon
+/// opens it first. Daemons on one shared folder read the same name, which
+/// is how the nodes of a Swarm show they share their certificates: two
+/// nodes with two names would each order, and a CA's check sent to one
+/// would miss the other's answer.
+pub(crate) fn identity(root: &Path) -> io::Result<String> {
+    let path = root.join("storage-id");
+    let made: [u8; 16] = rand::random();
+    let made: String = made.iter().map(|b| format!("{b:02x}")).collect();
+    // Another daemon's name, written first, is kept.
+    cutover_fs::write_once(&path, made.as_bytes())?;
+    Ok(std::fs::read_to_string(&path)?.trim().to_string())
+}
+
 /// `acme-v02.api.letsencrypt.org-1a2b3c4d`: readable, and distinct for
 /// two directories on one host (staging and production differ by path
 /// on some CAs).
@@ -193,6 +208,15 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn daemons_on_one_folder_read_one_identity() {
+        let (shared, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let first = identity(shared.path()).unwrap();
+        assert_eq!(first.len(), 32);
+        assert_eq!(identity(shared.path()).unwrap(), first);
+        assert_ne!(identity(other.path()).unwrap(), first);
     }
 
     #[test]

@@ -3,16 +3,19 @@
 //! two phases, drain the old color on each, scale it to 0 and keep it for
 //! rollback.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use cutover_core::compose::{config_hash, version_id, AccessorySpec, AppSpec, ResolvedProject};
 use cutover_core::diag::Report;
+use cutover_core::fleet;
 use cutover_core::naming;
 use cutover_core::progress::{DeployCommand, Outcome};
 use cutover_core::service::Color;
+use cutover_core::tls::CertificateSource;
 use cutover_docker::labels;
 use cutover_docker::NetworkSpec;
+use futures_util::future::join_all;
 
 use super::cutover::{self, undo_service, Candidate, Undo};
 use super::edges::{self, Edge};
@@ -60,13 +63,25 @@ pub(super) async fn deploy(
         ));
     }
 
-    // 3. What the apps need.
+    // 3. HTTPS needs one certificate storage on every node.
+    let wants_certificates = project.apps.iter().any(|a| {
+        selected.contains(&a.service.name)
+            && a.cutover
+                .tls
+                .as_ref()
+                .is_some_and(|t| !matches!(t.certificate, CertificateSource::Files { .. }))
+    });
+    if wants_certificates {
+        shared_certificates(sw, &edges).await?;
+    }
+
+    // 4. What the apps need.
     networks(sw, project, p).await?;
     for acc in &project.accessories {
         accessory(sw, &project.name, acc, p).await?;
     }
 
-    // 4. Each app's cutover.
+    // 5. Each app's cutover.
     let mut deployed = Vec::new();
     for app in project
         .apps
@@ -92,6 +107,29 @@ pub(super) async fn deploy(
             deployed.join(", ")
         )),
     ))
+}
+
+/// Every live node's edge reads the same certificate storage
+/// (`cutover_core::fleet::shared_storage`); nothing starts otherwise.
+async fn shared_certificates(sw: &Inner, edges: &[Edge]) -> Result<(), Stop> {
+    let answers = join_all(edges.iter().map(|e| e.health(&sw.edges))).await;
+    let mut by_node = BTreeMap::new();
+    for (edge, answer) in edges.iter().zip(answers) {
+        let health = answer.map_err(|e| {
+            Stop::failed(Report::new(format!(
+                "the cutover edge on {} did not answer: {e}",
+                edge.node
+            )))
+        })?;
+        by_node.insert(edge.node.clone(), health.certificate_storage);
+    }
+    fleet::shared_storage(&by_node).map_err(|split| {
+        Stop::invalid(
+            Report::new("x-cutover.tls: the nodes' edges do not share one certificate storage")
+                .detail(split)
+                .hint("mount one shared folder (NFS, or any filesystem with flock) as every edge's --certificates-dir: deploy the stack with dist/swarm/https.yml too (docs/swarm.md#https)"),
+        )
+    })
 }
 
 /// Each network as an attachable overlay under its exact name. A bridge

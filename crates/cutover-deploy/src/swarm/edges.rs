@@ -14,7 +14,7 @@ use bytes::Bytes;
 use cutover_core::diag::Report;
 use cutover_core::fleet::{CommitAnswer, PreparedAnswer, Vote};
 use cutover_core::service::DeployRequest;
-use cutover_core::status::{DrainedAnswer, ServiceStatus};
+use cutover_core::status::{DrainedAnswer, HealthAnswer, ServiceStatus};
 use cutover_core::wire::ErrorBody;
 use cutover_swarm::{Availability, Cluster, NodeInfo, NodeState};
 use http::{header, Method, Request, StatusCode};
@@ -190,6 +190,11 @@ impl Edge {
             (StatusCode::NOT_FOUND, _) => Ok(None),
             (status, body) => Err(format!("{status}: {}", error_text(&body))),
         }
+    }
+
+    /// What the edge is: its version and its certificate storage.
+    pub async fn health(&self, s: &EdgeSettings) -> Result<HealthAnswer, String> {
+        self.json(s, Method::GET, "/v1/health", CALL_TIMEOUT).await
     }
 
     /// Every route the edge serves.

@@ -7,6 +7,7 @@ use cutover_core::diag::Report;
 use cutover_core::naming;
 use cutover_core::progress::DeployCommand;
 use cutover_core::service::Color;
+use cutover_core::tls::CertificateSource;
 use cutover_docker::labels;
 use cutover_docker::Role;
 use cutover_swarm::{Mode, MountKind, ServiceMount, ServiceNetwork, ServiceSpec as SwarmService};
@@ -116,13 +117,18 @@ pub fn refusals(cmd: &DeployCommand) -> Vec<Report> {
                 .hint("route it by `x-cutover.hosts` on the edges' port 80"),
             );
         }
-        if app.cutover.tls.is_some() {
+        let files = app
+            .cutover
+            .tls
+            .as_ref()
+            .is_some_and(|t| matches!(t.certificate, CertificateSource::Files { .. }));
+        if files {
             out.push(
                 Report::new(format!(
-                    "{}: HTTPS on a Swarm needs certificates the nodes share, not built yet",
+                    "{}: certificate files are read on the daemon's host, and a Swarm's edges run on other nodes",
                     field("x-cutover.tls")
                 ))
-                .hint("terminate TLS in front of the nodes for now"),
+                .hint("write `tls: true`: the edges order the certificates and share them (docs/swarm.md#https)"),
             );
         }
     }

@@ -103,6 +103,21 @@ services:
 #[test]
 fn what_a_swarm_cannot_do_yet_is_refused_by_field_before_anything_starts() {
     assert!(refusals(&cmd(compose("hi", 1))).is_empty());
+    // Ordered certificates are shared by the edges; files are not.
+    let ordered = parse(
+        r#"
+name: shop
+services:
+  web:
+    image: web:1
+    x-cutover:
+      port: 8080
+      hosts: [shop.example]
+      tls: true
+"#
+        .to_string(),
+    );
+    assert!(refusals(&cmd(ordered)).is_empty());
     let project = parse(
         r#"
 name: shop
@@ -113,7 +128,7 @@ services:
     x-cutover:
       port: 8080
       hosts: [shop.example]
-      tls: true
+      tls: {cert: /certs/shop.pem, key: /certs/shop.key}
       hooks:
         pre_deploy: ["migrate"]
   worker:

@@ -196,6 +196,7 @@ async fn health(State(admin): State<Admin>) -> impl IntoResponse {
         status: "ok".into(),
         version: admin.inner.version.clone(),
         listen: admin.inner.listen.map(|a| a.to_string()),
+        certificate_storage: admin.proxy().certificate_storage(),
     })
 }
 

@@ -177,7 +177,12 @@ pub struct ServeArgs {
     pub acme_eab_hmac_key_file: Option<PathBuf>,
 
     /// PEM file of a CA to trust for the ACME directory's own HTTPS (a private or test CA)
-    #[arg(long, value_name = "FILE", help_heading = "HTTPS")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "CUTOVER_ACME_CA_ROOT",
+        help_heading = "HTTPS"
+    )]
     pub acme_ca_root: Option<PathBuf>,
 
     /// Executable that publishes DNS-01 records at your DNS provider, run as

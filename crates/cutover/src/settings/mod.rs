@@ -435,6 +435,19 @@ mod tests {
         assert_eq!(s.proxy.max_connections, 50);
     }
 
+    /// A stack file passes `${CUTOVER_ACME_EMAIL:-}` on as an empty flag.
+    #[test]
+    fn empty_acme_values_are_the_defaults() {
+        let s = resolve(
+            &["cutover", "serve", "--acme-directory=", "--acme-email="],
+            &user(),
+        )
+        .unwrap();
+        let acme = s.tls.acme.unwrap();
+        assert_eq!(acme.directory, cutover_tls::LETS_ENCRYPT);
+        assert!(acme.email.is_none());
+    }
+
     #[test]
     fn defaults_for_root_and_for_a_user() {
         let root = HostEnv {

@@ -15,7 +15,8 @@ pub(super) fn tls_settings(args: &ServeArgs, state_dir: &Path) -> Result<TlsSett
     let acme = if args.no_acme {
         None
     } else {
-        let directory = match (&args.acme_directory, args.acme_staging) {
+        // An empty value is no value: a stack file passes `${VAR:-}` on.
+        let directory = match (non_empty(&args.acme_directory), args.acme_staging) {
             (Some(url), _) => url.clone(),
             (None, true) => LETS_ENCRYPT_STAGING.into(),
             (None, false) => LETS_ENCRYPT.into(),
@@ -27,7 +28,7 @@ pub(super) fn tls_settings(args: &ServeArgs, state_dir: &Path) -> Result<TlsSett
             .with_hint("ACME directories are served over HTTPS, e.g. https://acme-v02.api.letsencrypt.org/directory"));
         }
         let mut acme = AcmeSettings::new(directory);
-        acme.email = args.acme_email.clone();
+        acme.email = non_empty(&args.acme_email).cloned();
         acme.ca_root = args.acme_ca_root.clone();
         acme.dns_hook = args.acme_dns_hook.as_deref().map(dns_hook).transpose()?;
         if let (Some(kid), Some(file)) = (&args.acme_eab_kid, &args.acme_eab_hmac_key_file) {
@@ -63,6 +64,10 @@ pub(super) fn tls_settings(args: &ServeArgs, state_dir: &Path) -> Result<TlsSett
             .as_ref()
             .map(|h| h.to_ascii_lowercase()),
     })
+}
+
+fn non_empty(value: &Option<String>) -> Option<&String> {
+    value.as_ref().filter(|v| !v.is_empty())
 }
 
 /// The HMAC key as CAs hand it out: base64url, padded or not.

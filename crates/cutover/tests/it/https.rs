@@ -3,7 +3,7 @@
 //! its HTTP-01 and TLS-ALPN-01 ports pointed at the daemon's listeners.
 //! Clients are curl, openssl and h2load, which nobody here wrote.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,8 +16,9 @@ use cutover_test::origin::Origin;
 
 mod ari;
 
-/// A CA on loopback: pebble behind a certificate of a test CA of ours.
-struct Pebble {
+/// A CA on loopback (or on a test network's gateway): pebble behind a
+/// certificate of a test CA of ours.
+pub(crate) struct Pebble {
     dir: tempfile::TempDir,
     children: Vec<Child>,
     directory: String,
@@ -27,8 +28,9 @@ struct Pebble {
     dns_management: SocketAddr,
 }
 
-/// What pebble's own HTTPS endpoint is signed by, for `--acme-ca-root`.
-fn write_test_ca(dir: &Path) {
+/// What pebble's own HTTPS endpoints are signed by, for `--acme-ca-root`:
+/// its directory at `ip`, its management API on loopback.
+fn write_test_ca(dir: &Path, ip: IpAddr) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -39,7 +41,10 @@ fn write_test_ca(dir: &Path) {
     let key = rcgen::KeyPair::generate().unwrap();
     let mut leaf = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
     leaf.subject_alt_names
-        .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        .push(rcgen::SanType::IpAddress(Ipv4Addr::LOCALHOST.into()));
+    if !ip.is_loopback() {
+        leaf.subject_alt_names.push(rcgen::SanType::IpAddress(ip));
+    }
     let cert = leaf.signed_by(&key, &issuer).unwrap();
     std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
     std::fs::write(dir.join("pebble.pem"), cert.pem()).unwrap();
@@ -60,11 +65,38 @@ impl Pebble {
         validity: Option<Duration>,
         eab: Option<(&str, &str)>,
     ) -> Pebble {
+        let at = At {
+            listen: Ipv4Addr::LOCALHOST.into(),
+            answer: Ipv4Addr::LOCALHOST,
+        };
+        Pebble::launch(at, http_port, tls_port, validity, eab).await
+    }
+
+    /// Listens on `listen` (a test network's gateway, for daemons in
+    /// containers), and its DNS answers every name with `answer`, where it
+    /// validates HTTP-01 on `http_port` and TLS-ALPN-01 on `tls_port`.
+    pub(crate) async fn on_network(
+        listen: IpAddr,
+        answer: Ipv4Addr,
+        http_port: u16,
+        tls_port: u16,
+    ) -> Pebble {
+        Pebble::launch(At { listen, answer }, http_port, tls_port, None, None).await
+    }
+
+    async fn launch(
+        at: At,
+        http_port: u16,
+        tls_port: u16,
+        validity: Option<Duration>,
+        eab: Option<(&str, &str)>,
+    ) -> Pebble {
         let dir = tempfile::tempdir().unwrap();
-        write_test_ca(dir.path());
+        write_test_ca(dir.path(), at.listen);
         let (listen, management, dns) = (free_port(), free_port(), free_port());
+        let listen_addr = SocketAddr::new(at.listen, listen);
         let mut config = json!({
-            "listenAddress": format!("127.0.0.1:{listen}"),
+            "listenAddress": listen_addr.to_string(),
             "managementListenAddress": format!("127.0.0.1:{management}"),
             "certificate": dir.path().join("pebble.pem"),
             "privateKey": dir.path().join("pebble.key"),
@@ -88,7 +120,7 @@ impl Pebble {
             .args(["-dns01", &format!("127.0.0.1:{dns}")])
             .args(["-management", &dns_management.to_string()])
             .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
-            .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
+            .args(["-defaultIPv4", &at.answer.to_string(), "-defaultIPv6", ""])
             .stdout(log("challtestsrv.log"))
             .stderr(Stdio::null())
             .spawn()
@@ -106,17 +138,14 @@ impl Pebble {
             .spawn()
             .expect("pebble runs (Debian package pebble)");
         let pebble = Pebble {
-            directory: format!("https://127.0.0.1:{listen}/dir"),
+            directory: format!("https://{listen_addr}/dir"),
             management: format!("127.0.0.1:{management}").parse().unwrap(),
             dns_management,
             children: vec![dns_server, ca],
             dir,
         };
         let start = Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", listen))
-            .await
-            .is_err()
-        {
+        while tokio::net::TcpStream::connect(listen_addr).await.is_err() {
             assert!(
                 start.elapsed() < Duration::from_secs(20),
                 "pebble never listened:\n{}",
@@ -127,7 +156,7 @@ impl Pebble {
         pebble
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("pebble.log")).unwrap_or_default()
     }
 
@@ -137,13 +166,23 @@ impl Pebble {
             "--acme-directory".into(),
             self.directory.clone(),
             "--acme-ca-root".into(),
-            self.dir.path().join("ca.pem").display().to_string(),
+            self.ca().display().to_string(),
         ]
+    }
+
+    /// Its ACME directory's URL.
+    pub(crate) fn directory(&self) -> &str {
+        &self.directory
+    }
+
+    /// What its own HTTPS endpoint is signed by (`--acme-ca-root`).
+    pub(crate) fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
     }
 
     /// Pebble's issuing root (made at its start), for clients to verify
     /// the certificates it issued.
-    fn root(&self) -> PathBuf {
+    pub(crate) fn root(&self) -> PathBuf {
         let path = self.dir.path().join("pebble-root.pem");
         if !path.exists() {
             let root = self.get(&format!("https://{}/roots/0", self.management));
@@ -156,7 +195,7 @@ impl Pebble {
     fn get(&self, url: &str) -> Vec<u8> {
         let out = Command::new("curl")
             .args(["-sSf", "--cacert"])
-            .arg(self.dir.path().join("ca.pem"))
+            .arg(self.ca())
             .arg(url)
             .output()
             .unwrap();
@@ -167,6 +206,12 @@ impl Pebble {
         );
         out.stdout
     }
+}
+
+/// Where pebble listens and what its DNS answers.
+struct At {
+    listen: IpAddr,
+    answer: Ipv4Addr,
 }
 
 impl Drop for Pebble {
@@ -309,7 +354,7 @@ async fn curl_https(addr: SocketAddr, host: &str, ca: &Path, extra: &[&str]) -> 
 }
 
 /// The subject and names of the certificate a handshake got.
-fn served_certificate(addr: SocketAddr, sni: Option<&str>) -> String {
+pub(crate) fn served_certificate(addr: SocketAddr, sni: Option<&str>) -> String {
     let mut cmd = Command::new("openssl");
     cmd.args(["s_client", "-connect", &addr.to_string()]);
     match sni {

@@ -20,6 +20,8 @@ use hyper::Method;
 
 use crate::util::{bin, cutover, tcp_request, Load, Tally};
 
+mod https;
+
 const TOKEN: &str = "swarm-deploy-token-0123456789abcdef";
 const EDGE_TOKEN: &str = "swarm-edge-token-0123456789abcdef";
 
@@ -70,29 +72,64 @@ struct Cluster {
     edges: Vec<SocketAddr>,
 }
 
-impl Cluster {
-    /// A swarm named after `tag`, its images, and cutover's stack on it.
-    async fn up(tag: &str) -> Cluster {
+/// A swarm with the images loaded, before cutover's stack is deployed.
+struct Nodes {
+    swarm: TestSwarm,
+    image: String,
+}
+
+impl Nodes {
+    /// A swarm named after `tag`, with this build's image and the app's.
+    fn up(tag: &str) -> Nodes {
         require_docker();
         CLUSTERS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let cutover_image = ensure_cutover_image(Path::new(bin())).unwrap();
+        let image = ensure_cutover_image(Path::new(bin())).unwrap();
         let images = [
-            cutover_image.as_str(),
+            image.as_str(),
             ensure_athens_image().unwrap(),
             ensure_redis_image().unwrap(),
         ];
         let swarm = TestSwarm::up(tag, 3).unwrap();
         swarm.load(&images).unwrap();
+        Nodes { swarm, image }
+    }
+}
+
+/// Compose files deployed over dist/swarm/cutover.yml, and the variables
+/// they read.
+#[derive(Default)]
+struct Stack {
+    files: Vec<std::path::PathBuf>,
+    env: Vec<(String, String)>,
+}
+
+impl Cluster {
+    /// A swarm named after `tag`, its images, and cutover's stack on it.
+    async fn up(tag: &str) -> Cluster {
+        Cluster::on(Nodes::up(tag), Stack::default()).await
+    }
+
+    /// cutover's stack, with `extra`'s files over it, on `nodes`.
+    async fn on(nodes: Nodes, extra: Stack) -> Cluster {
+        let Nodes {
+            swarm,
+            image: cutover_image,
+        } = nodes;
         let dir = tempfile::tempdir().unwrap();
         let manager = swarm.manager().addr.clone();
         secrets(dir.path(), &manager);
-        let stack = workspace_root().join("dist/swarm/cutover.yml");
-        let out = Command::new("docker")
+        let mut deploy = Command::new("docker");
+        deploy
             .arg("-H")
             .arg(&swarm.manager().host)
             .args(["stack", "deploy", "-c"])
-            .arg(&stack)
+            .arg(workspace_root().join("dist/swarm/cutover.yml"));
+        for file in &extra.files {
+            deploy.arg("-c").arg(file);
+        }
+        let out = deploy
             .arg("cutover")
+            .envs(extra.env.iter().map(|(k, v)| (k, v)))
             .env("CUTOVER_IMAGE", &cutover_image)
             .env("CUTOVER_EDGE_TOKEN_FILE", dir.path().join("edge-token"))
             .env("CUTOVER_TOKEN_FILE", dir.path().join("token"))
@@ -303,6 +340,28 @@ fn redis_task(c: &Cluster) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn deploys_switch_every_node_together_under_load() {
     let c = Cluster::up("deploy").await;
+
+    // 0. Without one certificate folder for all edges (no https.yml), an
+    //    app with `tls: true` is refused before anything starts.
+    let compose = c.dir.path().join("compose.yaml");
+    let plain = std::fs::read_to_string(&compose).unwrap();
+    let tls = plain.replace(
+        "    x-cutover:\n",
+        "    x-cutover:\n      hosts: [shop.example]\n      tls: true\n",
+    );
+    std::fs::write(&compose, tls).unwrap();
+    let out = c.deploy("v0", &[]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("do not share one certificate storage"),
+        "{said}"
+    );
+    for node in &c.swarm.nodes {
+        assert!(said.contains(&node.name), "{said}");
+    }
+    assert!(!services(&c).contains("shop_"), "{}", services(&c));
+    std::fs::write(&compose, plain).unwrap();
 
     // 1. The first deploy: every node serves v1, and Redis counts.
     let out = c.deploy("v1", &[]);
