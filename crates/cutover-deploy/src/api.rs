@@ -20,11 +20,12 @@ use cutover_core::progress::{
 };
 use cutover_core::wire::read_json;
 use cutover_proxy::admin::ApiError;
-use futures_util::stream::{self, StreamExt};
+use futures_util::stream::{self, BoxStream, StreamExt};
 use serde::de::DeserializeOwned;
 
 use crate::down::DownCommand;
 use crate::events::Receiver;
+use crate::history::Entry;
 use crate::status::LogsQuery;
 use crate::DeployEngine;
 
@@ -47,8 +48,11 @@ pub fn router(engine: DeployEngine) -> Router {
         .route("/v1/projects/{project}/down", post(down::<DeployEngine>))
         .route("/v1/projects/{project}/maintenance", post(maintenance))
         .route("/v1/projects/{project}/status", get(status))
-        .route("/v1/projects/{project}/history", get(history))
-        .route("/v1/projects/{project}/logs", get(logs))
+        .route(
+            "/v1/projects/{project}/history",
+            get(history::<DeployEngine>),
+        )
+        .route("/v1/projects/{project}/logs", get(logs::<DeployEngine>))
         .route(
             "/v1/projects/{project}/operations/{id}",
             get(follow::<DeployEngine>),
@@ -94,6 +98,14 @@ pub(crate) trait Operator: Clone + Send + Sync + 'static {
     fn rollback(&self, project: String, cmd: RollbackCommand) -> Receiver;
     fn down(&self, project: String, cmd: DownCommand) -> Receiver;
     fn follow(&self, project: &str, id: &str) -> Option<Receiver>;
+    /// The project's history lines (of `service` when given), oldest first.
+    fn history(&self, project: &str, service: Option<&str>) -> Vec<Entry>;
+    /// Log lines of the live color (every color with `all`), as text.
+    fn logs(
+        &self,
+        project: &str,
+        q: &LogsQuery,
+    ) -> impl std::future::Future<Output = Result<BoxStream<'static, Bytes>, Report>> + Send;
 }
 
 impl Operator for DeployEngine {
@@ -111,6 +123,18 @@ impl Operator for DeployEngine {
 
     fn follow(&self, project: &str, id: &str) -> Option<Receiver> {
         self.inner.operations.follow(project, id)
+    }
+
+    fn history(&self, project: &str, service: Option<&str>) -> Vec<Entry> {
+        DeployEngine::history(self, project, service)
+    }
+
+    async fn logs(
+        &self,
+        project: &str,
+        q: &LogsQuery,
+    ) -> Result<BoxStream<'static, Bytes>, Report> {
+        DeployEngine::logs(self, project, q).await
     }
 }
 
@@ -298,8 +322,8 @@ async fn status(State(engine): State<DeployEngine>, Path(project): Path<String>)
     }
 }
 
-async fn history(
-    State(engine): State<DeployEngine>,
+pub(crate) async fn history<E: Operator>(
+    State(engine): State<E>,
     Path(project): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
@@ -324,8 +348,8 @@ fn flag(q: &HashMap<String, String>, name: &str) -> Result<bool, Box<Response>> 
     }
 }
 
-async fn logs(
-    State(engine): State<DeployEngine>,
+pub(crate) async fn logs<E: Operator>(
+    State(engine): State<E>,
     Path(project): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {

@@ -6,6 +6,13 @@ use std::path::{Path, PathBuf};
 /// they are), so it is defined once with the other report types.
 pub use cutover_core::report::HistoryEntry as Entry;
 
+use cutover_core::clock::now_ms;
+use cutover_core::diag::Report;
+use cutover_core::progress::Outcome;
+use cutover_core::service::Color;
+
+use crate::events::Progress;
+use crate::executor::Stop;
 use crate::store::{self, StoreError};
 
 #[derive(Clone)]
@@ -45,11 +52,79 @@ impl History {
     }
 }
 
+/// An operation on one app, for its history line.
+pub(crate) struct AppLine<'a> {
+    pub project: &'a str,
+    pub operation: &'a str,
+    pub service: &'a str,
+    pub version: &'a str,
+    pub color: Color,
+    pub started: tokio::time::Instant,
+}
+
+/// Appends `line`'s entry with how it ended, and marks a failure as
+/// recorded so the operation does not record it again. A write that fails
+/// is a warning: the operation's own outcome stands.
+pub(crate) async fn record_app<T>(
+    history: &History,
+    p: &Progress,
+    line: AppLine<'_>,
+    result: Result<T, Stop>,
+) -> Result<T, Stop> {
+    let entry = Entry {
+        time_ms: now_ms(),
+        project: line.project.to_string(),
+        operation: line.operation.to_string(),
+        service: Some(line.service.to_string()),
+        version: Some(line.version.to_string()),
+        color: Some(line.color),
+        result: match &result {
+            Ok(_) => Outcome::Ok,
+            Err(s) => s.outcome,
+        },
+        duration_ms: line.started.elapsed().as_millis() as u64,
+        error: result.as_ref().err().map(|s| s.report.message.clone()),
+    };
+    if let Err(e) = history.append_async(entry).await {
+        p.warn(e);
+    }
+    result.map_err(|mut s| {
+        s.recorded = true;
+        s
+    })
+}
+
+/// Appends the line of a whole operation on `project` (a down, a deploy
+/// that ended before any app, one that was up to date).
+pub(crate) async fn record_operation(
+    history: &History,
+    p: &Progress,
+    project: &str,
+    operation: &str,
+    version: Option<String>,
+    ended: (Outcome, &Report),
+    started: tokio::time::Instant,
+) {
+    let (outcome, report) = ended;
+    let entry = Entry {
+        time_ms: now_ms(),
+        project: project.to_string(),
+        operation: operation.to_string(),
+        service: None,
+        version,
+        color: None,
+        result: outcome,
+        duration_ms: started.elapsed().as_millis() as u64,
+        error: (!matches!(outcome, Outcome::Ok | Outcome::UpToDate))
+            .then(|| report.message.clone()),
+    };
+    if let Err(e) = history.append_async(entry).await {
+        p.warn(e);
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use cutover_core::progress::Outcome;
-    use cutover_core::service::Color;
-
     use super::*;
 
     #[test]

@@ -11,7 +11,7 @@ use cutover_core::report::{
 };
 use cutover_core::status::{Health, TargetStatus};
 use cutover_docker::labels::{self, LabelFilter};
-use cutover_docker::{ContainerState, EngineError, LogOptions, LogSource};
+use cutover_docker::{ContainerState, EngineError, LogOptions, LogStream};
 use futures_util::stream::{self, BoxStream, StreamExt};
 
 use crate::history::Entry;
@@ -195,25 +195,7 @@ impl DeployEngine {
             .project_containers(project)
             .await
             .map_err(Report::from)?;
-        let service = match (&q.service, obs.apps.keys().collect::<Vec<_>>().as_slice()) {
-            (Some(s), _) => s.clone(),
-            (None, [only]) => (*only).clone(),
-            (None, []) => {
-                return Err(Report::new(format!(
-                    "project {project} has no app containers"
-                )))
-            }
-            (None, many) => {
-                return Err(Report::new(format!(
-                    "project {project} has several apps: {}",
-                    many.iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-                .hint("pass service=<name>"))
-            }
-        };
+        let service = logs_service(project, q.service.as_deref(), obs.apps.keys())?;
         let names: Vec<String> = if let Some(info) = obs.accessories.get(&service) {
             vec![info.name.clone()]
         } else {
@@ -260,37 +242,67 @@ impl DeployEngine {
             names
         };
         let prefix = q.all || names.len() > 1;
-        let line = move |name: &str, _source: LogSource, text: String| {
-            let mut s = String::new();
-            if prefix {
-                s.push_str(name);
-                s.push_str(" | ");
-            }
-            s.push_str(&text);
-            s.push('\n');
-            Bytes::from(s)
-        };
         let options = LogOptions {
             tail: q.tail,
             since: q.since,
             follow: q.follow,
         };
-        // One stream per container, merged as lines come when following,
-        // one after the other otherwise.
-        let streams = names.into_iter().map(move |n| {
-            engine
-                .logs(&n, &options)
-                .map(move |r| match r {
-                    Ok(l) => line(&n, l.source, l.text),
-                    Err(e) => Bytes::from(format!("{n}: cannot read logs: {e}\n")),
-                })
-                .boxed()
-        });
-        if q.follow {
-            Ok(stream::select_all(streams).boxed())
-        } else {
-            Ok(stream::iter(streams).flatten().boxed())
-        }
+        let streams = names
+            .into_iter()
+            .map(|n| {
+                let lines = engine.logs(&n, &options);
+                (n, lines)
+            })
+            .collect();
+        Ok(merged_logs(streams, prefix, q.follow))
+    }
+}
+
+/// The service whose logs are asked for: the one named, or the project's
+/// only app.
+pub(crate) fn logs_service<'a>(
+    project: &str,
+    named: Option<&str>,
+    apps: impl IntoIterator<Item = &'a String>,
+) -> Result<String, Report> {
+    if let Some(s) = named {
+        return Ok(s.to_string());
+    }
+    let apps: Vec<&str> = apps.into_iter().map(String::as_str).collect();
+    match apps.as_slice() {
+        [only] => Ok((*only).to_string()),
+        [] => Err(Report::new(format!(
+            "project {project} has no app containers"
+        ))),
+        many => Err(Report::new(format!(
+            "project {project} has several apps: {}",
+            many.join(", ")
+        ))
+        .hint("pass service=<name>")),
+    }
+}
+
+/// Log streams as one body of text lines, each prefixed with its source's
+/// name when `prefix`: merged as lines come when following, one source
+/// after the other otherwise.
+pub(crate) fn merged_logs(
+    streams: Vec<(String, LogStream)>,
+    prefix: bool,
+    follow: bool,
+) -> BoxStream<'static, Bytes> {
+    let streams = streams.into_iter().map(move |(name, lines)| {
+        lines
+            .map(move |r| match r {
+                Ok(l) if prefix => Bytes::from(format!("{name} | {}\n", l.text)),
+                Ok(l) => Bytes::from(format!("{}\n", l.text)),
+                Err(e) => Bytes::from(format!("{name}: cannot read logs: {e}\n")),
+            })
+            .boxed()
+    });
+    if follow {
+        stream::select_all(streams).boxed()
+    } else {
+        stream::iter(streams).flatten().boxed()
     }
 }
 

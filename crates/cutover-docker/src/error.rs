@@ -17,6 +17,7 @@ pub enum ObjectKind {
     /// Swarm mode's objects, for the Swarm adapter (`cutover-swarm`).
     Node,
     Service,
+    Task,
 }
 
 impl std::fmt::Display for ObjectKind {
@@ -30,6 +31,7 @@ impl std::fmt::Display for ObjectKind {
             ObjectKind::Engine => "engine",
             ObjectKind::Node => "node",
             ObjectKind::Service => "service",
+            ObjectKind::Task => "task",
         })
     }
 }

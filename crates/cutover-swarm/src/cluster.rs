@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
-use cutover_docker::{LabelFilter, Removal};
+use cutover_docker::{LabelFilter, LogOptions, LogStream, Removal};
 
 use crate::error::SwarmError;
 use crate::model::*;
@@ -42,6 +42,8 @@ pub trait Cluster: Send + Sync {
     /// ones among them. Takes the inspected service, whose id the engine's
     /// task filter needs, so a caller that inspected it does not do so twice.
     fn tasks<'a>(&'a self, service: &'a ServiceInfo) -> SwarmFuture<'a, Vec<TaskInfo>>;
+    /// One task's log lines, fetched by the managers from its node.
+    fn task_logs(&self, task: &TaskInfo, options: &LogOptions) -> LogStream;
 
     // Provided policies.
 

@@ -11,7 +11,9 @@ use bollard::models::{
 use bollard::query_parameters as q;
 
 use cutover_docker::docker::{hashmap, health_config};
-use cutover_docker::{DockerEngine, EngineError, LabelFilter, ObjectKind, Removal};
+use cutover_docker::{
+    DockerEngine, EngineError, LabelFilter, LogOptions, LogStream, ObjectKind, Removal,
+};
 
 use crate::cluster::{Cluster, SwarmFuture, SwarmResult};
 use crate::error::SwarmError;
@@ -201,6 +203,10 @@ impl Cluster for DockerSwarm {
 
     fn tasks<'a>(&'a self, service: &'a ServiceInfo) -> SwarmFuture<'a, Vec<TaskInfo>> {
         Box::pin(async move { Ok(tasks::list(self.engine.host(), &service.id).await?) })
+    }
+
+    fn task_logs(&self, task: &TaskInfo, options: &LogOptions) -> LogStream {
+        self.engine.task_logs(&task.id, options)
     }
 }
 

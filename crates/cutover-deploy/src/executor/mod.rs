@@ -15,11 +15,10 @@ use cutover_core::diag::Report;
 use cutover_core::progress::Outcome;
 
 use crate::events::{Progress, Receiver};
-use crate::history::Entry;
+use crate::history::record_operation;
 use crate::lock::Holder;
 use crate::operations::{Claim, Operations};
 use crate::{DeployEngine, Inner};
-use cutover_core::clock::now_ms;
 
 /// Ends an operation early with this outcome and what to tell the user.
 #[derive(Debug)]
@@ -194,21 +193,17 @@ async fn run_exclusive(
         inner.proxy.operation_metrics().forget(&op.project);
     }
     if !recorded {
-        let entry = Entry {
-            time_ms: now_ms(),
-            project: op.project.clone(),
-            operation: op.name.to_string(),
-            service: None,
-            version: op.version,
-            color: None,
-            result: outcome,
-            duration_ms: started.elapsed().as_millis() as u64,
-            error: (!matches!(outcome, Outcome::Ok | Outcome::UpToDate))
-                .then(|| report.message.clone()),
-        };
-        if let Err(e) = inner.history.append_async(entry).await {
-            p.warn(e);
-        }
+        let ended = (outcome, &report);
+        record_operation(
+            &inner.history,
+            p,
+            &op.project,
+            op.name,
+            op.version,
+            ended,
+            started,
+        )
+        .await;
     }
     p.finish(outcome, report);
 }

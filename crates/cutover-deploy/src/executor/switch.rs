@@ -10,13 +10,13 @@ use cutover_core::diag::Report;
 use std::time::Duration;
 
 use cutover_core::compose::AppSpec;
-use cutover_core::progress::{Outcome, ProgressEvent};
+use cutover_core::progress::ProgressEvent;
 use cutover_core::service::Color;
 use cutover_docker::{ContainerSpec, Reachability};
 
 use crate::events::Progress;
 use crate::executor::{gate, Stop};
-use crate::history::Entry;
+use crate::history::{record_app, AppLine};
 use crate::journal::InProgress;
 use crate::observe::{AppContainer, AppState};
 use crate::releases::Release;
@@ -85,27 +85,15 @@ pub(crate) async fn record(
     cand: &Candidate<'_>,
     result: Result<(), Stop>,
 ) -> Result<(), Stop> {
-    let entry = Entry {
-        time_ms: now_ms(),
-        project: project.to_string(),
-        operation: cand.operation.to_string(),
-        service: Some(cand.app.service.name.clone()),
-        version: Some(cand.version.clone()),
-        color: Some(cand.color),
-        result: match &result {
-            Ok(_) => Outcome::Ok,
-            Err(s) => s.outcome,
-        },
-        duration_ms: cand.started.elapsed().as_millis() as u64,
-        error: result.as_ref().err().map(|s| s.report.message.clone()),
+    let line = AppLine {
+        project,
+        operation: cand.operation,
+        service: &cand.app.service.name,
+        version: &cand.version,
+        color: cand.color,
+        started: cand.started,
     };
-    if let Err(e) = inner.history.append_async(entry).await {
-        p.warn(e);
-    }
-    result.map_err(|mut s| {
-        s.recorded = true;
-        s
-    })
+    record_app(&inner.history, p, line, result).await
 }
 
 async fn roll_out_inner(

@@ -19,10 +19,12 @@ use futures_util::future::join_all;
 
 use super::cutover::{self, undo_service, Candidate, Undo};
 use super::edges::{self, Edge};
+use super::switch::NodeRoute;
 use super::{specs, switch, Inner};
 use crate::events::Progress;
 use crate::executor::deploy::selected_apps;
 use crate::executor::Stop;
+use crate::history::{record_app, AppLine};
 use crate::specs::{route_request, Gateways};
 
 /// How long an accessory's tasks have to run.
@@ -263,14 +265,49 @@ async fn cutover_app(
         .version
         .clone()
         .unwrap_or_else(|| version_id(&app.service.image, &hash));
-    let service = naming::swarm_app(project, name, color);
+    let line = AppLine {
+        project,
+        operation: "deploy",
+        service: name,
+        version: &version,
+        color,
+        started: tokio::time::Instant::now(),
+    };
+    let slot = Slot {
+        color,
+        version: &version,
+        live,
+    };
+    let result = launch(sw, project, app, &views, &slot, p).await;
+    record_app(&sw.history, p, line, result).await?;
+    Ok(Some(format!("{name} {color} ({version})")))
+}
+
+/// The color an app's deploy starts, and the one it replaces.
+struct Slot<'a> {
+    color: Color,
+    version: &'a str,
+    live: Option<Color>,
+}
+
+/// Starts the new color's service, then switches every node to it.
+async fn launch(
+    sw: &Inner,
+    project: &str,
+    app: &AppSpec,
+    views: &[NodeRoute],
+    slot: &Slot<'_>,
+    p: &Progress,
+) -> Result<(), Stop> {
+    let (color, version) = (slot.color, slot.version);
+    let service = naming::swarm_app(project, &app.service.name, color);
 
     // 1. The new color's service. The slot may hold the version before
     //    last (kept at 0 tasks) or what a failed deploy left: replaced.
     let replicas = app.service.replicas.max(1);
     let step = p.step(format!("start {service}: {replicas} tasks of {version}"));
     sw.cluster.remove_service(&service).await.map_err(stop)?;
-    let spec = specs::app_service(project, app, color, &version, &sw.edges.network);
+    let spec = specs::app_service(project, app, color, version, &sw.edges.network);
     sw.cluster.create_service(&spec).await.map_err(stop)?;
     let timeout = app.cutover.timeouts.deploy;
     let addrs =
@@ -288,14 +325,13 @@ async fn cutover_app(
     // 2. The switch on every node, the old color's drain and scale to 0.
     let candidate = Candidate {
         project,
-        app: name,
+        app: &app.service.name,
         color,
-        version: version.clone(),
-        req: route_request(app, &Gateways::default(), &addrs, color, &version),
-        live,
+        version: version.to_string(),
+        req: route_request(app, &Gateways::default(), &addrs, color, version),
+        live: slot.live,
     };
-    cutover::cut_over(sw, &views, &candidate, Undo::Remove, p).await?;
-    Ok(Some(format!("{name} {color} ({version})")))
+    cutover::cut_over(sw, views, &candidate, Undo::Remove, p).await
 }
 
 /// The live color's service runs this image, config and replica count.

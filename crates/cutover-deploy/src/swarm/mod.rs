@@ -11,6 +11,7 @@ mod cutover;
 mod deploy;
 mod down;
 pub mod edges;
+mod logs;
 mod reconcile;
 mod rollback;
 pub(crate) mod specs;
@@ -26,15 +27,18 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use bytes::Bytes;
 use cutover_core::diag::Report;
-use cutover_core::progress::{DeployCommand, DownCommand, Outcome, RollbackCommand};
+use cutover_core::progress::{DeployCommand, DownCommand, LogsQuery, Outcome, RollbackCommand};
 use cutover_docker::Engine;
 use cutover_swarm::Cluster;
+use futures_util::stream::BoxStream;
 use tokio_util::task::TaskTracker;
 
 use crate::api::{self, error, Operator};
 use crate::events::{Progress, Receiver};
 use crate::executor::{lock_timeout, open, Operation, Stop};
+use crate::history::{record_operation, Entry, History};
 use crate::lock::{Holder, Locks};
 use crate::operations::Operations;
 pub use edges::{EdgeSettings, EdgeTls};
@@ -60,6 +64,9 @@ struct Inner {
     /// edges' routes of a project; the pass never waits for it.
     routes: Locks,
     operations: Operations,
+    /// `<state>/history.jsonl`, as on one host: this manager's record of
+    /// the operations it ran.
+    history: History,
     tasks: TaskTracker,
 }
 
@@ -79,6 +86,18 @@ impl Operator for SwarmEngine {
     fn follow(&self, project: &str, id: &str) -> Option<Receiver> {
         self.inner.operations.follow(project, id)
     }
+
+    fn history(&self, project: &str, service: Option<&str>) -> Vec<Entry> {
+        self.inner.history.read(project, service)
+    }
+
+    async fn logs(
+        &self,
+        project: &str,
+        q: &LogsQuery,
+    ) -> Result<BoxStream<'static, Bytes>, Report> {
+        logs::logs(&self.inner, project, q).await
+    }
 }
 
 impl SwarmEngine {
@@ -86,6 +105,7 @@ impl SwarmEngine {
         cluster: Arc<dyn Cluster>,
         engine: Arc<dyn Engine>,
         edges: EdgeSettings,
+        state_dir: &std::path::Path,
     ) -> SwarmEngine {
         SwarmEngine {
             inner: Arc::new(Inner {
@@ -95,6 +115,7 @@ impl SwarmEngine {
                 locks: Locks::default(),
                 routes: Locks::default(),
                 operations: Operations::default(),
+                history: History::new(state_dir),
                 tasks: TaskTracker::new(),
             }),
         }
@@ -123,7 +144,7 @@ impl SwarmEngine {
             project: cmd.project.name.clone(),
             name: "deploy",
             version: cmd.version.clone(),
-            ok_recorded_per_app: false,
+            ok_recorded_per_app: true,
             adopt: false,
             id: cmd.deploy_id.clone(),
         };
@@ -140,7 +161,7 @@ impl SwarmEngine {
             project: project.clone(),
             name: "rollback",
             version: cmd.to.clone(),
-            ok_recorded_per_app: false,
+            ok_recorded_per_app: true,
             adopt: false,
             id: None,
         };
@@ -181,6 +202,7 @@ impl SwarmEngine {
         let p = Arc::new(p);
         let inner = self.inner.clone();
         self.inner.tasks.spawn(async move {
+            let started = tokio::time::Instant::now();
             let holder = Holder {
                 operation: op.name.into(),
                 version: op.version.clone(),
@@ -216,10 +238,27 @@ impl SwarmEngine {
                     recorded: false,
                 }),
             };
-            match result {
-                Ok((outcome, report)) => p.finish(outcome, report),
-                Err(stop) => p.finish(stop.outcome, stop.report),
+            // An app's cutover records its own line; the rest (a down, a
+            // deploy that ended before any app) is the operation's.
+            let (outcome, report, recorded) = match result {
+                Ok((o, r)) => (o, r, op.ok_recorded_per_app && o == Outcome::Ok),
+                Err(s) => (s.outcome, s.report, s.recorded),
+            };
+            if !recorded {
+                let ended = (outcome, &report);
+                let (project, name) = (&op.project, op.name);
+                record_operation(
+                    &inner.history,
+                    &p,
+                    project,
+                    name,
+                    op.version,
+                    ended,
+                    started,
+                )
+                .await;
             }
+            p.finish(outcome, report);
         });
         rx
     }
@@ -244,6 +283,11 @@ impl SwarmEngine {
                 "/v1/projects/{project}/operations/{id}",
                 get(api::follow::<SwarmEngine>),
             )
+            .route(
+                "/v1/projects/{project}/history",
+                get(api::history::<SwarmEngine>),
+            )
+            .route("/v1/projects/{project}/logs", get(api::logs::<SwarmEngine>))
             .route(
                 "/v1/projects/{project}/{*rest}",
                 axum::routing::any(not_on_swarm),

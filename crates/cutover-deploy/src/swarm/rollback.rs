@@ -8,12 +8,16 @@
 use cutover_core::diag::Report;
 use cutover_core::naming;
 use cutover_core::progress::{Outcome, RollbackCommand};
+use cutover_core::service::{Color, DeployRequest};
 use cutover_docker::labels::{self, LabelFilter, Role};
+use cutover_swarm::ServiceInfo;
 
 use super::cutover::{self, undo_service, Candidate, Undo};
+use super::switch::NodeRoute;
 use super::{edges, switch, Inner};
 use crate::events::Progress;
 use crate::executor::Stop;
+use crate::history::{record_app, AppLine};
 
 pub(super) async fn rollback(
     sw: &Inner,
@@ -87,11 +91,70 @@ pub(super) async fn rollback(
         .and_then(|(_, port)| port.parse().ok())
         .ok_or_else(|| Stop::failed(format!("the nodes' route of {route} has no target port")))?;
 
-    // 3. It runs again, as many tasks as the live one.
+    // 3. It runs again and takes the route back; its history line says so.
+    let line = AppLine {
+        project,
+        operation: "rollback",
+        service: &app,
+        version: &version,
+        color,
+        started: tokio::time::Instant::now(),
+    };
+    let back = Back {
+        kept: &kept_service,
+        version: &version,
+        replicas,
+        port,
+        template,
+        live,
+    };
+    let result = run_again(sw, project, &app, &views, back, p).await;
+    record_app(&sw.history, p, line, result).await?;
+    Ok((
+        Outcome::Ok,
+        Report::new(format!(
+            "rolled {app} back to {version} ({color}) on {} nodes",
+            views.len()
+        )),
+    ))
+}
+
+/// The kept version brought back, and what it replaces.
+struct Back<'a> {
+    kept: &'a ServiceInfo,
+    version: &'a str,
+    replicas: u64,
+    port: u16,
+    /// The nodes' route now, with the live color's targets.
+    template: DeployRequest,
+    live: Color,
+}
+
+/// Scales the kept version up, then switches every node back to it.
+async fn run_again(
+    sw: &Inner,
+    project: &str,
+    app: &str,
+    views: &[NodeRoute],
+    back: Back<'_>,
+    p: &Progress,
+) -> Result<(), Stop> {
+    let Back {
+        kept: kept_service,
+        version,
+        replicas,
+        port,
+        template,
+        live,
+    } = back;
+    let kept = kept_service.name.clone();
+    let color = live.other();
+
+    // 1. It runs again, as many tasks as the live one.
     let step = p.step(format!("scale {kept} to {replicas} tasks of {version}"));
     let known = sw
         .cluster
-        .tasks(&kept_service)
+        .tasks(kept_service)
         .await
         .map_err(stop)?
         .into_iter()
@@ -111,27 +174,20 @@ pub(super) async fn rollback(
     };
     p.done(step, None);
 
-    // 4. The switch back on every node; the live color drains and is kept.
+    // 2. The switch back on every node; the live color drains and is kept.
     let mut req = template;
     req.targets = addrs.iter().map(ToString::to_string).collect();
     req.color = Some(color);
-    req.version = Some(version.clone());
+    req.version = Some(version.to_string());
     let candidate = Candidate {
         project,
-        app: &app,
+        app,
         color,
-        version: version.clone(),
+        version: version.to_string(),
         req,
         live: Some(live),
     };
-    cutover::cut_over(sw, &views, &candidate, Undo::ScaleToZero, p).await?;
-    Ok((
-        Outcome::Ok,
-        Report::new(format!(
-            "rolled {app} back to {version} ({color}) on {} nodes",
-            views.len()
-        )),
-    ))
+    cutover::cut_over(sw, views, &candidate, Undo::ScaleToZero, p).await
 }
 
 /// The app to roll back: the one named, or the project's only one.

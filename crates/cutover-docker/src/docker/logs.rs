@@ -1,4 +1,5 @@
-//! Container logs as a stream of lines: the engine's frames, split.
+//! Container and Swarm task logs as a stream of lines: the engine's
+//! frames, split.
 
 use crate::engine::LogStream;
 use crate::error::{EngineError, ObjectKind};
@@ -22,21 +23,24 @@ pub(super) fn log_frame(output: bollard::container::LogOutput) -> (LogSource, by
 
 impl DockerEngine {
     pub(super) fn log_stream(&self, name: &str, options: &LogOptions) -> LogStream {
-        // The engine takes whole seconds since the epoch; a time before the
-        // epoch means "everything", which 0 also says.
-        let since = options
-            .since
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_secs() as i32);
-        let options = q::LogsOptions {
-            follow: options.follow,
-            stdout: true,
-            stderr: true,
-            since,
-            tail: options.tail.to_string(),
-            ..Default::default()
-        };
-        let frames = self.docker.logs(name, Some(options));
+        let frames = self.docker.logs(name, Some(query(options)));
+        self.lines(frames, ObjectKind::Container, name)
+    }
+
+    /// A Swarm task's log, wherever it runs: the managers fetch it from its
+    /// node (for the cutover-swarm adapter).
+    pub fn task_logs(&self, task_id: &str, options: &LogOptions) -> LogStream {
+        let frames = self.docker.task_logs(task_id, Some(query(options)));
+        self.lines(frames, ObjectKind::Task, task_id)
+    }
+
+    fn lines<S>(&self, frames: S, kind: ObjectKind, name: &str) -> LogStream
+    where
+        S: futures_util::Stream<
+                Item = Result<bollard::container::LogOutput, bollard::errors::Error>,
+            > + Send
+            + 'static,
+    {
         let host = self.host.clone();
         let name = name.to_owned();
         struct State<S> {
@@ -69,13 +73,8 @@ impl DockerEngine {
                         }
                         Some(Err(err)) => {
                             st.done = true;
-                            let err = EngineError::from_bollard(
-                                err,
-                                &host,
-                                "read logs of",
-                                ObjectKind::Container,
-                                &name,
-                            );
+                            let err =
+                                EngineError::from_bollard(err, &host, "read logs of", kind, &name);
                             return Some((Err(err), st));
                         }
                         None => {
@@ -87,5 +86,22 @@ impl DockerEngine {
             }
         })
         .boxed()
+    }
+}
+
+fn query(options: &LogOptions) -> q::LogsOptions {
+    // The engine takes whole seconds since the epoch; a time before the
+    // epoch means "everything", which 0 also says.
+    let since = options
+        .since
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs() as i32);
+    q::LogsOptions {
+        follow: options.follow,
+        stdout: true,
+        stderr: true,
+        since,
+        tail: options.tail.to_string(),
+        ..Default::default()
     }
 }

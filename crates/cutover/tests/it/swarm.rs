@@ -492,6 +492,67 @@ async fn deploys_switch_every_node_together_under_load() {
         "{status}"
     );
 
+    // 7b. `history`: each deploy and the rollback of web, in order, with
+    //     v3's failure; the refused v0 as the operation's own line.
+    let out = c.cli(&["history", "-p", "shop", "--json"], &[]);
+    assert!(out.status.success(), "history: {}", text(&out));
+    let entries: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let web: Vec<String> = entries
+        .iter()
+        .filter(|e| e["service"] == "web")
+        .map(|e| format!("{} {} {}", e["operation"], e["version"], e["result"]).replace('"', ""))
+        .collect();
+    assert_eq!(
+        web,
+        [
+            "deploy v1 ok",
+            "deploy v2 ok",
+            "deploy v3 failed",
+            "deploy v4 ok",
+            "deploy v5 ok",
+            "deploy v6 ok",
+            "rollback v5 ok"
+        ],
+        "{entries:?}"
+    );
+    assert!(
+        entries.iter().any(|e| e["version"] == "v0"
+            && e["result"] == "invalid"
+            && e["error"]
+                .as_str()
+                .is_some_and(|m| m.contains("certificate storage"))),
+        "{entries:?}"
+    );
+
+    // 7c. `logs`: the live color's three tasks, each line named by its
+    //     slot and node; an accessory's one task as it is.
+    let out = c.cli(&["logs", "web", "-p", "shop", "--tail", "50"], &[]);
+    let logs = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "logs: {}", text(&out));
+    let lines: Vec<&str> = logs.lines().filter(|l| !l.is_empty()).collect();
+    assert!(
+        lines.iter().any(|l| l.contains("athens")),
+        "athens logs at start: {logs}"
+    );
+    assert!(
+        lines.iter().all(|l| l.starts_with("shop_web_green.")),
+        "{logs}"
+    );
+    let tasks: std::collections::BTreeSet<&str> =
+        lines.iter().filter_map(|l| l.split(" | ").next()).collect();
+    assert_eq!(tasks.len(), 3, "three tasks: {tasks:?}");
+    for t in &tasks {
+        let node = t.rsplit_once('@').map(|(_, n)| n).unwrap_or_default();
+        assert!(
+            c.swarm.nodes.iter().any(|n| n.name == node),
+            "{t} names its node"
+        );
+    }
+    let out = c.cli(&["logs", "redis", "-p", "shop"], &[]);
+    let logs = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(logs.contains("Ready to accept connections"), "{logs}");
+    assert!(!logs.contains(" | "), "one task, no prefix: {logs}");
+
     // 8. Deploying the version that serves changes nothing.
     let out = c.deploy("v5", &[]);
     assert!(out.status.success(), "{}", text(&out));

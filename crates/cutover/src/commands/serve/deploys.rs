@@ -53,7 +53,7 @@ impl Deploys {
                 let docker = DockerEngine::connect().await?;
                 tracing::info!(docker = docker.host(), "connected to Docker");
                 if let EngineKind::Swarm(edges) = &self.kind {
-                    return swarm(docker, edges.clone()).await;
+                    return swarm(docker, edges.clone(), &self.state_dir).await;
                 }
                 // A switch is saved when it happens, not at shutdown: a daemon
                 // that is killed right after a deploy restarts on the new color.
@@ -120,6 +120,7 @@ const RECONCILE_PERIOD: std::time::Duration = std::time::Duration::from_secs(2);
 async fn swarm(
     docker: DockerEngine,
     edges: EdgeSettings,
+    state_dir: &std::path::Path,
 ) -> Result<(Option<DeployEngine>, axum::Router), Report> {
     let engine: Arc<dyn cutover_docker::Engine> = Arc::new(docker.clone());
     let cluster = cutover_swarm::DockerSwarm::new(docker).await?;
@@ -131,7 +132,7 @@ async fn swarm(
         network = %edges.network,
         "deploying on a Swarm"
     );
-    let swarm = SwarmEngine::new(Arc::new(cluster), engine, edges);
+    let swarm = SwarmEngine::new(Arc::new(cluster), engine, edges, state_dir);
     swarm.start_reconciler(RECONCILE_PERIOD);
     Ok((None, swarm.router().fallback(no_project_route)))
 }
