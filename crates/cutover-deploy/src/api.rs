@@ -15,6 +15,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use cutover_core::diag::Report;
 use cutover_core::maintenance::MaintenanceCommand;
+use cutover_core::plan::Plan;
 use cutover_core::progress::{
     DeployCommand, Outcome, RollbackCommand, StageCommand, OPERATION_ID_HEADER,
 };
@@ -25,6 +26,7 @@ use serde::de::DeserializeOwned;
 
 use crate::down::DownCommand;
 use crate::events::Receiver;
+use crate::executor::Stop;
 use crate::history::Entry;
 use crate::status::LogsQuery;
 use crate::DeployEngine;
@@ -38,7 +40,7 @@ pub fn router(engine: DeployEngine) -> Router {
             "/v1/projects/{project}/deploy",
             post(deploy::<DeployEngine>),
         )
-        .route("/v1/projects/{project}/plan", post(plan))
+        .route("/v1/projects/{project}/plan", post(plan::<DeployEngine>))
         .route(
             "/v1/projects/{project}/rollback",
             post(rollback::<DeployEngine>),
@@ -98,6 +100,11 @@ pub(crate) trait Operator: Clone + Send + Sync + 'static {
     fn rollback(&self, project: String, cmd: RollbackCommand) -> Receiver;
     fn down(&self, project: String, cmd: DownCommand) -> Receiver;
     fn follow(&self, project: &str, id: &str) -> Option<Receiver>;
+    /// What a deploy of `cmd` would do, with nothing changed.
+    fn plan(
+        &self,
+        cmd: &DeployCommand,
+    ) -> impl std::future::Future<Output = Result<Plan, Stop>> + Send;
     /// The project's history lines (of `service` when given), oldest first.
     fn history(&self, project: &str, service: Option<&str>) -> Vec<Entry>;
     /// Log lines of the live color (every color with `all`), as text.
@@ -123,6 +130,10 @@ impl Operator for DeployEngine {
 
     fn follow(&self, project: &str, id: &str) -> Option<Receiver> {
         self.inner.operations.follow(project, id)
+    }
+
+    async fn plan(&self, cmd: &DeployCommand) -> Result<Plan, Stop> {
+        DeployEngine::plan(self, cmd).await
     }
 
     fn history(&self, project: &str, service: Option<&str>) -> Vec<Entry> {
@@ -231,8 +242,8 @@ pub(crate) async fn deploy<E: Operator>(
     }
 }
 
-async fn plan(
-    State(engine): State<DeployEngine>,
+pub(crate) async fn plan<E: Operator>(
+    State(engine): State<E>,
     Path(project): Path<String>,
     body: Bytes,
 ) -> Response {

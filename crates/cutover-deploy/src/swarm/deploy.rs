@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use cutover_core::compose::{config_hash, version_id, AccessorySpec, AppSpec, ResolvedProject};
+use cutover_core::compose::{self, AccessorySpec, AppSpec, ResolvedProject};
 use cutover_core::diag::Report;
 use cutover_core::fleet;
 use cutover_core::naming;
@@ -19,6 +19,7 @@ use futures_util::future::join_all;
 
 use super::cutover::{self, undo_service, Candidate, Undo};
 use super::edges::{self, Edge};
+use super::plan::{decide, selected_in_order, Decision};
 use super::switch::NodeRoute;
 use super::{specs, switch, Inner};
 use crate::events::Progress;
@@ -36,7 +37,52 @@ pub(super) async fn deploy(
     p: &Progress,
 ) -> Result<(Outcome, Report), Stop> {
     let project = &cmd.project;
-    // 1. Nothing starts when any part of the file cannot be done here.
+    // 1. Nothing starts when any part of the file cannot be done here, or
+    //    no node's edge runs.
+    let Preflight { selected, edges } = preflight(sw, cmd).await?;
+
+    // 2. What the apps need.
+    networks(sw, project, p).await?;
+    for acc in &project.accessories {
+        accessory(sw, &project.name, acc, p).await?;
+    }
+
+    // 3. Each app's cutover.
+    let mut deployed = Vec::new();
+    for app in selected_in_order(project, &selected) {
+        if let Some(done) = cutover_app(sw, cmd, app, &edges, p).await? {
+            deployed.push(done);
+        }
+    }
+    if deployed.is_empty() {
+        return Ok((
+            Outcome::UpToDate,
+            Report::new(format!("{} is up to date", project.name)),
+        ));
+    }
+    Ok((
+        Outcome::Ok,
+        Report::new(format!(
+            "deployed {} on {} nodes: {}",
+            project.name,
+            edges.len(),
+            deployed.join(", ")
+        )),
+    ))
+}
+
+/// What a deploy and a plan check before anything: the apps selected,
+/// and the edges that vote.
+pub(super) struct Preflight {
+    pub selected: BTreeSet<String>,
+    pub edges: Vec<Edge>,
+}
+
+/// Refuses, before anything starts, what a Swarm cannot do, a swarm with
+/// no edge running, and HTTPS on edges that do not share certificates.
+pub(super) async fn preflight(sw: &Inner, cmd: &DeployCommand) -> Result<Preflight, Stop> {
+    let project = &cmd.project;
+    // 1. Every part of the file can be done here.
     let refused = specs::refusals(cmd);
     if let Some(first) = refused.first() {
         let more: Vec<String> = refused[1..].iter().map(|r| r.message.clone()).collect();
@@ -66,49 +112,16 @@ pub(super) async fn deploy(
     }
 
     // 3. HTTPS needs one certificate storage on every node.
-    let wants_certificates = project.apps.iter().any(|a| {
-        selected.contains(&a.service.name)
-            && a.cutover
-                .tls
-                .as_ref()
-                .is_some_and(|t| !matches!(t.certificate, CertificateSource::Files { .. }))
+    let wants_certificates = selected_in_order(project, &selected).any(|a| {
+        a.cutover
+            .tls
+            .as_ref()
+            .is_some_and(|t| !matches!(t.certificate, CertificateSource::Files { .. }))
     });
     if wants_certificates {
         shared_certificates(sw, &edges).await?;
     }
-
-    // 4. What the apps need.
-    networks(sw, project, p).await?;
-    for acc in &project.accessories {
-        accessory(sw, &project.name, acc, p).await?;
-    }
-
-    // 5. Each app's cutover.
-    let mut deployed = Vec::new();
-    for app in project
-        .apps
-        .iter()
-        .filter(|a| selected.contains(&a.service.name))
-    {
-        if let Some(done) = cutover_app(sw, cmd, app, &edges, p).await? {
-            deployed.push(done);
-        }
-    }
-    if deployed.is_empty() {
-        return Ok((
-            Outcome::UpToDate,
-            Report::new(format!("{} is up to date", project.name)),
-        ));
-    }
-    Ok((
-        Outcome::Ok,
-        Report::new(format!(
-            "deployed {} on {} nodes: {}",
-            project.name,
-            edges.len(),
-            deployed.join(", ")
-        )),
-    ))
+    Ok(Preflight { selected, edges })
 }
 
 /// Every live node's edge reads the same certificate storage
@@ -137,6 +150,23 @@ async fn shared_certificates(sw: &Inner, edges: &[Edge]) -> Result<(), Stop> {
 /// Each network as an attachable overlay under its exact name. A bridge
 /// network would exist on one node only.
 async fn networks(sw: &Inner, project: &ResolvedProject, p: &Progress) -> Result<(), Stop> {
+    for n in missing_networks(sw, project).await? {
+        let mut spec: NetworkSpec = crate::specs::network(&project.name, &n.name, Some(n));
+        spec.driver = Some("overlay".into());
+        spec.attachable = true;
+        let step = p.step(format!("create the overlay network {}", n.name));
+        sw.engine.create_network(&spec).await.map_err(stop)?;
+        p.done(step, None);
+    }
+    Ok(())
+}
+
+/// The project's networks a deploy creates; an error for the edge network
+/// missing, an external one missing, or one that cannot span the nodes.
+pub(super) async fn missing_networks<'a>(
+    sw: &Inner,
+    project: &'a ResolvedProject,
+) -> Result<Vec<&'a compose::NetworkSpec>, Stop> {
     let edge = &sw.edges.network;
     if sw
         .engine
@@ -151,6 +181,7 @@ async fn networks(sw: &Inner, project: &ResolvedProject, p: &Progress) -> Result
             ),
         ));
     }
+    let mut missing = Vec::new();
     for n in &project.networks {
         if let Some(found) = sw.engine.inspect_network(&n.name).await.map_err(stop)? {
             if found.driver != "overlay" {
@@ -183,14 +214,9 @@ async fn networks(sw: &Inner, project: &ResolvedProject, p: &Progress) -> Result
                 .hint("leave `driver:` out or write `driver: overlay`"),
             ));
         }
-        let mut spec: NetworkSpec = crate::specs::network(&project.name, &n.name, Some(n));
-        spec.driver = Some("overlay".into());
-        spec.attachable = true;
-        let step = p.step(format!("create the overlay network {}", n.name));
-        sw.engine.create_network(&spec).await.map_err(stop)?;
-        p.done(step, None);
+        missing.push(n);
     }
-    Ok(())
+    Ok(missing)
 }
 
 /// An accessory runs once and lives across deploys; a changed one is
@@ -204,16 +230,7 @@ async fn accessory(
     let spec = specs::accessory_service(project, acc);
     if let Some(found) = sw.cluster.inspect_service(&spec.name).await.map_err(stop)? {
         if found.labels.get(labels::CONFIG_HASH) != spec.labels.get(labels::CONFIG_HASH) {
-            p.warn(
-                Report::new(format!(
-                    "accessory {} changed in the compose file; it keeps running as it was",
-                    spec.name
-                ))
-                .hint(format!(
-                    "to replace it, `docker service rm {}` and deploy again (its volume stays)",
-                    spec.name
-                )),
-            );
+            p.warn(accessory_changed(&spec.name));
         }
         return Ok(());
     }
@@ -236,6 +253,16 @@ async fn accessory(
     }
 }
 
+/// The warning for an accessory whose file changed: it is not replaced.
+pub(super) fn accessory_changed(service: &str) -> Report {
+    Report::new(format!(
+        "accessory {service} changed in the compose file; it keeps running as it was"
+    ))
+    .hint(format!(
+        "to replace it, `docker service rm {service}` and deploy again (its volume stays)"
+    ))
+}
+
 /// One app: `None` when its live color already runs this version.
 async fn cutover_app(
     sw: &Inner,
@@ -251,20 +278,15 @@ async fn cutover_app(
         .await
         .map_err(Stop::failed)?;
     let live = switch::live_color(&route, &views).map_err(Stop::failed)?;
-    let hash = config_hash(&app.service);
-    if let Some(color) = live.filter(|_| !cmd.force) {
-        if up_to_date(sw, project, app, color, &hash).await? {
+    let (color, version) = match decide(sw, cmd, app, live, &views).await? {
+        Decision::UpToDate { color, .. } => {
             p.warn(format!(
                 "{name} is up to date ({color}); --force deploys it again"
             ));
             return Ok(None);
         }
-    }
-    let color = live.map_or(Color::Blue, Color::other);
-    let version = cmd
-        .version
-        .clone()
-        .unwrap_or_else(|| version_id(&app.service.image, &hash));
+        Decision::Deploy { color, version, .. } => (color, version),
+    };
     let line = AppLine {
         project,
         operation: "deploy",
@@ -332,25 +354,6 @@ async fn launch(
         live: slot.live,
     };
     cutover::cut_over(sw, views, &candidate, Undo::Remove, p).await
-}
-
-/// The live color's service runs this image, config and replica count.
-async fn up_to_date(
-    sw: &Inner,
-    project: &str,
-    app: &AppSpec,
-    color: Color,
-    hash: &str,
-) -> Result<bool, Stop> {
-    let service = naming::swarm_app(project, &app.service.name, color);
-    let Some(found) = sw.cluster.inspect_service(&service).await.map_err(stop)? else {
-        return Ok(false);
-    };
-    Ok(
-        found.labels.get(labels::CONFIG_HASH).map(String::as_str) == Some(hash)
-            && found.image == app.service.image
-            && found.replicas == Some(u64::from(app.service.replicas.max(1))),
-    )
 }
 
 fn stop(e: impl Into<Report>) -> Stop {

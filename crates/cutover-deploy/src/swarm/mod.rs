@@ -12,6 +12,7 @@ mod deploy;
 mod down;
 pub mod edges;
 mod logs;
+mod plan;
 mod reconcile;
 mod rollback;
 pub(crate) mod specs;
@@ -29,6 +30,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
 use cutover_core::diag::Report;
+use cutover_core::plan::Plan;
 use cutover_core::progress::{DeployCommand, DownCommand, LogsQuery, Outcome, RollbackCommand};
 use cutover_docker::Engine;
 use cutover_swarm::Cluster;
@@ -85,6 +87,10 @@ impl Operator for SwarmEngine {
 
     fn follow(&self, project: &str, id: &str) -> Option<Receiver> {
         self.inner.operations.follow(project, id)
+    }
+
+    async fn plan(&self, cmd: &DeployCommand) -> Result<Plan, Stop> {
+        plan::plan(&self.inner, cmd).await
     }
 
     fn history(&self, project: &str, service: Option<&str>) -> Vec<Entry> {
@@ -274,6 +280,10 @@ impl SwarmEngine {
             .route(
                 "/v1/projects/{project}/down",
                 post(api::down::<SwarmEngine>),
+            )
+            .route(
+                "/v1/projects/{project}/plan",
+                post(api::plan::<SwarmEngine>),
             )
             .route(
                 "/v1/projects/{project}/rollback",

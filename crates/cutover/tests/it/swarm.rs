@@ -558,6 +558,43 @@ async fn deploys_switch_every_node_together_under_load() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("up to date"), "{}", text(&out));
 
+    // 8b. `plan` says what a deploy would do, and does nothing: the
+    //     live version is up to date, a new one goes to the idle color.
+    let plan = |version: &str| {
+        let out = c.cli(&["plan", "--json"], &[("VERSION", version)]);
+        assert!(out.status.success(), "plan {version}: {}", text(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let steps = |plan: &serde_json::Value| -> Vec<String> {
+        plan["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let name = s["container"].as_str().or(s["service"].as_str());
+                format!("{} {}", s["step"].as_str().unwrap(), name.unwrap())
+            })
+            .collect()
+    };
+    let same = plan("v5");
+    assert_eq!(
+        steps(&same),
+        ["leave_accessory shop_redis", "app_up_to_date web"],
+        "{same}"
+    );
+    let next = plan("v7");
+    assert_eq!(
+        steps(&next),
+        ["leave_accessory shop_redis", "deploy_app shop_web_blue"],
+        "{next}"
+    );
+    assert_eq!(next["steps"][1]["reason"]["fields"][0], "config", "{next}");
+    assert!(
+        services(&c).contains("shop_web_green 3/3"),
+        "{}",
+        services(&c)
+    );
+
     // 9. `down`: no node routes to the app, and the project's services and
     //    networks are gone. Volumes are each node's: --volumes is refused.
     let out = c.cli(&["down", "-p", "shop", "--volumes"], &[]);
