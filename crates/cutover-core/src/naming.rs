@@ -40,6 +40,12 @@ pub fn swarm_app(project: &str, service: &str, color: Color) -> String {
     format!("{project}_{service}_{color}")
 }
 
+/// `<project>_<service>_<hook>` (`shop_web_pre_deploy`): a hook's one-off
+/// job on a Swarm, removed when it ends.
+pub fn swarm_hook(project: &str, service: &str, hook: &str) -> String {
+    format!("{project}_{service}_{hook}")
+}
+
 /// `<project>_<service>`: an accessory on a Swarm, a service that lives
 /// across deploys.
 pub fn swarm_accessory(project: &str, service: &str) -> String {

@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use bollard::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum,
     EndpointSpec, EndpointSpecModeEnum, Limit, LocalNodeState, Mount, MountType,
-    NetworkAttachmentConfig, ServiceSpecMode, ServiceSpecModeReplicated, TaskSpec,
-    TaskSpecContainerSpec, TaskSpecPlacement, TaskSpecResources,
+    NetworkAttachmentConfig, ServiceSpecMode, ServiceSpecModeReplicated,
+    ServiceSpecModeReplicatedJob, TaskSpec, TaskSpecContainerSpec, TaskSpecPlacement,
+    TaskSpecResources, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
 };
 use bollard::query_parameters as q;
 
@@ -278,6 +279,11 @@ fn service_spec(spec: &ServiceSpec) -> bollard::models::ServiceSpec {
                 })
                 .collect(),
         ),
+        // A job that failed is not run again: a hook runs once.
+        restart_policy: (spec.mode == Mode::Job).then(|| TaskSpecRestartPolicy {
+            condition: Some(TaskSpecRestartPolicyConditionEnum::NONE),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     let ports = spec
@@ -299,6 +305,13 @@ fn service_spec(spec: &ServiceSpec) -> bollard::models::ServiceSpec {
             Mode::Replicated(n) => replicated(n),
             Mode::Global => ServiceSpecMode {
                 global: Some(HashMap::new()),
+                ..Default::default()
+            },
+            Mode::Job => ServiceSpecMode {
+                replicated_job: Some(ServiceSpecModeReplicatedJob {
+                    max_concurrent: Some(1),
+                    total_completions: Some(1),
+                }),
                 ..Default::default()
             },
         }),

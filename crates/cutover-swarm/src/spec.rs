@@ -12,6 +12,9 @@ pub enum Mode {
     Replicated(u64),
     /// One on every eligible node (cutover's own proxy runs so).
     Global,
+    /// One task that runs to its end and is never restarted, whatever its
+    /// exit (a replicated job): an app's hook.
+    Job,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

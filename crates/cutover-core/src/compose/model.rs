@@ -100,6 +100,15 @@ pub struct Hooks {
 }
 
 impl Hooks {
+    /// The hook run at `kind`'s moment, if the app has one.
+    pub fn get(&self, kind: HookKind) -> Option<&Hook> {
+        match kind {
+            HookKind::PreDeploy => self.pre_deploy.as_ref(),
+            HookKind::PostDeploy => self.post_deploy.as_ref(),
+            HookKind::OnFailure => self.on_failure.as_ref(),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.pre_deploy.is_none() && self.post_deploy.is_none() && self.on_failure.is_none()
     }

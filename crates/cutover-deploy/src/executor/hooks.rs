@@ -47,13 +47,7 @@ impl HookRun<'_> {
         kind: HookKind,
         error: Option<&str>,
     ) -> Result<(), Report> {
-        let hooks = &self.app.cutover.hooks;
-        let hook = match kind {
-            HookKind::PreDeploy => &hooks.pre_deploy,
-            HookKind::PostDeploy => &hooks.post_deploy,
-            HookKind::OnFailure => &hooks.on_failure,
-        };
-        let Some(hook) = hook else {
+        let Some(hook) = self.app.cutover.hooks.get(kind) else {
             return Ok(());
         };
         let service = &self.app.service.name;
@@ -102,17 +96,7 @@ impl HookRun<'_> {
         let name = self.container_name(kind);
         // One left by a daemon that died during a hook: never run twice.
         clear(inner, self.project, &name).await?;
-        let mut env = vec![
-            ("CUTOVER_HOOK", kind.as_str().to_string()),
-            ("CUTOVER_PROJECT", self.project.to_string()),
-            ("CUTOVER_SERVICE", self.app.service.name.clone()),
-        ];
-        if let Some(previous) = self.previous {
-            env.push(("CUTOVER_PREVIOUS_VERSION", previous.to_string()));
-        }
-        if let Some(error) = error {
-            env.push(("CUTOVER_ERROR", error.to_string()));
-        }
+        let env = hook_env(kind, self.project, self.app, self.previous, error);
         let gateways = inner.gateways(&self.app.service).await?;
         let mut spec = specs::hook_container(
             &name,
@@ -172,6 +156,62 @@ impl HookRun<'_> {
     }
 }
 
+/// What a hook is told of the deploy it runs in, on one host or a Swarm.
+pub(crate) fn hook_env(
+    kind: HookKind,
+    project: &str,
+    app: &AppSpec,
+    previous: Option<&str>,
+    error: Option<&str>,
+) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("CUTOVER_HOOK", kind.as_str().to_string()),
+        ("CUTOVER_PROJECT", project.to_string()),
+        ("CUTOVER_SERVICE", app.service.name.clone()),
+    ];
+    if let Some(previous) = previous {
+        env.push(("CUTOVER_PREVIOUS_VERSION", previous.to_string()));
+    }
+    if let Some(error) = error {
+        env.push(("CUTOVER_ERROR", error.to_string()));
+    }
+    env
+}
+
+/// The progress lines of a hook's output, bounded: a migration that logs
+/// every statement must not flood the client.
+pub(crate) struct HookOutput<'a> {
+    p: &'a Progress,
+    /// The hook's container or job, which each line is shown with.
+    job: &'a str,
+    shown: usize,
+}
+
+impl<'a> HookOutput<'a> {
+    pub(crate) fn new(p: &'a Progress, job: &'a str) -> HookOutput<'a> {
+        HookOutput { p, job, shown: 0 }
+    }
+
+    pub(crate) fn line(&mut self, line: String) {
+        self.shown += 1;
+        if self.shown <= MAX_LINES {
+            self.p.emit(ProgressEvent::Output {
+                container: self.job.to_string(),
+                line,
+            });
+        }
+    }
+
+    pub(crate) fn finish(self) {
+        if self.shown > MAX_LINES {
+            self.p.emit(ProgressEvent::Output {
+                container: self.job.to_string(),
+                line: format!("… {} more lines not shown", self.shown - MAX_LINES),
+            });
+        }
+    }
+}
+
 /// Streams the container's output to the progress until it stops, and
 /// returns its exit code.
 async fn follow(inner: &Inner, p: &Progress, name: &str) -> Result<i64, Report> {
@@ -182,23 +222,11 @@ async fn follow(inner: &Inner, p: &Progress, name: &str) -> Result<i64, Report> 
         follow: true,
     };
     let mut lines = engine.logs(name, &options);
-    let mut shown = 0usize;
+    let mut output = HookOutput::new(p, name);
     while let Some(line) = lines.next().await {
-        let line = line.map_err(Report::from)?;
-        shown += 1;
-        if shown <= MAX_LINES {
-            p.emit(ProgressEvent::Output {
-                container: name.to_string(),
-                line: line.text,
-            });
-        }
+        output.line(line.map_err(Report::from)?.text);
     }
-    if shown > MAX_LINES {
-        p.emit(ProgressEvent::Output {
-            container: name.to_string(),
-            line: format!("… {} more lines not shown", shown - MAX_LINES),
-        });
-    }
+    output.finish();
     // The log ends when the container stops; its state may lag a moment.
     let deadline = tokio::time::Instant::now() + EXIT_SETTLE;
     loop {

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use cutover_core::compose::{self, AccessorySpec, AppSpec, ResolvedProject};
+use cutover_core::compose::{self, AccessorySpec, AppSpec, HookKind, ResolvedProject};
 use cutover_core::diag::Report;
 use cutover_core::fleet;
 use cutover_core::naming;
@@ -19,6 +19,7 @@ use futures_util::future::join_all;
 
 use super::cutover::{self, undo_service, Candidate, Undo};
 use super::edges::{self, Edge};
+use super::hooks::HookRun;
 use super::plan::{decide, selected_in_order, Decision};
 use super::switch::NodeRoute;
 use super::{specs, switch, Inner};
@@ -300,7 +301,31 @@ async fn cutover_app(
         version: &version,
         live,
     };
-    let result = launch(sw, project, app, &views, &slot, p).await;
+    // The hooks around it, where they run on one host.
+    let previous = views
+        .iter()
+        .find_map(|v| v.config.as_ref()?.version.clone());
+    let hooks = HookRun {
+        project,
+        app,
+        version: &version,
+        color,
+        previous: previous.as_deref(),
+    };
+    let result = match hooks.run(sw, p, HookKind::PreDeploy, None).await {
+        Ok(()) => launch(sw, project, app, &views, &slot, p).await,
+        Err(report) => Err(Stop::failed(report)),
+    };
+    let after = match &result {
+        Ok(()) => hooks.run(sw, p, HookKind::PostDeploy, None).await,
+        Err(stop) => {
+            let error = Some(stop.report.message.as_str());
+            hooks.run(sw, p, HookKind::OnFailure, error).await
+        }
+    };
+    if let Err(report) = after {
+        p.warn(report);
+    }
     record_app(&sw.history, p, line, result).await?;
     Ok(Some(format!("{name} {color} ({version})")))
 }

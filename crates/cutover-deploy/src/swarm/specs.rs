@@ -2,7 +2,7 @@
 //! Swarm deploy does not do yet is refused here, field by field, before
 //! anything starts, so a deploy never does half of what the file asks.
 
-use cutover_core::compose::{config_hash, AccessorySpec, AppSpec, Mount, ServiceSpec};
+use cutover_core::compose::{config_hash, AccessorySpec, AppSpec, HookKind, Mount, ServiceSpec};
 use cutover_core::diag::Report;
 use cutover_core::naming;
 use cutover_core::progress::DeployCommand;
@@ -99,15 +99,6 @@ pub fn refusals(cmd: &DeployCommand) -> Vec<Report> {
     }
     for app in &project.apps {
         let field = |f: &str| format!("services.{}.{f}", app.service.name);
-        if !app.cutover.hooks.is_empty() {
-            out.push(
-                Report::new(format!(
-                    "{}: hooks are not run on a Swarm yet",
-                    field("x-cutover.hooks")
-                ))
-                .hint("run the command as a step of the CI job before `cutover deploy`"),
-            );
-        }
         if !app.cutover.listen.is_empty() {
             out.push(
                 Report::new(format!(
@@ -205,6 +196,31 @@ pub fn app_service(
             aliases: Vec::new(),
         });
     }
+    s
+}
+
+/// A hook of an app: its version's image, config and networks, with the
+/// hook's command and `env` added, as one task that runs to its end and
+/// is not restarted (`<project>_<service>_<hook>`).
+pub fn hook_service(
+    project: &str,
+    app: &AppSpec,
+    kind: HookKind,
+    command: &[String],
+    env: &[(&str, String)],
+) -> SwarmService {
+    let spec = &app.service;
+    let mut s = base(
+        naming::swarm_hook(project, &spec.name, kind.as_str()),
+        spec,
+        project,
+        Role::Hook,
+    );
+    s.mode = Mode::Job;
+    s.command = Some(command.to_vec());
+    // It is not routed to: a health check would only delay its end.
+    s.healthcheck = None;
+    s.env.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
     s
 }
 

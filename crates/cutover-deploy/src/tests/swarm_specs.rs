@@ -150,7 +150,6 @@ services:
     for field in [
         "--preview and --canary",
         "services.web.build",
-        "services.web.x-cutover.hooks",
         "services.web.ports",
         "services.web.x-cutover.tls",
         "services.worker.volumes: the anonymous volume at /scratch",

@@ -26,9 +26,9 @@ const TOKEN: &str = "swarm-deploy-token-0123456789abcdef";
 const EDGE_TOKEN: &str = "swarm-edge-token-0123456789abcdef";
 
 /// examples/athens/compose.yaml as a Swarm takes it: the local images,
-/// three replicas, short drains, and no `pre_deploy` hook (hooks are not
-/// run on a Swarm yet). `APP_PORT` set wrong makes a version no node can
-/// reach.
+/// three replicas, short drains, and its `pre_deploy` hook (the store's
+/// migration, run as a one-off job). `APP_PORT` set wrong makes a version
+/// no node can reach.
 const COMPOSE: &str = r#"
 name: shop
 services:
@@ -48,11 +48,19 @@ services:
       health:
         path: /api/v1/open/health-check
         interval: 500ms
+      hooks:
+        # Bounded: a job on a node that dies must not hold a deploy long.
+        pre_deploy: {command: ["athens", "migrate"], timeout: 30s}
   redis:
     image: cutover-test-redis:latest
     command: redis-server --appendonly yes --protected-mode no --dir /data
     volumes:
       - redis-data:/data
+    # Its volume is its node's: pinned, it keeps its data, and a worker
+    # the fault test kills never takes it away.
+    deploy:
+      placement:
+        constraints: [node.role == manager]
 volumes:
   redis-data: {}
 "#;
@@ -64,8 +72,9 @@ const SWARM_PATIENCE: Duration = Duration::from_secs(90);
 struct Cluster {
     swarm: TestSwarm,
     /// The test's own build of cutover, removed from the host's engine
-    /// when the test ends (the swarm's nodes go with the swarm).
-    image: String,
+    /// when the test ends (the swarm's nodes go with the swarm); held for
+    /// its drop.
+    _image: CutoverImage,
     dir: tempfile::TempDir,
     api: String,
     /// Every node's port 80.
@@ -75,17 +84,40 @@ struct Cluster {
 /// A swarm with the images loaded, before cutover's stack is deployed.
 struct Nodes {
     swarm: TestSwarm,
-    image: String,
+    image: CutoverImage,
+}
+
+/// This build's image, in use by one cluster: the last one to go removes
+/// it. Counted and built under the lock that removal holds, so it is never
+/// built just before it is removed.
+struct CutoverImage(String);
+
+impl CutoverImage {
+    fn ensure() -> CutoverImage {
+        let mut alive = CLUSTERS.lock().unwrap_or_else(|e| e.into_inner());
+        let tag = ensure_cutover_image(Path::new(bin())).unwrap();
+        *alive += 1;
+        CutoverImage(tag)
+    }
+}
+
+impl Drop for CutoverImage {
+    fn drop(&mut self) {
+        let mut alive = CLUSTERS.lock().unwrap_or_else(|e| e.into_inner());
+        *alive -= 1;
+        if *alive == 0 {
+            remove_image(&self.0);
+        }
+    }
 }
 
 impl Nodes {
     /// A swarm named after `tag`, with this build's image and the app's.
     fn up(tag: &str) -> Nodes {
         require_docker();
-        CLUSTERS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let image = ensure_cutover_image(Path::new(bin())).unwrap();
+        let image = CutoverImage::ensure();
         let images = [
-            image.as_str(),
+            image.0.as_str(),
             ensure_athens_image().unwrap(),
             ensure_redis_image().unwrap(),
         ];
@@ -130,7 +162,7 @@ impl Cluster {
         let out = deploy
             .arg("cutover")
             .envs(extra.env.iter().map(|(k, v)| (k, v)))
-            .env("CUTOVER_IMAGE", &cutover_image)
+            .env("CUTOVER_IMAGE", &cutover_image.0)
             .env("CUTOVER_EDGE_TOKEN_FILE", dir.path().join("edge-token"))
             .env("CUTOVER_TOKEN_FILE", dir.path().join("token"))
             .env("CUTOVER_TLS_CERT_FILE", dir.path().join("cert.pem"))
@@ -154,6 +186,14 @@ impl Cluster {
             })
             .await;
         }
+        // The managers count each edge as running (what gives a node its
+        // vote) a moment after the edge first answers.
+        wait_for("every edge running, as the managers see it", || async {
+            swarm
+                .docker(0, &["service", "ls", "--format", "{{.Name}} {{.Replicas}}"])
+                .is_ok_and(|out| out.lines().any(|l| l == "cutover_edge 3/3"))
+        })
+        .await;
         // The deploy engine connects to the manager's engine before it
         // listens: its port accepting means it is ready.
         let api_addr: SocketAddr = format!("{manager}:26090").parse().unwrap();
@@ -163,7 +203,7 @@ impl Cluster {
         .await;
         Cluster {
             swarm,
-            image: cutover_image,
+            _image: cutover_image,
             dir,
             api: format!("https://{api_addr}"),
             edges,
@@ -202,16 +242,9 @@ impl Cluster {
     }
 }
 
-/// Clusters of this process alive: they share the image of this build.
-static CLUSTERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        if CLUSTERS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
-            remove_image(&self.image);
-        }
-    }
-}
+/// Clusters of this process alive (or being set up): they share the
+/// image of this build.
+static CLUSTERS: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
 
 /// The edges' and the API's tokens, a certificate for the manager's
 /// address that the CLI trusts with --tls-ca, and the edges' certificate
@@ -367,6 +400,12 @@ async fn deploys_switch_every_node_together_under_load() {
     let out = c.deploy("v1", &[]);
     assert!(out.status.success(), "deploy v1: {}", text(&out));
     assert!(text(&out).contains("3 nodes switched"), "{}", text(&out));
+    // The migration ran before the new color, and said so.
+    assert!(
+        text(&out).contains("shop_web_pre_deploy") && text(&out).contains("the store"),
+        "{}",
+        text(&out)
+    );
     for edge in &c.edges {
         serves(*edge, "v1").await;
     }
@@ -499,7 +538,7 @@ async fn deploys_switch_every_node_together_under_load() {
     let entries: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     let web: Vec<String> = entries
         .iter()
-        .filter(|e| e["service"] == "web")
+        .filter(|e| e["service"] == "web" && e["operation"] != "pre_deploy")
         .map(|e| format!("{} {} {}", e["operation"], e["version"], e["result"]).replace('"', ""))
         .collect();
     assert_eq!(
@@ -515,6 +554,12 @@ async fn deploys_switch_every_node_together_under_load() {
         ],
         "{entries:?}"
     );
+    // Each deploy's migration, v3's too (its port is wrong, not its store).
+    let migrations = entries
+        .iter()
+        .filter(|e| e["operation"] == "pre_deploy" && e["result"] == "ok")
+        .count();
+    assert_eq!(migrations, 6, "{entries:?}");
     assert!(
         entries.iter().any(|e| e["version"] == "v0"
             && e["result"] == "invalid"
@@ -612,7 +657,7 @@ async fn deploys_switch_every_node_together_under_load() {
         assert_eq!(status, 404, "{edge} routes nothing");
     }
     let left = services(&c);
-    assert!(!left.contains("shop_"), "{left}");
+    assert!(!left.contains("shop_"), "no service, no hook job: {left}");
     // The manager forgets a removed network once its last task is gone.
     wait_for("the project's network removed", || async {
         !c.docker(&["network", "ls", "--format", "{{.Name}}"])
