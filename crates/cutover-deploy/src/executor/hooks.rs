@@ -29,7 +29,8 @@ const EXIT_SETTLE: Duration = Duration::from_secs(10);
 pub(crate) struct HookRun<'a> {
     pub project: &'a str,
     pub app: &'a AppSpec,
-    /// The image ID of the version being deployed.
+    /// The image of the version being deployed: its ID on one host, its
+    /// reference on a Swarm (each node resolves it).
     pub image: &'a str,
     pub version: &'a str,
     pub color: Color,

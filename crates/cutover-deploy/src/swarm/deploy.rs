@@ -19,12 +19,12 @@ use futures_util::future::join_all;
 
 use super::cutover::{self, undo_service, Candidate, Undo};
 use super::edges::{self, Edge};
-use super::hooks::HookRun;
 use super::plan::{decide, selected_in_order, Decision};
 use super::switch::NodeRoute;
 use super::{specs, switch, Inner};
 use crate::events::Progress;
 use crate::executor::deploy::selected_apps;
+use crate::executor::hooks::HookRun;
 use crate::executor::Stop;
 use crate::history::{record_app, AppLine};
 use crate::specs::{route_request, Gateways};
@@ -308,19 +308,20 @@ async fn cutover_app(
     let hooks = HookRun {
         project,
         app,
+        image: &app.service.image,
         version: &version,
         color,
         previous: previous.as_deref(),
     };
-    let result = match hooks.run(sw, p, HookKind::PreDeploy, None).await {
+    let result = match hooks.run_on_swarm(sw, p, HookKind::PreDeploy, None).await {
         Ok(()) => launch(sw, project, app, &views, &slot, p).await,
         Err(report) => Err(Stop::failed(report)),
     };
     let after = match &result {
-        Ok(()) => hooks.run(sw, p, HookKind::PostDeploy, None).await,
+        Ok(()) => hooks.run_on_swarm(sw, p, HookKind::PostDeploy, None).await,
         Err(stop) => {
             let error = Some(stop.report.message.as_str());
-            hooks.run(sw, p, HookKind::OnFailure, error).await
+            hooks.run_on_swarm(sw, p, HookKind::OnFailure, error).await
         }
     };
     if let Err(report) = after {

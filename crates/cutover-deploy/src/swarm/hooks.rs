@@ -11,16 +11,15 @@
 
 use std::time::Duration;
 
-use cutover_core::compose::{AppSpec, HookKind};
+use cutover_core::compose::HookKind;
 use cutover_core::diag::Report;
-use cutover_core::service::Color;
 use cutover_docker::LogOptions;
 use cutover_swarm::{TaskInfo, TaskState};
 use futures_util::StreamExt;
 
 use super::{specs, Inner};
 use crate::events::Progress;
-use crate::executor::hooks::{hook_env, HookOutput};
+use crate::executor::hooks::{hook_env, HookOutput, HookRun};
 use crate::executor::Stop;
 use crate::history::{record_app, AppLine};
 
@@ -29,20 +28,12 @@ const POLL: Duration = Duration::from_millis(250);
 /// How long the last lines of an ended job have to arrive.
 const FLUSH: Duration = Duration::from_secs(2);
 
-/// The version a hook runs as.
-pub(super) struct HookRun<'a> {
-    pub project: &'a str,
-    pub app: &'a AppSpec,
-    pub version: &'a str,
-    pub color: Color,
-    /// The live version before this deploy.
-    pub previous: Option<&'a str>,
-}
-
+/// The same hooks as on one host (`HookRun`'s other half, in
+/// `executor::hooks`), run on a Swarm.
 impl HookRun<'_> {
     /// Runs the app's `kind` hook if it has one; `error` is what an
     /// `on_failure` hook is told of.
-    pub async fn run(
+    pub(super) async fn run_on_swarm(
         &self,
         sw: &Inner,
         p: &Progress,
