@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use cutover_core::clock::now_ms;
 use cutover_core::compose::{AppSpec, Hook, HookKind};
 use cutover_core::diag::Report;
 use cutover_core::progress::{Outcome, ProgressEvent};
@@ -15,7 +14,8 @@ use cutover_docker::{labels, ContainerState, LogOptions, Role};
 use futures_util::StreamExt;
 
 use crate::events::Progress;
-use crate::history::Entry;
+use crate::executor::Stop;
+use crate::history::{record_app, AppLine};
 use crate::specs::{self, AppLabels};
 use crate::{replicas, Inner};
 
@@ -52,37 +52,31 @@ impl HookRun<'_> {
             return Ok(());
         };
         let service = &self.app.service.name;
-        let started = tokio::time::Instant::now();
+        let line = AppLine {
+            project: self.project,
+            operation: kind.as_str(),
+            service,
+            version: self.version,
+            color: self.color,
+            started: tokio::time::Instant::now(),
+        };
         let step = p.step(format!("run {kind} hook of {service}: {}", hook.shown()));
         let result = self.run_hook(inner, p, kind, hook, error).await;
         match &result {
             Ok(()) => p.done(step, None),
             Err(e) => p.failed(step, &e.message),
         }
-        let entry = Entry {
-            time_ms: now_ms(),
-            project: self.project.to_string(),
-            operation: kind.as_str().to_string(),
-            service: Some(service.clone()),
-            version: Some(self.version.to_string()),
-            color: Some(self.color),
-            result: if result.is_ok() {
-                Outcome::Ok
-            } else {
-                Outcome::Failed
-            },
-            duration_ms: started.elapsed().as_millis() as u64,
-            error: result.as_ref().err().map(|e| e.message.clone()),
+        let outcome = if result.is_ok() {
+            Outcome::Ok
+        } else {
+            Outcome::Failed
         };
-        inner.proxy.operation_metrics().operation(
-            self.project,
-            kind.as_str(),
-            entry.result.as_str(),
-        );
-        if let Err(e) = inner.history.append_async(entry).await {
-            p.warn(e);
-        }
-        result
+        inner
+            .proxy
+            .operation_metrics()
+            .operation(self.project, kind.as_str(), outcome.as_str());
+        let recorded = record_app(&inner.history, p, line, result.map_err(Stop::failed)).await;
+        recorded.map_err(|stop| stop.report)
     }
 
     async fn run_hook(
