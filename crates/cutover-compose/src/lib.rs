@@ -7,6 +7,9 @@
 //! the only IO of compose loading; it never talks to Docker.
 #![forbid(unsafe_code)]
 
+mod inline;
+pub use inline::inline_files;
+
 use cutover_core::diag::{Diagnose, Report};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

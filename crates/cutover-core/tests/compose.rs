@@ -974,3 +974,29 @@ fn the_app_port_defaults_to_its_one_exposed_port() {
         "{e}"
     );
 }
+
+#[test]
+fn an_external_secret_is_the_swarm_object_by_its_name_and_has_no_source() {
+    let p = ok("services:\n  web:\n    image: app\n    secrets: [api, tls]\nsecrets:\n  api: {external: true}\n  tls: {external: true, name: shop_tls_2026}\n");
+    let names: Vec<_> = p.accessories[0]
+        .service
+        .secrets
+        .iter()
+        .map(|r| r.from.clone())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            FileSource::External { name: "api".into() },
+            FileSource::External {
+                name: "shop_tls_2026".into()
+            }
+        ]
+    );
+    let e = err("services:\n  web:\n    image: app\n    configs: [site]\nconfigs:\n  site: {external: true, content: x}\n");
+    assert!(
+        e.contains("compose.yaml:6:26: configs.site.content: site is external, and an external config has no `content:`"),
+        "{e}"
+    );
+    assert!(!e.contains("not declared"), "{e}");
+}

@@ -336,7 +336,26 @@ fn provide_file(
         }
         compose::FileSource::Environment { value, .. } => value.clone(),
         compose::FileSource::Content(text) => text.clone(),
+        compose::FileSource::External { .. } => return Err(external_on_a_host(service, r, secret)),
     };
+    let (uid, gid) = file_owner(r, secret, service)?;
+    c.files.push(FileSpec {
+        path,
+        content: content.into_bytes(),
+        uid,
+        gid,
+        mode: r.mode.unwrap_or(0o444),
+    });
+    Ok(())
+}
+
+/// A secret's or config's `uid` and `gid`, root's when unset. Numbers
+/// only, on one host as on a Swarm: the engine does not look names up.
+pub(crate) fn file_owner(
+    r: &compose::FileRef,
+    secret: bool,
+    service: &str,
+) -> Result<(u64, u64), Report> {
     let id = |v: &Option<String>, what: &str| -> Result<u64, Report> {
         match v {
             None => Ok(0),
@@ -350,14 +369,35 @@ fn provide_file(
             }),
         }
     };
-    c.files.push(FileSpec {
-        path,
-        content: content.into_bytes(),
-        uid: id(&r.uid, "uid")?,
-        gid: id(&r.gid, "gid")?,
-        mode: r.mode.unwrap_or(0o444),
-    });
-    Ok(())
+    Ok((id(&r.uid, "uid")?, id(&r.gid, "gid")?))
+}
+
+/// The first secret or config of the project that only a Swarm has, as
+/// the error a deploy on one host stops at before anything starts.
+pub fn external_file(project: &compose::ResolvedProject) -> Option<Report> {
+    project
+        .apps
+        .iter()
+        .map(|a| &a.service)
+        .chain(project.accessories.iter().map(|a| &a.service))
+        .find_map(|s| {
+            let refs = s.secrets.iter().map(|r| (r, true));
+            refs.chain(s.configs.iter().map(|r| (r, false)))
+                .find(|(r, _)| matches!(r.from, compose::FileSource::External { .. }))
+                .map(|(r, secret)| external_on_a_host(&s.name, r, secret))
+        })
+}
+
+fn external_on_a_host(service: &str, r: &compose::FileRef, secret: bool) -> Report {
+    let kind = if secret { "secret" } else { "config" };
+    Report::new(format!(
+        "services.{service}.{kind}s: {} is an external {kind}, which only a Docker Swarm has; this daemon runs containers on one host",
+        r.source
+    ))
+    .hint(format!(
+        "give the top-level {kind} `{}` a `file:` or an `environment:` variable, or deploy to a Swarm (docs/swarm.md)",
+        r.source
+    ))
 }
 
 fn restart(policy: Option<&str>) -> RestartPolicy {

@@ -18,6 +18,8 @@ pub enum ObjectKind {
     Node,
     Service,
     Task,
+    Secret,
+    Config,
 }
 
 impl std::fmt::Display for ObjectKind {
@@ -32,6 +34,8 @@ impl std::fmt::Display for ObjectKind {
             ObjectKind::Node => "node",
             ObjectKind::Service => "service",
             ObjectKind::Task => "task",
+            ObjectKind::Secret => "secret",
+            ObjectKind::Config => "config",
         })
     }
 }

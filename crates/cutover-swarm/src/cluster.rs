@@ -3,7 +3,7 @@
 //! Boxed futures, as in [`cutover_docker::Engine`] and for the same reason:
 //! the deploy code holds an `Arc<dyn Cluster>`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -44,6 +44,29 @@ pub trait Cluster: Send + Sync {
     fn tasks<'a>(&'a self, service: &'a ServiceInfo) -> SwarmFuture<'a, Vec<TaskInfo>>;
     /// One task's log lines, fetched by the managers from its node.
     fn task_logs(&self, task: &TaskInfo, options: &LogOptions) -> LogStream;
+
+    /// Creates the secret or config `name` holding `data`; its id. Both
+    /// are immutable: new contents are a new object.
+    fn create_file<'a>(
+        &'a self,
+        kind: FileKind,
+        name: &'a str,
+        labels: &'a BTreeMap<String, String>,
+        data: &'a [u8],
+    ) -> SwarmFuture<'a, String>;
+    /// By exact name (the engine's name filter also takes a prefix).
+    fn find_file<'a>(
+        &'a self,
+        kind: FileKind,
+        name: &'a str,
+    ) -> SwarmFuture<'a, Option<FileObject>>;
+    fn list_files<'a>(
+        &'a self,
+        kind: FileKind,
+        filter: &'a LabelFilter,
+    ) -> SwarmFuture<'a, Vec<FileObject>>;
+    /// By id; the engine refuses while a service mounts it.
+    fn remove_file<'a>(&'a self, kind: FileKind, id: &'a str) -> SwarmFuture<'a, Removal>;
 
     // Provided policies.
 

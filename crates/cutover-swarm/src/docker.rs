@@ -1,7 +1,13 @@
 //! [`DockerSwarm`]: the [`Cluster`] over a manager's Docker Engine API.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use bollard::models::{
+    ConfigSpec, SecretSpec, TaskSpecContainerSpecConfigs, TaskSpecContainerSpecFile,
+    TaskSpecContainerSpecFile1, TaskSpecContainerSpecSecrets,
+};
 use bollard::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum,
     EndpointSpec, EndpointSpecModeEnum, Limit, LocalNodeState, Mount, MountType,
@@ -19,7 +25,7 @@ use cutover_docker::{
 use crate::cluster::{Cluster, SwarmFuture, SwarmResult};
 use crate::error::SwarmError;
 use crate::model::*;
-use crate::spec::{Mode, MountKind, ServiceSpec};
+use crate::spec::{Mode, MountKind, ServiceFile, ServiceSpec};
 use crate::tasks;
 
 // Deploy code holds the cluster as `Arc<dyn Cluster>`.
@@ -209,6 +215,127 @@ impl Cluster for DockerSwarm {
     fn task_logs(&self, task: &TaskInfo, options: &LogOptions) -> LogStream {
         self.engine.task_logs(&task.id, options)
     }
+
+    fn create_file<'a>(
+        &'a self,
+        kind: FileKind,
+        name: &'a str,
+        labels: &'a BTreeMap<String, String>,
+        data: &'a [u8],
+    ) -> SwarmFuture<'a, String> {
+        Box::pin(async move {
+            let docker = self.engine.client();
+            let (labels, data) = (Some(hashmap(labels)), Some(BASE64.encode(data)));
+            let name_ = Some(name.to_owned());
+            let created = match kind {
+                FileKind::Secret => {
+                    let spec = SecretSpec {
+                        name: name_,
+                        labels,
+                        data,
+                        ..Default::default()
+                    };
+                    docker.create_secret(spec).await
+                }
+                FileKind::Config => {
+                    let spec = ConfigSpec {
+                        name: name_,
+                        labels,
+                        data,
+                        ..Default::default()
+                    };
+                    docker.create_config(spec).await
+                }
+            };
+            let created = created.map_err(self.err("create", object_kind(kind), name))?;
+            Ok(created.id)
+        })
+    }
+
+    fn find_file<'a>(
+        &'a self,
+        kind: FileKind,
+        name: &'a str,
+    ) -> SwarmFuture<'a, Option<FileObject>> {
+        Box::pin(async move {
+            let filters = HashMap::from([("name".to_owned(), vec![name.to_owned()])]);
+            let found = self.files(kind, filters).await?;
+            Ok(found.into_iter().find(|f| f.name == name))
+        })
+    }
+
+    fn list_files<'a>(
+        &'a self,
+        kind: FileKind,
+        filter: &'a LabelFilter,
+    ) -> SwarmFuture<'a, Vec<FileObject>> {
+        Box::pin(async move { self.files(kind, filter.to_docker_filters()).await })
+    }
+
+    fn remove_file<'a>(&'a self, kind: FileKind, id: &'a str) -> SwarmFuture<'a, Removal> {
+        Box::pin(async move {
+            let docker = self.engine.client();
+            let removed = match kind {
+                FileKind::Secret => docker.delete_secret(id).await,
+                FileKind::Config => docker.delete_config(id).await,
+            };
+            match removed {
+                Ok(()) => Ok(Removal::Removed),
+                Err(e) => match self.err("remove", object_kind(kind), id)(e) {
+                    SwarmError::Engine(e) if e.is_not_found() => Ok(Removal::Absent),
+                    other => Err(other),
+                },
+            }
+        })
+    }
+}
+
+impl DockerSwarm {
+    async fn files(
+        &self,
+        kind: FileKind,
+        filters: HashMap<String, Vec<String>>,
+    ) -> SwarmResult<Vec<FileObject>> {
+        let docker = self.engine.client();
+        let filters = Some(filters);
+        let err = self.err("list", object_kind(kind), &format!("{}s", kind.as_str()));
+        let object =
+            |id: Option<String>, name, labels: Option<HashMap<String, String>>| FileObject {
+                kind,
+                id: id.unwrap_or_default(),
+                name: Option::unwrap_or_default(name),
+                labels: labels.unwrap_or_default().into_iter().collect(),
+            };
+        Ok(match kind {
+            FileKind::Secret => docker
+                .list_secrets(Some(q::ListSecretsOptions { filters }))
+                .await
+                .map_err(err)?
+                .into_iter()
+                .map(|s| {
+                    let spec = s.spec.unwrap_or_default();
+                    object(s.id, spec.name, spec.labels)
+                })
+                .collect(),
+            FileKind::Config => docker
+                .list_configs(Some(q::ListConfigsOptions { filters }))
+                .await
+                .map_err(err)?
+                .into_iter()
+                .map(|c| {
+                    let spec = c.spec.unwrap_or_default();
+                    object(c.id, spec.name, spec.labels)
+                })
+                .collect(),
+        })
+    }
+}
+
+fn object_kind(kind: FileKind) -> ObjectKind {
+    match kind {
+        FileKind::Secret => ObjectKind::Secret,
+        FileKind::Config => ObjectKind::Config,
+    }
 }
 
 fn replicated(replicas: u64) -> ServiceSpecMode {
@@ -250,6 +377,27 @@ fn service_spec(spec: &ServiceSpec) -> bollard::models::ServiceSpec {
             .stop_grace_period
             .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
         health_check: spec.healthcheck.as_ref().map(health_config),
+        secrets: files(spec, FileKind::Secret, |f| TaskSpecContainerSpecSecrets {
+            file: Some(TaskSpecContainerSpecFile {
+                name: Some(f.target.clone()),
+                uid: Some(f.uid.clone()),
+                gid: Some(f.gid.clone()),
+                mode: Some(f.mode),
+            }),
+            secret_id: Some(f.id.clone()),
+            secret_name: Some(f.name.clone()),
+        }),
+        configs: files(spec, FileKind::Config, |f| TaskSpecContainerSpecConfigs {
+            file: Some(TaskSpecContainerSpecFile1 {
+                name: Some(f.target.clone()),
+                uid: Some(f.uid.clone()),
+                gid: Some(f.gid.clone()),
+                mode: Some(f.mode),
+            }),
+            runtime: None,
+            config_id: Some(f.id.clone()),
+            config_name: Some(f.name.clone()),
+        }),
         ..Default::default()
     };
     let task = TaskSpec {
@@ -323,8 +471,35 @@ fn service_spec(spec: &ServiceSpec) -> bollard::models::ServiceSpec {
     }
 }
 
+/// The service's files of one kind, in the engine's shape; `None` for
+/// none, as the engine writes it.
+fn files<T>(spec: &ServiceSpec, kind: FileKind, to: impl Fn(&ServiceFile) -> T) -> Option<Vec<T>> {
+    let out: Vec<T> = spec
+        .files
+        .iter()
+        .filter(|f| f.kind == kind)
+        .map(to)
+        .collect();
+    (!out.is_empty()).then_some(out)
+}
+
 fn service_info(service: bollard::models::Service) -> ServiceInfo {
     let spec = service.spec.unwrap_or_default();
+    let container = spec
+        .task_template
+        .as_ref()
+        .and_then(|t| t.container_spec.as_ref());
+    let secrets = container
+        .and_then(|c| c.secrets.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.secret_id.clone());
+    let configs = container
+        .and_then(|c| c.configs.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.config_id.clone());
+    let files = secrets.chain(configs).collect();
     ServiceInfo {
         id: service.id.unwrap_or_default(),
         name: spec.name.unwrap_or_default(),
@@ -339,6 +514,7 @@ fn service_info(service: bollard::models::Service) -> ServiceInfo {
             .mode
             .and_then(|m| m.replicated)
             .map(|r| r.replicas.unwrap_or(0).max(0) as u64),
+        files,
     }
 }
 

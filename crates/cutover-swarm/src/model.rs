@@ -62,6 +62,34 @@ pub struct ServiceInfo {
     pub image: String,
     /// `None` for a global service (one task per eligible node).
     pub replicas: Option<u64>,
+    /// The ids of the secrets and configs its tasks mount.
+    pub files: Vec<String>,
+}
+
+/// What a task can mount as a file: a secret (kept in memory on the node,
+/// never readable back through the API) or a config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FileKind {
+    Secret,
+    Config,
+}
+
+impl FileKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileKind::Secret => "secret",
+            FileKind::Config => "config",
+        }
+    }
+}
+
+/// A secret or config the managers hold; its data is never read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileObject {
+    pub kind: FileKind,
+    pub id: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A task's state, in the order the scheduler moves it: up to

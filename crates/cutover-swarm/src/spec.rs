@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use cutover_docker::HealthcheckSpec;
 
+use crate::model::FileKind;
+
 /// How many tasks a service runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -50,6 +52,20 @@ pub struct ServiceMount {
     pub read_only: bool,
 }
 
+/// A secret or config a task mounts, by the object's id and name (the
+/// engine wants both), at `target` with its owner and mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceFile {
+    pub kind: FileKind,
+    pub id: String,
+    pub name: String,
+    /// An absolute path in the container.
+    pub target: String,
+    pub uid: String,
+    pub gid: String,
+    pub mode: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceSpec {
     /// Exact name; `<project>_<service>_<color>` for an app color.
@@ -77,6 +93,7 @@ pub struct ServiceSpec {
     pub stop_grace_period: Option<Duration>,
     pub host_ports: Vec<HostPort>,
     pub mounts: Vec<ServiceMount>,
+    pub files: Vec<ServiceFile>,
 }
 
 impl ServiceSpec {
@@ -99,6 +116,7 @@ impl ServiceSpec {
             stop_grace_period: None,
             host_ports: Vec::new(),
             mounts: Vec::new(),
+            files: Vec::new(),
         }
     }
 }

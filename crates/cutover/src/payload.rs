@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use cutover_core::compose::{FileRef, FileSource, ResolvedProject};
+use cutover_core::compose::ResolvedProject;
 use cutover_core::diag::Report;
 use hyper::{Method, StatusCode};
 use sha2::{Digest, Sha256};
@@ -18,47 +18,8 @@ use crate::error::CliError;
 
 /// Secret and config files, replaced by their contents.
 pub fn inline_files(project: &mut ResolvedProject) -> Result<(), CliError> {
-    let services = project
-        .apps
-        .iter_mut()
-        .map(|a| &mut a.service)
-        .chain(project.accessories.iter_mut().map(|a| &mut a.service));
-    for spec in services {
-        let name = spec.name.clone();
-        for (kind, file) in spec
-            .secrets
-            .iter_mut()
-            .map(|f| ("secret", f))
-            .chain(spec.configs.iter_mut().map(|f| ("config", f)))
-        {
-            inline(&name, kind, file)?;
-        }
-    }
-    Ok(())
-}
-
-fn inline(service: &str, kind: &str, file: &mut FileRef) -> Result<(), CliError> {
-    let FileSource::File(path) = &file.from else {
-        return Ok(());
-    };
-    let bytes = std::fs::read(path).map_err(|e| {
-        CliError::bad_input(format!(
-            "{service}: {kind} {}: cannot read {}: {e}",
-            file.source,
-            path.display()
-        ))
-        .with_hint("the file is read where you run cutover and sent with the deploy")
-    })?;
-    let text = String::from_utf8(bytes).map_err(|_| {
-        CliError::bad_input(format!(
-            "{service}: {kind} {}: {} is not UTF-8 text",
-            file.source,
-            path.display()
-        ))
-        .with_hint("to a daemon on another machine a secret travels as text: base64-encode a binary one, or deploy on its host")
-    })?;
-    file.from = FileSource::Content(text);
-    Ok(())
+    cutover_compose::inline_files(project, "where you run cutover, and sent with the deploy")
+        .map_err(CliError::bad_input)
 }
 
 /// Uploads the build context of every service that builds from a folder,

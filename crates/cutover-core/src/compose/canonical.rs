@@ -297,6 +297,11 @@ fn file_ref(r: &FileRef, secret: bool) -> Value {
 /// A top-level definition: never an environment variable's value.
 fn file_def(project: &str, r: &FileRef) -> Value {
     let mut o = Map::new();
+    if let FileSource::External { name } = &r.from {
+        o.insert("name".into(), json!(name));
+        o.insert("external".into(), json!(true));
+        return Value::Object(o);
+    }
     o.insert(
         "name".into(),
         json!(naming::project_scoped(project, &r.source)),
@@ -305,6 +310,7 @@ fn file_def(project: &str, r: &FileRef) -> Value {
         FileSource::File(path) => o.insert("file".into(), json!(path.display().to_string())),
         FileSource::Environment { var, .. } => o.insert("environment".into(), json!(var)),
         FileSource::Content(text) => o.insert("content".into(), json!(text)),
+        FileSource::External { .. } => None,
     };
     Value::Object(o)
 }

@@ -282,6 +282,9 @@ pub enum FileSource {
     Environment { var: String, value: String },
     /// Text written in the compose file (`content:`), copied likewise.
     Content(String),
+    /// A Swarm secret or config made outside the project (`external:
+    /// true`), by its name there. Only a Swarm has them: one host refuses it.
+    External { name: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

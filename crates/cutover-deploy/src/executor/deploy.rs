@@ -63,7 +63,7 @@ impl DeployEngine {
                 images.insert(spec.image.clone(), id);
             }
         }
-        super::preflight::check_routes(&self.inner, desired, &selected)?;
+        super::preflight::check_selected(&self.inner, desired, &selected)?;
         let (mut plan, _) = plan_selected(&self.inner, cmd, &selected, &images).await?;
         // An image the deploy would pull is asked of its registry now, so
         // a wrong name or a missing login shows before the deploy.
@@ -303,7 +303,7 @@ async fn deploy(
     // Before any build or pull: a conflict found at the switch would have
     // cost a build, a start and a health check, and in a multi-app deploy
     // left the apps before it switched.
-    super::preflight::check_routes(inner, desired, &selected)?;
+    super::preflight::check_selected(inner, desired, &selected)?;
     let images = resolve_images(inner, p, cmd, &selected).await?;
     let (plan, obs) = plan_selected(inner, cmd, &selected, &images).await?;
     for w in &plan.warnings {

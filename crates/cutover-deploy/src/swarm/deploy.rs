@@ -21,7 +21,7 @@ use super::cutover::{self, undo_service, Candidate, Undo};
 use super::edges::{self, Edge};
 use super::plan::{decide, selected_in_order, Decision};
 use super::switch::NodeRoute;
-use super::{specs, switch, Inner};
+use super::{files, specs, switch, Inner};
 use crate::events::Progress;
 use crate::executor::deploy::selected_apps;
 use crate::executor::hooks::HookRun;
@@ -33,6 +33,29 @@ use crate::specs::{route_request, Gateways};
 const ACCESSORY_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub(super) async fn deploy(
+    sw: &Inner,
+    cmd: &DeployCommand,
+    p: &Progress,
+) -> Result<(Outcome, Report), Stop> {
+    let cmd = &with_files_read(cmd)?;
+    let result = deploy_project(sw, cmd, p).await;
+    // A value this deploy replaced, or one a failed deploy created, is
+    // mounted by no service any more.
+    files::prune(sw, &cmd.project.name, p).await;
+    result
+}
+
+/// The deploy command with its `file:` secrets and configs read here into
+/// their contents: a Swarm stores them, and their contents are then part
+/// of the version, so a changed file is a new color.
+pub(super) fn with_files_read(cmd: &DeployCommand) -> Result<DeployCommand, Stop> {
+    let mut cmd = cmd.clone();
+    cutover_compose::inline_files(&mut cmd.project, "on the deploy engine's host")
+        .map_err(Stop::invalid)?;
+    Ok(cmd)
+}
+
+async fn deploy_project(
     sw: &Inner,
     cmd: &DeployCommand,
     p: &Progress,
@@ -79,8 +102,9 @@ pub(super) struct Preflight {
     pub edges: Vec<Edge>,
 }
 
-/// Refuses, before anything starts, what a Swarm cannot do, a swarm with
-/// no edge running, and HTTPS on edges that do not share certificates.
+/// Refuses, before anything starts, what a Swarm cannot do, an external
+/// secret or config it does not have, a swarm with no edge running, and
+/// HTTPS on edges that do not share certificates.
 pub(super) async fn preflight(sw: &Inner, cmd: &DeployCommand) -> Result<Preflight, Stop> {
     let project = &cmd.project;
     // 1. Every part of the file can be done here.
@@ -94,6 +118,12 @@ pub(super) async fn preflight(sw: &Inner, cmd: &DeployCommand) -> Result<Preflig
         return Err(Stop::invalid(report));
     }
     let selected = selected_apps(project, &cmd.services)?;
+    let missing = files::missing_external(sw, project)
+        .await
+        .map_err(Stop::failed)?;
+    if let Some(first) = missing.into_iter().next() {
+        return Err(Stop::invalid(first));
+    }
 
     // 2. The nodes that vote: those whose edge runs.
     let edges = edges::live(&*sw.cluster, &sw.edges)
@@ -228,7 +258,7 @@ async fn accessory(
     acc: &AccessorySpec,
     p: &Progress,
 ) -> Result<(), Stop> {
-    let spec = specs::accessory_service(project, acc);
+    let mut spec = specs::accessory_service(project, acc);
     if let Some(found) = sw.cluster.inspect_service(&spec.name).await.map_err(stop)? {
         if found.labels.get(labels::CONFIG_HASH) != spec.labels.get(labels::CONFIG_HASH) {
             p.warn(accessory_changed(&spec.name));
@@ -236,6 +266,9 @@ async fn accessory(
         return Ok(());
     }
     let step = p.step(format!("start accessory {}", spec.name));
+    files::attach(sw, project, &acc.service, &mut spec)
+        .await
+        .map_err(stop)?;
     sw.cluster.create_service(&spec).await.map_err(stop)?;
     match sw
         .cluster
@@ -355,7 +388,10 @@ async fn launch(
     let replicas = app.service.replicas.max(1);
     let step = p.step(format!("start {service}: {replicas} tasks of {version}"));
     sw.cluster.remove_service(&service).await.map_err(stop)?;
-    let spec = specs::app_service(project, app, color, version, &sw.edges.network);
+    let mut spec = specs::app_service(project, app, color, version, &sw.edges.network);
+    files::attach(sw, project, &app.service, &mut spec)
+        .await
+        .map_err(stop)?;
     sw.cluster.create_service(&spec).await.map_err(stop)?;
     let timeout = app.cutover.timeouts.deploy;
     let addrs =

@@ -1,6 +1,7 @@
 //! `down` on a Swarm: every node's edge stops routing to the project's apps
-//! (their sets drain as on one host), then the project's services go, then
-//! the overlay networks cutover created. Named volumes are each node's own,
+//! (their sets drain as on one host), then the project's services go with
+//! the secrets and configs cutover made for them, then the overlay networks
+//! cutover created. Named volumes are each node's own,
 //! which the manager cannot reach: `--volumes` is refused here.
 
 use std::collections::BTreeSet;
@@ -12,7 +13,7 @@ use cutover_core::progress::{DownCommand, Outcome};
 use cutover_docker::labels::{self, LabelFilter, Role};
 use futures_util::future::join_all;
 
-use super::{edges, switch, Inner};
+use super::{edges, files, switch, Inner};
 use crate::events::Progress;
 use crate::executor::Stop;
 
@@ -99,6 +100,7 @@ pub(super) async fn down(
         })?;
     }
     p.done(step, None);
+    files::prune(sw, project, p).await;
 
     // 3. The networks cutover created for the project, once their tasks
     //    are gone.

@@ -17,7 +17,7 @@ use cutover_docker::LogOptions;
 use cutover_swarm::{TaskInfo, TaskState};
 use futures_util::StreamExt;
 
-use super::{specs, Inner};
+use super::{files, specs, Inner};
 use crate::events::Progress;
 use crate::executor::hooks::{hook_env, HookOutput, HookRun};
 use crate::executor::Stop;
@@ -54,9 +54,12 @@ impl HookRun<'_> {
         };
         let step = p.step(format!("run {kind} hook of {service}: {}", hook.shown()));
         let env = hook_env(kind, self.project, self.app, self.previous, error);
-        let spec = specs::hook_service(self.project, self.app, kind, &hook.command, &env);
-        let ran = tokio::time::timeout(hook.timeout, job(sw, p, &spec))
-            .await
+        let mut spec = specs::hook_service(self.project, self.app, kind, &hook.command, &env);
+        let ran = match files::attach(sw, self.project, &self.app.service, &mut spec).await {
+            Ok(()) => tokio::time::timeout(hook.timeout, job(sw, p, &spec)).await,
+            Err(report) => Ok(Err(report)),
+        };
+        let ran = ran
             .unwrap_or_else(|_| {
                 Err(Report::new(format!(
                     "the {kind} hook of {service} did not end within {}; it was stopped",

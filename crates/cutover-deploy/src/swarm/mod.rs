@@ -11,6 +11,7 @@ mod cutover;
 mod deploy;
 mod down;
 pub mod edges;
+mod files;
 mod hooks;
 mod logs;
 mod plan;

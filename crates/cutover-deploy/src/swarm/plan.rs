@@ -12,7 +12,7 @@ use cutover_core::progress::DeployCommand;
 use cutover_core::service::{Color, DeployRequest};
 use cutover_docker::labels;
 
-use super::deploy::{accessory_changed, missing_networks, preflight, Preflight};
+use super::deploy::{accessory_changed, missing_networks, preflight, with_files_read, Preflight};
 use super::switch::{self, NodeRoute};
 use super::Inner;
 use crate::executor::Stop;
@@ -127,6 +127,7 @@ fn route_changes(routed: &DeployRequest, want: &DeployRequest) -> Vec<&'static s
 
 /// `cutover plan` on a Swarm: the deploy's checks and decisions, run.
 pub(super) async fn plan(sw: &Inner, cmd: &DeployCommand) -> Result<Plan, Stop> {
+    let cmd = &with_files_read(cmd)?;
     let project = &cmd.project;
     let Preflight { selected, edges } = preflight(sw, cmd).await?;
     let mut steps = Vec::new();

@@ -36,15 +36,10 @@ pub fn refusals(cmd: &DeployCommand) -> Vec<Report> {
                     .hint("build and push the image to a registry every node can pull from, and name it in `image:`"),
             );
         }
-        for (what, refs) in [("secrets", &s.secrets), ("configs", &s.configs)] {
-            if !refs.is_empty() {
-                out.push(
-                    Report::new(format!(
-                        "{}: Swarm secrets and configs are not built yet",
-                        field(what)
-                    ))
-                    .hint("pass the values in `environment:` for now"),
-                );
+        let files = s.secrets.iter().map(|r| (r, true));
+        for (r, secret) in files.chain(s.configs.iter().map(|r| (r, false))) {
+            if let Err(report) = crate::specs::file_owner(r, secret, &s.name) {
+                out.push(report);
             }
         }
         let unmapped = unmapped_keys(s);

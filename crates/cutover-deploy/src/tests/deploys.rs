@@ -266,6 +266,41 @@ async fn a_missing_external_network_is_invalid_with_a_hint() {
 }
 
 #[tokio::test]
+async fn an_external_secret_is_refused_on_one_host_before_anything_starts() {
+    let h = Harness::new().await;
+    let mut p = compose("hello", 2);
+    p.apps[0]
+        .service
+        .secrets
+        .push(cutover_core::compose::FileRef {
+            source: "api_key".into(),
+            target: None,
+            uid: None,
+            gid: None,
+            mode: None,
+            from: cutover_core::compose::FileSource::External {
+                name: "api_key".into(),
+            },
+        });
+    let ev = collect(h.engine.deploy(cmd(p))).await;
+    assert_eq!(outcome(&ev).0, Outcome::Invalid, "{ev:#?}");
+    let ProgressEvent::Finished { hint, message, .. } = ev.last().unwrap() else {
+        unreachable!()
+    };
+    assert!(
+        message.starts_with("services.web.secrets: api_key is an external secret"),
+        "{message}"
+    );
+    assert!(
+        hint.as_deref().unwrap_or("").contains("docs/swarm.md"),
+        "{hint:?}"
+    );
+    for op in [Op::PullImage, Op::CreateNetwork, Op::CreateContainer] {
+        assert!(h.fake.calls_of(op).is_empty(), "{op:?}");
+    }
+}
+
+#[tokio::test]
 async fn a_failed_deploy_does_not_cost_the_kept_version() {
     let h = Harness::new().await;
     collect(h.engine.deploy(cmd(compose("one", 1)))).await;

@@ -140,6 +140,10 @@ services:
     user: "1000"
     cap_add: [NET_ADMIN]
     ports: ["127.0.0.1:9000:9000"]
+    secrets:
+      - {source: token, uid: app}
+secrets:
+  token: {external: true}
 "#
         .to_string(),
     );
@@ -156,6 +160,7 @@ services:
         "services.worker.volumes: the tmpfs at /tmp",
         "services.worker.ports: an accessory's published ports",
         "services.worker: user, cap_add not carried to a Swarm service yet",
+        "services.worker: secret token: uid \"app\" is not a number",
     ] {
         assert!(all.contains(field), "{field} is not refused:\n{all}");
     }

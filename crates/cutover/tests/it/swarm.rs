@@ -20,6 +20,7 @@ use hyper::Method;
 
 use crate::util::{bin, cutover, tcp_request, Load, Tally};
 
+mod files;
 mod https;
 
 const TOKEN: &str = "swarm-deploy-token-0123456789abcdef";

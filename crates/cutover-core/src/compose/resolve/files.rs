@@ -1,7 +1,8 @@
 //! `secrets:` and `configs:`, top-level and per service, read as Compose
-//! reads them without Swarm: a definition names a file, a variable of the
-//! project's environment, or (configs only) inline content; a service lists
-//! which it gets, where, and with which owner and mode.
+//! reads them: a definition names a file, a variable of the project's
+//! environment, (configs only) inline content, or a Swarm's own object
+//! (`external: true`); a service lists which it gets, where, and with which
+//! owner and mode.
 
 use super::*;
 
@@ -32,20 +33,33 @@ pub(super) fn top_files(
         let e = cx.entries(dm, &kp);
         cx.check_keys(&e, &kp, &allowed, &format!("a top-level {what} entry"));
         let get = |k: &str| lookup(&e, k).filter(|v| !v.is_null());
-        if get("external")
-            .is_some_and(|x| matches!(x, Value::Bool(true)) || x.as_str() == Some("true"))
-        {
-            cx.error_hint(
-                &kp.key("external"),
-                format!("external {what} live in Docker Swarm, which this host does not use"),
-                format!("give {key} a `file:` or an `environment:` variable to read it from"),
-            );
-            continue;
-        }
         let sources: Vec<&str> = ["file", "environment", "content"]
             .into_iter()
             .filter(|k| get(k).is_some())
             .collect();
+        // Made outside the project, in a Swarm (`docker secret create`): it
+        // is found by name when the deploy runs, and one host refuses it.
+        if get("external")
+            .is_some_and(|x| matches!(x, Value::Bool(true)) || x.as_str() == Some("true"))
+        {
+            // The definition still counts as made, so the services that
+            // name it are not refused too.
+            if let Some(other) = sources.first() {
+                cx.error_hint(
+                    &kp.key(other),
+                    format!(
+                        "{key} is external, and an external {} has no `{other}:`",
+                        &what[..what.len() - 1]
+                    ),
+                    format!("remove `external: true` so cutover creates it, or `{other}:` to use the Swarm's own"),
+                );
+            }
+            let name = cx
+                .opt_string(get("name"), &kp.key("name"))
+                .unwrap_or_else(|| key.clone());
+            out.insert(key, FileSource::External { name });
+            continue;
+        }
         let source = match sources.as_slice() {
             ["file"] => get("file")
                 .and_then(|f| cx.string(f, &kp.key("file")))
