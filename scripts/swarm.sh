@@ -5,8 +5,11 @@
 # engine state (a volume), its own address on the swarm's bridge network,
 # and its API on a Unix socket in a directory of the host.
 #
-#   scripts/swarm.sh up NAME [NODES]     NODES engines (default 3): NAME-n1 is
-#                                        the manager, the others join as workers
+#   scripts/swarm.sh up NAME [NODES [MANAGERS]]
+#                                        NODES engines (default 3), the first
+#                                        MANAGERS (default 1) of them managers:
+#                                        NAME-n1 starts the swarm, the others
+#                                        join as managers, then as workers
 #   scripts/swarm.sh load NAME IMAGE...  copies local images into every node
 #                                        (no registry is reachable)
 #   scripts/swarm.sh sockets NAME        one line per node: NODE SOCKET ADDRESS
@@ -40,7 +43,7 @@ CAPS=(CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCA
     MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ)
 
 usage() {
-    die "usage: scripts/swarm.sh up NAME [NODES] | load NAME IMAGE... | sockets NAME | down NAME" \
+    die "usage: scripts/swarm.sh up NAME [NODES [MANAGERS]] | load NAME IMAGE... | sockets NAME | down NAME" \
         "see the comment at the top of scripts/swarm.sh"
 }
 
@@ -68,9 +71,11 @@ inner() {
 }
 
 up() {
-    local name="$1" count="${2:-3}"
+    local name="$1" count="${2:-3}" managers="${3:-1}"
     valid_name "$name"
     [[ "$count" =~ ^[1-9]$ ]] || die "NODES must be 1 to 9, not '$count'" "three is what the tests use"
+    [[ "$managers" =~ ^[1-9]$ ]] && [ "$managers" -le "$count" ] ||
+        die "MANAGERS must be 1 to NODES ($count), not '$managers'" "an odd count keeps a raft majority: 1 or 3"
     [ -z "$(nodes_of "$name")" ] ||
         die "a swarm named '$name' exists already" "run 'scripts/swarm.sh down $name' first"
     "$CUTOVER_ROOT/scripts/images.sh" swarm-node
@@ -102,16 +107,18 @@ up() {
             sleep 0.5
         done
     done
-    local manager_ip token
+    local manager_ip token role
     manager_ip="$(node_ip "$name" "$name-n1")"
     inner "$name" "$name-n1" swarm init --advertise-addr "$manager_ip" >/dev/null
-    token="$(inner "$name" "$name-n1" swarm join-token -q worker)"
     for i in $(seq 2 "$count"); do
+        role=worker
+        [ "$i" -gt "$managers" ] || role=manager
+        token="$(inner "$name" "$name-n1" swarm join-token -q "$role")"
         inner "$name" "$name-n$i" swarm join --advertise-addr "$(node_ip "$name" "$name-n$i")" \
             --token "$token" "$manager_ip:2377" >/dev/null
     done
     trap - EXIT
-    log "swarm: $name is up: $count nodes, manager $name-n1 at $manager_ip"
+    log "swarm: $name is up: $count nodes, $managers managers, $name-n1 at $manager_ip"
     sockets "$name"
 }
 

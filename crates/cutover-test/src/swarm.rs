@@ -29,8 +29,17 @@ impl TestSwarm {
     /// Starts `count` engines under a name unique to this process and
     /// `tag`, and joins them: the first manages, the others work.
     pub fn up(tag: &str, count: usize) -> Result<TestSwarm, ImageError> {
+        TestSwarm::up_with_managers(tag, count, 1)
+    }
+
+    /// As [`TestSwarm::up`], with the first `managers` nodes managers.
+    pub fn up_with_managers(
+        tag: &str,
+        count: usize,
+        managers: usize,
+    ) -> Result<TestSwarm, ImageError> {
         let name = format!("ct{}-{tag}", std::process::id());
-        let out = script(&["up", &name, &count.to_string()])?;
+        let out = script(&["up", &name, &count.to_string(), &managers.to_string()])?;
         // From here on the swarm exists, so a failure below still takes it down.
         let mut swarm = TestSwarm {
             name,

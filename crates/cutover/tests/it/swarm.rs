@@ -20,6 +20,7 @@ use hyper::Method;
 
 use crate::util::{bin, cutover, tcp_request, Load, Tally};
 
+mod failover;
 mod files;
 mod https;
 
@@ -115,6 +116,12 @@ impl Drop for CutoverImage {
 impl Nodes {
     /// A swarm named after `tag`, with this build's image and the app's.
     fn up(tag: &str) -> Nodes {
+        Nodes::up_with_managers(tag, 1)
+    }
+
+    /// As [`Nodes::up`], with the first `managers` of the three nodes
+    /// managers.
+    fn up_with_managers(tag: &str, managers: usize) -> Nodes {
         require_docker();
         let image = CutoverImage::ensure();
         let images = [
@@ -122,7 +129,7 @@ impl Nodes {
             ensure_athens_image().unwrap(),
             ensure_redis_image().unwrap(),
         ];
-        let swarm = TestSwarm::up(tag, 3).unwrap();
+        let swarm = TestSwarm::up_with_managers(tag, 3, managers).unwrap();
         swarm.load(&images).unwrap();
         Nodes { swarm, image }
     }
@@ -149,8 +156,8 @@ impl Cluster {
             image: cutover_image,
         } = nodes;
         let dir = tempfile::tempdir().unwrap();
-        let manager = swarm.manager().addr.clone();
-        secrets(dir.path(), &manager);
+        let addrs: Vec<&str> = swarm.nodes.iter().map(|n| n.addr.as_str()).collect();
+        secrets(dir.path(), &addrs);
         let mut deploy = Command::new("docker");
         deploy
             .arg("-H")
@@ -195,18 +202,12 @@ impl Cluster {
                 .is_ok_and(|out| out.lines().any(|l| l == "cutover_edge 3/3"))
         })
         .await;
-        // The deploy engine connects to the manager's engine before it
-        // listens: its port accepting means it is ready.
-        let api_addr: SocketAddr = format!("{manager}:26090").parse().unwrap();
-        wait_for("the deploy API", || async {
-            tokio::net::TcpStream::connect(api_addr).await.is_ok()
-        })
-        .await;
+        let api = deploy_api(&swarm, 0).await;
         Cluster {
             swarm,
             _image: cutover_image,
             dir,
-            api: format!("https://{api_addr}"),
+            api,
             edges,
         }
     }
@@ -247,15 +248,56 @@ impl Cluster {
 /// image of this build.
 static CLUSTERS: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
 
-/// The edges' and the API's tokens, a certificate for the manager's
-/// address that the CLI trusts with --tls-ca, and the edges' certificate
-/// for the name the deploy engine checks.
-fn secrets(dir: &Path, manager: &str) {
+/// The URL of the deploy API, on whichever manager the swarm runs it,
+/// asking node `via`'s engine; once it answers. The deploy engine connects
+/// to the manager's engine before it listens: its port accepting means it
+/// is ready.
+async fn deploy_api(swarm: &TestSwarm, via: usize) -> String {
+    let mut addr = None;
+    wait_for("the deploy API", || {
+        let node = swarm
+            .docker(
+                via,
+                &[
+                    "service",
+                    "ps",
+                    "cutover_control",
+                    "--filter",
+                    "desired-state=running",
+                    "--format",
+                    "{{.Node}} {{.CurrentState}}",
+                ],
+            )
+            .unwrap_or_default();
+        let running = node
+            .lines()
+            .find(|l| l.contains(" Running"))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| swarm.nodes.iter().find(|s| s.name == n));
+        addr = running.map(|n| format!("{}:26090", n.addr).parse::<SocketAddr>().unwrap());
+        let at = addr;
+        async move {
+            match at {
+                Some(at) => tokio::net::TcpStream::connect(at).await.is_ok(),
+                None => false,
+            }
+        }
+    })
+    .await;
+    format!("https://{}", addr.unwrap())
+}
+
+/// The edges' and the API's tokens, a certificate for every node's
+/// address (the deploy API runs on one of the managers) that the CLI
+/// trusts with --tls-ca, and the edges' certificate for the name the
+/// deploy engine checks.
+fn secrets(dir: &Path, nodes: &[&str]) {
     std::fs::write(dir.join("edge-token"), EDGE_TOKEN).unwrap();
     std::fs::write(dir.join("token"), TOKEN).unwrap();
-    for (name, prefix) in [(manager, ""), ("cutover-edge", "edge-")] {
+    let api: Vec<String> = nodes.iter().map(|n| n.to_string()).collect();
+    for (names, prefix) in [(api, ""), (vec!["cutover-edge".to_string()], "edge-")] {
         let key = rcgen::KeyPair::generate().unwrap();
-        let params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+        let params = rcgen::CertificateParams::new(names).unwrap();
         let cert = params.self_signed(&key).unwrap();
         std::fs::write(dir.join(format!("{prefix}cert.pem")), cert.pem()).unwrap();
         std::fs::write(dir.join(format!("{prefix}key.pem")), key.serialize_pem()).unwrap();
