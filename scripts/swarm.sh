@@ -74,8 +74,9 @@ up() {
     local name="$1" count="${2:-3}" managers="${3:-1}"
     valid_name "$name"
     [[ "$count" =~ ^[1-9]$ ]] || die "NODES must be 1 to 9, not '$count'" "three is what the tests use"
-    [[ "$managers" =~ ^[1-9]$ ]] && [ "$managers" -le "$count" ] ||
+    if ! [[ "$managers" =~ ^[1-9]$ ]] || [ "$managers" -gt "$count" ]; then
         die "MANAGERS must be 1 to NODES ($count), not '$managers'" "an odd count keeps a raft majority: 1 or 3"
+    fi
     [ -z "$(nodes_of "$name")" ] ||
         die "a swarm named '$name' exists already" "run 'scripts/swarm.sh down $name' first"
     "$CUTOVER_ROOT/scripts/images.sh" swarm-node

@@ -1000,3 +1000,24 @@ fn an_external_secret_is_the_swarm_object_by_its_name_and_has_no_source() {
     );
     assert!(!e.contains("not declared"), "{e}");
 }
+
+#[test]
+fn deploy_mode_global_is_one_task_per_node_and_takes_no_count() {
+    let p = ok("services:\n  web:\n    image: app\n    deploy: {mode: global}\n    x-cutover: {port: 80}\n  worker:\n    image: w\n    deploy: {mode: replicated, replicas: 2}\n    x-cutover: {port: 80, hosts: [w.test]}\n");
+    let web = p.app("web").unwrap();
+    assert!(web.service.global);
+    assert_eq!(web.service.replicas, 1);
+    let worker = p.app("worker").unwrap();
+    assert!(!worker.service.global);
+    assert_eq!(worker.service.replicas, 2);
+    let e = err("services:\n  web:\n    image: app\n    deploy: {mode: global, replicas: 3}\n    x-cutover: {port: 80}\n");
+    assert!(
+        e.contains("compose.yaml:4:14: services.web.deploy.mode: a global service runs one task per node, and deploy.replicas sets a count"),
+        "{e}"
+    );
+    let e = err("services:\n  web:\n    image: app\n    deploy: {mode: global-job}\n");
+    assert!(
+        e.contains("services.web.deploy.mode: deploy.mode \"global-job\" is not one cutover runs"),
+        "{e}"
+    );
+}

@@ -35,7 +35,8 @@ pub trait Cluster: Send + Sync {
     fn inspect_service<'a>(&'a self, name: &'a str) -> SwarmFuture<'a, Option<ServiceInfo>>;
     fn list_services<'a>(&'a self, filter: &'a LabelFilter) -> SwarmFuture<'a, Vec<ServiceInfo>>;
     /// Sets a replicated service's task count; its spec is otherwise kept,
-    /// so scaling back up runs the very same version.
+    /// so scaling back up runs the very same version. A global service is
+    /// kept at 0 tasks, or runs one per node again at any other count.
     fn scale_service<'a>(&'a self, name: &'a str, replicas: u64) -> SwarmFuture<'a, ()>;
     fn remove_service<'a>(&'a self, name: &'a str) -> SwarmFuture<'a, Removal>;
     /// Every task of the service the managers still remember, the ended

@@ -167,19 +167,18 @@ impl Cluster for DockerSwarm {
                 .map_err(self.err("inspect", ObjectKind::Service, name))?;
             let version = service.version.and_then(|v| v.index).unwrap_or(0);
             let mut spec = service.spec.unwrap_or_default();
-            if spec
-                .mode
-                .as_ref()
-                .and_then(|m| m.replicated.as_ref())
-                .is_none()
-            {
+            let mode = spec.mode.as_ref();
+            if mode.and_then(|m| m.global.as_ref()).is_some() {
+                park(&mut spec, replicas == 0);
+            } else if mode.and_then(|m| m.replicated.as_ref()).is_some() {
+                spec.mode = Some(replicated(replicas));
+            } else {
                 return Err(EngineError::InvalidSpec {
                     name: name.to_owned(),
-                    message: "a global service runs one task per node and cannot be scaled".into(),
+                    message: "a job runs to its end and cannot be scaled".into(),
                 }
                 .into());
             }
-            spec.mode = Some(replicated(replicas));
             let options = q::UpdateServiceOptions {
                 version: i32::try_from(version).unwrap_or(i32::MAX),
                 ..Default::default()
@@ -335,6 +334,25 @@ fn object_kind(kind: FileKind) -> ObjectKind {
     match kind {
         FileKind::Secret => ObjectKind::Secret,
         FileKind::Config => ObjectKind::Config,
+    }
+}
+
+/// A placement constraint no node meets (a node id is 25 letters and
+/// digits): a global service cannot be scaled, so one at 0 tasks is one
+/// that may run on no node. Its spec is otherwise kept, and taking the
+/// constraint away runs the very same version again on every node.
+pub const PARKED: &str = "node.id==cutover-parked";
+
+fn park(spec: &mut bollard::models::ServiceSpec, parked: bool) {
+    let placement = spec
+        .task_template
+        .get_or_insert_with(Default::default)
+        .placement
+        .get_or_insert_with(Default::default);
+    let constraints = placement.constraints.get_or_insert_with(Vec::new);
+    constraints.retain(|c| c != PARKED);
+    if parked {
+        constraints.push(PARKED.to_string());
     }
 }
 
@@ -500,6 +518,19 @@ fn service_info(service: bollard::models::Service) -> ServiceInfo {
         .flatten()
         .filter_map(|c| c.config_id.clone());
     let files = secrets.chain(configs).collect();
+    let parked = spec
+        .task_template
+        .as_ref()
+        .and_then(|t| t.placement.as_ref())
+        .and_then(|p| p.constraints.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c == PARKED));
+    let global = spec.mode.as_ref().is_some_and(|m| m.global.is_some());
+    let replicas = match spec.mode.as_ref() {
+        Some(_) if global => parked.then_some(0),
+        m => m
+            .and_then(|m| m.replicated.as_ref())
+            .map(|r| r.replicas.unwrap_or(0).max(0) as u64),
+    };
     ServiceInfo {
         id: service.id.unwrap_or_default(),
         name: spec.name.unwrap_or_default(),
@@ -510,10 +541,8 @@ fn service_info(service: bollard::models::Service) -> ServiceInfo {
             .and_then(|t| t.container_spec)
             .and_then(|c| c.image)
             .unwrap_or_default(),
-        replicas: spec
-            .mode
-            .and_then(|m| m.replicated)
-            .map(|r| r.replicas.unwrap_or(0).max(0) as u64),
+        replicas,
+        global,
         files,
     }
 }

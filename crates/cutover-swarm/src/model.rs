@@ -60,8 +60,11 @@ pub struct ServiceInfo {
     pub version: u64,
     pub labels: BTreeMap<String, String>,
     pub image: String,
-    /// `None` for a global service (one task per eligible node).
+    /// `None` for a global service (one task per eligible node), and `0`
+    /// for one parked at none ([`crate::docker::PARKED`]).
     pub replicas: Option<u64>,
+    /// One task per eligible node (`mode: global`), parked or not.
+    pub global: bool,
     /// The ids of the secrets and configs its tasks mount.
     pub files: Vec<String>,
 }

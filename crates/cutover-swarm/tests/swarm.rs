@@ -231,10 +231,26 @@ async fn services_on_a_three_node_swarm() {
             node.name
         );
     }
-    match cluster.scale_service(&edge, 2).await {
-        Err(e) => assert!(e.to_string().contains("global"), "{e}"),
-        Ok(()) => panic!("a global service was scaled"),
-    }
+    // A global service at 0 tasks may run on no node; at any other count
+    // it runs on every node again, the same spec.
+    let known: BTreeSet<String> = edges.iter().map(|t| t.id.clone()).collect();
+    cluster.scale_service(&edge, 0).await.unwrap();
+    let parked = cluster
+        .wait_converged(&edge, &known, CONVERGE)
+        .await
+        .unwrap();
+    assert!(parked.is_empty(), "{parked:?}");
+    let info = cluster.inspect_service(&edge).await.unwrap().unwrap();
+    assert!(info.global && info.replicas == Some(0), "{info:?}");
+    cluster.scale_service(&edge, 2).await.unwrap();
+    let again = cluster
+        .wait_converged(&edge, &known, CONVERGE)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 3, "{again:?}");
+    let info = cluster.inspect_service(&edge).await.unwrap().unwrap();
+    assert!(info.global && info.replicas.is_none(), "{info:?}");
+    assert_eq!(info.image, global.image);
 
     for service in [&name, &broken, &edge] {
         assert_eq!(

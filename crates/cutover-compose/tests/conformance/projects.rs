@@ -106,12 +106,20 @@ fn used_fields(p: &Value) -> Value {
                 m.insert(f.to_string(), serde_json::json!({"disable": true}));
                 continue;
             }
-            // Of `deploy:` cutover reads `resources` and `replicas`, which
-            // is `scale` written another way; the rest is Swarm's.
+            // Of `deploy:` cutover prints `resources`, `mode: global`, and
+            // `replicas`, which is `scale` written another way; the rest is
+            // Swarm's.
             if f == "deploy" {
+                let mut d = serde_json::Map::new();
                 let r = &v["resources"];
                 if !is_empty(r) {
-                    m.insert(f.to_string(), serde_json::json!({ "resources": r }));
+                    d.insert("resources".into(), r.clone());
+                }
+                if v["mode"] == "global" {
+                    d.insert("mode".into(), v["mode"].clone());
+                }
+                if !d.is_empty() {
+                    m.insert(f.to_string(), serde_json::Value::Object(d));
                 }
                 if let Some(n) = v.get("replicas").filter(|n| **n != serde_json::json!(1)) {
                     m.insert("scale".into(), n.clone());

@@ -175,6 +175,12 @@ fn service(
     }
     put("profiles", non_empty(s.profiles.iter().map(|p| json!(p))));
     options(&s.options, &mut m);
+    if s.global {
+        let deploy = m.entry("deploy").or_insert_with(|| json!({}));
+        if let Some(d) = deploy.as_object_mut() {
+            d.insert("mode".into(), json!("global"));
+        }
+    }
     m
 }
 

@@ -227,6 +227,11 @@ pub struct ServiceSpec {
     /// accessory runs one. Part of the version: a new count is a new color.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub replicas: u32,
+    /// `deploy.mode: global`: one task on every eligible node of a Swarm
+    /// instead of `replicas` (on one host, one container). Left out when
+    /// false, so older hashes and plans stay.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub global: bool,
 }
 
 /// Serde's default for a replica count (the model's and the plan's).

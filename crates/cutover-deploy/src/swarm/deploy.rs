@@ -385,8 +385,8 @@ async fn launch(
 
     // 1. The new color's service. The slot may hold the version before
     //    last (kept at 0 tasks) or what a failed deploy left: replaced.
-    let replicas = app.service.replicas.max(1);
-    let step = p.step(format!("start {service}: {replicas} tasks of {version}"));
+    let tasks = specs::tasks_shown(specs::wanted_tasks(&app.service));
+    let step = p.step(format!("start {service}: {tasks} of {version}"));
     sw.cluster.remove_service(&service).await.map_err(stop)?;
     let mut spec = specs::app_service(project, app, color, version, &sw.edges.network);
     files::attach(sw, project, &app.service, &mut spec)

@@ -73,8 +73,12 @@ pub(super) async fn decide(
     if found.labels.get(labels::CONFIG_HASH) != Some(&hash) {
         fields.push("config".to_string());
     }
-    if found.replicas != Some(u64::from(app.service.replicas.max(1))) {
-        fields.push("deploy.replicas".into());
+    if found.replicas != super::specs::wanted_tasks(&app.service) {
+        fields.push(if app.service.global || found.replicas.is_none() {
+            "deploy.mode".into()
+        } else {
+            "deploy.replicas".into()
+        });
     }
     if let Some(routed) = views.iter().find_map(|v| v.config.as_ref()) {
         let want = route_request(app, &Gateways::default(), &[], color, &version);

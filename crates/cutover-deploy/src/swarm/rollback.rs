@@ -14,7 +14,7 @@ use cutover_swarm::ServiceInfo;
 
 use super::cutover::{self, undo_service, Candidate, Undo};
 use super::switch::NodeRoute;
-use super::{edges, switch, Inner};
+use super::{edges, specs, switch, Inner};
 use crate::events::Progress;
 use crate::executor::Stop;
 use crate::history::{record_app, AppLine};
@@ -151,7 +151,8 @@ async fn run_again(
     let color = live.other();
 
     // 1. It runs again, as many tasks as the live one.
-    let step = p.step(format!("scale {kept} to {replicas} tasks of {version}"));
+    let tasks = specs::tasks_shown((!kept_service.global).then_some(replicas));
+    let step = p.step(format!("scale {kept} to {tasks} of {version}"));
     let known = sw
         .cluster
         .tasks(kept_service)

@@ -170,7 +170,7 @@ pub fn app_service(
         project,
         Role::App,
     );
-    s.mode = Mode::Replicated(u64::from(spec.replicas.max(1)));
+    s.mode = mode(spec);
     for (key, value) in [(labels::COLOR, color.as_str()), (labels::VERSION, version)] {
         s.labels.insert(key.into(), value.into());
         s.container_labels.insert(key.into(), value.into());
@@ -223,12 +223,42 @@ pub fn hook_service(
 /// answering to its service name on its networks.
 pub fn accessory_service(project: &str, acc: &AccessorySpec) -> SwarmService {
     let spec = &acc.service;
-    base(
+    let mut s = base(
         naming::swarm_accessory(project, &spec.name),
         spec,
         project,
         Role::Accessory,
-    )
+    );
+    // An accessory runs one task, or one per node (a node agent).
+    s.mode = if spec.global {
+        Mode::Global
+    } else {
+        Mode::Replicated(1)
+    };
+    s
+}
+
+/// How many tasks an app color runs: `deploy.replicas`, or one on every
+/// eligible node.
+fn mode(spec: &ServiceSpec) -> Mode {
+    match wanted_tasks(spec) {
+        Some(n) => Mode::Replicated(n),
+        None => Mode::Global,
+    }
+}
+
+/// An app color's task count as the swarm reports it
+/// ([`cutover_swarm::ServiceInfo::replicas`]): `None` for a global one.
+pub(super) fn wanted_tasks(spec: &ServiceSpec) -> Option<u64> {
+    (!spec.global).then(|| u64::from(spec.replicas.max(1)))
+}
+
+/// `3 tasks`, or `a task on every node`: what a step starts.
+pub(super) fn tasks_shown(replicas: Option<u64>) -> String {
+    match replicas {
+        Some(n) => format!("{n} tasks"),
+        None => "a task on every node".into(),
+    }
 }
 
 fn base(name: String, spec: &ServiceSpec, project: &str, role: Role) -> SwarmService {

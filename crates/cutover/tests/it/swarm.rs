@@ -22,6 +22,7 @@ use crate::util::{bin, cutover, tcp_request, Load, Tally};
 
 mod failover;
 mod files;
+mod global;
 mod https;
 
 const TOKEN: &str = "swarm-deploy-token-0123456789abcdef";

@@ -274,18 +274,18 @@ fn resources(cx: &mut Ctx<'_>, v: &Value, p: &KeyPath) -> Resources {
                     }
                 }
             }
-            // Read by `placement` below.
-            "replicas" | "placement" => {}
-            "mode" | "update_config" | "rollback_config" | "restart_policy"
-            | "labels" | "endpoint_mode" => cx.warn(
+            // Read by `placement` below, and by `replicas.rs`.
+            "replicas" | "placement" | "mode" => {}
+            "update_config" | "rollback_config" | "restart_policy" | "labels"
+            | "endpoint_mode" => cx.warn(
                 &kp,
-                format!("deploy.{k} is ignored: it is Swarm's, and cutover runs on one host"),
+                format!("deploy.{k} is ignored: cutover runs its own updates and rollbacks, on one host as on a Swarm"),
                 None,
             ),
             other => cx.error_hint(
                 &kp,
                 format!("unknown key `{other}`"),
-                "deploy accepts resources and replicas (honoured), and Swarm's placement and update settings (ignored)",
+                "deploy accepts resources, replicas, mode and placement (honoured), and Swarm's update settings (ignored)",
             ),
         }
     }

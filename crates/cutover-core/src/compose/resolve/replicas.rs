@@ -1,6 +1,8 @@
-//! `scale:` and `deploy.replicas:`: how many containers a service runs.
-//! An app runs that many per color, and its new color switches only once
-//! all of them pass the health gate; an accessory runs one, and says so.
+//! `scale:`, `deploy.replicas:` and `deploy.mode:`: how many containers a
+//! service runs. An app runs that many per color, and its new color
+//! switches only once all of them pass the health gate; an accessory runs
+//! one, and says so. `mode: global` is one on every node of a Swarm (one
+//! on one host).
 
 use super::*;
 
@@ -62,6 +64,51 @@ pub(super) fn replicas(
         return 1;
     }
     n
+}
+
+/// Whether the service runs one task per node (`deploy.mode: global`).
+/// A count beside it is an error, as Swarm refuses it.
+pub(super) fn global(
+    cx: &mut Ctx<'_>,
+    scale: Option<&Value>,
+    deploy: Option<&Value>,
+    p: &KeyPath,
+) -> bool {
+    let deploy = deploy.and_then(Value::as_mapping);
+    let Some(mode) = deploy.and_then(|m| m.get("mode")).filter(|v| !v.is_null()) else {
+        return false;
+    };
+    let mode_p = p.key("deploy").key("mode");
+    let Some(mode) = cx.string(mode, &mode_p) else {
+        return false;
+    };
+    match mode.as_str() {
+        "replicated" => false,
+        "global" => {
+            let replicas = deploy
+                .and_then(|m| m.get("replicas"))
+                .filter(|v| !v.is_null());
+            if let Some((key, _)) = [("deploy.replicas", replicas), ("scale", scale)]
+                .into_iter()
+                .find(|(_, v)| v.is_some_and(|v| !v.is_null()))
+            {
+                cx.error_hint(
+                    &mode_p,
+                    format!("a global service runs one task per node, and {key} sets a count"),
+                    format!("write `mode: global` or {key}, not both"),
+                );
+            }
+            true
+        }
+        other => {
+            cx.error_hint(
+                &mode_p,
+                format!("deploy.mode {other:?} is not one cutover runs"),
+                "write `replicated` (the default: deploy.replicas tasks) or `global` (one per node)",
+            );
+            false
+        }
+    }
 }
 
 fn count(cx: &mut Ctx<'_>, v: &Value, p: &KeyPath) -> Option<u32> {

@@ -229,6 +229,7 @@ impl ServiceResolver<'_> {
                 .unwrap_or_default(),
             app_hosts: BTreeMap::new(),
             replicas: replicas(cx, get("scale"), get("deploy"), is_app, p),
+            global: global(cx, get("scale"), get("deploy"), p),
         };
         datastore_warnings(cx, &spec, p);
         let container_name = cx.opt_string(get("container_name"), &p.key("container_name"));

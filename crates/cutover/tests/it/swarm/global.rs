@@ -1,0 +1,124 @@
+//! `deploy.mode: global` on the three-node swarm: an app color that runs
+//! one task on every node, kept for rollback at none (a global service
+//! cannot be scaled, so cutover parks it on a placement no node meets),
+//! and an accessory on every node.
+
+use std::collections::BTreeSet;
+
+use super::{serves, text, wait_for, Cluster};
+
+const COMPOSE: &str = r#"
+name: shop
+services:
+  web:
+    image: cutover-test-athens:latest
+    environment:
+      REDIS_HOST: redis
+      REDIS_PORT: "6379"
+      APP_VERSION: ${VERSION}
+    deploy:
+      mode: global
+    x-cutover:
+      port: 8080
+      deploy_timeout: 20s
+      drain_timeout: 2s
+      websocket_drain_timeout: 2s
+      health:
+        path: /api/v1/open/health-check
+        interval: 500ms
+  redis:
+    image: cutover-test-redis:latest
+    command: redis-server --protected-mode no
+  # A node agent: one on every node, living across deploys.
+  agent:
+    image: cutover-test-redis:latest
+    command: redis-server --protected-mode no --port 7000
+    deploy:
+      mode: global
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_global_app_runs_on_every_node_and_is_kept_at_none_for_rollback() {
+    let c = Cluster::up("global").await;
+    std::fs::write(c.dir.path().join("compose.yaml"), COMPOSE).unwrap();
+
+    // 1. v1: a task of web on each node, and of the agent.
+    let out = c.deploy("v1", &[]);
+    assert!(out.status.success(), "deploy v1: {}", text(&out));
+    assert!(
+        text(&out).contains("start shop_web_blue: a task on every node of v1"),
+        "{}",
+        text(&out)
+    );
+    for edge in &c.edges {
+        serves(*edge, "v1").await;
+    }
+    let all: BTreeSet<String> = c.swarm.nodes.iter().map(|n| n.name.clone()).collect();
+    assert_eq!(running_on(&c, "shop_web_blue"), all);
+    wait_for("the agent on every node", || async {
+        running_on(&c, "shop_agent") == all
+    })
+    .await;
+
+    // 2. The same version is up to date: one task per node is what runs.
+    let out = c.cli(&["plan"], &[("VERSION", "v1")]);
+    assert!(out.status.success(), "plan: {}", text(&out));
+    assert!(text(&out).contains("up to date"), "{}", text(&out));
+
+    // 3. v2 takes every node; v1 is kept on none.
+    let out = c.deploy("v2", &[]);
+    assert!(out.status.success(), "deploy v2: {}", text(&out));
+    for edge in &c.edges {
+        serves(*edge, "v2").await;
+    }
+    assert_eq!(running_on(&c, "shop_web_green"), all);
+    wait_for("v1 on no node", || async {
+        running_on(&c, "shop_web_blue").is_empty()
+    })
+    .await;
+    let constraints = c.docker(&[
+        "service",
+        "inspect",
+        "shop_web_blue",
+        "--format",
+        "{{.Spec.TaskTemplate.Placement.Constraints}}",
+    ]);
+    assert!(
+        constraints.contains("node.id==cutover-parked"),
+        "{constraints}"
+    );
+
+    // 4. The rollback runs v1 on every node again.
+    let out = c.cli(&["rollback", "-p", "shop"], &[]);
+    assert!(out.status.success(), "rollback: {}", text(&out));
+    assert!(
+        text(&out).contains("scale shop_web_blue to a task on every node of v1"),
+        "{}",
+        text(&out)
+    );
+    for edge in &c.edges {
+        serves(*edge, "v1").await;
+    }
+    assert_eq!(running_on(&c, "shop_web_blue"), all);
+    wait_for("v2 on no node", || async {
+        running_on(&c, "shop_web_green").is_empty()
+    })
+    .await;
+}
+
+/// The nodes where `service` has a running task.
+fn running_on(c: &Cluster, service: &str) -> BTreeSet<String> {
+    c.docker(&[
+        "service",
+        "ps",
+        service,
+        "--filter",
+        "desired-state=running",
+        "--format",
+        "{{.Node}} {{.CurrentState}}",
+    ])
+    .lines()
+    .filter(|l| l.contains(" Running"))
+    .filter_map(|l| l.split_whitespace().next().map(String::from))
+    .collect()
+}
