@@ -176,6 +176,13 @@ pub struct CommitAnswer {
     pub switched_at_ms: u64,
 }
 
+/// `DELETE /v1/services/{name}/staged`: the set that stopped being staged
+/// and now drains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnstagedAnswer {
+    pub set_id: u64,
+}
+
 /// `GET /v1/cluster` of a Swarm deploy engine: what every node's edge
 /// serves, and where the nodes disagree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -200,10 +207,12 @@ pub struct NodeView {
     pub services: Vec<ServiceStatus>,
 }
 
-type Served<'a> = (Color, Option<&'a str>);
+/// A node's active color and version of a route, and the version staged
+/// beside it (`Some(None)`: one without a label).
+type Served<'a> = (Color, Option<&'a str>, Option<Option<&'a str>>);
 
-/// The routes the answering nodes do not serve with the same color and
-/// version, one line each: `shop/web: n1 green v2, n2 blue v1, n3 nothing`.
+/// The routes the answering nodes do not serve with the same color,
+/// version and stage, one line each: `shop/web: n1 green v2, n2 blue v1, n3 nothing`.
 pub fn disagreements(nodes: &[NodeView]) -> Vec<String> {
     let answering: Vec<&NodeView> = nodes.iter().filter(|n| n.error.is_none()).collect();
     let routes: std::collections::BTreeSet<&str> = answering
@@ -212,15 +221,15 @@ pub fn disagreements(nodes: &[NodeView]) -> Vec<String> {
         .collect();
     let mut out = Vec::new();
     for route in routes {
-        // Each node's active color and version of the route, if it has it.
+        // Each node's active color and version of the route, if it has it,
+        // and the version staged beside it.
         let served: Vec<(&str, Option<Served>)> = answering
             .iter()
             .map(|n| {
-                let active = n
-                    .services
-                    .iter()
-                    .find(|s| s.name == route)
-                    .map(|s| (s.active.color, s.active.version.as_deref()));
+                let active = n.services.iter().find(|s| s.name == route).map(|s| {
+                    let staged = s.staged.as_ref().map(|st| st.set.version.as_deref());
+                    (s.active.color, s.active.version.as_deref(), staged)
+                });
                 (n.node.as_str(), active)
             })
             .collect();
@@ -230,8 +239,14 @@ pub fn disagreements(nodes: &[NodeView]) -> Vec<String> {
         let each: Vec<String> = served
             .iter()
             .map(|(node, active)| match active {
-                Some((color, Some(version))) => format!("{node} {color} {version}"),
-                Some((color, None)) => format!("{node} {color}"),
+                Some((color, version, staged)) => {
+                    let version = version.map(|v| format!(" {v}")).unwrap_or_default();
+                    let staged = match staged {
+                        Some(v) => format!(" (staged {})", v.unwrap_or("-")),
+                        None => String::new(),
+                    };
+                    format!("{node} {color}{version}{staged}")
+                }
                 None => format!("{node} nothing"),
             })
             .collect();

@@ -52,6 +52,31 @@ pub fn swarm_accessory(project: &str, service: &str) -> String {
     format!("{project}_{service}")
 }
 
+/// The engine's longest Swarm service name (a DNS label).
+pub const SWARM_SERVICE_MAX: usize = 63;
+
+/// `<project>_<service>_kept_<hash of the version>`: an old version of an
+/// app on a Swarm, set aside at 0 tasks when a deploy needs its color's
+/// service (a Swarm service cannot be renamed). One per version label.
+pub fn swarm_kept(project: &str, service: &str, version: &str) -> String {
+    hashed(
+        &format!("{project}_{service}_kept"),
+        version.as_bytes(),
+        SWARM_SERVICE_MAX,
+    )
+}
+
+/// `<stem>_<12 hex digits of sha256(data)>`, the stem cut so the whole is
+/// at most `max` long: the hash alone keeps two values apart.
+pub fn hashed(stem: &str, data: &[u8], max: usize) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(data);
+    let hash: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    let mut stem = stem.to_string();
+    stem.truncate(max - hash.len() - 1);
+    format!("{stem}_{hash}")
+}
+
 /// `<project>_<key>`: a network or volume without `name:`, as Compose names
 /// it.
 pub fn project_scoped(project: &str, key: &str) -> String {
@@ -80,5 +105,21 @@ mod tests {
             "athens_backend_blue"
         );
         assert_eq!(swarm_accessory("athens", "redis"), "athens_redis");
+        let kept = swarm_kept("athens", "backend", "v1");
+        assert!(kept.starts_with("athens_backend_kept_"), "{kept}");
+        assert_eq!(kept.len(), "athens_backend_kept_".len() + 12);
+    }
+
+    #[test]
+    fn a_hashed_name_per_value_within_the_length() {
+        let a = hashed("shop_api_key", b"one", 64);
+        assert!(a.starts_with("shop_api_key_"), "{a}");
+        assert_ne!(a, hashed("shop_api_key", b"two", 64));
+        assert_eq!(a, hashed("shop_api_key", b"one", 64));
+        let long = hashed(&"p".repeat(90), b"one", 64);
+        assert_eq!(long.len(), 64);
+        assert!(long.ends_with(&a[a.len() - 12..]), "{long}");
+        let version = swarm_kept(&"p".repeat(40), &"s".repeat(40), "v1");
+        assert_eq!(version.len(), SWARM_SERVICE_MAX);
     }
 }

@@ -2,7 +2,7 @@
 //! `<!-- wire: TYPE -->` must parse as that type and say nothing the type
 //! does not carry (it serializes back to the same JSON).
 
-use cutover_core::fleet::{ClusterStatus, PreparedAnswer};
+use cutover_core::fleet::{ClusterStatus, PreparedAnswer, UnstagedAnswer};
 use cutover_core::plan::Plan;
 use cutover_core::report::ProjectStatus;
 use cutover_core::status::{DrainedAnswer, Event, HealthAnswer, UpgradeAnswer};
@@ -87,6 +87,7 @@ fn every_marked_example_is_a_wire_value() {
         "DrainedAnswer",
         "UpgradeAnswer",
         "PreparedAnswer",
+        "UnstagedAnswer",
         "ClusterStatus",
     ] {
         assert!(
@@ -103,6 +104,7 @@ fn every_marked_example_is_a_wire_value() {
             "DrainedAnswer" => round_trip::<DrainedAnswer>(json, *at),
             "UpgradeAnswer" => round_trip::<UpgradeAnswer>(json, *at),
             "PreparedAnswer" => round_trip::<PreparedAnswer>(json, *at),
+            "UnstagedAnswer" => round_trip::<UnstagedAnswer>(json, *at),
             "ClusterStatus" => round_trip::<ClusterStatus>(json, *at),
             "Event lines" => {
                 for (i, line) in json.lines().enumerate() {

@@ -45,8 +45,11 @@ pub fn router(engine: DeployEngine) -> Router {
             "/v1/projects/{project}/rollback",
             post(rollback::<DeployEngine>),
         )
-        .route("/v1/projects/{project}/promote", post(promote))
-        .route("/v1/projects/{project}/abort", post(abort))
+        .route(
+            "/v1/projects/{project}/promote",
+            post(promote::<DeployEngine>),
+        )
+        .route("/v1/projects/{project}/abort", post(abort::<DeployEngine>))
         .route("/v1/projects/{project}/down", post(down::<DeployEngine>))
         .route("/v1/projects/{project}/maintenance", post(maintenance))
         .route("/v1/projects/{project}/status", get(status))
@@ -99,6 +102,10 @@ pub(crate) trait Operator: Clone + Send + Sync + 'static {
     fn deploy(&self, cmd: DeployCommand) -> Receiver;
     fn rollback(&self, project: String, cmd: RollbackCommand) -> Receiver;
     fn down(&self, project: String, cmd: DownCommand) -> Receiver;
+    /// `promote`: the staged versions go live.
+    fn promote(&self, project: String, cmd: StageCommand) -> Receiver;
+    /// `abort`: the staged versions are dropped.
+    fn abort(&self, project: String, cmd: StageCommand) -> Receiver;
     fn follow(&self, project: &str, id: &str) -> Option<Receiver>;
     /// What a deploy of `cmd` would do, with nothing changed.
     fn plan(
@@ -126,6 +133,14 @@ impl Operator for DeployEngine {
 
     fn down(&self, project: String, cmd: DownCommand) -> Receiver {
         DeployEngine::down(self, project, cmd)
+    }
+
+    fn promote(&self, project: String, cmd: StageCommand) -> Receiver {
+        DeployEngine::promote(self, project, cmd)
+    }
+
+    fn abort(&self, project: String, cmd: StageCommand) -> Receiver {
+        DeployEngine::abort(self, project, cmd)
     }
 
     fn follow(&self, project: &str, id: &str) -> Option<Receiver> {
@@ -271,8 +286,8 @@ pub(crate) async fn rollback<E: Operator>(
     }
 }
 
-async fn promote(
-    State(engine): State<DeployEngine>,
+pub(crate) async fn promote<E: Operator>(
+    State(engine): State<E>,
     Path(project): Path<String>,
     body: Bytes,
 ) -> Response {
@@ -282,8 +297,8 @@ async fn promote(
     }
 }
 
-async fn abort(
-    State(engine): State<DeployEngine>,
+pub(crate) async fn abort<E: Operator>(
+    State(engine): State<E>,
     Path(project): Path<String>,
     body: Bytes,
 ) -> Response {

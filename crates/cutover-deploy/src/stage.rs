@@ -25,14 +25,25 @@ use cutover_core::clock::now_ms;
 /// Why a deploy or rollback of `service` cannot run now: it has a stage.
 pub(crate) fn still_staged(state: &AppState, service: &str) -> Option<Report> {
     let staged = state.staged.as_ref()?;
-    Some(
-        Report::new(format!(
-            "{service} has version {} staged beside the live one ({})",
-            staged.version,
-            staged.name()
-        ))
-        .hint("`cutover promote` puts it live, `cutover abort` drops it; then deploy again"),
-    )
+    Some(staged_beside(service, &staged.version, staged.name()))
+}
+
+/// Why a deploy or rollback of `service` cannot run now: `version` is
+/// staged beside the live one, in `held_by` (a container, a service).
+pub(crate) fn staged_beside(service: &str, version: &str, held_by: &str) -> Report {
+    Report::new(format!(
+        "{service} has version {version} staged beside the live one ({held_by})"
+    ))
+    .hint("`cutover promote` puts it live, `cutover abort` drops it; then deploy again")
+}
+
+/// The history line's operation of a deploy that stages (or not).
+pub(crate) fn operation(stage: Option<StageMode>) -> &'static str {
+    match stage {
+        None => "deploy",
+        Some(StageMode::Preview) => "preview",
+        Some(StageMode::Canary { .. }) => "canary",
+    }
 }
 
 /// Why `service` cannot be staged: nothing of it serves yet.
@@ -121,13 +132,13 @@ impl DeployEngine {
 }
 
 #[derive(Clone, Copy)]
-enum End {
+pub(crate) enum End {
     Promote,
     Abort,
 }
 
 impl End {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             End::Promote => "promote",
             End::Abort => "abort",
@@ -196,6 +207,11 @@ async fn end_stages(
 
 fn not_staged(project: &str, service: &str, staged: &[(String, StageRecord)]) -> Report {
     let names: Vec<&str> = staged.iter().map(|(n, _)| n.as_str()).collect();
+    nothing_staged(project, service, &names)
+}
+
+/// Why `service` has no stage to end, naming the apps that have one.
+pub(crate) fn nothing_staged(project: &str, service: &str, names: &[&str]) -> Report {
     Report::new(format!("{service} of project {project} has nothing staged")).hint(
         if names.is_empty() {
             stage::HOW_TO_STAGE.to_string()

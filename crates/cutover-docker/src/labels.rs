@@ -23,6 +23,9 @@ pub const ROLE: &str = "cutover.role";
 /// On an app's second and later replicas of one color: their number. The
 /// first has none: it is the container the lifecycle follows.
 pub const REPLICA: &str = "cutover.replica";
+/// On a Swarm service that holds an old version of an app beside its two
+/// colors, at 0 tasks for a rollback: when it was set aside (Unix ms).
+pub const KEPT: &str = "cutover.kept";
 /// The identity of the daemon that created the object: the only one that
 /// may stop, rename or remove it.
 pub const DAEMON: &str = "cutover.daemon";

@@ -12,7 +12,9 @@
 //! probes do not run forever.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use cutover_core::clock::now_ms;
 
 use cutover_core::diag::Report;
 use cutover_core::fleet::{CommitAnswer, PreparedAnswer};
@@ -34,7 +36,7 @@ pub(crate) struct Prepared {
 }
 
 impl Prepared {
-    fn drop_set(self) {
+    pub(crate) fn drop_set(self) {
         self.set.monitor_stop.cancel();
     }
 }
@@ -114,7 +116,7 @@ impl Proxy {
             .install_claimed(service, prepared.config, prepared.set, claim)?;
         Ok(CommitAnswer {
             status,
-            switched_at_ms: unix_ms(),
+            switched_at_ms: now_ms(),
         })
     }
 
@@ -130,7 +132,11 @@ impl Proxy {
         }
     }
 
-    fn take_prepared(&self, service: &str, set_id: u64) -> Result<Prepared, DeployError> {
+    pub(crate) fn take_prepared(
+        &self,
+        service: &str,
+        set_id: u64,
+    ) -> Result<Prepared, DeployError> {
         let mut services = self.inner.lock();
         match services.prepared.get(service) {
             Some(p) if p.set.id == set_id => {
@@ -146,10 +152,4 @@ fn healthy(set: &TargetSet) -> usize {
         .iter()
         .filter(|t| t.health() == Health::Healthy)
         .count()
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

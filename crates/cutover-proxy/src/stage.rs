@@ -123,26 +123,8 @@ impl Proxy {
         if stage.token.is_empty() {
             stage.token = format!("{:08x}", rand::random::<u32>());
         }
-        let color = {
-            let services = self.inner.lock();
-            let Some(entry) = services.live.get(service) else {
-                return Err(refused(
-                    format!("{service} serves nothing yet, so nothing can be staged beside it"),
-                    "deploy it without --preview or --canary first",
-                ));
-            };
-            if let Some(s) = &entry.staged {
-                return Err(refused(
-                    format!(
-                        "{service} already has {} staged ({})",
-                        s.set.version.as_deref().unwrap_or("a version"),
-                        s.stage.mode.describe()
-                    ),
-                    "promote it or abort it first",
-                ));
-            }
-            req.color.unwrap_or_else(|| entry.active.color.other())
-        };
+        let live = self.may_stage(service)?;
+        let color = req.color.unwrap_or_else(|| live.other());
         let set = self.inner.new_set(service, color, &req, Health::Unknown);
         if let Err(detail) = health::gate(&set, &req.health, req.timeouts.deploy).await {
             return Err(DeployError::Unhealthy {
@@ -151,6 +133,55 @@ impl Proxy {
             });
         }
         self.inner.put_staged(service, req, set, stage)
+    }
+
+    /// Phase two of a stage across a cluster (`cutover_core::fleet`): the
+    /// set prepared under `set_id` is staged beside the active one, as
+    /// [`Proxy::stage`] stages one it gated itself. The coordinator sets
+    /// `stage.token`, so every node draws a canary's sides with one cookie.
+    pub fn stage_prepared(
+        &self,
+        service: &str,
+        set_id: u64,
+        stage: Stage,
+    ) -> Result<ServiceStatus, DeployError> {
+        stage.validate().map_err(DeployError::Invalid)?;
+        if stage.token.is_empty() {
+            return Err(refused(
+                format!("the stage of {service} has no token"),
+                "a stage across nodes carries its coordinator's token, so a canary cookie counts on every node",
+            ));
+        }
+        let prepared = self.take_prepared(service, set_id)?;
+        if let Err(e) = self.may_stage(service) {
+            prepared.drop_set();
+            return Err(e);
+        }
+        self.inner
+            .put_staged(service, prepared.config, prepared.set, stage)
+    }
+
+    /// Whether a version can be staged beside `service`'s: it serves, and
+    /// has nothing staged yet. The live color.
+    fn may_stage(&self, service: &str) -> Result<cutover_core::service::Color, DeployError> {
+        let services = self.inner.lock();
+        let Some(entry) = services.live.get(service) else {
+            return Err(refused(
+                format!("{service} serves nothing yet, so nothing can be staged beside it"),
+                "deploy it without --preview or --canary first",
+            ));
+        };
+        if let Some(s) = &entry.staged {
+            return Err(refused(
+                format!(
+                    "{service} already has {} staged ({})",
+                    s.set.version.as_deref().unwrap_or("a version"),
+                    s.stage.mode.describe()
+                ),
+                "promote it or abort it first",
+            ));
+        }
+        Ok(entry.active.color)
     }
 
     /// Switches the service to its staged set, as a deploy's switch does:

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cutover_core::fleet::{CommitAnswer, PreparedAnswer};
+use cutover_core::fleet::{CommitAnswer, PreparedAnswer, UnstagedAnswer};
 use cutover_core::service::{Color, DeployRequest};
 use cutover_core::status::Event;
 use cutover_proxy::admin::{serve_control, Admin, ControlTimeouts};
@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 
 mod support;
 
-use support::{next_event, request, Harness};
+use support::{get_with, next_event, request, Harness, HOST};
 
 const TIMEOUTS: ControlTimeouts = ControlTimeouts {
     header: std::time::Duration::from_secs(10),
@@ -238,4 +238,100 @@ async fn a_prepared_set_never_committed_is_dropped_after_its_ttl() {
     let err = h.proxy.commit("shop/web", prepared.set_id).unwrap_err();
     assert!(err.to_string().contains("is prepared here"), "{err}");
     assert!(h.proxy.status().is_empty(), "nothing was switched");
+}
+
+/// A stage across a cluster: the prepared set is staged under the
+/// coordinator's token, serves only who asks for it, goes live at
+/// promote, or drains at unstage; a stage without a token is refused.
+#[tokio::test]
+async fn a_prepared_set_staged_with_the_coordinators_token_serves_the_preview_until_promote() {
+    let blue = Origin::start("blue").await.unwrap();
+    let green = Origin::start("green").await.unwrap();
+    let h = Harness::start().await;
+    h.proxy
+        .deploy("shop/web", request(&[&blue], Color::Blue))
+        .await
+        .unwrap();
+    let control = Control::start(&h, true);
+    let preview = [("cutover-preview", "1")];
+
+    // No token: every node would draw its own canary cookie.
+    let (_, body) = control.prepare(&request(&[&green], Color::Green)).await;
+    let prepared: PreparedAnswer = serde_json::from_str(&body).unwrap();
+    let stage = format!("/v1/services/{ROUTE}/prepared/{}/stage", prepared.set_id);
+    let (code, body) = control
+        .curl("POST", &stage, Some(r#"{"mode":"preview"}"#.into()))
+        .await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("has no token"), "{body}");
+
+    // Staged: the live color keeps every request that does not ask.
+    let (code, body) = control
+        .curl(
+            "POST",
+            &stage,
+            Some(r#"{"mode":"preview","token":"c0ffee01"}"#.into()),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let staged: CommitAnswer = serde_json::from_str(&body).unwrap();
+    let on = staged.status.staged.as_ref().expect("a staged set");
+    assert_eq!(
+        (on.set.id, on.stage.token.as_str()),
+        (prepared.set_id, "c0ffee01")
+    );
+    assert_eq!(h.get("/").await.1, "blue");
+    assert_eq!(get_with(&h, HOST, &preview).await.1, "green");
+    // A second stage beside it is refused.
+    let (_, body) = control.prepare(&request(&[&green], Color::Green)).await;
+    let again: PreparedAnswer = serde_json::from_str(&body).unwrap();
+    let stage_again = format!("/v1/services/{ROUTE}/prepared/{}/stage", again.set_id);
+    let (code, body) = control
+        .curl(
+            "POST",
+            &stage_again,
+            Some(r#"{"mode":"preview","token":"c0ffee02"}"#.into()),
+        )
+        .await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("already has"), "{body}");
+
+    // Unstaged: it drains, and the route is blue's alone.
+    let mut events = h.proxy.subscribe();
+    let (code, body) = control
+        .curl("DELETE", &format!("/v1/services/{ROUTE}/staged"), None)
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let dropped: UnstagedAnswer = serde_json::from_str(&body).unwrap();
+    assert_eq!(dropped.set_id, prepared.set_id);
+    next_event(
+        &mut events,
+        |e| matches!(e, Event::Drained { set_id, .. } if *set_id == prepared.set_id),
+    )
+    .await;
+    assert_eq!(get_with(&h, HOST, &preview).await.1, "blue");
+
+    // Staged again and promoted: green is live, blue drains.
+    let (_, body) = control.prepare(&request(&[&green], Color::Green)).await;
+    let third: PreparedAnswer = serde_json::from_str(&body).unwrap();
+    let stage = format!("/v1/services/{ROUTE}/prepared/{}/stage", third.set_id);
+    let (code, body) = control
+        .curl(
+            "POST",
+            &stage,
+            Some(r#"{"mode":"canary","percent":10,"token":"c0ffee03"}"#.into()),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let promote = format!("/v1/services/{ROUTE}/staged/promote");
+    let (code, body) = control.curl("POST", &promote, None).await;
+    assert_eq!(code, 200, "{body}");
+    let live: cutover_core::status::ServiceStatus = serde_json::from_str(&body).unwrap();
+    assert_eq!(live.active.id, third.set_id);
+    assert!(live.staged.is_none());
+    assert_eq!(h.get("/").await.1, "green");
+    // Nothing is staged any more: both ends say so.
+    let (code, body) = control.curl("POST", &promote, None).await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("has nothing staged"), "{body}");
 }

@@ -5,47 +5,18 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use bytes::Bytes;
 use cutover_core::service::Color;
 use cutover_core::stage::{Stage, StageMode};
 use cutover_core::status::Event;
 use cutover_proxy::{Proxy, ProxyConfig};
-use cutover_test::client;
 use cutover_test::Origin;
-use http::{header, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http::StatusCode;
 
 mod support;
 
-use support::{next_event, request, Harness, HOST};
+use support::{get_with, next_event, request, Harness, HOST};
 
 const PREVIEW_HOST: &str = "preview.app.test";
-
-/// One GET with extra headers: status, body and the `Set-Cookie` values.
-async fn get_with(
-    h: &Harness,
-    host: &str,
-    headers: &[(&str, &str)],
-) -> (StatusCode, String, Vec<String>) {
-    let mut sender = client::http1(h.addr).await.unwrap();
-    let mut req = Request::get("/").header(header::HOST, host);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = sender
-        .send_request(req.body(Full::new(Bytes::new())).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status();
-    let cookies = resp
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .collect();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned(), cookies)
-}
 
 fn stage(mode: StageMode, preview_hosts: &[&str]) -> Stage {
     Stage {

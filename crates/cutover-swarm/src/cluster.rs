@@ -12,7 +12,7 @@ use cutover_docker::{LabelFilter, LogOptions, LogStream, Removal};
 
 use crate::error::SwarmError;
 use crate::model::*;
-use crate::spec::ServiceSpec;
+use crate::spec::{ServiceCopy, ServiceSpec};
 
 pub type SwarmResult<T> = Result<T, SwarmError>;
 pub type SwarmFuture<'a, T> = BoxFuture<'a, SwarmResult<T>>;
@@ -39,6 +39,10 @@ pub trait Cluster: Send + Sync {
     /// kept at 0 tasks, or runs one per node again at any other count.
     fn scale_service<'a>(&'a self, name: &'a str, replicas: u64) -> SwarmFuture<'a, ()>;
     fn remove_service<'a>(&'a self, name: &'a str) -> SwarmFuture<'a, Removal>;
+    /// Creates `copy.name` from `from`'s spec with `copy`'s changes, at 0
+    /// tasks (a global one parked, as [`Cluster::scale_service`] does);
+    /// its id. A conflict when it exists.
+    fn copy_service<'a>(&'a self, from: &'a str, copy: &'a ServiceCopy) -> SwarmFuture<'a, String>;
     /// Every task of the service the managers still remember, the ended
     /// ones among them. Takes the inspected service, whose id the engine's
     /// task filter needs, so a caller that inspected it does not do so twice.

@@ -25,7 +25,7 @@ use cutover_docker::{
 use crate::cluster::{Cluster, SwarmFuture, SwarmResult};
 use crate::error::SwarmError;
 use crate::model::*;
-use crate::spec::{Mode, MountKind, ServiceFile, ServiceSpec};
+use crate::spec::{Mode, MountKind, ServiceCopy, ServiceFile, ServiceSpec};
 use crate::tasks;
 
 // Deploy code holds the cluster as `Arc<dyn Cluster>`.
@@ -167,18 +167,7 @@ impl Cluster for DockerSwarm {
                 .map_err(self.err("inspect", ObjectKind::Service, name))?;
             let version = service.version.and_then(|v| v.index).unwrap_or(0);
             let mut spec = service.spec.unwrap_or_default();
-            let mode = spec.mode.as_ref();
-            if mode.and_then(|m| m.global.as_ref()).is_some() {
-                park(&mut spec, replicas == 0);
-            } else if mode.and_then(|m| m.replicated.as_ref()).is_some() {
-                spec.mode = Some(replicated(replicas));
-            } else {
-                return Err(EngineError::InvalidSpec {
-                    name: name.to_owned(),
-                    message: "a job runs to its end and cannot be scaled".into(),
-                }
-                .into());
-            }
+            set_tasks(&mut spec, name, replicas)?;
             let options = q::UpdateServiceOptions {
                 version: i32::try_from(version).unwrap_or(i32::MAX),
                 ..Default::default()
@@ -188,6 +177,37 @@ impl Cluster for DockerSwarm {
                 .await
                 .map_err(self.err("scale", ObjectKind::Service, name))?;
             Ok(())
+        })
+    }
+
+    fn copy_service<'a>(&'a self, from: &'a str, copy: &'a ServiceCopy) -> SwarmFuture<'a, String> {
+        Box::pin(async move {
+            let docker = self.engine.client();
+            let service = docker
+                .inspect_service(from, None::<q::InspectServiceOptions>)
+                .await
+                .map_err(self.err("inspect", ObjectKind::Service, from))?;
+            let mut spec = service.spec.unwrap_or_default();
+            spec.name = Some(copy.name.clone());
+            relabel(spec.labels.get_or_insert_with(HashMap::new), copy);
+            let container = spec
+                .task_template
+                .get_or_insert_with(Default::default)
+                .container_spec
+                .get_or_insert_with(Default::default);
+            relabel(container.labels.get_or_insert_with(HashMap::new), copy);
+            for entry in container.env.iter_mut().flatten() {
+                if let Some((_, to)) = copy.env.iter().find(|(from, _)| from == entry) {
+                    entry.clone_from(to);
+                }
+            }
+            set_tasks(&mut spec, &copy.name, 0)?;
+            let created = docker.create_service(spec, None).await.map_err(self.err(
+                "create",
+                ObjectKind::Service,
+                &copy.name,
+            ))?;
+            Ok(created.id.unwrap_or_default())
         })
     }
 
@@ -335,6 +355,35 @@ fn object_kind(kind: FileKind) -> ObjectKind {
         FileKind::Secret => ObjectKind::Secret,
         FileKind::Config => ObjectKind::Config,
     }
+}
+
+/// Sets a service's task count: a replicated one's replicas; a global one
+/// parked at 0 and unparked at any other count. A job cannot be scaled.
+fn set_tasks(
+    spec: &mut bollard::models::ServiceSpec,
+    name: &str,
+    replicas: u64,
+) -> Result<(), SwarmError> {
+    let mode = spec.mode.as_ref();
+    if mode.and_then(|m| m.global.as_ref()).is_some() {
+        park(spec, replicas == 0);
+    } else if mode.and_then(|m| m.replicated.as_ref()).is_some() {
+        spec.mode = Some(replicated(replicas));
+    } else {
+        return Err(EngineError::InvalidSpec {
+            name: name.to_owned(),
+            message: "a job runs to its end and cannot be scaled".into(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+fn relabel(labels: &mut HashMap<String, String>, copy: &ServiceCopy) {
+    for key in &copy.unlabel {
+        labels.remove(key);
+    }
+    labels.extend(copy.labels.clone());
 }
 
 /// A placement constraint no node meets (a node id is 25 letters and

@@ -120,3 +120,16 @@ impl ServiceSpec {
         }
     }
 }
+
+/// A new service made from an existing one's spec, as the engine holds it
+/// (image, environment, mounts, secrets, placement), at 0 tasks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceCopy {
+    pub name: String,
+    /// Set on the service and on its containers.
+    pub labels: BTreeMap<String, String>,
+    /// Taken off the service and its containers.
+    pub unlabel: Vec<String>,
+    /// Environment entries replaced where they are exactly `.0`.
+    pub env: Vec<(String, String)>,
+}

@@ -1,13 +1,13 @@
 //! The Swarm adapter against a real Swarm of three engines
 //! (`scripts/swarm.sh`): one manager, two workers, local images only.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use cutover_docker::{Engine, LabelFilter, NetworkSpec, Removal};
 use cutover_swarm::{
-    Cluster, DockerSwarm, HostPort, Mode, NodeRole, NodeState, ServiceNetwork, ServiceSpec,
-    SwarmError,
+    Cluster, DockerSwarm, HostPort, Mode, NodeRole, NodeState, ServiceCopy, ServiceNetwork,
+    ServiceSpec, SwarmError,
 };
 use cutover_test::images::{ensure_origin_image, require_docker, BASE_IMAGE};
 use cutover_test::swarm::TestSwarm;
@@ -175,6 +175,36 @@ async fn services_on_a_three_node_swarm() {
     assert_eq!(again.len(), 3);
     assert!(again.iter().all(|t| !before.contains(&t.id)));
 
+    // A copy takes the spec as the engine holds it, with the changes
+    // asked for, and runs nothing until it is scaled.
+    let copied = format!("{}_web_kept_1", swarm.name.replace('-', "_"));
+    let copy = ServiceCopy {
+        name: copied.clone(),
+        labels: BTreeMap::from([("cutover.kept".into(), "1".into())]),
+        unlabel: vec!["cutover.test".into()],
+        env: vec![("NAME=blue".into(), "NAME=kept".into())],
+    };
+    cluster.copy_service(&name, &copy).await.unwrap();
+    let info = cluster.inspect_service(&copied).await.unwrap().unwrap();
+    assert_eq!((info.replicas, info.image.as_str()), (Some(0), origin));
+    assert_eq!(
+        info.labels.get("cutover.kept").map(String::as_str),
+        Some("1")
+    );
+    assert!(!info.labels.contains_key("cutover.test"), "{info:?}");
+    let format = "{{json .Spec.TaskTemplate.ContainerSpec.Env}}";
+    let env = swarm
+        .docker(0, &["service", "inspect", &copied, "--format", format])
+        .unwrap();
+    assert!(
+        env.contains("NAME=kept") && !env.contains("NAME=blue"),
+        "{env}"
+    );
+    assert!(matches!(
+        cluster.copy_service(&name, &copy).await,
+        Err(SwarmError::Engine(e)) if e.is_conflict()
+    ));
+
     // An image no node has fails the wait at once, naming the node's words.
     let broken = format!("{}_web_green", swarm.name.replace('-', "_"));
     let mut bad = spec.clone();
@@ -252,7 +282,7 @@ async fn services_on_a_three_node_swarm() {
     assert!(info.global && info.replicas.is_none(), "{info:?}");
     assert_eq!(info.image, global.image);
 
-    for service in [&name, &broken, &edge] {
+    for service in [&name, &copied, &broken, &edge] {
         assert_eq!(
             cluster.remove_service(service).await.unwrap(),
             Removal::Removed

@@ -13,7 +13,6 @@ use cutover_core::plan::{plan_with, pull_policy, ImageAction, Plan, PlanOptions,
 use cutover_core::progress::{DeployCommand, Outcome, PullPolicy};
 use cutover_core::registry::registry_of;
 use cutover_core::service::Color;
-use cutover_core::stage::StageMode;
 use cutover_docker::labels;
 use cutover_docker::{BuildSpec, EngineError};
 
@@ -498,11 +497,7 @@ async fn deploy_app(
         version_id: vid,
         config_hash: hash,
         color,
-        operation: match cmd.stage {
-            None => "deploy",
-            Some(StageMode::Preview) => "preview",
-            Some(StageMode::Canary { .. }) => "canary",
-        },
+        operation: crate::stage::operation(cmd.stage),
         stage: cmd.stage,
         started: p.started(),
     };

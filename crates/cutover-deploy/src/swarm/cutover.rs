@@ -11,14 +11,15 @@ use cutover_core::diag::Report;
 use cutover_core::naming;
 use cutover_core::progress::ProgressEvent;
 use cutover_core::service::{Color, DeployRequest};
+use cutover_core::stage::Stage;
 
-use super::switch::{self, NodeRoute};
+use super::switch::{self, NodeRoute, PhaseTwo};
 use super::Inner;
 use crate::events::Progress;
 use crate::executor::Stop;
 
 /// Beyond the drain deadlines, for the edges to report the drain.
-const DRAIN_SLACK: Duration = Duration::from_secs(10);
+pub(super) const DRAIN_SLACK: Duration = Duration::from_secs(10);
 
 /// A color about to take an app's route on every node.
 pub(super) struct Candidate<'a> {
@@ -31,6 +32,12 @@ pub(super) struct Candidate<'a> {
     pub req: DeployRequest,
     /// The color it replaces, `None` on a first deploy.
     pub live: Option<Color>,
+    /// Whether the replaced color is kept at 0 tasks for a rollback, or
+    /// removed (`keep: 0`).
+    pub keep_old: bool,
+    /// Staged beside the live color (`--preview`, `--canary`) instead of
+    /// switched to: `promote` ends it (`stage.rs`).
+    pub stage: Option<Stage>,
 }
 
 /// What undoes the candidate's service when the switch does not happen.
@@ -82,13 +89,22 @@ pub(super) async fn cut_over(
     let route = naming::route(c.project, c.app);
     let service = naming::swarm_app(c.project, c.app, c.color);
 
-    // 1. Every node gates the tasks from where it stands; all switch or none.
-    let step = p.step(format!(
-        "switch {route} to {} on {} nodes",
-        c.color,
-        views.len()
-    ));
-    let switched = match switch::switch(views, &sw.edges, &route, &c.req).await {
+    // 1. Every node gates the tasks from where it stands; all switch (or
+    //    stage) or none.
+    let (then, verb) = match &c.stage {
+        Some(stage) => (PhaseTwo::Stage(stage), "staged"),
+        None => (PhaseTwo::Commit, "switched"),
+    };
+    let step = p.step(match &c.stage {
+        Some(stage) => format!(
+            "stage {route} {} ({}) on {} nodes",
+            c.color,
+            stage.mode.describe(),
+            views.len()
+        ),
+        None => format!("switch {route} to {} on {} nodes", c.color, views.len()),
+    });
+    let switched = match switch::switch(views, &sw.edges, &route, &c.req, then).await {
         Ok(s) => s,
         Err(report) => {
             p.failed(step, &report.message);
@@ -102,16 +118,18 @@ pub(super) async fn cut_over(
         .unwrap_or_default();
     p.done(
         step,
-        Some(format!(
-            "{} nodes switched{spread}",
-            switched.committed.len()
-        )),
+        Some(format!("{} nodes {verb}{spread}", switched.committed.len())),
     );
     for missed in &switched.missed {
         p.warn(
-            Report::new(format!("a node did not switch: {missed}"))
-                .hint("that node serves the old color until its edge takes the current routes"),
+            Report::new(format!("a node was not {verb}: {missed}")).hint(
+                "that node serves the old color alone until its edge takes the current routes",
+            ),
         );
+    }
+    if c.stage.is_some() {
+        // The live color serves on, beside the staged one.
+        return Ok(());
     }
     p.emit(ProgressEvent::Switched {
         service: c.app.to_string(),
@@ -123,22 +141,44 @@ pub(super) async fn cut_over(
     let Some(old) = c.live else {
         return Ok(());
     };
+    retire(sw, views, &route, c, old, p).await;
+    Ok(())
+}
+
+/// The replaced color `old` drains on every node in `views` (by the sets
+/// they served it with), then is kept at 0 tasks or removed.
+pub(super) async fn retire(
+    sw: &Inner,
+    views: &[NodeRoute],
+    route: &str,
+    c: &Candidate<'_>,
+    old: Color,
+    p: &Progress,
+) {
     let old_service = naming::swarm_app(c.project, c.app, old);
     let timeouts = &c.req.timeouts;
     let step = p.step(format!("drain {old_service} on every node"));
     let deadline = timeouts.drain.max(timeouts.websocket_drain) + DRAIN_SLACK;
-    let late = switch::drain(views, &sw.edges, &route, deadline).await;
+    let late = switch::drain(views, &sw.edges, route, deadline).await;
     if late.is_empty() {
         p.done(step, None);
     } else {
         p.failed(step, late.join("; "));
     }
-    let step = p.step(format!("scale {old_service} to 0, kept for rollback"));
-    match sw.cluster.scale_service(&old_service, 0).await {
+    let (step, retired) = if c.keep_old {
+        let step = p.step(format!("scale {old_service} to 0, kept for rollback"));
+        (step, sw.cluster.scale_service(&old_service, 0).await)
+    } else {
+        let step = p.step(format!("remove {old_service} (keep: 0)"));
+        (
+            step,
+            sw.cluster.remove_service(&old_service).await.map(drop),
+        )
+    };
+    match retired {
         Ok(()) => p.done(step, None),
         Err(e) => p.failed(step, &e),
     }
-    Ok(())
 }
 
 /// Undoes a candidate's service after a failure; a failure to is reported,

@@ -12,6 +12,7 @@ use cutover_core::fleet;
 use cutover_core::naming;
 use cutover_core::progress::{DeployCommand, Outcome};
 use cutover_core::service::Color;
+use cutover_core::stage::Stage;
 use cutover_core::tls::CertificateSource;
 use cutover_docker::labels;
 use cutover_docker::NetworkSpec;
@@ -21,7 +22,7 @@ use super::cutover::{self, undo_service, Candidate, Undo};
 use super::edges::{self, Edge};
 use super::plan::{decide, selected_in_order, Decision};
 use super::switch::NodeRoute;
-use super::{files, specs, switch, Inner};
+use super::{files, kept, specs, switch, Inner};
 use crate::events::Progress;
 use crate::executor::deploy::selected_apps;
 use crate::executor::hooks::HookRun;
@@ -312,6 +313,12 @@ async fn cutover_app(
         .await
         .map_err(Stop::failed)?;
     let live = switch::live_color(&route, &views).map_err(Stop::failed)?;
+    if let Some(held) = staged_on(project, name, &views) {
+        return Err(Stop::invalid(held));
+    }
+    if cmd.stage.is_some() && live.is_none() {
+        return Err(Stop::invalid(crate::stage::nothing_live(name)));
+    }
     let (color, version) = match decide(sw, cmd, app, live, &views).await? {
         Decision::UpToDate { color, .. } => {
             p.warn(format!(
@@ -323,7 +330,7 @@ async fn cutover_app(
     };
     let line = AppLine {
         project,
-        operation: "deploy",
+        operation: crate::stage::operation(cmd.stage),
         service: name,
         version: &version,
         color,
@@ -333,6 +340,13 @@ async fn cutover_app(
         color,
         version: &version,
         live,
+        stage: cmd.stage.map(|mode| Stage {
+            mode,
+            preview_hosts: app.cutover.preview_hosts.clone(),
+            // One token for every node, so a canary cookie drawn on one
+            // counts on all.
+            token: format!("{:08x}", rand::random::<u32>()),
+        }),
     };
     // The hooks around it, where they run on one host.
     let previous = views
@@ -351,6 +365,12 @@ async fn cutover_app(
         Err(report) => Err(Stop::failed(report)),
     };
     let after = match &result {
+        Ok(()) if slot.stage.is_some() => {
+            if app.cutover.hooks.get(HookKind::PostDeploy).is_some() {
+                p.warn(Report::new(format!("{name}'s post_deploy hook does not run at `cutover promote` on a Swarm yet")).hint("run it by hand once the staged version is promoted; docs/swarm.md, What is missing"));
+            }
+            Ok(())
+        }
         Ok(()) => hooks.run_on_swarm(sw, p, HookKind::PostDeploy, None).await,
         Err(stop) => {
             let error = Some(stop.report.message.as_str());
@@ -369,6 +389,17 @@ struct Slot<'a> {
     color: Color,
     version: &'a str,
     live: Option<Color>,
+    /// Staged beside `live` rather than switched to.
+    stage: Option<Stage>,
+}
+
+/// Why an app's deploy or rollback cannot run now: some node has a
+/// version staged beside its live one.
+pub(super) fn staged_on(project: &str, app: &str, views: &[NodeRoute]) -> Option<Report> {
+    let staged = views.iter().find_map(|v| v.staged.as_ref())?;
+    let version = staged.set.version.as_deref().unwrap_or("-");
+    let service = naming::swarm_app(project, app, staged.set.color);
+    Some(crate::stage::staged_beside(app, version, &service))
 }
 
 /// Starts the new color's service, then switches every node to it.
@@ -386,6 +417,8 @@ async fn launch(
     // 1. The new color's service. The slot may hold the version before
     //    last (kept at 0 tasks) or what a failed deploy left: replaced.
     let tasks = specs::tasks_shown(specs::wanted_tasks(&app.service));
+    let keep = app.cutover.keep;
+    kept::set_aside(sw, &service, keep, version, p).await?;
     let step = p.step(format!("start {service}: {tasks} of {version}"));
     sw.cluster.remove_service(&service).await.map_err(stop)?;
     let mut spec = specs::app_service(project, app, color, version, &sw.edges.network);
@@ -414,8 +447,12 @@ async fn launch(
         version: version.to_string(),
         req: route_request(app, &Gateways::default(), &addrs, color, version),
         live: slot.live,
+        keep_old: keep > 0,
+        stage: slot.stage.clone(),
     };
-    cutover::cut_over(sw, views, &candidate, Undo::Remove, p).await
+    cutover::cut_over(sw, views, &candidate, Undo::Remove, p).await?;
+    kept::prune(sw, project, &app.service.name, keep, version, p).await;
+    Ok(())
 }
 
 fn stop(e: impl Into<Report>) -> Stop {

@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cutover_core::diag::Report;
-use cutover_core::fleet::{CommitAnswer, PreparedAnswer, Vote};
+use cutover_core::fleet::{CommitAnswer, PreparedAnswer, UnstagedAnswer, Vote};
 use cutover_core::service::DeployRequest;
+use cutover_core::stage::Stage;
 use cutover_core::status::{DrainedAnswer, HealthAnswer, ServiceStatus};
 use cutover_core::wire::ErrorBody;
 use cutover_swarm::{Availability, Cluster, NodeInfo, NodeState};
@@ -151,6 +152,40 @@ impl Edge {
     ) -> Result<CommitAnswer, String> {
         let path = format!("/v1/services/{}/prepared/{set_id}/commit", segment(route));
         self.json(s, Method::POST, &path, CALL_TIMEOUT).await
+    }
+
+    /// Phase two of a stage: prepared set `set_id` is staged beside the
+    /// active one under `stage` (its token the coordinator's).
+    pub async fn stage(
+        &self,
+        s: &EdgeSettings,
+        route: &str,
+        set_id: u64,
+        stage: &Stage,
+    ) -> Result<CommitAnswer, String> {
+        let path = format!("/v1/services/{}/prepared/{set_id}/stage", segment(route));
+        let body = serde_json::to_vec(stage).expect("a stage serializes");
+        match self
+            .call(s, Method::POST, &path, Some(body), CALL_TIMEOUT)
+            .await?
+        {
+            (StatusCode::OK, body) => serde_json::from_slice(&body)
+                .map_err(|e| format!("an answer cutover cannot read: {e}")),
+            (status, body) => Err(format!("{status}: {}", error_text(&body))),
+        }
+    }
+
+    /// The staged set goes live here; the active one drains.
+    pub async fn promote(&self, s: &EdgeSettings, route: &str) -> Result<ServiceStatus, String> {
+        let path = format!("/v1/services/{}/staged/promote", segment(route));
+        self.json(s, Method::POST, &path, CALL_TIMEOUT).await
+    }
+
+    /// The staged set is dropped here and drains; its id.
+    pub async fn unstage(&self, s: &EdgeSettings, route: &str) -> Result<u64, String> {
+        let path = format!("/v1/services/{}/staged", segment(route));
+        let answer: UnstagedAnswer = self.json(s, Method::DELETE, &path, CALL_TIMEOUT).await?;
+        Ok(answer.set_id)
     }
 
     pub async fn abort(&self, s: &EdgeSettings, route: &str, set_id: u64) -> Result<(), String> {

@@ -12,9 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use cutover_core::compose::{FileRef, FileSource, ResolvedProject, ServiceSpec};
 use cutover_core::diag::Report;
+use cutover_core::naming;
 use cutover_docker::labels::{self, LabelFilter};
 use cutover_swarm::{FileKind, ServiceFile, ServiceSpec as SwarmService};
-use sha2::{Digest, Sha256};
 
 use super::Inner;
 use crate::events::Progress;
@@ -26,11 +26,7 @@ const MAX_NAME: usize = 64;
 /// `<project>_<key>_<hash of the contents>`, cut to the engine's length
 /// before the hash, which alone keeps two contents apart.
 fn object_name(project: &str, key: &str, data: &[u8]) -> String {
-    let digest = Sha256::digest(data);
-    let hash: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
-    let mut stem = format!("{project}_{key}");
-    stem.truncate(MAX_NAME - hash.len() - 1);
-    format!("{stem}_{hash}")
+    naming::hashed(&format!("{project}_{key}"), data, MAX_NAME)
 }
 
 /// Each secret and config of a service, with its kind.
@@ -159,20 +155,4 @@ async fn try_prune(sw: &Inner, project: &str) -> Result<(), Report> {
         sw.cluster.remove_file(o.kind, &o.id).await?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_name_per_content_within_the_engine_length() {
-        let a = object_name("shop", "api_key", b"one");
-        assert!(a.starts_with("shop_api_key_"), "{a}");
-        assert_ne!(a, object_name("shop", "api_key", b"two"));
-        assert_eq!(a, object_name("shop", "api_key", b"one"));
-        let long = object_name(&"p".repeat(40), &"k".repeat(40), b"one");
-        assert_eq!(long.len(), MAX_NAME);
-        assert!(long.ends_with(&a[a.len() - 12..]), "{long}");
-    }
 }

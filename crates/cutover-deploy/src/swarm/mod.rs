@@ -13,11 +13,13 @@ mod down;
 pub mod edges;
 mod files;
 mod hooks;
+mod kept;
 mod logs;
 mod plan;
 mod reconcile;
 mod rollback;
 pub(crate) mod specs;
+mod stage;
 mod status;
 mod switch;
 
@@ -33,7 +35,9 @@ use axum::Router;
 use bytes::Bytes;
 use cutover_core::diag::Report;
 use cutover_core::plan::Plan;
-use cutover_core::progress::{DeployCommand, DownCommand, LogsQuery, Outcome, RollbackCommand};
+use cutover_core::progress::{
+    DeployCommand, DownCommand, LogsQuery, Outcome, RollbackCommand, StageCommand,
+};
 use cutover_docker::Engine;
 use cutover_swarm::Cluster;
 use futures_util::stream::BoxStream;
@@ -45,6 +49,7 @@ use crate::executor::{lock_timeout, open, Operation, Stop};
 use crate::history::{record_operation, Entry, History};
 use crate::lock::{Holder, Locks};
 use crate::operations::Operations;
+use crate::stage::End;
 pub use edges::{EdgeSettings, EdgeTls};
 
 /// How long an operation waits for a reconcile pass on its project: one
@@ -85,6 +90,14 @@ impl Operator for SwarmEngine {
 
     fn down(&self, project: String, cmd: DownCommand) -> Receiver {
         SwarmEngine::down(self, project, cmd)
+    }
+
+    fn promote(&self, project: String, cmd: StageCommand) -> Receiver {
+        SwarmEngine::end_stage(self, project, cmd, End::Promote)
+    }
+
+    fn abort(&self, project: String, cmd: StageCommand) -> Receiver {
+        SwarmEngine::end_stage(self, project, cmd, End::Abort)
     }
 
     fn follow(&self, project: &str, id: &str) -> Option<Receiver> {
@@ -196,6 +209,23 @@ impl SwarmEngine {
         })
     }
 
+    /// Starts a `promote` or `abort` of the project's stages, as
+    /// [`SwarmEngine::deploy`] does a deploy.
+    fn end_stage(&self, project: String, cmd: StageCommand, end: End) -> Receiver {
+        let op = Operation {
+            project: project.clone(),
+            name: end.name(),
+            version: None,
+            ok_recorded_per_app: true,
+            adopt: false,
+            id: None,
+        };
+        let wait_lock = cmd.wait_lock;
+        self.spawn_exclusive(op, wait_lock, move |inner, p| async move {
+            stage::end(&inner, &project, &cmd, end, &p).await
+        })
+    }
+
     /// Runs `work` in a daemon task (a client that goes away does not stop
     /// it) under the project's lock, and returns its progress stream.
     fn spawn_exclusive<W, F>(&self, op: Operation, wait_lock: Duration, work: W) -> Receiver
@@ -290,6 +320,14 @@ impl SwarmEngine {
             .route(
                 "/v1/projects/{project}/rollback",
                 post(api::rollback::<SwarmEngine>),
+            )
+            .route(
+                "/v1/projects/{project}/promote",
+                post(api::promote::<SwarmEngine>),
+            )
+            .route(
+                "/v1/projects/{project}/abort",
+                post(api::abort::<SwarmEngine>),
             )
             .route(
                 "/v1/projects/{project}/operations/{id}",

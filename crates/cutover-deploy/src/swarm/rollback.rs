@@ -2,8 +2,8 @@
 //! the route back on every node; the live one drains and is kept at 0 in
 //! its turn, so a second rollback undoes the first.
 //!
-//! Only the version before is kept on a Swarm: an app has two services,
-//! one per color, and a deploy reuses the idle one.
+//! The idle color's slot holds the version before; older ones are set
+//! aside (`kept.rs`) and `--to` puts one back into the slot first.
 
 use cutover_core::diag::Report;
 use cutover_core::naming;
@@ -14,7 +14,7 @@ use cutover_swarm::ServiceInfo;
 
 use super::cutover::{self, undo_service, Candidate, Undo};
 use super::switch::NodeRoute;
-use super::{edges, specs, switch, Inner};
+use super::{edges, kept, specs, switch, Inner};
 use crate::events::Progress;
 use crate::executor::Stop;
 use crate::history::{record_app, AppLine};
@@ -44,37 +44,22 @@ pub(super) async fn rollback(
                 .hint("deploy it first"),
             )
         })?;
+    if let Some(held) = super::deploy::staged_on(project, &app, &views) {
+        return Err(Stop::invalid(held));
+    }
     let template = views
         .iter()
         .find_map(|v| v.config.clone())
         .expect("a node that serves the route has its config");
 
-    // 2. The version kept at 0 tasks.
+    // 2. The version to run again, in the idle color's slot.
     let color = live.other();
-    let kept = naming::swarm_app(project, &app, color);
-    let no_kept = || {
-        Stop::invalid(
-            Report::new(format!("no version of {app} is kept to roll back to ({kept} does not exist)"))
-                .hint("a Swarm keeps the version before the live one; the last deploy may have been the first, or it failed and replaced it"),
-        )
-    };
-    let kept_service = sw
-        .cluster
-        .inspect_service(&kept)
-        .await
-        .map_err(stop)?
-        .ok_or_else(no_kept)?;
+    let kept_service = chosen(sw, project, &app, color, cmd.to.as_deref(), p).await?;
     let version = kept_service
         .labels
         .get(labels::VERSION)
         .cloned()
         .unwrap_or_else(|| "-".into());
-    if let Some(to) = cmd.to.as_deref().filter(|to| *to != version) {
-        return Err(Stop::invalid(
-            Report::new(format!("{app} has no kept version {to:?} here"))
-                .hint(format!("a Swarm keeps only the version before the live one: {version}; roll back without --to")),
-        ));
-    }
     let live_service = sw
         .cluster
         .inspect_service(&naming::swarm_app(project, &app, live))
@@ -187,23 +172,66 @@ async fn run_again(
         version: version.to_string(),
         req,
         live: Some(live),
+        keep_old: true,
+        stage: None,
     };
     cutover::cut_over(sw, views, &candidate, Undo::ScaleToZero, p).await
 }
 
+/// The service that holds the version to roll back to: the idle slot's
+/// own, or (`--to`, or an empty slot) one set aside, put back into the
+/// slot first.
+async fn chosen(
+    sw: &Inner,
+    project: &str,
+    app: &str,
+    color: Color,
+    to: Option<&str>,
+    p: &Progress,
+) -> Result<ServiceInfo, Stop> {
+    let slot = naming::swarm_app(project, app, color);
+    let in_slot = sw.cluster.inspect_service(&slot).await.map_err(stop)?;
+    let slot_version = in_slot
+        .as_ref()
+        .and_then(|s| s.labels.get(labels::VERSION).cloned());
+    match (to, in_slot) {
+        (None, Some(s)) => return Ok(s),
+        (Some(to), Some(s)) if slot_version.as_deref() == Some(to) => return Ok(s),
+        _ => {}
+    }
+    let aside = kept::list(sw, project, app).await.map_err(Stop::failed)?;
+    let found = match to {
+        None => aside.first(),
+        Some(to) => aside.iter().find(|k| k.version == to),
+    };
+    match found {
+        Some(k) => kept::restore(sw, project, app, k, color, p).await,
+        None => Err(no_kept(app, to, slot_version, &aside)),
+    }
+}
+
+fn no_kept(app: &str, to: Option<&str>, in_slot: Option<String>, aside: &[kept::Kept]) -> Stop {
+    let versions: Vec<String> = in_slot
+        .into_iter()
+        .chain(aside.iter().map(|k| k.version.clone()))
+        .collect();
+    let report = match to {
+        None => Report::new(format!("no version of {app} is kept to roll back to"))
+            .hint("the last deploy may have been the first, or `x-cutover.keep: 0` keeps none"),
+        Some(to) => Report::new(format!("{app} has no kept version {to:?} here")).hint(
+            if versions.is_empty() {
+                "none is kept: the last deploy may have been the first".to_string()
+            } else {
+                format!("the versions kept, newest first: {}", versions.join(", "))
+            },
+        ),
+    };
+    Stop::invalid(report)
+}
+
 /// The app to roll back: the one named, or the project's only one.
 async fn app(sw: &Inner, project: &str, named: Option<&str>) -> Result<String, Stop> {
-    let filter = LabelFilter::project(project).with(labels::ROLE, Role::App.as_str());
-    let mut apps: Vec<String> = sw
-        .cluster
-        .list_services(&filter)
-        .await
-        .map_err(stop)?
-        .into_iter()
-        .filter_map(|s| s.labels.get(labels::SERVICE).cloned())
-        .collect();
-    apps.sort();
-    apps.dedup();
+    let mut apps = apps_of(sw, project).await?;
     match named {
         Some(name) if apps.iter().any(|a| a == name) => Ok(name.to_string()),
         Some(name) => Err(Stop::invalid(
@@ -223,6 +251,22 @@ async fn app(sw: &Inner, project: &str, named: Option<&str>) -> Result<String, S
             .hint("name the one to roll back: `cutover rollback SERVICE`"),
         )),
     }
+}
+
+/// The project's apps on the swarm, sorted.
+pub(super) async fn apps_of(sw: &Inner, project: &str) -> Result<Vec<String>, Stop> {
+    let filter = LabelFilter::project(project).with(labels::ROLE, Role::App.as_str());
+    let mut apps: Vec<String> = sw
+        .cluster
+        .list_services(&filter)
+        .await
+        .map_err(stop)?
+        .into_iter()
+        .filter_map(|s| s.labels.get(labels::SERVICE).cloned())
+        .collect();
+    apps.sort();
+    apps.dedup();
+    Ok(apps)
 }
 
 fn list(apps: &[String]) -> String {

@@ -17,12 +17,6 @@ use cutover_swarm::{Mode, MountKind, ServiceMount, ServiceNetwork, ServiceSpec a
 pub fn refusals(cmd: &DeployCommand) -> Vec<Report> {
     let project = &cmd.project;
     let mut out = Vec::new();
-    if cmd.stage.is_some() {
-        out.push(
-            Report::new("--preview and --canary are not built for a Swarm yet")
-                .hint("deploy without them; docs/swarm.md lists what a Swarm deploy does"),
-        );
-    }
     let services = project
         .apps
         .iter()

@@ -7,6 +7,8 @@ use std::time::Duration;
 use cutover_core::diag::Report;
 use cutover_core::fleet::{self, Decision, Vote};
 use cutover_core::service::{Color, DeployRequest};
+use cutover_core::stage::Stage;
+use cutover_core::status::StagedStatus;
 use futures_util::future::join_all;
 
 use super::edges::{Edge, EdgeSettings};
@@ -18,6 +20,17 @@ pub(super) struct NodeRoute {
     pub active: Option<(Color, u64)>,
     /// The request that made it live: a rollback's template.
     pub config: Option<DeployRequest>,
+    /// The version staged beside it there (`--preview`, `--canary`).
+    pub staged: Option<StagedStatus>,
+}
+
+/// What phase two does on every node once all of them are ready.
+#[derive(Clone, Copy)]
+pub(super) enum PhaseTwo<'a> {
+    /// The set goes live: a deploy's or a rollback's switch.
+    Commit,
+    /// The set is staged beside the live one, under one token.
+    Stage(&'a Stage),
 }
 
 /// Every live node's view of `route`; a node that does not answer fails
@@ -43,6 +56,7 @@ pub(super) async fn views(
         out.push(NodeRoute {
             edge: edge.clone(),
             active: status.as_ref().map(|s| (s.active.color, s.active.id)),
+            staged: status.as_ref().and_then(|s| s.staged.clone()),
             config: status.map(|s| s.config),
         });
     }
@@ -75,12 +89,14 @@ impl Switched {
     }
 }
 
-/// Prepare on every node, then commit on every node or abort on all.
+/// Prepare on every node, then commit (or stage) on every node or abort
+/// on all.
 pub(super) async fn switch(
     views: &[NodeRoute],
     s: &EdgeSettings,
     route: &str,
     req: &DeployRequest,
+    then: PhaseTwo<'_>,
 ) -> Result<Switched, Report> {
     // 1. Each node gates the new tasks from where it stands.
     let votes = join_all(views.iter().map(|v| v.edge.prepare(s, route, req))).await;
@@ -109,10 +125,13 @@ pub(super) async fn switch(
         .detail(reasons.join("\n"))
         .hint("the old color still serves on every node; check the new tasks' logs (`docker service logs`) and the health check path"));
     }
-    let commits = join_all(
-        prepared()
-            .map(|(edge, id)| async move { (edge.node.clone(), edge.commit(s, route, id).await) }),
-    )
+    let commits = join_all(prepared().map(|(edge, id)| async move {
+        let answer = match then {
+            PhaseTwo::Commit => edge.commit(s, route, id).await,
+            PhaseTwo::Stage(stage) => edge.stage(s, route, id, stage).await,
+        };
+        (edge.node.clone(), answer)
+    }))
     .await;
     let mut switched = Switched {
         committed: BTreeMap::new(),
@@ -142,14 +161,25 @@ pub(super) async fn drain(
     route: &str,
     timeout: Duration,
 ) -> Vec<String> {
-    let waits = views.iter().filter_map(|v| {
-        let (_, id) = v.active?;
-        Some(async move {
-            (
-                v.edge.node.clone(),
-                v.edge.drained(s, route, id, timeout).await,
-            )
-        })
+    let sets = views
+        .iter()
+        .filter_map(|v| Some((v.edge.clone(), v.active?.1)));
+    drain_sets(sets.collect(), s, route, timeout).await
+}
+
+/// Waits for each node's set to drain there; the nodes where it did not
+/// within `timeout`, with why.
+pub(super) async fn drain_sets(
+    sets: Vec<(Edge, u64)>,
+    s: &EdgeSettings,
+    route: &str,
+    timeout: Duration,
+) -> Vec<String> {
+    let waits = sets.iter().map(|(edge, id)| async move {
+        (
+            edge.node.clone(),
+            edge.drained(s, route, *id, timeout).await,
+        )
     });
     join_all(waits)
         .await

@@ -12,6 +12,7 @@ mod prepared;
 mod serve;
 mod services;
 mod socket;
+mod staged;
 mod tcp;
 mod tokens;
 
@@ -163,6 +164,15 @@ impl Admin {
                 "/v1/services/{name}/prepared/{id}/commit",
                 post(prepared::commit),
             )
+            .route(
+                "/v1/services/{name}/prepared/{id}/stage",
+                post(prepared::stage),
+            )
+            .route(
+                "/v1/services/{name}/staged",
+                axum::routing::delete(staged::unstage),
+            )
+            .route("/v1/services/{name}/staged/promote", post(staged::promote))
             .route(
                 "/v1/services/{name}/sets/{id}/drained",
                 get(events::wait_drained),

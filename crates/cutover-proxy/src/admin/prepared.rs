@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use cutover_core::fleet::{CommitAnswer, PreparedAnswer};
 use cutover_core::service::DeployRequest;
+use cutover_core::stage::Stage;
 use cutover_core::wire::read_json;
 
 use super::error::ApiError;
@@ -49,6 +50,32 @@ pub(super) async fn commit(
     });
     task.await
         .map_err(|e| ApiError::internal(format!("the commit task failed: {e}")))?
+}
+
+/// Phase two of a stage: the prepared set is staged beside the active one
+/// (`deploy --preview|--canary` on a cluster).
+pub(super) async fn stage(
+    State(admin): State<Admin>,
+    Path((name, id)): Path<(String, u64)>,
+    body: Bytes,
+) -> Result<Json<CommitAnswer>, ApiError> {
+    admin.may_change(&name)?;
+    let stage: Stage = read_json(&body)?;
+    // As a commit: the stage and its state write are not cut apart.
+    let task = tokio::spawn(async move {
+        let status = admin
+            .proxy()
+            .stage_prepared(&name, id, stage)
+            .map_err(|e| deploy_error(&name, e))?;
+        persist(&admin, "the version was staged").await?;
+        tracing::info!(service = %name, set_id = id, "staged across the cluster");
+        Ok(Json(CommitAnswer {
+            status,
+            switched_at_ms: cutover_core::clock::now_ms(),
+        }))
+    });
+    task.await
+        .map_err(|e| ApiError::internal(format!("the stage task failed: {e}")))?
 }
 
 pub(super) async fn abort(

@@ -5,12 +5,14 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use bytes::Bytes;
 use cutover_core::service::{Color, DeployRequest, HealthCheck, Timeouts};
 use cutover_core::status::Event;
 use cutover_proxy::{Proxy, ProxyConfig};
 use cutover_test::client;
 use cutover_test::Origin;
-use http::StatusCode;
+use http::{header, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -57,6 +59,32 @@ impl Harness {
             .await
             .unwrap();
     }
+}
+
+/// One GET with extra headers: status, body and the `Set-Cookie` values.
+pub async fn get_with(
+    h: &Harness,
+    host: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, String, Vec<String>) {
+    let mut sender = client::http1(h.addr).await.unwrap();
+    let mut req = Request::get("/").header(header::HOST, host);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = sender
+        .send_request(req.body(Full::new(Bytes::new())).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let cookies = resp
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned(), cookies)
 }
 
 /// A deploy request with fast probes, as tests want them.

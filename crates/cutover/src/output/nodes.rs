@@ -40,16 +40,29 @@ pub fn nodes_table(cluster: &ClusterStatus, project: Option<&str>) -> String {
         }
         for s in services {
             let draining: Vec<String> = s.draining.iter().map(describe).collect();
+            let mut notes = Vec::new();
+            if let Some(staged) = &s.staged {
+                notes.push(format!(
+                    "staged {} {} ({}) {}",
+                    staged.set.color,
+                    staged.set.version.as_deref().unwrap_or("-"),
+                    staged.stage.mode.describe(),
+                    healthy(&staged.set)
+                ));
+            }
+            if !draining.is_empty() {
+                notes.push(format!("draining {}", draining.join(", ")));
+            }
             rows.push(vec![
                 node.node.clone(),
                 s.name.clone(),
                 s.active.color.to_string(),
                 s.active.version.clone().unwrap_or_else(|| "-".into()),
                 healthy(&s.active),
-                if draining.is_empty() {
+                if notes.is_empty() {
                     "-".into()
                 } else {
-                    format!("draining {}", draining.join(", "))
+                    notes.join("; ")
                 },
             ]);
         }

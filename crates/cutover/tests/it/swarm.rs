@@ -24,6 +24,8 @@ mod failover;
 mod files;
 mod global;
 mod https;
+mod keep;
+mod stage;
 
 const TOKEN: &str = "swarm-deploy-token-0123456789abcdef";
 const EDGE_TOKEN: &str = "swarm-edge-token-0123456789abcdef";

@@ -32,6 +32,9 @@ services:
       - settings
     x-cutover:
       port: 8080
+      # The idle color is the one kept version, so step 7's deploy leaves
+      # v2's key unmounted (a version set aside keeps its own).
+      keep: 1
       deploy_timeout: 20s
       drain_timeout: 2s
       websocket_drain_timeout: 2s

@@ -1,0 +1,264 @@
+//! `promote` and `abort` on a Swarm: the end of a stage that `deploy
+//! --preview|--canary` left on every node. The stage is the edges' own
+//! (each saved it in its state file, under the one token the deploy
+//! engine drew); the staged version is its color's service, running
+//! beside the live one. Nothing of it is kept here, so a manager failover
+//! loses no stage.
+//!
+//! - promote: every node that holds the stage switches to it, as a
+//!   deploy's commit does, once all of them report a healthy target in it
+//!   (a node that does not refuses the promote everywhere, nothing
+//!   switched); then the old color drains on every node and is kept at 0
+//!   tasks. A node that missed the stage is brought over by the reconcile
+//!   pass, to the color most nodes serve.
+//! - abort: every node drops the staged set, which drains; then its
+//!   service is removed. The version its slot held was set aside when the
+//!   stage began (`kept.rs`), so a rollback still finds it.
+
+use std::collections::BTreeSet;
+
+use cutover_core::diag::Report;
+use cutover_core::naming;
+use cutover_core::progress::{Outcome, ProgressEvent, StageCommand};
+use cutover_core::stage::HOW_TO_STAGE;
+use cutover_core::status::{Health, StagedStatus};
+use futures_util::future::join_all;
+
+use super::cutover::{retire, Candidate, DRAIN_SLACK};
+use super::edges::{self, Edge};
+use super::rollback::apps_of;
+use super::switch::{self, NodeRoute};
+use super::Inner;
+use crate::events::Progress;
+use crate::executor::Stop;
+use crate::history::{record_app, AppLine};
+use crate::stage::{nothing_staged, End};
+
+pub(super) async fn end(
+    sw: &Inner,
+    project: &str,
+    cmd: &StageCommand,
+    end: End,
+    p: &Progress,
+) -> Result<(Outcome, Report), Stop> {
+    // 1. The apps staged on some node, the ones named when any are.
+    let edges = edges::live(&*sw.cluster, &sw.edges)
+        .await
+        .map_err(Stop::failed)?;
+    let mut staged = Vec::new();
+    for app in apps_of(sw, project).await? {
+        let route = naming::route(project, &app);
+        let views = switch::views(&edges, &sw.edges, &route)
+            .await
+            .map_err(Stop::failed)?;
+        if let Some(stage) = views.iter().find_map(|v| v.staged.clone()) {
+            staged.push((app, stage, views));
+        }
+    }
+    let names: Vec<&str> = staged.iter().map(|(a, _, _)| a.as_str()).collect();
+    if let Some(missing) = cmd.services.iter().find(|s| !names.contains(&s.as_str())) {
+        return Err(Stop::invalid(nothing_staged(project, missing, &names)));
+    }
+    let wanted: BTreeSet<&String> = cmd.services.iter().collect();
+    staged.retain(|(a, _, _)| wanted.is_empty() || wanted.contains(a));
+    if staged.is_empty() {
+        return Err(Stop::invalid(
+            Report::new(format!("project {project} has nothing staged")).hint(HOW_TO_STAGE),
+        ));
+    }
+
+    // 2. Each app's stage ends on every node; its history line says how.
+    let mut done = Vec::new();
+    for (app, stage, views) in &staged {
+        let version = stage.set.version.clone().unwrap_or_else(|| "-".into());
+        let line = AppLine {
+            project,
+            operation: end.name(),
+            service: app,
+            version: &version,
+            color: stage.set.color,
+            started: tokio::time::Instant::now(),
+        };
+        let staged_app = Staged {
+            project,
+            app,
+            stage,
+            views,
+        };
+        let result = match end {
+            End::Promote => staged_app.promote(sw, p).await,
+            End::Abort => staged_app.abort(sw, p).await,
+        };
+        record_app(&sw.history, p, line, result).await?;
+        done.push(format!("{app} {version}"));
+    }
+    let message = match end {
+        End::Promote => format!("promoted {} on {} nodes", done.join(", "), edges.len()),
+        End::Abort => format!(
+            "aborted {}; the live versions kept serving",
+            done.join(", ")
+        ),
+    };
+    Ok((Outcome::Ok, message.into()))
+}
+
+/// One app's stage, as the nodes hold it.
+struct Staged<'a> {
+    project: &'a str,
+    app: &'a str,
+    stage: &'a StagedStatus,
+    views: &'a [NodeRoute],
+}
+
+impl Staged<'_> {
+    fn route(&self) -> String {
+        naming::route(self.project, self.app)
+    }
+
+    /// The nodes that hold the stage; a warning for those that do not.
+    fn holders(&self, p: &Progress) -> Vec<&Edge> {
+        for v in self.views.iter().filter(|v| v.staged.is_none()) {
+            p.warn(
+                Report::new(format!("{} holds no stage of {}", v.edge.node, self.route()))
+                    .hint("it serves the live color alone; the reconcile pass brings it to the color most nodes serve"),
+            );
+        }
+        self.views
+            .iter()
+            .filter(|v| v.staged.is_some())
+            .map(|v| &v.edge)
+            .collect()
+    }
+
+    async fn promote(&self, sw: &Inner, p: &Progress) -> Result<(), Stop> {
+        let route = self.route();
+        let color = self.stage.set.color;
+        // 1. Every node that holds it has a healthy target in it, or none
+        //    switches.
+        let unhealthy: Vec<String> = self
+            .views
+            .iter()
+            .filter_map(|v| Some((&v.edge.node, v.staged.as_ref()?)))
+            .filter(|(_, s)| !s.set.targets.iter().any(|t| t.health == Health::Healthy))
+            .map(|(node, _)| node.clone())
+            .collect();
+        if !unhealthy.is_empty() {
+            return Err(Stop::invalid(
+                Report::new(format!(
+                    "the staged version of {route} has no healthy target on {}; nothing was promoted",
+                    unhealthy.join(", ")
+                ))
+                .hint("`cutover status` shows its targets' last errors; abort it, or fix the app and stage it again"),
+            ));
+        }
+
+        // 2. The switch on every node that holds it.
+        let holders = self.holders(p);
+        let step = p.step(format!(
+            "promote {route} to {color} on {} nodes",
+            holders.len()
+        ));
+        let answers = join_all(holders.iter().map(|e| {
+            let route = &route;
+            async move { (e.node.clone(), e.promote(&sw.edges, route).await) }
+        }))
+        .await;
+        let (ok, failed): (Vec<_>, Vec<_>) = answers.into_iter().partition(|(_, r)| r.is_ok());
+        let failed: Vec<String> = failed
+            .into_iter()
+            .filter_map(|(node, r)| r.err().map(|e| format!("{node}: {e}")))
+            .collect();
+        if ok.is_empty() {
+            p.failed(step, failed.join("; "));
+            return Err(Stop::failed(
+                Report::new(format!("{route}: no node promoted its staged version"))
+                    .detail(failed.join("\n"))
+                    .hint(
+                        "the live color still serves; `cutover promote` again, or `cutover abort`",
+                    ),
+            ));
+        }
+        p.done(step, Some(format!("{} nodes switched", ok.len())));
+        for missed in failed {
+            p.warn(
+                Report::new(format!("a node was not promoted: {missed}"))
+                    .hint("the reconcile pass brings it to the color most nodes serve"),
+            );
+        }
+        let version = self.stage.set.version.clone().unwrap_or_default();
+        p.emit(ProgressEvent::Switched {
+            service: self.app.to_string(),
+            color,
+            version: version.clone(),
+        });
+
+        // 3. The old color drains on every node and is kept at 0 tasks.
+        let old = Candidate {
+            project: self.project,
+            app: self.app,
+            color,
+            version,
+            req: self.stage.config.clone(),
+            live: Some(color.other()),
+            keep_old: true,
+            stage: None,
+        };
+        retire(sw, self.views, &route, &old, color.other(), p).await;
+        Ok(())
+    }
+
+    async fn abort(&self, sw: &Inner, p: &Progress) -> Result<(), Stop> {
+        let route = self.route();
+        let service = naming::swarm_app(self.project, self.app, self.stage.set.color);
+        // 1. Every node drops its staged set, which drains.
+        let holders = self.holders(p);
+        let step = p.step(format!(
+            "drop the staged {service} on {} nodes",
+            holders.len()
+        ));
+        let answers = join_all(holders.iter().map(|e| {
+            let route = &route;
+            async move { ((*e).clone(), e.unstage(&sw.edges, route).await) }
+        }))
+        .await;
+        let mut sets = Vec::new();
+        let mut failed = Vec::new();
+        for (edge, answer) in answers {
+            match answer {
+                Ok(id) => sets.push((edge, id)),
+                Err(e) => failed.push(format!("{}: {e}", edge.node)),
+            }
+        }
+        if !failed.is_empty() {
+            p.failed(step, failed.join("; "));
+            return Err(Stop::failed(
+                Report::new(format!(
+                    "{route}: the stage could not be dropped on every node; {service} keeps running"
+                ))
+                .detail(failed.join("\n"))
+                .hint("run `cutover abort` again once every node's edge answers"),
+            ));
+        }
+        let timeouts = &self.stage.config.timeouts;
+        let deadline = timeouts.drain.max(timeouts.websocket_drain) + DRAIN_SLACK;
+        let late = switch::drain_sets(sets, &sw.edges, &route, deadline).await;
+        if late.is_empty() {
+            p.done(step, None);
+        } else {
+            p.done(step, Some(format!("still draining: {}", late.join("; "))));
+        }
+
+        // 2. Its service goes.
+        let step = p.step(format!("remove {service}"));
+        match sw.cluster.remove_service(&service).await {
+            Ok(_) => p.done(step, None),
+            Err(e) => {
+                p.failed(step, &e);
+                return Err(Stop::failed(Report::from(e).hint(format!(
+                    "nothing routes to it any more; remove it with `docker service rm {service}`"
+                ))));
+            }
+        }
+        Ok(())
+    }
+}
