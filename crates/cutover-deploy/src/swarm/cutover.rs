@@ -13,6 +13,7 @@ use cutover_core::progress::ProgressEvent;
 use cutover_core::service::{Color, DeployRequest};
 use cutover_core::stage::Stage;
 
+use super::edges::Edge;
 use super::switch::{self, NodeRoute, PhaseTwo};
 use super::Inner;
 use crate::events::Progress;
@@ -141,15 +142,29 @@ pub(super) async fn cut_over(
     let Some(old) = c.live else {
         return Ok(());
     };
-    retire(sw, views, &route, c, old, p).await;
+    let switched = switched_sets(views, |node| switched.committed.contains_key(node));
+    retire(sw, switched, &route, c, old, p).await;
     Ok(())
 }
 
-/// The replaced color `old` drains on every node in `views` (by the sets
-/// they served it with), then is kept at 0 tasks or removed.
+/// The sets the nodes in `views` served before a switch, on the nodes
+/// that switched: those sets drain now.
+pub(super) fn switched_sets(
+    views: &[NodeRoute],
+    switched: impl Fn(&str) -> bool,
+) -> Vec<(Edge, u64)> {
+    views
+        .iter()
+        .filter(|v| switched(&v.edge.node))
+        .filter_map(|v| Some((v.edge.clone(), v.active?.1)))
+        .collect()
+}
+
+/// The replaced color `old` drains in `sets` (each node's set that served
+/// it), then is kept at 0 tasks or removed.
 pub(super) async fn retire(
     sw: &Inner,
-    views: &[NodeRoute],
+    sets: Vec<(Edge, u64)>,
     route: &str,
     c: &Candidate<'_>,
     old: Color,
@@ -159,7 +174,7 @@ pub(super) async fn retire(
     let timeouts = &c.req.timeouts;
     let step = p.step(format!("drain {old_service} on every node"));
     let deadline = timeouts.drain.max(timeouts.websocket_drain) + DRAIN_SLACK;
-    let late = switch::drain(views, &sw.edges, route, deadline).await;
+    let late = switch::drain_sets(sets, &sw.edges, route, deadline).await;
     if late.is_empty() {
         p.done(step, None);
     } else {

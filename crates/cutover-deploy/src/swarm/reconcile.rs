@@ -117,7 +117,17 @@ async fn route_pass(sw: &Inner, route: &str, edges: &[Edge]) -> Vec<String> {
         if current.as_ref() == Some(&targets) {
             continue;
         }
-        changed.push(bring_over(sw, edge, route, &desired).await);
+        let outcome = match bring_over(sw, edge, route, &desired).await {
+            Ok(()) => "brought over".to_string(),
+            Err(e) => format!("not brought over{e}"),
+        };
+        let color = desired.color.map(|c| c.to_string()).unwrap_or_default();
+        tracing::info!(route, node = %edge.node, %outcome, targets = ?desired.targets, "reconcile");
+        changed.push(format!(
+            "{route} on {}: {color} at {}: {outcome}",
+            edge.node,
+            desired.targets.join(" ")
+        ));
     }
     changed
 }
@@ -148,22 +158,20 @@ async fn live_targets(
     (!targets.is_empty()).then_some(targets)
 }
 
-/// Both phases on one node; the line says what happened.
-async fn bring_over(sw: &Inner, edge: &Edge, route: &str, desired: &DeployRequest) -> String {
-    let color = desired.color.map(|c| c.to_string()).unwrap_or_default();
-    let what = format!(
-        "{route} on {}: {color} at {}",
-        edge.node,
-        desired.targets.join(" ")
-    );
-    let outcome = match edge.prepare(&sw.edges, route, desired).await {
+/// Both phases on one node; the error says why it was not brought over,
+/// starting with its separator (`: ...`, `, not healthy from there: ...`).
+pub(super) async fn bring_over(
+    sw: &Inner,
+    edge: &Edge,
+    route: &str,
+    desired: &DeployRequest,
+) -> Result<(), String> {
+    match edge.prepare(&sw.edges, route, desired).await {
         Vote::Ready { set_id } => match edge.commit(&sw.edges, route, set_id).await {
-            Ok(_) => "brought over".to_string(),
-            Err(e) => format!("not brought over: {e}"),
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!(": {e}")),
         },
-        Vote::Unhealthy { detail } => format!("not brought over, not healthy from there: {detail}"),
-        Vote::Unreachable { error } => format!("not brought over: {error}"),
-    };
-    tracing::info!(route, node = %edge.node, %outcome, targets = ?desired.targets, "reconcile");
-    format!("{what}: {outcome}")
+        Vote::Unhealthy { detail } => Err(format!(", not healthy from there: {detail}")),
+        Vote::Unreachable { error } => Err(format!(": {error}")),
+    }
 }

@@ -9,8 +9,8 @@
 //!   deploy's commit does, once all of them report a healthy target in it
 //!   (a node that does not refuses the promote everywhere, nothing
 //!   switched); then the old color drains on every node and is kept at 0
-//!   tasks. A node that missed the stage is brought over by the reconcile
-//!   pass, to the color most nodes serve.
+//!   tasks. A node that missed the stage (it was down) is brought over in
+//!   the same step, its own gate first, as the reconcile pass would.
 //! - abort: every node drops the staged set, which drains; then its
 //!   service is removed. The version its slot held was set aside when the
 //!   stage began (`kept.rs`), so a rollback still finds it.
@@ -24,8 +24,9 @@ use cutover_core::stage::HOW_TO_STAGE;
 use cutover_core::status::{Health, StagedStatus};
 use futures_util::future::join_all;
 
-use super::cutover::{retire, Candidate, DRAIN_SLACK};
+use super::cutover::{retire, switched_sets, Candidate, DRAIN_SLACK};
 use super::edges::{self, Edge};
+use super::reconcile::bring_over;
 use super::rollback::apps_of;
 use super::switch::{self, NodeRoute};
 use super::Inner;
@@ -115,19 +116,14 @@ impl Staged<'_> {
         naming::route(self.project, self.app)
     }
 
-    /// The nodes that hold the stage; a warning for those that do not.
-    fn holders(&self, p: &Progress) -> Vec<&Edge> {
-        for v in self.views.iter().filter(|v| v.staged.is_none()) {
-            p.warn(
-                Report::new(format!("{} holds no stage of {}", v.edge.node, self.route()))
-                    .hint("it serves the live color alone; the reconcile pass brings it to the color most nodes serve"),
-            );
-        }
-        self.views
-            .iter()
-            .filter(|v| v.staged.is_some())
-            .map(|v| &v.edge)
-            .collect()
+    /// The nodes that hold the stage, and those that do not.
+    fn holders(&self) -> (Vec<&Edge>, Vec<&Edge>) {
+        let (with, without): (Vec<&NodeRoute>, Vec<&NodeRoute>) =
+            self.views.iter().partition(|v| v.staged.is_some());
+        (
+            with.into_iter().map(|v| &v.edge).collect(),
+            without.into_iter().map(|v| &v.edge).collect(),
+        )
     }
 
     async fn promote(&self, sw: &Inner, p: &Progress) -> Result<(), Stop> {
@@ -152,18 +148,34 @@ impl Staged<'_> {
             ));
         }
 
-        // 2. The switch on every node that holds it.
-        let holders = self.holders(p);
+        // 2. The switch on every node that holds it; one that missed the
+        //    stage is brought over as the reconcile pass would, gating the
+        //    staged tasks first.
+        let (holders, missed) = self.holders();
         let step = p.step(format!(
             "promote {route} to {color} on {} nodes",
-            holders.len()
+            self.views.len()
         ));
-        let answers = join_all(holders.iter().map(|e| {
+        let promoted = join_all(holders.iter().map(|e| {
             let route = &route;
-            async move { (e.node.clone(), e.promote(&sw.edges, route).await) }
-        }))
-        .await;
-        let (ok, failed): (Vec<_>, Vec<_>) = answers.into_iter().partition(|(_, r)| r.is_ok());
+            async move { (e.node.clone(), e.promote(&sw.edges, route).await.map(drop)) }
+        }));
+        let brought = join_all(missed.iter().map(|e| {
+            let (route, config) = (&route, &self.stage.config);
+            async move {
+                let result = bring_over(sw, e, route, config).await;
+                (
+                    e.node.clone(),
+                    result.map_err(|why| format!("it missed the stage{why}")),
+                )
+            }
+        }));
+        let (promoted, brought) = futures_util::join!(promoted, brought);
+        let (ok, failed): (Vec<_>, Vec<_>) = promoted
+            .into_iter()
+            .chain(brought)
+            .partition(|(_, r)| r.is_ok());
+        let ok: BTreeSet<String> = ok.into_iter().map(|(node, _)| node).collect();
         let failed: Vec<String> = failed
             .into_iter()
             .filter_map(|(node, r)| r.err().map(|e| format!("{node}: {e}")))
@@ -203,7 +215,8 @@ impl Staged<'_> {
             keep_old: true,
             stage: None,
         };
-        retire(sw, self.views, &route, &old, color.other(), p).await;
+        let switched = switched_sets(self.views, |node| ok.contains(node));
+        retire(sw, switched, &route, &old, color.other(), p).await;
         Ok(())
     }
 
@@ -211,7 +224,7 @@ impl Staged<'_> {
         let route = self.route();
         let service = naming::swarm_app(self.project, self.app, self.stage.set.color);
         // 1. Every node drops its staged set, which drains.
-        let holders = self.holders(p);
+        let (holders, _) = self.holders();
         let step = p.step(format!(
             "drop the staged {service} on {} nodes",
             holders.len()

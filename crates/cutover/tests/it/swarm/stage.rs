@@ -1,12 +1,13 @@
 //! The release workflow on the three-node swarm: `deploy --preview` and
 //! `--canary` stage a version beside the live one on every node, under one
 //! token (a canary session keeps its side on whichever node it reaches);
-//! `abort` drops it everywhere, `promote` puts it live everywhere.
+//! `abort` drops it everywhere, `promote` puts it live everywhere, on a
+//! node that missed the stage too.
 
 use std::net::SocketAddr;
 use std::process::Command;
 
-use super::{serves, text, version_in, Cluster};
+use super::{serves, text, version_in, wait_for, Cluster};
 
 const COMPOSE: &str = r#"
 name: stage
@@ -109,22 +110,61 @@ async fn a_stage_spans_every_node_and_ends_on_all_of_them() {
     for edge in &c.edges {
         serves(*edge, "v3").await;
     }
-    super::wait_for("v1 kept at 0 tasks", || async {
+    wait_for("v1 kept at 0 tasks", || async {
         super::services(&c).contains("stage_web_blue 0/0")
     })
     .await;
 
-    // 6. History has each step, in order.
+    // 6. A node down while v4 is staged holds no stage when it comes
+    //    back; `promote` brings it over with the others.
+    let lost = c.swarm.nodes[2].name.clone();
+    docker_cli(&["kill", &lost]);
+    wait_for("the lost node reported down", || async {
+        c.docker(&["node", "ls", "--format", "{{.Hostname}} {{.Status}}"])
+            .lines()
+            .any(|l| l == format!("{lost} Down"))
+    })
+    .await;
+    let out = stage(&c, "v4", &["--preview"]);
+    assert!(out.status.success(), "preview v4: {}", text(&out));
+    assert!(text(&out).contains("2 nodes staged"), "{}", text(&out));
+    docker_cli(&["start", &lost]);
+    wait_for("the node that came back serving v3", || async {
+        super::version(c.edges[2]).await == "v3"
+    })
+    .await;
+    wait_for("its edge running, as the managers see it", || async {
+        super::services(&c).lines().any(|l| l == "cutover_edge 3/3")
+    })
+    .await;
+    let status = text(&c.cli(&["status", "-p", "stage"], &[]));
+    assert!(status.contains("the nodes disagree"), "{status}");
+    let out = c.cli(&["promote", "-p", "stage"], &[]);
+    assert!(out.status.success(), "promote v4: {}", text(&out));
+    assert!(text(&out).contains("3 nodes switched"), "{}", text(&out));
+    for edge in &c.edges {
+        serves(*edge, "v4").await;
+    }
+
+    // 7. History has each step, in order.
     let out = c.cli(&["history", "-p", "stage", "web"], &[]);
     let said = text(&out);
     assert!(out.status.success(), "history: {said}");
     let mut at = 0;
-    for step in ["deploy", "preview", "abort", "canary", "promote"] {
+    for step in [
+        "deploy", "preview", "abort", "canary", "promote", "preview", "promote",
+    ] {
         let found = said[at..]
             .find(step)
             .unwrap_or_else(|| panic!("{step} after {at}: {said}"));
         at += found + step.len();
     }
+}
+
+/// `docker ARGS` on the host's engine, where the nodes are containers.
+fn docker_cli(args: &[&str]) {
+    let out = Command::new("docker").args(args).output().unwrap();
+    assert!(out.status.success(), "docker {args:?}: {}", text(&out));
 }
 
 /// `cutover deploy --version VERSION` with the staging flags.
