@@ -207,12 +207,34 @@ pub struct NodeView {
     pub services: Vec<ServiceStatus>,
 }
 
-/// A node's active color and version of a route, and the version staged
-/// beside it (`Some(None)`: one without a label).
-type Served<'a> = (Color, Option<&'a str>, Option<Option<&'a str>>);
+/// What a node serves a route with, as far as the nodes must agree.
+#[derive(PartialEq, Eq)]
+struct Served<'a> {
+    color: Color,
+    version: Option<&'a str>,
+    /// The version staged beside it (`Some(None)`: one without a label).
+    staged: Option<Option<&'a str>>,
+    maintenance: bool,
+}
+
+impl std::fmt::Display for Served<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.color)?;
+        if let Some(v) = self.version {
+            write!(f, " {v}")?;
+        }
+        if let Some(staged) = self.staged {
+            write!(f, " (staged {})", staged.unwrap_or("-"))?;
+        }
+        if self.maintenance {
+            write!(f, " (maintenance)")?;
+        }
+        Ok(())
+    }
+}
 
 /// The routes the answering nodes do not serve with the same color,
-/// version and stage, one line each: `shop/web: n1 green v2, n2 blue v1, n3 nothing`.
+/// version, stage and maintenance, one line each: `shop/web: n1 green v2, n2 blue v1, n3 nothing`.
 pub fn disagreements(nodes: &[NodeView]) -> Vec<String> {
     let answering: Vec<&NodeView> = nodes.iter().filter(|n| n.error.is_none()).collect();
     let routes: std::collections::BTreeSet<&str> = answering
@@ -221,14 +243,15 @@ pub fn disagreements(nodes: &[NodeView]) -> Vec<String> {
         .collect();
     let mut out = Vec::new();
     for route in routes {
-        // Each node's active color and version of the route, if it has it,
-        // and the version staged beside it.
+        // Each node's view of the route, if it has it.
         let served: Vec<(&str, Option<Served>)> = answering
             .iter()
             .map(|n| {
-                let active = n.services.iter().find(|s| s.name == route).map(|s| {
-                    let staged = s.staged.as_ref().map(|st| st.set.version.as_deref());
-                    (s.active.color, s.active.version.as_deref(), staged)
+                let active = n.services.iter().find(|s| s.name == route).map(|s| Served {
+                    color: s.active.color,
+                    version: s.active.version.as_deref(),
+                    staged: s.staged.as_ref().map(|st| st.set.version.as_deref()),
+                    maintenance: s.maintenance.is_some(),
                 });
                 (n.node.as_str(), active)
             })
@@ -239,14 +262,7 @@ pub fn disagreements(nodes: &[NodeView]) -> Vec<String> {
         let each: Vec<String> = served
             .iter()
             .map(|(node, active)| match active {
-                Some((color, version, staged)) => {
-                    let version = version.map(|v| format!(" {v}")).unwrap_or_default();
-                    let staged = match staged {
-                        Some(v) => format!(" (staged {})", v.unwrap_or("-")),
-                        None => String::new(),
-                    };
-                    format!("{node} {color}{version}{staged}")
-                }
+                Some(served) => format!("{node} {served}"),
                 None => format!("{node} nothing"),
             })
             .collect();

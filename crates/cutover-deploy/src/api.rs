@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cutover_core::diag::Report;
-use cutover_core::maintenance::MaintenanceCommand;
+use cutover_core::maintenance::{MaintenanceCommand, MaintenanceState};
 use cutover_core::plan::Plan;
 use cutover_core::progress::{
     DeployCommand, Outcome, RollbackCommand, StageCommand, OPERATION_ID_HEADER,
@@ -51,7 +51,10 @@ pub fn router(engine: DeployEngine) -> Router {
         )
         .route("/v1/projects/{project}/abort", post(abort::<DeployEngine>))
         .route("/v1/projects/{project}/down", post(down::<DeployEngine>))
-        .route("/v1/projects/{project}/maintenance", post(maintenance))
+        .route(
+            "/v1/projects/{project}/maintenance",
+            post(maintenance::<DeployEngine>),
+        )
         .route("/v1/projects/{project}/status", get(status))
         .route(
             "/v1/projects/{project}/history",
@@ -107,6 +110,12 @@ pub(crate) trait Operator: Clone + Send + Sync + 'static {
     /// `abort`: the staged versions are dropped.
     fn abort(&self, project: String, cmd: StageCommand) -> Receiver;
     fn follow(&self, project: &str, id: &str) -> Option<Receiver>;
+    /// `maintenance on|off` of the project's apps (no project lock).
+    fn maintenance(
+        &self,
+        project: &str,
+        cmd: MaintenanceCommand,
+    ) -> impl std::future::Future<Output = Result<Vec<MaintenanceState>, Report>> + Send;
     /// What a deploy of `cmd` would do, with nothing changed.
     fn plan(
         &self,
@@ -145,6 +154,14 @@ impl Operator for DeployEngine {
 
     fn follow(&self, project: &str, id: &str) -> Option<Receiver> {
         self.inner.operations.follow(project, id)
+    }
+
+    async fn maintenance(
+        &self,
+        project: &str,
+        cmd: MaintenanceCommand,
+    ) -> Result<Vec<MaintenanceState>, Report> {
+        DeployEngine::maintenance(self, project, cmd).await
     }
 
     async fn plan(&self, cmd: &DeployCommand) -> Result<Plan, Stop> {
@@ -319,8 +336,8 @@ pub(crate) async fn down<E: Operator>(
     }
 }
 
-async fn maintenance(
-    State(engine): State<DeployEngine>,
+pub(crate) async fn maintenance<E: Operator>(
+    State(engine): State<E>,
     Path(project): Path<String>,
     body: Bytes,
 ) -> Response {

@@ -22,31 +22,7 @@ impl DeployEngine {
             .into_iter()
             .filter_map(|s| s.name.strip_prefix(&prefix).map(str::to_string))
             .collect();
-        let services = if cmd.services.is_empty() {
-            if routed.is_empty() {
-                return Err(
-                    Report::new(format!("project {project} has no app the proxy routes"))
-                        .hint("deploy it first; `cutover status` shows what runs"),
-                );
-            }
-            routed.clone()
-        } else {
-            cmd.services.clone()
-        };
-        if let Some(missing) = services.iter().find(|s| !routed.contains(s)) {
-            return Err(
-                Report::new(format!("no app {missing} of project {project} is routed")).hint(
-                    format!(
-                        "name one of the apps the proxy routes: {}",
-                        if routed.is_empty() {
-                            "none".to_string()
-                        } else {
-                            routed.join(", ")
-                        }
-                    ),
-                ),
-            );
-        }
+        let services = chosen(project, &cmd.services, &routed)?;
         // Checked before the first route changes: all or none.
         if let Some(m) = &cmd.maintenance {
             m.validate()?;
@@ -64,4 +40,35 @@ impl DeployEngine {
         self.inner.routes_changed().await;
         Ok(out)
     }
+}
+
+/// The apps a `maintenance` command is for: those it names, each routed,
+/// or every app of `project` that is (`routed`).
+pub(crate) fn chosen(
+    project: &str,
+    named: &[String],
+    routed: &[String],
+) -> Result<Vec<String>, Report> {
+    if named.is_empty() {
+        if routed.is_empty() {
+            return Err(
+                Report::new(format!("project {project} has no app the proxy routes"))
+                    .hint("deploy it first; `cutover status` shows what runs"),
+            );
+        }
+        return Ok(routed.to_vec());
+    }
+    if let Some(missing) = named.iter().find(|s| !routed.contains(s)) {
+        return Err(
+            Report::new(format!("no app {missing} of project {project} is routed")).hint(format!(
+                "name one of the apps the proxy routes: {}",
+                if routed.is_empty() {
+                    "none".to_string()
+                } else {
+                    routed.join(", ")
+                }
+            )),
+        );
+    }
+    Ok(named.to_vec())
 }

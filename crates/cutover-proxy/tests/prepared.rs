@@ -335,3 +335,37 @@ async fn a_prepared_set_staged_with_the_coordinators_token_serves_the_preview_un
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("has nothing staged"), "{body}");
 }
+
+/// The maintenance page a coordinator puts on every node: on, the route
+/// answers 503 with its message; off, it serves again. A route the edge
+/// does not have is a 404.
+#[tokio::test]
+async fn maintenance_is_set_and_lifted_over_the_control_api() {
+    let blue = Origin::start("blue").await.unwrap();
+    let h = Harness::start().await;
+    h.proxy
+        .deploy("shop/web", request(&[&blue], Color::Blue))
+        .await
+        .unwrap();
+    let control = Control::start(&h, true);
+    let path = format!("/v1/services/{ROUTE}/maintenance");
+    let (code, body) = control
+        .curl(
+            "PUT",
+            &path,
+            Some(r#"{"message":"back at ten","since_ms":1796303826799}"#.into()),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let status: cutover_core::status::ServiceStatus = serde_json::from_str(&body).unwrap();
+    assert_eq!(status.maintenance.unwrap().since_ms, 1_796_303_826_799);
+    let (code, page) = h.get("/").await;
+    assert_eq!(code, 503);
+    assert!(page.contains("back at ten"), "{page}");
+    let (code, body) = control.curl("DELETE", &path, None).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(h.get("/").await.1, "blue");
+    let other = "/v1/services/shop%2Fapi/maintenance";
+    let (code, body) = control.curl("DELETE", other, None).await;
+    assert_eq!(code, 404, "{body}");
+}

@@ -109,6 +109,36 @@ impl TestSwarm {
         )
     }
 
+    /// Cuts node `node` off from the other nodes, both ways (raft, gossip,
+    /// the overlay's VXLAN, the edges' control API): packets are dropped,
+    /// not refused, as on a real partition. The host still reaches it.
+    pub fn partition(&self, node: usize) -> Result<(), ImageError> {
+        self.peer_rules(node, "-I")
+    }
+
+    /// Undoes [`TestSwarm::partition`].
+    pub fn heal(&self, node: usize) -> Result<(), ImageError> {
+        self.peer_rules(node, "-D")
+    }
+
+    fn peer_rules(&self, node: usize, op: &str) -> Result<(), ImageError> {
+        for peer in self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != node)
+            .map(|(_, p)| p)
+        {
+            for (chain, dir) in [("INPUT", "-s"), ("OUTPUT", "-d")] {
+                self.exec(
+                    node,
+                    &["iptables", op, chain, dir, &peer.addr, "-j", "DROP"],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
     /// The docker CLI against one node's engine; its stdout.
     pub fn docker(&self, node: usize, args: &[&str]) -> Result<String, ImageError> {
         run(

@@ -13,6 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use cutover_core::diag::Report;
 use cutover_core::fleet::{CommitAnswer, PreparedAnswer, UnstagedAnswer, Vote};
+use cutover_core::maintenance::Maintenance;
 use cutover_core::service::DeployRequest;
 use cutover_core::stage::Stage;
 use cutover_core::status::{DrainedAnswer, HealthAnswer, ServiceStatus};
@@ -195,6 +196,28 @@ impl Edge {
             .await?
         {
             (StatusCode::NO_CONTENT, _) => Ok(()),
+            (status, body) => Err(format!("{status}: {}", error_text(&body))),
+        }
+    }
+
+    /// Puts `route` in `maintenance`, or (`None`) takes it out.
+    pub async fn set_maintenance(
+        &self,
+        s: &EdgeSettings,
+        route: &str,
+        maintenance: Option<&Maintenance>,
+    ) -> Result<ServiceStatus, String> {
+        let path = format!("/v1/services/{}/maintenance", segment(route));
+        let (method, body) = match maintenance {
+            Some(m) => (
+                Method::PUT,
+                Some(serde_json::to_vec(m).expect("a maintenance serializes")),
+            ),
+            None => (Method::DELETE, None),
+        };
+        match self.call(s, method, &path, body, CALL_TIMEOUT).await? {
+            (StatusCode::OK, body) => serde_json::from_slice(&body)
+                .map_err(|e| format!("an answer cutover cannot read: {e}")),
             (status, body) => Err(format!("{status}: {}", error_text(&body))),
         }
     }

@@ -15,6 +15,7 @@ mod files;
 mod hooks;
 mod kept;
 mod logs;
+mod maintenance;
 mod plan;
 mod reconcile;
 mod rollback;
@@ -34,6 +35,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
 use cutover_core::diag::Report;
+use cutover_core::maintenance::{MaintenanceCommand, MaintenanceState};
 use cutover_core::plan::Plan;
 use cutover_core::progress::{
     DeployCommand, DownCommand, LogsQuery, Outcome, RollbackCommand, StageCommand,
@@ -102,6 +104,14 @@ impl Operator for SwarmEngine {
 
     fn follow(&self, project: &str, id: &str) -> Option<Receiver> {
         self.inner.operations.follow(project, id)
+    }
+
+    async fn maintenance(
+        &self,
+        project: &str,
+        cmd: MaintenanceCommand,
+    ) -> Result<Vec<MaintenanceState>, Report> {
+        maintenance::maintenance(&self.inner, project, cmd).await
     }
 
     async fn plan(&self, cmd: &DeployCommand) -> Result<Plan, Stop> {
@@ -338,6 +348,10 @@ impl SwarmEngine {
                 get(api::history::<SwarmEngine>),
             )
             .route("/v1/projects/{project}/logs", get(api::logs::<SwarmEngine>))
+            .route(
+                "/v1/projects/{project}/maintenance",
+                post(api::maintenance::<SwarmEngine>),
+            )
             .route(
                 "/v1/projects/{project}/{*rest}",
                 axum::routing::any(not_on_swarm),

@@ -29,7 +29,7 @@ use super::edges::{self, Edge};
 use super::reconcile::bring_over;
 use super::rollback::apps_of;
 use super::switch::{self, NodeRoute};
-use super::Inner;
+use super::{files, Inner};
 use crate::events::Progress;
 use crate::executor::Stop;
 use crate::history::{record_app, AppLine};
@@ -93,6 +93,9 @@ pub(super) async fn end(
         record_app(&sw.history, p, line, result).await?;
         done.push(format!("{app} {version}"));
     }
+    // An aborted version's secrets and configs are mounted by no service
+    // any more.
+    files::prune(sw, project, p).await;
     let message = match end {
         End::Promote => format!("promoted {} on {} nodes", done.join(", "), edges.len()),
         End::Abort => format!(

@@ -8,6 +8,7 @@
 mod auth;
 mod error;
 mod events;
+mod maintenance;
 mod prepared;
 mod serve;
 mod services;
@@ -167,6 +168,10 @@ impl Admin {
             .route(
                 "/v1/services/{name}/prepared/{id}/stage",
                 post(prepared::stage),
+            )
+            .route(
+                "/v1/services/{name}/maintenance",
+                put(maintenance::on).delete(maintenance::off),
             )
             .route(
                 "/v1/services/{name}/staged",

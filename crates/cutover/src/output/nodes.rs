@@ -50,6 +50,9 @@ pub fn nodes_table(cluster: &ClusterStatus, project: Option<&str>) -> String {
                     healthy(&staged.set)
                 ));
             }
+            if s.maintenance.is_some() {
+                notes.push("maintenance".into());
+            }
             if !draining.is_empty() {
                 notes.push(format!("draining {}", draining.join(", ")));
             }

@@ -25,6 +25,7 @@ mod files;
 mod global;
 mod https;
 mod keep;
+mod partition;
 mod stage;
 
 const TOKEN: &str = "swarm-deploy-token-0123456789abcdef";

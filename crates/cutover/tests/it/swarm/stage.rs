@@ -2,7 +2,7 @@
 //! `--canary` stage a version beside the live one on every node, under one
 //! token (a canary session keeps its side on whichever node it reaches);
 //! `abort` drops it everywhere, `promote` puts it live everywhere, on a
-//! node that missed the stage too.
+//! node that missed the stage too; then `maintenance` on every node.
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -146,7 +146,32 @@ async fn a_stage_spans_every_node_and_ends_on_all_of_them() {
         serves(*edge, "v4").await;
     }
 
-    // 7. History has each step, in order.
+    // 7. Maintenance on every node, with one start, and off again.
+    let out = c.cli(&["maintenance", "on", "--message", "back at ten"], &[]);
+    assert!(out.status.success(), "maintenance on: {}", text(&out));
+    for edge in &c.edges {
+        let (status, body) = super::tcp_request(*edge, hyper::Method::GET, "/", &[])
+            .await
+            .unwrap();
+        assert_eq!(status, 503, "{edge}");
+        assert!(
+            String::from_utf8_lossy(&body).contains("back at ten"),
+            "{edge}"
+        );
+    }
+    let said = text(&c.cli(&["status", "-p", "stage"], &[]));
+    assert_eq!(said.matches("maintenance").count(), 3, "{said}");
+    assert!(
+        said.contains("every node that answered serves the same versions"),
+        "{said}"
+    );
+    let out = c.cli(&["maintenance", "off"], &[]);
+    assert!(out.status.success(), "maintenance off: {}", text(&out));
+    for edge in &c.edges {
+        serves(*edge, "v4").await;
+    }
+
+    // 8. History has each step, in order.
     let out = c.cli(&["history", "-p", "stage", "web"], &[]);
     let said = text(&out);
     assert!(out.status.success(), "history: {said}");
