@@ -128,18 +128,30 @@ pub fn shared_storage(by_node: &BTreeMap<String, Option<String>>) -> Result<(), 
 }
 
 /// The color more nodes serve a route with than any other: what a node
-/// that missed a switch, or came back, is brought to. `None` when no node
-/// serves the route or two colors are tied: then nobody can tell which
-/// is current, and nothing is changed.
-pub fn majority(colors: impl IntoIterator<Item = Color>) -> Option<Color> {
-    let (mut blue, mut green) = (0usize, 0usize);
-    for c in colors {
-        match c {
-            Color::Blue => blue += 1,
-            Color::Green => green += 1,
-        }
+/// that missed a switch, or came back, is brought to. Each node's view is
+/// its active color and since when that set is active (its own clock).
+///
+/// A tie (two nodes, or four, split by a deploy engine that died between
+/// the commits) goes to the color switched to last. The commits are the
+/// second phase: they are sent only once every node voted ready, so a
+/// commit seen on any node means the decision was to switch, and the
+/// nodes that did not hear it are brought forward. `None` when no node
+/// serves the route, or a tie's two colors became active at the same
+/// millisecond: then nobody can tell which is current, and nothing is
+/// changed.
+pub fn majority(views: impl IntoIterator<Item = (Color, u64)>) -> Option<Color> {
+    let (mut blue, mut green) = ((0usize, 0u64), (0usize, 0u64));
+    for (color, since_ms) in views {
+        let side = match color {
+            Color::Blue => &mut blue,
+            Color::Green => &mut green,
+        };
+        side.0 += 1;
+        side.1 = side.1.max(since_ms);
     }
-    match blue.cmp(&green) {
+    let by_count = blue.0.cmp(&green.0);
+    let by_time = blue.1.cmp(&green.1);
+    match by_count.then(by_time) {
         std::cmp::Ordering::Greater => Some(Color::Blue),
         std::cmp::Ordering::Less => Some(Color::Green),
         std::cmp::Ordering::Equal => None,
@@ -430,11 +442,19 @@ mod tests {
     }
 
     #[test]
-    fn the_majority_color_is_current_and_a_tie_is_no_answer() {
-        use Color::{Blue, Green};
-        assert_eq!(majority([Green, Blue, Green]), Some(Green));
-        assert_eq!(majority([Blue]), Some(Blue));
-        assert_eq!(majority([Blue, Green]), None);
+    fn the_majority_color_is_current_and_a_tie_goes_to_the_last_switch() {
+        use Color::*;
+        assert_eq!(majority([(Green, 5), (Blue, 9), (Green, 1)]), Some(Green));
+        assert_eq!(majority([(Blue, 0)]), Some(Blue));
+        // Two nodes split by a deploy cut between its commits: green was
+        // committed, so green is where both go.
+        assert_eq!(majority([(Blue, 100), (Green, 200)]), Some(Green));
+        assert_eq!(majority([(Blue, 300), (Green, 200)]), Some(Blue));
+        assert_eq!(
+            majority([(Blue, 100), (Green, 200), (Blue, 150), (Green, 120)]),
+            Some(Green)
+        );
+        assert_eq!(majority([(Blue, 7), (Green, 7)]), None);
         assert_eq!(majority([]), None);
     }
 

@@ -122,10 +122,19 @@ pub struct ProxyState {
 pub struct PersistedService {
     pub name: String,
     pub request: DeployRequest,
+    /// Since when its active set is active (Unix ms): restored, so a node
+    /// that restarts still says when it last switched (a Swarm's tie-break,
+    /// `fleet::majority`). 0 in a state file older than this field.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub active_since_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maintenance: Option<crate::maintenance::Maintenance>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub staged: Option<PersistedStage>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A staged set as the state file keeps it: it comes back staged.

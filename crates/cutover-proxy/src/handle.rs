@@ -513,6 +513,7 @@ impl Proxy {
                 .map(|(name, e)| PersistedService {
                     name: name.clone(),
                     request: e.config.clone(),
+                    active_since_ms: e.active.since_ms(),
                     maintenance: e.maintenance.as_ref().map(|g| g.spec.clone()),
                     staged: e.staged.as_ref().map(|s| PersistedStage {
                         request: s.config.clone(),
@@ -554,9 +555,12 @@ impl Proxy {
                 .claim(&s.name, &s.request.pinned_addresses())
                 .map_err(|e| failed(index, &s.name, DeployError::Invalid(e)))?;
             let listen = s.request.pinned_addresses();
-            if let Err(e) = self.inner.install(&s.name, s.request, set, false) {
+            if let Err(e) = self.inner.install(&s.name, s.request, set.clone(), false) {
                 self.inner.ports.release(claim);
                 return Err(failed(index, &s.name, e));
+            }
+            if s.active_since_ms != 0 {
+                set.restore_since(s.active_since_ms);
             }
             drop(claim);
             self.inner.ports.commit(&s.name, &listen);

@@ -243,6 +243,7 @@ mod tests {
         ProxyState {
             services: vec![PersistedService {
                 name: "web".into(),
+                active_since_ms: 0,
                 request: DeployRequest {
                     targets: vec!["127.0.0.1:8081".into()],
                     hosts: vec!["example.com".into()],

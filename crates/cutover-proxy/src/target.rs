@@ -303,6 +303,16 @@ impl TargetSet {
         lock(&self.lifecycle).state()
     }
 
+    /// Since when the set is in its state (Unix ms).
+    pub fn since_ms(&self) -> u64 {
+        self.since_ms.load(Ordering::Relaxed)
+    }
+
+    /// A restored set was in its state since `ms`, not since its restore.
+    pub fn restore_since(&self, ms: u64) {
+        self.since_ms.store(ms, Ordering::Relaxed);
+    }
+
     pub fn with_lifecycle<R>(&self, f: impl FnOnce(&mut Lifecycle) -> R) -> R {
         let mut l = lock(&self.lifecycle);
         let before = l.state();

@@ -6,9 +6,10 @@
 //!
 //! The current route of an app is read, never stored here, so a manager
 //! failover loses nothing: its color is the majority of the edges'
-//! (`cutover_core::fleet::majority`), its settings are what those edges
-//! were given, and its targets are the live color's running tasks. A tie
-//! or a live color with no running task changes nothing. A project being
+//! (`cutover_core::fleet::majority`; a tie goes to the color switched to
+//! last), its settings are what those edges were given, and its targets
+//! are the live color's running tasks. A live color with no running task
+//! changes nothing. A project being
 //! deployed or rolled back is left alone: the pass takes the project's
 //! routes lock without waiting, and an operation waits for a pass.
 //!
@@ -87,8 +88,10 @@ async fn route_pass(sw: &Inner, route: &str, edges: &[Edge]) -> Vec<String> {
         .iter()
         .map(|(edge, status)| (*edge, status.as_ref()))
         .collect();
-    let Some(color) = fleet::majority(served.iter().filter_map(|(_, s)| s.map(|s| s.active.color)))
-    else {
+    let views = served
+        .iter()
+        .filter_map(|(_, s)| s.map(|s| (s.active.color, s.active.since_ms)));
+    let Some(color) = fleet::majority(views) else {
         return Vec::new();
     };
     let Some(template) = served

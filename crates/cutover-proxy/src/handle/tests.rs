@@ -16,12 +16,16 @@ async fn a_removed_service_counts_until_its_sets_have_drained() {
             services: vec![PersistedService {
                 name: "web".into(),
                 request: r,
+                active_since_ms: 1_796_303_826_799,
                 maintenance: None,
                 staged: None,
             }],
         })
         .unwrap();
     let set = proxy.inner.lock().live["web"].active.clone();
+    // Restored, the set says when it was switched to, not when it came back.
+    assert_eq!(proxy.status()[0].active.since_ms, 1_796_303_826_799);
+    assert_eq!(proxy.state().services[0].active_since_ms, 1_796_303_826_799);
     let request = crate::target::InFlight::enter(&set, 0).expect("the set is active");
     proxy.remove("web").unwrap();
 

@@ -27,6 +27,7 @@ mod https;
 mod keep;
 mod partition;
 mod stage;
+mod tie;
 
 const TOKEN: &str = "swarm-deploy-token-0123456789abcdef";
 const EDGE_TOKEN: &str = "swarm-edge-token-0123456789abcdef";
@@ -126,6 +127,12 @@ impl Nodes {
     /// As [`Nodes::up`], with the first `managers` of the three nodes
     /// managers.
     fn up_with_managers(tag: &str, managers: usize) -> Nodes {
+        Nodes::up_sized(tag, 3, managers)
+    }
+
+    /// As [`Nodes::up`], `count` nodes, the first `managers` of them
+    /// managers.
+    fn up_sized(tag: &str, count: usize, managers: usize) -> Nodes {
         require_docker();
         let image = CutoverImage::ensure();
         let images = [
@@ -133,7 +140,7 @@ impl Nodes {
             ensure_athens_image().unwrap(),
             ensure_redis_image().unwrap(),
         ];
-        let swarm = TestSwarm::up_with_managers(tag, 3, managers).unwrap();
+        let swarm = TestSwarm::up_with_managers(tag, count, managers).unwrap();
         swarm.load(&images).unwrap();
         Nodes { swarm, image }
     }
@@ -200,10 +207,11 @@ impl Cluster {
         }
         // The managers count each edge as running (what gives a node its
         // vote) a moment after the edge first answers.
+        let all = format!("cutover_edge {0}/{0}", swarm.nodes.len());
         wait_for("every edge running, as the managers see it", || async {
             swarm
                 .docker(0, &["service", "ls", "--format", "{{.Name}} {{.Replicas}}"])
-                .is_ok_and(|out| out.lines().any(|l| l == "cutover_edge 3/3"))
+                .is_ok_and(|out| out.lines().any(|l| l == all))
         })
         .await;
         let api = deploy_api(&swarm, 0).await;
@@ -715,6 +723,13 @@ async fn deploys_switch_every_node_together_under_load() {
     assert!(said.contains("its volumes stay"), "{said}");
 }
 
+/// `docker ARGS` on the host's engine, where the nodes are containers
+/// (`kill`, `start` a node).
+fn host_docker(args: &[&str]) {
+    let out = Command::new("docker").args(args).output().unwrap();
+    assert!(out.status.success(), "docker {args:?}: {}", text(&out));
+}
+
 /// `NAME REPLICAS` of every service of the swarm, one per line.
 fn services(c: &Cluster) -> String {
     c.docker(&["service", "ls", "--format", "{{.Name}} {{.Replicas}}"])
@@ -784,11 +799,7 @@ async fn a_worker_lost_mid_deploy_does_not_wedge_it_and_comes_back_on_the_curren
     let deploy = deploy.kill_on_drop(true).output();
     let kill = async {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let out = Command::new("docker")
-            .args(["kill", &lost])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "docker kill: {}", text(&out));
+        host_docker(&["kill", &lost]);
     };
     let (out, ()) = tokio::join!(tokio::time::timeout(Duration::from_secs(180), deploy), kill);
     let out = out
@@ -826,11 +837,7 @@ async fn a_worker_lost_mid_deploy_does_not_wedge_it_and_comes_back_on_the_curren
 
     // 3. It comes back: its edge restored the routes it had saved, and is
     //    brought to v3 (the reconcile pass), with every node agreeing.
-    let out = Command::new("docker")
-        .args(["start", &lost])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "docker start: {}", text(&out));
+    host_docker(&["start", &lost]);
     wait_for("the node that came back serving v3", || async {
         version(lost_edge).await == "v3"
     })

@@ -5,10 +5,11 @@
 //! a `deploy` and then a `rollback` converge the two live nodes. The dead
 //! node, started again, rejoins and is brought to the current color.
 
-use std::process::Command;
 use std::time::Duration;
 
-use super::{deploy_api, serves, text, version, wait_for, Cluster, Nodes, Stack, COMPOSE};
+use super::{
+    deploy_api, host_docker, serves, text, version, wait_for, Cluster, Nodes, Stack, COMPOSE,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_manager_lost_mid_deploy_leaves_a_state_deploy_and_rollback_converge_from() {
@@ -40,11 +41,7 @@ async fn a_manager_lost_mid_deploy_leaves_a_state_deploy_and_rollback_converge_f
                 .is_ok_and(|s| s.lines().any(|l| l == "shop_web_green"))
         })
         .await;
-        let out = Command::new("docker")
-            .args(["kill", &lost_name])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "docker kill: {}", text(&out));
+        host_docker(&["kill", &lost_name]);
     };
     let (out, ()) = tokio::join!(tokio::time::timeout(Duration::from_secs(180), deploy), kill);
     let out = out
@@ -120,11 +117,7 @@ async fn a_manager_lost_mid_deploy_leaves_a_state_deploy_and_rollback_converge_f
 
     // 5. The lost manager comes back, rejoins the raft, and its edge is
     //    brought to v1 by the reconcile pass.
-    let out = Command::new("docker")
-        .args(["start", &lost_name])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "docker start: {}", text(&out));
+    host_docker(&["start", &lost_name]);
     wait_for("the lost manager ready again", || async {
         c.swarm
             .docker(

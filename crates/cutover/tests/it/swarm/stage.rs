@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::process::Command;
 
-use super::{serves, text, version_in, wait_for, Cluster};
+use super::{host_docker, serves, text, version_in, wait_for, Cluster};
 
 const COMPOSE: &str = r#"
 name: stage
@@ -118,7 +118,7 @@ async fn a_stage_spans_every_node_and_ends_on_all_of_them() {
     // 6. A node down while v4 is staged holds no stage when it comes
     //    back; `promote` brings it over with the others.
     let lost = c.swarm.nodes[2].name.clone();
-    docker_cli(&["kill", &lost]);
+    host_docker(&["kill", &lost]);
     wait_for("the lost node reported down", || async {
         c.docker(&["node", "ls", "--format", "{{.Hostname}} {{.Status}}"])
             .lines()
@@ -128,7 +128,7 @@ async fn a_stage_spans_every_node_and_ends_on_all_of_them() {
     let out = stage(&c, "v4", &["--preview"]);
     assert!(out.status.success(), "preview v4: {}", text(&out));
     assert!(text(&out).contains("2 nodes staged"), "{}", text(&out));
-    docker_cli(&["start", &lost]);
+    host_docker(&["start", &lost]);
     wait_for("the node that came back serving v3", || async {
         super::version(c.edges[2]).await == "v3"
     })
@@ -184,12 +184,6 @@ async fn a_stage_spans_every_node_and_ends_on_all_of_them() {
             .unwrap_or_else(|| panic!("{step} after {at}: {said}"));
         at += found + step.len();
     }
-}
-
-/// `docker ARGS` on the host's engine, where the nodes are containers.
-fn docker_cli(args: &[&str]) {
-    let out = Command::new("docker").args(args).output().unwrap();
-    assert!(out.status.success(), "docker {args:?}: {}", text(&out));
 }
 
 /// `cutover deploy --version VERSION` with the staging flags.
