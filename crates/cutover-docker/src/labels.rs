@@ -26,6 +26,10 @@ pub const REPLICA: &str = "cutover.replica";
 /// On a Swarm service that holds an old version of an app beside its two
 /// colors, at 0 tasks for a rollback: when it was set aside (Unix ms).
 pub const KEPT: &str = "cutover.kept";
+/// On a Swarm service staged by `deploy --preview|--canary`: its app's
+/// resolved spec (JSON, secret and config values replaced by the names of
+/// their Swarm objects), so `promote` runs its `post_deploy` hook.
+pub const STAGED_APP: &str = "cutover.staged-app";
 /// The identity of the daemon that created the object: the only one that
 /// may stop, rename or remove it.
 pub const DAEMON: &str = "cutover.daemon";

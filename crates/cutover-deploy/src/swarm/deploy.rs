@@ -365,12 +365,8 @@ async fn cutover_app(
         Err(report) => Err(Stop::failed(report)),
     };
     let after = match &result {
-        Ok(()) if slot.stage.is_some() => {
-            if app.cutover.hooks.get(HookKind::PostDeploy).is_some() {
-                p.warn(Report::new(format!("{name}'s post_deploy hook does not run at `cutover promote` on a Swarm yet")).hint("run it by hand once the staged version is promoted; docs/swarm.md, What is missing"));
-            }
-            Ok(())
-        }
+        // `post_deploy` runs when a staged version goes live, at `promote`.
+        Ok(()) if slot.stage.is_some() => Ok(()),
         Ok(()) => hooks.run_on_swarm(sw, p, HookKind::PostDeploy, None).await,
         Err(stop) => {
             let error = Some(stop.report.message.as_str());
@@ -425,6 +421,12 @@ async fn launch(
     files::attach(sw, project, &app.service, &mut spec)
         .await
         .map_err(stop)?;
+    if slot.stage.is_some() {
+        // `promote` runs the app's post_deploy hook from it.
+        let kept = files::by_object_name(project, app);
+        let json = serde_json::to_string(&kept).expect("an app spec serializes");
+        spec.labels.insert(labels::STAGED_APP.into(), json);
+    }
     sw.cluster.create_service(&spec).await.map_err(stop)?;
     let timeout = app.cutover.timeouts.deploy;
     let addrs =

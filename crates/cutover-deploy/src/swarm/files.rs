@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use cutover_core::compose::{FileRef, FileSource, ResolvedProject, ServiceSpec};
+use cutover_core::compose::{AppSpec, FileRef, FileSource, ResolvedProject, ServiceSpec};
 use cutover_core::diag::Report;
 use cutover_core::naming;
 use cutover_docker::labels::{self, LabelFilter};
@@ -70,6 +70,28 @@ pub(super) async fn missing_external(
         }
     }
     Ok(missing)
+}
+
+/// `app` with each secret's and config's value replaced by the name of
+/// its Swarm object (what [`attach`] finds it by): a spec that can be kept
+/// where the values must not be, and attached again later.
+pub(super) fn by_object_name(project: &str, app: &AppSpec) -> AppSpec {
+    let mut app = app.clone();
+    let refs = app
+        .service
+        .secrets
+        .iter_mut()
+        .chain(app.service.configs.iter_mut());
+    for r in refs {
+        let name = match &r.from {
+            FileSource::Environment { value, .. } | FileSource::Content(value) => {
+                object_name(project, &r.source, value.as_bytes())
+            }
+            FileSource::File(_) | FileSource::External { .. } => continue,
+        };
+        r.from = FileSource::External { name };
+    }
+    app
 }
 
 /// Gives `service` the secrets and configs of `spec`, creating the objects

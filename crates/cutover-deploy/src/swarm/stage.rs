@@ -10,18 +10,22 @@
 //!   (a node that does not refuses the promote everywhere, nothing
 //!   switched); then the old color drains on every node and is kept at 0
 //!   tasks. A node that missed the stage (it was down) is brought over in
-//!   the same step, its own gate first, as the reconcile pass would.
+//!   the same step, its own gate first, as the reconcile pass would. The
+//!   app's `post_deploy` hook runs then, from the spec the staged service
+//!   keeps (`labels::STAGED_APP`): the deploy engine keeps no compose file.
 //! - abort: every node drops the staged set, which drains; then its
 //!   service is removed. The version its slot held was set aside when the
 //!   stage began (`kept.rs`), so a rollback still finds it.
 
 use std::collections::BTreeSet;
 
+use cutover_core::compose::{AppSpec, HookKind};
 use cutover_core::diag::Report;
 use cutover_core::naming;
 use cutover_core::progress::{Outcome, ProgressEvent, StageCommand};
 use cutover_core::stage::HOW_TO_STAGE;
 use cutover_core::status::{Health, StagedStatus};
+use cutover_docker::labels;
 use futures_util::future::join_all;
 
 use super::cutover::{retire, switched_sets, Candidate, DRAIN_SLACK};
@@ -31,6 +35,7 @@ use super::rollback::apps_of;
 use super::switch::{self, NodeRoute};
 use super::{files, Inner};
 use crate::events::Progress;
+use crate::executor::hooks::HookRun;
 use crate::executor::Stop;
 use crate::history::{record_app, AppLine};
 use crate::stage::{nothing_staged, End};
@@ -220,7 +225,47 @@ impl Staged<'_> {
         };
         let switched = switched_sets(self.views, |node| ok.contains(node));
         retire(sw, switched, &route, &old, color.other(), p).await;
+
+        // 4. Its post_deploy hook, as after a deploy's switch: a failure is
+        //    reported, the version stays live.
+        if let Err(report) = self.post_deploy(sw, &old.version, p).await {
+            p.warn(report);
+        }
         Ok(())
+    }
+
+    /// The staged app's `post_deploy` hook, from the spec its service
+    /// keeps (`labels::STAGED_APP`).
+    async fn post_deploy(&self, sw: &Inner, version: &str, p: &Progress) -> Result<(), Report> {
+        let color = self.stage.set.color;
+        let service = naming::swarm_app(self.project, self.app, color);
+        let found = sw.cluster.inspect_service(&service).await?;
+        let Some(json) = found
+            .as_ref()
+            .and_then(|s| s.labels.get(labels::STAGED_APP))
+        else {
+            return Ok(());
+        };
+        let app: AppSpec = serde_json::from_str(json).map_err(|e| {
+            Report::new(format!(
+                "{service}'s {} label cannot be read: {e}",
+                labels::STAGED_APP
+            ))
+            .hint("its post_deploy hook did not run; run it by hand")
+        })?;
+        let previous = self
+            .views
+            .iter()
+            .find_map(|v| v.config.as_ref()?.version.clone());
+        let hooks = HookRun {
+            project: self.project,
+            app: &app,
+            image: &app.service.image,
+            version,
+            color,
+            previous: previous.as_deref(),
+        };
+        hooks.run_on_swarm(sw, p, HookKind::PostDeploy, None).await
     }
 
     async fn abort(&self, sw: &Inner, p: &Progress) -> Result<(), Stop> {

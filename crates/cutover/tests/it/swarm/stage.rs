@@ -26,6 +26,12 @@ services:
       health:
         path: /api/v1/open/health-check
         interval: 500ms
+      hooks:
+        # Runs when a version goes live: after a deploy's switch, and at
+        # promote for a staged one (never at the stage, nor at abort).
+        post_deploy:
+          command: [sh, -c, "echo live $$APP_VERSION after $$CUTOVER_PREVIOUS_VERSION"]
+          timeout: 30s
   redis:
     image: cutover-test-redis:latest
     command: redis-server --protected-mode no
@@ -45,6 +51,7 @@ async fn a_stage_spans_every_node_and_ends_on_all_of_them() {
     let out = stage(&c, "v2", &["--preview"]);
     assert!(out.status.success(), "preview v2: {}", text(&out));
     assert!(text(&out).contains("3 nodes staged"), "{}", text(&out));
+    assert!(!text(&out).contains("live v2"), "{}", text(&out));
     for edge in &c.edges {
         assert_eq!(curl(*edge, &[]), "v1");
         assert_eq!(curl(*edge, &["-H", "cutover-preview: 1"]), "v2");
@@ -70,6 +77,7 @@ async fn a_stage_spans_every_node_and_ends_on_all_of_them() {
     // 3. abort: no node reaches v2 any more, and its service is gone.
     let out = c.cli(&["abort", "-p", "stage"], &[]);
     assert!(out.status.success(), "abort: {}", text(&out));
+    assert!(!text(&out).contains("live v2"), "{}", text(&out));
     for edge in &c.edges {
         assert_eq!(curl(*edge, &["-H", "cutover-preview: 1"]), "v1");
     }
@@ -105,6 +113,11 @@ async fn a_stage_spans_every_node_and_ends_on_all_of_them() {
     assert!(
         text(&out).contains("promoted web v3 on 3 nodes"),
         "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("live v3 after v1"),
+        "the post_deploy hook runs at promote: {}",
         text(&out)
     );
     for edge in &c.edges {
