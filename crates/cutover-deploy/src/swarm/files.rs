@@ -178,3 +178,58 @@ async fn try_prune(sw: &Inner, project: &str) -> Result<(), Report> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kept spec names each value's object and holds no value; an
+    /// external one is left as it is.
+    #[test]
+    fn a_kept_spec_holds_object_names_not_values() {
+        let project = crate::tests::parse_with_env(
+            r#"
+name: shop
+services:
+  web:
+    image: web:1
+    secrets: [api_key, vendor]
+    configs: [site]
+    x-cutover: {port: 8080}
+secrets:
+  api_key: {environment: API_KEY}
+  vendor: {external: true, name: vendor_token}
+configs:
+  site: {content: "mode=fast"}
+"#
+            .to_string(),
+            &[("API_KEY", "s3cret-value")],
+        );
+        let app = project.app("web").unwrap();
+        let kept = by_object_name("shop", app);
+        let json = serde_json::to_string(&kept).unwrap();
+        assert!(!json.contains("s3cret-value"), "{json}");
+        assert!(!json.contains("mode=fast"), "{json}");
+        let names: Vec<&FileSource> = kept
+            .service
+            .secrets
+            .iter()
+            .chain(&kept.service.configs)
+            .map(|r| &r.from)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                &FileSource::External {
+                    name: object_name("shop", "api_key", b"s3cret-value")
+                },
+                &FileSource::External {
+                    name: "vendor_token".into()
+                },
+                &FileSource::External {
+                    name: object_name("shop", "site", b"mode=fast")
+                },
+            ]
+        );
+    }
+}

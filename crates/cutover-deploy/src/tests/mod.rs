@@ -1,7 +1,7 @@
 //! Deploy logic against the in-memory engine and a real proxy whose
 //! targets are in-process origins on loopback.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -61,6 +61,11 @@ services:
 }
 
 pub(crate) fn parse(yaml: String) -> ResolvedProject {
+    parse_with_env(yaml, &[])
+}
+
+/// [`parse`] with these variables in the project's environment.
+pub(crate) fn parse_with_env(yaml: String, env: &[(&str, &str)]) -> ResolvedProject {
     load(
         &LoadInput {
             files: vec![ComposeFile {
@@ -69,7 +74,10 @@ pub(crate) fn parse(yaml: String) -> ResolvedProject {
             }],
             project_dir: "/srv/athens".into(),
             project_name: None,
-            env: BTreeMap::new(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         },
         &NoFiles,
     )
