@@ -69,12 +69,30 @@ impl Control {
         self.curl("PUT", &format!("/v1/services/{ROUTE}/prepared"), Some(body))
             .await
     }
+
+    /// A prepare that must succeed: the set held.
+    async fn prepared(&self, req: &DeployRequest) -> PreparedAnswer {
+        let (code, body) = self.prepare(req).await;
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
 }
 
 impl Drop for Control {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// A proxy whose route serves `blue`, and its edge control API.
+async fn serving(blue: &Origin) -> (Harness, Control) {
+    let h = Harness::start().await;
+    h.proxy
+        .deploy("shop/web", request(&[blue], Color::Blue))
+        .await
+        .unwrap();
+    let control = Control::start(&h, true);
+    (h, control)
 }
 
 fn curl(socket: &Path, method: &str, path: &str, body: Option<String>) -> (u16, String) {
@@ -158,15 +176,9 @@ async fn a_prepared_set_serves_nothing_until_its_commit_switches_to_it() {
 async fn abort_a_wrong_id_and_a_failed_gate_leave_the_route_as_it_was() {
     let blue = Origin::start("blue").await.unwrap();
     let green = Origin::start("green").await.unwrap();
-    let h = Harness::start().await;
-    h.proxy
-        .deploy("shop/web", request(&[&blue], Color::Blue))
-        .await
-        .unwrap();
-    let control = Control::start(&h, true);
+    let (h, control) = serving(&blue).await;
 
-    let (_, body) = control.prepare(&request(&[&green], Color::Green)).await;
-    let prepared: PreparedAnswer = serde_json::from_str(&body).unwrap();
+    let prepared = control.prepared(&request(&[&green], Color::Green)).await;
     let wrong = format!(
         "/v1/services/{ROUTE}/prepared/{}/commit",
         prepared.set_id + 100
@@ -184,10 +196,8 @@ async fn abort_a_wrong_id_and_a_failed_gate_leave_the_route_as_it_was() {
     assert_eq!(h.get("/").await.1, "blue");
 
     // A later prepare replaces an earlier one.
-    let (_, body) = control.prepare(&request(&[&green], Color::Green)).await;
-    let earlier: PreparedAnswer = serde_json::from_str(&body).unwrap();
-    let (_, body) = control.prepare(&request(&[&green], Color::Green)).await;
-    let later: PreparedAnswer = serde_json::from_str(&body).unwrap();
+    let earlier = control.prepared(&request(&[&green], Color::Green)).await;
+    let later = control.prepared(&request(&[&green], Color::Green)).await;
     let earlier_commit = format!("/v1/services/{ROUTE}/prepared/{}/commit", earlier.set_id);
     assert_eq!(control.curl("POST", &earlier_commit, None).await.0, 409);
     let later_set = format!("/v1/services/{ROUTE}/prepared/{}", later.set_id);
@@ -247,17 +257,11 @@ async fn a_prepared_set_never_committed_is_dropped_after_its_ttl() {
 async fn a_prepared_set_staged_with_the_coordinators_token_serves_the_preview_until_promote() {
     let blue = Origin::start("blue").await.unwrap();
     let green = Origin::start("green").await.unwrap();
-    let h = Harness::start().await;
-    h.proxy
-        .deploy("shop/web", request(&[&blue], Color::Blue))
-        .await
-        .unwrap();
-    let control = Control::start(&h, true);
+    let (h, control) = serving(&blue).await;
     let preview = [("cutover-preview", "1")];
 
     // No token: every node would draw its own canary cookie.
-    let (_, body) = control.prepare(&request(&[&green], Color::Green)).await;
-    let prepared: PreparedAnswer = serde_json::from_str(&body).unwrap();
+    let prepared = control.prepared(&request(&[&green], Color::Green)).await;
     let stage = format!("/v1/services/{ROUTE}/prepared/{}/stage", prepared.set_id);
     let (code, body) = control
         .curl("POST", &stage, Some(r#"{"mode":"preview"}"#.into()))
@@ -283,8 +287,7 @@ async fn a_prepared_set_staged_with_the_coordinators_token_serves_the_preview_un
     assert_eq!(h.get("/").await.1, "blue");
     assert_eq!(get_with(&h, HOST, &preview).await.1, "green");
     // A second stage beside it is refused.
-    let (_, body) = control.prepare(&request(&[&green], Color::Green)).await;
-    let again: PreparedAnswer = serde_json::from_str(&body).unwrap();
+    let again = control.prepared(&request(&[&green], Color::Green)).await;
     let stage_again = format!("/v1/services/{ROUTE}/prepared/{}/stage", again.set_id);
     let (code, body) = control
         .curl(
@@ -312,8 +315,7 @@ async fn a_prepared_set_staged_with_the_coordinators_token_serves_the_preview_un
     assert_eq!(get_with(&h, HOST, &preview).await.1, "blue");
 
     // Staged again and promoted: green is live, blue drains.
-    let (_, body) = control.prepare(&request(&[&green], Color::Green)).await;
-    let third: PreparedAnswer = serde_json::from_str(&body).unwrap();
+    let third = control.prepared(&request(&[&green], Color::Green)).await;
     let stage = format!("/v1/services/{ROUTE}/prepared/{}/stage", third.set_id);
     let (code, body) = control
         .curl(
@@ -342,12 +344,7 @@ async fn a_prepared_set_staged_with_the_coordinators_token_serves_the_preview_un
 #[tokio::test]
 async fn maintenance_is_set_and_lifted_over_the_control_api() {
     let blue = Origin::start("blue").await.unwrap();
-    let h = Harness::start().await;
-    h.proxy
-        .deploy("shop/web", request(&[&blue], Color::Blue))
-        .await
-        .unwrap();
-    let control = Control::start(&h, true);
+    let (h, control) = serving(&blue).await;
     let path = format!("/v1/services/{ROUTE}/maintenance");
     let (code, body) = control
         .curl(

@@ -723,6 +723,46 @@ async fn deploys_switch_every_node_together_under_load() {
     assert!(said.contains("its volumes stay"), "{said}");
 }
 
+/// athens and its Redis as the smaller swarm tests write them: project
+/// `name`; `web` with `web_extra` (lines at the service's keys' indent,
+/// four spaces) and its `x-cutover` with `cutover_extra` (six spaces);
+/// probes every 500 ms and 1 s drains. `ATHENS_IMAGE` replaces the image.
+fn athens_compose(name: &str, web_extra: &str, cutover_extra: &str) -> String {
+    format!(
+        r#"
+name: {name}
+services:
+  web:
+    image: ${{ATHENS_IMAGE:-cutover-test-athens:latest}}
+    environment:
+      REDIS_HOST: redis
+      REDIS_PORT: "6379"
+      APP_VERSION: ${{VERSION}}
+{web_extra}    x-cutover:
+      port: 8080
+      deploy_timeout: 20s
+      drain_timeout: 1s
+      websocket_drain_timeout: 1s
+      health:
+        path: /api/v1/open/health-check
+        interval: 500ms
+{cutover_extra}  redis:
+    image: cutover-test-redis:latest
+    command: redis-server --protected-mode no
+"#
+    )
+}
+
+/// Waits until the managers report node `name` down.
+async fn wait_down(c: &Cluster, name: &str) {
+    wait_for(&format!("{name} reported down"), || async {
+        c.docker(&["node", "ls", "--format", "{{.Hostname}} {{.Status}}"])
+            .lines()
+            .any(|l| l == format!("{name} Down"))
+    })
+    .await;
+}
+
 /// `docker ARGS` on the host's engine, where the nodes are containers
 /// (`kill`, `start` a node).
 fn host_docker(args: &[&str]) {
@@ -818,12 +858,7 @@ async fn a_worker_lost_mid_deploy_does_not_wedge_it_and_comes_back_on_the_curren
 
     // 2. Once the managers report it down, it has no vote: a deploy
     //    finishes on the live nodes.
-    wait_for("the lost node reported down", || async {
-        c.docker(&["node", "ls", "--format", "{{.Hostname}} {{.Status}}"])
-            .lines()
-            .any(|l| l == format!("{lost} Down"))
-    })
-    .await;
+    wait_down(&c, &lost).await;
     let out = c.deploy("v3", &[]);
     assert!(
         out.status.success(),

@@ -2,34 +2,13 @@
 //! idle color's are set aside at 0 tasks, `rollback --to` reaches any of
 //! them, and a failed deploy loses none.
 
-use super::{serves, services, text, wait_for, Cluster};
-
-const COMPOSE: &str = r#"
-name: keep
-services:
-  web:
-    image: ${IMAGE:-cutover-test-athens:latest}
-    environment:
-      REDIS_HOST: redis
-      REDIS_PORT: "6379"
-      APP_VERSION: ${VERSION}
-    x-cutover:
-      port: 8080
-      deploy_timeout: 20s
-      drain_timeout: 1s
-      websocket_drain_timeout: 1s
-      health:
-        path: /api/v1/open/health-check
-        interval: 500ms
-  redis:
-    image: cutover-test-redis:latest
-    command: redis-server --protected-mode no
-"#;
+use super::{athens_compose, serves, services, text, wait_for, Cluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn old_versions_are_kept_aside_and_rollback_reaches_any_of_them() {
     let c = Cluster::up("keep").await;
-    std::fs::write(c.dir.path().join("compose.yaml"), COMPOSE).unwrap();
+    let compose = athens_compose("keep", "", "");
+    std::fs::write(c.dir.path().join("compose.yaml"), compose).unwrap();
 
     // 1. Five versions, colors alternating: v5 is live (blue), v4 is kept
     //    in the green slot, v3 and v2 aside; v1 is past `keep: 3` (the
@@ -91,7 +70,7 @@ async fn old_versions_are_kept_aside_and_rollback_reaches_any_of_them() {
 
     // 4. A deploy that fails (no node has its image) sets v5 aside before
     //    it replaces the blue slot, so a plain rollback still finds v5.
-    let out = c.deploy("v6", &[("IMAGE", "cutover-test-absent-keep:latest")]);
+    let out = c.deploy("v6", &[("ATHENS_IMAGE", "cutover-test-absent-keep:latest")]);
     assert!(
         !out.status.success(),
         "a missing image deploys: {}",

@@ -6,36 +6,13 @@
 
 use std::time::{Duration, Instant};
 
-use super::{serves, text, version, wait_for, Cluster};
-
-const COMPOSE: &str = r#"
-name: part
-services:
-  web:
-    image: cutover-test-athens:latest
-    environment:
-      REDIS_HOST: redis
-      REDIS_PORT: "6379"
-      APP_VERSION: ${VERSION}
-    deploy:
-      replicas: 2
-    x-cutover:
-      port: 8080
-      deploy_timeout: 20s
-      drain_timeout: 1s
-      websocket_drain_timeout: 1s
-      health:
-        path: /api/v1/open/health-check
-        interval: 500ms
-  redis:
-    image: cutover-test-redis:latest
-    command: redis-server --protected-mode no
-"#;
+use super::{athens_compose, serves, text, version, wait_down, wait_for, Cluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_partitioned_worker_does_not_wedge_a_deploy_and_rejoins_on_the_current_color() {
     let c = Cluster::up("part").await;
-    std::fs::write(c.dir.path().join("compose.yaml"), COMPOSE).unwrap();
+    let compose = athens_compose("part", "    deploy:\n      replicas: 2\n", "");
+    std::fs::write(c.dir.path().join("compose.yaml"), compose).unwrap();
     let out = c.deploy("v1", &[]);
     assert!(out.status.success(), "deploy v1: {}", text(&out));
     for edge in &c.edges {
@@ -84,12 +61,7 @@ async fn a_partitioned_worker_does_not_wedge_a_deploy_and_rejoins_on_the_current
 
     // 2. Reported down, it has no vote: the next deploy switches the two
     //    others.
-    wait_for("the cut-off node reported down", || async {
-        c.docker(&["node", "ls", "--format", "{{.Hostname}} {{.Status}}"])
-            .lines()
-            .any(|l| l == format!("{cut} Down"))
-    })
-    .await;
+    wait_down(&c, &cut).await;
     let out = c.deploy("v3", &[]);
     assert!(out.status.success(), "deploy v3: {}", text(&out));
     assert!(text(&out).contains("2 nodes switched"), "{}", text(&out));

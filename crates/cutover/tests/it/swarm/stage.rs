@@ -7,40 +7,21 @@
 use std::net::SocketAddr;
 use std::process::Command;
 
-use super::{host_docker, serves, text, version_in, wait_for, Cluster};
+use super::{athens_compose, host_docker, serves, text, version_in, wait_down, wait_for, Cluster};
 
-const COMPOSE: &str = r#"
-name: stage
-services:
-  web:
-    image: cutover-test-athens:latest
-    environment:
-      REDIS_HOST: redis
-      REDIS_PORT: "6379"
-      APP_VERSION: ${VERSION}
-    x-cutover:
-      port: 8080
-      deploy_timeout: 20s
-      drain_timeout: 1s
-      websocket_drain_timeout: 1s
-      health:
-        path: /api/v1/open/health-check
-        interval: 500ms
-      hooks:
-        # Runs when a version goes live: after a deploy's switch, and at
-        # promote for a staged one (never at the stage, nor at abort).
+/// Runs when a version goes live: after a deploy's switch, and at promote
+/// for a staged one (never at the stage, nor at abort).
+const POST_DEPLOY: &str = r#"      hooks:
         post_deploy:
           command: [sh, -c, "echo live $$APP_VERSION after $$CUTOVER_PREVIOUS_VERSION"]
           timeout: 30s
-  redis:
-    image: cutover-test-redis:latest
-    command: redis-server --protected-mode no
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stage_spans_every_node_and_ends_on_all_of_them() {
     let c = Cluster::up("stage").await;
-    std::fs::write(c.dir.path().join("compose.yaml"), COMPOSE).unwrap();
+    let compose = athens_compose("stage", "", POST_DEPLOY);
+    std::fs::write(c.dir.path().join("compose.yaml"), compose).unwrap();
     let out = c.deploy("v1", &[]);
     assert!(out.status.success(), "deploy v1: {}", text(&out));
     for edge in &c.edges {
@@ -132,12 +113,7 @@ async fn a_stage_spans_every_node_and_ends_on_all_of_them() {
     //    back; `promote` brings it over with the others.
     let lost = c.swarm.nodes[2].name.clone();
     host_docker(&["kill", &lost]);
-    wait_for("the lost node reported down", || async {
-        c.docker(&["node", "ls", "--format", "{{.Hostname}} {{.Status}}"])
-            .lines()
-            .any(|l| l == format!("{lost} Down"))
-    })
-    .await;
+    wait_down(&c, &lost).await;
     let out = stage(&c, "v4", &["--preview"]);
     assert!(out.status.success(), "preview v4: {}", text(&out));
     assert!(text(&out).contains("2 nodes staged"), "{}", text(&out));

@@ -4,34 +4,15 @@
 //! brought forward and the next deploy runs (before, every deploy refused
 //! "the nodes do not serve ... with one color", for good).
 
-use super::{host_docker, serves, text, version, wait_for, Cluster, Nodes, Stack};
-
-const COMPOSE: &str = r#"
-name: tie
-services:
-  web:
-    image: cutover-test-athens:latest
-    environment:
-      REDIS_HOST: redis
-      REDIS_PORT: "6379"
-      APP_VERSION: ${VERSION}
-    x-cutover:
-      port: 8080
-      deploy_timeout: 20s
-      drain_timeout: 1s
-      websocket_drain_timeout: 1s
-      health:
-        path: /api/v1/open/health-check
-        interval: 500ms
-  redis:
-    image: cutover-test-redis:latest
-    command: redis-server --protected-mode no
-"#;
+use super::{
+    athens_compose, host_docker, serves, text, version, wait_down, wait_for, Cluster, Nodes, Stack,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_split_between_the_colors_converge_on_the_last_switch() {
     let c = Cluster::on(Nodes::up_sized("tie", 2, 1), Stack::default()).await;
-    std::fs::write(c.dir.path().join("compose.yaml"), COMPOSE).unwrap();
+    let compose = athens_compose("tie", "", "");
+    std::fs::write(c.dir.path().join("compose.yaml"), compose).unwrap();
     let out = c.deploy("v1", &[]);
     assert!(out.status.success(), "deploy v1: {}", text(&out));
     for edge in &c.edges {
@@ -41,12 +22,7 @@ async fn two_nodes_split_between_the_colors_converge_on_the_last_switch() {
     // 1. The worker is down for v2: the manager alone switches.
     let worker = c.swarm.nodes[1].name.clone();
     host_docker(&["kill", &worker]);
-    wait_for("the worker reported down", || async {
-        c.docker(&["node", "ls", "--format", "{{.Hostname}} {{.Status}}"])
-            .lines()
-            .any(|l| l == format!("{worker} Down"))
-    })
-    .await;
+    wait_down(&c, &worker).await;
     let out = c.deploy("v2", &[]);
     assert!(out.status.success(), "deploy v2: {}", text(&out));
     assert!(text(&out).contains("1 nodes switched"), "{}", text(&out));
