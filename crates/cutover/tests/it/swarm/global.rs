@@ -5,32 +5,10 @@
 
 use std::collections::BTreeSet;
 
-use super::{serves, text, wait_for, Cluster};
+use super::{athens_compose, serves, text, wait_for, Cluster};
 
-const COMPOSE: &str = r#"
-name: shop
-services:
-  web:
-    image: cutover-test-athens:latest
-    environment:
-      REDIS_HOST: redis
-      REDIS_PORT: "6379"
-      APP_VERSION: ${VERSION}
-    deploy:
-      mode: global
-    x-cutover:
-      port: 8080
-      deploy_timeout: 20s
-      drain_timeout: 2s
-      websocket_drain_timeout: 2s
-      health:
-        path: /api/v1/open/health-check
-        interval: 500ms
-  redis:
-    image: cutover-test-redis:latest
-    command: redis-server --protected-mode no
-  # A node agent: one on every node, living across deploys.
-  agent:
+/// A node agent: one on every node, living across deploys.
+const AGENT: &str = r#"  agent:
     image: cutover-test-redis:latest
     command: redis-server --protected-mode no --port 7000
     deploy:
@@ -40,7 +18,8 @@ services:
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_global_app_runs_on_every_node_and_is_kept_at_none_for_rollback() {
     let c = Cluster::up("global").await;
-    std::fs::write(c.dir.path().join("compose.yaml"), COMPOSE).unwrap();
+    let compose = athens_compose("shop", "    deploy:\n      mode: global\n", "") + AGENT;
+    std::fs::write(c.dir.path().join("compose.yaml"), compose).unwrap();
 
     // 1. v1: a task of web on each node, and of the agent.
     let out = c.deploy("v1", &[]);
