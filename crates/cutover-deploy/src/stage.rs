@@ -117,14 +117,7 @@ impl DeployEngine {
     }
 
     fn end_stage(&self, project: String, cmd: StageCommand, end: End) -> Receiver {
-        let op = Operation {
-            project: project.clone(),
-            name: end.name(),
-            version: None,
-            ok_recorded_per_app: true,
-            adopt: false,
-            id: None,
-        };
+        let op = end.operation(&project);
         self.spawn_exclusive(op, cmd.wait_lock, move |inner, p| async move {
             end_stages(&inner, &p, &project, &cmd, end).await
         })
@@ -142,6 +135,19 @@ impl End {
         match self {
             End::Promote => "promote",
             End::Abort => "abort",
+        }
+    }
+
+    /// The operation that ends the stages of `project`: each app's end is
+    /// recorded on its own history line, on one host as on a Swarm.
+    pub(crate) fn operation(self, project: &str) -> Operation {
+        Operation {
+            project: project.to_string(),
+            name: self.name(),
+            version: None,
+            ok_recorded_per_app: true,
+            adopt: false,
+            id: None,
         }
     }
 }

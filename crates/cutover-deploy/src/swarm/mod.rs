@@ -222,14 +222,7 @@ impl SwarmEngine {
     /// Starts a `promote` or `abort` of the project's stages, as
     /// [`SwarmEngine::deploy`] does a deploy.
     fn end_stage(&self, project: String, cmd: StageCommand, end: End) -> Receiver {
-        let op = Operation {
-            project: project.clone(),
-            name: end.name(),
-            version: None,
-            ok_recorded_per_app: true,
-            adopt: false,
-            id: None,
-        };
+        let op = end.operation(&project);
         let wait_lock = cmd.wait_lock;
         self.spawn_exclusive(op, wait_lock, move |inner, p| async move {
             stage::end(&inner, &project, &cmd, end, &p).await
