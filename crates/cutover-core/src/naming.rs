@@ -52,6 +52,13 @@ pub fn swarm_accessory(project: &str, service: &str) -> String {
     format!("{project}_{service}")
 }
 
+/// `<project>_<service>`: an app's gateway on a Swarm, the service that
+/// answers to the app's names and relays calls to the edges (an app and
+/// an accessory never share a service name, so neither do their services).
+pub fn swarm_gateway(project: &str, service: &str) -> String {
+    format!("{project}_{service}")
+}
+
 /// The engine's longest Swarm service name (a DNS label).
 pub const SWARM_SERVICE_MAX: usize = 63;
 

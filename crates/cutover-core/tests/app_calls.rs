@@ -92,3 +92,23 @@ fn the_mapping_is_part_of_the_callers_config_hash() {
     without.app_hosts.clear();
     assert_ne!(config_hash(nginx), config_hash(&without));
 }
+
+#[test]
+fn on_a_swarm_the_gateway_answers_where_the_app_is_called() {
+    let p = shop();
+    let api = p.apps.iter().find(|a| a.service.name == "api").unwrap();
+    let on = called_on(&p, api);
+    let on: Vec<String> = on
+        .iter()
+        .map(|(net, names)| format!("{net}: {}", names.join(" ")))
+        .collect();
+    // front: nginx and the app itself call it there; back: the worker
+    // calls it by its container_name there (its own `api` stays its own).
+    assert_eq!(
+        on,
+        [
+            "shop_back: api shop-api",
+            "shop_front: api shop-api api.internal"
+        ]
+    );
+}

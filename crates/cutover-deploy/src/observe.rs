@@ -152,7 +152,8 @@ pub async fn project_containers(
             // A hook's one-off container is neither a color nor an
             // accessory; a deploy removes one left behind before it runs
             // that hook again, and `down` removes it with the rest.
-            Some(Role::Hook) | None => {}
+            // A gateway is a Swarm service, never a container here.
+            Some(Role::Hook | Role::Gateway) | None => {}
         }
     }
     let apps = apps

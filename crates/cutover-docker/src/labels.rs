@@ -43,6 +43,9 @@ pub enum Role {
     Accessory,
     /// A one-off container running an app's hook; removed when it ends.
     Hook,
+    /// On a Swarm, the service that answers to an app's names on its
+    /// networks and relays calls to the edges (`cutover gateway`).
+    Gateway,
 }
 
 impl Role {
@@ -51,6 +54,7 @@ impl Role {
             Role::App => "app",
             Role::Accessory => "accessory",
             Role::Hook => "hook",
+            Role::Gateway => "gateway",
         }
     }
 
@@ -59,6 +63,7 @@ impl Role {
             "app" => Some(Role::App),
             "accessory" => Some(Role::Accessory),
             "hook" => Some(Role::Hook),
+            "gateway" => Some(Role::Gateway),
             _ => None,
         }
     }

@@ -100,6 +100,9 @@ pub(crate) struct Context {
     pub(crate) ports: crate::ports::PortRoutes,
     /// The HTTPS listener and its certificates, once enabled.
     pub(crate) https: std::sync::OnceLock<crate::https::Https>,
+    /// The edge's listener for connections apps' gateways relay
+    /// (`--gateway-listen`), until the data plane serves it.
+    pub(crate) gateways: Mutex<Option<std::net::TcpListener>>,
     /// The deploy engine's operations, for `/metrics`.
     pub(crate) operations: crate::operation_metrics::OperationMetrics,
 }

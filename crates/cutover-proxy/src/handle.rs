@@ -366,6 +366,7 @@ impl Proxy {
                 handed_over: AtomicBool::new(false),
                 ports: Default::default(),
                 https: Default::default(),
+                gateways: Mutex::new(None),
                 operations: Default::default(),
             }),
         }
@@ -614,6 +615,14 @@ impl Proxy {
     /// sockets instead of binding the addresses again.
     pub fn adopt_ports(&self, listeners: Vec<(SocketAddr, std::net::TcpListener)>) {
         self.inner.ports.adopt(listeners);
+    }
+
+    /// Serves the connections apps' gateways relay to this edge on
+    /// `listener` (`crate::gateway`), once the data plane runs.
+    pub fn serve_gateways(&self, listener: std::net::TcpListener) -> std::io::Result<()> {
+        listener.set_nonblocking(true)?;
+        *lock(&self.inner.gateways) = Some(listener);
+        Ok(())
     }
 
     /// Serves HTTPS on `addr` with `certs`: bound now when `listen_now`

@@ -11,6 +11,7 @@ pub mod admin;
 mod body;
 mod context;
 mod drain;
+pub mod gateway;
 mod handle;
 mod health;
 mod https;

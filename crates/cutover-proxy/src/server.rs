@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cutover_core::sync::lock;
 use http::HeaderValue;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -126,6 +127,11 @@ pub(crate) async fn serve(
     // Connections from the apps' own ports come in through this channel,
     // so they share the connection cap and the hand-off with the rest.
     let (pinned_tx, mut pinned_rx) = mpsc::unbounded_channel();
+    // And those apps' gateways relay, each pinned to the route it names.
+    let gateways = lock(&inner.gateways).take();
+    if let Some(listener) = gateways.map(TcpListener::from_std).transpose()? {
+        crate::gateway::listen(listener, pinned_tx.clone(), shutdown.child_token());
+    }
     inner.ports.attach(pinned_tx, shutdown.child_token());
     // And those of the HTTPS listener, which are TLS.
     let (https_tx, mut https_rx) = mpsc::unbounded_channel();

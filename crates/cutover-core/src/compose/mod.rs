@@ -21,7 +21,7 @@ pub use interpolate::{interpolate, InterpolateError, Unset};
 pub use locate::{locate, KeyPath, Position, Positions, Seg};
 pub use model::*;
 pub use resolve::{
-    is_valid_project_name, load, normalize_project_name, parse_port_short, shell_split,
+    called_on, is_valid_project_name, load, normalize_project_name, parse_port_short, shell_split,
     ComposeFile, LoadInput, NoFiles, ProjectFiles, DATASTORE_PORTS,
 };
 

@@ -22,7 +22,7 @@ use super::cutover::{self, undo_service, Candidate, Undo};
 use super::edges::{self, Edge};
 use super::plan::{decide, selected_in_order, Decision};
 use super::switch::NodeRoute;
-use super::{files, kept, specs, switch, Inner};
+use super::{files, gateways, kept, specs, switch, Inner};
 use crate::events::Progress;
 use crate::executor::deploy::selected_apps;
 use crate::executor::hooks::HookRun;
@@ -70,6 +70,9 @@ async fn deploy_project(
     networks(sw, project, p).await?;
     for acc in &project.accessories {
         accessory(sw, &project.name, acc, p).await?;
+    }
+    for app in selected_in_order(project, &selected) {
+        gateways::ensure(sw, project, app, p).await?;
     }
 
     // 3. Each app's cutover.

@@ -38,6 +38,9 @@ pub struct EdgeSettings {
     pub network: String,
     /// The edges' TCP control port.
     pub port: u16,
+    /// Where the edges take connections the apps' gateways relay
+    /// (`cutover serve --role edge --gateway-listen`).
+    pub gateway_port: u16,
     /// The token the edges accept (a Swarm secret in the stack).
     pub token: Option<String>,
     /// TLS to the edges, which are reached by address: their certificate

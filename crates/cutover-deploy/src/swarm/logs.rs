@@ -32,6 +32,10 @@ pub(super) async fn logs(
         let Some(name) = s.labels.get(labels::SERVICE).cloned() else {
             continue;
         };
+        // An app's gateway only relays bytes; its logs are not the app's.
+        if s.labels.get(labels::ROLE).map(String::as_str) == Some(Role::Gateway.as_str()) {
+            continue;
+        }
         if s.labels.get(labels::ROLE).map(String::as_str) == Some(Role::App.as_str()) {
             apps.push(name.clone());
         }

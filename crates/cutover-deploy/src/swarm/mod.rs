@@ -12,6 +12,7 @@ mod deploy;
 mod down;
 pub mod edges;
 mod files;
+mod gateways;
 mod hooks;
 mod kept;
 mod logs;

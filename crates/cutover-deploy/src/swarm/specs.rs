@@ -279,7 +279,13 @@ fn base(name: String, spec: &ServiceSpec, project: &str, role: Role) -> SwarmSer
         .iter()
         .map(|n| ServiceNetwork {
             name: n.name.clone(),
-            aliases: n.aliases.clone(),
+            // An app's names are its gateway's (gateways.rs): on its
+            // colors or its hooks' jobs they would take callers past the
+            // switch.
+            aliases: match role {
+                Role::Accessory => n.aliases.clone(),
+                _ => Vec::new(),
+            },
         })
         .collect();
     s.mounts = spec

@@ -124,10 +124,34 @@ pub enum Command {
     /// Connect stdin and stdout to the control socket (what `ssh://` hosts run)
     #[command(hide = true)]
     DialStdio,
+    /// Relay calls to an app by its name to the Swarm's edges (what an app's gateway service runs)
+    #[command(hide = true)]
+    Gateway(GatewayArgs),
     /// Print a shell completion script: `cutover completions bash > /etc/bash_completion.d/cutover`
     Completions(CompletionsArgs),
     /// Print the man page (roff): `cutover man > /usr/local/share/man/man1/cutover.1`
     Man,
+}
+
+/// `cutover gateway`: started by the Swarm deploy engine as the service
+/// `<project>_<app>` (docs/swarm.md, "Calls to an app by name").
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// The edges' route of the app (`project/service`)
+    #[arg(long, value_name = "ROUTE")]
+    pub route: String,
+
+    /// Where callers reach the app: `0.0.0.0:PORT`, the app's port
+    #[arg(long, value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+
+    /// A name resolving to every edge, and the edges' --gateway-listen port
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        default_value = "tasks.cutover_edge:26092"
+    )]
+    pub edges: String,
 }
 
 #[derive(Debug, Args)]

@@ -229,6 +229,15 @@ pub struct ServeArgs {
     #[arg(long, value_enum, default_value_t = EngineKind::Docker, help_heading = "Swarm")]
     pub engine: EngineKind,
 
+    /// With --role edge: where the apps' gateways relay calls to an app by its name
+    /// (on the edge network only, never published; dist/swarm/cutover.yml: 0.0.0.0:26092)
+    #[arg(long, value_name = "ADDR", help_heading = "Swarm")]
+    pub gateway_listen: Option<std::net::SocketAddr>,
+
+    /// The port of the edges' --gateway-listen [default: 26092]
+    #[arg(long, value_name = "PORT", help_heading = "Swarm")]
+    pub edge_gateway_port: Option<u16>,
+
     /// The global service of cutover edges [default: cutover_edge]
     #[arg(long, value_name = "SERVICE", help_heading = "Swarm")]
     pub edge_service: Option<String>,

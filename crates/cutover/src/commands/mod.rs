@@ -7,6 +7,7 @@ mod context;
 mod deploy;
 mod dial_stdio;
 mod down;
+mod gateway;
 mod history;
 mod logs;
 mod maintenance;
@@ -53,6 +54,7 @@ pub fn run(cli: Cli, origins: Origins) -> Result<ExitStatus, CliError> {
         Command::Context(cmd) => context::run(cmd, &cli.global, &env),
         Command::Token(cmd) => token::run(cmd, &client(&cli.global, &origins, &env)?),
         Command::DialStdio => dial_stdio::run(&cli.global, &origins, &env),
+        Command::Gateway(args) => gateway::run(args),
         Command::Completions(args) => completions::completions(args),
         Command::Man => completions::man(),
     }

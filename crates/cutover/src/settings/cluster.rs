@@ -10,6 +10,8 @@ use crate::error::CliError;
 /// The edges' control port when `--edge-port` is not given; the stack
 /// file serves it there.
 pub const EDGE_PORT: u16 = 26091;
+/// The edges' --gateway-listen port in dist/swarm/cutover.yml.
+pub const EDGE_GATEWAY_PORT: u16 = 26092;
 /// The name the edges' certificate is for when `--edge-tls-name` is not
 /// given: they are reached by address, which a certificate cannot know.
 pub const EDGE_TLS_NAME: &str = "cutover-edge";
@@ -29,10 +31,15 @@ pub(super) fn resolve(args: &ServeArgs) -> Result<(RoleArg, EngineKind), CliErro
         ("--edge-service", args.edge_service.is_some()),
         ("--edge-network", args.edge_network.is_some()),
         ("--edge-port", args.edge_port.is_some()),
+        ("--edge-gateway-port", args.edge_gateway_port.is_some()),
         ("--edge-token-file", args.edge_token_file.is_some()),
         ("--edge-tls-ca", args.edge_tls_ca.is_some()),
     ];
     match (args.role, args.engine) {
+        (RoleArg::Host, _) if args.gateway_listen.is_some() => Err(CliError::bad_input(
+            "--gateway-listen is set but --role edge is not",
+        )
+        .with_hint("only a Swarm node's edge serves the apps' gateways; on one host, calls by name go to the daemon at each network's gateway")),
         (RoleArg::Edge, EngineArg::Swarm) => Err(CliError::bad_input(
             "--role edge runs no deploys, so it takes no --engine swarm",
         )
@@ -62,6 +69,7 @@ pub(super) fn resolve(args: &ServeArgs) -> Result<(RoleArg, EngineKind), CliErro
                     service: args.edge_service.clone().unwrap_or_else(|| "cutover_edge".into()),
                     network: args.edge_network.clone().unwrap_or_else(|| "cutover".into()),
                     port: args.edge_port.unwrap_or(EDGE_PORT),
+                    gateway_port: args.edge_gateway_port.unwrap_or(EDGE_GATEWAY_PORT),
                     token,
                     tls: edge_tls(args)?,
                 }),
@@ -234,5 +242,23 @@ mod tests {
         let (role, engine) = roles(&["cutover", "serve", "--role", "edge"]).unwrap();
         assert_eq!(role, RoleArg::Edge);
         assert!(matches!(engine, EngineKind::Docker));
+    }
+
+    #[test]
+    fn only_an_edge_serves_gateways() {
+        let err = roles(&["cutover", "serve", "--gateway-listen", "0.0.0.0:26092"]).unwrap_err();
+        assert!(message(err).contains("--gateway-listen is set but --role edge is not"));
+        let err = roles(&["cutover", "serve", "--edge-gateway-port", "7002"]).unwrap_err();
+        assert!(message(err).contains("--edge-gateway-port is set but --engine swarm is not"));
+        let (role, _) = roles(&[
+            "cutover",
+            "serve",
+            "--role",
+            "edge",
+            "--gateway-listen",
+            "0.0.0.0:26092",
+        ])
+        .unwrap();
+        assert_eq!(role, RoleArg::Edge);
     }
 }

@@ -160,6 +160,8 @@ pub struct ServeSettings {
     pub tls: TlsSettings,
     /// `--role`: `Edge` takes compose routes from the Swarm deploy engine.
     pub role: crate::args::RoleArg,
+    /// `--gateway-listen`, with `--role edge` only.
+    pub gateway_listen: Option<SocketAddr>,
     pub engine: EngineKind,
 }
 
@@ -307,6 +309,7 @@ impl ServeSettings {
 
         Ok(ServeSettings {
             role,
+            gateway_listen: args.gateway_listen,
             engine,
             https_listen,
             https_explicit,

@@ -20,6 +20,7 @@ use hyper::Method;
 
 use crate::util::{bin, cutover, tcp_request, Load, Tally};
 
+mod calls;
 mod failover;
 mod files;
 mod global;
@@ -761,6 +762,58 @@ async fn wait_down(c: &Cluster, name: &str) {
             .any(|l| l == format!("{name} Down"))
     })
     .await;
+}
+
+/// What `cat PATH`, or the command given, prints in the running task of
+/// `service`, on whichever node runs it.
+fn in_task(c: &Cluster, service: &str, what: &str) -> String {
+    let command = if what.starts_with('/') {
+        format!("cat {what}")
+    } else {
+        what.to_string()
+    };
+    let out = task_exec(c, service, &command).output().unwrap();
+    assert!(
+        out.status.success(),
+        "in {service}: {command}: {}",
+        text(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `docker exec` of `bash -c COMMAND` in the running task of `service`, on
+/// the engine of whichever node runs it, not started yet.
+fn task_exec(c: &Cluster, service: &str, command: &str) -> Command {
+    let node = c.docker(&[
+        "service",
+        "ps",
+        service,
+        "--filter",
+        "desired-state=running",
+        "--format",
+        "{{.Node}}",
+    ]);
+    let node = node.lines().next().unwrap_or_default().to_string();
+    let i = c
+        .swarm
+        .nodes
+        .iter()
+        .position(|n| n.name == node)
+        .unwrap_or_else(|| panic!("{service} runs on no node of the swarm: {node:?}"));
+    let filter = format!("label=com.docker.swarm.service.name={service}");
+    let ids = c
+        .swarm
+        .docker(i, &["ps", "-q", "--filter", &filter])
+        .unwrap();
+    let id = ids
+        .lines()
+        .next()
+        .unwrap_or_else(|| panic!("no container of {service}"));
+    let mut cmd = Command::new("docker");
+    cmd.arg("-H")
+        .arg(&c.swarm.nodes[i].host)
+        .args(["exec", id, "bash", "-c", command]);
+    cmd
 }
 
 /// `docker ARGS` on the host's engine, where the nodes are containers

@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::super::model::{AccessorySpec, AppSpec, ServiceSpec};
+use super::super::model::{AccessorySpec, AppSpec, ResolvedProject, ServiceSpec};
 
 /// One app as callers see it: its names on each network, and the
 /// services it depends on.
@@ -47,7 +47,31 @@ pub(super) fn route_app_calls(apps: &mut [AppSpec], accessories: &mut [Accessory
     }
 }
 
-fn callee(app: &AppSpec, depends: &BTreeMap<&str, Vec<&str>>) -> Callee {
+/// On a Swarm, where nothing edits /etc/hosts: the networks on which
+/// some service of `project` calls `app` by name (the entries above),
+/// each with the names it is called by there. An app's gateway answers to
+/// these names on these networks.
+pub fn called_on(project: &ResolvedProject, app: &AppSpec) -> BTreeMap<String, Vec<String>> {
+    let callers: Vec<&ServiceSpec> = project
+        .apps
+        .iter()
+        .map(|a| &a.service)
+        .chain(project.accessories.iter().map(|a| &a.service))
+        .collect();
+    let mut out = names_on(app);
+    out.retain(|network, names| {
+        callers.iter().any(|c| {
+            c.app_hosts
+                .iter()
+                .any(|(name, on)| on == network && names.contains(name))
+        })
+    });
+    out
+}
+
+/// The app's names on each of its networks: its service name, its
+/// `container_name` and its aliases there.
+fn names_on(app: &AppSpec) -> BTreeMap<String, Vec<String>> {
     let mut names_on: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for n in &app.service.networks {
         let names = names_on.entry(n.name.clone()).or_default();
@@ -60,6 +84,11 @@ fn callee(app: &AppSpec, depends: &BTreeMap<&str, Vec<&str>>) -> Callee {
             }
         }
     }
+    names_on
+}
+
+fn callee(app: &AppSpec, depends: &BTreeMap<&str, Vec<&str>>) -> Callee {
+    let names_on = names_on(app);
     let mut serves_it = BTreeSet::new();
     let mut todo = vec![app.service.name.as_str()];
     while let Some(s) = todo.pop() {

@@ -41,6 +41,7 @@ mod top_level;
 mod x_cutover;
 mod yaml_syntax;
 
+pub use app_calls::called_on;
 use app_calls::*;
 use container::*;
 use ctx::*;

@@ -6,7 +6,7 @@
 mod control;
 mod deploys;
 mod listeners;
-mod signals;
+pub(crate) mod signals;
 mod succession;
 
 use std::sync::Arc;
@@ -117,6 +117,18 @@ async fn serve(settings: ServeSettings) -> Result<ExitStatus, CliError> {
             settings.https_explicit,
         )
         .map_err(|e| fail(CliError::failure(e)))?;
+    if let Some(addr) = settings.gateway_listen {
+        let gateways = std::net::TcpListener::bind(addr).map_err(|e| {
+            fail(
+                CliError::failure(format!("cannot listen for gateways on {addr}: {e}")).with_hint(
+                    "--gateway-listen needs a port nothing else in the edge's container holds",
+                ),
+            )
+        })?;
+        proxy
+            .serve_gateways(gateways)
+            .map_err(|e| fail(CliError::failure(format!("cannot set up {addr}: {e}"))))?;
+    }
     restore(&proxy, &store).map_err(fail)?;
     let certificates_stop = CancellationToken::new();
     tokio::spawn(certificates.clone().run(certificates_stop.clone()));

@@ -9,14 +9,14 @@ use crate::error::CliError;
 /// session, or `systemctl reload` on a unit without ExecReload), is
 /// logged and changes nothing: there is no configuration file to re-read,
 /// and routes change through the control API.
-pub(super) struct Signals {
+pub(crate) struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
     hup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
-    pub(super) fn new() -> Result<Signals, CliError> {
+    pub(crate) fn new() -> Result<Signals, CliError> {
         let install = |kind| {
             signal(kind).map_err(|e| CliError::failure(format!("cannot handle signals: {e}")))
         };
@@ -28,7 +28,7 @@ impl Signals {
     }
 
     /// The next signal that stops the daemon.
-    pub(super) async fn next(&mut self) -> &'static str {
+    pub(crate) async fn next(&mut self) -> &'static str {
         loop {
             tokio::select! {
                 _ = self.term.recv() => return "SIGTERM",

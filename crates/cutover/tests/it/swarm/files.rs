@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{serves, services, text, Cluster};
+use super::{in_task, serves, services, text, Cluster};
 
 /// athens, as the user it runs as (65534), with a secret from the
 /// environment, an external one readable by that user alone, a config
@@ -195,44 +195,4 @@ fn objects(c: &Cluster, kind: &str) -> BTreeSet<String> {
     .lines()
     .map(String::from)
     .collect()
-}
-
-/// What `cat PATH`, or the command given, prints in the running task of
-/// `service`, on whichever node runs it.
-fn in_task(c: &Cluster, service: &str, what: &str) -> String {
-    let node = c.docker(&[
-        "service",
-        "ps",
-        service,
-        "--filter",
-        "desired-state=running",
-        "--format",
-        "{{.Node}}",
-    ]);
-    let node = node.lines().next().unwrap_or_default().to_string();
-    let i = c
-        .swarm
-        .nodes
-        .iter()
-        .position(|n| n.name == node)
-        .unwrap_or_else(|| panic!("{service} runs on no node of the swarm: {node:?}"));
-    let filter = format!("label=com.docker.swarm.service.name={service}");
-    let ids = c
-        .swarm
-        .docker(i, &["ps", "-q", "--filter", &filter])
-        .unwrap();
-    let id = ids
-        .lines()
-        .next()
-        .unwrap_or_else(|| panic!("no container of {service}"));
-    let command = if what.starts_with('/') {
-        format!("cat {what}")
-    } else {
-        what.to_string()
-    };
-    c.swarm
-        .docker(i, &["exec", id, "sh", "-c", &command])
-        .unwrap()
-        .trim()
-        .to_string()
 }

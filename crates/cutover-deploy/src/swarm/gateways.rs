@@ -1,0 +1,174 @@
+//! An app's gateway on a Swarm: the service `<project>_<app>` that answers
+//! to the app's names on its networks (Compose's DNS names) and relays
+//! each call to an edge, which routes it to the live color, switched and
+//! drained like outside traffic (`cutover_proxy::gateway`). The colors
+//! answer to no name, as on one host, so no call reaches a color before
+//! its gate or after it retired.
+//!
+//! A gateway does not depend on the color: it is made once, before the
+//! app's first switch, and lives across deploys. It is replaced only when
+//! what callers see changes (the app's port, networks or names), and
+//! removed with `down`. It
+//! runs cutover's own image (the edges'), with two tasks: calls still find
+//! one while a node is down.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use cutover_core::compose::{self, AppSpec, ResolvedProject};
+use cutover_core::diag::Report;
+use cutover_core::naming;
+use cutover_docker::labels::{self, Role};
+use cutover_swarm::{Mode, ServiceNetwork, ServiceSpec};
+
+use super::cutover::{undo_service, Undo};
+use super::Inner;
+use crate::events::Progress;
+use crate::executor::Stop;
+
+/// Tasks per gateway, which Swarm spreads over the nodes.
+const TASKS: u64 = 2;
+
+/// How long a gateway's tasks have to run.
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A gateway's relays end within this much after SIGTERM
+/// (`cutover gateway`'s grace is shorter).
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// `app`'s gateway runs as the file wants it. A failure stops the deploy before the app
+/// switches; a gateway this call made is removed then.
+pub(super) async fn ensure(
+    sw: &Inner,
+    project: &ResolvedProject,
+    app: &AppSpec,
+    p: &Progress,
+) -> Result<(), Stop> {
+    let name = naming::swarm_gateway(&project.name, &app.service.name);
+    let found = sw.cluster.inspect_service(&name).await.map_err(stop)?;
+    let ours = found.as_ref().is_some_and(|f| {
+        f.labels.get(labels::ROLE).map(String::as_str) == Some(Role::Gateway.as_str())
+    });
+    if found.is_some() && !ours {
+        return Err(Stop::invalid(
+            Report::new(format!(
+                "services.{}: the Swarm service {name} exists and is not its gateway",
+                app.service.name
+            ))
+            .hint(format!("cutover answers for {} by name through a service of that name: remove or rename `{name}` (`docker service rm {name}`)", app.service.name)),
+        ));
+    }
+
+    // 1. Where it answers: every app is on a network (its colors are
+    //    reached there) and calls itself by name on its first one, so
+    //    there is always one.
+    let networks = compose::called_on(project, app);
+
+    // 2. Up to date, or replaced.
+    let image = edge_image(sw).await?;
+    let spec = spec(sw, &project.name, app, &networks, image);
+    if let Some(found) = &found {
+        if found.labels.get(labels::CONFIG_HASH) == spec.labels.get(labels::CONFIG_HASH) {
+            return Ok(());
+        }
+        let step = p.step(format!(
+            "replace {name}: the app's port, networks or names changed"
+        ));
+        sw.cluster.remove_service(&name).await.map_err(stop)?;
+        p.done(step, None);
+    }
+    let on: Vec<&str> = networks.keys().map(String::as_str).collect();
+    let step = p.step(format!(
+        "start {name}, answering for {} on {}",
+        app.service.name,
+        on.join(", ")
+    ));
+    sw.cluster.create_service(&spec).await.map_err(stop)?;
+    match sw
+        .cluster
+        .wait_converged(&name, &BTreeSet::new(), START_TIMEOUT)
+        .await
+    {
+        Ok(_) => {
+            p.done(step, None);
+            Ok(())
+        }
+        Err(e) => {
+            p.failed(step, &e);
+            undo_service(sw, &name, Undo::Remove, p).await;
+            Err(Stop::failed(Report::from(e).hint(
+                "a gateway runs cutover's own image, the edges': every node needs it (docs/swarm.md, set-up step 2)",
+            )))
+        }
+    }
+}
+
+/// The image the edges run, which holds `cutover gateway` too.
+async fn edge_image(sw: &Inner) -> Result<String, Stop> {
+    let edge = &sw.edges.service;
+    match sw.cluster.inspect_service(edge).await.map_err(stop)? {
+        Some(s) => Ok(s.image),
+        None => Err(Stop::failed(
+            Report::new(format!(
+                "no cutover edge runs: the swarm has no service {edge:?}"
+            ))
+            .hint("deploy cutover's stack first (docs/swarm.md)"),
+        )),
+    }
+}
+
+/// The gateway's service: `cutover gateway` on the app's port, with the
+/// app's names on the networks it is called on, and on the edge network,
+/// where it reaches every edge by the name `tasks.<edge service>`.
+fn spec(
+    sw: &Inner,
+    project: &str,
+    app: &AppSpec,
+    networks: &std::collections::BTreeMap<String, Vec<String>>,
+    image: String,
+) -> ServiceSpec {
+    let route = naming::route(project, &app.service.name);
+    let mut s = ServiceSpec::new(naming::swarm_gateway(project, &app.service.name), image);
+    s.command = Some(vec![
+        "gateway".into(),
+        format!("--route={route}"),
+        format!("--listen=0.0.0.0:{}", app.cutover.port),
+        format!(
+            "--edges=tasks.{}:{}",
+            sw.edges.service, sw.edges.gateway_port
+        ),
+    ]);
+    s.mode = Mode::Replicated(TASKS);
+    s.networks = networks
+        .iter()
+        .map(|(name, aliases)| ServiceNetwork {
+            name: name.clone(),
+            aliases: aliases.clone(),
+        })
+        .collect();
+    if !networks.contains_key(&sw.edges.network) {
+        s.networks.push(ServiceNetwork {
+            name: sw.edges.network.clone(),
+            aliases: Vec::new(),
+        });
+    }
+    s.stop_grace_period = Some(STOP_GRACE);
+    // What callers see, not the image: a new cutover image on the edges
+    // does not replace a gateway (and cut its calls) by itself.
+    let seen = serde_json::to_vec(&(&s.command, networks)).expect("strings serialize");
+    let hash = naming::hashed("gateway", &seen, naming::SWARM_SERVICE_MAX);
+    for (key, value) in [
+        (labels::PROJECT, project.to_string()),
+        (labels::SERVICE, app.service.name.clone()),
+        (labels::ROLE, Role::Gateway.as_str().to_string()),
+        (labels::CONFIG_HASH, hash),
+    ] {
+        s.labels.insert(key.into(), value.clone());
+        s.container_labels.insert(key.into(), value);
+    }
+    s
+}
+
+fn stop(e: impl Into<Report>) -> Stop {
+    Stop::failed(e.into())
+}

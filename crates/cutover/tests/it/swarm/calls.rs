@@ -1,0 +1,147 @@
+//! Calls to an app by its name on the three-node swarm: a worker calls
+//! `http://web:8080` (and the alias `api`), as it would under Compose.
+//! The app's gateway answers to those names and relays to the edges, so
+//! the calls follow the switch with none failing, and never reach the
+//! new color before its gate or the old one after it retired. The
+//! colors answer to no name; `down` removes the gateway with the rest.
+
+use std::time::Duration;
+
+use super::{athens_compose, in_task, serves, services, task_exec, text, Cluster};
+
+/// Requests from the caller's task, one by one, each a new connection
+/// (bash's /dev/tcp, HTTP/1.0): `N` of them 50 ms apart, one line each,
+/// the status line's code and the version athens answered.
+fn calls_script(name: &str, n: u32) -> String {
+    format!(
+        r#"for i in $(seq 1 {n}); do
+  if exec 3<>/dev/tcp/{name}/8080; then
+    printf 'GET / HTTP/1.0\r\nHost: {name}:8080\r\n\r\n' >&3
+    r=$(cat <&3); exec 3<&-
+    code=$(printf '%s' "$r" | head -n1 | cut -d' ' -f2)
+    v=$(printf '%s' "$r" | grep -o '"version":"[^"]*"' | cut -d'"' -f4)
+    echo "$code $v"
+  else
+    echo "connect-failed -"
+  fi
+  sleep 0.05
+done"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_calls_the_app_by_name_across_a_switch_with_no_failure() {
+    let c = Cluster::up("calls").await;
+    let web = "    networks:\n      default:\n        aliases: [api]\n";
+    let mut compose = athens_compose("calls", web, "");
+    // The worker: no HTTP client in the image, so bash speaks HTTP.
+    compose.push_str(
+        "  worker:\n    image: cutover-test-redis:latest\n    command: [sleep, infinity]\n",
+    );
+    std::fs::write(c.dir.path().join("compose.yaml"), compose).unwrap();
+
+    // 1. v1: the gateway runs beside the colors, with two tasks.
+    let out = c.deploy("v1", &[]);
+    assert!(out.status.success(), "deploy v1: {}", text(&out));
+    assert!(
+        text(&out).contains("start calls_web, answering for web"),
+        "{}",
+        text(&out)
+    );
+    for edge in &c.edges {
+        serves(*edge, "v1").await;
+    }
+    assert!(
+        services(&c).lines().any(|l| l == "calls_web 2/2"),
+        "{}",
+        services(&c)
+    );
+    for name in ["web", "api"] {
+        let once = in_task(&c, "calls_worker", &calls_script(name, 1));
+        assert_eq!(once, "200 v1", "a call to {name}:8080");
+    }
+
+    // 2. The names are the gateway's: they resolve to its tasks (cutover
+    //    gives services no virtual IP, so no IPVS either), and the colors
+    //    carry no alias.
+    let addrs = |name: &str| {
+        let out = in_task(
+            &c,
+            "calls_worker",
+            &format!("getent ahostsv4 {name} | cut -d' ' -f1 | sort -u"),
+        );
+        out.lines().map(String::from).collect::<Vec<_>>()
+    };
+    let gateway_tasks = addrs("tasks.calls_web");
+    assert_eq!(gateway_tasks.len(), 2, "{gateway_tasks:?}");
+    for name in ["web", "api"] {
+        assert_eq!(
+            addrs(name),
+            gateway_tasks,
+            "{name} resolves to the gateway's tasks"
+        );
+    }
+    assert!(
+        addrs("tasks.calls_web_blue")
+            .iter()
+            .all(|a| !gateway_tasks.contains(a)),
+        "the colors' tasks are not the gateway's"
+    );
+    let aliases = c.docker(&[
+        "service",
+        "inspect",
+        "calls_web_blue",
+        "--format",
+        "{{range .Spec.TaskTemplate.Networks}}{{.Aliases}}{{end}}",
+    ]);
+    assert!(
+        !aliases.contains("web") && !aliases.contains("api"),
+        "{aliases}"
+    );
+
+    // 3. v2 while the worker calls: every call answered, v1 then v2.
+    let calls = task_exec(&c, "calls_worker", &calls_script("web", 200))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let out = c.deploy("v2", &[]);
+    assert!(out.status.success(), "deploy v2: {}", text(&out));
+    assert!(
+        !text(&out).contains("start calls_web, answering"),
+        "an unchanged gateway is left alone: {}",
+        text(&out)
+    );
+    let done = tokio::task::spawn_blocking(move || calls.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let lines: Vec<String> = String::from_utf8_lossy(&done.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(lines.len(), 200, "{}", text(&done));
+    let failed: Vec<&String> = lines.iter().filter(|l| !l.starts_with("200 ")).collect();
+    assert!(failed.is_empty(), "failed calls: {failed:?}");
+    let versions: Vec<&str> = lines.iter().map(|l| &l[4..]).collect();
+    let first_v2 = versions.iter().position(|v| *v == "v2");
+    let first_v2 = first_v2.unwrap_or_else(|| panic!("no call reached v2: {versions:?}"));
+    assert!(
+        first_v2 > 0,
+        "the calls began before the switch: {versions:?}"
+    );
+    assert!(
+        versions[first_v2..].iter().all(|v| *v == "v2"),
+        "a call reached v1 after the switch: {versions:?}"
+    );
+    eprintln!(
+        "calls: {} to v1, then {} to v2",
+        first_v2,
+        lines.len() - first_v2
+    );
+
+    // 4. down takes the gateway with the rest.
+    let out = c.cli(&["down"], &[("VERSION", "v2")]);
+    assert!(out.status.success(), "down: {}", text(&out));
+    assert!(!services(&c).contains("calls_"), "{}", services(&c));
+}
