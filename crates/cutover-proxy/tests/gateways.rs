@@ -129,3 +129,54 @@ async fn with_no_edge_answering_the_call_is_closed() {
     );
     stop.cancel();
 }
+
+/// WebSockets through the gateway are the edge's like any: aiohttp and
+/// websockets clients that keep sending get the 1012 at the drain
+/// deadline of a switch, through the relay, not a reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websockets_through_the_gateway_end_with_1012_at_a_switch() {
+    use tokio::io::AsyncBufReadExt;
+    let stop = CancellationToken::new();
+    let (proxy, edge_at) = edge(&stop).await;
+    let gw = gateway("shop/api", edge_at, &stop).await;
+    let (blue, green) = (
+        Origin::start("blue").await.unwrap(),
+        Origin::start("green").await.unwrap(),
+    );
+    proxy
+        .deploy("shop/api", request(&[&blue], Color::Blue))
+        .await
+        .unwrap();
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ws_clients.py");
+    let per_library = 2;
+    // Debian's python3, with python3-aiohttp and python3-websockets.
+    let mut child = tokio::process::Command::new("/usr/bin/python3")
+        .arg(script)
+        .arg(gw.to_string())
+        .arg("api")
+        .arg(per_library.to_string())
+        .arg("30")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("/usr/bin/python3 runs (scripts/deps.sh installs it with aiohttp and websockets)");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    for _ in 0..2 * per_library {
+        let line = support::ws_clients_line(&mut lines).await;
+        assert!(line.starts_with("connected "), "{line}");
+    }
+    let mut req = request(&[&green], Color::Green);
+    req.timeouts.websocket_drain = Duration::from_secs(1);
+    proxy.deploy("shop/api", req).await.unwrap();
+    let mut results = Vec::new();
+    for _ in 0..2 * per_library {
+        results.push(support::ws_clients_line(&mut lines).await);
+    }
+    for line in &results {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["close"], 1012, "through the gateway: {results:#?}");
+    }
+    assert!(child.wait().await.unwrap().success());
+    stop.cancel();
+}

@@ -514,17 +514,8 @@ async fn third_party_clients_that_keep_sending_get_1012_not_a_reset() {
         .spawn()
         .expect("/usr/bin/python3 runs (scripts/deps.sh installs it with aiohttp and websockets)");
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    async fn next_line(
-        lines: &mut tokio::io::Lines<impl tokio::io::AsyncBufRead + Unpin>,
-    ) -> String {
-        tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("the clients report within 30 s")
-            .unwrap()
-            .expect("the client script ended early; run it by hand to see why")
-    }
     for _ in 0..2 * per_library {
-        let line = next_line(&mut lines).await;
+        let line = support::ws_clients_line(&mut lines).await;
         assert!(line.starts_with("connected "), "{line}");
     }
 
@@ -534,7 +525,7 @@ async fn third_party_clients_that_keep_sending_get_1012_not_a_reset() {
 
     let mut results = Vec::new();
     for _ in 0..2 * per_library {
-        results.push(next_line(&mut lines).await);
+        results.push(support::ws_clients_line(&mut lines).await);
     }
     for line in &results {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();

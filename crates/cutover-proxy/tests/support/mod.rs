@@ -139,3 +139,14 @@ pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     }
     panic!("timed out waiting for {what}");
 }
+
+/// The next line `tests/ws_clients.py` prints, within 30 s.
+pub async fn ws_clients_line(
+    lines: &mut tokio::io::Lines<impl tokio::io::AsyncBufRead + Unpin>,
+) -> String {
+    tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("the clients report within 30 s")
+        .unwrap()
+        .expect("the client script ended early; run it by hand to see why")
+}
