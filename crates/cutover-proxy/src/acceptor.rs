@@ -1,6 +1,7 @@
 //! The accept loop of a listener that is not the main one (an app's port,
-//! the HTTPS listener): each connection goes to the data listener's
-//! hand-off, so all share the connection cap and the data-plane threads.
+//! the HTTPS listener, the gateways' one): each connection goes to the
+//! data listener's hand-off, so all share the connection cap and the
+//! data-plane threads. `cutover gateway`'s relay accepts with it too.
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -64,20 +64,45 @@ async fn curl(at: SocketAddr, args: &[&str]) -> Result<String, String> {
 
 const URL: &str = "http://api:8080/";
 
-#[tokio::test]
-async fn a_call_through_the_gateway_reaches_the_live_color_whatever_its_host() {
-    let stop = CancellationToken::new();
-    let (proxy, edge_at) = edge(&stop).await;
-    let gw = gateway("shop/api", edge_at, &stop).await;
-    let (blue, green) = (
-        Origin::start("blue").await.unwrap(),
-        Origin::start("green").await.unwrap(),
-    );
+/// An edge serving `shop/api` on blue, a gateway in front of it, and the
+/// green origin for a switch.
+struct BehindAGateway {
+    proxy: Proxy,
+    /// The edge's gateways' listener.
+    edge_at: SocketAddr,
+    gw: SocketAddr,
+    _blue: Origin,
+    green: Origin,
+}
+
+async fn blue_behind_a_gateway(stop: &CancellationToken) -> BehindAGateway {
+    let (proxy, edge_at) = edge(stop).await;
+    let gw = gateway("shop/api", edge_at, stop).await;
+    let blue = Origin::start("blue").await.unwrap();
     // The route answers to app.test only; the calls name `api:8080`.
     proxy
         .deploy("shop/api", request(&[&blue], Color::Blue))
         .await
         .unwrap();
+    BehindAGateway {
+        proxy,
+        edge_at,
+        gw,
+        _blue: blue,
+        green: Origin::start("green").await.unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn a_call_through_the_gateway_reaches_the_live_color_whatever_its_host() {
+    let stop = CancellationToken::new();
+    let BehindAGateway {
+        proxy,
+        edge_at,
+        gw,
+        green,
+        _blue,
+    } = blue_behind_a_gateway(&stop).await;
     assert_eq!(curl(gw, &[URL]).await.unwrap(), "blue");
 
     // The caller's address is the one the gateway saw (here loopback
@@ -135,33 +160,17 @@ async fn with_no_edge_answering_the_call_is_closed() {
 /// deadline of a switch, through the relay, not a reset.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websockets_through_the_gateway_end_with_1012_at_a_switch() {
-    use tokio::io::AsyncBufReadExt;
     let stop = CancellationToken::new();
-    let (proxy, edge_at) = edge(&stop).await;
-    let gw = gateway("shop/api", edge_at, &stop).await;
-    let (blue, green) = (
-        Origin::start("blue").await.unwrap(),
-        Origin::start("green").await.unwrap(),
-    );
-    proxy
-        .deploy("shop/api", request(&[&blue], Color::Blue))
-        .await
-        .unwrap();
+    let BehindAGateway {
+        proxy,
+        gw,
+        green,
+        _blue,
+        ..
+    } = blue_behind_a_gateway(&stop).await;
 
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ws_clients.py");
     let per_library = 2;
-    // Debian's python3, with python3-aiohttp and python3-websockets.
-    let mut child = tokio::process::Command::new("/usr/bin/python3")
-        .arg(script)
-        .arg(gw.to_string())
-        .arg("api")
-        .arg(per_library.to_string())
-        .arg("30")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("/usr/bin/python3 runs (scripts/deps.sh installs it with aiohttp and websockets)");
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) = support::ws_clients(&gw.to_string(), "api", per_library);
     for _ in 0..2 * per_library {
         let line = support::ws_clients_line(&mut lines).await;
         assert!(line.starts_with("connected "), "{line}");

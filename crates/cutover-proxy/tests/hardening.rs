@@ -493,27 +493,14 @@ mod control {
 /// deadline. Each must see the 1012 close, not a connection reset.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn third_party_clients_that_keep_sending_get_1012_not_a_reset() {
-    use tokio::io::AsyncBufReadExt;
     let blue = Origin::start("blue").await.unwrap();
     let green = Origin::start("green").await.unwrap();
     let h = Harness::start().await;
     h.deploy(&[&blue], Color::Blue).await;
 
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ws_clients.py");
     let per_library = 3;
-    // Debian's python3, where scripts/deps.sh installs python3-aiohttp and
-    // python3-websockets (a pyenv python3 earlier on PATH would lack them).
-    let mut child = tokio::process::Command::new("/usr/bin/python3")
-        .arg(script)
-        .arg(h.addr.port().to_string())
-        .arg(support::HOST)
-        .arg(per_library.to_string())
-        .arg("30")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("/usr/bin/python3 runs (scripts/deps.sh installs it with aiohttp and websockets)");
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) =
+        support::ws_clients(&h.addr.port().to_string(), support::HOST, per_library);
     for _ in 0..2 * per_library {
         let line = support::ws_clients_line(&mut lines).await;
         assert!(line.starts_with("connected "), "{line}");

@@ -463,6 +463,21 @@ pub fn plan_text(project: &str, plan: &Plan) -> String {
             Step::LeaveAccessory { service, container } => {
                 format!("keep accessory {service} running as {container} (unchanged)")
             }
+            Step::StartGateway {
+                service,
+                name,
+                networks,
+                replace,
+            } => format!(
+                "{} gateway {name}, answering for {service} on {}{}",
+                if *replace { "replace" } else { "start" },
+                networks.join(", "),
+                if *replace {
+                    " (its port, networks or names changed; calls under way are cut)"
+                } else {
+                    ""
+                }
+            ),
             Step::DeployApp {
                 service,
                 color,

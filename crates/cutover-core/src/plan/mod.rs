@@ -106,6 +106,17 @@ pub enum Step {
         service: String,
         container: String,
     },
+    /// On a Swarm: the service that answers to an app's names on the
+    /// networks it is called on and relays the calls to the edges.
+    StartGateway {
+        service: String,
+        /// The gateway's Swarm service, `<project>_<service>`.
+        name: String,
+        networks: Vec<String>,
+        /// One runs and the app's port, networks or names changed: it is
+        /// replaced, and the calls it relays then are cut.
+        replace: bool,
+    },
     DeployApp {
         service: String,
         /// The slot the new version goes into: the other one of the live color.

@@ -370,7 +370,8 @@ async fn deploy(
                 let r = start_accessory(inner, project, &acc.service, container, recreate).await;
                 step_result(p, s, r)?;
             }
-            Step::LeaveAccessory { .. } | Step::AppUpToDate { .. } => {}
+            // A gateway is a Swarm service; one host's plan has none.
+            Step::LeaveAccessory { .. } | Step::AppUpToDate { .. } | Step::StartGateway { .. } => {}
             Step::DeployApp {
                 service,
                 color,

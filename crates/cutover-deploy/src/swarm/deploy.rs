@@ -273,10 +273,27 @@ async fn accessory(
     files::attach(sw, project, &acc.service, &mut spec)
         .await
         .map_err(stop)?;
-    sw.cluster.create_service(&spec).await.map_err(stop)?;
+    start_service(sw, &spec, ACCESSORY_TIMEOUT, step, p)
+        .await
+        .map_err(Stop::failed)
+}
+
+/// Creates `spec` and waits up to `timeout` for all its tasks to run,
+/// ending `step`; a service that does not converge is removed.
+pub(super) async fn start_service(
+    sw: &Inner,
+    spec: &cutover_swarm::ServiceSpec,
+    timeout: Duration,
+    step: crate::events::StepHandle,
+    p: &Progress,
+) -> Result<(), Report> {
+    if let Err(e) = sw.cluster.create_service(spec).await {
+        p.failed(step, &e);
+        return Err(e.into());
+    }
     match sw
         .cluster
-        .wait_converged(&spec.name, &BTreeSet::new(), ACCESSORY_TIMEOUT)
+        .wait_converged(&spec.name, &BTreeSet::new(), timeout)
         .await
     {
         Ok(_) => {
@@ -286,7 +303,7 @@ async fn accessory(
         Err(e) => {
             p.failed(step, &e);
             undo_service(sw, &spec.name, Undo::Remove, p).await;
-            Err(Stop::failed(e))
+            Err(e.into())
         }
     }
 }

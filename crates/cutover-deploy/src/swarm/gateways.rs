@@ -12,7 +12,7 @@
 //! runs cutover's own image (the edges'), with two tasks: calls still find
 //! one while a node is down.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cutover_core::compose::{self, AppSpec, ResolvedProject};
@@ -21,7 +21,6 @@ use cutover_core::naming;
 use cutover_docker::labels::{self, Role};
 use cutover_swarm::{Mode, ServiceNetwork, ServiceSpec};
 
-use super::cutover::{undo_service, Undo};
 use super::Inner;
 use crate::events::Progress;
 use crate::executor::Stop;
@@ -36,14 +35,31 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// (`cutover gateway`'s grace is shorter).
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
-/// `app`'s gateway runs as the file wants it. A failure stops the deploy before the app
-/// switches; a gateway this call made is removed then.
-pub(super) async fn ensure(
+/// What a deploy does with an app's gateway.
+pub(super) enum Wanted {
+    /// It runs as the file wants it.
+    UpToDate,
+    /// None runs yet.
+    Start(Gateway),
+    /// The app's port, networks or names changed.
+    Replace(Gateway),
+}
+
+/// The gateway the file wants: its service, and the networks it answers
+/// on, with its names there.
+pub(super) struct Gateway {
+    pub spec: ServiceSpec,
+    pub networks: BTreeMap<String, Vec<String>>,
+}
+
+/// What `deploy` will do with `app`'s gateway, decided here for `deploy`
+/// and `plan` alike. A service of its name that is not cutover's gateway
+/// is refused, naming it.
+pub(super) async fn wanted(
     sw: &Inner,
     project: &ResolvedProject,
     app: &AppSpec,
-    p: &Progress,
-) -> Result<(), Stop> {
+) -> Result<Wanted, Stop> {
     let name = naming::swarm_gateway(&project.name, &app.service.name);
     let found = sw.cluster.inspect_service(&name).await.map_err(stop)?;
     let ours = found.as_ref().is_some_and(|f| {
@@ -58,49 +74,62 @@ pub(super) async fn ensure(
             .hint(format!("cutover answers for {} by name through a service of that name: remove or rename `{name}` (`docker service rm {name}`)", app.service.name)),
         ));
     }
-
-    // 1. Where it answers: every app is on a network (its colors are
-    //    reached there) and calls itself by name on its first one, so
-    //    there is always one.
+    // Every app is on a network (its colors are reached there) and calls
+    // itself by name on its first one, so there is always one.
     let networks = compose::called_on(project, app);
-
-    // 2. Up to date, or replaced.
     let image = edge_image(sw).await?;
     let spec = spec(sw, &project.name, app, &networks, image);
-    if let Some(found) = &found {
-        if found.labels.get(labels::CONFIG_HASH) == spec.labels.get(labels::CONFIG_HASH) {
-            return Ok(());
+    let gateway = Gateway { spec, networks };
+    Ok(match found {
+        None => Wanted::Start(gateway),
+        Some(f)
+            if f.labels.get(labels::CONFIG_HASH)
+                == gateway.spec.labels.get(labels::CONFIG_HASH) =>
+        {
+            Wanted::UpToDate
         }
-        let step = p.step(format!(
-            "replace {name}: the app's port, networks or names changed"
-        ));
-        sw.cluster.remove_service(&name).await.map_err(stop)?;
-        p.done(step, None);
-    }
+        Some(_) => Wanted::Replace(gateway),
+    })
+}
+
+/// `app`'s gateway runs as the file wants it. A failure stops the deploy
+/// before the app switches; a gateway this call made is removed then.
+pub(super) async fn ensure(
+    sw: &Inner,
+    project: &ResolvedProject,
+    app: &AppSpec,
+    p: &Progress,
+) -> Result<(), Stop> {
+    let Gateway { spec, networks } = match wanted(sw, project, app).await? {
+        Wanted::UpToDate => return Ok(()),
+        Wanted::Start(g) => g,
+        Wanted::Replace(g) => {
+            let step = p.step(format!(
+                "replace {}: the app's port, networks or names changed",
+                g.spec.name
+            ));
+            sw.cluster
+                .remove_service(&g.spec.name)
+                .await
+                .map_err(stop)?;
+            p.done(step, None);
+            g
+        }
+    };
+    let name = &spec.name;
     let on: Vec<&str> = networks.keys().map(String::as_str).collect();
     let step = p.step(format!(
         "start {name}, answering for {} on {}",
         app.service.name,
         on.join(", ")
     ));
-    sw.cluster.create_service(&spec).await.map_err(stop)?;
-    match sw
-        .cluster
-        .wait_converged(&name, &BTreeSet::new(), START_TIMEOUT)
+    super::deploy::start_service(sw, &spec, START_TIMEOUT, step, p)
         .await
-    {
-        Ok(_) => {
-            p.done(step, None);
-            Ok(())
-        }
-        Err(e) => {
-            p.failed(step, &e);
-            undo_service(sw, &name, Undo::Remove, p).await;
-            Err(Stop::failed(Report::from(e).hint(
+        .map_err(|e| {
+            Stop::failed(e.hint(
                 "a gateway runs cutover's own image, the edges': every node needs it (docs/swarm.md, set-up step 2)",
-            )))
-        }
-    }
+            ))
+        })
 }
 
 /// The image the edges run, which holds `cutover gateway` too.
@@ -124,7 +153,7 @@ fn spec(
     sw: &Inner,
     project: &str,
     app: &AppSpec,
-    networks: &std::collections::BTreeMap<String, Vec<String>>,
+    networks: &BTreeMap<String, Vec<String>>,
     image: String,
 ) -> ServiceSpec {
     let route = naming::route(project, &app.service.name);

@@ -14,7 +14,7 @@ use cutover_docker::labels;
 
 use super::deploy::{accessory_changed, missing_networks, preflight, with_files_read, Preflight};
 use super::switch::{self, NodeRoute};
-use super::Inner;
+use super::{gateways, Inner};
 use crate::executor::Stop;
 use crate::specs::{route_request, Gateways};
 
@@ -170,7 +170,22 @@ pub(super) async fn plan(sw: &Inner, cmd: &DeployCommand) -> Result<Plan, Stop> 
         }
     }
 
-    // 3. Each selected app, as the deploy decides it.
+    // 3. Each selected app's gateway, before any switch.
+    for app in selected_in_order(project, &selected) {
+        let (gateway, replace) = match gateways::wanted(sw, project, app).await? {
+            gateways::Wanted::UpToDate => continue,
+            gateways::Wanted::Start(g) => (g, false),
+            gateways::Wanted::Replace(g) => (g, true),
+        };
+        steps.push(Step::StartGateway {
+            service: app.service.name.clone(),
+            name: gateway.spec.name,
+            networks: gateway.networks.into_keys().collect(),
+            replace,
+        });
+    }
+
+    // 4. Each selected app, as the deploy decides it.
     for app in selected_in_order(project, &selected) {
         let route = naming::route(&project.name, &app.service.name);
         let views = switch::views(&edges, &sw.edges, &route)

@@ -29,8 +29,9 @@ pub struct RelaySettings {
     pub grace: Duration,
 }
 
-/// Relays every connection `listener` accepts until `stop`, then waits
-/// (at most the grace) for those under way.
+/// Relays every connection `listener` accepts until `stop` (on the
+/// accept loop every other listener has), then waits (at most the
+/// grace) for those under way.
 pub async fn relay(
     listener: TcpListener,
     s: RelaySettings,
@@ -39,24 +40,15 @@ pub async fn relay(
     let s = Arc::new(s);
     let next = Arc::new(AtomicUsize::new(0));
     let conns = TaskTracker::new();
-    loop {
-        let accepted = tokio::select! {
-            biased;
-            _ = stop.cancelled() => break,
-            a = listener.accept() => a,
-        };
-        match accepted {
-            Ok((client, peer)) => {
-                conns.spawn(relay_one(client, peer, s.clone(), next.clone()));
-            }
-            Err(e) => {
-                // EMFILE and friends: back off rather than spin.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+    let what = format!("the gateway's listener {:?}", listener.local_addr().ok());
+    crate::acceptor::spawn(listener, stop.clone(), what, {
+        let (s, conns) = (s.clone(), conns.clone());
+        move |client, peer| {
+            conns.spawn(relay_one(client, peer, s.clone(), next.clone()));
+            true
         }
-    }
-    drop(listener);
+    });
+    stop.cancelled().await;
     conns.close();
     if tokio::time::timeout(s.grace, conns.wait()).await.is_err() {
         tracing::info!(

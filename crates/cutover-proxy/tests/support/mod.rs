@@ -140,6 +140,35 @@ pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// `tests/ws_clients.py` against `at` (`[IP:]PORT`) with Host `host`:
+/// `per_library` clients of aiohttp and of websockets, for at most 30 s;
+/// the script and its lines.
+pub fn ws_clients(
+    at: &str,
+    host: &str,
+    per_library: usize,
+) -> (
+    tokio::process::Child,
+    tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+) {
+    use tokio::io::AsyncBufReadExt;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ws_clients.py");
+    // Debian's python3, where scripts/deps.sh installs python3-aiohttp and
+    // python3-websockets (a pyenv python3 earlier on PATH would lack them).
+    let mut child = tokio::process::Command::new("/usr/bin/python3")
+        .arg(script)
+        .arg(at)
+        .arg(host)
+        .arg(per_library.to_string())
+        .arg("30")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("/usr/bin/python3 runs (scripts/deps.sh installs it with aiohttp and websockets)");
+    let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
 /// The next line `tests/ws_clients.py` prints, within 30 s.
 pub async fn ws_clients_line(
     lines: &mut tokio::io::Lines<impl tokio::io::AsyncBufRead + Unpin>,

@@ -781,19 +781,30 @@ fn in_task(c: &Cluster, service: &str, what: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// `docker exec` of `bash -c COMMAND` in the running task of `service`, on
-/// the engine of whichever node runs it, not started yet.
-fn task_exec(c: &Cluster, service: &str, command: &str) -> Command {
-    let node = c.docker(&[
+/// The nodes where `service` has a running task.
+fn running_on(c: &Cluster, service: &str) -> std::collections::BTreeSet<String> {
+    c.docker(&[
         "service",
         "ps",
         service,
         "--filter",
         "desired-state=running",
         "--format",
-        "{{.Node}}",
-    ]);
-    let node = node.lines().next().unwrap_or_default().to_string();
+        "{{.Node}} {{.CurrentState}}",
+    ])
+    .lines()
+    .filter(|l| l.contains(" Running"))
+    .filter_map(|l| l.split_whitespace().next().map(String::from))
+    .collect()
+}
+
+/// `docker exec` of `bash -c COMMAND` in the running task of `service`, on
+/// the engine of whichever node runs it, not started yet.
+fn task_exec(c: &Cluster, service: &str, command: &str) -> Command {
+    let node = running_on(c, service)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
     let i = c
         .swarm
         .nodes

@@ -32,15 +32,26 @@ done"#
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_worker_calls_the_app_by_name_across_a_switch_with_no_failure() {
     let c = Cluster::up("calls").await;
-    let web = "    networks:\n      default:\n        aliases: [api]\n";
-    let mut compose = athens_compose("calls", web, "");
-    // The worker: no HTTP client in the image, so bash speaks HTTP.
-    compose.push_str(
-        "  worker:\n    image: cutover-test-redis:latest\n    command: [sleep, infinity]\n",
-    );
-    std::fs::write(c.dir.path().join("compose.yaml"), compose).unwrap();
+    let write = |aliases: &str| {
+        let web = format!("    networks:\n      default:\n        aliases: [{aliases}]\n");
+        let mut compose = athens_compose("calls", &web, "");
+        // The worker: no HTTP client in the image, so bash speaks HTTP.
+        compose.push_str(
+            "  worker:\n    image: cutover-test-redis:latest\n    command: [sleep, infinity]\n",
+        );
+        std::fs::write(c.dir.path().join("compose.yaml"), compose).unwrap();
+    };
+    write("api");
 
-    // 1. v1: the gateway runs beside the colors, with two tasks.
+    // 1. v1: the gateway runs beside the colors, with two tasks; `plan`
+    //    says so first.
+    let out = c.cli(&["plan"], &[("VERSION", "v1")]);
+    assert!(out.status.success(), "plan v1: {}", text(&out));
+    assert!(
+        text(&out).contains("start gateway calls_web, answering for web on calls_default"),
+        "{}",
+        text(&out)
+    );
     let out = c.deploy("v1", &[]);
     assert!(out.status.success(), "deploy v1: {}", text(&out));
     assert!(
@@ -99,7 +110,10 @@ async fn a_worker_calls_the_app_by_name_across_a_switch_with_no_failure() {
         "{aliases}"
     );
 
-    // 3. v2 while the worker calls: every call answered, v1 then v2.
+    // 3. v2 while the worker calls: every call answered, v1 then v2. The
+    //    gateway is left as it runs.
+    let out = c.cli(&["plan"], &[("VERSION", "v2")]);
+    assert!(!text(&out).contains("gateway"), "plan v2: {}", text(&out));
     let calls = task_exec(&c, "calls_worker", &calls_script("web", 200))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -140,7 +154,23 @@ async fn a_worker_calls_the_app_by_name_across_a_switch_with_no_failure() {
         lines.len() - first_v2
     );
 
-    // 4. down takes the gateway with the rest.
+    // 4. A new name: the gateway is replaced, and answers to it.
+    write("api, backend");
+    let out = c.cli(&["plan"], &[("VERSION", "v3")]);
+    assert!(
+        text(&out).contains("replace gateway calls_web, answering for web on calls_default"),
+        "plan v3: {}",
+        text(&out)
+    );
+    let out = c.deploy("v3", &[]);
+    assert!(out.status.success(), "deploy v3: {}", text(&out));
+    assert!(text(&out).contains("replace calls_web"), "{}", text(&out));
+    assert_eq!(
+        in_task(&c, "calls_worker", &calls_script("backend", 1)),
+        "200 v3"
+    );
+
+    // 5. down takes the gateway with the rest.
     let out = c.cli(&["down"], &[("VERSION", "v2")]);
     assert!(out.status.success(), "down: {}", text(&out));
     assert!(!services(&c).contains("calls_"), "{}", services(&c));

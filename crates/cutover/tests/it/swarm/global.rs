@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{athens_compose, serves, text, wait_for, Cluster};
+use super::{athens_compose, running_on, serves, text, wait_for, Cluster};
 
 /// A node agent: one on every node, living across deploys.
 const AGENT: &str = r#"  agent:
@@ -83,21 +83,4 @@ async fn a_global_app_runs_on_every_node_and_is_kept_at_none_for_rollback() {
         running_on(&c, "shop_web_green").is_empty()
     })
     .await;
-}
-
-/// The nodes where `service` has a running task.
-fn running_on(c: &Cluster, service: &str) -> BTreeSet<String> {
-    c.docker(&[
-        "service",
-        "ps",
-        service,
-        "--filter",
-        "desired-state=running",
-        "--format",
-        "{{.Node}} {{.CurrentState}}",
-    ])
-    .lines()
-    .filter(|l| l.contains(" Running"))
-    .filter_map(|l| l.split_whitespace().next().map(String::from))
-    .collect()
 }
