@@ -8,9 +8,8 @@
 //! A gateway does not depend on the color: it is made once, before the
 //! app's first switch, and lives across deploys. It is replaced only when
 //! what callers see changes (the app's port, networks or names), and
-//! removed with `down`. It
-//! runs cutover's own image (the edges'), with two tasks: calls still find
-//! one while a node is down.
+//! removed with `down`. It runs cutover's own image (the edges'), with two
+//! tasks: calls still find one while a node is down.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -8,9 +8,11 @@ use std::time::Duration;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
+mod gateway;
 mod serve;
 mod stage;
 
+pub use gateway::GatewayArgs;
 pub use serve::{EngineKind as EngineArg, Role as RoleArg, ServeArgs};
 pub use stage::StageArgs;
 
@@ -131,27 +133,6 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page (roff): `cutover man > /usr/local/share/man/man1/cutover.1`
     Man,
-}
-
-/// `cutover gateway`: started by the Swarm deploy engine as the service
-/// `<project>_<app>` (docs/swarm.md, "Calls to an app by name").
-#[derive(Debug, Args)]
-pub struct GatewayArgs {
-    /// The edges' route of the app (`project/service`)
-    #[arg(long, value_name = "ROUTE")]
-    pub route: String,
-
-    /// Where callers reach the app: `0.0.0.0:PORT`, the app's port
-    #[arg(long, value_name = "ADDR")]
-    pub listen: std::net::SocketAddr,
-
-    /// A name resolving to every edge, and the edges' --gateway-listen port
-    #[arg(
-        long,
-        value_name = "HOST:PORT",
-        default_value = "tasks.cutover_edge:26092"
-    )]
-    pub edges: String,
 }
 
 #[derive(Debug, Args)]
