@@ -190,7 +190,10 @@ async fn networks(sw: &Inner, project: &ResolvedProject, p: &Progress) -> Result
         spec.driver = Some("overlay".into());
         spec.attachable = true;
         let step = p.step(format!("create the overlay network {}", n.name));
-        sw.engine.create_network(&spec).await.map_err(stop)?;
+        sw.engine
+            .create_network(&spec)
+            .await
+            .map_err(Stop::failed)?;
         p.done(step, None);
     }
     Ok(())
@@ -207,7 +210,7 @@ pub(super) async fn missing_networks<'a>(
         .engine
         .inspect_network(edge)
         .await
-        .map_err(stop)?
+        .map_err(Stop::failed)?
         .is_none()
     {
         return Err(Stop::failed(
@@ -218,7 +221,12 @@ pub(super) async fn missing_networks<'a>(
     }
     let mut missing = Vec::new();
     for n in &project.networks {
-        if let Some(found) = sw.engine.inspect_network(&n.name).await.map_err(stop)? {
+        if let Some(found) = sw
+            .engine
+            .inspect_network(&n.name)
+            .await
+            .map_err(Stop::failed)?
+        {
             if found.driver != "overlay" {
                 return Err(Stop::invalid(
                     Report::new(format!(
@@ -263,7 +271,12 @@ async fn accessory(
     p: &Progress,
 ) -> Result<(), Stop> {
     let mut spec = specs::accessory_service(project, acc);
-    if let Some(found) = sw.cluster.inspect_service(&spec.name).await.map_err(stop)? {
+    if let Some(found) = sw
+        .cluster
+        .inspect_service(&spec.name)
+        .await
+        .map_err(Stop::failed)?
+    {
         if found.labels.get(labels::CONFIG_HASH) != spec.labels.get(labels::CONFIG_HASH) {
             p.warn(accessory_changed(&spec.name));
         }
@@ -272,7 +285,7 @@ async fn accessory(
     let step = p.step(format!("start accessory {}", spec.name));
     files::attach(sw, project, &acc.service, &mut spec)
         .await
-        .map_err(stop)?;
+        .map_err(Stop::failed)?;
     start_service(sw, &spec, ACCESSORY_TIMEOUT, step, p)
         .await
         .map_err(Stop::failed)
@@ -436,18 +449,24 @@ async fn launch(
     let keep = app.cutover.keep;
     kept::set_aside(sw, &service, keep, version, p).await?;
     let step = p.step(format!("start {service}: {tasks} of {version}"));
-    sw.cluster.remove_service(&service).await.map_err(stop)?;
+    sw.cluster
+        .remove_service(&service)
+        .await
+        .map_err(Stop::failed)?;
     let mut spec = specs::app_service(project, app, color, version, &sw.edges.network);
     files::attach(sw, project, &app.service, &mut spec)
         .await
-        .map_err(stop)?;
+        .map_err(Stop::failed)?;
     if slot.stage.is_some() {
         // `promote` runs the app's post_deploy hook from it.
         let kept = files::by_object_name(project, app);
         let json = serde_json::to_string(&kept).expect("an app spec serializes");
         spec.labels.insert(labels::STAGED_APP.into(), json);
     }
-    sw.cluster.create_service(&spec).await.map_err(stop)?;
+    sw.cluster
+        .create_service(&spec)
+        .await
+        .map_err(Stop::failed)?;
     let timeout = app.cutover.timeouts.deploy;
     let addrs =
         match cutover::targets(sw, &service, app.cutover.port, &BTreeSet::new(), timeout).await {
@@ -475,8 +494,4 @@ async fn launch(
     cutover::cut_over(sw, views, &candidate, Undo::Remove, p).await?;
     kept::prune(sw, project, &app.service.name, keep, version, p).await;
     Ok(())
-}
-
-fn stop(e: impl Into<Report>) -> Stop {
-    Stop::failed(e)
 }

@@ -18,7 +18,7 @@ use cutover_core::service::DeployRequest;
 use cutover_core::stage::Stage;
 use cutover_core::status::{DrainedAnswer, HealthAnswer, ServiceStatus};
 use cutover_core::wire::ErrorBody;
-use cutover_swarm::{Availability, Cluster, NodeInfo, NodeState};
+use cutover_swarm::{Availability, Cluster, NodeInfo, NodeState, ServiceInfo};
 use http::{header, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
@@ -81,15 +81,7 @@ pub async fn by_node(
     cluster: &dyn Cluster,
     s: &EdgeSettings,
 ) -> Result<Vec<(NodeInfo, Option<Edge>)>, Report> {
-    let no_service = || {
-        Report::new(format!("no cutover edge runs: the swarm has no service {:?}", s.service))
-            .hint("deploy cutover's stack first: `docker stack deploy -c dist/swarm/cutover.yml cutover` (docs/swarm.md)")
-    };
-    let service = cluster
-        .inspect_service(&s.service)
-        .await
-        .map_err(Report::from)?
-        .ok_or_else(no_service)?;
+    let service = service(cluster, s).await?;
     let tasks = cluster.tasks(&service).await.map_err(Report::from)?;
     let mut out = Vec::new();
     for node in cluster.nodes().await.map_err(Report::from)? {
@@ -118,6 +110,20 @@ pub async fn by_node(
     }
     out.sort_by(|a, b| a.0.hostname.cmp(&b.0.hostname));
     Ok(out)
+}
+
+/// The edges' service (its image is the gateways' too); an error with
+/// the fix when cutover's stack is not deployed.
+pub async fn service(cluster: &dyn Cluster, s: &EdgeSettings) -> Result<ServiceInfo, Report> {
+    let no_service = || {
+        Report::new(format!("no cutover edge runs: the swarm has no service {:?}", s.service))
+            .hint("deploy cutover's stack first: `docker stack deploy -c dist/swarm/cutover.yml cutover` (docs/swarm.md)")
+    };
+    cluster
+        .inspect_service(&s.service)
+        .await
+        .map_err(Report::from)?
+        .ok_or_else(no_service)
 }
 
 impl Edge {

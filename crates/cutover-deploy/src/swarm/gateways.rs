@@ -60,7 +60,11 @@ pub(super) async fn wanted(
     app: &AppSpec,
 ) -> Result<Wanted, Stop> {
     let name = naming::swarm_gateway(&project.name, &app.service.name);
-    let found = sw.cluster.inspect_service(&name).await.map_err(stop)?;
+    let found = sw
+        .cluster
+        .inspect_service(&name)
+        .await
+        .map_err(Stop::failed)?;
     let ours = found.as_ref().is_some_and(|f| {
         f.labels.get(labels::ROLE).map(String::as_str) == Some(Role::Gateway.as_str())
     });
@@ -76,7 +80,11 @@ pub(super) async fn wanted(
     // Every app is on a network (its colors are reached there) and calls
     // itself by name on its first one, so there is always one.
     let networks = compose::called_on(project, app);
-    let image = edge_image(sw).await?;
+    // The edges' image holds `cutover gateway` too.
+    let image = super::edges::service(&*sw.cluster, &sw.edges)
+        .await
+        .map_err(Stop::failed)?
+        .image;
     let spec = spec(sw, &project.name, app, &networks, image);
     let gateway = Gateway { spec, networks };
     Ok(match found {
@@ -110,7 +118,7 @@ pub(super) async fn ensure(
             sw.cluster
                 .remove_service(&g.spec.name)
                 .await
-                .map_err(stop)?;
+                .map_err(Stop::failed)?;
             p.done(step, None);
             g
         }
@@ -129,20 +137,6 @@ pub(super) async fn ensure(
                 "a gateway runs cutover's own image, the edges': every node needs it (docs/swarm.md, set-up step 2)",
             ))
         })
-}
-
-/// The image the edges run, which holds `cutover gateway` too.
-async fn edge_image(sw: &Inner) -> Result<String, Stop> {
-    let edge = &sw.edges.service;
-    match sw.cluster.inspect_service(edge).await.map_err(stop)? {
-        Some(s) => Ok(s.image),
-        None => Err(Stop::failed(
-            Report::new(format!(
-                "no cutover edge runs: the swarm has no service {edge:?}"
-            ))
-            .hint("deploy cutover's stack first (docs/swarm.md)"),
-        )),
-    }
 }
 
 /// The gateway's service: `cutover gateway` on the app's port, with the
@@ -195,8 +189,4 @@ fn spec(
         s.container_labels.insert(key.into(), value);
     }
     s
-}
-
-fn stop(e: impl Into<Report>) -> Stop {
-    Stop::failed(e.into())
 }

@@ -64,7 +64,7 @@ pub(super) async fn rollback(
         .cluster
         .inspect_service(&naming::swarm_app(project, &app, live))
         .await
-        .map_err(stop)?;
+        .map_err(Stop::failed)?;
     let replicas = live_service
         .and_then(|s| s.replicas)
         .filter(|n| *n > 0)
@@ -142,14 +142,14 @@ async fn run_again(
         .cluster
         .tasks(kept_service)
         .await
-        .map_err(stop)?
+        .map_err(Stop::failed)?
         .into_iter()
         .map(|t| t.id)
         .collect();
     sw.cluster
         .scale_service(&kept, replicas)
         .await
-        .map_err(stop)?;
+        .map_err(Stop::failed)?;
     let addrs = match cutover::targets(sw, &kept, port, &known, template.timeouts.deploy).await {
         Ok(addrs) => addrs,
         Err(report) => {
@@ -190,7 +190,11 @@ async fn chosen(
     p: &Progress,
 ) -> Result<ServiceInfo, Stop> {
     let slot = naming::swarm_app(project, app, color);
-    let in_slot = sw.cluster.inspect_service(&slot).await.map_err(stop)?;
+    let in_slot = sw
+        .cluster
+        .inspect_service(&slot)
+        .await
+        .map_err(Stop::failed)?;
     let slot_version = in_slot
         .as_ref()
         .and_then(|s| s.labels.get(labels::VERSION).cloned());
@@ -260,7 +264,7 @@ pub(super) async fn apps_of(sw: &Inner, project: &str) -> Result<Vec<String>, St
         .cluster
         .list_services(&filter)
         .await
-        .map_err(stop)?
+        .map_err(Stop::failed)?
         .into_iter()
         .filter_map(|s| s.labels.get(labels::SERVICE).cloned())
         .collect();
@@ -275,8 +279,4 @@ fn list(apps: &[String]) -> String {
     } else {
         apps.join(", ")
     }
-}
-
-fn stop(e: impl Into<Report>) -> Stop {
-    Stop::failed(e)
 }

@@ -187,8 +187,8 @@ mod tests {
     }
 
     proptest! {
-        /// Whatever the bytes, decoding answers (never panics), and a
-        /// route it finds is one a header carried.
+        /// Whatever the bytes, decoding answers: a header or an error,
+        /// never a panic.
         #[test]
         fn any_bytes_decode_or_are_refused(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let mut input = ppp::v2::PROTOCOL_PREFIX.to_vec();

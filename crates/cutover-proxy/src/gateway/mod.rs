@@ -8,7 +8,7 @@
 //!
 //! ```text
 //!   caller ──api:8080──▶ gateway task ──PROXY v2 header (route, caller)──▶ edge :26092 ──▶ live color's task
-//!             (the gateway service's VIP)    + the connection's bytes          (pinned to the route)
+//!          (Docker DNS: the gateway's tasks) + the connection's bytes      (pinned to the route)
 //! ```
 //!
 //! Lifecycle of one relayed connection:
@@ -31,6 +31,5 @@ mod header;
 mod listen;
 mod relay;
 
-pub use header::{Relayed, ROUTE_TLV};
 pub(crate) use listen::spawn as listen;
 pub use relay::{relay, RelaySettings};

@@ -3,7 +3,6 @@
 //! here, so HTTP/1.1, h2c and WebSockets all pass as they came, and the
 //! edge, which has the routes, does the rest.
 
-use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -32,11 +31,7 @@ pub struct RelaySettings {
 /// Relays every connection `listener` accepts until `stop` (on the
 /// accept loop every other listener has), then waits (at most the
 /// grace) for those under way.
-pub async fn relay(
-    listener: TcpListener,
-    s: RelaySettings,
-    stop: CancellationToken,
-) -> io::Result<()> {
+pub async fn relay(listener: TcpListener, s: RelaySettings, stop: CancellationToken) {
     let s = Arc::new(s);
     let next = Arc::new(AtomicUsize::new(0));
     let conns = TaskTracker::new();
@@ -56,7 +51,6 @@ pub async fn relay(
             "relayed connections still open at the end of the grace"
         );
     }
-    Ok(())
 }
 
 async fn relay_one(

@@ -47,10 +47,9 @@ pub fn run(args: &GatewayArgs) -> Result<ExitStatus, CliError> {
         let signal = signals.next().await;
         tracing::info!("{signal}: no new calls; waiting for those under way");
         stop.cancel();
-        match relaying.await {
-            Ok(Ok(())) => Ok(ExitStatus::Success),
-            Ok(Err(e)) => Err(CliError::failure(format!("the gateway failed: {e}"))),
-            Err(e) => Err(CliError::failure(format!("the gateway failed: {e}"))),
-        }
+        relaying
+            .await
+            .map(|()| ExitStatus::Success)
+            .map_err(|e| CliError::failure(format!("the gateway failed: {e}")))
     })
 }
