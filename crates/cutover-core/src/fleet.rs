@@ -135,10 +135,12 @@ pub fn shared_storage(by_node: &BTreeMap<String, Option<String>>) -> Result<(), 
 /// the commits) goes to the color switched to last. The commits are the
 /// second phase: they are sent only once every node voted ready, so a
 /// commit seen on any node means the decision was to switch, and the
-/// nodes that did not hear it are brought forward. `None` when no node
-/// serves the route, or a tie's two colors became active at the same
-/// millisecond: then nobody can tell which is current, and nothing is
-/// changed.
+/// nodes that did not hear it are brought forward. A tie whose two colors
+/// became active at the same millisecond goes to blue: nobody can tell
+/// which is current then, and any fixed choice brings the nodes together
+/// (both colors passed the gate of every node that serves them), where
+/// leaving them split would refuse every `deploy` and `rollback`. `None`
+/// when no node serves the route.
 pub fn majority(views: impl IntoIterator<Item = (Color, u64)>) -> Option<Color> {
     let (mut blue, mut green) = ((0usize, 0u64), (0usize, 0u64));
     for (color, since_ms) in views {
@@ -152,9 +154,9 @@ pub fn majority(views: impl IntoIterator<Item = (Color, u64)>) -> Option<Color> 
     let by_count = blue.0.cmp(&green.0);
     let by_time = blue.1.cmp(&green.1);
     match by_count.then(by_time) {
-        std::cmp::Ordering::Greater => Some(Color::Blue),
+        _ if blue.0 + green.0 == 0 => None,
+        std::cmp::Ordering::Greater | std::cmp::Ordering::Equal => Some(Color::Blue),
         std::cmp::Ordering::Less => Some(Color::Green),
-        std::cmp::Ordering::Equal => None,
     }
 }
 
@@ -454,7 +456,9 @@ mod tests {
             majority([(Blue, 100), (Green, 200), (Blue, 150), (Green, 120)]),
             Some(Green)
         );
-        assert_eq!(majority([(Blue, 7), (Green, 7)]), None);
+        // The same millisecond: a fixed choice, whichever node says it first.
+        assert_eq!(majority([(Blue, 7), (Green, 7)]), Some(Blue));
+        assert_eq!(majority([(Green, 7), (Blue, 7)]), Some(Blue));
         assert_eq!(majority([]), None);
     }
 

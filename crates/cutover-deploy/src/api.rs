@@ -122,7 +122,11 @@ pub(crate) trait Operator: Clone + Send + Sync + 'static {
         cmd: &DeployCommand,
     ) -> impl std::future::Future<Output = Result<Plan, Stop>> + Send;
     /// The project's history lines (of `service` when given), oldest first.
-    fn history(&self, project: &str, service: Option<&str>) -> Vec<Entry>;
+    fn history(
+        &self,
+        project: &str,
+        service: Option<&str>,
+    ) -> impl std::future::Future<Output = Result<Vec<Entry>, Report>> + Send;
     /// Log lines of the live color (every color with `all`), as text.
     fn logs(
         &self,
@@ -168,8 +172,8 @@ impl Operator for DeployEngine {
         DeployEngine::plan(self, cmd).await
     }
 
-    fn history(&self, project: &str, service: Option<&str>) -> Vec<Entry> {
-        DeployEngine::history(self, project, service)
+    async fn history(&self, project: &str, service: Option<&str>) -> Result<Vec<Entry>, Report> {
+        DeployEngine::history(self, project, service).await
     }
 
     async fn logs(
@@ -377,7 +381,13 @@ pub(crate) async fn history<E: Operator>(
                 .hint("history takes service=<name>"),
         );
     }
-    Json(engine.history(&project, q.get("service").map(String::as_str))).into_response()
+    match engine
+        .history(&project, q.get("service").map(String::as_str))
+        .await
+    {
+        Ok(entries) => Json(entries).into_response(),
+        Err(report) => error(StatusCode::SERVICE_UNAVAILABLE, report),
+    }
 }
 
 fn flag(q: &HashMap<String, String>, name: &str) -> Result<bool, Box<Response>> {

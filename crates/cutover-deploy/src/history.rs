@@ -1,6 +1,9 @@
-//! `<state>/history.jsonl`: one line per finished deploy, rollback or down.
+//! The history: one line per finished deploy, rollback or down. On one
+//! host, `<state>/history.jsonl`; on a Swarm, the swarm's raft store
+//! (`swarm::history`), so a manager failover keeps it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The line's shape is part of the API (`GET .../history` serves them as
 /// they are), so it is defined once with the other report types.
@@ -10,6 +13,7 @@ use cutover_core::clock::now_ms;
 use cutover_core::diag::Report;
 use cutover_core::progress::Outcome;
 use cutover_core::service::Color;
+use cutover_swarm::Cluster;
 
 use crate::events::Progress;
 use crate::executor::Stop;
@@ -18,12 +22,23 @@ use crate::store::{self, StoreError};
 #[derive(Clone)]
 pub struct History {
     path: PathBuf,
+    /// Where a Swarm deploy engine writes; `path` then holds only what a
+    /// manager wrote before its lines moved to the swarm, read still.
+    swarm: Option<Arc<dyn Cluster>>,
 }
 
 impl History {
     pub fn new(state_dir: &Path) -> History {
         History {
             path: state_dir.join("history.jsonl"),
+            swarm: None,
+        }
+    }
+
+    pub fn on_swarm(state_dir: &Path, cluster: Arc<dyn Cluster>) -> History {
+        History {
+            swarm: Some(cluster),
+            ..History::new(state_dir)
         }
     }
 
@@ -32,22 +47,39 @@ impl History {
         store::append_line(&self.path, &line)
     }
 
-    /// [`History::append`] off the async runtime.
-    pub async fn append_async(&self, entry: Entry) -> Result<(), StoreError> {
+    /// [`History::append`] off the async runtime, or into the swarm.
+    pub async fn append_async(&self, entry: Entry) -> Result<(), Report> {
+        if let Some(cluster) = &self.swarm {
+            return crate::swarm::history::append(&**cluster, &entry)
+                .await
+                .map_err(|e| {
+                    Report::from(e).map_message(|m| format!("the history line was not kept: {m}"))
+                });
+        }
         let this = self.clone();
-        store::off_runtime(&self.path, move || this.append(&entry)).await
+        Ok(store::off_runtime(&self.path, move || this.append(&entry)).await?)
     }
 
-    /// Entries of `project` (and `service` when given), oldest first. A
-    /// torn last line (crash mid-write) is skipped.
-    pub fn read(&self, project: &str, service: Option<&str>) -> Vec<Entry> {
+    /// Entries of `project` (and `service` when given), oldest first.
+    pub async fn read(&self, project: &str, service: Option<&str>) -> Result<Vec<Entry>, Report> {
+        let mut entries = self.read_file(project);
+        if let Some(cluster) = &self.swarm {
+            entries.extend(crate::swarm::history::read(&**cluster, project).await?);
+            entries.sort_by_key(|e| e.time_ms);
+        }
+        entries.retain(|e| service.is_none_or(|s| e.service.as_deref() == Some(s)));
+        Ok(entries)
+    }
+
+    /// The file's entries of `project`. A torn last line (crash
+    /// mid-write) is skipped.
+    fn read_file(&self, project: &str) -> Vec<Entry> {
         let Ok(text) = std::fs::read_to_string(&self.path) else {
             return Vec::new();
         };
         text.lines()
             .filter_map(|l| serde_json::from_str::<Entry>(l).ok())
             .filter(|e| e.project == project)
-            .filter(|e| service.is_none_or(|s| e.service.as_deref() == Some(s)))
             .collect()
     }
 }
@@ -127,8 +159,8 @@ pub(crate) async fn record_operation(
 mod tests {
     use super::*;
 
-    #[test]
-    fn appends_and_filters_and_skips_a_torn_line() {
+    #[tokio::test]
+    async fn appends_and_filters_and_skips_a_torn_line() {
         let dir = tempfile::tempdir().unwrap();
         let h = History::new(dir.path());
         let e = |p: &str, s: &str| Entry {
@@ -150,7 +182,7 @@ mod tests {
             .open(dir.path().join("history.jsonl"))
             .and_then(|mut f| std::io::Write::write_all(&mut f, b"{\"time_ms\":"))
             .unwrap();
-        assert_eq!(h.read("a", None).len(), 2);
-        assert_eq!(h.read("a", Some("web")), vec![e("a", "web")]);
+        assert_eq!(h.read("a", None).await.unwrap().len(), 2);
+        assert_eq!(h.read("a", Some("web")).await.unwrap(), vec![e("a", "web")]);
     }
 }

@@ -179,8 +179,12 @@ impl DeployEngine {
             .collect())
     }
 
-    pub fn history(&self, project: &str, service: Option<&str>) -> Vec<Entry> {
-        self.inner.history.read(project, service)
+    pub async fn history(
+        &self,
+        project: &str,
+        service: Option<&str>,
+    ) -> Result<Vec<Entry>, Report> {
+        self.inner.history.read(project, service).await
     }
 
     /// Log lines of the live color (all colors with `all`), as text.

@@ -30,6 +30,13 @@ pub const KEPT: &str = "cutover.kept";
 /// resolved spec (JSON, secret and config values replaced by the names of
 /// their Swarm objects), so `promote` runs its `post_deploy` hook.
 pub const STAGED_APP: &str = "cutover.staged-app";
+/// On a Swarm config that holds one line of a project's history: the
+/// project. Not [`PROJECT`], so the project's own secrets and configs,
+/// which `down` and each deploy's pruning remove, never include it.
+pub const HISTORY_OF: &str = "cutover.history-of";
+/// Beside [`STAGED_APP`]: the project's volumes (JSON), as the nodes
+/// create them for its `post_deploy` hook's job.
+pub const STAGED_VOLUMES: &str = "cutover.staged-volumes";
 /// The identity of the daemon that created the object: the only one that
 /// may stop, rename or remove it.
 pub const DAEMON: &str = "cutover.daemon";

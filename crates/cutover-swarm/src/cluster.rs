@@ -39,6 +39,12 @@ pub trait Cluster: Send + Sync {
     /// kept at 0 tasks, or runs one per node again at any other count.
     fn scale_service<'a>(&'a self, name: &'a str, replicas: u64) -> SwarmFuture<'a, ()>;
     fn remove_service<'a>(&'a self, name: &'a str) -> SwarmFuture<'a, Removal>;
+    /// Gives the service `spec.name` the spec `spec`, task by task, each
+    /// new task started before an old one stops (`start-first`), so it
+    /// never runs fewer tasks than it had. A new task that fails within
+    /// 5 s makes the engine roll the update back. Returns once the update
+    /// is sent; [`Cluster::wait_updated`] waits for its end.
+    fn update_service<'a>(&'a self, spec: &'a ServiceSpec) -> SwarmFuture<'a, ()>;
     /// Creates `copy.name` from `from`'s spec with `copy`'s changes, at 0
     /// tasks (a global one parked, as [`Cluster::scale_service`] does);
     /// its id. A conflict when it exists.
@@ -88,6 +94,47 @@ pub trait Cluster: Send + Sync {
         timeout: Duration,
     ) -> SwarmFuture<'a, Vec<TaskInfo>> {
         Box::pin(wait_converged(self, service, known, timeout))
+    }
+
+    /// Waits until the service's update ([`Cluster::update_service`])
+    /// completed; fails when the engine stopped or rolled it back, or at
+    /// `timeout`.
+    fn wait_updated<'a>(&'a self, service: &'a str, timeout: Duration) -> SwarmFuture<'a, ()> {
+        Box::pin(wait_updated(self, service, timeout))
+    }
+}
+
+async fn wait_updated<C: Cluster + ?Sized>(
+    cluster: &C,
+    service: &str,
+    timeout: Duration,
+) -> SwarmResult<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut poll = CONVERGE_POLL_FIRST;
+    loop {
+        let info = cluster
+            .inspect_service(service)
+            .await?
+            .ok_or_else(|| SwarmError::Gone(service.to_string()))?;
+        match info.update {
+            Some(UpdateState::Completed) => return Ok(()),
+            Some(UpdateState::Stopped(why)) => {
+                return Err(SwarmError::UpdateFailed {
+                    service: service.to_string(),
+                    why,
+                })
+            }
+            // Not started yet (`None`), or under way.
+            _ => {}
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(SwarmError::UpdateFailed {
+                service: service.to_string(),
+                why: format!("not done within {}", humantime::format_duration(timeout)),
+            });
+        }
+        tokio::time::sleep(poll).await;
+        poll = (poll * 2).min(CONVERGE_POLL_MAX);
     }
 }
 

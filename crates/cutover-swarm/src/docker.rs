@@ -11,9 +11,11 @@ use bollard::models::{
 use bollard::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum,
     EndpointSpec, EndpointSpecModeEnum, Limit, LocalNodeState, Mount, MountType,
-    NetworkAttachmentConfig, ServiceSpecMode, ServiceSpecModeReplicated,
-    ServiceSpecModeReplicatedJob, TaskSpec, TaskSpecContainerSpec, TaskSpecPlacement,
-    TaskSpecResources, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
+    MountVolumeOptions, MountVolumeOptionsDriverConfig, NetworkAttachmentConfig, ServiceSpecMode,
+    ServiceSpecModeReplicated, ServiceSpecModeReplicatedJob, ServiceSpecUpdateConfig,
+    ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum, TaskSpec,
+    TaskSpecContainerSpec, TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy,
+    TaskSpecRestartPolicyConditionEnum,
 };
 use bollard::query_parameters as q;
 
@@ -25,7 +27,7 @@ use cutover_docker::{
 use crate::cluster::{Cluster, SwarmFuture, SwarmResult};
 use crate::error::SwarmError;
 use crate::model::*;
-use crate::spec::{Mode, MountKind, ServiceCopy, ServiceFile, ServiceSpec};
+use crate::spec::{Mode, MountKind, NewVolume, ServiceCopy, ServiceFile, ServiceSpec};
 use crate::tasks;
 
 // Deploy code holds the cluster as `Arc<dyn Cluster>`.
@@ -160,23 +162,29 @@ impl Cluster for DockerSwarm {
 
     fn scale_service<'a>(&'a self, name: &'a str, replicas: u64) -> SwarmFuture<'a, ()> {
         Box::pin(async move {
-            let docker = self.engine.client();
-            let service = docker
-                .inspect_service(name, None::<q::InspectServiceOptions>)
-                .await
-                .map_err(self.err("inspect", ObjectKind::Service, name))?;
-            let version = service.version.and_then(|v| v.index).unwrap_or(0);
-            let mut spec = service.spec.unwrap_or_default();
-            set_tasks(&mut spec, name, replicas)?;
-            let options = q::UpdateServiceOptions {
-                version: i32::try_from(version).unwrap_or(i32::MAX),
-                ..Default::default()
-            };
-            docker
-                .update_service(name, spec, options, None)
-                .await
-                .map_err(self.err("scale", ObjectKind::Service, name))?;
-            Ok(())
+            self.respec(name, "scale", |mut spec| {
+                set_tasks(&mut spec, name, replicas)?;
+                Ok(spec)
+            })
+            .await
+        })
+    }
+
+    fn update_service<'a>(&'a self, spec: &'a ServiceSpec) -> SwarmFuture<'a, ()> {
+        Box::pin(async move {
+            self.respec(&spec.name, "update", |_| {
+                let mut new = service_spec(spec);
+                new.update_config = Some(ServiceSpecUpdateConfig {
+                    parallelism: Some(1),
+                    order: Some(ServiceSpecUpdateConfigOrderEnum::START_FIRST),
+                    failure_action: Some(ServiceSpecUpdateConfigFailureActionEnum::ROLLBACK),
+                    // A new task that fails within this is a failed update.
+                    monitor: Some(5_000_000_000),
+                    ..Default::default()
+                });
+                Ok(new)
+            })
+            .await
         })
     }
 
@@ -310,6 +318,33 @@ impl Cluster for DockerSwarm {
 }
 
 impl DockerSwarm {
+    /// Gives `name` the spec `change` makes of the one the engine holds,
+    /// naming the version it read: the engine refuses the update if the
+    /// spec changed in between.
+    async fn respec(
+        &self,
+        name: &str,
+        verb: &'static str,
+        change: impl FnOnce(bollard::models::ServiceSpec) -> SwarmResult<bollard::models::ServiceSpec>,
+    ) -> SwarmResult<()> {
+        let docker = self.engine.client();
+        let service = docker
+            .inspect_service(name, None::<q::InspectServiceOptions>)
+            .await
+            .map_err(self.err("inspect", ObjectKind::Service, name))?;
+        let version = service.version.and_then(|v| v.index).unwrap_or(0);
+        let spec = change(service.spec.unwrap_or_default())?;
+        let options = q::UpdateServiceOptions {
+            version: i32::try_from(version).unwrap_or(i32::MAX),
+            ..Default::default()
+        };
+        docker
+            .update_service(name, spec, options, None)
+            .await
+            .map_err(self.err(verb, ObjectKind::Service, name))?;
+        Ok(())
+    }
+
     async fn files(
         &self,
         kind: FileKind,
@@ -318,13 +353,16 @@ impl DockerSwarm {
         let docker = self.engine.client();
         let filters = Some(filters);
         let err = self.err("list", object_kind(kind), &format!("{}s", kind.as_str()));
-        let object =
-            |id: Option<String>, name, labels: Option<HashMap<String, String>>| FileObject {
-                kind,
-                id: id.unwrap_or_default(),
-                name: Option::unwrap_or_default(name),
-                labels: labels.unwrap_or_default().into_iter().collect(),
-            };
+        let object = |id: Option<String>,
+                      name,
+                      labels: Option<HashMap<String, String>>,
+                      data: Option<Vec<u8>>| FileObject {
+            kind,
+            id: id.unwrap_or_default(),
+            name: Option::unwrap_or_default(name),
+            labels: labels.unwrap_or_default().into_iter().collect(),
+            data,
+        };
         Ok(match kind {
             FileKind::Secret => docker
                 .list_secrets(Some(q::ListSecretsOptions { filters }))
@@ -333,7 +371,7 @@ impl DockerSwarm {
                 .into_iter()
                 .map(|s| {
                     let spec = s.spec.unwrap_or_default();
-                    object(s.id, spec.name, spec.labels)
+                    object(s.id, spec.name, spec.labels, None)
                 })
                 .collect(),
             FileKind::Config => docker
@@ -343,10 +381,27 @@ impl DockerSwarm {
                 .into_iter()
                 .map(|c| {
                     let spec = c.spec.unwrap_or_default();
-                    object(c.id, spec.name, spec.labels)
+                    // The engine lists a config's contents, base64 as sent.
+                    let data = spec.data.and_then(|d| BASE64.decode(d).ok());
+                    object(c.id, spec.name, spec.labels, data)
                 })
                 .collect(),
         })
+    }
+}
+
+/// What a node creates a volume with when a task mounts one it lacks.
+fn volume_options(v: &NewVolume) -> MountVolumeOptions {
+    MountVolumeOptions {
+        labels: Some(hashmap(&v.labels)),
+        driver_config: v
+            .driver
+            .as_ref()
+            .map(|name| MountVolumeOptionsDriverConfig {
+                name: Some(name.clone()),
+                options: Some(hashmap(&v.driver_opts)),
+            }),
+        ..Default::default()
     }
 }
 
@@ -436,6 +491,7 @@ fn service_spec(spec: &ServiceSpec) -> bollard::models::ServiceSpec {
                         MountKind::Volume => MountType::VOLUME,
                     }),
                     read_only: Some(b.read_only),
+                    volume_options: b.create.as_ref().map(volume_options),
                     ..Default::default()
                 })
                 .collect()
@@ -495,7 +551,7 @@ fn service_spec(spec: &ServiceSpec) -> bollard::models::ServiceSpec {
                 .collect(),
         ),
         // A job that failed is not run again: a hook runs once.
-        restart_policy: (spec.mode == Mode::Job).then(|| TaskSpecRestartPolicy {
+        restart_policy: spec.mode.is_job().then(|| TaskSpecRestartPolicy {
             condition: Some(TaskSpecRestartPolicyConditionEnum::NONE),
             ..Default::default()
         }),
@@ -520,6 +576,10 @@ fn service_spec(spec: &ServiceSpec) -> bollard::models::ServiceSpec {
             Mode::Replicated(n) => replicated(n),
             Mode::Global => ServiceSpecMode {
                 global: Some(HashMap::new()),
+                ..Default::default()
+            },
+            Mode::GlobalJob => ServiceSpecMode {
+                global_job: Some(HashMap::new()),
                 ..Default::default()
             },
             Mode::Job => ServiceSpecMode {
@@ -580,7 +640,17 @@ fn service_info(service: bollard::models::Service) -> ServiceInfo {
             .and_then(|m| m.replicated.as_ref())
             .map(|r| r.replicas.unwrap_or(0).max(0) as u64),
     };
+    let update = service.update_status.and_then(|u| {
+        use bollard::models::ServiceUpdateStatusStateEnum as S;
+        Some(match u.state? {
+            S::UPDATING => UpdateState::Updating,
+            S::COMPLETED => UpdateState::Completed,
+            S::EMPTY => return None,
+            other => UpdateState::Stopped(format!("{other}: {}", u.message.unwrap_or_default())),
+        })
+    });
     ServiceInfo {
+        update,
         id: service.id.unwrap_or_default(),
         name: spec.name.unwrap_or_default(),
         version: service.version.and_then(|v| v.index).unwrap_or(0),

@@ -44,6 +44,15 @@ pub enum SwarmError {
         /// ("no suitable node (...)").
         pending: Option<String>,
     },
+
+    /// A rolling update ([`crate::Cluster::update_service`]) that the
+    /// engine stopped or rolled back, or that did not end in time.
+    #[error("the update of service {service} did not complete: {why}")]
+    UpdateFailed { service: String, why: String },
+
+    /// The service was removed while cutover waited on it.
+    #[error("service {0} is gone")]
+    Gone(String),
 }
 
 impl Diagnose for SwarmError {
@@ -62,6 +71,10 @@ impl Diagnose for SwarmError {
             SwarmError::TaskFailed { service, .. } => {
                 format!("`docker service ps --no-trunc {service}` on a manager shows every attempt")
             }
+            SwarmError::UpdateFailed { service, .. } => format!(
+                "`docker service ps --no-trunc {service}` on a manager shows why its new tasks failed; the engine keeps the tasks it had"
+            ),
+            SwarmError::Gone(_) => "something else removed it; run the command again".into(),
             SwarmError::NotConverged { service, .. } => format!(
                 "`docker service ps --no-trunc {service}` says where each task is; a task that \
                  waits for a node needs one that has the image, the resources and matches the \

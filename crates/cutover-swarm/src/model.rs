@@ -67,6 +67,19 @@ pub struct ServiceInfo {
     pub global: bool,
     /// The ids of the secrets and configs its tasks mount.
     pub files: Vec<String>,
+    /// Its last update ([`crate::Cluster::update_service`]); `None` for a
+    /// service never updated that way.
+    pub update: Option<UpdateState>,
+}
+
+/// Where a service's rolling update is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateState {
+    Updating,
+    Completed,
+    /// Paused or rolled back by the engine, with its message: a new task
+    /// failed.
+    Stopped(String),
 }
 
 /// What a task can mount as a file: a secret (kept in memory on the node,
@@ -86,13 +99,16 @@ impl FileKind {
     }
 }
 
-/// A secret or config the managers hold; its data is never read back.
+/// A secret or config the managers hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileObject {
     pub kind: FileKind,
     pub id: String,
     pub name: String,
     pub labels: BTreeMap<String, String>,
+    /// A config's contents, as the engine lists them; a secret's are never
+    /// read back.
+    pub data: Option<Vec<u8>>,
 }
 
 /// A task's state, in the order the scheduler moves it: up to

@@ -17,6 +17,16 @@ pub enum Mode {
     /// One task that runs to its end and is never restarted, whatever its
     /// exit (a replicated job): an app's hook.
     Job,
+    /// A task on every eligible node, each run to its end and never
+    /// restarted (a global job): work only a node's own engine can do.
+    GlobalJob,
+}
+
+impl Mode {
+    /// A job's tasks end; a service's run until they are stopped.
+    pub fn is_job(self) -> bool {
+        matches!(self, Mode::Job | Mode::GlobalJob)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +60,18 @@ pub struct ServiceMount {
     pub source: String,
     pub target: String,
     pub read_only: bool,
+    /// How a node that lacks the volume creates it for the task; `None`
+    /// for a bind, or for a volume the node must have (an external one).
+    pub create: Option<NewVolume>,
+}
+
+/// A named volume as a node creates it: a node that already has it keeps
+/// it as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewVolume {
+    pub driver: Option<String>,
+    pub driver_opts: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A secret or config a task mounts, by the object's id and name (the

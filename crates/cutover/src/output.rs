@@ -473,7 +473,7 @@ pub fn plan_text(project: &str, plan: &Plan) -> String {
                 if *replace { "replace" } else { "start" },
                 networks.join(", "),
                 if *replace {
-                    " (its port, networks or names changed; calls under way are cut)"
+                    " (its port, networks or names changed; task by task, new ones first)"
                 } else {
                     ""
                 }

@@ -114,7 +114,7 @@ pub enum Step {
         name: String,
         networks: Vec<String>,
         /// One runs and the app's port, networks or names changed: it is
-        /// replaced, and the calls it relays then are cut.
+        /// updated task by task, each new one started first.
         replace: bool,
     },
     DeployApp {

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use cutover_core::compose::{self, AccessorySpec, AppSpec, HookKind, ResolvedProject};
+use cutover_core::compose::{self, AccessorySpec, AppSpec, HookKind, ResolvedProject, VolumeSpec};
 use cutover_core::diag::Report;
 use cutover_core::fleet;
 use cutover_core::naming;
@@ -69,7 +69,7 @@ async fn deploy_project(
     // 2. What the apps need.
     networks(sw, project, p).await?;
     for acc in &project.accessories {
-        accessory(sw, &project.name, acc, p).await?;
+        accessory(sw, project, acc, p).await?;
     }
     for app in selected_in_order(project, &selected) {
         gateways::ensure(sw, project, app, p).await?;
@@ -266,11 +266,13 @@ pub(super) async fn missing_networks<'a>(
 /// reported, not replaced (its data would go with it).
 async fn accessory(
     sw: &Inner,
-    project: &str,
+    resolved: &ResolvedProject,
     acc: &AccessorySpec,
     p: &Progress,
 ) -> Result<(), Stop> {
+    let project = &resolved.name;
     let mut spec = specs::accessory_service(project, acc);
+    specs::own_volumes(&mut spec, project, &resolved.volumes);
     if let Some(found) = sw
         .cluster
         .inspect_service(&spec.name)
@@ -372,6 +374,7 @@ async fn cutover_app(
     let slot = Slot {
         color,
         version: &version,
+        volumes: &cmd.project.volumes,
         live,
         stage: cmd.stage.map(|mode| Stage {
             mode,
@@ -393,17 +396,26 @@ async fn cutover_app(
         color,
         previous: previous.as_deref(),
     };
-    let result = match hooks.run_on_swarm(sw, p, HookKind::PreDeploy, None).await {
+    let result = match hooks
+        .run_on_swarm(sw, p, HookKind::PreDeploy, None, slot.volumes)
+        .await
+    {
         Ok(()) => launch(sw, project, app, &views, &slot, p).await,
         Err(report) => Err(Stop::failed(report)),
     };
     let after = match &result {
         // `post_deploy` runs when a staged version goes live, at `promote`.
         Ok(()) if slot.stage.is_some() => Ok(()),
-        Ok(()) => hooks.run_on_swarm(sw, p, HookKind::PostDeploy, None).await,
+        Ok(()) => {
+            hooks
+                .run_on_swarm(sw, p, HookKind::PostDeploy, None, slot.volumes)
+                .await
+        }
         Err(stop) => {
             let error = Some(stop.report.message.as_str());
-            hooks.run_on_swarm(sw, p, HookKind::OnFailure, error).await
+            hooks
+                .run_on_swarm(sw, p, HookKind::OnFailure, error, slot.volumes)
+                .await
         }
     };
     if let Err(report) = after {
@@ -417,6 +429,8 @@ async fn cutover_app(
 struct Slot<'a> {
     color: Color,
     version: &'a str,
+    /// The project's volumes, as a node creates them for the new tasks.
+    volumes: &'a [VolumeSpec],
     live: Option<Color>,
     /// Staged beside `live` rather than switched to.
     stage: Option<Stage>,
@@ -454,6 +468,7 @@ async fn launch(
         .await
         .map_err(Stop::failed)?;
     let mut spec = specs::app_service(project, app, color, version, &sw.edges.network);
+    specs::own_volumes(&mut spec, project, slot.volumes);
     files::attach(sw, project, &app.service, &mut spec)
         .await
         .map_err(Stop::failed)?;
@@ -462,6 +477,8 @@ async fn launch(
         let kept = files::by_object_name(project, app);
         let json = serde_json::to_string(&kept).expect("an app spec serializes");
         spec.labels.insert(labels::STAGED_APP.into(), json);
+        let json = serde_json::to_string(slot.volumes).expect("volume specs serialize");
+        spec.labels.insert(labels::STAGED_VOLUMES.into(), json);
     }
     sw.cluster
         .create_service(&spec)

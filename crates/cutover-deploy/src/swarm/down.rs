@@ -1,8 +1,8 @@
 //! `down` on a Swarm: every node's edge stops routing to the project's apps
 //! (their sets drain as on one host), then the project's services go with
 //! the secrets and configs cutover made for them, then the overlay networks
-//! cutover created. Named volumes are each node's own,
-//! which the manager cannot reach: `--volumes` is refused here.
+//! cutover created. Named volumes are each node's own: with `--volumes`, a
+//! job on every node removes the project's (`volumes.rs`).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use cutover_core::progress::{DownCommand, Outcome};
 use cutover_docker::labels::{self, LabelFilter, Role};
 use futures_util::future::join_all;
 
-use super::{edges, files, switch, Inner};
+use super::{edges, files, switch, volumes, Inner};
 use crate::events::Progress;
 use crate::executor::Stop;
 
@@ -27,12 +27,6 @@ pub(super) async fn down(
     cmd: &DownCommand,
     p: &Progress,
 ) -> Result<(Outcome, Report), Stop> {
-    if cmd.volumes {
-        return Err(Stop::invalid(
-            Report::new("--volumes is not built for a Swarm: each node keeps its own named volumes")
-                .hint(format!("run `cutover down` without it, then `docker volume rm` the project's volumes on each node (`docker volume ls --filter label={}={project}`)", labels::PROJECT)),
-        ));
-    }
     let services = sw
         .cluster
         .list_services(&LabelFilter::project(project))
@@ -124,14 +118,76 @@ pub(super) async fn down(
             }
         }
     }
+    let removed = format!(
+        "{project} is down: {} services and {} networks removed",
+        services.len(),
+        networks.len()
+    );
+    if !cmd.volumes {
+        return Ok((
+            Outcome::Ok,
+            Report::new(format!("{removed}; its volumes stay on their nodes"))
+                .hint("`cutover down --volumes` also deletes them, on every node"),
+        ));
+    }
+
+    // 4. With --volumes, the project's volumes on every node.
+    let volumes = remove_volumes(sw, project, p).await?;
     Ok((
         Outcome::Ok,
-        Report::new(format!(
-            "{project} is down: {} services and {} networks removed; its volumes stay",
-            services.len(),
-            networks.len()
-        )),
+        Report::new(format!("{removed}, and {volumes}")),
     ))
+}
+
+/// Step 4: the job on every live node, its lines in the step; a node that
+/// is not live, or whose task failed, keeps its volumes, and the operation
+/// fails naming it (services and networks are gone by then, so a second
+/// `down --volumes` does only this).
+async fn remove_volumes(sw: &Inner, project: &str, p: &Progress) -> Result<String, Stop> {
+    let nodes = sw.cluster.nodes().await.map_err(Stop::failed)?;
+    let step = p.step(format!(
+        "remove the volumes of {project} on every node (their data is deleted)"
+    ));
+    let removed = match volumes::remove(sw, project, p).await {
+        Ok(removed) => removed,
+        Err(e) => {
+            p.failed(step, &e.message);
+            return Err(Stop::failed(e.hint("run `cutover down --volumes` again")));
+        }
+    };
+    let lines: Vec<String> = removed
+        .nodes
+        .iter()
+        .flat_map(|(node, lines)| lines.iter().map(move |l| format!("{node}: {l}")))
+        .collect();
+    let mut kept = removed.failed.clone();
+    kept.extend(
+        nodes
+            .iter()
+            .filter(|n| !removed.nodes.contains_key(&n.hostname))
+            .map(|n| {
+                let seen = format!("{:?}, {:?}", n.state, n.availability).to_lowercase();
+                format!("{}: not reached ({seen})", n.hostname)
+            }),
+    );
+    if !kept.is_empty() {
+        p.failed(step, kept.join("; "));
+        return Err(Stop::failed(
+            Report::new(format!(
+                "the volumes of {project} stay on {} node(s)",
+                kept.len()
+            ))
+            .detail(lines.into_iter().chain(kept).collect::<Vec<_>>().join("\n"))
+            .hint("run `cutover down --volumes` again once every node is ready"),
+        ));
+    }
+    let summary = format!(
+        "{} volume(s) removed on {} node(s)",
+        removed.count,
+        removed.nodes.len()
+    );
+    p.done(step, (!lines.is_empty()).then(|| lines.join("; ")));
+    Ok(summary)
 }
 
 /// Removing a network fails while tasks are still attached; they leave

@@ -110,18 +110,7 @@ pub(super) async fn ensure(
     let Gateway { spec, networks } = match wanted(sw, project, app).await? {
         Wanted::UpToDate => return Ok(()),
         Wanted::Start(g) => g,
-        Wanted::Replace(g) => {
-            let step = p.step(format!(
-                "replace {}: the app's port, networks or names changed",
-                g.spec.name
-            ));
-            sw.cluster
-                .remove_service(&g.spec.name)
-                .await
-                .map_err(Stop::failed)?;
-            p.done(step, None);
-            g
-        }
+        Wanted::Replace(g) => return replace(sw, &g.spec, p).await,
     };
     let name = &spec.name;
     let on: Vec<&str> = networks.keys().map(String::as_str).collect();
@@ -137,6 +126,31 @@ pub(super) async fn ensure(
                 "a gateway runs cutover's own image, the edges': every node needs it (docs/swarm.md, set-up step 2)",
             ))
         })
+}
+
+/// A gateway whose port, networks or names changed, updated in place: each
+/// new task starts (and answers to the names) before an old one stops,
+/// and an old one's calls under way finish in its stop grace period, so
+/// no call is cut. A new task that fails leaves the old ones serving.
+async fn replace(sw: &Inner, spec: &ServiceSpec, p: &Progress) -> Result<(), Stop> {
+    let name = &spec.name;
+    let step = p.step(format!(
+        "replace {name}, new tasks first: the app's port, networks or names changed"
+    ));
+    let updated = match sw.cluster.update_service(spec).await {
+        Ok(()) => sw.cluster.wait_updated(name, START_TIMEOUT).await,
+        Err(e) => Err(e),
+    };
+    match updated {
+        Ok(()) => {
+            p.done(step, None);
+            Ok(())
+        }
+        Err(e) => {
+            p.failed(step, &e);
+            Err(Stop::failed(e))
+        }
+    }
 }
 
 /// The gateway's service: `cutover gateway` on the app's port, with the
@@ -176,7 +190,7 @@ fn spec(
     }
     s.stop_grace_period = Some(STOP_GRACE);
     // What callers see, not the image: a new cutover image on the edges
-    // does not replace a gateway (and cut its calls) by itself.
+    // does not restart every gateway's tasks by itself.
     let seen = serde_json::to_vec(&(&s.command, networks)).expect("strings serialize");
     let hash = naming::hashed("gateway", &seen, naming::SWARM_SERVICE_MAX);
     for (key, value) in [

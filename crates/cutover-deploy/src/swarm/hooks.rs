@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use cutover_core::compose::HookKind;
+use cutover_core::compose::{HookKind, VolumeSpec};
 use cutover_core::diag::Report;
 use cutover_docker::LogOptions;
 use cutover_swarm::{TaskInfo, TaskState};
@@ -32,13 +32,15 @@ const FLUSH: Duration = Duration::from_secs(2);
 /// `executor::hooks`), run on a Swarm.
 impl HookRun<'_> {
     /// Runs the app's `kind` hook if it has one; `error` is what an
-    /// `on_failure` hook is told of.
+    /// `on_failure` hook is told of. `volumes`, the project's, are how the
+    /// job's node creates one it lacks (`specs::own_volumes`).
     pub(super) async fn run_on_swarm(
         &self,
         sw: &Inner,
         p: &Progress,
         kind: HookKind,
         error: Option<&str>,
+        volumes: &[VolumeSpec],
     ) -> Result<(), Report> {
         let Some(hook) = self.app.cutover.hooks.get(kind) else {
             return Ok(());
@@ -55,6 +57,7 @@ impl HookRun<'_> {
         let step = p.step(format!("run {kind} hook of {service}: {}", hook.shown()));
         let env = hook_env(kind, self.project, self.app, self.previous, error);
         let mut spec = specs::hook_service(self.project, self.app, kind, &hook.command, &env);
+        specs::own_volumes(&mut spec, self.project, volumes);
         let ran = match files::attach(sw, self.project, &self.app.service, &mut spec).await {
             Ok(()) => tokio::time::timeout(hook.timeout, job(sw, p, &spec)).await,
             Err(report) => Ok(Err(report)),

@@ -13,6 +13,7 @@ mod down;
 pub mod edges;
 mod files;
 mod gateways;
+pub(crate) mod history;
 mod hooks;
 mod kept;
 mod logs;
@@ -24,6 +25,7 @@ pub(crate) mod specs;
 mod stage;
 mod status;
 mod switch;
+mod volumes;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -76,8 +78,7 @@ struct Inner {
     /// edges' routes of a project; the pass never waits for it.
     routes: Locks,
     operations: Operations,
-    /// `<state>/history.jsonl`, as on one host: this manager's record of
-    /// the operations it ran.
+    /// In the swarm's raft store (`history.rs`), so a failover keeps it.
     history: History,
     tasks: TaskTracker,
 }
@@ -119,8 +120,8 @@ impl Operator for SwarmEngine {
         plan::plan(&self.inner, cmd).await
     }
 
-    fn history(&self, project: &str, service: Option<&str>) -> Vec<Entry> {
-        self.inner.history.read(project, service)
+    async fn history(&self, project: &str, service: Option<&str>) -> Result<Vec<Entry>, Report> {
+        self.inner.history.read(project, service).await
     }
 
     async fn logs(
@@ -141,13 +142,13 @@ impl SwarmEngine {
     ) -> SwarmEngine {
         SwarmEngine {
             inner: Arc::new(Inner {
+                history: History::on_swarm(state_dir, cluster.clone()),
                 cluster,
                 engine,
                 edges,
                 locks: Locks::default(),
                 routes: Locks::default(),
                 operations: Operations::default(),
-                history: History::new(state_dir),
                 tasks: TaskTracker::new(),
             }),
         }

@@ -2,7 +2,9 @@
 //! Swarm deploy does not do yet is refused here, field by field, before
 //! anything starts, so a deploy never does half of what the file asks.
 
-use cutover_core::compose::{config_hash, AccessorySpec, AppSpec, HookKind, Mount, ServiceSpec};
+use cutover_core::compose::{
+    config_hash, AccessorySpec, AppSpec, HookKind, Mount, ServiceSpec, VolumeSpec,
+};
 use cutover_core::diag::Report;
 use cutover_core::naming;
 use cutover_core::progress::DeployCommand;
@@ -10,7 +12,9 @@ use cutover_core::service::Color;
 use cutover_core::tls::CertificateSource;
 use cutover_docker::labels;
 use cutover_docker::Role;
-use cutover_swarm::{Mode, MountKind, ServiceMount, ServiceNetwork, ServiceSpec as SwarmService};
+use cutover_swarm::{
+    Mode, MountKind, NewVolume, ServiceMount, ServiceNetwork, ServiceSpec as SwarmService,
+};
 
 /// Every part of the command a Swarm deploy cannot do yet, each naming
 /// its field and what to do instead.
@@ -241,6 +245,25 @@ fn mode(spec: &ServiceSpec) -> Mode {
     }
 }
 
+/// The project's named volumes on `s`'s mounts, as a node creates them
+/// when a task needs one it lacks: with the volume's driver, options and
+/// labels, and the project's label, by which `down --volumes` finds it on
+/// every node (`volumes.rs`). An external volume gets none of them: it is
+/// not cutover's to make, nor to remove.
+pub fn own_volumes(s: &mut SwarmService, project: &str, volumes: &[VolumeSpec]) {
+    for m in s.mounts.iter_mut().filter(|m| m.kind == MountKind::Volume) {
+        let Some(v) = volumes.iter().find(|v| v.name == m.source && !v.external) else {
+            continue;
+        };
+        let made = crate::specs::volume(project, &v.name, Some(v));
+        m.create = Some(NewVolume {
+            driver: made.driver,
+            driver_opts: made.driver_opts,
+            labels: made.labels,
+        });
+    }
+}
+
 /// An app color's task count as the swarm reports it
 /// ([`cutover_swarm::ServiceInfo::replicas`]): `None` for a global one.
 pub(super) fn wanted_tasks(spec: &ServiceSpec) -> Option<u64> {
@@ -302,6 +325,8 @@ fn base(name: String, spec: &ServiceSpec, project: &str, role: Role) -> SwarmSer
                 source: source.clone(),
                 target: target.clone(),
                 read_only: *read_only,
+                // Set from the project's volumes (`own_volumes`).
+                create: None,
             }),
             Mount::Bind {
                 source,
@@ -313,6 +338,7 @@ fn base(name: String, spec: &ServiceSpec, project: &str, role: Role) -> SwarmSer
                 source: source.display().to_string(),
                 target: target.clone(),
                 read_only: *read_only,
+                create: None,
             }),
             // Refused before the deploy starts (`refusals`).
             Mount::Volume { source: None, .. } | Mount::Tmpfs { .. } => None,

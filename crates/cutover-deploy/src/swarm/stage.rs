@@ -19,7 +19,7 @@
 
 use std::collections::BTreeSet;
 
-use cutover_core::compose::{AppSpec, HookKind};
+use cutover_core::compose::{AppSpec, HookKind, VolumeSpec};
 use cutover_core::diag::Report;
 use cutover_core::naming;
 use cutover_core::progress::{Outcome, ProgressEvent, StageCommand};
@@ -265,7 +265,15 @@ impl Staged<'_> {
             color,
             previous: previous.as_deref(),
         };
-        hooks.run_on_swarm(sw, p, HookKind::PostDeploy, None).await
+        // Staged before the label was kept: the nodes have its volumes.
+        let volumes: Vec<VolumeSpec> = found
+            .as_ref()
+            .and_then(|s| s.labels.get(labels::STAGED_VOLUMES))
+            .and_then(|json| serde_json::from_str(json).ok())
+            .unwrap_or_default();
+        hooks
+            .run_on_swarm(sw, p, HookKind::PostDeploy, None, &volumes)
+            .await
     }
 
     async fn abort(&self, sw: &Inner, p: &Progress) -> Result<(), Stop> {

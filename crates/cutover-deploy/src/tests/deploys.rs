@@ -42,7 +42,7 @@ async fn fresh_deploy_creates_everything_with_labels_and_routes_blue() {
     )));
     // Traffic reached the blue origin's health endpoint through the gate.
     assert!(h.blue.probes() > 0);
-    let hist = h.engine.inner.history.read("athens", Some("web"));
+    let hist = h.engine.history("athens", Some("web")).await.unwrap();
     assert_eq!(hist.len(), 1);
     assert_eq!(hist[0].result, Outcome::Ok);
 }
@@ -115,7 +115,7 @@ async fn failed_health_leaves_nothing_behind_and_the_old_color_serving() {
     assert_eq!(h.live().unwrap().0, Color::Blue);
     assert!(h.running("athens-web-blue"));
     assert!(h.engine.inner.journal.pending().is_empty());
-    let hist = h.engine.inner.history.read("athens", Some("web"));
+    let hist = h.engine.history("athens", Some("web")).await.unwrap();
     assert_eq!(hist.last().unwrap().result, Outcome::Failed);
 }
 
@@ -213,7 +213,7 @@ async fn a_disconnected_client_does_not_stop_the_deploy() {
     h.settle().await;
     assert_eq!(h.live().unwrap().0, Color::Green);
     assert!(!h.running("athens-web-blue"));
-    let hist = h.engine.history("athens", Some("web"));
+    let hist = h.engine.history("athens", Some("web")).await.unwrap();
     assert_eq!(hist.last().unwrap().result, Outcome::Ok);
 }
 

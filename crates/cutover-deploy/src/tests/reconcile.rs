@@ -44,6 +44,8 @@ async fn reconcile_removes_the_container_of_an_unfinished_deploy() {
         .inner
         .history
         .read("athens", Some("web"))
+        .await
+        .unwrap()
         .pop()
         .unwrap();
     assert_eq!(last.result, Outcome::Failed, "{last:?}");

@@ -47,7 +47,7 @@ async fn rollback_recreates_a_lost_version_with_its_recorded_env() {
         h.fake.spec_of("athens-web-blue").unwrap().env["GREETING"],
         "hello"
     );
-    let hist = h.engine.history("athens", Some("web"));
+    let hist = h.engine.history("athens", Some("web")).await.unwrap();
     assert_eq!(hist.last().unwrap().operation, "rollback");
 }
 

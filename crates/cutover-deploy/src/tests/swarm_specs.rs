@@ -7,7 +7,7 @@ use cutover_docker::labels;
 use cutover_swarm::{Mode, MountKind};
 
 use super::{cmd, compose, parse};
-use crate::swarm::specs::{accessory_service, app_service, refusals};
+use crate::swarm::specs::{accessory_service, app_service, own_volumes, refusals};
 
 #[test]
 fn an_app_color_is_a_service_on_its_networks_and_the_edge_network() {
@@ -39,6 +39,46 @@ fn an_app_color_is_a_service_on_its_networks_and_the_edge_network() {
         "{:?}",
         s.env
     );
+}
+
+/// A node that lacks the project's volume makes it as the file says, with
+/// the project's label (what `down --volumes` removes by); an external
+/// one is the node's own and gets nothing.
+#[test]
+fn a_node_makes_the_projects_volumes_as_declared_and_never_an_external_one() {
+    let project = parse(
+        r#"
+name: shop
+services:
+  db:
+    image: redis:7
+    volumes: [data:/data, outside:/outside, /srv/x:/x]
+volumes:
+  data:
+    driver: local
+    driver_opts: {type: tmpfs, device: tmpfs}
+    labels: {tier: db}
+  outside:
+    external: true
+    name: theirs
+"#
+        .to_string(),
+    );
+    let mut s = accessory_service("shop", project.accessory("db").unwrap());
+    own_volumes(&mut s, "shop", &project.volumes);
+    let by_target = |t: &str| s.mounts.iter().find(|m| m.target == t).unwrap();
+    let made = by_target("/data")
+        .create
+        .clone()
+        .expect("the project's volume");
+    assert_eq!(by_target("/data").source, "shop_data");
+    assert_eq!(made.driver.as_deref(), Some("local"));
+    assert_eq!(made.driver_opts["type"], "tmpfs");
+    assert_eq!(made.labels["tier"], "db");
+    assert_eq!(made.labels[labels::PROJECT], "shop");
+    assert_eq!(by_target("/outside").source, "theirs");
+    assert_eq!(by_target("/outside").create, None, "external");
+    assert_eq!(by_target("/x").create, None, "a bind");
 }
 
 #[test]

@@ -9,10 +9,12 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 mod gateway;
+mod remove_volumes;
 mod serve;
 mod stage;
 
 pub use gateway::GatewayArgs;
+pub use remove_volumes::RemoveVolumesArgs;
 pub use serve::{EngineKind as EngineArg, Role as RoleArg, ServeArgs};
 pub use stage::StageArgs;
 
@@ -129,6 +131,9 @@ pub enum Command {
     /// Relay calls to an app by its name to the Swarm's edges (what an app's gateway service runs)
     #[command(hide = true)]
     Gateway(GatewayArgs),
+    /// Remove a project's volumes from this node's engine (what `down --volumes` runs on each Swarm node)
+    #[command(hide = true)]
+    RemoveVolumes(RemoveVolumesArgs),
     /// Print a shell completion script: `cutover completions bash > /etc/bash_completion.d/cutover`
     Completions(CompletionsArgs),
     /// Print the man page (roff): `cutover man > /usr/local/share/man/man1/cutover.1`

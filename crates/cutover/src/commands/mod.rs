@@ -12,6 +12,7 @@ mod history;
 mod logs;
 mod maintenance;
 mod plan;
+mod remove_volumes;
 mod rollback;
 mod serve;
 mod stage;
@@ -55,6 +56,7 @@ pub fn run(cli: Cli, origins: Origins) -> Result<ExitStatus, CliError> {
         Command::Token(cmd) => token::run(cmd, &client(&cli.global, &origins, &env)?),
         Command::DialStdio => dial_stdio::run(&cli.global, &origins, &env),
         Command::Gateway(args) => gateway::run(args),
+        Command::RemoveVolumes(args) => remove_volumes::run(args),
         Command::Completions(args) => completions::completions(args),
         Command::Man => completions::man(),
     }

@@ -3,7 +3,8 @@
 //! starts. The swarm keeps its raft majority (two of three), starts the
 //! deploy engine on another manager, and from the state the dead one left
 //! a `deploy` and then a `rollback` converge the two live nodes. The dead
-//! node, started again, rejoins and is brought to the current color.
+//! node, started again, rejoins and is brought to the current color; the
+//! history the dead engine wrote is still read.
 
 use std::time::Duration;
 
@@ -114,6 +115,23 @@ async fn a_manager_lost_mid_deploy_leaves_a_state_deploy_and_rollback_converge_f
     for &i in &alive {
         serves(c.edges[i], "v1").await;
     }
+
+    // 4b. The history the lost engine wrote is the new one's too: it lives
+    //     in the swarm's raft store, not on the lost manager's volume. The
+    //     deploy cut by the failover never ended, so it has no line.
+    let out = c.cli(&["history", "-p", "shop", "web", "--json"], &[]);
+    assert!(out.status.success(), "history: {}", text(&out));
+    let entries: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let web: Vec<String> = entries
+        .iter()
+        .filter(|e| e["operation"] != "pre_deploy")
+        .map(|e| format!("{} {} {}", e["operation"], e["version"], e["result"]).replace('"', ""))
+        .collect();
+    assert_eq!(
+        web,
+        ["deploy v1 ok", "deploy v2 ok", "rollback v1 ok"],
+        "{entries:?}"
+    );
 
     // 5. The lost manager comes back, rejoins the raft, and its edge is
     //    brought to v1 by the reconcile pass.

@@ -1,18 +1,27 @@
 //! `deploy.mode: global` on the three-node swarm: an app color that runs
 //! one task on every node, kept for rollback at none (a global service
 //! cannot be scaled, so cutover parks it on a placement no node meets),
-//! and an accessory on every node.
+//! and an accessory on every node, whose volume on each `down --volumes`
+//! removes.
 
 use std::collections::BTreeSet;
 
 use super::{athens_compose, running_on, serves, text, wait_for, Cluster};
 
-/// A node agent: one on every node, living across deploys.
+/// A node agent: one on every node, living across deploys, with a volume
+/// of the project's and an external one on each.
 const AGENT: &str = r#"  agent:
     image: cutover-test-redis:latest
     command: redis-server --protected-mode no --port 7000
+    volumes: [agent_data:/data, outside:/outside]
     deploy:
       mode: global
+volumes:
+  agent_data:
+    labels: {tier: agent}
+  outside:
+    external: true
+    name: shop-outside
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -83,4 +92,56 @@ async fn a_global_app_runs_on_every_node_and_is_kept_at_none_for_rollback() {
         running_on(&c, "shop_web_green").is_empty()
     })
     .await;
+
+    // 5. Every node made the agent's volume with its labels and the
+    //    project's; `down --volumes` removes it on every node, and leaves
+    //    the external one, which is not cutover's.
+    for i in 0..3 {
+        let labels = c
+            .swarm
+            .docker(
+                i,
+                &[
+                    "volume",
+                    "inspect",
+                    "shop_agent_data",
+                    "--format",
+                    "{{json .Labels}}",
+                ],
+            )
+            .unwrap();
+        assert!(
+            labels.contains(r#""cutover.project":"shop""#) && labels.contains(r#""tier":"agent""#),
+            "node {i}: {labels}"
+        );
+    }
+    let out = c.cli(&["down", "-p", "shop", "--volumes"], &[]);
+    assert!(out.status.success(), "down --volumes: {}", text(&out));
+    for node in &c.swarm.nodes {
+        assert!(
+            text(&out).contains(&format!("{}: removed shop_agent_data", node.name)),
+            "{}",
+            text(&out)
+        );
+    }
+    assert!(
+        text(&out).contains("3 volume(s) removed on 3 node(s)"),
+        "{}",
+        text(&out)
+    );
+    for i in 0..3 {
+        let names = c
+            .swarm
+            .docker(i, &["volume", "ls", "--format", "{{.Name}}"])
+            .unwrap();
+        let names: BTreeSet<&str> = names.lines().collect();
+        assert!(!names.contains("shop_agent_data"), "node {i}: {names:?}");
+        assert!(names.contains("shop-outside"), "node {i}: {names:?}");
+    }
+    assert!(
+        c.docker(&["service", "ls", "--format", "{{.Name}}"])
+            .lines()
+            .all(|l| !l.starts_with("shop_")),
+        "the job is gone with the services"
+    );
 }
