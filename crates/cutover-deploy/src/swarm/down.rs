@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use cutover_core::diag::Report;
+use cutover_core::diag::{count, Report};
 use cutover_core::naming;
 use cutover_core::progress::{DownCommand, Outcome};
 use cutover_docker::labels::{self, LabelFilter, Role};
@@ -119,9 +119,9 @@ pub(super) async fn down(
         }
     }
     let removed = format!(
-        "{project} is down: {} services and {} networks removed",
-        services.len(),
-        networks.len()
+        "{project} is down: {} and {} removed",
+        count(services.len(), "service"),
+        count(networks.len(), "network")
     );
     if !cmd.volumes {
         return Ok((
@@ -174,17 +174,17 @@ async fn remove_volumes(sw: &Inner, project: &str, p: &Progress) -> Result<Strin
         p.failed(step, kept.join("; "));
         return Err(Stop::failed(
             Report::new(format!(
-                "the volumes of {project} stay on {} node(s)",
-                kept.len()
+                "the volumes of {project} stay on {}",
+                count(kept.len(), "node")
             ))
             .detail(lines.into_iter().chain(kept).collect::<Vec<_>>().join("\n"))
             .hint("run `cutover down --volumes` again once every node is ready"),
         ));
     }
     let summary = format!(
-        "{} volume(s) removed on {} node(s)",
-        removed.count,
-        removed.nodes.len()
+        "{} removed on {}",
+        count(removed.count, "volume"),
+        count(removed.nodes.len(), "node")
     );
     p.done(step, (!lines.is_empty()).then(|| lines.join("; ")));
     Ok(summary)

@@ -125,7 +125,7 @@ async fn a_global_app_runs_on_every_node_and_is_kept_at_none_for_rollback() {
         );
     }
     assert!(
-        text(&out).contains("3 volume(s) removed on 3 node(s)"),
+        text(&out).contains("3 volumes removed on 3 nodes"),
         "{}",
         text(&out)
     );
