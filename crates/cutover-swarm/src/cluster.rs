@@ -43,8 +43,11 @@ pub trait Cluster: Send + Sync {
     /// new task started before an old one stops (`start-first`), so it
     /// never runs fewer tasks than it had. A new task that fails within
     /// 5 s makes the engine roll the update back. Returns once the update
-    /// is sent; [`Cluster::wait_updated`] waits for its end.
-    fn update_service<'a>(&'a self, spec: &'a ServiceSpec) -> SwarmFuture<'a, ()>;
+    /// is sent, with the status of the update before it, if any:
+    /// [`Cluster::wait_updated`] tells this one from it. The spec must
+    /// change the tasks (a change of labels alone starts no update).
+    fn update_service<'a>(&'a self, spec: &'a ServiceSpec)
+        -> SwarmFuture<'a, Option<UpdateStatus>>;
     /// Creates `copy.name` from `from`'s spec with `copy`'s changes, at 0
     /// tasks (a global one parked, as [`Cluster::scale_service`] does);
     /// its id. A conflict when it exists.
@@ -96,17 +99,23 @@ pub trait Cluster: Send + Sync {
         Box::pin(wait_converged(self, service, known, timeout))
     }
 
-    /// Waits until the service's update ([`Cluster::update_service`])
-    /// completed; fails when the engine stopped or rolled it back, or at
-    /// `timeout`.
-    fn wait_updated<'a>(&'a self, service: &'a str, timeout: Duration) -> SwarmFuture<'a, ()> {
-        Box::pin(wait_updated(self, service, timeout))
+    /// Waits until the service's update ([`Cluster::update_service`],
+    /// which said what the one `before` it was) completed; fails when the
+    /// engine stopped or rolled it back, or at `timeout`.
+    fn wait_updated<'a>(
+        &'a self,
+        service: &'a str,
+        before: Option<&'a UpdateStatus>,
+        timeout: Duration,
+    ) -> SwarmFuture<'a, ()> {
+        Box::pin(wait_updated(self, service, before, timeout))
     }
 }
 
 async fn wait_updated<C: Cluster + ?Sized>(
     cluster: &C,
     service: &str,
+    before: Option<&UpdateStatus>,
     timeout: Duration,
 ) -> SwarmResult<()> {
     let deadline = tokio::time::Instant::now() + timeout;
@@ -116,15 +125,25 @@ async fn wait_updated<C: Cluster + ?Sized>(
             .inspect_service(service)
             .await?
             .ok_or_else(|| SwarmError::Gone(service.to_string()))?;
-        match info.update {
-            Some(UpdateState::Completed) => return Ok(()),
-            Some(UpdateState::Stopped(why)) => {
+        // The engine starts the update after it took the spec: until then
+        // the status is the update before's, or none.
+        match info
+            .update
+            .filter(|u| before.is_none_or(|b| b.started != u.started))
+        {
+            Some(UpdateStatus {
+                state: UpdateState::Completed,
+                ..
+            }) => return Ok(()),
+            Some(UpdateStatus {
+                state: UpdateState::Stopped(why),
+                ..
+            }) => {
                 return Err(SwarmError::UpdateFailed {
                     service: service.to_string(),
                     why,
                 })
             }
-            // Not started yet (`None`), or under way.
             _ => {}
         }
         if tokio::time::Instant::now() >= deadline {

@@ -170,8 +170,15 @@ impl Cluster for DockerSwarm {
         })
     }
 
-    fn update_service<'a>(&'a self, spec: &'a ServiceSpec) -> SwarmFuture<'a, ()> {
+    fn update_service<'a>(
+        &'a self,
+        spec: &'a ServiceSpec,
+    ) -> SwarmFuture<'a, Option<UpdateStatus>> {
         Box::pin(async move {
+            let before = self
+                .inspect_service(&spec.name)
+                .await?
+                .and_then(|s| s.update);
             self.respec(&spec.name, "update", |_| {
                 let mut new = service_spec(spec);
                 new.update_config = Some(ServiceSpecUpdateConfig {
@@ -184,7 +191,8 @@ impl Cluster for DockerSwarm {
                 });
                 Ok(new)
             })
-            .await
+            .await?;
+            Ok(before)
         })
     }
 
@@ -642,12 +650,15 @@ fn service_info(service: bollard::models::Service) -> ServiceInfo {
     };
     let update = service.update_status.and_then(|u| {
         use bollard::models::ServiceUpdateStatusStateEnum as S;
-        Some(match u.state? {
+        let state = match u.state? {
             S::UPDATING => UpdateState::Updating,
             S::COMPLETED => UpdateState::Completed,
             S::EMPTY => return None,
             other => UpdateState::Stopped(format!("{other}: {}", u.message.unwrap_or_default())),
-        })
+        };
+        // Compared, never read: any rendering of the time tells two apart.
+        let started = u.started_at.map(|t| format!("{t:?}")).unwrap_or_default();
+        Some(UpdateStatus { state, started })
     });
     ServiceInfo {
         update,

@@ -69,10 +69,18 @@ pub struct ServiceInfo {
     pub files: Vec<String>,
     /// Its last update ([`crate::Cluster::update_service`]); `None` for a
     /// service never updated that way.
-    pub update: Option<UpdateState>,
+    pub update: Option<UpdateStatus>,
 }
 
-/// Where a service's rolling update is.
+/// A service's last rolling update: where it is, and when it started, by
+/// which a new update is told from the one before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateStatus {
+    pub state: UpdateState,
+    pub started: String,
+}
+
+/// Where a rolling update is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpdateState {
     Updating,

@@ -138,7 +138,11 @@ async fn replace(sw: &Inner, spec: &ServiceSpec, p: &Progress) -> Result<(), Sto
         "replace {name}, new tasks first: the app's port, networks or names changed"
     ));
     let updated = match sw.cluster.update_service(spec).await {
-        Ok(()) => sw.cluster.wait_updated(name, START_TIMEOUT).await,
+        Ok(before) => {
+            sw.cluster
+                .wait_updated(name, before.as_ref(), START_TIMEOUT)
+                .await
+        }
         Err(e) => Err(e),
     };
     match updated {

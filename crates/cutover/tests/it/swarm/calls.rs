@@ -213,6 +213,19 @@ async fn a_worker_calls_the_app_by_name_across_a_switch_with_no_failure() {
     let once = in_task(&c, "calls_worker", &calls_script("backend", 1));
     assert_eq!((field(&once, 0), field(&once, 1)), ("200", "v3"), "{once}");
 
+    // 4b. Another name: the second update is waited for as the first was
+    //     (the engine still shows the first one's end as it starts).
+    write("api, backend, store");
+    let out = c.deploy("v4", &[]);
+    assert!(out.status.success(), "deploy v4: {}", text(&out));
+    assert!(
+        text(&out).contains("replace calls_web, new tasks first"),
+        "{}",
+        text(&out)
+    );
+    let once = in_task(&c, "calls_worker", &calls_script("store", 1));
+    assert_eq!((field(&once, 0), field(&once, 1)), ("200", "v4"), "{once}");
+
     // 5. down takes the gateway with the rest.
     let out = c.cli(&["down"], &[("VERSION", "v2")]);
     assert!(out.status.success(), "down: {}", text(&out));
